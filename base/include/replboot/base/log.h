@@ -1,0 +1,28 @@
+// Logging to stdout, one line per event:
+//   2026-11-25T13:05:01.123Z level=info component=daemon event=mysqld_started pid=42
+// Messages are logfmt fields (`event=... key=value`); use Quote() for free text.
+// Never pass a secret to a logger.
+#ifndef REPLBOOT_BASE_LOG_H_
+#define REPLBOOT_BASE_LOG_H_
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace replboot::log {
+
+// Sets the level ("trace", "debug", "info", "warn", "error") of every logger,
+// now and later. Unknown names leave the level unchanged and return false.
+bool SetLevel(std::string_view level);
+
+// The logger of one component ("daemon", "conf", "backup", ...), created on first use.
+std::shared_ptr<spdlog::logger> Get(const std::string& component);
+
+// A logfmt value: bare when it is a simple token, else double-quoted with \" and \\ escaped.
+std::string Quote(std::string_view text);
+
+}  // namespace replboot::log
+
+#endif  // REPLBOOT_BASE_LOG_H_

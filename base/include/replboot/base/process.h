@@ -1,0 +1,85 @@
+// Child processes: spawn with a clean signal state and an explicit environment,
+// wait with a deadline, and share one reaper with the PID-1 supervisor.
+//
+// Why a central reaper: as PID 1 (or a subreaper) replboot must waitpid(-1) to
+// reap orphans, which would steal the exit status of a child that some other
+// part of replboot (prepare, mariabackup) is waiting for. Once
+// EnableCentralReaper() is called, Wait() no longer calls waitpid itself; it
+// waits for ReapChildren() (run on SIGCHLD by the supervisor) to hand over the
+// status.
+#ifndef REPLBOOT_BASE_PROCESS_H_
+#define REPLBOOT_BASE_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replboot/base/status.h"
+
+namespace replboot::process {
+
+struct ExitStatus {
+  int code = 0;    // exit code when exited normally
+  int signal = 0;  // terminating signal, 0 when exited normally
+
+  static ExitStatus FromWaitStatus(int wstatus);
+  bool ok() const { return signal == 0 && code == 0; }
+  // The shell's convention (as tini): the exit code, or 128 + signal.
+  int ShellCode() const { return signal != 0 ? 128 + signal : code; }
+  std::string ToString() const;  // "exit code 3" / "killed by signal 9 (Killed)"
+};
+
+enum class Stdio { kInherit, kNull, kPipe };
+
+struct SpawnOptions {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::vector<std::string> env;   // "K=V" entries; see ChildEnvironment()
+  Stdio stdin_mode = Stdio::kNull;
+  Stdio stdout_mode = Stdio::kInherit;
+  Stdio stderr_mode = Stdio::kInherit;
+  int stdout_fd = -1;  // when >= 0, the child's stdout is this descriptor (overrides mode)
+  bool new_process_group = false;
+};
+
+struct Child {
+  pid_t pid = -1;
+  int stdin_fd = -1;   // our end of the pipes asked for, else -1; the caller closes them
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
+// Starts a child with every signal unblocked and at its default action, whatever
+// replboot itself blocks or ignores. Descriptors opened by replboot are O_CLOEXEC.
+Result<Child> Spawn(const SpawnOptions& options);
+
+// Waits for `pid` to end; kTimeout when `timeout` passes first (the child keeps running).
+Result<ExitStatus> Wait(pid_t pid, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+// See the header comment. Call once, before spawning anything, in the supervisor.
+void EnableCentralReaper();
+// Reaps every ended child without blocking. Statuses of children spawned through
+// Spawn() are kept for Wait(); others (re-parented orphans) go to `on_orphan`.
+void ReapChildren(const std::function<void(pid_t, ExitStatus)>& on_orphan);
+
+struct Captured {
+  ExitStatus status;
+  std::string out;
+  std::string err;
+};
+// Runs a command to completion, capturing stdout and stderr (for `--version`,
+// install-db, prepare). `stdin_data`, when given, is written to its stdin.
+Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                            std::optional<std::string> stdin_data = std::nullopt);
+
+// This process's environment without anything a child must not inherit:
+// every REPLBOOT_* variable (they can carry passwords and the backup secret)
+// and MYSQL_PWD.
+std::vector<std::string> ChildEnvironment();
+
+}  // namespace replboot::process
+
+#endif  // REPLBOOT_BASE_PROCESS_H_

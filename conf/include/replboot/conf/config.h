@@ -1,0 +1,141 @@
+// conf/: who this node is and how it is configured.
+//
+// Settings are layered: built-in defaults < TOML file < REPLBOOT_<SECTION>_<KEY>
+// environment < command-line flags (--set section.key=value and the common
+// flags). Every layer is a pure function over a Config so tests never touch the
+// real environment. Every setting knows where its value came from, so an error
+// can name the file and line, the variable or the flag.
+#ifndef REPLBOOT_CONF_CONFIG_H_
+#define REPLBOOT_CONF_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replboot/base/status.h"
+
+namespace replboot::conf {
+
+enum class Flavour { kMariaDB, kMySQL };
+std::string_view FlavourName(Flavour f);  // "mariadb" / "mysql"
+
+enum class Role { kPrimary, kReplica };
+std::string_view RoleName(Role r);  // "primary" / "replica"
+
+struct Config {
+  struct Node {
+    std::string hostname;            // default: gethostname()
+    int64_t server_id_offset = 100;  // server-id = offset + ordinal
+    std::string flavour = "auto";    // auto | mariadb | mysql
+  } node;
+
+  struct Mysql {
+    std::string datadir = "/var/lib/mysql";
+    std::string bind_address = "0.0.0.0";
+    int64_t port = 3306;
+    std::string socket = "/run/mysqld/mysqld.sock";
+    std::string mysqld = "";          // server binary; "" = mariadbd, else mysqld, from PATH
+    std::string install_db = "mariadb-install-db";
+    std::string user = "mysql";       // OS user mysqld runs as
+    std::string config_dir = "/etc/replboot";  // where the rendered replboot.cnf goes
+    std::string root_password;        // secret
+    std::string root_password_file;   // file holding the root password (Kubernetes Secret)
+    int64_t startup_timeout = 120;    // seconds to wait for the first connection
+    int64_t shutdown_grace = 25;      // seconds between SIGTERM and SIGKILL
+    std::map<std::string, std::string> options;  // [mysql.options]: passed through to mysqld
+  } mysql;
+
+  struct Cluster {
+    std::string service = "mysql";   // headless Service: peer N is <prefix>-N.<service>
+    std::string app_user = "app";    // ordinary application user (no SUPER)
+    std::string app_password;        // secret
+    std::string app_password_file;
+  } cluster;
+
+  struct Dns {
+    std::vector<std::string> servers;  // "127.0.0.1:5353"; empty = /etc/resolv.conf
+    std::string resolv_conf = "/etc/resolv.conf";
+    std::string srv_port_name = "";    // when set, SRV _<name>._tcp.<service> gives ports
+    int64_t timeout_ms = 2000;         // per query try
+    int64_t tries = 3;
+    int64_t lookup_deadline = 300;     // seconds to wait for a name to appear in DNS
+    std::string policy = "nearest-lower";  // nearest-lower | primary | any-replica
+  } dns;
+
+  struct Backup {
+    std::string listen = "0.0.0.0:3307";
+    int64_t port = 3307;               // port of peers' backup endpoints
+    std::string tool = "";             // "" = mariabackup / xtrabackup by flavour
+    std::string user = "replboot_backup";
+    std::string password;              // secret
+    std::string password_file;
+    std::string secret;                // shared secret for peer authentication
+    std::string secret_file;
+    int64_t max_concurrent = 1;
+    int64_t bandwidth_limit = 0;       // bytes/s, 0 = unlimited
+    std::string use_memory = "1G";     // --use-memory for --prepare
+    int64_t parallel = 1;
+    bool tls = false;
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_ca;
+  } backup;
+
+  struct Replication {
+    std::string user = "replboot_repl";
+    std::string password;              // secret
+    std::string password_file;
+    int64_t max_lag = 30;              // seconds
+    int64_t connect_retry = 5;
+    int64_t start_deadline = 60;       // seconds for both threads to run after START SLAVE
+    bool tls = false;
+  } replication;
+
+  struct Http {
+    std::string listen = "0.0.0.0:8008";
+  } http;
+
+  struct Log {
+    std::string level = "info";
+    std::string format = "logfmt";     // logfmt | json
+  } log;
+};
+
+// Where a setting's value came from, for error messages and `config show`.
+struct Origin {
+  std::string description;  // "default", "/etc/replboot/replboot.toml:12", "REPLBOOT_MYSQL_PORT", "--set mysql.port"
+};
+
+// What the command line and the process hand to LoadConfig().
+struct LoadOptions {
+  std::optional<std::string> config_file;  // --config; else /etc/replboot/replboot.toml if it exists
+  std::string default_config_file = "/etc/replboot/replboot.toml";
+  std::map<std::string, std::string> env;   // the REPLBOOT_* variables (tests pass their own)
+  std::vector<std::string> sets;            // --set section.key=value, in order
+  std::map<std::string, std::string> flags; // common flags already mapped to "section.key"
+};
+
+struct LoadedConfig {
+  Config config;
+  std::map<std::string, Origin> origins;  // "section.key" -> where its value came from
+};
+
+// Applies every layer and validates; all problems are reported at once.
+Result<LoadedConfig> LoadConfig(const LoadOptions& options);
+
+// The REPLBOOT_* variables of this process, for LoadOptions::env.
+std::map<std::string, std::string> ProcessEnvironment();
+
+// Resolves a secret that can be given inline or as a file (a Kubernetes Secret
+// mounted as a file); the file wins. Trailing newline of the file is dropped.
+Result<std::string> ResolveSecret(const std::string& inline_value, const std::string& file,
+                                  const std::string& name);
+
+// "section.key = value" lines of the effective settings, secrets redacted.
+std::string ShowConfig(const LoadedConfig& loaded);
+
+}  // namespace replboot::conf
+
+#endif  // REPLBOOT_CONF_CONFIG_H_
