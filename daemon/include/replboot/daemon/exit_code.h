@@ -1,6 +1,6 @@
 // The `replboot` subcommands. Each module registers its own commands; main.cc only wires them.
-#ifndef REPLBOOT_DAEMON_COMMANDS_H_
-#define REPLBOOT_DAEMON_COMMANDS_H_
+#ifndef REPLBOOT_DAEMON_EXIT_CODE_H_
+#define REPLBOOT_DAEMON_EXIT_CODE_H_
 
 #include <CLI/CLI.hpp>
 
@@ -11,4 +11,4 @@ int& ExitCode();
 
 }  // namespace replboot::cli
 
-#endif  // REPLBOOT_DAEMON_COMMANDS_H_
+#endif  // REPLBOOT_DAEMON_EXIT_CODE_H_
