@@ -2,7 +2,7 @@
 // This file only wires the subcommands each module provides.
 #include <CLI/CLI.hpp>
 
-#include "replboot/daemon/exit_code.h"
+#include "replboot/base/exit_code.h"
 
 // Each module's commands header declares its Add*Commands(CLI::App&).
 #if __has_include("replboot/conf/commands.h")
@@ -25,13 +25,6 @@
 #include "replboot/replication/commands.h"
 #define REPLBOOT_HAS_REPLICATION_COMMANDS 1
 #endif
-
-namespace replboot::cli {
-int& ExitCode() {
-  static int code = 0;
-  return code;
-}
-}  // namespace replboot::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"replboot: a self-assembling MariaDB/MySQL primary/replica cluster, one binary per pod"};
