@@ -1,0 +1,360 @@
+"""Integration-test harness: real mariadbd, dnsmasq and replboot processes on loopback.
+
+Every process started through a Harness is killed (its whole process group) when the
+harness closes, and its temp dir is removed, even when a test fails. Node i of a test
+lives at f"{H.subnet}.{10+i}" so every node uses the same ports, as pods do; the subnet
+differs per test so tests can run in parallel.
+"""
+import atexit
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+_ALL_HARNESSES = []
+
+
+def replboot_bin():
+    path = os.environ.get("REPLBOOT_BIN")
+    if not path:
+        sys.exit("REPLBOOT_BIN is not set (run through ctest)")
+    return path
+
+
+def source_dir():
+    return os.environ.get("REPLBOOT_SOURCE_DIR",
+                          os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def wait_until(predicate, timeout, what, interval=0.1):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last failure
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def tcp_open(addr, port, timeout=0.5):
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect((addr, port))
+            return True
+        except OSError:
+            return False
+
+
+class Harness:
+    """Owns a temp dir, a loopback subnet and every process a test starts."""
+
+    def __init__(self, name):
+        self.name = name
+        digest = hashlib.sha256(f"{name}-{os.getpid()}".encode()).digest()
+        # 127.A.B.x with A in 20..219, B in 0..249: unique enough per test run.
+        self.subnet = f"127.{20 + digest[0] % 200}.{digest[1] % 250}"
+        self.dir = tempfile.mkdtemp(prefix=f"replboot-{name}-")
+        os.chmod(self.dir, 0o755)
+        self.procs = []
+        self._closed = False
+        _ALL_HARNESSES.append(self)
+
+    def addr(self, i):
+        return f"{self.subnet}.{10 + i}"
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def spawn(self, argv, log_name=None, env=None, **kw):
+        """Starts a process in its own process group, output to <dir>/<log_name>.log."""
+        log_name = log_name or os.path.basename(argv[0])
+        log_path = self.path(f"{log_name}.log")
+        log = open(log_path, "ab")
+        kw.setdefault("stdout", log)
+        kw.setdefault("stderr", subprocess.STDOUT)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, env=env, start_new_session=True, **kw)
+        p.log_path = log_path
+        self.procs.append(p)
+        return p
+
+    def kill_all(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self.kill_all()
+        if os.environ.get("REPLBOOT_KEEP_TMP"):
+            print(f"keeping {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@atexit.register
+def _close_all():
+    for h in _ALL_HARNESSES:
+        h.close()
+
+
+def write_private(path, content):
+    """Writes a file readable by its owner only (option files holding passwords)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    os.chmod(path, 0o600)
+    return path
+
+
+class MariaDB:
+    """A real mariadbd on addr:port with its own datadir and socket."""
+
+    def __init__(self, h, addr, port=3306, name=None, root_password="root-pw-" + "x" * 8,
+                 datadir=None, extra_args=()):
+        self.h = h
+        self.addr = addr
+        self.port = port
+        self.name = name or f"mariadb-{addr}"
+        self.root_password = root_password
+        self.base = h.path(self.name)
+        os.makedirs(self.base, exist_ok=True)
+        self.datadir = datadir or os.path.join(self.base, "data")
+        self.socket = os.path.join(self.base, "mysqld.sock")
+        self.extra_args = list(extra_args)
+        self.proc = None
+        shutil.chown(self.base, "mysql", "mysql")
+        self.client_cnf = write_private(
+            os.path.join(self.base, "client.cnf"),
+            f"[client]\nuser=root\npassword={root_password}\nsocket={self.socket}\n")
+
+    def install(self):
+        os.makedirs(self.datadir, exist_ok=True)
+        shutil.chown(self.datadir, "mysql", "mysql")
+        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={self.datadir}",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self
+
+    def args(self):
+        return ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={self.datadir}",
+                f"--port={self.port}", f"--socket={self.socket}", f"--bind-address={self.addr}",
+                f"--pid-file={os.path.join(self.base, 'mysqld.pid')}",
+                "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
+                "--skip-name-resolve"] + self.extra_args
+
+    def start(self, set_root_password=True, timeout=60):
+        self.proc = self.h.spawn(self.args(), log_name=self.name)
+        wait_until(lambda: os.path.exists(self.socket) and self._ping(), timeout, f"{self.name} to accept connections")
+        if set_root_password:
+            # Fresh datadir: root has no password yet; set it through the socket (stdin, not argv).
+            # mariadb-install-db also makes password-less root@127.0.0.1/::1/<host> and anonymous
+            # users, which would shadow root@'%' for TCP clients: drop them.
+            host = socket.gethostname()
+            self._run_sql_nopw("DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', "
+                               f"'root'@'{host}', ''@'localhost', ''@'{host}';"
+                               f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{self.root_password}';"
+                               f"CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '{self.root_password}';"
+                               "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;")
+        return self
+
+    def _ping(self):
+        r = subprocess.run(["mariadb-admin", f"--defaults-extra-file={self.client_cnf}", "ping"],
+                           capture_output=True)
+        if r.returncode == 0:
+            return True
+        r = subprocess.run(["mariadb-admin", "--no-defaults", "-uroot", f"--socket={self.socket}", "ping"],
+                           capture_output=True)
+        return r.returncode == 0
+
+    def _run_sql_nopw(self, sql):
+        subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={self.socket}"], input=sql.encode(),
+                       check=True, capture_output=True)
+
+    def sql(self, statement, user=None, password=None, tcp=False, check=True):
+        """Runs SQL (passed on stdin) and returns rows as lists of strings."""
+        cnf = self.client_cnf
+        if user is not None:
+            cnf = write_private(self.h.path(f"client-{user}.cnf"),
+                                f"[client]\nuser={user}\npassword={password or ''}\n")
+        argv = ["mariadb", f"--defaults-extra-file={cnf}", "-N", "-B"]
+        argv += [f"--host={self.addr}", f"--port={self.port}", "--protocol=TCP"] if (tcp or user) else \
+            [f"--socket={self.socket}"]
+        r = subprocess.run(argv, input=statement.encode(), capture_output=True)
+        if check and r.returncode != 0:
+            raise AssertionError(f"SQL failed on {self.name}: {statement!r}: {r.stderr.decode().strip()}")
+        if not check:
+            return r
+        return [line.split("\t") for line in r.stdout.decode().splitlines()]
+
+    def value(self, statement):
+        rows = self.sql(statement)
+        return rows[0][0] if rows else None
+
+    def stop(self, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=timeout)
+        return self.proc.returncode if self.proc else None
+
+
+class Dnsmasq:
+    """dnsmasq on addr:port answering only from records the test gives (plays the headless Service)."""
+
+    def __init__(self, h, addr="127.0.0.1", port=None, domain=None):
+        self.h = h
+        self.addr = addr
+        self.port = port or free_port(addr, udp=True)
+        self.hosts_path = h.path(f"dnsmasq-{self.port}.hosts")
+        self.conf_path = h.path(f"dnsmasq-{self.port}.conf")
+        self.hosts = {}  # name -> [ip]
+        self.srv = []  # (name, target, port, priority, weight)
+        self.proc = None
+        self.domain = domain
+
+    def add_host(self, name, ip):
+        self.hosts.setdefault(name, []).append(ip)
+        return self
+
+    def remove_host(self, name):
+        self.hosts.pop(name, None)
+        return self
+
+    def add_srv(self, name, target, port, priority=0, weight=0):
+        self.srv.append((name, target, port, priority, weight))
+        return self
+
+    def _write(self):
+        with open(self.hosts_path, "w") as f:
+            for name, ips in self.hosts.items():
+                for ip in ips:
+                    f.write(f"{ip} {name}\n")
+        lines = [
+            "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "keep-in-foreground", "log-queries",
+            f"listen-address={self.addr}", f"port={self.port}", f"addn-hosts={self.hosts_path}",
+            "user=root", "pid-file=", "local-ttl=0", "neg-ttl=0", "no-negcache",
+        ]
+        if ":" in self.addr:
+            lines.append("except-interface=nonexistent0")
+        for name, target, port, prio, weight in self.srv:
+            lines.append(f"srv-host={name},{target},{port},{prio},{weight}")
+        # Answer authoritatively for the test domains: unknown names are NXDOMAIN, not forwarded.
+        lines.append("local=/mysql/")
+        if self.domain:
+            lines.append(f"local=/{self.domain}/")
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        self._write()
+        self.proc = self.h.spawn(["dnsmasq", f"--conf-file={self.conf_path}"], log_name=f"dnsmasq-{self.port}")
+        wait_until(lambda: self.proc.poll() is None and _udp_bound(self.addr, self.port), 10, "dnsmasq to listen")
+        return self
+
+    def reload(self):
+        """Re-reads hosts (SIGHUP). SRV changes need restart()."""
+        self._write()
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    @property
+    def server(self):
+        return f"[{self.addr}]:{self.port}" if ":" in self.addr else f"{self.addr}:{self.port}"
+
+
+def _udp_bound(addr, port):
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((addr, port))
+            return False  # still free: dnsmasq not up yet
+        except OSError:
+            return True
+
+
+def free_port(addr="127.0.0.1", udp=False):
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(family, kind) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def assert_no_secret_in_procs(secret, also_environ=True):
+    """No running process has `secret` in its argv (and environ, when asked)."""
+    needle = secret.encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        names = ["cmdline"] + (["environ"] if also_environ else [])
+        for name in names:
+            try:
+                with open(f"/proc/{pid}/{name}", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            assert needle not in data, f"secret found in /proc/{pid}/{name}: {data[:200]!r}"
+
+
+def run_tests(namespace, only=None):
+    """Runs every test_* function in `namespace` (or `only`), prints 'N passed, M failed'."""
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    if only:
+        tests = [(n, f) for n, f in tests if n in only]
+    selected = sys.argv[1:]
+    if selected:
+        tests = [(n, f) for n, f in tests if n in selected]
+    passed = failed = 0
+    for name, fn in tests:
+        start = time.time()
+        print(f"--- {name}", flush=True)
+        try:
+            fn()
+            passed += 1
+            print(f"PASS {name} ({time.time() - start:.1f}s)", flush=True)
+        except Exception:  # noqa: BLE001 - report every failure, run the rest
+            failed += 1
+            traceback.print_exc()
+            print(f"FAIL {name} ({time.time() - start:.1f}s)", flush=True)
+        finally:
+            for h in list(_ALL_HARNESSES):
+                h.close()
+            _ALL_HARNESSES.clear()
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not tests else 0)
