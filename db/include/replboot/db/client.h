@@ -1,0 +1,71 @@
+// db/: a small SQL client seam over MariaDB Connector/C (libmariadb), which talks to
+// MariaDB and MySQL 8 servers alike.
+//
+// Why not mysql-connector-c++: Debian 12's libmysqlcppconn-dev depends on Boost 1.74,
+// which cannot be installed next to the Boost 1.81 that Asio/Beast need here.
+//
+// Calls block: run them on a thread pool, never on the Asio I/O thread.
+// Passwords are passed in memory only (never argv, environment or logs).
+#ifndef REPLBOOT_DB_CLIENT_H_
+#define REPLBOOT_DB_CLIENT_H_
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replboot/base/status.h"
+
+namespace replboot::db {
+
+struct ConnectOptions {
+  std::string host;    // empty with a socket: connect through the socket
+  int port = 3306;
+  std::string socket;  // unix socket path, preferred when set
+  std::string user;
+  std::string password;
+  std::chrono::seconds connect_timeout{5};
+  std::chrono::seconds read_timeout{30};
+};
+
+// One result row, read by column name (column order differs between server versions,
+// e.g. SHOW SLAVE STATUS). NULL is std::nullopt.
+class Row {
+ public:
+  Row() = default;
+  Row(std::shared_ptr<const std::vector<std::string>> columns, std::vector<std::optional<std::string>> values);
+  // The value of `column`; nullopt when NULL or when no such column exists.
+  std::optional<std::string> Get(const std::string& column) const;
+  bool Has(const std::string& column) const;
+  const std::optional<std::string>& at(size_t i) const { return values_.at(i); }
+  size_t size() const { return values_.size(); }
+
+ private:
+  std::shared_ptr<const std::vector<std::string>> columns_;
+  std::vector<std::optional<std::string>> values_;
+};
+
+// The seam unit tests fake. Errors carry the server's error number and text
+// (e.g. "ER_OPTION_PREVENTS_STATEMENT (1290): The MariaDB server is running with the
+// --read-only option") and are kUnavailable when the connection itself failed.
+class Session {
+ public:
+  virtual ~Session() = default;
+  virtual Status Execute(const std::string& sql) = 0;
+  virtual Result<std::vector<Row>> Query(const std::string& sql) = 0;
+  // The server error number of the last failure (0 when none), for callers that branch on it.
+  virtual unsigned LastErrorNumber() const = 0;
+};
+
+// Opens a real connection (libmariadb). kUnavailable when the server does not answer.
+Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options);
+
+// Quotes a string literal for SQL ('...' with backslash and quote escaped) for the few
+// statements that cannot take parameters (CHANGE MASTER, CREATE USER).
+std::string QuoteLiteral(const std::string& value);
+
+}  // namespace replboot::db
+
+#endif  // REPLBOOT_DB_CLIENT_H_
