@@ -21,6 +21,10 @@
 #include "replboot/discovery/commands.h"
 #define REPLBOOT_HAS_DISCOVERY_COMMANDS 1
 #endif
+#if __has_include("replboot/clone/commands.h")
+#include "replboot/clone/commands.h"
+#define REPLBOOT_HAS_CLONE_COMMANDS 1
+#endif
 #if __has_include("replboot/replication/commands.h")
 #include "replboot/replication/commands.h"
 #define REPLBOOT_HAS_REPLICATION_COMMANDS 1
@@ -37,10 +41,13 @@ int main(int argc, char** argv) {
   replboot::daemon::AddCommands(app);     // run
 #endif
 #ifdef REPLBOOT_HAS_BACKUP_COMMANDS
-  replboot::backup::AddCommands(app);     // xbstream extract | list, clone, serve-backup
+  replboot::backup::AddCommands(app);     // xbstream extract | list
 #endif
 #ifdef REPLBOOT_HAS_DISCOVERY_COMMANDS
   replboot::discovery::AddCommands(app);  // peers
+#endif
+#ifdef REPLBOOT_HAS_CLONE_COMMANDS
+  replboot::clone::AddCommands(app);      // clone, serve-backup
 #endif
 #ifdef REPLBOOT_HAS_REPLICATION_COMMANDS
   replboot::replication::AddCommands(app);  // status
