@@ -48,8 +48,11 @@ class Row {
 };
 
 // The seam unit tests fake. Errors carry the server's error number and text
-// (e.g. "ER_OPTION_PREVENTS_STATEMENT (1290): The MariaDB server is running with the
-// --read-only option") and are kUnavailable when the connection itself failed.
+// (e.g. "server unix:/run/mysqld.sock: error 1290 (HY000): The MariaDB server is running
+// with the --read-only option"; never the statement text, which may hold a password).
+// Codes: kUnavailable when the connection itself failed (client CR_* errors, server
+// shutting down, too many connections), kPermissionDenied for access-denied errors and
+// 1290 (read-only refusal), kInternal for any other server error.
 class Session {
  public:
   virtual ~Session() = default;

@@ -1,0 +1,197 @@
+// libmariadb behind the db::Session seam.
+#include "replboot/db/client.h"
+
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+
+#include <mutex>
+#include <utility>
+
+namespace replboot::db {
+
+Row::Row(std::shared_ptr<const std::vector<std::string>> columns, std::vector<std::optional<std::string>> values)
+    : columns_(std::move(columns)), values_(std::move(values)) {}
+
+std::optional<std::string> Row::Get(const std::string& column) const {
+  if (!columns_) return std::nullopt;
+  for (size_t i = 0; i < columns_->size() && i < values_.size(); ++i) {
+    if ((*columns_)[i] == column) return values_[i];
+  }
+  return std::nullopt;
+}
+
+bool Row::Has(const std::string& column) const {
+  if (!columns_) return false;
+  for (const auto& name : *columns_) {
+    if (name == column) return true;
+  }
+  return false;
+}
+
+std::string QuoteLiteral(const std::string& value) {
+  std::string out;
+  out.reserve(value.size() + 2);
+  out.push_back('\'');
+  for (char c : value) {
+    switch (c) {
+      case '\'': out += "\\'"; break;
+      case '\\': out += "\\\\"; break;
+      case '\0': out += "\\0"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\x1a': out += "\\Z"; break;
+      default: out.push_back(c);
+    }
+  }
+  out.push_back('\'');
+  return out;
+}
+
+namespace {
+
+// mysql_library_init is not thread-safe; the first Connect of any thread runs it once.
+void InitLibraryOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { mysql_library_init(0, nullptr, nullptr); });
+}
+
+// Connection-level failures (the client library's CR_* range) are worth retrying;
+// privilege failures are reported as such so callers do not retry them forever.
+StatusCode CodeFor(unsigned err) {
+  if (err >= CR_MIN_ERROR && err <= CR_MAX_ERROR) return StatusCode::kUnavailable;
+  switch (err) {
+    case ER_DBACCESS_DENIED_ERROR:
+    case ER_ACCESS_DENIED_ERROR:
+    case ER_TABLEACCESS_DENIED_ERROR:
+    case ER_SPECIFIC_ACCESS_DENIED_ERROR:
+    case ER_OPTION_PREVENTS_STATEMENT:
+      return StatusCode::kPermissionDenied;
+    case ER_SERVER_SHUTDOWN:
+    case ER_CON_COUNT_ERROR:
+    case ER_TOO_MANY_USER_CONNECTIONS:
+      return StatusCode::kUnavailable;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
+std::string Where(const ConnectOptions& o) {
+  if (!o.socket.empty()) return "unix:" + o.socket;
+  return fmt::format("{}:{}", o.host, o.port);
+}
+
+class MariaDbSession final : public Session {
+ public:
+  MariaDbSession(MYSQL* mysql, std::string where) : mysql_(mysql), where_(std::move(where)) {}
+  ~MariaDbSession() override { mysql_close(mysql_); }
+  MariaDbSession(const MariaDbSession&) = delete;
+  MariaDbSession& operator=(const MariaDbSession&) = delete;
+
+  Status Execute(const std::string& sql) override {
+    auto rows = Run(sql, /*want_rows=*/false);
+    if (!rows) return rows.error();
+    return Status::Ok();
+  }
+
+  Result<std::vector<Row>> Query(const std::string& sql) override { return Run(sql, /*want_rows=*/true); }
+
+  unsigned LastErrorNumber() const override { return last_errno_; }
+
+ private:
+  // The statement text is never put into the error: it may carry a password
+  // (CHANGE MASTER, CREATE USER). Callers add their own redacted context.
+  Status Fail() {
+    last_errno_ = mysql_errno(mysql_);
+    return Status(CodeFor(last_errno_),
+                  fmt::format("server {}: error {} ({}): {}", where_, last_errno_, mysql_sqlstate(mysql_),
+                              mysql_error(mysql_)));
+  }
+
+  Result<std::vector<Row>> Run(const std::string& sql, bool want_rows) {
+    last_errno_ = 0;
+    if (mysql_real_query(mysql_, sql.data(), sql.size()) != 0) return tl::unexpected(Fail());
+    std::vector<Row> rows;
+    // Drain every result (a CALL or a multi-result answer) so the connection stays usable.
+    bool first = true;
+    while (true) {
+      MYSQL_RES* res = mysql_store_result(mysql_);
+      if (res == nullptr) {
+        if (mysql_field_count(mysql_) != 0) return tl::unexpected(Fail());
+      } else {
+        if (first && want_rows) rows = Collect(res);
+        mysql_free_result(res);
+      }
+      first = false;
+      int next = mysql_next_result(mysql_);
+      if (next == -1) break;
+      if (next > 0) return tl::unexpected(Fail());
+    }
+    return rows;
+  }
+
+  static std::vector<Row> Collect(MYSQL_RES* res) {
+    unsigned n = mysql_num_fields(res);
+    MYSQL_FIELD* fields = mysql_fetch_fields(res);
+    auto names = std::make_shared<std::vector<std::string>>();
+    names->reserve(n);
+    for (unsigned i = 0; i < n; ++i) names->emplace_back(fields[i].name, fields[i].name_length);
+    std::shared_ptr<const std::vector<std::string>> columns = names;
+    std::vector<Row> rows;
+    rows.reserve(mysql_num_rows(res));
+    while (MYSQL_ROW row = mysql_fetch_row(res)) {
+      unsigned long* lengths = mysql_fetch_lengths(res);
+      std::vector<std::optional<std::string>> values;
+      values.reserve(n);
+      for (unsigned i = 0; i < n; ++i) {
+        if (row[i] == nullptr) {
+          values.emplace_back(std::nullopt);
+        } else {
+          values.emplace_back(std::string(row[i], lengths[i]));
+        }
+      }
+      rows.emplace_back(columns, std::move(values));
+    }
+    return rows;
+  }
+
+  MYSQL* mysql_;
+  std::string where_;
+  unsigned last_errno_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
+  InitLibraryOnce();
+  std::string where = Where(options);
+  if (options.socket.empty() && options.host.empty()) {
+    return Error(StatusCode::kInvalidArgument, "db connect: neither a socket nor a host given");
+  }
+  MYSQL* mysql = mysql_init(nullptr);
+  if (mysql == nullptr) return Error(StatusCode::kInternal, "db connect {}: mysql_init: out of memory", where);
+
+  unsigned connect_timeout = static_cast<unsigned>(options.connect_timeout.count());
+  unsigned read_timeout = static_cast<unsigned>(options.read_timeout.count());
+  unsigned protocol = options.socket.empty() ? MYSQL_PROTOCOL_TCP : MYSQL_PROTOCOL_SOCKET;
+  mysql_optionsv(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+  mysql_optionsv(mysql, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+  mysql_optionsv(mysql, MYSQL_OPT_WRITE_TIMEOUT, &read_timeout);
+  mysql_optionsv(mysql, MYSQL_OPT_PROTOCOL, &protocol);
+  mysql_optionsv(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+
+  const char* host = options.socket.empty() ? options.host.c_str() : "localhost";
+  const char* socket = options.socket.empty() ? nullptr : options.socket.c_str();
+  const char* password = options.password.empty() ? nullptr : options.password.c_str();
+  if (mysql_real_connect(mysql, host, options.user.c_str(), password, nullptr,
+                         static_cast<unsigned>(options.port), socket, CLIENT_MULTI_RESULTS) == nullptr) {
+    unsigned err = mysql_errno(mysql);
+    Status status(CodeFor(err), fmt::format("db connect {} as {}: error {} ({}): {}", where, options.user, err,
+                                            mysql_sqlstate(mysql), mysql_error(mysql)));
+    mysql_close(mysql);
+    return tl::unexpected(std::move(status));
+  }
+  return std::unique_ptr<Session>(std::make_unique<MariaDbSession>(mysql, std::move(where)));
+}
+
+}  // namespace replboot::db
