@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "replboot/base/status.h"
@@ -115,6 +116,8 @@ struct LoadOptions {
   std::map<std::string, std::string> env;   // the REPLBOOT_* variables (tests pass their own)
   std::vector<std::string> sets;            // --set section.key=value, in order
   std::map<std::string, std::string> flags; // common flags already mapped to "section.key"
+  // "section.key" -> the flag that set it ("--port"), so errors name what the user typed.
+  std::map<std::string, std::string> flag_names;
 };
 
 struct LoadedConfig {
@@ -123,7 +126,38 @@ struct LoadedConfig {
 };
 
 // Applies every layer and validates; all problems are reported at once.
+//
+// Layers, later wins: defaults; the TOML file (LoadOptions::config_file, else the
+// file named by REPLBOOT_CONFIG, else default_config_file when it exists); the
+// environment (REPLBOOT_<SECTION>_<KEY>; lists as "a,b"; mysql.options as
+// "k=v,k2=v2" or one option per REPLBOOT_MYSQL_OPTIONS_<NAME>); --set in order
+// (`--set mysql.options.<name>=v` sets one pass-through option); the dedicated flags.
+// node.hostname falls back to gethostname() when no layer set it.
+//
+// A REPLBOOT_* variable that names no setting is an error (a typo must not be
+// silently ignored), except those for which IsAllowedExtraVariable() is true.
 Result<LoadedConfig> LoadConfig(const LoadOptions& options);
+
+// REPLBOOT_* variables that are not settings: REPLBOOT_CONFIG (the TOML file),
+// REPLBOOT_BIN and REPLBOOT_SOURCE_DIR (set by the test runner for the test
+// scripts) and any REPLBOOT_TEST_* (free for tests).
+bool IsAllowedExtraVariable(std::string_view name);
+
+// Every problem of an assembled config (ports, enums, positive timeouts, log
+// level, option names, values that would break the rendered file), each naming
+// the key and where its value came from. kInvalidArgument listing all of them.
+Status Validate(const LoadedConfig& loaded);
+
+// The settings registry, for `replboot config keys` and the README table.
+struct SettingInfo {
+  std::string key;            // "mysql.port"
+  std::string env;            // "REPLBOOT_MYSQL_PORT"
+  std::string type;           // "string" | "int" | "bool" | "list" | "map"
+  bool secret = false;
+  std::string default_value;  // as ShowConfig prints it
+  std::string description;
+};
+std::vector<SettingInfo> DescribeSettings();
 
 // The REPLBOOT_* variables of this process, for LoadOptions::env.
 std::map<std::string, std::string> ProcessEnvironment();

@@ -1,0 +1,851 @@
+#include "replboot/conf/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <system_error>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+
+#include "replboot/base/files.h"
+
+extern char** environ;
+
+namespace replboot::conf {
+namespace {
+
+// ---------------------------------------------------------------------------
+// The settings registry: one row per setting. Every layer (TOML, environment,
+// --set, flags), Validate() messages and ShowConfig() work from this table, so a
+// new setting is one row here plus its member in Config.
+
+using Field = std::variant<std::string*, int64_t*, bool*, std::vector<std::string>*,
+                           std::map<std::string, std::string>*>;
+
+struct Setting {
+  std::string_view key;  // "section.key"
+  Field (*field)(Config&);
+  bool secret;
+  std::string_view description;
+};
+
+#define REPLBOOT_FIELD(section, member) [](Config& c) -> Field { return &c.section.member; }
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> kSettings = {
+      {"node.hostname", REPLBOOT_FIELD(node, hostname), false,
+       "pod hostname <statefulset>-<ordinal>; default gethostname()"},
+      {"node.server_id_offset", REPLBOOT_FIELD(node, server_id_offset), false,
+       "server-id = offset + ordinal"},
+      {"node.flavour", REPLBOOT_FIELD(node, flavour), false,
+       "auto | mariadb | mysql; auto runs the server binary with --version"},
+
+      {"mysql.datadir", REPLBOOT_FIELD(mysql, datadir), false, "mysqld data directory"},
+      {"mysql.bind_address", REPLBOOT_FIELD(mysql, bind_address), false,
+       "address mysqld listens on"},
+      {"mysql.port", REPLBOOT_FIELD(mysql, port), false, "mysqld TCP port"},
+      {"mysql.socket", REPLBOOT_FIELD(mysql, socket), false, "mysqld Unix socket"},
+      {"mysql.mysqld", REPLBOOT_FIELD(mysql, mysqld), false,
+       "server binary; empty = mariadbd or mysqld from PATH by flavour"},
+      {"mysql.install_db", REPLBOOT_FIELD(mysql, install_db), false,
+       "datadir initializer for MariaDB"},
+      {"mysql.user", REPLBOOT_FIELD(mysql, user), false, "OS user mysqld runs as"},
+      {"mysql.config_dir", REPLBOOT_FIELD(mysql, config_dir), false,
+       "directory of the rendered replboot.cnf"},
+      {"mysql.root_password", REPLBOOT_FIELD(mysql, root_password), true,
+       "root password (prefer root_password_file)"},
+      {"mysql.root_password_file", REPLBOOT_FIELD(mysql, root_password_file), false,
+       "file holding the root password"},
+      {"mysql.startup_timeout", REPLBOOT_FIELD(mysql, startup_timeout), false,
+       "seconds to wait for mysqld's first connection"},
+      {"mysql.shutdown_grace", REPLBOOT_FIELD(mysql, shutdown_grace), false,
+       "seconds between SIGTERM and SIGKILL"},
+      {"mysql.options", REPLBOOT_FIELD(mysql, options), false,
+       "[mysql.options]: extra mysqld options, passed through last"},
+
+      {"cluster.service", REPLBOOT_FIELD(cluster, service), false,
+       "headless Service: peer N is <statefulset>-N.<service>"},
+      {"cluster.app_user", REPLBOOT_FIELD(cluster, app_user), false,
+       "application user (no SUPER)"},
+      {"cluster.app_password", REPLBOOT_FIELD(cluster, app_password), true,
+       "application user's password"},
+      {"cluster.app_password_file", REPLBOOT_FIELD(cluster, app_password_file), false,
+       "file holding the application password"},
+
+      {"dns.servers", REPLBOOT_FIELD(dns, servers), false,
+       "DNS servers host[:port]; empty = resolv_conf"},
+      {"dns.resolv_conf", REPLBOOT_FIELD(dns, resolv_conf), false, "resolver configuration"},
+      {"dns.srv_port_name", REPLBOOT_FIELD(dns, srv_port_name), false,
+       "when set, SRV _<name>._tcp.<service> gives peer ports"},
+      {"dns.timeout_ms", REPLBOOT_FIELD(dns, timeout_ms), false, "per-query timeout (ms)"},
+      {"dns.tries", REPLBOOT_FIELD(dns, tries), false, "tries per query"},
+      {"dns.lookup_deadline", REPLBOOT_FIELD(dns, lookup_deadline), false,
+       "seconds to wait for a peer name to appear"},
+      {"dns.policy", REPLBOOT_FIELD(dns, policy), false,
+       "donor choice: nearest-lower | primary | any-replica"},
+
+      {"backup.listen", REPLBOOT_FIELD(backup, listen), false,
+       "host:port of this node's backup endpoint"},
+      {"backup.port", REPLBOOT_FIELD(backup, port), false, "port of peers' backup endpoints"},
+      {"backup.tool", REPLBOOT_FIELD(backup, tool), false,
+       "backup binary; empty = mariabackup or xtrabackup by flavour"},
+      {"backup.user", REPLBOOT_FIELD(backup, user), false, "SQL user the backup tool uses"},
+      {"backup.password", REPLBOOT_FIELD(backup, password), true, "backup user's password"},
+      {"backup.password_file", REPLBOOT_FIELD(backup, password_file), false,
+       "file holding the backup user's password"},
+      {"backup.secret", REPLBOOT_FIELD(backup, secret), true,
+       "shared secret peers authenticate with"},
+      {"backup.secret_file", REPLBOOT_FIELD(backup, secret_file), false,
+       "file holding the shared secret"},
+      {"backup.max_concurrent", REPLBOOT_FIELD(backup, max_concurrent), false,
+       "backups served at once"},
+      {"backup.bandwidth_limit", REPLBOOT_FIELD(backup, bandwidth_limit), false,
+       "bytes/s per stream, 0 = unlimited"},
+      {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
+       "--use-memory for --prepare"},
+      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false, "backup tool threads"},
+      {"backup.tls", REPLBOOT_FIELD(backup, tls), false, "TLS on the backup endpoint"},
+      {"backup.tls_cert", REPLBOOT_FIELD(backup, tls_cert), false, "TLS certificate file"},
+      {"backup.tls_key", REPLBOOT_FIELD(backup, tls_key), false, "TLS private key file"},
+      {"backup.tls_ca", REPLBOOT_FIELD(backup, tls_ca), false, "CA that signs peers"},
+
+      {"replication.user", REPLBOOT_FIELD(replication, user), false, "replication user"},
+      {"replication.password", REPLBOOT_FIELD(replication, password), true,
+       "replication user's password"},
+      {"replication.password_file", REPLBOOT_FIELD(replication, password_file), false,
+       "file holding the replication password"},
+      {"replication.max_lag", REPLBOOT_FIELD(replication, max_lag), false,
+       "seconds of lag before a replica is not ready"},
+      {"replication.connect_retry", REPLBOOT_FIELD(replication, connect_retry), false,
+       "seconds between reconnects to the source"},
+      {"replication.start_deadline", REPLBOOT_FIELD(replication, start_deadline), false,
+       "seconds for both replication threads to run"},
+      {"replication.tls", REPLBOOT_FIELD(replication, tls), false, "TLS to the source"},
+
+      {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
+
+      {"log.level", REPLBOOT_FIELD(log, level), false,
+       "trace | debug | info | warn | error | critical | off"},
+      {"log.format", REPLBOOT_FIELD(log, format), false, "logfmt | json"},
+  };
+  return kSettings;
+}
+
+#undef REPLBOOT_FIELD
+
+constexpr std::string_view kOptionsKey = "mysql.options";
+
+const Setting* FindSetting(std::string_view key) {
+  for (const Setting& s : Settings()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+std::string_view SectionOf(std::string_view key) { return key.substr(0, key.find('.')); }
+
+bool IsSection(std::string_view name) {
+  for (const Setting& s : Settings()) {
+    if (SectionOf(s.key) == name) return true;
+  }
+  return false;
+}
+
+std::string Upper(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string EnvName(std::string_view key) {
+  std::string name = "REPLBOOT_" + Upper(key);
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
+std::string_view TypeName(const Field& f) {
+  switch (f.index()) {
+    case 0:
+      return "string";
+    case 1:
+      return "int";
+    case 2:
+      return "bool";
+    case 3:
+      return "list";
+    default:
+      return "map";
+  }
+}
+
+// Edit distance, to suggest the setting a typo meant.
+size_t Distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Suggestion(std::string_view key) {
+  const Setting* best = nullptr;
+  size_t best_distance = 3;  // more than two edits away is a different word, not a typo
+  for (const Setting& s : Settings()) {
+    size_t d = Distance(Lower(key), s.key);
+    if (d < best_distance) {
+      best_distance = d;
+      best = &s;
+    }
+  }
+  return best ? fmt::format(" (did you mean {}?)", best->key) : "";
+}
+
+std::string UnknownKey(std::string_view key, std::string_view origin) {
+  return fmt::format("unknown setting '{}' in {}{}; see `replboot config keys`", key, origin,
+                     Suggestion(key));
+}
+
+// TOML-style quoting for `config show` and messages.
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string FormatValue(const Field& f, bool secret) {
+  if (auto* s = std::get_if<std::string*>(&f)) {
+    if (secret) return (*s)->empty() ? "\"\"" : "<redacted>";
+    return Quoted(**s);
+  }
+  if (auto* i = std::get_if<int64_t*>(&f)) return std::to_string(**i);
+  if (auto* b = std::get_if<bool*>(&f)) return **b ? "true" : "false";
+  if (auto* l = std::get_if<std::vector<std::string>*>(&f)) {
+    std::string out = "[";
+    for (size_t i = 0; i < (*l)->size(); ++i) {
+      if (i > 0) out += ", ";
+      out += Quoted((**l)[i]);
+    }
+    return out + "]";
+  }
+  auto* m = std::get<std::map<std::string, std::string>*>(f);
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : *m) {
+    out += first ? " " : ", ";
+    first = false;
+    out += k + " = " + Quoted(v);
+  }
+  return out + (first ? "}" : " }");
+}
+
+std::string_view TomlTypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time:
+      return "date/time";
+    default:
+      return "nothing";
+  }
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  while (true) {
+    size_t comma = text.find(',');
+    std::string_view item = Trim(text.substr(0, comma));
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::optional<int64_t> ParseInt(std::string_view text) {
+  text = Trim(text);
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<bool> ParseBool(std::string_view text) {
+  std::string v = Lower(Trim(text));
+  if (v == "true" || v == "on" || v == "yes" || v == "1") return true;
+  if (v == "false" || v == "off" || v == "no" || v == "0") return false;
+  return std::nullopt;
+}
+
+// Builds the config from the layers, collecting every problem instead of stopping at
+// the first: an operator fixing a crash-looping pod wants the whole list at once.
+class Loader {
+ public:
+  Loader() {
+    for (const Setting& s : Settings()) loaded_.origins[std::string(s.key)] = Origin{"default"};
+  }
+
+  void LoadFile(const std::string& path) {
+    file_ = path;
+    auto text = files::ReadFile(path);
+    if (!text) {
+      problems_.push_back(fmt::format("config file {}: {}", path, text.error().message()));
+      return;
+    }
+    toml::table root;
+    try {
+      root = toml::parse(*text, path);
+    } catch (const toml::parse_error& e) {
+      problems_.push_back(fmt::format("config file {}:{}:{}: {}", path, e.source().begin.line,
+                                      e.source().begin.column, e.description()));
+      return;
+    }
+    for (const auto& [section, node] : root) {
+      std::string where = fmt::format("{}:{}", path, section.source().begin.line);
+      const toml::table* table = node.as_table();
+      if (!IsSection(section.str())) {
+        problems_.push_back(fmt::format("unknown section [{}] at {}; sections are node, mysql, "
+                                        "cluster, dns, backup, replication, http, log",
+                                        section.str(), where));
+        continue;
+      }
+      if (table == nullptr) {
+        problems_.push_back(fmt::format("'{}' at {} must be a [{}] table of settings",
+                                        section.str(), where, section.str()));
+        continue;
+      }
+      for (const auto& [name, value] : *table) {
+        std::string key = fmt::format("{}.{}", section.str(), name.str());
+        std::string at = fmt::format("{}:{}", path, name.source().begin.line);
+        const Setting* setting = FindSetting(key);
+        if (setting == nullptr) {
+          problems_.push_back(UnknownKey(key, at));
+          continue;
+        }
+        AssignToml(*setting, value, at);
+      }
+    }
+  }
+
+  // REPLBOOT_* variables; anything else in `env` is not ours and is ignored.
+  void LoadEnvironment(const std::map<std::string, std::string>& env) {
+    std::map<std::string, const Setting*> by_name;
+    for (const Setting& s : Settings()) by_name[EnvName(s.key)] = &s;
+    const std::string options_prefix = EnvName(kOptionsKey) + "_";
+    for (const auto& [name, value] : env) {
+      if (!name.starts_with("REPLBOOT_") || IsAllowedExtraVariable(name)) continue;
+      if (auto it = by_name.find(name); it != by_name.end()) {
+        AssignText(*it->second, value, "environment variable " + name);
+      } else if (name.starts_with(options_prefix) && name.size() > options_prefix.size()) {
+        // REPLBOOT_MYSQL_OPTIONS_INNODB_BUFFER_POOL_SIZE: option names are case-insensitive
+        // words with '_' (mysqld treats '-' and '_' alike).
+        SetOption(Lower(name.substr(options_prefix.size())), value, "environment variable " + name);
+      } else {
+        std::string key = Lower(name.substr(9));
+        if (auto underscore = key.find('_'); underscore != std::string::npos) key[underscore] = '.';
+        problems_.push_back(fmt::format("unknown environment variable {}: it names no setting{}; "
+                                        "see `replboot config keys`",
+                                        name, Suggestion(key)));
+      }
+    }
+  }
+
+  void LoadSet(const std::string& assignment) {
+    size_t eq = assignment.find('=');
+    if (eq == std::string::npos) {
+      problems_.push_back(
+          fmt::format("--set '{}': expected section.key=value", assignment));
+      return;
+    }
+    std::string key(Trim(std::string_view(assignment).substr(0, eq)));
+    std::string value = assignment.substr(eq + 1);
+    std::string origin = "--set " + key;
+    std::string prefix = std::string(kOptionsKey) + ".";
+    if (key.starts_with(prefix) && key.size() > prefix.size()) {
+      SetOption(key.substr(prefix.size()), value, origin);
+      return;
+    }
+    const Setting* setting = FindSetting(key);
+    if (setting == nullptr) {
+      problems_.push_back(UnknownKey(key, "--set"));
+      return;
+    }
+    AssignText(*setting, value, origin);
+  }
+
+  void LoadFlag(const std::string& key, const std::string& value, const std::string& flag) {
+    const Setting* setting = FindSetting(key);
+    if (setting == nullptr) {
+      problems_.push_back(UnknownKey(key, flag));
+      return;
+    }
+    AssignText(*setting, value, flag);
+  }
+
+  void DefaultHostname() {
+    if (!loaded_.config.node.hostname.empty()) return;
+    char buf[HOST_NAME_MAX + 1] = {};
+    if (::gethostname(buf, sizeof(buf) - 1) != 0) {
+      problems_.push_back(fmt::format("node.hostname is not set and gethostname() failed: {}",
+                                      std::error_code(errno, std::system_category()).message()));
+      return;
+    }
+    loaded_.config.node.hostname = buf;
+    loaded_.origins["node.hostname"] = Origin{"gethostname()"};
+  }
+
+  std::vector<std::string>& problems() { return problems_; }
+  LoadedConfig& loaded() { return loaded_; }
+
+ private:
+  void Record(const Setting& s, const std::string& origin) {
+    loaded_.origins[std::string(s.key)] = Origin{origin};
+  }
+
+  void WrongType(const Setting& s, const std::string& origin, std::string_view got) {
+    problems_.push_back(fmt::format("{} in {}: expected {}, got {}", s.key, origin,
+                                    TypeName(s.field(loaded_.config)), got));
+  }
+
+  void SetOption(const std::string& name, const std::string& value, const std::string& origin) {
+    loaded_.config.mysql.options[name] = value;
+    loaded_.origins[std::string(kOptionsKey) + "." + name] = Origin{origin};
+  }
+
+  void AssignToml(const Setting& s, const toml::node& node, const std::string& origin) {
+    Field f = s.field(loaded_.config);
+    std::string got(TomlTypeName(node));
+    if (auto* str = std::get_if<std::string*>(&f)) {
+      if (!node.is_string()) return WrongType(s, origin, got);
+      **str = node.as_string()->get();
+    } else if (auto* i = std::get_if<int64_t*>(&f)) {
+      if (!node.is_integer()) return WrongType(s, origin, got);
+      **i = node.as_integer()->get();
+    } else if (auto* b = std::get_if<bool*>(&f)) {
+      if (!node.is_boolean()) return WrongType(s, origin, got);
+      **b = node.as_boolean()->get();
+    } else if (auto* l = std::get_if<std::vector<std::string>*>(&f)) {
+      const toml::array* array = node.as_array();
+      if (array == nullptr) return WrongType(s, origin, got + " (write [\"a\", \"b\"])");
+      std::vector<std::string> items;
+      for (size_t idx = 0; idx < array->size(); ++idx) {
+        const toml::node& item = *array->get(idx);
+        if (!item.is_string()) {
+          problems_.push_back(fmt::format("{}[{}] in {}: expected string, got {}", s.key, idx,
+                                          origin, TomlTypeName(item)));
+          return;
+        }
+        items.push_back(item.as_string()->get());
+      }
+      **l = std::move(items);
+    } else {
+      const toml::table* table = node.as_table();
+      if (table == nullptr) return WrongType(s, origin, got + " (write a [" + std::string(s.key) +
+                                                            "] table)");
+      for (const auto& [name, value] : *table) {
+        std::string at = fmt::format("{}:{}", file_, name.source().begin.line);
+        std::string text;
+        if (value.is_string()) {
+          text = value.as_string()->get();
+        } else if (value.is_integer()) {
+          text = std::to_string(value.as_integer()->get());
+        } else if (value.is_floating_point()) {
+          text = fmt::format("{}", value.as_floating_point()->get());
+        } else if (value.is_boolean()) {
+          // mysqld reads ON/OFF for every boolean option.
+          text = value.as_boolean()->get() ? "ON" : "OFF";
+        } else {
+          problems_.push_back(fmt::format("{}.{} in {}: expected a string, number or boolean, "
+                                          "got {}",
+                                          s.key, name.str(), at, TomlTypeName(value)));
+          continue;
+        }
+        SetOption(std::string(name.str()), text, at);
+      }
+      return;
+    }
+    Record(s, origin);
+  }
+
+  void AssignText(const Setting& s, const std::string& text, const std::string& origin) {
+    Field f = s.field(loaded_.config);
+    if (auto* str = std::get_if<std::string*>(&f)) {
+      **str = text;
+    } else if (auto* i = std::get_if<int64_t*>(&f)) {
+      auto v = ParseInt(text);
+      if (!v) {
+        problems_.push_back(fmt::format("{} in {}: expected an integer, got '{}'", s.key, origin,
+                                        s.secret ? "<redacted>" : text));
+        return;
+      }
+      **i = *v;
+    } else if (auto* b = std::get_if<bool*>(&f)) {
+      auto v = ParseBool(text);
+      if (!v) {
+        problems_.push_back(fmt::format("{} in {}: expected true or false, got '{}'", s.key,
+                                        origin, text));
+        return;
+      }
+      **b = *v;
+    } else if (auto* l = std::get_if<std::vector<std::string>*>(&f)) {
+      **l = SplitList(text);
+    } else {
+      // A whole map replaces nothing: each k=v is merged over lower layers, as a file's
+      // [mysql.options] would be.
+      for (const std::string& item : SplitList(text)) {
+        size_t eq = item.find('=');
+        std::string name(Trim(std::string_view(item).substr(0, eq)));
+        if (eq == std::string::npos || name.empty()) {
+          problems_.push_back(fmt::format("{} in {}: '{}' is not name=value", s.key, origin, item));
+          continue;
+        }
+        SetOption(name, std::string(Trim(std::string_view(item).substr(eq + 1))), origin);
+      }
+      return;
+    }
+    Record(s, origin);
+  }
+
+  LoadedConfig loaded_;
+  std::vector<std::string> problems_;
+  std::string file_;  // the TOML file being read, for "file:line" origins
+};
+
+Status Problems(const std::vector<std::string>& problems) {
+  if (problems.empty()) return Status::Ok();
+  if (problems.size() == 1) return Status(StatusCode::kInvalidArgument, problems[0]);
+  std::string message = fmt::format("{} configuration problems:", problems.size());
+  for (const std::string& p : problems) message += "\n  " + p;
+  return Status(StatusCode::kInvalidArgument, message);
+}
+
+// ---------------------------------------------------------------------------
+// Validation.
+
+class Checker {
+ public:
+  explicit Checker(const LoadedConfig& loaded) : loaded_(loaded) {}
+
+  std::string From(std::string_view key) const {
+    auto it = loaded_.origins.find(std::string(key));
+    return it == loaded_.origins.end() ? "default" : it->second.description;
+  }
+
+  void Fail(std::string_view key, std::string_view value, std::string_view why) {
+    problems_.push_back(fmt::format("{} = {} (from {}): {}", key, value, From(key), why));
+  }
+
+  void Range(std::string_view key, int64_t value, int64_t min, int64_t max) {
+    if (value < min || value > max) {
+      Fail(key, std::to_string(value), fmt::format("must be between {} and {}", min, max));
+    }
+  }
+  void AtLeast(std::string_view key, int64_t value, int64_t min) {
+    if (value < min) Fail(key, std::to_string(value), fmt::format("must be at least {}", min));
+  }
+  void OneOf(std::string_view key, const std::string& value,
+             std::initializer_list<std::string_view> allowed) {
+    for (std::string_view a : allowed) {
+      if (value == a) return;
+    }
+    std::string list;
+    for (std::string_view a : allowed) list += (list.empty() ? "" : " | ") + std::string(a);
+    Fail(key, Quoted(value), "must be one of " + list);
+  }
+  void NotEmpty(std::string_view key, const std::string& value) {
+    if (value.empty()) Fail(key, "\"\"", "must not be empty");
+  }
+  // Values rendered into the mysqld option file: a newline would start a new option.
+  void OneLine(std::string_view key, const std::string& value) {
+    if (value.find_first_of("\r\n") != std::string::npos) {
+      Fail(key, Quoted(value), "must not contain a line break");
+    }
+  }
+  void AbsolutePath(std::string_view key, const std::string& value) {
+    if (value.empty() || value[0] != '/') Fail(key, Quoted(value), "must be an absolute path");
+    OneLine(key, value);
+  }
+  void HostPort(std::string_view key, const std::string& value, bool port_required) {
+    size_t colon = value.rfind(':');
+    // "[::1]:53" or "::1" (bare IPv6, no port) or "host:port".
+    bool bare_ipv6 = colon != std::string::npos && value.find(':') != colon && value[0] != '[';
+    if (value.empty() || value.find_first_of(" \t\r\n,") != std::string::npos) {
+      Fail(key, Quoted(value), "must be host:port");
+      return;
+    }
+    if (colon == std::string::npos || bare_ipv6) {
+      if (port_required) Fail(key, Quoted(value), "must be host:port");
+      return;
+    }
+    auto port = ParseInt(std::string_view(value).substr(colon + 1));
+    if (!port || *port < 1 || *port > 65535 || colon == 0) {
+      Fail(key, Quoted(value), "must be host:port with a port between 1 and 65535");
+    }
+  }
+
+  std::vector<std::string>& problems() { return problems_; }
+
+ private:
+  const LoadedConfig& loaded_;
+  std::vector<std::string> problems_;
+};
+
+// Options replboot itself decides; letting [mysql.options] override them would break
+// identity (server-id), the role (read_only) or replboot's own connection to mysqld.
+const std::map<std::string, std::string_view>& ManagedOptions() {
+  static const std::map<std::string, std::string_view> kManaged = {
+      {"server_id", "set node.server_id_offset; the ordinal gives the rest"},
+      {"read_only", "it follows the role (ordinal 0 is the primary)"},
+      {"super_read_only", "it follows the role (ordinal 0 is the primary)"},
+      {"port", "use mysql.port"},
+      {"datadir", "use mysql.datadir"},
+      {"socket", "use mysql.socket"},
+      {"bind_address", "use mysql.bind_address"},
+  };
+  return kManaged;
+}
+
+}  // namespace
+
+bool IsAllowedExtraVariable(std::string_view name) {
+  return name == "REPLBOOT_CONFIG" || name == "REPLBOOT_BIN" || name == "REPLBOOT_SOURCE_DIR" ||
+         name.starts_with("REPLBOOT_TEST_");
+}
+
+namespace {
+
+std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
+  const Config& c = loaded.config;
+  Checker check(loaded);
+
+  check.OneOf("node.flavour", c.node.flavour, {"auto", "mariadb", "mysql"});
+  check.Range("node.server_id_offset", c.node.server_id_offset, 1, UINT32_MAX);
+  check.OneLine("node.hostname", c.node.hostname);
+
+  check.AbsolutePath("mysql.datadir", c.mysql.datadir);
+  check.AbsolutePath("mysql.socket", c.mysql.socket);
+  check.NotEmpty("mysql.bind_address", c.mysql.bind_address);
+  check.OneLine("mysql.bind_address", c.mysql.bind_address);
+  check.Range("mysql.port", c.mysql.port, 1, 65535);
+  check.NotEmpty("mysql.install_db", c.mysql.install_db);
+  check.NotEmpty("mysql.user", c.mysql.user);
+  check.NotEmpty("mysql.config_dir", c.mysql.config_dir);
+  check.AtLeast("mysql.startup_timeout", c.mysql.startup_timeout, 1);
+  check.AtLeast("mysql.shutdown_grace", c.mysql.shutdown_grace, 1);
+  for (const auto& [name, value] : c.mysql.options) {
+    std::string key = std::string(kOptionsKey) + "." + name;
+    bool valid_name = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+    });
+    if (!valid_name) {
+      check.Fail(key, Quoted(value), "option names are letters, digits, '_', '-' and '.'");
+      continue;
+    }
+    std::string normalized = Lower(name);
+    std::replace(normalized.begin(), normalized.end(), '-', '_');
+    if (auto it = ManagedOptions().find(normalized); it != ManagedOptions().end()) {
+      check.Fail(key, Quoted(value), fmt::format("replboot manages this option: {}", it->second));
+    }
+    check.OneLine(key, value);
+  }
+
+  check.NotEmpty("cluster.service", c.cluster.service);
+  if (!std::all_of(c.cluster.service.begin(), c.cluster.service.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.';
+      })) {
+    check.Fail("cluster.service", Quoted(c.cluster.service),
+               "must be a DNS name (letters, digits, '-', '.')");
+  }
+  check.NotEmpty("cluster.app_user", c.cluster.app_user);
+
+  for (const std::string& server : c.dns.servers) check.HostPort("dns.servers", server, false);
+  check.AtLeast("dns.timeout_ms", c.dns.timeout_ms, 1);
+  check.AtLeast("dns.tries", c.dns.tries, 1);
+  check.AtLeast("dns.lookup_deadline", c.dns.lookup_deadline, 1);
+  check.OneOf("dns.policy", c.dns.policy, {"nearest-lower", "primary", "any-replica"});
+
+  check.HostPort("backup.listen", c.backup.listen, true);
+  check.Range("backup.port", c.backup.port, 1, 65535);
+  check.NotEmpty("backup.user", c.backup.user);
+  check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
+  check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
+  check.AtLeast("backup.parallel", c.backup.parallel, 1);
+  {
+    // --use-memory takes a number with an optional K/M/G suffix.
+    const std::string& m = c.backup.use_memory;
+    size_t digits = 0;
+    while (digits < m.size() && std::isdigit(static_cast<unsigned char>(m[digits]))) ++digits;
+    std::string suffix = Upper(m.substr(digits));
+    if (digits == 0 || !(suffix.empty() || suffix == "K" || suffix == "M" || suffix == "G")) {
+      check.Fail("backup.use_memory", Quoted(m), "must be a size such as 512M or 1G");
+    }
+  }
+  if (c.backup.tls) {
+    if (c.backup.tls_cert.empty()) check.Fail("backup.tls_cert", "\"\"", "is required when backup.tls is true");
+    if (c.backup.tls_key.empty()) check.Fail("backup.tls_key", "\"\"", "is required when backup.tls is true");
+  }
+
+  check.NotEmpty("replication.user", c.replication.user);
+  check.AtLeast("replication.max_lag", c.replication.max_lag, 1);
+  check.AtLeast("replication.connect_retry", c.replication.connect_retry, 1);
+  check.AtLeast("replication.start_deadline", c.replication.start_deadline, 1);
+
+  check.HostPort("http.listen", c.http.listen, true);
+
+  check.OneOf("log.level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  check.OneOf("log.format", c.log.format, {"logfmt", "json"});
+
+  return std::move(check.problems());
+}
+
+}  // namespace
+
+Status Validate(const LoadedConfig& loaded) { return Problems(ValidationProblems(loaded)); }
+
+Result<LoadedConfig> LoadConfig(const LoadOptions& options) {
+  Loader loader;
+
+  std::optional<std::string> file = options.config_file;
+  if (!file) {
+    if (auto it = options.env.find("REPLBOOT_CONFIG"); it != options.env.end() && !it->second.empty()) {
+      file = it->second;
+    }
+  }
+  if (!file && !options.default_config_file.empty()) {
+    // The default file is optional (flags and environment may say everything), but a
+    // file that exists and cannot be read is still an error.
+    struct stat st;
+    if (::stat(options.default_config_file.c_str(), &st) == 0) file = options.default_config_file;
+  }
+  if (file) loader.LoadFile(*file);
+
+  loader.LoadEnvironment(options.env);
+  for (const std::string& s : options.sets) loader.LoadSet(s);
+  for (const auto& [key, value] : options.flags) {
+    auto name = options.flag_names.find(key);
+    loader.LoadFlag(key, value, name != options.flag_names.end() ? name->second : "flag for " + key);
+  }
+  loader.DefaultHostname();
+
+  // Layer problems and value problems together: the whole list at once.
+  std::vector<std::string> problems = loader.problems();
+  for (std::string& p : ValidationProblems(loader.loaded())) problems.push_back(std::move(p));
+  REPLBOOT_RETURN_IF_ERROR(Problems(problems));
+  return std::move(loader.loaded());
+}
+
+std::map<std::string, std::string> ProcessEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (!entry.starts_with("REPLBOOT_")) continue;
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+Result<std::string> ResolveSecret(const std::string& inline_value, const std::string& file,
+                                  const std::string& name) {
+  if (file.empty()) return inline_value;
+  auto content = files::ReadFile(file);
+  if (!content) return Error(content.error().WithContext(fmt::format("reading {} file", name)));
+  // Secrets written with `echo` or a YAML block end in a newline that is not part of it.
+  while (!content->empty() && (content->back() == '\n' || content->back() == '\r')) {
+    content->pop_back();
+  }
+  return std::move(*content);
+}
+
+std::string ShowConfig(const LoadedConfig& loaded) {
+  Config copy = loaded.config;  // fields are reached through non-const accessors
+  auto origin = [&](const std::string& key) {
+    auto it = loaded.origins.find(key);
+    if (it == loaded.origins.end() || it->second.description == "default") return std::string();
+    return "  # " + it->second.description;
+  };
+  std::string out;
+  for (const Setting& s : Settings()) {
+    Field f = s.field(copy);
+    std::string key(s.key);
+    if (auto* m = std::get_if<std::map<std::string, std::string>*>(&f); m && !(*m)->empty()) {
+      for (const auto& [name, value] : **m) {
+        std::string option_key = key + "." + name;
+        out += fmt::format("{} = {}{}\n", option_key, Quoted(value), origin(option_key));
+      }
+      continue;
+    }
+    out += fmt::format("{} = {}{}\n", key, FormatValue(f, s.secret), origin(key));
+  }
+  return out;
+}
+
+std::vector<SettingInfo> DescribeSettings() {
+  Config defaults;
+  std::vector<SettingInfo> out;
+  for (const Setting& s : Settings()) {
+    Field f = s.field(defaults);
+    SettingInfo info;
+    info.key = std::string(s.key);
+    info.env = EnvName(s.key);
+    info.type = std::string(TypeName(f));
+    info.secret = s.secret;
+    info.default_value = FormatValue(f, s.secret);
+    info.description = std::string(s.description);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace replboot::conf

@@ -1,0 +1,379 @@
+#include "replboot/conf/config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "replboot/base/files.h"
+
+namespace replboot::conf {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/replboot_conf_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // Never read the machine's /etc/replboot/replboot.toml.
+    options_.default_config_file = dir_ + "/absent.toml";
+    options_.flags["node.hostname"] = "mysql-1";
+  }
+  void TearDown() override { ASSERT_TRUE(files::RemoveAll(dir_).ok()); }
+
+  std::string WriteToml(const std::string& text, const std::string& name = "replboot.toml") {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::string dir_;
+  LoadOptions options_;
+};
+
+TEST_F(ConfigTest, DefaultsAlone) {
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.mysql.port, 3306);
+  EXPECT_EQ(loaded->config.mysql.datadir, "/var/lib/mysql");
+  EXPECT_EQ(loaded->origins.at("mysql.port").description, "default");
+}
+
+TEST_F(ConfigTest, PrecedenceDefaultsFileEnvFlags) {
+  options_.config_file = WriteToml(R"(
+[mysql]
+port = 4000
+datadir = "/data/file"
+socket = "/run/file.sock"
+bind_address = "127.0.0.5"
+
+[dns]
+policy = "primary"
+)");
+  options_.env = {{"REPLBOOT_MYSQL_DATADIR", "/data/env"},
+                  {"REPLBOOT_MYSQL_SOCKET", "/run/env.sock"},
+                  {"REPLBOOT_MYSQL_PORT", "4001"}};
+  options_.sets = {"mysql.socket=/run/set.sock", "mysql.port=4002"};
+  options_.flags["mysql.port"] = "4003";
+  options_.flag_names["mysql.port"] = "--port";
+
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  const Config& c = loaded->config;
+  EXPECT_EQ(c.mysql.bind_address, "127.0.0.5");  // file over default
+  EXPECT_EQ(c.dns.policy, "primary");
+  EXPECT_EQ(c.mysql.datadir, "/data/env");       // env over file
+  EXPECT_EQ(c.mysql.socket, "/run/set.sock");    // --set over env
+  EXPECT_EQ(c.mysql.port, 4003);                 // flag over --set
+  EXPECT_EQ(c.mysql.user, "mysql");              // untouched default
+
+  EXPECT_EQ(loaded->origins.at("mysql.bind_address").description, *options_.config_file + ":6");
+  EXPECT_EQ(loaded->origins.at("mysql.datadir").description,
+            "environment variable REPLBOOT_MYSQL_DATADIR");
+  EXPECT_EQ(loaded->origins.at("mysql.socket").description, "--set mysql.socket");
+  EXPECT_EQ(loaded->origins.at("mysql.port").description, "--port");
+  EXPECT_EQ(loaded->origins.at("mysql.user").description, "default");
+}
+
+TEST_F(ConfigTest, ConfigFileFromEnvironmentAndDefaultPath) {
+  std::string from_env = WriteToml("[mysql]\nport = 5000\n", "env.toml");
+  options_.env = {{"REPLBOOT_CONFIG", from_env}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.mysql.port, 5000);
+
+  options_.env.clear();
+  options_.default_config_file = WriteToml("[mysql]\nport = 5001\n", "default.toml");
+  loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.mysql.port, 5001);
+}
+
+TEST_F(ConfigTest, MissingExplicitConfigFileIsAnError) {
+  options_.config_file = dir_ + "/nope.toml";
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr(dir_ + "/nope.toml"));
+}
+
+TEST_F(ConfigTest, AllTypesFromToml) {
+  options_.config_file = WriteToml(R"(
+[node]
+server_id_offset = 1000
+[dns]
+servers = ["127.0.0.1:5353", "127.0.0.2"]
+[backup]
+tls = true
+tls_cert = "/tls/cert.pem"
+tls_key = "/tls/key.pem"
+[mysql.options]
+innodb_buffer_pool_size = "1G"
+max_connections = 500
+performance_schema = false
+long_query_time = 0.5
+)");
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  const Config& c = loaded->config;
+  EXPECT_EQ(c.node.server_id_offset, 1000);
+  EXPECT_EQ(c.dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "127.0.0.2"}));
+  EXPECT_TRUE(c.backup.tls);
+  EXPECT_EQ(c.mysql.options, (std::map<std::string, std::string>{
+                                 {"innodb_buffer_pool_size", "1G"},
+                                 {"long_query_time", "0.5"},
+                                 {"max_connections", "500"},
+                                 {"performance_schema", "OFF"}}));
+  EXPECT_EQ(loaded->origins.at("mysql.options.max_connections").description,
+            *options_.config_file + ":12");
+}
+
+TEST_F(ConfigTest, AllTypesFromEnvironmentAndSet) {
+  options_.env = {{"REPLBOOT_DNS_SERVERS", "127.0.0.1:5353, 127.0.0.2:53"},
+                  {"REPLBOOT_BACKUP_TLS", "on"},
+                  {"REPLBOOT_BACKUP_TLS_CERT", "/c"},
+                  {"REPLBOOT_BACKUP_TLS_KEY", "/k"},
+                  {"REPLBOOT_MYSQL_OPTIONS", "max_connections=10,wait_timeout=60"},
+                  {"REPLBOOT_MYSQL_OPTIONS_INNODB_BUFFER_POOL_SIZE", "2G"},
+                  {"REPLBOOT_BIN", "/allowed/for/tests"},
+                  {"PATH", "/not/ours"}};
+  options_.sets = {"mysql.options.max_connections=20", "replication.tls=true"};
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  const Config& c = loaded->config;
+  EXPECT_EQ(c.dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "127.0.0.2:53"}));
+  EXPECT_TRUE(c.backup.tls);
+  EXPECT_TRUE(c.replication.tls);
+  EXPECT_EQ(c.mysql.options.at("max_connections"), "20");
+  EXPECT_EQ(c.mysql.options.at("wait_timeout"), "60");
+  EXPECT_EQ(c.mysql.options.at("innodb_buffer_pool_size"), "2G");
+  EXPECT_EQ(loaded->origins.at("mysql.options.max_connections").description,
+            "--set mysql.options.max_connections");
+}
+
+TEST_F(ConfigTest, UnknownKeyInFileNamesFileAndLine) {
+  options_.config_file = WriteToml("[mysql]\nport = 3306\nprot = 3307\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("mysql.prot"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr(*options_.config_file + ":3"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("did you mean mysql.port?"));
+}
+
+TEST_F(ConfigTest, UnknownSectionAndTopLevelKey) {
+  options_.config_file = WriteToml("port = 1\n[mysqld]\nport = 3306\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("unknown section [port] at " +
+                                                  *options_.config_file + ":1"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("unknown section [mysqld] at " +
+                                                  *options_.config_file + ":2"));
+}
+
+TEST_F(ConfigTest, SectionThatIsNotATable) {
+  options_.config_file = WriteToml("mysql = 3\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("must be a [mysql] table"));
+}
+
+TEST_F(ConfigTest, UnknownEnvironmentVariable) {
+  options_.env = {{"REPLBOOT_MYSQL_PROT", "1"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("REPLBOOT_MYSQL_PROT"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("did you mean mysql.port?"));
+}
+
+TEST_F(ConfigTest, UnknownSetKey) {
+  options_.sets = {"mysql.nope=1"};
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("unknown setting 'mysql.nope' in --set"));
+
+  options_.sets = {"mysql.port"};
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("--set 'mysql.port': expected section.key=value"));
+}
+
+TEST_F(ConfigTest, WrongTypeNamesKeyAndOrigin) {
+  options_.config_file = WriteToml("[mysql]\nport = \"3306\"\n[dns]\nservers = \"1.1.1.1\"\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("mysql.port in " + *options_.config_file + ":2: expected int, got string"));
+  EXPECT_THAT(m, HasSubstr("dns.servers in " + *options_.config_file + ":4: expected list"));
+
+  options_.config_file.reset();
+  options_.env = {{"REPLBOOT_MYSQL_PORT", "33o6"}, {"REPLBOOT_BACKUP_TLS", "maybe"}};
+  options_.flags["mysql.startup_timeout"] = "soon";
+  options_.flag_names["mysql.startup_timeout"] = "--startup-timeout";
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& e = loaded.error().message();
+  EXPECT_THAT(e, HasSubstr("mysql.port in environment variable REPLBOOT_MYSQL_PORT: expected an "
+                           "integer, got '33o6'"));
+  EXPECT_THAT(e, HasSubstr("backup.tls in environment variable REPLBOOT_BACKUP_TLS: expected true or "
+                           "false"));
+  EXPECT_THAT(e, HasSubstr("mysql.startup_timeout in --startup-timeout"));
+}
+
+TEST_F(ConfigTest, OptionValueOfWrongType) {
+  options_.config_file = WriteToml("[mysql.options]\nplugin_load = [\"a\"]\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(),
+              HasSubstr("mysql.options.plugin_load in " + *options_.config_file + ":2"));
+}
+
+TEST_F(ConfigTest, TomlSyntaxErrorNamesFileLineColumn) {
+  options_.config_file = WriteToml("[mysql]\nport = = 3\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr(*options_.config_file + ":2:"));
+}
+
+TEST_F(ConfigTest, ValidateCollectsEveryProblem) {
+  options_.config_file = WriteToml(R"(
+[mysql]
+port = 70000
+startup_timeout = 0
+datadir = "relative/dir"
+[mysql.options]
+server_id = 7
+"bad name" = 1
+[dns]
+policy = "random"
+tries = 0
+[log]
+level = "loud"
+format = "xml"
+[node]
+flavour = "postgres"
+)");
+  options_.env = {{"REPLBOOT_BACKUP_PORT", "0"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("11 configuration problems"));
+  EXPECT_THAT(m, HasSubstr("mysql.port = 70000 (from " + *options_.config_file +
+                           ":3): must be between 1 and 65535"));
+  EXPECT_THAT(m, HasSubstr("backup.port = 0 (from environment variable REPLBOOT_BACKUP_PORT)"));
+  EXPECT_THAT(m, HasSubstr("mysql.startup_timeout = 0"));
+  EXPECT_THAT(m, HasSubstr("mysql.datadir = \"relative/dir\""));
+  EXPECT_THAT(m, HasSubstr("mysql.options.server_id"));
+  EXPECT_THAT(m, HasSubstr("mysql.options.bad name"));
+  EXPECT_THAT(m, HasSubstr("dns.policy = \"random\""));
+  EXPECT_THAT(m, HasSubstr("dns.tries = 0"));
+  EXPECT_THAT(m, HasSubstr("log.level = \"loud\""));
+  EXPECT_THAT(m, HasSubstr("log.format = \"xml\""));
+  EXPECT_THAT(m, HasSubstr("node.flavour = \"postgres\""));
+}
+
+TEST_F(ConfigTest, ValidateListenAddressesAndTls) {
+  LoadedConfig loaded;
+  loaded.config.node.hostname = "mysql-0";
+  EXPECT_TRUE(Validate(loaded).ok()) << Validate(loaded).ToString();
+  loaded.config.backup.listen = "0.0.0.0";
+  loaded.config.http.listen = "0.0.0.0:99999";
+  loaded.config.backup.tls = true;
+  loaded.config.dns.servers = {"127.0.0.1:0", "[::1]:53", "::1"};
+  loaded.config.mysql.options["x"] = "a\nserver-id=1";
+  Status s = Validate(loaded);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("backup.listen = \"0.0.0.0\""));
+  EXPECT_THAT(s.message(), HasSubstr("http.listen = \"0.0.0.0:99999\""));
+  EXPECT_THAT(s.message(), HasSubstr("backup.tls_cert"));
+  EXPECT_THAT(s.message(), HasSubstr("backup.tls_key"));
+  EXPECT_THAT(s.message(), HasSubstr("dns.servers = \"127.0.0.1:0\""));
+  EXPECT_THAT(s.message(), Not(HasSubstr("[::1]:53")));
+  EXPECT_THAT(s.message(), HasSubstr("mysql.options.x"));
+  EXPECT_THAT(s.message(), HasSubstr("6 configuration problems"));
+}
+
+TEST_F(ConfigTest, HostnameDefaultsToGethostname) {
+  options_.flags.clear();
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  char buf[256] = {};
+  ASSERT_EQ(::gethostname(buf, sizeof(buf) - 1), 0);
+  EXPECT_EQ(loaded->config.node.hostname, buf);
+  EXPECT_EQ(loaded->origins.at("node.hostname").description, "gethostname()");
+}
+
+TEST_F(ConfigTest, ShowRedactsSecrets) {
+  options_.env = {{"REPLBOOT_MYSQL_ROOT_PASSWORD", "s3cr3t-root"},
+                  {"REPLBOOT_BACKUP_SECRET", "s3cr3t-backup"}};
+  options_.sets = {"mysql.options.max_connections=20"};
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  std::string shown = ShowConfig(*loaded);
+  EXPECT_THAT(shown, Not(HasSubstr("s3cr3t")));
+  EXPECT_THAT(shown, HasSubstr("mysql.root_password = <redacted>  # environment variable "
+                               "REPLBOOT_MYSQL_ROOT_PASSWORD\n"));
+  EXPECT_THAT(shown, HasSubstr("backup.secret = <redacted>"));
+  EXPECT_THAT(shown, HasSubstr("replication.password = \"\"\n"));
+  EXPECT_THAT(shown, HasSubstr("mysql.port = 3306\n"));
+  EXPECT_THAT(shown, HasSubstr("node.hostname = \"mysql-1\"  # flag for node.hostname\n"));
+  EXPECT_THAT(shown, HasSubstr("dns.servers = []\n"));
+  EXPECT_THAT(shown, HasSubstr("mysql.options.max_connections = \"20\"  # --set "
+                               "mysql.options.max_connections\n"));
+}
+
+TEST_F(ConfigTest, SecretValueNeverInErrors) {
+  // A misspelt password variable is an error; its value must not be echoed.
+  options_.env = {{"REPLBOOT_MYSQL_ROOT_PASSWRD", "s3cr3t"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), Not(HasSubstr("s3cr3t")));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("did you mean mysql.root_password?"));
+}
+
+TEST_F(ConfigTest, ResolveSecret) {
+  auto inline_only = ResolveSecret("inline", "", "mysql.root_password");
+  ASSERT_TRUE(inline_only);
+  EXPECT_EQ(*inline_only, "inline");
+
+  std::string file = WriteToml("from-file\n", "secret");
+  auto from_file = ResolveSecret("inline", file, "mysql.root_password");
+  ASSERT_TRUE(from_file);
+  EXPECT_EQ(*from_file, "from-file");
+
+  auto missing = ResolveSecret("", dir_ + "/missing", "mysql.root_password");
+  ASSERT_FALSE(missing);
+  EXPECT_THAT(missing.error().message(), HasSubstr("mysql.root_password"));
+  EXPECT_THAT(missing.error().message(), HasSubstr(dir_ + "/missing"));
+}
+
+TEST(ProcessEnvironmentTest, OnlyReplbootVariables) {
+  ASSERT_EQ(::setenv("REPLBOOT_TEST_PROCESS_ENV", "x=y", 1), 0);
+  auto env = ProcessEnvironment();
+  ::unsetenv("REPLBOOT_TEST_PROCESS_ENV");
+  EXPECT_EQ(env.at("REPLBOOT_TEST_PROCESS_ENV"), "x=y");
+  for (const auto& [name, value] : env) EXPECT_TRUE(name.starts_with("REPLBOOT_")) << name;
+}
+
+TEST(DescribeSettingsTest, EveryKeyHasEnvAndDescription) {
+  auto settings = DescribeSettings();
+  ASSERT_GT(settings.size(), 40u);
+  for (const SettingInfo& s : settings) {
+    EXPECT_FALSE(s.description.empty()) << s.key;
+    EXPECT_TRUE(s.env.starts_with("REPLBOOT_")) << s.key;
+  }
+  auto port = std::find_if(settings.begin(), settings.end(),
+                           [](const SettingInfo& s) { return s.key == "mysql.port"; });
+  ASSERT_NE(port, settings.end());
+  EXPECT_EQ(port->env, "REPLBOOT_MYSQL_PORT");
+  EXPECT_EQ(port->default_value, "3306");
+}
+
+}  // namespace
+}  // namespace replboot::conf

@@ -1,0 +1,176 @@
+#include "replboot/conf/render.h"
+
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "replboot/base/files.h"
+#include "replboot/base/process.h"
+
+namespace replboot::conf {
+namespace {
+
+// mysqld option files treat '#' as a comment and '\' as an escape, and trim
+// surrounding blanks; such values go in double quotes with '\' and '"' escaped,
+// which mysqld's option-file reader undoes.
+std::string OptionValue(std::string_view value) {
+  bool plain = !value.empty() && value.find_first_of("#\\'\"") == std::string_view::npos &&
+               value.front() != ' ' && value.back() != ' ' && value.front() != '\t' &&
+               value.back() != '\t';
+  if (plain) return std::string(value);
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+void Line(std::string& out, std::string_view name, std::string_view value) {
+  out += fmt::format("{}={}\n", name, OptionValue(value));
+}
+
+}  // namespace
+
+std::string RenderMysqldConfig(const Config& config, const Identity& identity, Flavour flavour) {
+  const bool replica = identity.role == Role::kReplica;
+  const bool mariadb = flavour == Flavour::kMariaDB;
+  std::string out;
+  out += fmt::format(
+      "# replboot.cnf for {} ({}, {}): rendered by replboot at every start, so edit\n"
+      "# [mysql.options] in replboot.toml instead of this file.\n",
+      identity.hostname, RoleName(identity.role), FlavourName(flavour));
+  out += "[mysqld]\n";
+  out += fmt::format("server-id={}\n", identity.server_id);
+  out += fmt::format("port={}\n", config.mysql.port);
+  Line(out, "bind-address", config.mysql.bind_address);
+  Line(out, "socket", config.mysql.socket);
+  Line(out, "datadir", config.mysql.datadir);
+  out += "# Clients and peers are pods whose reverse DNS is slow and means nothing.\n";
+  out += "skip-name-resolve=ON\n";
+  out += "# Shown by SHOW REPLICA HOSTS on the source: the name peers reach this node by.\n";
+  Line(out, "report-host", identity.PeerName(identity.ordinal, config.cluster.service));
+
+  out += "\n# Binary log on every node, not just the primary: a replica seeds the next\n";
+  out += "# one (its backup must carry a position) and can be promoted.\n";
+  out += "log-bin=mysql-bin\n";
+  out += "log-bin-index=mysql-bin.index\n";
+  out += "binlog_format=ROW\n";
+  out += "# Durable commits: a crash must not lose a transaction a replica already has.\n";
+  out += "sync_binlog=1\n";
+  out += "innodb_flush_log_at_trx_commit=1\n";
+  out += "# A week of binlogs lets a clone catch up; without a limit MariaDB keeps them forever.\n";
+  out += "binlog_expire_logs_seconds=604800\n";
+  out += "relay-log=relay-bin\n";
+  out += "relay-log-index=relay-bin.index\n";
+
+  out += "\n# GTID replication, so a replica can switch source without file/position.\n";
+  if (mariadb) {
+    out += "gtid_strict_mode=ON\n";
+    out += "log_slave_updates=ON\n";
+    out += "# replboot starts replication itself once it knows the source; also on the\n";
+    out += "# primary, which must never resume replicating from a former source.\n";
+    out += "skip_slave_start=ON\n";
+  } else {
+    out += "gtid_mode=ON\n";
+    out += "enforce_gtid_consistency=ON\n";
+    out += "log_replica_updates=ON\n";
+    out += "# replboot starts replication itself once it knows the source; also on the\n";
+    out += "# primary, which must never resume replicating from a former source.\n";
+    out += "skip_replica_start=ON\n";
+  }
+
+  if (replica) {
+    out += "\n# Replica: only the replication threads write.\n";
+    out += "read_only=ON\n";
+    if (!mariadb) out += "super_read_only=ON\n";
+    out += "# After a crash, discard the relay log and refetch from the source's position.\n";
+    out += "relay_log_recovery=ON\n";
+  } else {
+    out += "\n# Primary: writable, also after a restart of a promoted former replica.\n";
+    out += "read_only=OFF\n";
+    if (!mariadb) out += "super_read_only=OFF\n";
+  }
+
+  if (!config.mysql.options.empty()) {
+    // std::map is sorted by key: the output is deterministic.
+    out += "\n# [mysql.options]: last, so they override the lines above.\n";
+    for (const auto& [name, value] : config.mysql.options) Line(out, name, value);
+  }
+  return out;
+}
+
+Flavour FlavourFromVersionText(const std::string& version_text) {
+  // MariaDB says so in every version string ("Ver 10.11.19-MariaDB-0+deb12u1");
+  // MySQL and Percona Server do not name themselves consistently, so everything
+  // else is treated as MySQL.
+  std::string lower;
+  lower.reserve(version_text.size());
+  for (char c : version_text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("mariadb") != std::string::npos ? Flavour::kMariaDB : Flavour::kMySQL;
+}
+
+Result<Flavour> DetectFlavour(const Config& config) {
+  if (config.node.flavour == "mariadb") return Flavour::kMariaDB;
+  if (config.node.flavour == "mysql") return Flavour::kMySQL;
+
+  std::vector<std::string> candidates;
+  if (!config.mysql.mysqld.empty()) {
+    candidates.push_back(config.mysql.mysqld);
+  } else {
+    candidates = {"mariadbd", "mysqld"};
+  }
+  std::string failures;
+  for (const std::string& binary : candidates) {
+    auto run = process::RunCapture({binary, "--version"}, process::ChildEnvironment());
+    std::string failure;
+    if (!run) {
+      failure = run.error().message();
+    } else if (!run->status.ok()) {
+      failure = fmt::format("{} --version: {}", binary, run->status.ToString());
+    } else if (run->out.empty() && run->err.empty()) {
+      failure = fmt::format("{} --version printed nothing", binary);
+    } else {
+      return FlavourFromVersionText(run->out + run->err);
+    }
+    failures += (failures.empty() ? "" : "; ") + failure;
+  }
+  return Error(StatusCode::kNotFound,
+               "cannot detect the server flavour ({}); set node.flavour (--flavour mariadb|mysql) "
+               "or mysql.mysqld to the server binary",
+               failures);
+}
+
+std::string ServerBinary(const Config& config, Flavour flavour) {
+  if (!config.mysql.mysqld.empty()) return config.mysql.mysqld;
+  return flavour == Flavour::kMariaDB ? "mariadbd" : "mysqld";
+}
+
+Result<std::string> WriteMysqldConfig(const std::string& dir, const std::string& content) {
+  if (dir.empty()) return Error(StatusCode::kInvalidArgument, "config directory is empty");
+  // Like `mkdir -p`: the config dir is often an emptyDir volume mounted fresh.
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Error(ErrnoStatus(errno, "create config directory " + prefix));
+    }
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Error(ErrnoStatus(errno, "stat " + dir));
+  if (!S_ISDIR(st.st_mode)) {
+    return Error(StatusCode::kInvalidArgument, "config directory {} is not a directory", dir);
+  }
+  std::string path = dir + (dir.ends_with('/') ? "" : "/") + "replboot.cnf";
+  // 0644: mysqld may run as another user than replboot and must read it; it holds
+  // no secret.
+  REPLBOOT_RETURN_IF_ERROR(files::WriteFileAtomic(path, content, 0644));
+  return path;
+}
+
+}  // namespace replboot::conf
