@@ -1,0 +1,63 @@
+// The SQL that points a fresh replica at the primary, generated from a parsed Position (pure).
+//
+// MariaDB, GTID (preferred):
+//   SET GLOBAL gtid_slave_pos='…';
+//   CHANGE MASTER TO MASTER_HOST=…, MASTER_PORT=…, MASTER_USER=…, MASTER_PASSWORD=…,
+//     MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=…[, MASTER_SSL=1];
+//   START SLAVE;
+// MariaDB, file/pos (no GTID in the clone): MASTER_LOG_FILE/MASTER_LOG_POS, MASTER_USE_GTID=no.
+// MySQL 8 (≥ 8.0.23 syntax; older 8.0 gets CHANGE MASTER/START SLAVE):
+//   [RESET MASTER | RESET BINARY LOGS AND GTIDS (8.4);]   only when gtid_executed is not empty
+//   SET GLOBAL gtid_purged='…';                           and differs from the clone's set
+//   CHANGE REPLICATION SOURCE TO SOURCE_HOST=…, …, SOURCE_AUTO_POSITION=1,
+//     GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=…[, SOURCE_SSL=1];
+//   START REPLICA;
+//
+// Every Statement has a `redacted` rendering with the password replaced: log that one only.
+#ifndef REPLBOOT_REPLICATION_STATEMENTS_H_
+#define REPLBOOT_REPLICATION_STATEMENTS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "replboot/base/status.h"
+#include "replboot/replication/position.h"
+
+namespace replboot::replication {
+
+struct Statement {
+  std::string sql;       // what is executed; may hold a password
+  std::string redacted;  // for logs, errors and the intent record
+};
+
+// What the replica's server is, for the few statements that differ by version.
+struct ServerInfo {
+  Flavour flavour = Flavour::kMariaDB;
+  int version = 0;            // 100611 for 10.6.11, 80036 for 8.0.36, 80400 for 8.4.0
+  std::string gtid_executed;  // MySQL: @@gtid_executed of the replica now (normalised)
+};
+
+// Parses SELECT VERSION() ("10.11.19-MariaDB-0+deb12u1", "8.4.3") into 101119 / 80403.
+Result<int> ParseServerVersion(const std::string& version);
+
+struct SourceOptions {
+  std::string host;  // "<prefix>-0.<service>", e.g. "mysql-0.mysql"
+  int port = 3306;
+  std::string user;
+  std::string password;  // never logged: see Statement::redacted
+  int connect_retry = 5;
+  bool tls = false;
+};
+
+// The statements, in order, that make a replica replicate from `position` on `source`.
+// kInvalidArgument when the position has neither GTID nor file/pos, or the options are empty.
+Result<std::vector<Statement>> ReplicaStatements(const Position& position, const SourceOptions& source,
+                                                 const ServerInfo& server);
+
+// A statement with no secret: sql and redacted are the same text.
+Statement Plain(std::string sql);
+
+}  // namespace replboot::replication
+
+#endif  // REPLBOOT_REPLICATION_STATEMENTS_H_
