@@ -1,0 +1,440 @@
+#include "replboot/daemon/bootstrap.h"
+
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <system_error>
+#include <thread>
+
+#include "replboot/base/files.h"
+#include "replboot/base/log.h"
+#include "replboot/base/process.h"
+#include "replboot/conf/render.h"
+#include "replboot/db/client.h"
+
+// For functions returning Status (REPLBOOT_RETURN_IF_ERROR is for Result<T>).
+#define RETURN_STATUS_IF_ERROR(expr)          \
+  do {                                        \
+    ::replboot::Status daemon_status_ = (expr); \
+    if (!daemon_status_.ok()) return daemon_status_; \
+  } while (0)
+
+namespace replboot::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  return dir + (dir.ends_with('/') ? "" : "/") + name;
+}
+
+std::string ParentDir(const std::string& path) {
+  auto parent = fs::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+struct OsUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// The user mysqld runs as, when replboot runs as root (and so must hand over
+// ownership and pass --user); nullopt when replboot is unprivileged and mysqld
+// runs as replboot's own user.
+Result<std::optional<OsUser>> MysqlOsUser(const conf::Config& config) {
+  if (::geteuid() != 0) return std::optional<OsUser>();
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getpwnam_r(config.mysql.user.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0) return Error(ErrnoStatus(rc, "look up mysql.user " + config.mysql.user));
+  if (found == nullptr) {
+    return Error(StatusCode::kInvalidArgument, "mysql.user {}: no such OS user (mysqld must not run as root)",
+                 config.mysql.user);
+  }
+  OsUser user;
+  user.name = config.mysql.user;
+  user.uid = pw.pw_uid;
+  user.gid = pw.pw_gid;
+  return std::optional<OsUser>(user);
+}
+
+// mkdir -p with `mode` for the directories it creates, then hands `path` itself
+// (not its parents, which may be a mounted volume's root) to the mysqld user.
+Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUser>& owner, const char* what) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return Status(StatusCode::kIOError, fmt::format("create {} {}: {}", what, path, ec.message()));
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, fmt::format("stat {} {}", what, path));
+  if (!S_ISDIR(st.st_mode)) {
+    return Status(StatusCode::kInvalidArgument, fmt::format("{} {} is not a directory", what, path));
+  }
+  if (owner && (st.st_uid != owner->uid || st.st_gid != owner->gid)) {
+    if (::chown(path.c_str(), owner->uid, owner->gid) != 0) {
+      return ErrnoStatus(errno, fmt::format("chown {} {} to {}", what, path, owner->name));
+    }
+  }
+  if ((st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) != 0) {
+    return ErrnoStatus(errno, fmt::format("chmod {} {}", what, path));
+  }
+  return Status::Ok();
+}
+
+// Removes what a failed initialization left in `datadir` (which was empty before),
+// so the next attempt starts from an empty datadir again instead of using a
+// half-made one as is. The directory itself stays: it is often a mount point.
+Status ClearDir(const std::string& datadir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(datadir, ec)) {
+    RETURN_STATUS_IF_ERROR(files::RemoveAll(entry.path().string()));
+  }
+  if (ec) return Status(StatusCode::kIOError, fmt::format("list datadir {}: {}", datadir, ec.message()));
+  return Status::Ok();
+}
+
+std::vector<std::string> MachineHostnames() {
+  std::vector<std::string> names;
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') {
+    // install-db stores LOWER(@@hostname).
+    std::string name(buf);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    names.push_back(name);
+  }
+  return names;
+}
+
+// Runs a bootstrap step's command to completion with output passed through, so
+// install-db's messages reach the container log. A stop request ends it.
+Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, const char* what) {
+  auto log = log::Get("daemon");
+  process::SpawnOptions options;
+  options.argv = argv;
+  options.env = process::ChildEnvironment();
+  auto child = process::Spawn(options);
+  if (!child) return child.error().WithContext(what);
+  supervisor.SetStepChild(child->pid);
+  log->info("event=step_started step={} pid={} binary={}", what, child->pid, log::Quote(argv[0]));
+  auto status = process::Wait(child->pid);
+  supervisor.SetStepChild(0);
+  if (!status) return status.error().WithContext(what);
+  if (supervisor.Stopping()) {
+    return Status(StatusCode::kCancelled, fmt::format("{} interrupted by a stop request ({})", what,
+                                                      status->ToString()));
+  }
+  if (!status->ok()) {
+    return Status(StatusCode::kIOError, fmt::format("{} ({}) failed: {}", what, argv[0], status->ToString()));
+  }
+  log->info("event=step_done step={}", what);
+  return Status::Ok();
+}
+
+// Polls with a real client connection until one succeeds, mysqld ends, a stop
+// is requested, or the deadline passes.
+Status WaitUntilReady(NodeContext& ctx) {
+  const auto& config = ctx.config();
+  Supervisor& sup = *ctx.supervisor;
+  auto start = steady_clock::now();
+  auto deadline = start + std::chrono::seconds(config.mysql.startup_timeout);
+  db::ConnectOptions options;
+  options.socket = config.mysql.socket;
+  options.user = "root";
+  options.password = ctx.root_password;
+  options.connect_timeout = std::chrono::seconds(2);
+  options.read_timeout = std::chrono::seconds(5);
+  std::string last_error = "no attempt yet";
+  int attempts = 0;
+  for (;;) {
+    if (auto exit = sup.MainExit()) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("mysqld exited before accepting connections on socket {}: {} (last connect "
+                                "error: {})",
+                                config.mysql.socket, exit->ToString(), last_error));
+    }
+    if (sup.Stopping()) {
+      return Status(StatusCode::kCancelled, "stop requested while waiting for mysqld to accept connections");
+    }
+    ++attempts;
+    auto session = db::Connect(options);
+    if (session) {
+      auto rows = (*session)->Query("SELECT 1");
+      if (rows) {
+        log::Get("daemon")->info(
+            "event=mysqld_ready socket={} attempts={} elapsed_ms={}", log::Quote(config.mysql.socket), attempts,
+            std::chrono::duration_cast<milliseconds>(steady_clock::now() - start).count());
+        return Status::Ok();
+      }
+      last_error = rows.error().message();
+    } else {
+      last_error = session.error().message();
+    }
+    if (steady_clock::now() >= deadline) {
+      return Status(StatusCode::kTimeout,
+                    fmt::format("mysqld did not accept a connection as root on socket {} within {}s "
+                                "(mysql.startup_timeout); last error: {}",
+                                config.mysql.socket, config.mysql.startup_timeout, last_error));
+    }
+    sup.SleepUnlessDone(milliseconds(250));
+  }
+}
+
+}  // namespace
+
+std::string_view BootstrapActionName(BootstrapAction action) {
+  switch (action) {
+    case BootstrapAction::kInitialize:
+      return "initialize";
+    case BootstrapAction::kFinishInitialize:
+      return "finish_initialize";
+    case BootstrapAction::kClone:
+      return "clone";
+    case BootstrapAction::kNoClone:
+      return "no_clone";
+    case BootstrapAction::kUseAsIs:
+      return "use_as_is";
+  }
+  return "unknown";
+}
+
+BootstrapAction DecideBootstrap(conf::Role role, DatadirState state, bool can_clone) {
+  switch (state) {
+    case DatadirState::kRootPasswordPending:
+      return BootstrapAction::kFinishInitialize;
+    case DatadirState::kInitialized:
+      return BootstrapAction::kUseAsIs;
+    case DatadirState::kEmpty:
+      if (role == conf::Role::kPrimary) return BootstrapAction::kInitialize;
+      return can_clone ? BootstrapAction::kClone : BootstrapAction::kNoClone;
+  }
+  return BootstrapAction::kUseAsIs;
+}
+
+Result<DatadirState> InspectDatadir(const std::string& datadir) {
+  auto empty = files::IsEmptyDir(datadir);
+  if (!empty) return Error(empty.error().WithContext("inspect datadir"));
+  if (*empty) return DatadirState::kEmpty;
+  struct stat st;
+  std::string marker = JoinPath(datadir, kRootPasswordPendingMarker);
+  if (::stat(marker.c_str(), &st) == 0) return DatadirState::kRootPasswordPending;
+  if (errno != ENOENT) return Error(ErrnoStatus(errno, "stat " + marker));
+  return DatadirState::kInitialized;
+}
+
+std::string RootPasswordInitSql(const std::string& root_password, const std::vector<std::string>& hostnames) {
+  const std::string pw = db::QuoteLiteral(root_password);
+  std::string sql;
+  // One statement per line: mysqld reads an init file line by line.
+  sql += "ALTER USER 'root'@'localhost' IDENTIFIED BY " + pw + ";\n";
+  sql += "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY " + pw + ";\n";
+  sql += "ALTER USER 'root'@'%' IDENTIFIED BY " + pw + ";\n";
+  sql += "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n";
+  std::vector<std::string> drop = {"'root'@'127.0.0.1'", "'root'@'::1'", "''@'localhost'"};
+  for (const auto& host : hostnames) {
+    if (host.empty() || host == "localhost") continue;
+    drop.push_back("'root'@" + db::QuoteLiteral(host));
+    drop.push_back("''@" + db::QuoteLiteral(host));
+  }
+  std::string list;
+  for (const auto& user : drop) list += (list.empty() ? "" : ", ") + user;
+  sql += "DROP USER IF EXISTS " + list + ";\n";
+  return sql;
+}
+
+Result<InitFile> InitFile::Create(const std::string& parent, const std::string& content,
+                                  std::optional<uid_t> uid, std::optional<gid_t> gid) {
+  std::string pattern = JoinPath(parent, "replboot-init.XXXXXX");
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  // mkdtemp creates it 0700: nobody else can even look up the file inside.
+  if (::mkdtemp(buf.data()) == nullptr) return Error(ErrnoStatus(errno, "create private dir " + pattern));
+  std::string dir(buf.data());
+  InitFile file(dir, JoinPath(dir, "init.sql"));
+  if (uid && ::chown(dir.c_str(), *uid, gid.value_or(static_cast<gid_t>(-1))) != 0) {
+    return Error(ErrnoStatus(errno, "chown " + dir));
+  }
+  REPLBOOT_RETURN_IF_ERROR(files::WriteFileAtomic(file.path_, content, 0600));
+  if (uid && ::chown(file.path_.c_str(), *uid, gid.value_or(static_cast<gid_t>(-1))) != 0) {
+    return Error(ErrnoStatus(errno, "chown " + file.path_));
+  }
+  return file;
+}
+
+InitFile::InitFile(InitFile&& other) noexcept : dir_(std::move(other.dir_)), path_(std::move(other.path_)) {
+  other.dir_.clear();
+  other.path_.clear();
+}
+
+InitFile::~InitFile() {
+  if (!dir_.empty()) (void)Remove();
+}
+
+Status InitFile::Remove() {
+  if (dir_.empty()) return Status::Ok();
+  Status s = files::RemoveAll(dir_);
+  if (s.ok()) {
+    dir_.clear();
+    path_.clear();
+  }
+  return s;
+}
+
+std::vector<std::string> MysqldArgv(const std::string& server_binary, const std::string& defaults_file,
+                                    const std::optional<std::string>& user,
+                                    const std::optional<std::string>& init_file) {
+  std::vector<std::string> argv = {server_binary, "--defaults-file=" + defaults_file};
+  if (user) argv.push_back("--user=" + *user);
+  if (init_file) argv.push_back("--init-file=" + *init_file);
+  return argv;
+}
+
+std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Config& config,
+                                        const std::string& server_binary, const std::string& defaults_file,
+                                        const std::optional<std::string>& user) {
+  std::vector<std::string> argv;
+  if (flavour == conf::Flavour::kMariaDB) {
+    // --no-defaults: install-db only creates the system tables; the rendered
+    // options (binlog, read_only) belong to the real start.
+    argv = {config.mysql.install_db, "--no-defaults", "--datadir=" + config.mysql.datadir,
+            "--auth-root-authentication-method=normal", "--skip-test-db"};
+    if (user) argv.push_back("--user=" + *user);
+    // install-db finds mariadbd next to itself or in PATH; a configured server
+    // binary must be the one that creates the tables.
+    if (!config.mysql.mysqld.empty()) argv.push_back("--mysqld=" + config.mysql.mysqld);
+  } else {
+    // MySQL initializes with the same options it will run with (page size,
+    // lower_case_table_names must not change later).
+    argv = {server_binary, "--defaults-file=" + defaults_file, "--initialize-insecure",
+            "--datadir=" + config.mysql.datadir};
+    if (user) argv.push_back("--user=" + *user);
+  }
+  return argv;
+}
+
+Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
+  auto log = log::Get("daemon");
+  const conf::Config& config = ctx.config();
+  Supervisor& sup = *ctx.supervisor;
+
+  auto flavour = conf::DetectFlavour(config);
+  if (!flavour) return flavour.error().WithContext("detect flavour");
+  ctx.flavour = *flavour;
+  const std::string server = conf::ServerBinary(config, ctx.flavour);
+
+  auto defaults_file = conf::WriteMysqldConfig(config.mysql.config_dir,
+                                               conf::RenderMysqldConfig(config, ctx.identity, ctx.flavour));
+  if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
+  ctx.defaults_file = *defaults_file;
+  log->info("event=config_rendered path={} flavour={} role={} server_id={}", log::Quote(ctx.defaults_file),
+            conf::FlavourName(ctx.flavour), conf::RoleName(ctx.identity.role), ctx.identity.server_id);
+
+  auto os_user = MysqlOsUser(config);
+  if (!os_user) return os_user.error();
+  std::optional<std::string> user_flag;
+  if (*os_user) user_flag = (*os_user)->name;
+  RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
+  const std::string socket_dir = ParentDir(config.mysql.socket);
+  RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, *os_user, "socket directory"));
+
+  auto state = InspectDatadir(config.mysql.datadir);
+  if (!state) return state.error();
+  BootstrapAction action = DecideBootstrap(ctx.identity.role, *state, static_cast<bool>(hooks.prepare_datadir));
+  log->info("event=bootstrap_decision action={} role={} datadir={}", BootstrapActionName(action),
+            conf::RoleName(ctx.identity.role), log::Quote(config.mysql.datadir));
+
+  const std::string marker = JoinPath(config.mysql.datadir, kRootPasswordPendingMarker);
+  bool set_root_password = false;
+  switch (action) {
+    case BootstrapAction::kInitialize: {
+      if (ctx.root_password.empty()) {
+        return Status(StatusCode::kInvalidArgument,
+                      fmt::format("datadir {} is empty and must be initialized, but no root password is set "
+                                  "(mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
+                                  config.mysql.datadir));
+      }
+      Status s = RunStep(sup, InitializeArgv(ctx.flavour, config, server, ctx.defaults_file, user_flag),
+                         "initialize_datadir");
+      if (!s.ok()) {
+        Status cleared = ClearDir(config.mysql.datadir);
+        if (!cleared.ok()) log->error("event=datadir_clear_failed error={}", log::Quote(cleared.ToString()));
+        return s;
+      }
+      // Before the first start: if it is interrupted, the next run sets the password.
+      RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(marker, "root password not set yet\n", 0600));
+      set_root_password = true;
+      break;
+    }
+    case BootstrapAction::kFinishInitialize:
+      if (ctx.root_password.empty()) {
+        return Status(StatusCode::kInvalidArgument,
+                      fmt::format("datadir {} was initialized but root has no password yet, and no root "
+                                  "password is set (mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
+                                  config.mysql.datadir));
+      }
+      set_root_password = true;
+      break;
+    case BootstrapAction::kClone:
+      RETURN_STATUS_IF_ERROR(hooks.prepare_datadir(ctx));
+      // The clone wrote as root: hand the new files to mysqld's user.
+      RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
+      break;
+    case BootstrapAction::kNoClone:
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("datadir {} is empty and cloning is not available (replica {} needs a copy of a "
+                                "peer's data)",
+                                config.mysql.datadir, ctx.identity.hostname));
+    case BootstrapAction::kUseAsIs:
+      break;
+  }
+
+  std::optional<InitFile> init_file;
+  if (set_root_password) {
+    auto created = InitFile::Create(socket_dir, RootPasswordInitSql(ctx.root_password, MachineHostnames()),
+                                    *os_user ? std::optional<uid_t>((*os_user)->uid) : std::nullopt,
+                                    *os_user ? std::optional<gid_t>((*os_user)->gid) : std::nullopt);
+    if (!created) return created.error().WithContext("root password init file");
+    init_file.emplace(std::move(*created));
+  }
+
+  if (sup.Stopping()) return Status(StatusCode::kCancelled, "stop requested before mysqld started");
+  process::SpawnOptions options;
+  options.argv = MysqldArgv(server, ctx.defaults_file, user_flag,
+                            init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
+  options.env = process::ChildEnvironment();
+  auto child = process::Spawn(options);
+  if (!child) return child.error().WithContext("start mysqld");
+  sup.SetMainChild(child->pid);
+  log->info("event=mysqld_started pid={} binary={} defaults_file={} init_file={}", child->pid, log::Quote(server),
+            log::Quote(ctx.defaults_file), init_file.has_value());
+
+  Status ready = WaitUntilReady(ctx);
+  if (init_file) {
+    // It has been read (or mysqld is gone): the secret must not outlive this point.
+    Status removed = init_file->Remove();
+    if (!removed.ok()) log->error("event=init_file_remove_failed error={}", log::Quote(removed.ToString()));
+  }
+  RETURN_STATUS_IF_ERROR(ready);
+  if (set_root_password) {
+    RETURN_STATUS_IF_ERROR(files::RemoveAll(marker));
+    RETURN_STATUS_IF_ERROR(files::FsyncDir(config.mysql.datadir));
+    log->info("event=root_password_set users=\"root@localhost root@%\"");
+  }
+
+  if (hooks.after_ready) {
+    RETURN_STATUS_IF_ERROR(hooks.after_ready(ctx));
+    log->info("event=after_ready_done");
+  }
+  return Status::Ok();
+}
+
+}  // namespace replboot::daemon

@@ -1,0 +1,76 @@
+#include "replboot/daemon/commands.h"
+
+#include <memory>
+
+#include "replboot/base/exit_code.h"
+#include "replboot/base/log.h"
+#include "replboot/conf/cli_flags.h"
+#include "replboot/conf/config.h"
+#include "replboot/conf/identity.h"
+#include "replboot/daemon/bootstrap.h"
+#include "replboot/daemon/supervisor.h"
+
+namespace replboot::daemon {
+namespace {
+
+constexpr int kConfigError = 2;
+
+// The steps other modules plug into `run`. Empty until the clone (replica
+// datadir) and replication/users/HTTP (after ready) are wired in here.
+BootstrapHooks DefaultHooks() { return BootstrapHooks(); }
+
+int Run(const conf::ConfigFlags& flags) {
+  // First, before anything can start a thread: every thread inherits this mask,
+  // so no handled signal is ever delivered asynchronously.
+  if (Status s = Supervisor::BlockSignals(); !s.ok()) {
+    log::Get("daemon")->error("event=signal_setup_failed error={}", log::Quote(s.ToString()));
+    return 1;
+  }
+  auto log = log::Get("daemon");
+  auto loaded = conf::LoadFromFlags(flags);
+  if (!loaded) {
+    log->error("event=config_invalid error={}", log::Quote(loaded.error().message()));
+    return kConfigError;
+  }
+  const conf::Config& config = loaded->config;
+  auto identity = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset);
+  if (!identity) {
+    log->error("event=identity_invalid error={}", log::Quote(identity.error().message()));
+    return kConfigError;
+  }
+  auto root_password =
+      conf::ResolveSecret(config.mysql.root_password, config.mysql.root_password_file, "mysql.root_password");
+  if (!root_password) {
+    log->error("event=secret_invalid error={}", log::Quote(root_password.error().message()));
+    return kConfigError;
+  }
+  log->info("event=starting hostname={} ordinal={} role={} server_id={} datadir={}",
+            log::Quote(identity->hostname), identity->ordinal, conf::RoleName(identity->role),
+            identity->server_id, log::Quote(config.mysql.datadir));
+
+  SupervisorOptions options;
+  options.shutdown_grace = std::chrono::seconds(config.mysql.shutdown_grace);
+  Supervisor supervisor(options);
+  NodeContext ctx;
+  ctx.loaded = &*loaded;
+  ctx.identity = *identity;
+  ctx.root_password = std::move(*root_password);
+  ctx.supervisor = &supervisor;
+  BootstrapHooks hooks = DefaultHooks();
+  int code = supervisor.Run([&](Supervisor&) { return RunNode(ctx, hooks); });
+  log->info("event=exit code={}", code);
+  return code;
+}
+
+}  // namespace
+
+void AddCommands(CLI::App& app) {
+  // CLI11 keeps pointers into the flags until parsing ends, i.e. for the life of `app`.
+  auto flags = std::make_shared<conf::ConfigFlags>();
+  CLI::App* run = app.add_subcommand(
+      "run", "container ENTRYPOINT: render the config, initialize or clone the datadir, run and supervise mysqld");
+  conf::AddConfigFlags(run, flags.get());
+  run->callback([flags] { cli::ExitCode() = Run(*flags); });
+}
+
+}  // namespace replboot::daemon
