@@ -1,9 +1,9 @@
 #include "replboot/conf/commands.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "replboot/base/exit_code.h"
 #include "replboot/conf/cli_flags.h"
@@ -78,7 +78,8 @@ void AddCommands(CLI::App& app) {
   AddConfigFlags(show, show_flags.get());
   show->callback([show_flags] { RunShow(*show_flags); });
 
-  CLI::App* keys = config->add_subcommand("keys", "list every setting with its variable and default");
+  CLI::App* keys =
+      config->add_subcommand("keys", "list every setting with its variable and default");
   keys->callback([] { RunKeys(); });
 }
 

@@ -1,6 +1,8 @@
 #include "replboot/conf/config.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,10 +12,6 @@
 #include <climits>
 #include <system_error>
 #include <variant>
-
-#include <fmt/format.h>
-
-#include <toml++/toml.h>
 
 #include "replboot/base/files.h"
 
@@ -73,8 +71,7 @@ const std::vector<Setting>& Settings() {
 
       {"cluster.service", REPLBOOT_FIELD(cluster, service), false,
        "headless Service: peer N is <statefulset>-N.<service>"},
-      {"cluster.app_user", REPLBOOT_FIELD(cluster, app_user), false,
-       "application user (no SUPER)"},
+      {"cluster.app_user", REPLBOOT_FIELD(cluster, app_user), false, "application user (no SUPER)"},
       {"cluster.app_password", REPLBOOT_FIELD(cluster, app_password), true,
        "application user's password"},
       {"cluster.app_password_file", REPLBOOT_FIELD(cluster, app_password_file), false,
@@ -354,9 +351,10 @@ class Loader {
       std::string where = fmt::format("{}:{}", path, section.source().begin.line);
       const toml::table* table = node.as_table();
       if (!IsSection(section.str())) {
-        problems_.push_back(fmt::format("unknown section [{}] at {}; sections are node, mysql, "
-                                        "cluster, dns, backup, replication, http, log",
-                                        section.str(), where));
+        problems_.push_back(
+            fmt::format("unknown section [{}] at {}; sections are node, mysql, "
+                        "cluster, dns, backup, replication, http, log",
+                        section.str(), where));
         continue;
       }
       if (table == nullptr) {
@@ -393,9 +391,10 @@ class Loader {
       } else {
         std::string key = Lower(name.substr(9));
         if (auto underscore = key.find('_'); underscore != std::string::npos) key[underscore] = '.';
-        problems_.push_back(fmt::format("unknown environment variable {}: it names no setting{}; "
-                                        "see `replboot config keys`",
-                                        name, Suggestion(key)));
+        problems_.push_back(
+            fmt::format("unknown environment variable {}: it names no setting{}; "
+                        "see `replboot config keys`",
+                        name, Suggestion(key)));
       }
     }
   }
@@ -403,8 +402,7 @@ class Loader {
   void LoadSet(const std::string& assignment) {
     size_t eq = assignment.find('=');
     if (eq == std::string::npos) {
-      problems_.push_back(
-          fmt::format("--set '{}': expected section.key=value", assignment));
+      problems_.push_back(fmt::format("--set '{}': expected section.key=value", assignment));
       return;
     }
     std::string key(Trim(std::string_view(assignment).substr(0, eq)));
@@ -490,8 +488,8 @@ class Loader {
       **l = std::move(items);
     } else {
       const toml::table* table = node.as_table();
-      if (table == nullptr) return WrongType(s, origin, got + " (write a [" + std::string(s.key) +
-                                                            "] table)");
+      if (table == nullptr)
+        return WrongType(s, origin, got + " (write a [" + std::string(s.key) + "] table)");
       for (const auto& [name, value] : *table) {
         std::string at = fmt::format("{}:{}", file_, name.source().begin.line);
         std::string text;
@@ -505,9 +503,10 @@ class Loader {
           // mysqld reads ON/OFF for every boolean option.
           text = value.as_boolean()->get() ? "ON" : "OFF";
         } else {
-          problems_.push_back(fmt::format("{}.{} in {}: expected a string, number or boolean, "
-                                          "got {}",
-                                          s.key, name.str(), at, TomlTypeName(value)));
+          problems_.push_back(
+              fmt::format("{}.{} in {}: expected a string, number or boolean, "
+                          "got {}",
+                          s.key, name.str(), at, TomlTypeName(value)));
           continue;
         }
         SetOption(std::string(name.str()), text, at);
@@ -532,8 +531,8 @@ class Loader {
     } else if (auto* b = std::get_if<bool*>(&f)) {
       auto v = ParseBool(text);
       if (!v) {
-        problems_.push_back(fmt::format("{} in {}: expected true or false, got '{}'", s.key,
-                                        origin, text));
+        problems_.push_back(
+            fmt::format("{} in {}: expected true or false, got '{}'", s.key, origin, text));
         return;
       }
       **b = *v;
@@ -623,7 +622,8 @@ class Checker {
       Fail(key, Quoted(value), "must be host:port");
       return;
     }
-    if (colon == std::string::npos || bare_ipv6) {
+    bool bracketed_no_port = value[0] == '[' && value.back() == ']';
+    if (colon == std::string::npos || bare_ipv6 || bracketed_no_port) {
       if (port_required) Fail(key, Quoted(value), "must be host:port");
       return;
     }
@@ -731,8 +731,10 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
     }
   }
   if (c.backup.tls) {
-    if (c.backup.tls_cert.empty()) check.Fail("backup.tls_cert", "\"\"", "is required when backup.tls is true");
-    if (c.backup.tls_key.empty()) check.Fail("backup.tls_key", "\"\"", "is required when backup.tls is true");
+    if (c.backup.tls_cert.empty())
+      check.Fail("backup.tls_cert", "\"\"", "is required when backup.tls is true");
+    if (c.backup.tls_key.empty())
+      check.Fail("backup.tls_key", "\"\"", "is required when backup.tls is true");
   }
 
   check.NotEmpty("replication.user", c.replication.user);
@@ -742,7 +744,8 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
 
   check.HostPort("http.listen", c.http.listen, true);
 
-  check.OneOf("log.level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  check.OneOf("log.level", c.log.level,
+              {"trace", "debug", "info", "warn", "error", "critical", "off"});
   check.OneOf("log.format", c.log.format, {"logfmt", "json"});
 
   return std::move(check.problems());
@@ -757,7 +760,8 @@ Result<LoadedConfig> LoadConfig(const LoadOptions& options) {
 
   std::optional<std::string> file = options.config_file;
   if (!file) {
-    if (auto it = options.env.find("REPLBOOT_CONFIG"); it != options.env.end() && !it->second.empty()) {
+    if (auto it = options.env.find("REPLBOOT_CONFIG");
+        it != options.env.end() && !it->second.empty()) {
       file = it->second;
     }
   }
@@ -773,7 +777,8 @@ Result<LoadedConfig> LoadConfig(const LoadOptions& options) {
   for (const std::string& s : options.sets) loader.LoadSet(s);
   for (const auto& [key, value] : options.flags) {
     auto name = options.flag_names.find(key);
-    loader.LoadFlag(key, value, name != options.flag_names.end() ? name->second : "flag for " + key);
+    loader.LoadFlag(key, value,
+                    name != options.flag_names.end() ? name->second : "flag for " + key);
   }
   loader.DefaultHostname();
 

@@ -1,12 +1,11 @@
 #include "replboot/conf/config.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <fstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "replboot/base/files.h"
 
@@ -69,10 +68,10 @@ policy = "primary"
   const Config& c = loaded->config;
   EXPECT_EQ(c.mysql.bind_address, "127.0.0.5");  // file over default
   EXPECT_EQ(c.dns.policy, "primary");
-  EXPECT_EQ(c.mysql.datadir, "/data/env");       // env over file
-  EXPECT_EQ(c.mysql.socket, "/run/set.sock");    // --set over env
-  EXPECT_EQ(c.mysql.port, 4003);                 // flag over --set
-  EXPECT_EQ(c.mysql.user, "mysql");              // untouched default
+  EXPECT_EQ(c.mysql.datadir, "/data/env");     // env over file
+  EXPECT_EQ(c.mysql.socket, "/run/set.sock");  // --set over env
+  EXPECT_EQ(c.mysql.port, 4003);               // flag over --set
+  EXPECT_EQ(c.mysql.user, "mysql");            // untouched default
 
   EXPECT_EQ(loaded->origins.at("mysql.bind_address").description, *options_.config_file + ":6");
   EXPECT_EQ(loaded->origins.at("mysql.datadir").description,
@@ -125,11 +124,10 @@ long_query_time = 0.5
   EXPECT_EQ(c.node.server_id_offset, 1000);
   EXPECT_EQ(c.dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "127.0.0.2"}));
   EXPECT_TRUE(c.backup.tls);
-  EXPECT_EQ(c.mysql.options, (std::map<std::string, std::string>{
-                                 {"innodb_buffer_pool_size", "1G"},
-                                 {"long_query_time", "0.5"},
-                                 {"max_connections", "500"},
-                                 {"performance_schema", "OFF"}}));
+  EXPECT_EQ(c.mysql.options, (std::map<std::string, std::string>{{"innodb_buffer_pool_size", "1G"},
+                                                                 {"long_query_time", "0.5"},
+                                                                 {"max_connections", "500"},
+                                                                 {"performance_schema", "OFF"}}));
   EXPECT_EQ(loaded->origins.at("mysql.options.max_connections").description,
             *options_.config_file + ":12");
 }
@@ -171,10 +169,10 @@ TEST_F(ConfigTest, UnknownSectionAndTopLevelKey) {
   options_.config_file = WriteToml("port = 1\n[mysqld]\nport = 3306\n");
   auto loaded = LoadConfig(options_);
   ASSERT_FALSE(loaded);
-  EXPECT_THAT(loaded.error().message(), HasSubstr("unknown section [port] at " +
-                                                  *options_.config_file + ":1"));
-  EXPECT_THAT(loaded.error().message(), HasSubstr("unknown section [mysqld] at " +
-                                                  *options_.config_file + ":2"));
+  EXPECT_THAT(loaded.error().message(),
+              HasSubstr("unknown section [port] at " + *options_.config_file + ":1"));
+  EXPECT_THAT(loaded.error().message(),
+              HasSubstr("unknown section [mysqld] at " + *options_.config_file + ":2"));
 }
 
 TEST_F(ConfigTest, SectionThatIsNotATable) {
@@ -201,7 +199,8 @@ TEST_F(ConfigTest, UnknownSetKey) {
   options_.sets = {"mysql.port"};
   loaded = LoadConfig(options_);
   ASSERT_FALSE(loaded);
-  EXPECT_THAT(loaded.error().message(), HasSubstr("--set 'mysql.port': expected section.key=value"));
+  EXPECT_THAT(loaded.error().message(),
+              HasSubstr("--set 'mysql.port': expected section.key=value"));
 }
 
 TEST_F(ConfigTest, WrongTypeNamesKeyAndOrigin) {
@@ -209,7 +208,8 @@ TEST_F(ConfigTest, WrongTypeNamesKeyAndOrigin) {
   auto loaded = LoadConfig(options_);
   ASSERT_FALSE(loaded);
   const std::string& m = loaded.error().message();
-  EXPECT_THAT(m, HasSubstr("mysql.port in " + *options_.config_file + ":2: expected int, got string"));
+  EXPECT_THAT(m,
+              HasSubstr("mysql.port in " + *options_.config_file + ":2: expected int, got string"));
   EXPECT_THAT(m, HasSubstr("dns.servers in " + *options_.config_file + ":4: expected list"));
 
   options_.config_file.reset();
@@ -221,8 +221,9 @@ TEST_F(ConfigTest, WrongTypeNamesKeyAndOrigin) {
   const std::string& e = loaded.error().message();
   EXPECT_THAT(e, HasSubstr("mysql.port in environment variable REPLBOOT_MYSQL_PORT: expected an "
                            "integer, got '33o6'"));
-  EXPECT_THAT(e, HasSubstr("backup.tls in environment variable REPLBOOT_BACKUP_TLS: expected true or "
-                           "false"));
+  EXPECT_THAT(e,
+              HasSubstr("backup.tls in environment variable REPLBOOT_BACKUP_TLS: expected true or "
+                        "false"));
   EXPECT_THAT(e, HasSubstr("mysql.startup_timeout in --startup-timeout"));
 }
 
@@ -285,7 +286,7 @@ TEST_F(ConfigTest, ValidateListenAddressesAndTls) {
   loaded.config.backup.listen = "0.0.0.0";
   loaded.config.http.listen = "0.0.0.0:99999";
   loaded.config.backup.tls = true;
-  loaded.config.dns.servers = {"127.0.0.1:0", "[::1]:53", "::1"};
+  loaded.config.dns.servers = {"127.0.0.1:0", "[::1]:53", "::1", "[::1]", "10.0.0.1"};
   loaded.config.mysql.options["x"] = "a\nserver-id=1";
   Status s = Validate(loaded);
   ASSERT_FALSE(s.ok());

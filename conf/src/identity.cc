@@ -1,11 +1,11 @@
 #include "replboot/conf/identity.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <limits>
 #include <string_view>
 #include <system_error>
-
-#include <fmt/format.h>
 
 namespace replboot::conf {
 namespace {
@@ -65,8 +65,8 @@ Result<Identity> ParseIdentity(const std::string& hostname, int64_t server_id_of
   if (digits.empty()) return BadHostname(hostname, "nothing follows the last '-'");
   for (char c : digits) {
     if (c < '0' || c > '9') {
-      return BadHostname(hostname, fmt::format("the ordinal '{}' after the last '-' is not a number",
-                                               digits));
+      return BadHostname(
+          hostname, fmt::format("the ordinal '{}' after the last '-' is not a number", digits));
     }
   }
 
@@ -97,8 +97,9 @@ Result<Identity> ParseIdentity(const std::string& hostname, int64_t server_id_of
   int64_t server_id = server_id_offset + ordinal;
   if (server_id == 0) {
     // MySQL and MariaDB refuse to replicate with server-id 0.
-    return BadHostname(hostname, "server-id = node.server_id_offset 0 + ordinal 0 is 0, which "
-                                 "disables replication; use a positive node.server_id_offset");
+    return BadHostname(hostname,
+                       "server-id = node.server_id_offset 0 + ordinal 0 is 0, which "
+                       "disables replication; use a positive node.server_id_offset");
   }
 
   Identity id;

@@ -1,12 +1,11 @@
 #include "replboot/conf/render.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cctype>
 #include <cerrno>
 #include <string_view>
-
-#include <fmt/format.h>
 
 #include "replboot/base/files.h"
 #include "replboot/base/process.h"
@@ -111,7 +110,8 @@ Flavour FlavourFromVersionText(const std::string& version_text) {
   // else is treated as MySQL.
   std::string lower;
   lower.reserve(version_text.size());
-  for (char c : version_text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char c : version_text)
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return lower.find("mariadb") != std::string::npos ? Flavour::kMariaDB : Flavour::kMySQL;
 }
 

@@ -13,7 +13,6 @@
 #define REPLBOOT_CONF_CLI_FLAGS_H_
 
 #include <CLI/CLI.hpp>
-
 #include <map>
 #include <optional>
 #include <string>
@@ -25,8 +24,8 @@
 namespace replboot::conf {
 
 struct ConfigFlags {
-  std::optional<std::string> config_file;   // --config
-  std::vector<std::string> sets;            // --set, in order
+  std::optional<std::string> config_file;         // --config
+  std::vector<std::string> sets;                  // --set, in order
   std::map<std::string, std::string> values;      // "section.key" -> value of a common flag
   std::map<std::string, std::string> flag_names;  // "section.key" -> "--port"
 };
