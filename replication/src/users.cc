@@ -1,0 +1,97 @@
+#include "replboot/replication/users.h"
+
+#include "replboot/base/log.h"
+
+namespace replboot::replication {
+
+Result<Accounts> AccountsFromConfig(const conf::Config& config) {
+  Accounts accounts;
+  std::vector<std::string> problems;
+  auto resolve = [&](const std::string& inline_value, const std::string& file, const std::string& name,
+                     Account* account, const std::string& user) {
+    account->user = user;
+    auto secret = conf::ResolveSecret(inline_value, file, name);
+    if (!secret) {
+      problems.push_back(secret.error().message());
+    } else if (secret->empty()) {
+      problems.push_back(fmt::format("{} (or {}_file) is empty: the account needs a password", name, name));
+    } else {
+      account->password = *secret;
+    }
+  };
+  resolve(config.replication.password, config.replication.password_file, "replication.password",
+          &accounts.replication, config.replication.user);
+  resolve(config.backup.password, config.backup.password_file, "backup.password", &accounts.backup,
+          config.backup.user);
+  if (!config.cluster.app_user.empty()) {
+    resolve(config.cluster.app_password, config.cluster.app_password_file, "cluster.app_password", &accounts.app,
+            config.cluster.app_user);
+  }
+  if (accounts.replication.user.empty()) problems.push_back("replication.user is empty");
+  if (accounts.backup.user.empty()) problems.push_back("backup.user is empty");
+  if (!problems.empty()) {
+    std::string joined;
+    for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+    return Error(StatusCode::kInvalidArgument, "accounts: {}", joined);
+  }
+  return accounts;
+}
+
+namespace {
+
+std::string Name(const std::string& user, const std::string& host) {
+  return db::QuoteLiteral(user) + "@" + db::QuoteLiteral(host);
+}
+
+void AddAccount(std::vector<Statement>* out, const Account& account, const std::string& host,
+                const std::vector<std::string>& grants) {
+  std::string name = Name(account.user, host);
+  std::string pw = db::QuoteLiteral(account.password);
+  Statement create;
+  create.sql = "CREATE USER IF NOT EXISTS " + name + " IDENTIFIED BY " + pw;
+  create.redacted = "CREATE USER IF NOT EXISTS " + name + " IDENTIFIED BY '<redacted>'";
+  out->push_back(std::move(create));
+  Statement alter;
+  alter.sql = "ALTER USER " + name + " IDENTIFIED BY " + pw;
+  alter.redacted = "ALTER USER " + name + " IDENTIFIED BY '<redacted>'";
+  out->push_back(std::move(alter));
+  for (const std::string& grant : grants) out->push_back(Plain("GRANT " + grant + " TO " + name));
+}
+
+}  // namespace
+
+std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts) {
+  std::vector<Statement> out;
+  out.push_back(Plain(fmt::format("CREATE DATABASE IF NOT EXISTS {}", kHeartbeatSchema)));
+  out.push_back(Plain(fmt::format(
+      "CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, "
+      "server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB",
+      kHeartbeatTable)));
+  AddAccount(&out, accounts.replication, "%", {"REPLICATION SLAVE ON *.*"});
+  if (flavour == Flavour::kMariaDB) {
+    AddAccount(&out, accounts.backup, "localhost",
+               {"RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.*"});
+  } else {
+    AddAccount(&out, accounts.backup, "localhost",
+               {"BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*",
+                "SELECT ON performance_schema.log_status"});
+  }
+  if (!accounts.app.user.empty()) {
+    AddAccount(&out, accounts.app, "%", {std::string(kAppPrivileges) + " ON *.*"});
+  }
+  return out;
+}
+
+Status EnsureUsers(db::Session& session, Flavour flavour, const Accounts& accounts) {
+  auto logger = log::Get("replication");
+  for (const Statement& s : UserStatements(flavour, accounts)) {
+    Status status = session.Execute(s.sql);
+    if (!status.ok()) return status.WithContext(fmt::format("ensure users: {}", s.redacted));
+  }
+  logger->info("event=users_ensured replication_user={} backup_user={} app_user={}",
+               log::Quote(accounts.replication.user), log::Quote(accounts.backup.user),
+               log::Quote(accounts.app.user.empty() ? "-" : accounts.app.user));
+  return Status::Ok();
+}
+
+}  // namespace replboot::replication
