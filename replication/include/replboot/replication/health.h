@@ -1,0 +1,123 @@
+// What a node reports about itself, and the routing decisions made from it (pure functions
+// over a Snapshot, so they are unit-tested without a server).
+//
+//   endpoint   200 when
+//   /health    mysqld answers
+//   /ready     primary: mysqld answers and is writable (read_only OFF)
+//              replica: both replication threads run and the lag is known and <= max_lag
+//   /primary   the node is the primary and writable
+//   /replica   the node is a replica, both threads run and the lag is known and <= limit
+//
+// Lag: now minus the timestamp of the last heartbeat the replica applied (the primary's
+// replboot writes replboot.heartbeat every second); Seconds_Behind_Master only when there is no
+// heartbeat row. Lag is unknown (never within bounds) while a replication thread is down.
+#ifndef REPLBOOT_REPLICATION_HEALTH_H_
+#define REPLBOOT_REPLICATION_HEALTH_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "replboot/base/status.h"
+#include "replboot/db/client.h"
+#include "replboot/replication/position.h"
+#include "replboot/replication/replica_state.h"
+
+namespace replboot::replication {
+
+enum class NodeRole { kPrimary, kReplica };
+std::string_view NodeRoleName(NodeRole role);
+
+// Clone progress, updated by the clone module while it runs (any thread), read by /status
+// and /metrics.
+class CloneProgress {
+ public:
+  struct View {
+    std::string phase = "none";  // e.g. "none", "streaming", "preparing", "done", "failed"
+    std::string donor;
+    uint64_t bytes = 0;
+    uint64_t total_bytes = 0;  // 0 when unknown
+    std::string error;
+  };
+  void SetPhase(std::string phase, std::string donor = "") {
+    std::lock_guard lock(mu_);
+    view_.phase = std::move(phase);
+    if (!donor.empty()) view_.donor = std::move(donor);
+  }
+  void SetBytes(uint64_t bytes, uint64_t total_bytes = 0) {
+    std::lock_guard lock(mu_);
+    view_.bytes = bytes;
+    if (total_bytes != 0) view_.total_bytes = total_bytes;
+  }
+  void SetError(std::string error) {
+    std::lock_guard lock(mu_);
+    view_.error = std::move(error);
+  }
+  View Get() const {
+    std::lock_guard lock(mu_);
+    return view_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  View view_;
+};
+
+struct NodeInfo {
+  NodeRole role = NodeRole::kReplica;
+  int64_t ordinal = 0;
+  uint32_t server_id = 0;
+  Flavour flavour = Flavour::kMariaDB;
+};
+
+struct Snapshot {
+  NodeInfo node;
+  bool mysqld_up = false;
+  std::string mysqld_error;         // why it does not answer
+  std::optional<bool> read_only;
+  int version = 0;
+  std::string gtid_position;        // @@gtid_current_pos / @@gtid_executed
+  std::optional<ReplicaState> replica;  // nullopt: no replication configured
+  std::optional<double> lag_seconds;    // nullopt: unknown
+  std::string lag_source;               // "heartbeat", "seconds_behind_master" or "" (unknown)
+  std::string last_error;               // configure/start errors and collection errors
+  CloneProgress::View clone;
+  uint64_t backups_served = 0;
+  std::chrono::system_clock::time_point collected_at{};
+};
+
+struct Decision {
+  bool ok = false;
+  std::string reason;  // why not (or what is fine), for the response body and /status
+};
+
+Decision DecideHealth(const Snapshot& s);
+Decision DecideReady(const Snapshot& s, double max_lag);
+Decision DecidePrimary(const Snapshot& s);
+Decision DecideReplica(const Snapshot& s, double max_lag);
+
+nlohmann::json SnapshotJson(const Snapshot& s, double max_lag);
+// Prometheus text exposition format (version 0.0.4).
+std::string SnapshotMetrics(const Snapshot& s);
+
+// Reads everything but node, clone, backups_served and last_error from the server. A failed
+// connection is not an error here: it is a snapshot with mysqld_up = false.
+Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node);
+
+// The primary's heartbeat: one row, replicated like any write.
+Status WriteHeartbeat(db::Session& session);
+
+enum class WaitResult { kReached, kTimedOut };
+// MASTER_GTID_WAIT (MariaDB) / WAIT_FOR_EXECUTED_GTID_SET (MySQL). The session's read timeout
+// must exceed `timeout`. kInvalidArgument for a malformed GTID.
+Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std::string& gtid,
+                               std::chrono::seconds timeout);
+
+}  // namespace replboot::replication
+
+#endif  // REPLBOOT_REPLICATION_HEALTH_H_

@@ -1,0 +1,200 @@
+#include "replboot/replication/health.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "replboot/replication/statements.h"
+#include "replboot/replication/users.h"
+
+namespace replboot::replication {
+
+std::string_view NodeRoleName(NodeRole role) { return role == NodeRole::kPrimary ? "primary" : "replica"; }
+
+namespace {
+
+Decision Yes(std::string reason) { return Decision{true, std::move(reason)}; }
+Decision No(std::string reason) { return Decision{false, std::move(reason)}; }
+
+// Replication threads and lag, shared by /ready and /replica.
+Decision ReplicaWithin(const Snapshot& s, double max_lag) {
+  if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
+  if (!s.replica) {
+    return No(s.last_error.empty() ? "replication is not configured" : "replication is not configured: " + s.last_error);
+  }
+  if (!s.replica->IoRunning() || !s.replica->SqlRunning()) return No(s.replica->WhyNotRunning());
+  if (!s.lag_seconds) return No("replication lag is unknown");
+  if (*s.lag_seconds > max_lag) {
+    return No(fmt::format("replication lag {:.3f}s ({}) exceeds {}s", *s.lag_seconds, s.lag_source, max_lag));
+  }
+  return Yes(fmt::format("replicating, lag {:.3f}s ({})", *s.lag_seconds, s.lag_source));
+}
+
+std::optional<double> ParseDouble(const std::optional<std::string>& text) {
+  if (!text || text->empty()) return std::nullopt;
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (ec != std::errc() || ptr != text->data() + text->size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+Decision DecideHealth(const Snapshot& s) {
+  if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
+  return Yes("mysqld answers");
+}
+
+Decision DecidePrimary(const Snapshot& s) {
+  if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
+  if (s.node.role != NodeRole::kPrimary) return No("this node is a replica");
+  if (!s.read_only.has_value()) return No("read_only is unknown");
+  if (*s.read_only) return No("the primary is read-only");
+  return Yes("writable primary");
+}
+
+Decision DecideReplica(const Snapshot& s, double max_lag) {
+  if (s.node.role != NodeRole::kReplica) return No("this node is the primary");
+  return ReplicaWithin(s, max_lag);
+}
+
+Decision DecideReady(const Snapshot& s, double max_lag) {
+  if (s.node.role == NodeRole::kPrimary) return DecidePrimary(s);
+  return ReplicaWithin(s, max_lag);
+}
+
+nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
+  nlohmann::json j;
+  j["role"] = NodeRoleName(s.node.role);
+  j["ordinal"] = s.node.ordinal;
+  j["server_id"] = s.node.server_id;
+  j["flavour"] = FlavourName(s.node.flavour);
+  j["mysqld_up"] = s.mysqld_up;
+  if (!s.mysqld_error.empty()) j["mysqld_error"] = s.mysqld_error;
+  j["read_only"] = s.read_only ? nlohmann::json(*s.read_only) : nlohmann::json(nullptr);
+  j["gtid_position"] = s.gtid_position;
+  j["lag_seconds"] = s.lag_seconds ? nlohmann::json(*s.lag_seconds) : nlohmann::json(nullptr);
+  j["lag_source"] = s.lag_source;
+  j["max_lag_seconds"] = max_lag;
+  if (s.replica) {
+    const ReplicaState& r = *s.replica;
+    j["replication"] = {{"source_host", r.source_host},
+                        {"source_port", r.source_port},
+                        {"io_running", r.io_running},
+                        {"sql_running", r.sql_running},
+                        {"seconds_behind_source", r.seconds_behind ? nlohmann::json(*r.seconds_behind)
+                                                                   : nlohmann::json(nullptr)},
+                        {"last_io_errno", r.last_io_errno},
+                        {"last_io_error", r.last_io_error},
+                        {"last_sql_errno", r.last_sql_errno},
+                        {"last_sql_error", r.last_sql_error},
+                        {"retrieved_gtid", r.retrieved_gtid}};
+  } else {
+    j["replication"] = nullptr;
+  }
+  j["clone"] = {{"phase", s.clone.phase},
+                {"donor", s.clone.donor},
+                {"bytes", s.clone.bytes},
+                {"total_bytes", s.clone.total_bytes},
+                {"error", s.clone.error}};
+  j["backups_served"] = s.backups_served;
+  Decision ready = DecideReady(s, max_lag);
+  j["ready"] = ready.ok;
+  j["ready_reason"] = ready.reason;
+  j["last_error"] = s.last_error;
+  j["collected_at_ms"] =
+      std::chrono::duration_cast<std::chrono::milliseconds>(s.collected_at.time_since_epoch()).count();
+  return j;
+}
+
+std::string SnapshotMetrics(const Snapshot& s) {
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, const std::string& value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
+  };
+  gauge("replboot_mysqld_up", "1 when mysqld answers queries.", s.mysqld_up ? "1" : "0");
+  gauge("replboot_primary", "1 on the primary, 0 on a replica.", s.node.role == NodeRole::kPrimary ? "1" : "0");
+  gauge("replboot_read_only", "1 when read_only is ON, NaN when unknown.",
+        s.read_only ? (*s.read_only ? "1" : "0") : "NaN");
+  gauge("replboot_replication_lag_seconds", "Replication lag (heartbeat based); NaN when unknown or not a replica.",
+        s.lag_seconds ? fmt::format("{:.6f}", *s.lag_seconds) : "NaN");
+  bool io = s.replica && s.replica->IoRunning();
+  bool sql = s.replica && s.replica->SqlRunning();
+  out += "# HELP replboot_replication_thread_running 1 when the replication thread runs.\n"
+         "# TYPE replboot_replication_thread_running gauge\n";
+  out += fmt::format("replboot_replication_thread_running{{thread=\"io\"}} {}\n", io ? 1 : 0);
+  out += fmt::format("replboot_replication_thread_running{{thread=\"sql\"}} {}\n", sql ? 1 : 0);
+  gauge("replboot_clone_bytes", "Bytes received by the current or last clone.", std::to_string(s.clone.bytes));
+  out += fmt::format(
+      "# HELP replboot_backups_served_total Backups streamed to peers.\n# TYPE replboot_backups_served_total "
+      "counter\nreplboot_backups_served_total {}\n",
+      s.backups_served);
+  return out;
+}
+
+Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node) {
+  Snapshot s;
+  s.node = node;
+  s.collected_at = std::chrono::system_clock::now();
+  const char* gtid_var = node.flavour == Flavour::kMariaDB ? "@@GLOBAL.gtid_current_pos" : "@@GLOBAL.gtid_executed";
+  auto rows = session.Query(fmt::format("SELECT @@GLOBAL.read_only AS ro, VERSION() AS v, {} AS g", gtid_var));
+  if (!rows) {
+    s.mysqld_error = rows.error().message();
+    return s;
+  }
+  s.mysqld_up = true;
+  if (!rows->empty()) {
+    const db::Row& row = rows->front();
+    if (auto ro = row.Get("ro")) s.read_only = *ro != "0";
+    if (auto v = row.Get("v")) s.version = ParseServerVersion(*v).value_or(0);
+    std::string g = row.Get("g").value_or("");
+    std::erase_if(g, [](char c) { return c == '\n' || c == ' '; });
+    s.gtid_position = g;
+  }
+  auto replica = ReadReplicaState(session, node.flavour, s.version);
+  if (!replica) {
+    s.last_error = replica.error().message();
+    return s;
+  }
+  s.replica = *replica;
+  if (!s.replica || !s.replica->IoRunning() || !s.replica->SqlRunning()) return s;  // lag unknown
+  auto beat = session.Query(fmt::format(
+      "SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) / 1000000 AS lag FROM {} WHERE id = 1", kHeartbeatTable));
+  if (beat && !beat->empty()) {
+    if (auto lag = ParseDouble(beat->front().Get("lag"))) {
+      // Clocks of two hosts can differ slightly: a heartbeat "from the future" is no lag.
+      s.lag_seconds = std::max(0.0, *lag);
+      s.lag_source = "heartbeat";
+      return s;
+    }
+  }
+  if (s.replica->seconds_behind) {
+    s.lag_seconds = static_cast<double>(*s.replica->seconds_behind);
+    s.lag_source = "seconds_behind_master";
+  }
+  return s;
+}
+
+Status WriteHeartbeat(db::Session& session) {
+  return session.Execute(fmt::format("REPLACE INTO {} (id, ts, server_id) VALUES (1, NOW(6), @@server_id)",
+                                     kHeartbeatTable));
+}
+
+Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std::string& gtid,
+                               std::chrono::seconds timeout) {
+  auto normal = NormalizeGtid(gtid, flavour);
+  if (!normal) return tl::unexpected(normal.error());
+  if (normal->empty()) return Error(StatusCode::kInvalidArgument, "empty GTID position to wait for");
+  std::string sql = flavour == Flavour::kMariaDB
+                        ? fmt::format("SELECT MASTER_GTID_WAIT({}, {}) AS r", db::QuoteLiteral(*normal), timeout.count())
+                        : fmt::format("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {}) AS r", db::QuoteLiteral(*normal),
+                                      timeout.count());
+  auto rows = session.Query(sql);
+  if (!rows) return tl::unexpected(rows.error().WithContext("wait for GTID " + *normal));
+  std::optional<std::string> r = rows->empty() ? std::nullopt : rows->front().Get("r");
+  // MariaDB: 0 reached, -1 timeout. MySQL: 0 reached, 1 timeout.
+  if (r == "0") return WaitResult::kReached;
+  if (r == "-1" || r == "1") return WaitResult::kTimedOut;
+  return Error(StatusCode::kInternal, "wait for GTID {}: unexpected result {}", *normal, r.value_or("NULL"));
+}
+
+}  // namespace replboot::replication

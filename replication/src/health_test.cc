@@ -1,0 +1,171 @@
+#include "replboot/replication/health.h"
+
+#include <gtest/gtest.h>
+
+#include "fake_session.h"
+
+namespace replboot::replication {
+namespace {
+
+using testing::FakeSession;
+using testing::MakeRow;
+
+NodeInfo Replica() {
+  NodeInfo n;
+  n.role = NodeRole::kReplica;
+  n.ordinal = 1;
+  n.server_id = 101;
+  return n;
+}
+NodeInfo Primary() {
+  NodeInfo n;
+  n.role = NodeRole::kPrimary;
+  n.server_id = 100;
+  return n;
+}
+
+db::Row Status(const std::string& io, const std::string& sql, std::optional<std::string> behind) {
+  return MakeRow({{"Master_Host", "mysql-0.mysql"},
+                  {"Master_Port", "3306"},
+                  {"Slave_IO_Running", io},
+                  {"Slave_SQL_Running", sql},
+                  {"Seconds_Behind_Master", behind},
+                  {"Last_IO_Errno", "0"},
+                  {"Last_IO_Error", ""},
+                  {"Last_SQL_Errno", "0"},
+                  {"Last_SQL_Error", ""}});
+}
+
+void Server(FakeSession* fake, const std::string& ro) {
+  fake->OnRows("SELECT @@GLOBAL.read_only",
+               {MakeRow({{"ro", ro}, {"v", "10.11.19-MariaDB"}, {"g", "0-100-12"}})});
+}
+
+TEST(HealthTest, ReplicaWithFreshHeartbeatIsReady) {
+  FakeSession fake;
+  Server(&fake, "1");
+  fake.OnRows("SHOW SLAVE STATUS", {Status("Yes", "Yes", "7")});
+  fake.OnRows("SELECT TIMESTAMPDIFF", {MakeRow({{"lag", "0.4200"}})});
+  Snapshot s = CollectSnapshot(fake, Replica());
+  EXPECT_TRUE(s.mysqld_up);
+  EXPECT_EQ(s.gtid_position, "0-100-12");
+  ASSERT_TRUE(s.lag_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*s.lag_seconds, 0.42);  // the heartbeat wins over Seconds_Behind_Master
+  EXPECT_EQ(s.lag_source, "heartbeat");
+  EXPECT_TRUE(DecideReady(s, 30).ok);
+  EXPECT_TRUE(DecideReplica(s, 30).ok);
+  EXPECT_FALSE(DecideReplica(s, 0.1).ok);  // ?lag= tighter than the lag
+  EXPECT_FALSE(DecidePrimary(s).ok);
+  EXPECT_TRUE(DecideHealth(s).ok);
+}
+
+TEST(HealthTest, NoHeartbeatFallsBackToSecondsBehindMaster) {
+  FakeSession fake;
+  Server(&fake, "1");
+  fake.OnRows("SHOW SLAVE STATUS", {Status("Yes", "Yes", "45")});
+  fake.OnError("SELECT TIMESTAMPDIFF", replboot::Status(StatusCode::kInternal, "1146 no such table"), 1146);
+  Snapshot s = CollectSnapshot(fake, Replica());
+  ASSERT_TRUE(s.lag_seconds.has_value());
+  EXPECT_EQ(*s.lag_seconds, 45);
+  EXPECT_EQ(s.lag_source, "seconds_behind_master");
+  Decision d = DecideReady(s, 30);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.reason.find("exceeds 30"), std::string::npos) << d.reason;
+}
+
+TEST(HealthTest, StoppedIoThreadMeansUnknownLagNeverWithinBounds) {
+  FakeSession fake;
+  Server(&fake, "1");
+  fake.OnRows("SHOW SLAVE STATUS", {Status("No", "Yes", std::nullopt)});
+  fake.OnRows("SELECT TIMESTAMPDIFF", {MakeRow({{"lag", "0.1"}})});  // stale but "small": must not count
+  Snapshot s = CollectSnapshot(fake, Replica());
+  EXPECT_FALSE(s.lag_seconds.has_value());
+  Decision d = DecideReplica(s, 1e9);
+  EXPECT_FALSE(d.ok);
+  EXPECT_EQ(d.reason, "IO thread No");
+  EXPECT_FALSE(DecideReady(s, 1e9).ok);
+}
+
+TEST(HealthTest, NullLagWithThreadsRunningIsUnknown) {
+  FakeSession fake;
+  Server(&fake, "1");
+  fake.OnRows("SHOW SLAVE STATUS", {Status("Yes", "Yes", std::nullopt)});
+  fake.OnRows("SELECT TIMESTAMPDIFF", {});
+  Snapshot s = CollectSnapshot(fake, Replica());
+  EXPECT_FALSE(s.lag_seconds.has_value());
+  EXPECT_EQ(DecideReady(s, 30).reason, "replication lag is unknown");
+}
+
+TEST(HealthTest, UnconfiguredReplicaIsNotReadyAndSaysWhy) {
+  FakeSession fake;
+  Server(&fake, "1");
+  Snapshot s = CollectSnapshot(fake, Replica());
+  s.last_error = "replication threads not running within 60000 ms: IO thread Connecting";
+  Decision d = DecideReady(s, 30);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.reason.find("IO thread Connecting"), std::string::npos);
+}
+
+TEST(HealthTest, PrimaryDecisions) {
+  FakeSession fake;
+  Server(&fake, "0");
+  Snapshot s = CollectSnapshot(fake, Primary());
+  EXPECT_TRUE(DecidePrimary(s).ok);
+  EXPECT_TRUE(DecideReady(s, 30).ok);
+  EXPECT_FALSE(DecideReplica(s, 30).ok);
+  FakeSession ro;
+  Server(&ro, "1");
+  Snapshot read_only = CollectSnapshot(ro, Primary());
+  EXPECT_FALSE(DecidePrimary(read_only).ok);
+  EXPECT_EQ(DecidePrimary(read_only).reason, "the primary is read-only");
+}
+
+TEST(HealthTest, DownServerIsUnhealthy) {
+  FakeSession fake;
+  fake.OnError("SELECT @@GLOBAL.read_only", replboot::Status(StatusCode::kUnavailable, "server gone"), 2006);
+  Snapshot s = CollectSnapshot(fake, Primary());
+  EXPECT_FALSE(s.mysqld_up);
+  EXPECT_FALSE(DecideHealth(s).ok);
+  EXPECT_NE(DecideHealth(s).reason.find("server gone"), std::string::npos);
+  EXPECT_FALSE(DecideReady(s, 30).ok);
+}
+
+TEST(HealthTest, JsonAndMetrics) {
+  FakeSession fake;
+  Server(&fake, "1");
+  fake.OnRows("SHOW SLAVE STATUS", {Status("Yes", "Yes", "0")});
+  fake.OnRows("SELECT TIMESTAMPDIFF", {MakeRow({{"lag", "1.5"}})});
+  Snapshot s = CollectSnapshot(fake, Replica());
+  s.clone.bytes = 1234;
+  s.backups_served = 2;
+  auto j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["role"], "replica");
+  EXPECT_EQ(j["server_id"], 101);
+  EXPECT_EQ(j["lag_seconds"], 1.5);
+  EXPECT_EQ(j["replication"]["io_running"], "Yes");
+  EXPECT_EQ(j["ready"], true);
+  EXPECT_EQ(j["clone"]["bytes"], 1234);
+  std::string m = SnapshotMetrics(s);
+  EXPECT_NE(m.find("replboot_replication_lag_seconds 1.500000\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_replication_thread_running{thread=\"io\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_clone_bytes 1234\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backups_served_total 2\n"), std::string::npos);
+}
+
+TEST(WaitForGtidTest, MapsResultsPerFlavour) {
+  FakeSession fake;
+  fake.OnRows("SELECT MASTER_GTID_WAIT('0-100-5', 3)", {MakeRow({{"r", "0"}})});
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-5", std::chrono::seconds(3)).value(), WaitResult::kReached);
+  fake.OnRows("SELECT MASTER_GTID_WAIT('0-100-6', 3)", {MakeRow({{"r", "-1"}})});
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-6", std::chrono::seconds(3)).value(), WaitResult::kTimedOut);
+  fake.OnRows("SELECT WAIT_FOR_EXECUTED_GTID_SET", {MakeRow({{"r", "1"}})});
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMySQL, "c777888a-b6df-11e2-a604-080027635ef5:1-4", std::chrono::seconds(1))
+                .value(),
+            WaitResult::kTimedOut);
+  auto bad = WaitForGtid(fake, Flavour::kMariaDB, "0-100-5'); DROP TABLE x; --", std::chrono::seconds(1));
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace replboot::replication
