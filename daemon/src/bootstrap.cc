@@ -235,6 +235,9 @@ std::string RootPasswordInitSql(const std::string& root_password, const std::vec
   const std::string pw = db::QuoteLiteral(root_password);
   std::string sql;
   // One statement per line: mysqld reads an init file line by line.
+  // Not binlogged: the binlog would keep the password in clear text (a replica
+  // gets these users with the cloned datadir, not by replaying them).
+  sql += "SET SESSION sql_log_bin=0;\n";
   sql += "ALTER USER 'root'@'localhost' IDENTIFIED BY " + pw + ";\n";
   sql += "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY " + pw + ";\n";
   sql += "ALTER USER 'root'@'%' IDENTIFIED BY " + pw + ";\n";

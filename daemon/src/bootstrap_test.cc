@@ -72,6 +72,8 @@ TEST(InspectDatadirTest, MissingEmptyPendingInitialized) {
 
 TEST(RootPasswordInitSqlTest, SetsPasswordAndDropsPasswordlessUsers) {
   std::string sql = RootPasswordInitSql("s3cret", {"buildhost"});
+  // The binlog must not keep the password: logging is off before the first statement.
+  EXPECT_EQ(sql.rfind("SET SESSION sql_log_bin=0;\n", 0), 0u) << sql;
   EXPECT_NE(sql.find("ALTER USER 'root'@'localhost' IDENTIFIED BY 's3cret';\n"), std::string::npos) << sql;
   EXPECT_NE(sql.find("CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY 's3cret';\n"), std::string::npos);
   EXPECT_NE(sql.find("GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n"), std::string::npos);

@@ -198,6 +198,22 @@ TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
   ::rmdir(dir_template);
 }
 
+TEST_F(SupervisorTest, StopWhileWaitingForReadinessKeepsMysqldStatus) {
+  Supervisor sup(Fast());
+  int code = sup.Run([](Supervisor& s) -> Status {
+    auto pid = SpawnShell("trap '' TERM; while :; do sleep 0.05; done");
+    if (!pid) return pid.error();
+    s.SetMainChild(*pid);
+    std::this_thread::sleep_for(milliseconds(200));
+    ::kill(::getpid(), SIGTERM);
+    // As the readiness wait does: give up on the stop, with kCancelled.
+    while (s.SleepUnlessDone(milliseconds(50))) {
+    }
+    return Status(StatusCode::kCancelled, "stop requested while waiting for mysqld");
+  });
+  EXPECT_EQ(code, 137);  // mysqld's end decides, not the cancelled wait
+}
+
 TEST_F(SupervisorTest, StartupFailureBeforeMysqldExitsWithItsCode) {
   Supervisor sup(Fast());
   int code = sup.Run([](Supervisor&) -> Status {

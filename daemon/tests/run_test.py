@@ -1,0 +1,292 @@
+"""`replboot run` end to end: a real mariadbd initialized, served and stopped as PID 1
+would, and stand-in server binaries for the cases a real mysqld does not produce on
+demand (ignoring SIGTERM, dying on its own, never answering).
+
+The stand-ins are given as `--set mysql.mysqld=<script>` with an already populated
+datadir, so replboot uses the datadir as is and runs the stand-in as the server; it
+then waits for a connection that never comes, which is where a SIGTERM finds it.
+"""
+import os
+import re
+import secrets
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+from replboot_harness import (Harness, assert_no_secret_in_procs, replboot_bin, run_tests, wait_until,
+                              write_private)
+
+
+def read_log(p):
+    with open(p.log_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def wait_log(p, pattern, timeout, what=None):
+    def found():
+        m = re.search(pattern, read_log(p))
+        if m:
+            return m
+        if p.poll() is not None:
+            raise AssertionError(f"replboot exited ({p.returncode}) before {what or pattern}:\n{read_log(p)[-3000:]}")
+        return None
+    try:
+        return wait_until(found, timeout, what or pattern)
+    except AssertionError:
+        print(read_log(p)[-4000:])
+        raise
+
+
+def child_env(password=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
+    # conf accepts these two test-runner variables; keep the environment otherwise clean.
+    for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    if password is not None:
+        env["REPLBOOT_MYSQL_ROOT_PASSWORD"] = password
+    return env
+
+
+def node_args(H, hostname="mysql-0", mysqld=None, extra=()):
+    args = [replboot_bin(), "run", "--hostname", hostname, "--flavour", "mariadb", "--datadir", H.path("data"),
+            "--set", f"mysql.socket={H.path('run', 'mysqld.sock')}",
+            "--set", f"mysql.config_dir={H.path('etc')}",
+            "--set", f"mysql.bind_address={H.addr(0)}",
+            "--set", "mysql.options.innodb_buffer_pool_size=64M",
+            "--set", "mysql.options.innodb_log_file_size=48M"]
+    if mysqld:
+        args += ["--set", f"mysql.mysqld={mysqld}"]
+    return args + list(extra)
+
+
+def descendants(pid):
+    """Every live descendant of pid (from /proc/*/stat parent links)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def proc_state(pid):
+    """Process state letter ('Z' for a zombie), or None when the pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def files_containing(root, needle, skip=()):
+    hits = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if path in skip or not os.path.isfile(path) or os.path.islink(path):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    if needle in f.read():
+                        hits.append(path)
+            except OSError:
+                continue
+    return hits
+
+
+def sql_tcp(H, cnf, statement, check=True):
+    r = subprocess.run(["mariadb", f"--defaults-extra-file={cnf}", "-N", "-B", f"--host={H.addr(0)}",
+                        "--port=3306", "--protocol=TCP"], input=statement.encode(), capture_output=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"query failed: {statement!r}: {r.stderr.decode().strip()}")
+    return r
+
+
+def stop(p, timeout=90):
+    p.send_signal(signal.SIGTERM)
+    return p.wait(timeout=timeout)
+
+
+def test_primary_initializes_serves_and_stops_cleanly():
+    with Harness("daemon-run") as H:
+        password = "rb-root-" + secrets.token_hex(12)
+        p = H.spawn(node_args(H), log_name="replboot", env=child_env(password))
+        wait_log(p, r"event=root_password_set", 120, "mysqld to be initialized and ready")
+        log = read_log(p)
+        assert "action=initialize" in log, log[-2000:]
+        mysqld_pid = int(re.search(r"event=mysqld_started pid=(\d+)", log).group(1))
+
+        # A query with the root password, over TCP, from a 0600 option file.
+        cnf = write_private(H.path("client.cnf"), f"[client]\nuser=root\npassword={password}\n")
+        rows = sql_tcp(H, cnf, "SELECT CURRENT_USER(); SELECT @@server_id, @@read_only;").stdout.decode().split()
+        assert rows == ["root@%", "100", "0"], rows
+        # install-db's password-less root@127.0.0.1 and friends are gone.
+        nopw = write_private(H.path("nopw.cnf"), "[client]\nuser=root\npassword=\n")
+        assert sql_tcp(H, nopw, "SELECT 1", check=False).returncode != 0, "root without password accepted"
+
+        # The secret is on no command line, in no child's environment, in no file.
+        assert_no_secret_in_procs(password, also_environ=False)
+        kids = descendants(p.pid)
+        assert mysqld_pid in kids, (mysqld_pid, kids)
+        for pid in kids:
+            for name in ("environ", "cmdline"):
+                try:
+                    with open(f"/proc/{pid}/{name}", "rb") as f:
+                        assert password.encode() not in f.read(), f"secret in /proc/{pid}/{name}"
+                except FileNotFoundError:
+                    pass
+        assert not [n for n in os.listdir(H.path("run")) if n.startswith("replboot-init")], \
+            os.listdir(H.path("run"))
+        assert not os.path.exists(H.path("data", "replboot-root-password.pending"))
+
+        assert stop(p) == 0, read_log(p)[-3000:]
+        log = read_log(p)
+        assert "Shutdown complete" in log, log[-3000:]
+        assert re.search(r"event=mysqld_exited status=\"exit code 0\" requested=true killed=false", log), log[-2000:]
+        assert proc_state(mysqld_pid) is None, "mysqld still running after replboot exited"
+        assert password not in log, "root password in the log"
+        leaked = files_containing(H.dir, password.encode(), skip={cnf})
+        assert not leaked, f"root password left in {leaked}"
+
+        # Second start on the same datadir: used as is, not re-initialized.
+        p2 = H.spawn(node_args(H), log_name="replboot-2", env=child_env(password))
+        wait_log(p2, r"event=mysqld_ready", 90, "second start ready")
+        log2 = read_log(p2)
+        assert "action=use_as_is" in log2 and "initialize_datadir" not in log2, log2[-2000:]
+        assert sql_tcp(H, cnf, "SELECT 1").stdout.decode().strip() == "1"
+        assert stop(p2) == 0, read_log(p2)[-3000:]
+        assert "Shutdown complete" in read_log(p2)
+        assert password not in read_log(p2)
+        assert not descendants(p2.pid)
+
+
+STANDIN_IGNORES_TERM = """#!/usr/bin/env python3
+# Stand-in server binary: ignores SIGTERM and leaves an orphan behind, as a
+# misbehaving mysqld plugin or script might.
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pid_file = {pid_file!r}
+middle = os.fork()
+if middle == 0:
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(1.0)   # outlives its parent, then exits: a zombie unless reaped
+        os._exit(0)
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(str(grandchild))
+    os.rename(pid_file + ".tmp", pid_file)
+    os._exit(0)           # the grandchild is re-parented to replboot (subreaper)
+os.waitpid(middle, 0)
+while True:
+    time.sleep(1)
+"""
+
+
+def write_standin(H, name, body):
+    path = H.path(name)
+    with open(path, "w") as f:
+        f.write(body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def populated_datadir(H):
+    # Non-empty: used as is, so the stand-in is run as the server without install-db.
+    os.makedirs(H.path("data"), exist_ok=True)
+    with open(H.path("data", "ibdata1"), "w") as f:
+        f.write("stand-in\n")
+
+
+def test_child_ignoring_sigterm_is_killed_after_grace_and_orphan_is_reaped():
+    with Harness("daemon-standin") as H:
+        populated_datadir(H)
+        pid_file = H.path("orphan.pid")
+        standin = write_standin(H, "standin-ignore-term.py", STANDIN_IGNORES_TERM.format(pid_file=pid_file))
+        p = H.spawn(node_args(H, mysqld=standin, extra=["--set", "mysql.shutdown_grace=2",
+                                                        "--set", "mysql.startup_timeout=120"]),
+                    log_name="replboot", env=child_env())
+        wait_log(p, r"event=mysqld_started pid=\d+", 30)
+        standin_pid = int(re.search(r"event=mysqld_started pid=(\d+)", read_log(p)).group(1))
+        orphan = int(wait_until(lambda: os.path.exists(pid_file) and open(pid_file).read(), 10, "orphan pid"))
+        wait_log(p, rf"event=reaped_orphan pid={orphan} ", 10, "the orphan to be reaped")
+        # Reaped means gone, not a zombie; and replboot has no zombie child at all.
+        assert proc_state(orphan) is None, f"orphan {orphan} state {proc_state(orphan)}"
+        zombies = [pid for pid in descendants(p.pid) if proc_state(pid) == "Z"]
+        assert not zombies, zombies
+        assert p.poll() is None, "replboot ended early"
+
+        start = time.time()
+        code = stop(p, timeout=30)
+        elapsed = time.time() - start
+        log = read_log(p)
+        assert code == 137, (code, log[-2000:])
+        assert 2.0 <= elapsed < 10, elapsed
+        assert "event=mysqld_killed" in log and "reason=grace_expired" in log, log[-2000:]
+        assert re.search(r"event=mysqld_exited status=\"killed by signal 9 \(Killed\)\" requested=true killed=true",
+                         log), log[-2000:]
+        assert proc_state(standin_pid) is None, "stand-in still running"
+
+
+def test_mysqld_ending_on_its_own_exits_nonzero():
+    with Harness("daemon-selfexit") as H:
+        populated_datadir(H)
+        standin = write_standin(H, "standin-exit0.sh", "#!/bin/sh\nsleep 1\nexit 0\n")
+        p = H.spawn(node_args(H, mysqld=standin), log_name="replboot", env=child_env())
+        code = p.wait(timeout=30)
+        log = read_log(p)
+        assert code == 1, (code, log[-2000:])
+        assert re.search(r"event=mysqld_exited status=\"exit code 0\" requested=false exit_code=1", log), log[-2000:]
+        assert "mysqld exited before accepting connections" in log, log[-2000:]
+
+
+def test_mysqld_never_answering_times_out_naming_the_socket():
+    with Harness("daemon-timeout") as H:
+        populated_datadir(H)
+        standin = write_standin(H, "standin-silent.sh", "#!/bin/sh\nexec sleep 600\n")
+        p = H.spawn(node_args(H, mysqld=standin, extra=["--set", "mysql.startup_timeout=2"]),
+                    log_name="replboot", env=child_env())
+        code = p.wait(timeout=30)
+        log = read_log(p)
+        assert code == 1, (code, log[-2000:])
+        sock = H.path("run", "mysqld.sock")
+        assert re.search(r"event=startup_failed .*did not accept a connection as root on socket " + re.escape(sock)
+                         + r" within 2s .*last error", log), log[-2000:]
+        # The silent stand-in was stopped (sleep dies on SIGTERM) and nothing is left.
+        assert "event=mysqld_exited" in log and not descendants(p.pid)
+
+
+def test_replica_with_empty_datadir_and_no_clone_fails_clearly():
+    with Harness("daemon-replica") as H:
+        p = H.spawn(node_args(H, hostname="mysql-1"), log_name="replboot", env=child_env("x" * 12))
+        code = p.wait(timeout=30)
+        log = read_log(p)
+        assert code == 1, (code, log[-2000:])
+        assert "datadir is empty and cloning is not available" in log.replace(H.path("data") + " ", ""), log[-2000:]
+        assert os.listdir(H.path("data")) == [], "replica datadir was touched"
+
+
+def test_hostname_without_ordinal_exits_2():
+    with Harness("daemon-badhost") as H:
+        p = H.spawn(node_args(H, hostname="mysql"), log_name="replboot", env=child_env())
+        code = p.wait(timeout=30)
+        log = read_log(p)
+        assert code == 2, (code, log)
+        assert "mysql" in log and "event=identity_invalid" in log, log
+
+
+if __name__ == "__main__":
+    run_tests(globals())
