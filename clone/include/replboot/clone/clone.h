@@ -1,0 +1,75 @@
+// The replica side of a clone: fetch a donor's backup stream, unpack it while it
+// arrives into <datadir>.replboot-staging, check it is whole, prepare it, commit it.
+//
+//   connect → authenticate (mutual) → header → pre-flight (flavour/version, free space)
+//   → receive + extract (progress every few seconds) → trailer + completeness checks
+//   → `<tool> --prepare` → commit marker (fsynced) → chown → swap into place (datadir.h)
+//
+// Any failure before the marker discards the staging dir; the datadir is untouched.
+#ifndef REPLBOOT_CLONE_CLONE_H_
+#define REPLBOOT_CLONE_CLONE_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "replboot/base/status.h"
+#include "replboot/clone/protocol.h"
+
+namespace replboot::clone {
+
+struct CloneOptions {
+  std::string datadir;
+  std::string secret;               // never logged
+  std::string flavour = "mariadb";  // the local server's flavour
+  std::string tool;                 // local backup tool; "" = by flavour
+  std::string use_memory = "1G";    // --use-memory for --prepare
+  std::string owner = "mysql";      // the prepared files are chowned to this user (when root)
+  bool force_reclone = false;       // replace an existing datadir (kept aside until commit)
+  bool check_free_space = true;
+  double space_margin = 1.05;  // need estimated_bytes × margin free
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds handshake_timeout{15'000};
+  std::chrono::milliseconds idle_timeout{300'000};  // no byte from the donor
+  std::chrono::milliseconds progress_interval{5'000};
+  const std::atomic<bool>* cancel = nullptr;  // set to stop between frames (shutdown)
+};
+
+struct CloneResult {
+  std::string donor;
+  std::string datadir;
+  StreamHeader header;
+  uint64_t bytes = 0;
+  double fetch_seconds = 0;    // connect → stream extracted and checked
+  double prepare_seconds = 0;  // --prepare
+  double commit_seconds = 0;   // marker, chown, swap
+};
+
+// One attempt from `peer` ("host:port"); no retries. Errors name the peer:
+// kPermissionDenied "authentication failed at <peer>", kUnavailable for busy / unreachable
+// / a donor that died mid-stream, kCorruption for a bad stream, kNoSpace "no space left".
+Result<CloneResult> CloneFrom(const std::string& peer, const CloneOptions& options);
+
+// Tries `peers` in order (nearest first), each failure discarding the staging dir, with
+// exponential backoff between rounds (1 s doubling to `max_backoff`). A peer that refused
+// authentication is skipped for the next `auth_skip_rounds` rounds so a wrong secret never
+// turns into a tight loop. Stops after `max_rounds` rounds (0 = until cancelled) or on
+// kNoSpace / kInvalidArgument (not fixed by retrying).
+struct RetryPolicy {
+  int max_rounds = 0;
+  std::chrono::milliseconds first_backoff{1'000};
+  std::chrono::milliseconds max_backoff{60'000};
+  int auth_skip_rounds = 3;
+};
+Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>()>& peers,
+                                   const CloneOptions& options, const RetryPolicy& policy);
+
+// "mariabackup" or "xtrabackup" when options.tool is empty.
+std::string LocalTool(const CloneOptions& options);
+
+}  // namespace replboot::clone
+
+#endif  // REPLBOOT_CLONE_CLONE_H_

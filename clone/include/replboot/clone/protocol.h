@@ -1,0 +1,126 @@
+// The backup protocol between a donor's BackupServer and a cloning replica, version 1.
+//
+// Every message is a frame: | type u8 | length u32 big-endian | payload (length bytes) |.
+// Control frames carry at most kMaxControlPayload bytes; DATA frames at most kMaxDataPayload.
+//
+//   client                                   server
+//   HELLO     "replboot-backup" ‖ version u16 BE   →
+//                                            ←  CHALLENGE server_nonce (32 random bytes)
+//   RESPONSE  mac_c (32) ‖ client_nonce (32)       →
+//       mac_c = HMAC-SHA256(secret, server_nonce ‖ client_nonce ‖ "replboot-backup-v1")
+//                                            ←  PROOF mac_s (32)         (or ERROR auth_failed)
+//       mac_s = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ "replboot-backup-v1 server")
+//                                            ←  HEADER JSON              (or ERROR busy / backup_failed)
+//                                            ←  DATA raw xbstream bytes, repeated
+//                                            ←  TRAILER JSON
+//
+// Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
+// a recorded session cannot be replayed against either side. The two MACs use different
+// labels so a server's proof can never be reflected as a client's response. The client
+// checks the server's proof before trusting the header, so an impostor donor cannot feed a
+// replica a datadir.
+//
+// Why a TRAILER: xbstream has no end marker, so a stream cut at a chunk boundary looks
+// complete. Only the trailer (the backup tool's exit status and its last stderr line,
+// which ends in "completed OK!") says the stream is whole.
+#ifndef REPLBOOT_CLONE_PROTOCOL_H_
+#define REPLBOOT_CLONE_PROTOCOL_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "replboot/base/status.h"
+
+namespace replboot::clone {
+
+inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr std::string_view kHelloMagic = "replboot-backup";
+inline constexpr std::string_view kClientLabel = "replboot-backup-v1";
+inline constexpr std::string_view kServerLabel = "replboot-backup-v1 server";
+inline constexpr size_t kNonceSize = 32;
+inline constexpr size_t kMacSize = 32;
+inline constexpr size_t kFrameHeaderSize = 5;
+inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
+inline constexpr uint32_t kMaxDataPayload = 16 * 1024 * 1024;
+
+enum class FrameType : uint8_t {
+  kHello = 1,
+  kChallenge = 2,
+  kResponse = 3,
+  kProof = 4,
+  kHeader = 5,
+  kError = 6,
+  kData = 7,
+  kTrailer = 8,
+};
+std::string_view FrameTypeName(FrameType type);
+
+using Nonce = std::array<uint8_t, kNonceSize>;
+using Mac = std::array<uint8_t, kMacSize>;
+
+// The 5-byte frame header for `type` and `length`.
+std::array<uint8_t, kFrameHeaderSize> EncodeFrameHeader(FrameType type, uint32_t length);
+// A whole control frame.
+std::string EncodeFrame(FrameType type, std::string_view payload);
+
+struct FrameHeader {
+  FrameType type;
+  uint32_t length;
+};
+// Decodes and bounds-checks a frame header; kCorruption for an unknown type or a length
+// over the type's limit (checked before anything is allocated).
+Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize> bytes);
+
+// Fresh random bytes from OpenSSL's CSPRNG; kInternal when it fails.
+Result<Nonce> RandomNonce();
+
+Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce);
+Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce);
+// Constant-time comparison (CRYPTO_memcmp), so timing does not leak how much matched.
+bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
+
+std::string EncodeHello();
+// kCorruption when the magic is wrong; kInvalidArgument for another protocol version.
+Status CheckHello(std::string_view payload);
+
+// What the donor tells the replica before the stream, for the pre-flight and progress.
+struct StreamHeader {
+  uint16_t protocol = kProtocolVersion;
+  std::string flavour;         // "mariadb" | "mysql"
+  std::string server_version;  // SELECT VERSION(), e.g. "10.11.19-MariaDB"
+  std::string tool;            // "mariabackup" | "xtrabackup"
+  std::string tool_version;    // first line of `<tool> --version`
+  uint64_t estimated_bytes = 0;  // size of the donor's datadir
+};
+std::string EncodeStreamHeader(const StreamHeader& header);
+Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
+
+struct StreamTrailer {
+  int exit_code = -1;
+  int signal = 0;
+  std::string last_line;  // last stderr line of the backup tool
+  uint64_t bytes = 0;     // DATA payload bytes sent
+  bool ok() const;        // exit 0, no signal, last line says "completed OK!"
+};
+std::string EncodeStreamTrailer(const StreamTrailer& trailer);
+Result<StreamTrailer> DecodeStreamTrailer(std::string_view payload);
+
+// ERROR frames: a stable code ("auth_failed", "busy", "backup_failed", "protocol") and text.
+struct ErrorMessage {
+  std::string code;
+  std::string message;
+};
+std::string EncodeErrorMessage(const ErrorMessage& error);
+ErrorMessage DecodeErrorMessage(std::string_view payload);
+
+// "10.11" from "10.11.19-MariaDB-0+deb12u1" or from "mariabackup based on MariaDB server
+// 10.11.19-MariaDB Linux (x86_64)": the first X.Y[.Z] in the text. nullopt when none.
+std::optional<std::string> MajorMinor(std::string_view version_text);
+
+}  // namespace replboot::clone
+
+#endif  // REPLBOOT_CLONE_PROTOCOL_H_

@@ -1,0 +1,438 @@
+#include "replboot/clone/clone.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "extract.h"
+#include "net.h"
+#include "replboot/base/files.h"
+#include "replboot/base/log.h"
+#include "replboot/base/process.h"
+#include "replboot/clone/datadir.h"
+
+namespace replboot::clone {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+auto Log() { return log::Get("clone"); }
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::string ParentOf(const std::string& path) {
+  auto parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+// Mutual authentication and the header. The socket is positioned at the first DATA frame.
+Result<StreamHeader> Handshake(net::Socket& sock, const CloneOptions& options) {
+  const std::string& peer = sock.peer();
+  const milliseconds hs = options.handshake_timeout;
+  auto server_error = [&](const std::string& payload) -> tl::unexpected<Status> {
+    ErrorMessage e = DecodeErrorMessage(payload);
+    if (e.code == "auth_failed") return Error(StatusCode::kPermissionDenied, "authentication failed at {}", peer);
+    if (e.code == "busy") return Error(StatusCode::kUnavailable, "{} is busy: {}", peer, e.message);
+    return Error(StatusCode::kUnavailable, "{} refused the backup ({}): {}", peer, e.code, e.message);
+  };
+  if (Status s = sock.WriteFrame(FrameType::kHello, EncodeHello(), hs); !s.ok()) return Error(s);
+  auto challenge = sock.ReadControlFrame(hs);
+  if (!challenge) return Error(challenge.error());
+  if (challenge->type == FrameType::kError) return server_error(challenge->payload);
+  if (challenge->type != FrameType::kChallenge || challenge->payload.size() != kNonceSize) {
+    return Error(StatusCode::kCorruption, "{} sent {} instead of a challenge", peer, FrameTypeName(challenge->type));
+  }
+  Nonce server_nonce;
+  std::memcpy(server_nonce.data(), challenge->payload.data(), kNonceSize);
+  auto client_nonce = RandomNonce();
+  if (!client_nonce) return Error(client_nonce.error());
+  Mac mac = ClientMac(options.secret, server_nonce, *client_nonce);
+  std::string response(reinterpret_cast<const char*>(mac.data()), mac.size());
+  response.append(reinterpret_cast<const char*>(client_nonce->data()), client_nonce->size());
+  if (Status s = sock.WriteFrame(FrameType::kResponse, response, hs); !s.ok()) return Error(s);
+  auto proof = sock.ReadControlFrame(hs);
+  if (!proof) {
+    // A server that closes right after our response without an ERROR frame is an old or
+    // odd server; treat it like a refusal but keep the cause.
+    return Error(proof.error().WithContext(fmt::format("authenticating to {}", peer)));
+  }
+  if (proof->type == FrameType::kError) return server_error(proof->payload);
+  Mac expected = ServerMac(options.secret, *client_nonce, server_nonce);
+  if (proof->type != FrameType::kProof ||
+      !MacEqual(expected, std::span(reinterpret_cast<const uint8_t*>(proof->payload.data()), proof->payload.size()))) {
+    // The donor does not know the secret: never take a datadir from it.
+    return Error(StatusCode::kPermissionDenied, "authentication failed at {}: the server's proof is wrong", peer);
+  }
+  auto header_frame = sock.ReadControlFrame(options.idle_timeout);
+  if (!header_frame) return Error(header_frame.error());
+  if (header_frame->type == FrameType::kError) return server_error(header_frame->payload);
+  if (header_frame->type != FrameType::kHeader) {
+    return Error(StatusCode::kCorruption, "{} sent {} instead of the stream header", peer,
+                 FrameTypeName(header_frame->type));
+  }
+  auto header = DecodeStreamHeader(header_frame->payload);
+  if (!header) return Error(header.error().WithContext(fmt::format("from {}", peer)));
+  return header;
+}
+
+Status Preflight(const std::string& peer, const StreamHeader& header, const CloneOptions& options) {
+  if (header.flavour != options.flavour) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours", peer,
+                              header.flavour, header.server_version, options.flavour));
+  }
+  const std::string tool = LocalTool(options);
+  auto version = process::RunCapture({tool, "--version"}, process::ChildEnvironment());
+  if (!version) return version.error().WithContext(fmt::format("running {} --version", tool));
+  std::string text = version->out + version->err;
+  // "mariabackup based on MariaDB server 10.11.19-MariaDB Linux (x86_64)".
+  auto local = MajorMinor(text.substr(text.find("server") == std::string::npos ? 0 : text.find("server")));
+  auto donor = MajorMinor(header.server_version);
+  if (!local || !donor) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("cannot compare versions: donor {} server {:?}, local {} {:?}", peer,
+                              header.server_version, tool, text.substr(0, text.find('\n'))));
+  }
+  if (*local != *donor) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("donor {} runs server {} but the local {} is {}: --prepare needs the same major "
+                              "version ({} vs {})",
+                              peer, header.server_version, tool, text.substr(0, text.find('\n')), *donor, *local));
+  }
+  if (options.check_free_space && header.estimated_bytes > 0) {
+    auto free = files::FreeBytes(ParentOf(options.datadir));
+    if (!free) return free.error();
+    auto need = static_cast<uint64_t>(static_cast<double>(header.estimated_bytes) * options.space_margin);
+    if (*free < need) {
+      return Status(StatusCode::kNoSpace,
+                    fmt::format("no space left for the clone: {} needs about {} bytes, {} has {} free", peer, need,
+                                ParentOf(options.datadir), *free));
+    }
+  }
+  return Status::Ok();
+}
+
+// Reads DATA frames into the extractor until the TRAILER.
+Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor, const StreamHeader& header,
+                              const CloneOptions& options, uint64_t* bytes_out) {
+  const std::string& peer = sock.peer();
+  std::vector<uint8_t> buffer(4 << 20);
+  uint64_t bytes = 0;
+  const auto start = Clock::now();
+  auto next_progress = start + options.progress_interval;
+  for (;;) {
+    if (options.cancel && options.cancel->load()) return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
+    std::array<uint8_t, kFrameHeaderSize> raw;
+    Status s = sock.ReadExact(raw.data(), raw.size(), options.idle_timeout);
+    if (!s.ok()) {
+      return Error(s.code() == StatusCode::kTimeout ? s.code() : StatusCode::kUnavailable,
+                   "stream from {} broke after {} bytes: {}", peer, bytes, s.message());
+    }
+    auto frame = DecodeFrameHeader(raw);
+    if (!frame) return Error(frame.error().WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+    if (frame->type == FrameType::kTrailer || frame->type == FrameType::kError) {
+      std::string payload(frame->length, '\0');
+      s = sock.ReadExact(payload.data(), payload.size(), options.idle_timeout);
+      if (!s.ok()) return Error(s);
+      if (frame->type == FrameType::kError) {
+        ErrorMessage e = DecodeErrorMessage(payload);
+        return Error(StatusCode::kUnavailable, "{} aborted the stream ({}): {}", peer, e.code, e.message);
+      }
+      auto trailer = DecodeStreamTrailer(payload);
+      if (!trailer) return Error(trailer.error());
+      *bytes_out = bytes;
+      return trailer;
+    }
+    if (frame->type != FrameType::kData) {
+      return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}", FrameTypeName(frame->type), peer,
+                   bytes);
+    }
+    uint32_t left = frame->length;
+    while (left > 0) {
+      auto n = sock.ReadSome(buffer.data(), std::min<size_t>(left, buffer.size()), options.idle_timeout);
+      if (!n) {
+        return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout : StatusCode::kUnavailable,
+                     "stream from {} broke after {} bytes: {}", peer, bytes, n.error().message());
+      }
+      if (*n == 0) return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer, bytes);
+      s = extractor.Write(std::span(buffer.data(), *n));
+      if (!s.ok()) return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+      left -= static_cast<uint32_t>(*n);
+      bytes += *n;
+    }
+    auto now = Clock::now();
+    if (now >= next_progress) {
+      next_progress = now + options.progress_interval;
+      double elapsed = Seconds(start);
+      double mbps = elapsed > 0 ? static_cast<double>(bytes) / 1e6 / elapsed : 0;
+      // -1: no estimate to go by. The estimate is the donor's datadir size, so the stream
+      // may overrun it a little; the ETA then stays at 0.
+      int64_t eta = -1;
+      if (header.estimated_bytes > 0 && mbps > 0) {
+        eta = header.estimated_bytes > bytes
+                  ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 / mbps)
+                  : 0;
+      }
+      Log()->info("event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}", peer, bytes,
+                  header.estimated_bytes, mbps, eta);
+    }
+  }
+}
+
+bool HasCheckpoints(const std::string& dir, std::string* path_out) {
+  for (const char* name : {"xtrabackup_checkpoints", "mariadb_backup_checkpoints"}) {
+    std::string path = dir + "/" + name;
+    if (::access(path.c_str(), R_OK) == 0) {
+      *path_out = path;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string BackupType(const std::string& checkpoints) {
+  auto text = files::ReadFile(checkpoints);
+  if (!text) return "";
+  size_t pos = text->find("backup_type");
+  if (pos == std::string::npos) return "";
+  size_t eq = text->find('=', pos);
+  size_t nl = text->find('\n', pos);
+  if (eq == std::string::npos || (nl != std::string::npos && eq > nl)) return "";
+  std::string value = text->substr(eq + 1, nl == std::string::npos ? std::string::npos : nl - eq - 1);
+  while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\r')) value.pop_back();
+  return value;
+}
+
+Status Prepare(const std::string& staging, const CloneOptions& options) {
+  const std::string tool = LocalTool(options);
+  std::vector<std::string> argv = {tool, "--prepare", "--use-memory=" + options.use_memory, "--target-dir=" + staging};
+  Log()->info("event=prepare_started dir={} use_memory={}", log::Quote(staging), options.use_memory);
+  auto run = process::RunCapture(argv, process::ChildEnvironment());
+  if (!run) return run.error().WithContext(fmt::format("running {} --prepare", tool));
+  std::string output = run->out + run->err;
+  auto tail = [&] {
+    std::string t = output.size() > 600 ? output.substr(output.size() - 600) : output;
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  };
+  if (!run->status.ok() || output.find("completed OK!") == std::string::npos) {
+    if (output.find("No space left") != std::string::npos || output.find("errno 28") != std::string::npos) {
+      return Status(StatusCode::kNoSpace, fmt::format("no space left while preparing {}: {}", staging, tail()));
+    }
+    return Status(StatusCode::kCorruption,
+                  fmt::format("{} --prepare of {} failed ({}): {}", tool, staging, run->status.ToString(), tail()));
+  }
+  std::string checkpoints;
+  if (!HasCheckpoints(staging, &checkpoints)) {
+    return Status(StatusCode::kCorruption, fmt::format("{} has no checkpoints file after --prepare", staging));
+  }
+  std::string type = BackupType(checkpoints);
+  const char* want = options.flavour == "mysql" ? "full-prepared" : "log-applied";
+  if (type != want) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("{}: backup_type is {:?} after --prepare, expected {}", checkpoints, type, want));
+  }
+  return Status::Ok();
+}
+
+Status ChownTree(const std::string& dir, const std::string& owner) {
+  if (::geteuid() != 0 || owner.empty()) return Status::Ok();  // nothing to hand over
+  struct passwd* pw = ::getpwnam(owner.c_str());
+  if (pw == nullptr) return Status(StatusCode::kInvalidArgument, fmt::format("no such user {:?} to own {}", owner, dir));
+  if (::lchown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) return ErrnoStatus(errno, fmt::format("chown {}", dir));
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (::lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      return ErrnoStatus(errno, fmt::format("chown {}", it->path().string()));
+    }
+  }
+  if (ec) return Status(StatusCode::kIOError, fmt::format("walking {}: {}", dir, ec.message()));
+  return Status::Ok();
+}
+
+std::string ReadOptional(const std::string& dir, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    auto text = files::ReadFile(dir + "/" + name);
+    if (text) return *text;
+  }
+  return "";
+}
+
+// Fsyncs every file of the staging dir (the tool unpacker does not), so the commit
+// marker never lands before the data it vouches for.
+Status SyncTree(const std::string& dir) {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    bool is_dir = it->is_directory(ec);
+    int fd = ::open(it->path().c_str(), (is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, fmt::format("open {}", it->path().string()));
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync {}", it->path().string()));
+  }
+  if (ec) return Status(StatusCode::kIOError, fmt::format("walking {}: {}", dir, ec.message()));
+  return files::FsyncDir(dir);
+}
+
+}  // namespace
+
+std::string LocalTool(const CloneOptions& options) {
+  if (!options.tool.empty()) return options.tool;
+  return options.flavour == "mysql" ? "xtrabackup" : "mariabackup";
+}
+
+Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& options) {
+  ::signal(SIGPIPE, SIG_IGN);  // a dead unpacker or donor is an error code, not a signal
+  const auto start = Clock::now();
+  const std::string staging = StagingPath(options.datadir);
+  auto hp = net::SplitHostPort(peer_text, 3307);
+  if (!hp) return Error(hp.error());
+
+  // Leftovers of an earlier attempt never mix with this one.
+  auto action = Recover(options.datadir, /*is_primary=*/false, options.force_reclone);
+  if (!action) return Error(action.error());
+  if (*action != Action::kClone) {
+    return Error(StatusCode::kInvalidArgument,
+                 "{} already holds data ({}); use --force-reclone to replace it", options.datadir, ActionName(*action));
+  }
+
+  auto sock = net::Connect(hp->first, hp->second, options.connect_timeout);
+  if (!sock) return Error(sock.error());
+  const std::string peer = sock->peer();
+  Log()->info("event=clone_connected peer={} datadir={}", peer, log::Quote(options.datadir));
+  auto header = Handshake(*sock, options);
+  if (!header) return Error(header.error());
+  Log()->info("event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}", peer,
+              header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
+              header->estimated_bytes);
+  if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
+
+  struct DiscardStaging {
+    std::string dir;
+    bool keep = false;
+    ~DiscardStaging() {
+      if (!keep) (void)files::RemoveAll(dir);
+    }
+  } discard{staging};
+  if (::mkdir(staging.c_str(), 0750) != 0) return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
+
+  auto extractor = MakeExtractor(staging, options.flavour);
+  if (!extractor) return Error(extractor.error());
+  uint64_t bytes = 0;
+  auto trailer = Receive(*sock, **extractor, *header, options, &bytes);
+  if (!trailer) {
+    (*extractor)->Abort();
+    return Error(trailer.error());
+  }
+  sock->Close();
+  if (!trailer->ok()) {
+    (*extractor)->Abort();
+    return Error(StatusCode::kUnavailable, "the backup on {} failed (exit code {}, signal {}): {}", peer,
+                 trailer->exit_code, trailer->signal, trailer->last_line);
+  }
+  if (trailer->bytes != bytes) {
+    (*extractor)->Abort();
+    return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer, trailer->bytes, bytes);
+  }
+  if (Status s = (*extractor)->Finish(); !s.ok()) return Error(s.WithContext(fmt::format("stream from {}", peer)));
+  std::string checkpoints;
+  if (!HasCheckpoints(staging, &checkpoints)) {
+    return Error(StatusCode::kCorruption, "the stream from {} has no xtrabackup_checkpoints file", peer);
+  }
+  CloneResult result;
+  result.donor = peer;
+  result.datadir = options.datadir;
+  result.header = *header;
+  result.bytes = bytes;
+  result.fetch_seconds = Seconds(start);
+  Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", peer, bytes,
+              static_cast<int64_t>(result.fetch_seconds * 1000));
+
+  auto prepare_start = Clock::now();
+  if (Status s = Prepare(staging, options); !s.ok()) return Error(s);
+  result.prepare_seconds = Seconds(prepare_start);
+  Log()->info("event=prepare_done dir={} elapsed_ms={}", log::Quote(staging),
+              static_cast<int64_t>(result.prepare_seconds * 1000));
+
+  auto commit_start = Clock::now();
+  if (Status s = ChownTree(staging, options.owner); !s.ok()) return Error(s);
+  if (Status s = SyncTree(staging); !s.ok()) return Error(s);
+  nlohmann::json marker;
+  marker["donor"] = peer;
+  marker["server_version"] = header->server_version;
+  marker["flavour"] = header->flavour;
+  marker["bytes"] = bytes;
+  marker["replace"] = options.force_reclone;
+  marker["committed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  marker["binlog_info"] = ReadOptional(staging, {"xtrabackup_binlog_info", "mariadb_backup_binlog_info"});
+  marker["slave_info"] = ReadOptional(staging, {"xtrabackup_slave_info", "mariadb_backup_slave_info"});
+  marker["binlog_pos_innodb"] = ReadOptional(staging, {"xtrabackup_binlog_pos_innodb"});
+  if (Status s = WriteMarker(staging, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      !s.ok()) {
+    return Error(s);
+  }
+  discard.keep = true;  // committed: from here on a restart finishes the swap
+  if (Status s = FinishSwap(options.datadir); !s.ok()) return Error(s);
+  result.commit_seconds = Seconds(commit_start);
+  Log()->info("event=clone_done peer={} datadir={} bytes={} fetch_s={:.1f} prepare_s={:.1f} commit_s={:.1f}", peer,
+              log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
+              result.commit_seconds);
+  return result;
+}
+
+Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>()>& peers_fn,
+                                   const CloneOptions& options, const RetryPolicy& policy) {
+  std::map<std::string, int> auth_skip;  // peer → rounds left to skip
+  milliseconds backoff = policy.first_backoff;
+  Status last(StatusCode::kUnavailable, "no peer to clone from");
+  for (int round = 1; policy.max_rounds == 0 || round <= policy.max_rounds; ++round) {
+    auto peers = peers_fn();
+    for (const auto& peer : peers) {
+      if (options.cancel && options.cancel->load()) return Error(StatusCode::kCancelled, "clone cancelled");
+      if (auto it = auth_skip.find(peer); it != auth_skip.end() && it->second > 0) {
+        --it->second;
+        continue;
+      }
+      auto result = CloneFrom(peer, options);
+      if (result) return result;
+      last = result.error();
+      Log()->warn("event=clone_attempt_failed peer={} round={} code={} error={}", peer, round,
+                  StatusCodeName(last.code()), log::Quote(last.message()));
+      if (last.code() == StatusCode::kPermissionDenied) auth_skip[peer] = policy.auth_skip_rounds;
+      if (last.code() == StatusCode::kNoSpace || last.code() == StatusCode::kCancelled) return Error(last);
+      if (last.code() == StatusCode::kInvalidArgument &&
+          last.message().find("--force-reclone") != std::string::npos) {
+        return Error(last);
+      }
+    }
+    if (policy.max_rounds != 0 && round == policy.max_rounds) break;
+    Log()->info("event=clone_backoff round={} wait_ms={}", round, backoff.count());
+    auto until = Clock::now() + backoff;
+    while (Clock::now() < until) {
+      if (options.cancel && options.cancel->load()) return Error(StatusCode::kCancelled, "clone cancelled");
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    backoff = std::min(backoff * 2, policy.max_backoff);
+  }
+  return Error(last.WithContext("clone failed from every peer"));
+}
+
+}  // namespace replboot::clone

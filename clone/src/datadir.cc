@@ -1,0 +1,190 @@
+#include "replboot/clone/datadir.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "replboot/base/files.h"
+#include "replboot/base/log.h"
+
+namespace replboot::clone {
+
+namespace {
+
+auto Log() { return log::Get("clone"); }
+
+std::string Trim(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+std::string ParentOf(const std::string& path) {
+  auto parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<DirState> StateOf(const std::string& dir) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return DirState::kAbsent;
+    return Error(ErrnoStatus(errno, fmt::format("stat {}", dir)));
+  }
+  if (!S_ISDIR(st.st_mode)) return Error(StatusCode::kInvalidArgument, "{} is not a directory", dir);
+  auto empty = files::IsEmptyDir(dir);
+  if (!empty) return Error(empty.error());
+  if (*empty) return DirState::kEmpty;
+  if (Exists(dir + "/" + std::string(kMarkerName))) return DirState::kCommitted;
+  return DirState::kData;
+}
+
+Status Rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus(errno, fmt::format("rename {} to {}", from, to));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string StagingPath(const std::string& datadir) { return Trim(datadir) + std::string(kStagingSuffix); }
+std::string OldPath(const std::string& datadir) { return Trim(datadir) + std::string(kOldSuffix); }
+
+std::string_view DirStateName(DirState state) {
+  switch (state) {
+    case DirState::kAbsent: return "absent";
+    case DirState::kEmpty: return "empty";
+    case DirState::kCommitted: return "committed";
+    case DirState::kData: return "data";
+  }
+  return "unknown";
+}
+
+std::string_view ActionName(Action action) {
+  switch (action) {
+    case Action::kFinishSwap: return "finish_swap";
+    case Action::kDiscardStaging: return "discard_staging";
+    case Action::kRestoreOld: return "restore_old";
+    case Action::kDropOld: return "drop_old";
+    case Action::kStart: return "start";
+    case Action::kInitialize: return "initialize";
+    case Action::kClone: return "clone";
+  }
+  return "unknown";
+}
+
+Result<DatadirInspection> InspectDatadir(const std::string& datadir_in) {
+  const std::string datadir = Trim(datadir_in);
+  DatadirInspection out;
+  auto d = StateOf(datadir);
+  if (!d) return Error(d.error());
+  out.datadir = *d;
+  auto s = StateOf(StagingPath(datadir));
+  if (!s) return Error(s.error());
+  out.staging = *s;
+  if (out.staging == DirState::kCommitted) {
+    auto text = files::ReadFile(StagingPath(datadir) + "/" + std::string(kMarkerName));
+    if (!text) return Error(text.error());
+    try {
+      out.staging_replaces = nlohmann::json::parse(*text).value("replace", false);
+    } catch (const nlohmann::json::exception&) {
+      // A marker we cannot read is not a commit: the staging dir will be discarded.
+      out.staging = DirState::kData;
+    }
+  }
+  out.old_present = Exists(OldPath(datadir));
+  return out;
+}
+
+Action Decide(const DatadirInspection& st, bool is_primary, bool force_reclone) {
+  const bool datadir_void = st.datadir == DirState::kAbsent || st.datadir == DirState::kEmpty;
+  if (st.staging == DirState::kCommitted) {
+    if (datadir_void) return Action::kFinishSwap;
+    if (st.staging_replaces && !st.old_present) return Action::kFinishSwap;
+    return Action::kDiscardStaging;
+  }
+  if (st.staging != DirState::kAbsent) return Action::kDiscardStaging;
+  if (st.old_present) return datadir_void ? Action::kRestoreOld : Action::kDropOld;
+  // A primary never clones.
+  if (is_primary) return datadir_void ? Action::kInitialize : Action::kStart;
+  if (datadir_void || force_reclone) return Action::kClone;
+  // A committed clone, or real data without a marker: the node's own data, never overwritten.
+  return Action::kStart;
+}
+
+Status WriteMarker(const std::string& staging, const std::string& json) {
+  Status s = files::WriteFileAtomic(staging + "/" + std::string(kMarkerName), json, 0644);
+  if (!s.ok()) return s;
+  s = files::FsyncDir(staging);
+  if (!s.ok()) return s;
+  return files::FsyncDir(ParentOf(staging));
+}
+
+Status FinishSwap(const std::string& datadir_in) {
+  const std::string datadir = Trim(datadir_in);
+  const std::string staging = StagingPath(datadir);
+  const std::string old = OldPath(datadir);
+  auto d = StateOf(datadir);
+  if (!d) return d.error();
+  if (*d == DirState::kEmpty) {
+    // rename(2) replaces an empty directory atomically; nothing to keep.
+  } else if (*d != DirState::kAbsent) {
+    if (Exists(old)) {
+      return Status(StatusCode::kInvalidArgument,
+                    fmt::format("{} exists and {} holds data: refusing to overwrite either", old, datadir));
+    }
+    Status s = Rename(datadir, old);
+    if (!s.ok()) return s;
+    Log()->info("event=datadir_kept_aside path={}", log::Quote(old));
+  }
+  Status s = Rename(staging, datadir);
+  if (!s.ok()) return s;
+  s = files::FsyncDir(ParentOf(datadir));
+  if (!s.ok()) return s;
+  Log()->info("event=clone_committed datadir={}", log::Quote(datadir));
+  if (Exists(old)) {
+    s = files::RemoveAll(old);
+    if (!s.ok()) return s;
+    Log()->info("event=old_datadir_removed path={}", log::Quote(old));
+  }
+  return Status::Ok();
+}
+
+Result<Action> Recover(const std::string& datadir_in, bool is_primary, bool force_reclone) {
+  const std::string datadir = Trim(datadir_in);
+  for (int step = 0; step < 8; ++step) {
+    auto st = InspectDatadir(datadir);
+    if (!st) return Error(st.error());
+    Action action = Decide(*st, is_primary, force_reclone);
+    Log()->info("event=datadir_decision datadir={} datadir_state={} staging={} old={} action={}", log::Quote(datadir),
+                DirStateName(st->datadir), DirStateName(st->staging), st->old_present, ActionName(action));
+    Status s;
+    switch (action) {
+      case Action::kFinishSwap:
+        s = FinishSwap(datadir);
+        break;
+      case Action::kDiscardStaging:
+        s = files::RemoveAll(StagingPath(datadir));
+        break;
+      case Action::kRestoreOld:
+        if (st->datadir == DirState::kEmpty) s = files::RemoveAll(datadir);
+        if (s.ok()) s = Rename(OldPath(datadir), datadir);
+        if (s.ok()) s = files::FsyncDir(ParentOf(datadir));
+        break;
+      case Action::kDropOld:
+        s = files::RemoveAll(OldPath(datadir));
+        break;
+      default:
+        return action;
+    }
+    if (!s.ok()) return Error(s.WithContext(fmt::format("recovering {} ({})", datadir, ActionName(action))));
+  }
+  return Error(StatusCode::kInternal, "recovering {}: no stable state after 8 steps", datadir);
+}
+
+}  // namespace replboot::clone

@@ -1,0 +1,31 @@
+// Where a clone's stream bytes go while they arrive: unpacked into a staging directory.
+// Internal to clone/.
+#ifndef REPLBOOT_CLONE_EXTRACT_H_
+#define REPLBOOT_CLONE_EXTRACT_H_
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "replboot/base/status.h"
+
+namespace replboot::clone {
+
+class StreamExtractor {
+ public:
+  virtual ~StreamExtractor() = default;
+  // The next bytes of the xbstream stream, in order.
+  virtual Status Write(std::span<const uint8_t> bytes) = 0;
+  // The stream ended: succeeds only when it ended on a chunk boundary with every file
+  // closed and everything written durably.
+  virtual Status Finish() = 0;
+  // Gives up (the caller discards the directory); safe after a failed Write or Finish.
+  virtual void Abort() = 0;
+};
+
+// Unpacks into `dir` (which exists and is empty) for a stream of `flavour`.
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, const std::string& flavour);
+
+}  // namespace replboot::clone
+
+#endif  // REPLBOOT_CLONE_EXTRACT_H_

@@ -1,0 +1,202 @@
+#include "replboot/clone/protocol.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+namespace replboot::clone {
+
+std::string_view FrameTypeName(FrameType type) {
+  switch (type) {
+    case FrameType::kHello: return "HELLO";
+    case FrameType::kChallenge: return "CHALLENGE";
+    case FrameType::kResponse: return "RESPONSE";
+    case FrameType::kProof: return "PROOF";
+    case FrameType::kHeader: return "HEADER";
+    case FrameType::kError: return "ERROR";
+    case FrameType::kData: return "DATA";
+    case FrameType::kTrailer: return "TRAILER";
+  }
+  return "UNKNOWN";
+}
+
+std::array<uint8_t, kFrameHeaderSize> EncodeFrameHeader(FrameType type, uint32_t length) {
+  return {static_cast<uint8_t>(type), static_cast<uint8_t>(length >> 24), static_cast<uint8_t>(length >> 16),
+          static_cast<uint8_t>(length >> 8), static_cast<uint8_t>(length)};
+}
+
+std::string EncodeFrame(FrameType type, std::string_view payload) {
+  auto header = EncodeFrameHeader(type, static_cast<uint32_t>(payload.size()));
+  std::string out(reinterpret_cast<const char*>(header.data()), header.size());
+  out.append(payload);
+  return out;
+}
+
+Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize> bytes) {
+  uint8_t type = bytes[0];
+  uint32_t length = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) | (uint32_t{bytes[3]} << 8) |
+                    uint32_t{bytes[4]};
+  if (type < static_cast<uint8_t>(FrameType::kHello) || type > static_cast<uint8_t>(FrameType::kTrailer)) {
+    return Error(StatusCode::kCorruption, "unknown frame type {}", type);
+  }
+  auto frame_type = static_cast<FrameType>(type);
+  uint32_t limit = frame_type == FrameType::kData ? kMaxDataPayload : kMaxControlPayload;
+  if (length > limit) {
+    return Error(StatusCode::kCorruption, "{} frame of {} bytes exceeds the limit of {}", FrameTypeName(frame_type),
+                 length, limit);
+  }
+  return FrameHeader{frame_type, length};
+}
+
+Result<Nonce> RandomNonce() {
+  Nonce nonce;
+  if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) {
+    return Error(StatusCode::kInternal, "RAND_bytes failed: no random nonce");
+  }
+  return nonce;
+}
+
+namespace {
+
+Mac Hmac(std::string_view secret, const Nonce& first, const Nonce& second, std::string_view label) {
+  std::string message;
+  message.reserve(first.size() + second.size() + label.size());
+  message.append(reinterpret_cast<const char*>(first.data()), first.size());
+  message.append(reinterpret_cast<const char*>(second.data()), second.size());
+  message.append(label);
+  Mac mac{};
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac.data(), &length);
+  OPENSSL_cleanse(message.data(), message.size());
+  return mac;
+}
+
+}  // namespace
+
+Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce) {
+  return Hmac(secret, server_nonce, client_nonce, kClientLabel);
+}
+
+Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce) {
+  return Hmac(secret, client_nonce, server_nonce, kServerLabel);
+}
+
+bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string EncodeHello() {
+  std::string out(kHelloMagic);
+  out.push_back(static_cast<char>(kProtocolVersion >> 8));
+  out.push_back(static_cast<char>(kProtocolVersion & 0xff));
+  return out;
+}
+
+Status CheckHello(std::string_view payload) {
+  if (payload.size() != kHelloMagic.size() + 2 || payload.substr(0, kHelloMagic.size()) != kHelloMagic) {
+    return Status(StatusCode::kCorruption, "not a replboot backup client (bad HELLO)");
+  }
+  uint16_t version = static_cast<uint16_t>((static_cast<uint8_t>(payload[kHelloMagic.size()]) << 8) |
+                                           static_cast<uint8_t>(payload[kHelloMagic.size() + 1]));
+  if (version != kProtocolVersion) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("client speaks protocol version {}, this server speaks {}", version, kProtocolVersion));
+  }
+  return Status::Ok();
+}
+
+std::string EncodeStreamHeader(const StreamHeader& header) {
+  nlohmann::json j;
+  j["protocol"] = header.protocol;
+  j["flavour"] = header.flavour;
+  j["server_version"] = header.server_version;
+  j["tool"] = header.tool;
+  j["tool_version"] = header.tool_version;
+  j["estimated_bytes"] = header.estimated_bytes;
+  return j.dump();
+}
+
+Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
+  try {
+    auto j = nlohmann::json::parse(payload);
+    StreamHeader header;
+    header.protocol = j.at("protocol").get<uint16_t>();
+    header.flavour = j.at("flavour").get<std::string>();
+    header.server_version = j.at("server_version").get<std::string>();
+    header.tool = j.at("tool").get<std::string>();
+    header.tool_version = j.at("tool_version").get<std::string>();
+    header.estimated_bytes = j.at("estimated_bytes").get<uint64_t>();
+    return header;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(StatusCode::kCorruption, "bad stream header: {}", e.what());
+  }
+}
+
+bool StreamTrailer::ok() const {
+  return exit_code == 0 && signal == 0 && last_line.find("completed OK!") != std::string::npos;
+}
+
+std::string EncodeStreamTrailer(const StreamTrailer& trailer) {
+  nlohmann::json j;
+  j["exit_code"] = trailer.exit_code;
+  j["signal"] = trailer.signal;
+  j["last_line"] = trailer.last_line;
+  j["bytes"] = trailer.bytes;
+  // Invalid UTF-8 in a tool's stderr must not make the trailer unencodable.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<StreamTrailer> DecodeStreamTrailer(std::string_view payload) {
+  try {
+    auto j = nlohmann::json::parse(payload);
+    StreamTrailer trailer;
+    trailer.exit_code = j.at("exit_code").get<int>();
+    trailer.signal = j.at("signal").get<int>();
+    trailer.last_line = j.at("last_line").get<std::string>();
+    trailer.bytes = j.at("bytes").get<uint64_t>();
+    return trailer;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(StatusCode::kCorruption, "bad stream trailer: {}", e.what());
+  }
+}
+
+std::string EncodeErrorMessage(const ErrorMessage& error) {
+  nlohmann::json j;
+  j["code"] = error.code;
+  j["message"] = error.message;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+ErrorMessage DecodeErrorMessage(std::string_view payload) {
+  try {
+    auto j = nlohmann::json::parse(payload);
+    return {j.value("code", std::string("unknown")), j.value("message", std::string())};
+  } catch (const nlohmann::json::exception&) {
+    return {"unknown", std::string(payload.substr(0, 200))};
+  }
+}
+
+std::optional<std::string> MajorMinor(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) continue;
+    if (i > 0 && (std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '.')) continue;
+    size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    if (j + 1 >= text.size() || text[j] != '.' || !std::isdigit(static_cast<unsigned char>(text[j + 1]))) {
+      i = j;
+      continue;
+    }
+    size_t k = j + 1;
+    while (k < text.size() && std::isdigit(static_cast<unsigned char>(text[k]))) ++k;
+    return std::string(text.substr(i, k - i));
+  }
+  return std::nullopt;
+}
+
+}  // namespace replboot::clone
