@@ -25,11 +25,15 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build --target replboot -j "$(nproc)" \
  && install -D -m 0755 -s /build/daemon/replboot /out/usr/local/bin/replboot
 # The Debian packages owning the shared libraries replboot links, so the runtime stage installs
-# exactly those (no -dev packages, no compiler).
-RUN ldd /out/usr/local/bin/replboot | awk '$3 ~ /^\// { print $3 }' \
-      | xargs -r realpath | xargs -r dpkg -S 2>/dev/null | cut -d: -f1 | sort -u \
-      > /out/runtime-packages \
- && test -s /out/runtime-packages
+# exactly those (no -dev packages, no compiler). dpkg knows a file by the path its package ships
+# (/lib/... or /usr/lib/...; /lib is a symlink to /usr/lib), so each form is tried.
+RUN for lib in $(ldd /out/usr/local/bin/replboot | awk '$3 ~ /^\// { print $3 }'); do \
+      dir=$(realpath "$(dirname "$lib")"); \
+      for path in "$lib" "$dir/$(basename "$lib")" "$(realpath "$lib")" "${dir#/usr}/$(basename "$lib")"; do \
+        dpkg -S "$path" 2>/dev/null && break; \
+      done | head -1 | grep . || { echo "no Debian package owns $lib" >&2; exit 1; }; \
+    done | cut -d: -f1 | sort -u > /out/runtime-packages \
+ && cat /out/runtime-packages
 
 # ---- runtime: MariaDB server + mariabackup + replboot.
 FROM ${BASE_IMAGE}

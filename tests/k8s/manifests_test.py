@@ -1,0 +1,222 @@
+"""k8s/: the manifests render with kustomize, hang together, and carry a replboot.toml that
+replboot itself accepts.
+
+Renders `kubectl kustomize k8s/` (no cluster needed), parses the YAML (PyYAML, Debian's
+python3-yaml) and checks the structure a working deployment depends on: probes on replboot's
+HTTP port, a grace period longer than replboot's, the headless Service publishing not-ready
+pods, Secret keys matching the *_file settings, the ConfigMap key mounted where replboot reads
+it, and the datadir on the volume. Then feeds the ConfigMap's TOML to `replboot config render`.
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import tomllib
+
+import yaml
+
+from replboot_harness import replboot_bin, run_tests, source_dir
+
+K8S_DIR = os.path.join(source_dir(), "k8s")
+
+
+def render():
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl not found: scripts/install-deps installs Debian's kubernetes-client"
+    r = subprocess.run([kubectl, "kustomize", K8S_DIR], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"kubectl kustomize {K8S_DIR} failed: {r.stderr.strip()}"
+    docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    return by_kind
+
+
+def one(by_kind, kind, name=None):
+    items = [d for d in by_kind.get(kind, []) if name is None or d["metadata"]["name"] == name]
+    assert len(items) == 1, f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in items]}"
+    return items[0]
+
+
+def container(sts):
+    containers = sts["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1, f"expected one container, got {[c['name'] for c in containers]}"
+    return containers[0]
+
+
+def port_number(c, port):
+    """A probe's or Service's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    assert port in named, f"port name {port!r} is not a container port ({named})"
+    return named[port]
+
+
+def config_toml(by_kind):
+    sts = one(by_kind, "StatefulSet", "mysql")
+    c = container(sts)
+    mount = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/replboot/replboot.toml"]
+    assert mount, "nothing is mounted at /etc/replboot/replboot.toml (replboot's default config file)"
+    vol = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == mount[0]["name"]][0]
+    cm = one(by_kind, "ConfigMap", vol["configMap"]["name"])
+    key = mount[0]["subPath"]
+    assert key in cm["data"], f"ConfigMap {cm['metadata']['name']} has no key {key!r}"
+    return cm["data"][key]
+
+
+def listen_port(listen):
+    return int(listen.rsplit(":", 1)[1])
+
+
+def test_statefulset_runs_replboot_with_probes_ports_and_grace():
+    by_kind = render()
+    sts = one(by_kind, "StatefulSet", "mysql")
+    spec = sts["spec"]
+    conf = tomllib.loads(config_toml(by_kind))
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "OrderedReady"
+    assert spec["serviceName"] == "mysql" == conf["cluster"]["service"], \
+        "the StatefulSet's serviceName must be replboot's cluster.service (peer names mysql-N.<service>)"
+    pod_labels = spec["template"]["metadata"]["labels"]
+    for k, v in spec["selector"]["matchLabels"].items():
+        assert pod_labels.get(k) == v, f"selector {k}={v} does not match the pod template's labels"
+
+    c = container(sts)
+    assert c.get("command", ["replboot", "run"])[:2] == ["replboot", "run"], c.get("command")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"mysql": 3306, "backup": 3307, "http": 8008}, ports
+    assert ports["mysql"] == conf["mysql"]["port"]
+    assert ports["backup"] == conf["backup"]["port"] == listen_port(conf["backup"]["listen"])
+    http_port = listen_port(conf["http"]["listen"])
+    assert ports["http"] == http_port
+
+    ready = c["readinessProbe"]["httpGet"]
+    assert ready["path"] == "/ready" and port_number(c, ready["port"]) == http_port, ready
+    live = c["livenessProbe"]["httpGet"]
+    assert live["path"] == "/health" and port_number(c, live["port"]) == http_port, live
+    if "startupProbe" in c:
+        startup = c["startupProbe"]
+        budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+        assert budget >= 3600, f"a clone must be allowed an hour or more before liveness applies, got {budget}s"
+
+    grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
+    shutdown_grace = conf["mysql"].get("shutdown_grace", 25)
+    assert grace >= shutdown_grace + 10, \
+        f"terminationGracePeriodSeconds {grace} must exceed mysql.shutdown_grace {shutdown_grace} with margin"
+
+
+def test_datadir_is_a_directory_on_the_volume():
+    by_kind = render()
+    sts = one(by_kind, "StatefulSet", "mysql")
+    c = container(sts)
+    conf = tomllib.loads(config_toml(by_kind))
+    claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    data_mounts = [m for m in c["volumeMounts"] if m["name"] in claims]
+    assert len(data_mounts) == 1, f"expected one volume claim mount, got {data_mounts}"
+    mount = data_mounts[0]["mountPath"].rstrip("/")
+    datadir = conf["mysql"]["datadir"].rstrip("/")
+    # Strictly inside: the clone's staging dir <datadir>.replboot-staging must be on the volume too.
+    assert datadir.startswith(mount + "/"), f"datadir {datadir} must be a directory inside the volume at {mount}"
+
+
+def test_services_and_disruption_budget():
+    by_kind = render()
+    sts = one(by_kind, "StatefulSet", "mysql")
+    c = container(sts)
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    headless = one(by_kind, "Service", "mysql")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["publishNotReadyAddresses"] is True, "a cloning (not ready) pod must still find its peers"
+    read = one(by_kind, "Service", "mysql-read")["spec"]
+    assert read.get("clusterIP") != "None", "mysql-read load-balances over ready pods"
+    assert not read.get("publishNotReadyAddresses", False), "mysql-read must only route to ready pods"
+    for name, svc in (("mysql", headless), ("mysql-read", read)):
+        for k, v in svc["selector"].items():
+            assert pod_labels.get(k) == v, f"Service {name} selector {k}={v} matches no pod"
+        for p in svc["ports"]:
+            port_number(c, p.get("targetPort", p["port"]))
+    assert {p["port"] for p in headless["ports"]} >= {3306, 3307}, "peers reach mysql and backup by pod name"
+    assert [p["port"] for p in read["ports"]] == [3306]
+
+    pdb = one(by_kind, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["maxUnavailable"] == 1
+    for k, v in pdb["spec"]["selector"]["matchLabels"].items():
+        assert pod_labels.get(k) == v, f"PodDisruptionBudget selector {k}={v} matches no pod"
+
+
+def test_secret_files_match_the_settings_and_nothing_secret_is_in_env():
+    by_kind = render()
+    sts = one(by_kind, "StatefulSet", "mysql")
+    c = container(sts)
+    conf = tomllib.loads(config_toml(by_kind))
+    secret = one(by_kind, "Secret")
+    keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    secret_mounts = {m["mountPath"].rstrip("/"): m for m in c["volumeMounts"]
+                     if "secret" in vols.get(m["name"], {})}
+    assert secret_mounts, "the Secret is not mounted"
+    for m in secret_mounts.values():
+        assert vols[m["name"]]["secret"]["secretName"] == secret["metadata"]["name"]
+        assert m.get("readOnly") is True
+        mode = vols[m["name"]]["secret"].get("defaultMode", 0o644)
+        assert mode & 0o077 == 0, f"secret files must be private, defaultMode is {oct(mode)}"
+
+    # Every secret replboot needs is a *_file setting naming a key of the mounted Secret.
+    wanted = {("mysql", "root_password_file"), ("cluster", "app_password_file"),
+              ("backup", "password_file"), ("backup", "secret_file"), ("replication", "password_file")}
+    used = set()
+    for section, key in sorted(wanted):
+        path = conf.get(section, {}).get(key)
+        assert path, f"{section}.{key} is not set: that secret would be missing"
+        directory, name = os.path.split(path)
+        assert directory in secret_mounts, f"{section}.{key}={path} is not under a Secret mount ({list(secret_mounts)})"
+        assert name in keys, f"{section}.{key}={path}: the Secret has no key {name!r} ({sorted(keys)})"
+        used.add(name)
+        inline = key.replace("_file", "")
+        assert inline not in conf.get(section, {}), f"{section}.{inline} is inline in the ConfigMap"
+    assert keys == used, f"Secret keys no setting reads: {sorted(keys - used)}"
+    for value in list(secret.get("stringData", {}).values()):
+        assert value.startswith("CHANGE-ME"), "the shipped Secret values must be marked as placeholders"
+
+    for e in c.get("env", []):
+        assert not re.search(r"PASSWORD|SECRET", e["name"]) or "valueFrom" in e, \
+            f"environment variable {e['name']} carries a secret inline"
+
+
+def test_fsgroup_is_the_image_mysql_group():
+    by_kind = render()
+    sts = one(by_kind, "StatefulSet", "mysql")
+    with open(os.path.join(source_dir(), "Dockerfile")) as f:
+        dockerfile = f.read()
+    m = re.search(r"groupadd\b[^\n]*--gid (\d+) mysql", dockerfile)
+    assert m, "the Dockerfile no longer creates the mysql group with a fixed gid"
+    assert sts["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == int(m.group(1))
+    sc = container(sts).get("securityContext", {})
+    assert not sc.get("privileged", False)
+    assert sc.get("allowPrivilegeEscalation") is False
+
+
+def test_configmap_toml_is_accepted_by_replboot_config_render():
+    by_kind = render()
+    toml_text = config_toml(by_kind)
+    with tempfile.TemporaryDirectory(prefix="replboot-k8s-") as d:
+        path = os.path.join(d, "replboot.toml")
+        with open(path, "w") as f:
+            f.write(toml_text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_") or k in ("REPLBOOT_BIN",)}
+        for host, server_id, replica in (("mysql-0", 100, False), ("mysql-1", 101, True), ("mysql-2", 102, True)):
+            r = subprocess.run([replboot_bin(), "config", "render", "--config", path, "--hostname", host,
+                                "--flavour", "mariadb"], capture_output=True, text=True, env=env, timeout=60)
+            assert r.returncode == 0, f"config render --hostname {host} exited {r.returncode}: {r.stderr.strip()}"
+            assert re.search(rf"^server[-_]id\s*=\s*{server_id}$", r.stdout, re.M), r.stdout
+            has_read_only = re.search(r"^read[-_]only\s*=\s*(ON|1)\s*$", r.stdout, re.M | re.I) is not None
+            assert has_read_only == replica, f"{host}: read_only {'missing' if replica else 'set'}:\n{r.stdout}"
+            # The pass-through options reach mysqld.
+            assert re.search(r"^innodb[-_]buffer[-_]pool[-_]size\s*=\s*256M$", r.stdout, re.M), r.stdout
+
+
+if __name__ == "__main__":
+    run_tests(globals())
