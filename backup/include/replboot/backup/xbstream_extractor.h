@@ -1,0 +1,131 @@
+// Writes the files of an xbstream under a target directory while the bytes arrive.
+//
+// Safety: the target is opened once; every other open is relative to it, one path
+// component at a time with O_NOFOLLOW (directories also O_DIRECTORY), so neither
+// a hostile path (the reader already refuses absolute, '..', NUL, '\', over-long)
+// nor a symlink planted inside the target can make a write land outside it. Files
+// are created O_EXCL (mode 0640), directories 0750.
+//
+// Durability: success (Commit) means every file and every directory touched has
+// been fsynced. Payload bytes are written before their chunk's checksum is known
+// (see xbstream_reader.h), so after any error the target's content is garbage:
+// callers extract into a staging directory and wipe it on failure.
+//
+// Compressed members: with `decompress`, "x.zst" and "x.lz4" (XtraBackup
+// --compress) are decompressed as they stream, by libarchive's read filters on a
+// worker thread per open file, and written as "x". ".qp" (qpress) and ".xbcrypt"
+// (encrypted) members are refused as soon as their first chunk arrives.
+#ifndef REPLBOOT_BACKUP_XBSTREAM_EXTRACTOR_H_
+#define REPLBOOT_BACKUP_XBSTREAM_EXTRACTOR_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "replboot/backup/xbstream_reader.h"
+#include "replboot/base/status.h"
+
+namespace replboot::backup {
+
+struct ExtractOptions {
+  Flavour flavour = Flavour::kMariaDB;
+  bool decompress = false;
+  // Descriptors kept open for files still being written; beyond it the least
+  // recently used is closed and reopened later. 0: a quarter of RLIMIT_NOFILE.
+  size_t max_open_fds = 0;
+  // Start writeback of each chunk as soon as it is verified (sync_file_range), so
+  // the final fsyncs find little left to do and dirty memory stays low.
+  bool early_writeback = true;
+  // Size of each read() from the source in ExtractStream.
+  size_t read_size = 4u << 20;
+};
+
+class Decompressor;
+
+class XbstreamExtractor final : public XbstreamSink {
+ public:
+  struct Stats {
+    uint64_t files = 0;          // files completed ('E')
+    uint64_t bytes_written = 0;  // after decompression
+  };
+
+  // `target_dir` must exist (it is normally an empty staging directory).
+  static Result<std::unique_ptr<XbstreamExtractor>> Create(const std::string& target_dir,
+                                                           const ExtractOptions& options);
+  ~XbstreamExtractor() override;
+  XbstreamExtractor(const XbstreamExtractor&) = delete;
+  XbstreamExtractor& operator=(const XbstreamExtractor&) = delete;
+
+  Status OnPayloadBegin(const ChunkHeader& chunk) override;
+  Status OnPayload(const ChunkHeader& chunk, uint64_t file_offset,
+                   std::span<const uint8_t> data) override;
+  Status OnPayloadEnd(const ChunkHeader& chunk) override;
+  Status OnEof(const ChunkHeader& chunk) override;
+  Status OnSeek(const ChunkHeader& chunk) override;
+  Status OnRename(const ChunkHeader& chunk) override;
+  Status OnDelete(const ChunkHeader& chunk) override;
+
+  // Call once the reader's Finish() succeeded: fsyncs every file and directory.
+  // Fails if any file is still open (the reader reports those first).
+  Status Commit();
+
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct OpenFile {
+    int fd = -1;            // -1 while evicted (closed to stay under the fd budget)
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::string out_path;   // path written (without .zst/.lz4 when decompressing)
+    uint64_t written_end = 0;
+    uint64_t logical_end = 0;
+    uint64_t last_use = 0;
+    std::unique_ptr<Decompressor> decompressor;
+  };
+
+  XbstreamExtractor(int root_fd, std::string root, const ExtractOptions& options);
+
+  Result<OpenFile*> Open(const ChunkHeader& chunk, bool truncate);
+  Result<OpenFile*> Find(const ChunkHeader& chunk);
+  Status EnsureFd(std::string_view path, OpenFile& file);
+  Status EvictIfNeeded();
+  Result<int> OpenDirectory(std::string_view dir, bool create);
+  Result<int> OpenParent(std::string_view path, bool create, std::string* leaf);
+  Status QueueSync(int fd, const std::string& path);
+  Status SyncPending();
+  void MarkDirty(std::string_view path);
+
+  int root_fd_;
+  std::string root_;
+  ExtractOptions options_;
+  size_t fd_budget_ = 0;
+  uint64_t use_clock_ = 0;
+  size_t open_fds_ = 0;
+  std::unordered_map<std::string, OpenFile> files_;
+  // Closed-for-writing files whose fsync is still due: (fd, path).
+  std::deque<std::pair<int, std::string>> pending_sync_;
+  // Directories (relative, "" = target) whose entries changed: fsynced by Commit.
+  std::set<std::string> dirty_dirs_;
+  Stats stats_;
+};
+
+struct ExtractResult {
+  XbstreamReader::Stats reader;
+  XbstreamExtractor::Stats extractor;
+  uint64_t stream_bytes = 0;
+};
+
+// Reads `fd` to its end and extracts it into `target_dir`: the whole of
+// `replboot xbstream extract`. `source_name` names the input in errors.
+Result<ExtractResult> ExtractStream(int fd, std::string_view source_name,
+                                    const std::string& target_dir, const ExtractOptions& options);
+
+}  // namespace replboot::backup
+
+#endif  // REPLBOOT_BACKUP_XBSTREAM_EXTRACTOR_H_

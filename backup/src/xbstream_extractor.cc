@@ -1,0 +1,479 @@
+#include "replboot/backup/xbstream_extractor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <utility>
+
+#include "xbstream_decompressor.h"
+
+// REPLBOOT_RETURN_IF_ERROR is for Result-returning functions; this one is for Status.
+#define XB_RETURN_IF_ERROR(expr)       \
+  do {                                 \
+    ::replboot::Status xb_s_ = (expr); \
+    if (!xb_s_.ok()) return xb_s_;     \
+  } while (0)
+
+namespace replboot::backup {
+namespace {
+
+constexpr mode_t kFileMode = 0640;
+constexpr mode_t kDirMode = 0750;
+// Files past their 'E' whose fsync is deferred; beyond this the oldest are synced
+// and closed, so a stream of many small files does not hold many descriptors.
+constexpr size_t kMaxPendingSync = 64;
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string_view Parent(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+}
+
+// Why a member cannot be extracted at all, or "" when it can.
+std::string RefusalReason(std::string_view path) {
+  if (EndsWith(path, ".xbcrypt")) {
+    return "it is encrypted (xtrabackup --encrypt) and replboot does not decrypt backups; "
+           "reconfigure the donor without --encrypt";
+  }
+  if (EndsWith(path, ".qp")) {
+    return "it is qpress/QuickLZ-compressed (--compress) and replboot cannot decompress qpress; "
+           "reconfigure the donor without --compress (or with --compress=zstd on XtraBackup)";
+  }
+  return "";
+}
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+Status WriteAll(int fd, const uint8_t* data, size_t n, uint64_t offset, std::string_view path) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, data, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, fmt::format("write {} at file offset {}", path, offset));
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<XbstreamExtractor>> XbstreamExtractor::Create(const std::string& target_dir,
+                                                                     const ExtractOptions& options) {
+  int fd = open(target_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Error(ErrnoStatus(errno, fmt::format("open target directory {}", target_dir)));
+  return std::unique_ptr<XbstreamExtractor>(new XbstreamExtractor(fd, target_dir, options));
+}
+
+XbstreamExtractor::XbstreamExtractor(int root_fd, std::string root, const ExtractOptions& options)
+    : root_fd_(root_fd), root_(std::move(root)), options_(options) {
+  fd_budget_ = options.max_open_fds;
+  if (fd_budget_ == 0) {
+    struct rlimit rl {};
+    rlim_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (limit == RLIM_INFINITY || limit > 65536) limit = 65536;
+    fd_budget_ = std::max<size_t>(static_cast<size_t>(limit) / 4, 8);
+  }
+}
+
+XbstreamExtractor::~XbstreamExtractor() {
+  for (auto& [path, file] : files_) {
+    file.decompressor.reset();  // joins the worker before its descriptor closes
+    if (file.fd >= 0) close(file.fd);
+  }
+  for (auto& [fd, path] : pending_sync_) close(fd);
+  close(root_fd_);
+}
+
+void XbstreamExtractor::MarkDirty(std::string_view path) { dirty_dirs_.emplace(Parent(path)); }
+
+// Opens directory `dir` (relative to the target, "" is the target itself) by walking
+// it one component at a time, refusing symlinks (O_NOFOLLOW) and anything that is
+// not a directory; with `create`, missing directories are made (0750).
+Result<int> XbstreamExtractor::OpenDirectory(std::string_view dir, bool create) {
+  UniqueFd fd(fcntl(root_fd_, F_DUPFD_CLOEXEC, 0));
+  if (fd.get() < 0) return Error(ErrnoStatus(errno, "dup target directory descriptor"));
+  size_t start = 0;
+  while (start < dir.size()) {
+    size_t slash = dir.find('/', start);
+    if (slash == std::string_view::npos) slash = dir.size();
+    std::string part(dir.substr(start, slash - start));
+    std::string_view so_far = dir.substr(0, slash);
+    start = slash + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return Error(StatusCode::kCorruption, "unsafe path {}: '..' component", dir);
+    int next = openat(fd.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && create) {
+      if (mkdirat(fd.get(), part.c_str(), kDirMode) != 0 && errno != EEXIST) {
+        return Error(ErrnoStatus(errno, fmt::format("create directory {} in {}", so_far, root_)));
+      }
+      dirty_dirs_.emplace(Parent(so_far));
+      next = openat(fd.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0) {
+      int err = errno;
+      if (err == ELOOP || err == ENOTDIR) {
+        return Error(StatusCode::kCorruption,
+                     "{} in {} is a symlink or not a directory (refusing to follow it)", so_far,
+                     root_);
+      }
+      return Error(ErrnoStatus(err, fmt::format("open directory {} in {}", so_far, root_)));
+    }
+    fd.reset(next);
+  }
+  return fd.release();
+}
+
+// The descriptor of `path`'s directory (the caller closes it); *leaf is its last component.
+Result<int> XbstreamExtractor::OpenParent(std::string_view path, bool create, std::string* leaf) {
+  size_t slash = path.rfind('/');
+  *leaf = std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+  if (leaf->empty() || *leaf == "." || *leaf == "..") {
+    return Error(StatusCode::kCorruption, "unsafe path {}: no file name", path);
+  }
+  return OpenDirectory(Parent(path), create);
+}
+
+Status XbstreamExtractor::EvictIfNeeded() {
+  while (open_fds_ + pending_sync_.size() >= fd_budget_) {
+    if (!pending_sync_.empty()) {
+      XB_RETURN_IF_ERROR(SyncPending());
+      continue;
+    }
+    // Close the least recently used writable file; it is reopened when needed.
+    OpenFile* victim = nullptr;
+    for (auto& [path, file] : files_) {
+      if (file.fd >= 0 && !file.decompressor && (!victim || file.last_use < victim->last_use)) {
+        victim = &file;
+      }
+    }
+    if (!victim) {
+      return Status(StatusCode::kIOError,
+                    fmt::format("more than {} files are being written at once (descriptor budget)",
+                                fd_budget_));
+    }
+    close(victim->fd);
+    victim->fd = -1;
+    --open_fds_;
+  }
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::EnsureFd(std::string_view path, OpenFile& file) {
+  file.last_use = ++use_clock_;
+  if (file.fd >= 0) return Status::Ok();
+  if (Status s = EvictIfNeeded(); !s.ok()) return s;
+  std::string leaf;
+  auto parent = OpenParent(file.out_path, false, &leaf);
+  if (!parent) return parent.error();
+  UniqueFd dir(*parent);
+  int fd = openat(dir.get(), leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, fmt::format("reopen {} in {}", file.out_path, root_));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_dev != file.dev || st.st_ino != file.ino) {
+    close(fd);
+    return Status(StatusCode::kIOError,
+                  fmt::format("{} in {} was replaced while being extracted", path, root_));
+  }
+  file.fd = fd;
+  ++open_fds_;
+  return Status::Ok();
+}
+
+// Opens (creating) the file a chunk names, the first time it is seen in its life.
+Result<XbstreamExtractor::OpenFile*> XbstreamExtractor::Open(const ChunkHeader& chunk,
+                                                             bool truncate) {
+  std::string path(chunk.path);
+  if (std::string why = RefusalReason(path); !why.empty()) {
+    return Error(StatusCode::kInvalidArgument, "cannot extract {}: {}", path, why);
+  }
+  OpenFile file;
+  file.out_path = path;
+  Codec codec = Codec::kZstd;
+  bool compressed = false;
+  if (options_.decompress && (EndsWith(path, ".zst") || EndsWith(path, ".lz4"))) {
+    compressed = true;
+    codec = EndsWith(path, ".zst") ? Codec::kZstd : Codec::kLz4;
+    file.out_path = path.substr(0, path.size() - 4);
+    if (Status s = CheckStreamPath(file.out_path); !s.ok()) return Error(s);
+  }
+  if (Status s = EvictIfNeeded(); !s.ok()) return Error(s);
+  std::string leaf;
+  auto parent = OpenParent(file.out_path, true, &leaf);
+  if (!parent) return Error(parent.error());
+  UniqueFd dir(*parent);
+  int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+  // MariaDB's rewrite flag reopens a file the stream already wrote; otherwise a
+  // name that exists is an error, never a silent overwrite.
+  flags |= chunk.rewrite() ? (truncate ? O_TRUNC : 0) : O_EXCL;
+  int fd = openat(dir.get(), leaf.c_str(), flags, kFileMode);
+  if (fd < 0) {
+    int err = errno;
+    if (err == EEXIST) {
+      return Error(StatusCode::kCorruption,
+                   "{} already exists in {} (the stream names it twice without the rewrite flag)",
+                   file.out_path, root_);
+    }
+    if (err == ELOOP) {
+      return Error(StatusCode::kCorruption, "{} in {} is a symlink (refusing to follow it)",
+                   file.out_path, root_);
+    }
+    return Error(ErrnoStatus(err, fmt::format("create {} in {}", file.out_path, root_)));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Error(StatusCode::kCorruption, "{} in {} is not a regular file", file.out_path, root_);
+  }
+  file.fd = fd;
+  file.dev = st.st_dev;
+  file.ino = st.st_ino;
+  file.last_use = ++use_clock_;
+  ++open_fds_;
+  MarkDirty(file.out_path);
+  if (compressed) {
+    file.decompressor = std::make_unique<Decompressor>(fd, file.out_path, codec);
+  }
+  auto [it, inserted] = files_.emplace(path, std::move(file));
+  (void)inserted;  // the reader never starts a file twice before its 'E'
+  return &it->second;
+}
+
+Result<XbstreamExtractor::OpenFile*> XbstreamExtractor::Find(const ChunkHeader& chunk) {
+  auto it = files_.find(std::string(chunk.path));
+  if (it == files_.end()) return Open(chunk, true);
+  REPLBOOT_RETURN_IF_ERROR(EnsureFd(chunk.path, it->second));
+  return &it->second;
+}
+
+Status XbstreamExtractor::OnPayloadBegin(const ChunkHeader& chunk) {
+  auto file = Find(chunk);
+  if (!file) return file.error();
+  if ((*file)->decompressor && chunk.type == ChunkType::kSparse) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("sparse chunk for compressed member {}", chunk.path));
+  }
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::OnPayload(const ChunkHeader& chunk, uint64_t file_offset,
+                                    std::span<const uint8_t> data) {
+  auto it = files_.find(std::string(chunk.path));
+  if (it == files_.end()) {
+    return Status(StatusCode::kInternal, fmt::format("payload for {} before its start", chunk.path));
+  }
+  OpenFile& file = it->second;
+  if (file.decompressor) return file.decompressor->Push(data);
+  if (file.fd < 0) XB_RETURN_IF_ERROR(EnsureFd(chunk.path, file));
+  XB_RETURN_IF_ERROR(WriteAll(file.fd, data.data(), data.size(), file_offset, file.out_path));
+  file.written_end = std::max(file.written_end, file_offset + data.size());
+  stats_.bytes_written += data.size();
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::OnPayloadEnd(const ChunkHeader& chunk) {
+  auto it = files_.find(std::string(chunk.path));
+  if (it == files_.end()) return Status::Ok();
+  OpenFile& file = it->second;
+  if (file.decompressor) return Status::Ok();  // sizes there are of the compressed bytes
+  file.logical_end = std::max(file.logical_end, chunk.end_offset);
+  if (options_.early_writeback && file.fd >= 0 && chunk.length >= (1u << 20)) {
+    // Asynchronous: queues the range for writeback and returns. Errors surface at fsync.
+    (void)sync_file_range(file.fd, static_cast<off_t>(chunk.offset),
+                          static_cast<off_t>(chunk.end_offset - chunk.offset),
+                          SYNC_FILE_RANGE_WRITE);
+  }
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::OnSeek(const ChunkHeader& chunk) {
+  auto it = files_.find(std::string(chunk.path));
+  if (it == files_.end()) {
+    // A seek opens a file like a payload would, but never truncates it.
+    auto file = Open(chunk, false);
+    if (!file) return file.error();
+    it = files_.find(std::string(chunk.path));
+  }
+  if (it->second.decompressor) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("seek inside compressed member {}", chunk.path));
+  }
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::OnEof(const ChunkHeader& chunk) {
+  auto it = files_.find(std::string(chunk.path));
+  if (it == files_.end()) {
+    // A file with no payload at all is an 'E' alone.
+    auto file = Open(chunk, true);
+    if (!file) return file.error();
+    it = files_.find(std::string(chunk.path));
+  }
+  OpenFile file = std::move(it->second);
+  files_.erase(it);
+  std::string path(chunk.path);
+  Status status;
+  if (file.decompressor) {
+    uint64_t written = 0;
+    status = file.decompressor->Finish(&written);
+    file.decompressor.reset();
+    stats_.bytes_written += written;
+  }
+  if (status.ok() && file.fd < 0) status = EnsureFd(path, file);
+  if (status.ok() && file.logical_end > file.written_end) {
+    // A sparse file that ends in a hole: its size is set here, not by a write.
+    if (ftruncate(file.fd, static_cast<off_t>(file.logical_end)) != 0) {
+      status = ErrnoStatus(errno, fmt::format("set size of {} to {}", file.out_path,
+                                              file.logical_end));
+    }
+  }
+  if (!status.ok()) {
+    if (file.fd >= 0) {
+      close(file.fd);
+      --open_fds_;
+    }
+    return status;
+  }
+  if (options_.early_writeback) (void)sync_file_range(file.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  --open_fds_;
+  ++stats_.files;
+  return QueueSync(file.fd, file.out_path);
+}
+
+Status XbstreamExtractor::QueueSync(int fd, const std::string& path) {
+  pending_sync_.emplace_back(fd, path);
+  if (pending_sync_.size() >= kMaxPendingSync) return SyncPending();
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::SyncPending() {
+  Status status;
+  while (!pending_sync_.empty()) {
+    auto [fd, path] = std::move(pending_sync_.front());
+    pending_sync_.pop_front();
+    if (status.ok() && fsync(fd) != 0) {
+      status = ErrnoStatus(errno, fmt::format("fsync {} in {}", path, root_));
+    }
+    close(fd);
+  }
+  return status;
+}
+
+Status XbstreamExtractor::OnRename(const ChunkHeader& chunk) {
+  std::string from_leaf, to_leaf;
+  auto from = OpenParent(chunk.path, false, &from_leaf);
+  if (!from) return from.error();
+  UniqueFd from_dir(*from);
+  auto to = OpenParent(chunk.new_path, true, &to_leaf);
+  if (!to) return to.error();
+  UniqueFd to_dir(*to);
+  struct stat st {};
+  if (fstatat(from_dir.get(), from_leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(errno, fmt::format("rename {} to {} in {}", chunk.path, chunk.new_path,
+                                          root_));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("rename {} in {}: not a regular file", chunk.path, root_));
+  }
+  if (renameat(from_dir.get(), from_leaf.c_str(), to_dir.get(), to_leaf.c_str()) != 0) {
+    return ErrnoStatus(errno, fmt::format("rename {} to {} in {}", chunk.path, chunk.new_path,
+                                          root_));
+  }
+  MarkDirty(chunk.path);
+  MarkDirty(chunk.new_path);
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::OnDelete(const ChunkHeader& chunk) {
+  std::string leaf;
+  auto parent = OpenParent(chunk.path, false, &leaf);
+  if (!parent) return parent.error();
+  UniqueFd dir(*parent);
+  // unlinkat without AT_REMOVEDIR removes files (or a planted symlink itself), never
+  // a directory, and never follows anything.
+  if (unlinkat(dir.get(), leaf.c_str(), 0) != 0) {
+    return ErrnoStatus(errno, fmt::format("delete {} in {}", chunk.path, root_));
+  }
+  MarkDirty(chunk.path);
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::Commit() {
+  if (!files_.empty()) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("{} file(s) in {} never got their end-of-file chunk", files_.size(),
+                              root_));
+  }
+  XB_RETURN_IF_ERROR(SyncPending());
+  // Every directory whose entries changed (created files, subdirectories, renames).
+  for (const std::string& dir_path : dirty_dirs_) {
+    auto dir = OpenDirectory(dir_path, false);
+    if (!dir) return dir.error();
+    int fd = *dir;
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync directory {} in {}", dir_path, root_));
+  }
+  return Status::Ok();
+}
+
+Result<ExtractResult> ExtractStream(int fd, std::string_view source_name,
+                                    const std::string& target_dir, const ExtractOptions& options) {
+  auto extractor = XbstreamExtractor::Create(target_dir, options);
+  if (!extractor) return Error(extractor.error());
+  XbstreamReader::Options reader_options;
+  reader_options.flavour = options.flavour;
+  XbstreamReader reader(reader_options, extractor->get());
+  size_t size = std::max<size_t>(options.read_size, 4096);
+  std::unique_ptr<uint8_t, decltype(&std::free)> buffer(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096)), &std::free);
+  if (!buffer) return Error(StatusCode::kIOError, "cannot allocate a {} byte read buffer", size);
+  ExtractResult result;
+  while (true) {
+    ssize_t n = read(fd, buffer.get(), size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error(ErrnoStatus(errno, fmt::format("read {} at stream offset {}", source_name,
+                                                  result.stream_bytes)));
+    }
+    if (n == 0) break;
+    result.stream_bytes += static_cast<uint64_t>(n);
+    REPLBOOT_RETURN_IF_ERROR(reader.Feed(buffer.get(), static_cast<size_t>(n)));
+  }
+  REPLBOOT_RETURN_IF_ERROR(reader.Finish());
+  REPLBOOT_RETURN_IF_ERROR((*extractor)->Commit());
+  result.reader = reader.stats();
+  result.extractor = (*extractor)->stats();
+  return result;
+}
+
+}  // namespace replboot::backup
