@@ -1,6 +1,7 @@
 #include "replboot/daemon/bootstrap.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +116,31 @@ std::vector<std::string> MachineHostnames() {
   return names;
 }
 
+// Waits for every process of group `pgid` to end (the supervisor reaps them as
+// orphans), sending SIGTERM, then SIGKILL after a few seconds.
+Status EndProcessGroup(pid_t pgid, const char* what) {
+  constexpr auto kTermGrace = std::chrono::seconds(10);
+  constexpr auto kKillWait = std::chrono::seconds(5);
+  if (::kill(-pgid, 0) != 0) return Status::Ok();
+  ::kill(-pgid, SIGTERM);
+  auto deadline = steady_clock::now() + kTermGrace;
+  bool killed = false;
+  while (::kill(-pgid, 0) == 0) {
+    if (steady_clock::now() >= deadline) {
+      if (killed) {
+        return Status(StatusCode::kInternal,
+                      fmt::format("{}: processes of group {} survive SIGKILL", what, pgid));
+      }
+      log::Get("daemon")->warn("event=step_group_killed step={} pgid={}", what, pgid);
+      ::kill(-pgid, SIGKILL);
+      killed = true;
+      deadline = steady_clock::now() + kKillWait;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return Status::Ok();
+}
+
 // Runs a bootstrap step's command to completion with output passed through, so
 // install-db's messages reach the container log. A stop request ends it.
 Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, const char* what) {
@@ -122,6 +148,7 @@ Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, con
   process::SpawnOptions options;
   options.argv = argv;
   options.env = process::ChildEnvironment();
+  options.new_process_group = true;  // see Supervisor::SetStepChild
   auto child = process::Spawn(options);
   if (!child) return child.error().WithContext(what);
   supervisor.SetStepChild(child->pid);
@@ -129,6 +156,11 @@ Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, con
   auto status = process::Wait(child->pid);
   supervisor.SetStepChild(0);
   if (!status) return status.error().WithContext(what);
+  if (supervisor.Stopping() || !status->ok()) {
+    // What the step started may outlive it (install-db's mariadbd --bootstrap);
+    // it must be gone before the datadir is cleared or replboot exits.
+    RETURN_STATUS_IF_ERROR(EndProcessGroup(child->pid, what));
+  }
   if (supervisor.Stopping()) {
     return Status(StatusCode::kCancelled, fmt::format("{} interrupted by a stop request ({})", what,
                                                       status->ToString()));

@@ -89,7 +89,7 @@ void Supervisor::SetStepChild(pid_t pid) {
   std::lock_guard lock(mutex_);
   step_pid_ = pid;
   int stop = stop_signal_.load();
-  if (pid > 0 && stop != 0) ::kill(pid, SIGTERM);
+  if (pid > 0 && stop != 0) ::kill(-pid, SIGTERM);
 }
 
 std::optional<process::ExitStatus> Supervisor::MainExit() const {
@@ -125,8 +125,10 @@ void Supervisor::BeginStop(int signo, const char* reason) {
     }
     if (!kill_deadline_) kill_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
   } else if (step_pid_ > 0) {
-    ::kill(step_pid_, SIGTERM);
-    log->info("event=signal_forwarded signal=SIGTERM pid={} step=true", step_pid_);
+    // The whole group: install-db is a script whose mariadbd --bootstrap would
+    // otherwise go on writing into the datadir after the script died.
+    ::kill(-step_pid_, SIGTERM);
+    log->info("event=signal_forwarded signal=SIGTERM pgid={} step=true", step_pid_);
   }
 }
 

@@ -174,6 +174,56 @@ def test_primary_initializes_serves_and_stops_cleanly():
         assert not descendants(p2.pid)
 
 
+def processes_mentioning(text):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_stop_during_initialization_leaves_an_empty_datadir():
+    with Harness("daemon-initstop") as H:
+        password = "rb-root-" + secrets.token_hex(12)
+        p = H.spawn(node_args(H), log_name="replboot", env=child_env(password))
+        wait_log(p, r"event=step_started step=initialize_datadir", 30)
+        time.sleep(0.3)  # install-db is now running mariadbd --bootstrap
+        code = stop(p, timeout=60)
+        log = read_log(p)
+        assert code == 128 + signal.SIGTERM, (code, log[-2000:])
+        assert "event=startup_cancelled" in log, log[-2000:]
+        # The half-made datadir was cleared so the next start initializes again,
+        # and nothing install-db started survives.
+        assert os.listdir(H.path("data")) == [], os.listdir(H.path("data"))
+        assert not processes_mentioning(H.path("data")), processes_mentioning(H.path("data"))
+
+
+def test_first_start_interrupted_before_the_password_is_finished_later():
+    with Harness("daemon-pending") as H:
+        # A datadir that install-db made but whose first start never set the root
+        # password (the marker says so): the next run must set it, not use it as is.
+        os.makedirs(H.path("data"))
+        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={H.path('data')}",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True)
+        with open(H.path("data", "replboot-root-password.pending"), "w") as f:
+            f.write("root password not set yet\n")
+        password = "rb-root-" + secrets.token_hex(12)
+        p = H.spawn(node_args(H), log_name="replboot", env=child_env(password))
+        wait_log(p, r"event=root_password_set", 90)
+        assert "action=finish_initialize" in read_log(p)
+        cnf = write_private(H.path("client.cnf"), f"[client]\nuser=root\npassword={password}\n")
+        assert sql_tcp(H, cnf, "SELECT CURRENT_USER()").stdout.decode().strip() == "root@%"
+        assert not os.path.exists(H.path("data", "replboot-root-password.pending"))
+        assert stop(p) == 0, read_log(p)[-2000:]
+
+
 STANDIN_IGNORES_TERM = """#!/usr/bin/env python3
 # Stand-in server binary: ignores SIGTERM and leaves an orphan behind, as a
 # misbehaving mysqld plugin or script might.

@@ -62,6 +62,8 @@ inline constexpr char kRootPasswordPendingMarker[] = "replboot-root-password.pen
 // create root@'%' with it (as the official image does, so TCP clients can log in),
 // and drop the password-less root@127.0.0.1/::1/<host> and anonymous users that
 // install-db creates. `hostnames` are the machine names install-db may have used.
+// Runs with sql_log_bin=0: the binlog would keep the password in clear text, and
+// replicas get these users with the cloned datadir anyway.
 std::string RootPasswordInitSql(const std::string& root_password, const std::vector<std::string>& hostnames);
 
 // An --init-file holding a secret: a fresh private directory (0700) under

@@ -71,8 +71,9 @@ class Supervisor {
 
   // mysqld: every forwarded signal goes to it, and its end ends Run().
   void SetMainChild(pid_t pid);
-  // A bootstrap step running before mysqld (install-db): a stop signal is
-  // forwarded to it so the step ends early. 0 clears it.
+  // A bootstrap step running before mysqld (install-db), spawned as the leader
+  // of its own process group: a stop signal sends SIGTERM to that whole group so
+  // the step ends early. 0 clears it.
   void SetStepChild(pid_t pid);
   // True once a stop signal arrived; the worker gives up at its next check.
   bool Stopping() const { return stop_signal_.load() != 0; }
