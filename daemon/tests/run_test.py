@@ -291,6 +291,45 @@ def test_child_ignoring_sigterm_is_killed_after_grace_and_orphan_is_reaped():
         assert proc_state(standin_pid) is None, "stand-in still running"
 
 
+STANDIN_CLEAN = """#!/usr/bin/env python3
+# Stand-in server binary that exits 0 on SIGTERM (a clean shutdown) and leaves
+# an orphan behind.
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
+middle = os.fork()
+if middle == 0:
+    if os.fork() == 0:
+        time.sleep(0.5)
+        os._exit(0)
+    os._exit(0)
+os.waitpid(middle, 0)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_runs_as_pid_1_of_a_pid_namespace():
+    # As a container ENTRYPOINT: PID 1, where the kernel gives no default signal
+    # action, and orphans come to it without PR_SET_CHILD_SUBREAPER.
+    with Harness("daemon-pid1") as H:
+        populated_datadir(H)
+        standin = write_standin(H, "standin-clean.py", STANDIN_CLEAN)
+        p = H.spawn(["unshare", "--pid", "--fork", "--mount-proc"] + node_args(H, mysqld=standin),
+                    log_name="replboot", env=child_env())
+        wait_log(p, r"event=reaped_orphan pid=\d+ status=\"exit code 0\"", 20, "the orphan to be reaped by PID 1")
+        kids = [pid for pid in descendants(p.pid) if open(f"/proc/{pid}/comm").read().strip() == "replboot"]
+        assert len(kids) == 1, kids
+        with open(f"/proc/{kids[0]}/status") as f:
+            nspid = [line.split()[1:] for line in f if line.startswith("NSpid:")][0]
+        assert nspid[-1] == "1", nspid
+        os.kill(kids[0], signal.SIGTERM)
+        code = p.wait(timeout=30)
+        log = read_log(p)
+        assert code == 0, (code, log[-2000:])
+        assert re.search(r"event=mysqld_exited status=\"exit code 0\" requested=true killed=false", log), log[-2000:]
+        assert "subreaper_failed" not in log
+
+
 def test_mysqld_ending_on_its_own_exits_nonzero():
     with Harness("daemon-selfexit") as H:
         populated_datadir(H)
