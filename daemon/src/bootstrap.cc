@@ -73,6 +73,8 @@ Result<std::optional<OsUser>> MysqlOsUser(const conf::Config& config) {
 // (not its parents, which may be a mounted volume's root) to the mysqld user.
 Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUser>& owner, const char* what) {
   std::error_code ec;
+  // An existing directory keeps its mode (it may be a volume replboot does not own).
+  const bool existed = fs::exists(path, ec);
   fs::create_directories(path, ec);
   if (ec) return Status(StatusCode::kIOError, fmt::format("create {} {}: {}", what, path, ec.message()));
   struct stat st;
@@ -85,7 +87,7 @@ Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUse
       return ErrnoStatus(errno, fmt::format("chown {} {} to {}", what, path, owner->name));
     }
   }
-  if ((st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) != 0) {
+  if (!existed && (st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) != 0) {
     return ErrnoStatus(errno, fmt::format("chmod {} {}", what, path));
   }
   return Status::Ok();

@@ -278,9 +278,9 @@ int Supervisor::Run(const std::function<Status(Supervisor&)>& startup) {
       }
       const bool cancelled_by_stop =
           stop_signal_.load() != 0 && worker_status.code() == StatusCode::kCancelled;
-      if (cancelled_by_stop && main > 0) {
-        // The worker gave up because of the stop that is already under way:
-        // mysqld's own shutdown decides the exit code.
+      if (!worker_status.ok() && stop_signal_.load() != 0 && main > 0) {
+        // The worker gave up (or failed: its connection went away) because of the
+        // stop that is already under way: mysqld's own shutdown decides the exit code.
         log->info("event=startup_cancelled error={}", log::Quote(worker_status.message()));
       } else if (!worker_status.ok()) {
         forced_code = ExitCodeForStartupError(worker_status, stop_signal_.load());

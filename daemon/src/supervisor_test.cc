@@ -214,6 +214,21 @@ TEST_F(SupervisorTest, StopWhileWaitingForReadinessKeepsMysqldStatus) {
   EXPECT_EQ(code, 137);  // mysqld's end decides, not the cancelled wait
 }
 
+TEST_F(SupervisorTest, HookFailingBecauseOfAStopKeepsMysqldStatus) {
+  Supervisor sup(Fast());
+  int code = sup.Run([](Supervisor& s) -> Status {
+    auto pid = SpawnShell("trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    if (!pid) return pid.error();
+    s.SetMainChild(*pid);
+    std::this_thread::sleep_for(milliseconds(200));
+    ::kill(::getpid(), SIGTERM);
+    while (!s.Stopping()) std::this_thread::sleep_for(milliseconds(10));
+    // An after-ready hook whose connection died with the shutdown.
+    return Status(StatusCode::kUnavailable, "lost connection to mysqld");
+  });
+  EXPECT_EQ(code, 0);
+}
+
 TEST_F(SupervisorTest, StartupFailureBeforeMysqldExitsWithItsCode) {
   Supervisor sup(Fast());
   int code = sup.Run([](Supervisor&) -> Status {
