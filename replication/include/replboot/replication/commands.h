@@ -1,0 +1,23 @@
+// `replboot status [--url URL]`: the node's /status as a readable table.
+// `replboot replication-agent` (hidden): what `replboot run` does once mysqld is ready
+// (users on the primary, replication on a replica, then the health server and heartbeat),
+// against a mysqld that is already running; used by the integration tests and for debugging.
+#ifndef REPLBOOT_REPLICATION_COMMANDS_H_
+#define REPLBOOT_REPLICATION_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace replboot::replication {
+
+void AddCommands(CLI::App& app);
+
+// The table `replboot status` prints for a /status document.
+std::string FormatStatus(const nlohmann::json& status);
+
+}  // namespace replboot::replication
+
+#endif  // REPLBOOT_REPLICATION_COMMANDS_H_

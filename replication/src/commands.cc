@@ -1,0 +1,144 @@
+#include "replboot/replication/commands.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "replboot/base/exit_code.h"
+#include "replboot/base/log.h"
+#include "replboot/conf/cli_flags.h"
+#include "replboot/conf/identity.h"
+#include "replboot/conf/render.h"
+#include "replboot/replication/http_get.h"
+#include "replboot/replication/node.h"
+
+namespace replboot::replication {
+
+namespace {
+
+std::string Str(const nlohmann::json& j) {
+  if (j.is_null()) return "-";
+  if (j.is_string()) return j.get<std::string>().empty() ? "-" : j.get<std::string>();
+  if (j.is_boolean()) return j.get<bool>() ? "yes" : "no";
+  if (j.is_number_float()) return fmt::format("{:.3f}", j.get<double>());
+  return j.dump();
+}
+
+std::string At(const nlohmann::json& j, const char* key) { return j.contains(key) ? Str(j[key]) : "-"; }
+
+void RunStatus(const std::string& url, int timeout_ms) {
+  auto response = HttpGet(url, std::chrono::milliseconds(timeout_ms));
+  if (!response) {
+    fmt::print(stderr, "replboot status: {}\n", response.error().message());
+    cli::ExitCode() = 1;
+    return;
+  }
+  nlohmann::json status = nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  if (response->status != 200 || status.is_discarded() || !status.is_object()) {
+    fmt::print(stderr, "replboot status: GET {}: HTTP {}: {}\n", url, response->status, response->body.substr(0, 200));
+    cli::ExitCode() = 1;
+    return;
+  }
+  fmt::print("{}", FormatStatus(status));
+  // Like a health check: non-zero when the node is not ready, so scripts can branch on it.
+  if (!status.value("ready", false)) cli::ExitCode() = 3;
+}
+
+void RunAgent(const conf::ConfigFlags& flags) {
+  auto log = log::Get("replication");
+  auto fail = [](const Status& status, int code) {
+    fmt::print(stderr, "replboot replication-agent: {}\n", status.message());
+    cli::ExitCode() = code;
+  };
+  auto loaded = conf::LoadFromFlags(flags);
+  if (!loaded) return fail(loaded.error(), 2);
+  const conf::Config& config = loaded->config;
+  auto identity = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset);
+  if (!identity) return fail(identity.error(), 2);
+  auto flavour = conf::DetectFlavour(config);
+  if (!flavour) return fail(flavour.error(), 2);
+  auto local = LocalRootOptions(config);
+  if (!local) return fail(local.error(), 2);
+
+  Prepared prepared = PrepareReplication(config, *identity, *flavour, *local);
+  if (!prepared.fatal.ok()) return fail(prepared.fatal, 1);
+
+  boost::asio::io_context io;
+  Node node(NodeOptionsFromConfig(config, *identity, *flavour, *local));
+  node.SetLastError(prepared.error);
+  Status started = node.Start(io);
+  if (!started.ok()) return fail(started, 1);
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    log->info("event=agent_stopping signal={}", signal);
+    node.Stop();
+  });
+  io.run();
+}
+
+}  // namespace
+
+std::string FormatStatus(const nlohmann::json& s) {
+  std::string out;
+  auto row = [&](const std::string& key, const std::string& value) { out += fmt::format("{:<22} {}\n", key, value); };
+  row("role", At(s, "role"));
+  row("ordinal", At(s, "ordinal"));
+  row("server_id", At(s, "server_id"));
+  row("flavour", At(s, "flavour"));
+  row("mysqld", s.value("mysqld_up", false) ? "up" : "down: " + At(s, "mysqld_error"));
+  row("read_only", At(s, "read_only"));
+  row("gtid_position", At(s, "gtid_position"));
+  std::string ready = s.value("ready", false) ? "yes" : "no";
+  row("ready", ready + " (" + At(s, "ready_reason") + ")");
+  if (s.contains("replication") && s["replication"].is_object()) {
+    const auto& r = s["replication"];
+    row("source", At(r, "source_host") + ":" + At(r, "source_port"));
+    row("io_thread", At(r, "io_running"));
+    row("sql_thread", At(r, "sql_running"));
+    std::string lag = At(s, "lag_seconds");
+    if (lag != "-") lag += "s (" + At(s, "lag_source") + ")";
+    row("lag", lag + ", max " + At(s, "max_lag_seconds") + "s");
+    if (At(r, "last_io_error") != "-") row("last_io_error", At(r, "last_io_error"));
+    if (At(r, "last_sql_error") != "-") row("last_sql_error", At(r, "last_sql_error"));
+  } else {
+    row("replication", "not configured");
+  }
+  if (s.contains("clone") && s["clone"].is_object()) {
+    const auto& c = s["clone"];
+    std::string clone = At(c, "phase");
+    if (clone != "none") {
+      clone += fmt::format(", {} bytes", At(c, "bytes"));
+      if (At(c, "total_bytes") != "0") clone += " of " + At(c, "total_bytes");
+      if (At(c, "donor") != "-") clone += " from " + At(c, "donor");
+    }
+    row("clone", clone);
+  }
+  row("backups_served", At(s, "backups_served"));
+  row("last_error", At(s, "last_error"));
+  return out;
+}
+
+void AddCommands(CLI::App& app) {
+  struct StatusArgs {
+    std::string url = "http://127.0.0.1:8008/status";
+    int timeout_ms = 5000;
+  };
+  auto status_args = std::make_shared<StatusArgs>();
+  CLI::App* status = app.add_subcommand("status", "print this node's role, replication and lag as a table");
+  status->add_option("--url", status_args->url, "the node's /status URL")->capture_default_str();
+  status->add_option("--timeout-ms", status_args->timeout_ms, "give up after this long")->capture_default_str();
+  status->callback([status_args] { RunStatus(status_args->url, status_args->timeout_ms); });
+
+  auto agent_flags = std::make_shared<conf::ConfigFlags>();
+  CLI::App* agent = app.add_subcommand(
+      "replication-agent",
+      "against a running mysqld: users (primary) or replication setup (replica), then the health server");
+  agent->group("");  // hidden: `replboot run` does this itself
+  conf::AddConfigFlags(agent, agent_flags.get());
+  agent->callback([agent_flags] { RunAgent(*agent_flags); });
+}
+
+}  // namespace replboot::replication

@@ -1,0 +1,102 @@
+#include "replboot/replication/node.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "replboot/replication/commands.h"
+#include "replboot/replication/http_get.h"
+
+namespace replboot::replication {
+namespace {
+
+NodeOptions Options() {
+  NodeOptions o;
+  o.info.role = NodeRole::kReplica;
+  o.info.ordinal = 2;
+  o.info.server_id = 102;
+  o.local.socket = "/nonexistent/replboot-node-test.sock";
+  o.local.user = "root";
+  o.local.connect_timeout = std::chrono::seconds(1);
+  o.listen = "127.0.0.1:0";
+  o.poll_interval = std::chrono::milliseconds(50);
+  return o;
+}
+
+HttpResponse Get(const Node& node, const std::string& path) {
+  auto r = HttpGet(fmt::format("http://127.0.0.1:{}{}", node.port(), path), std::chrono::seconds(5));
+  EXPECT_TRUE(r.has_value()) << r.error().ToString();
+  return r.value_or(HttpResponse{});
+}
+
+TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
+  Node node(Options());
+  ASSERT_TRUE(node.StartInBackground().ok());
+  ASSERT_NE(node.port(), 0);
+  node.SetLastError("replication threads not running within 60000 ms: IO thread Connecting");
+  node.clone_progress().SetPhase("done", "mysql-1.mysql");
+  node.clone_progress().SetBytes(4096, 4096);
+  node.CountBackupServed();
+  // Wait for the first poll (it fails: no server at the socket).
+  for (int i = 0; i < 100 && node.Current().mysqld_error == "not checked yet"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  HttpResponse health = Get(node, "/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_NE(health.body.find("/nonexistent/replboot-node-test.sock"), std::string::npos) << health.body;
+  EXPECT_EQ(Get(node, "/ready").status, 503);
+  EXPECT_EQ(Get(node, "/primary").status, 503);
+  EXPECT_EQ(Get(node, "/replica?lag=5").status, 503);
+  EXPECT_EQ(Get(node, "/replica?lag=abc").status, 400);
+  EXPECT_EQ(Get(node, "/nope").status, 404);
+  EXPECT_EQ(Get(node, "/wait").status, 400);
+  EXPECT_EQ(Get(node, "/wait?gtid=0-1-2&timeout=x").status, 400);
+  EXPECT_EQ(Get(node, "/wait?gtid=0-1-2&timeout=1").status, 503);  // server unavailable
+  HttpResponse status = Get(node, "/status");
+  ASSERT_EQ(status.status, 200);
+  auto j = nlohmann::json::parse(status.body);
+  EXPECT_EQ(j["role"], "replica");
+  EXPECT_EQ(j["server_id"], 102);
+  EXPECT_EQ(j["mysqld_up"], false);
+  EXPECT_EQ(j["clone"]["bytes"], 4096);
+  EXPECT_EQ(j["backups_served"], 1);
+  EXPECT_NE(j["last_error"].get<std::string>().find("IO thread Connecting"), std::string::npos);
+  std::string table = FormatStatus(j);
+  EXPECT_NE(table.find("role                   replica\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("clone                  done, 4096 bytes of 4096 from mysql-1.mysql\n"), std::string::npos)
+      << table;
+  HttpResponse metrics = Get(node, "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("replboot_mysqld_up 0\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("replboot_backups_served_total 1\n"), std::string::npos);
+  node.Stop();
+}
+
+TEST(NodeTest, ListenErrorsNameTheAddress) {
+  NodeOptions o = Options();
+  o.listen = "not-an-ip:8008";
+  Node bad(o);
+  Status status = bad.StartInBackground();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("not-an-ip"), std::string::npos);
+
+  Node first(Options());
+  ASSERT_TRUE(first.StartInBackground().ok());
+  o = Options();
+  o.listen = fmt::format("127.0.0.1:{}", first.port());
+  Node second(o);
+  status = second.StartInBackground();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(o.listen), std::string::npos) << status.message();
+}
+
+TEST(HttpGetTest, UnreachableIsUnavailableNamingTheUrl) {
+  auto r = HttpGet("http://127.0.0.1:1/status", std::chrono::seconds(2));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.error().message().find("http://127.0.0.1:1/status"), std::string::npos);
+  EXPECT_FALSE(HttpGet("https://x/", std::chrono::seconds(1)).has_value());
+}
+
+}  // namespace
+}  // namespace replboot::replication
