@@ -1,0 +1,267 @@
+"""Replication between two real mariadbd on loopback, driven by `replboot replication-agent`
+(what `replboot run` does once mysqld is ready): users on the primary, replication from a
+clone's position on the replica at most once, read-only for the app user on the replica, and
+the health endpoints (/primary, /replica, /ready, /status, /wait) as the state changes.
+
+The "clone" is simulated: the pre-clone row is written on the primary, copied to the replica
+with the binlog off, and the primary's position at that moment is written to the replica's
+datadir as xtrabackup_binlog_info, exactly the file a mariabackup clone leaves behind. A row
+missing or doubled on the replica would show the position is off by a transaction.
+
+The replica mariadbd runs in a private mount namespace whose /etc/hosts maps mysql-0.mysql
+to the primary's loopback address, so MASTER_HOST is the real StatefulSet name.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests, wait_until,
+                              write_private)
+
+REPL_PW = "repl-pw-" + os.urandom(6).hex()
+BACKUP_PW = "backup-pw-" + os.urandom(6).hex()
+APP_PW = "app-pw-" + os.urandom(6).hex()
+HTTP_PORT = 8008
+
+
+class NamespacedMariaDB(MariaDB):
+    """mariadbd with its own /etc/hosts (a mount namespace only; the network is shared)."""
+
+    def __init__(self, h, addr, hosts, **kw):
+        super().__init__(h, addr, **kw)
+        self.hosts_path = os.path.join(self.base, "hosts")
+        with open(self.hosts_path, "w") as f:
+            f.write("127.0.0.1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in hosts.items()))
+
+    def args(self):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts_path] + super().args()
+
+
+def child_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
+    for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    return env
+
+
+def read_log(p):
+    with open(p.log_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def get(url, timeout=10):
+    """(status, body) of a GET; HTTP errors are answers, not exceptions."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class Cluster:
+    def __init__(self, H):
+        self.H = H
+        secrets = {}
+        for name, pw in (("repl", REPL_PW), ("backup", BACKUP_PW), ("app", APP_PW)):
+            secrets[name] = write_private(H.path(f"{name}.pw"), pw + "\n")
+        self.secrets = secrets
+        self.primary = MariaDB(H, H.addr(0), name="mysql-0",
+                               extra_args=["--log-bin=mysql-bin", "--server-id=100", "--binlog-format=ROW"])
+        self.replica = NamespacedMariaDB(H, H.addr(1), {"mysql-0.mysql": H.addr(0)}, name="mysql-1",
+                                         extra_args=["--server-id=101", "--read-only"])
+        self.agents = {}
+        self.started = 0
+
+    def start_servers(self):
+        for db in (self.primary, self.replica):
+            db.install().start()
+            write_private(db.base + "/root.pw", db.root_password + "\n")
+
+    def url(self, i, path):
+        return f"http://{self.H.addr(i)}:{HTTP_PORT}{path}"
+
+    def agent_args(self, i, db):
+        return [replboot_bin(), "replication-agent", "--hostname", f"mysql-{i}", "--flavour", "mariadb",
+                "--datadir", db.datadir, "--port", "3306",
+                "--set", f"mysql.socket={db.socket}",
+                "--set", f"mysql.root_password_file={db.base}/root.pw",
+                "--set", f"replication.password_file={self.secrets['repl']}",
+                "--set", f"backup.password_file={self.secrets['backup']}",
+                "--set", f"cluster.app_password_file={self.secrets['app']}",
+                "--set", "cluster.app_user=app",
+                "--set", "replication.connect_retry=1",
+                "--set", "replication.start_deadline=30",
+                "--set", "replication.max_lag=5",
+                "--set", f"http.listen={self.H.addr(i)}:{HTTP_PORT}"]
+
+    def start_agent(self, i):
+        db = self.primary if i == 0 else self.replica
+        self.started += 1
+        p = self.H.spawn(self.agent_args(i, db), log_name=f"agent-{i}-{self.started}", env=child_env())
+        self.agents[i] = p
+
+        def listening():
+            if p.poll() is not None:
+                raise AssertionError(f"agent {i} exited {p.returncode}:\n{read_log(p)[-3000:]}")
+            return "event=http_listening" in read_log(p)
+        wait_until(listening, 60, f"agent {i} to serve HTTP")
+        return p
+
+    def stop_agent(self, i):
+        p = self.agents.pop(i)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        assert p.returncode == 0, f"agent {i} exit {p.returncode}:\n{read_log(p)[-2000:]}"
+        return read_log(p)
+
+    def simulate_clone(self):
+        """The replica gets the primary's data up to now and the position of that moment."""
+        self.primary.sql("CREATE DATABASE appdb; CREATE TABLE appdb.t (id INT PRIMARY KEY, v VARCHAR(40));"
+                         "INSERT INTO appdb.t VALUES (1, 'before-clone');")
+        gtid = self.primary.value("SELECT @@gtid_current_pos")
+        file, pos = self.primary.sql("SHOW MASTER STATUS")[0][:2]
+        self.replica.sql("CREATE DATABASE appdb; CREATE TABLE appdb.t (id INT PRIMARY KEY, v VARCHAR(40));"
+                         "INSERT INTO appdb.t VALUES (1, 'before-clone');")
+        with open(os.path.join(self.replica.datadir, "xtrabackup_binlog_info"), "w") as f:
+            f.write(f"{file}\t{pos}\t{gtid}\n")
+        return gtid
+
+
+def slave_status(db):
+    """SHOW SLAVE STATUS as a dict (column names need the header the harness leaves out)."""
+    r = subprocess.run(["mariadb", f"--defaults-extra-file={db.client_cnf}", f"--socket={db.socket}", "-B"],
+                       input=b"SHOW SLAVE STATUS", capture_output=True, check=True)
+    lines = r.stdout.decode().splitlines()
+    return dict(zip(lines[0].split("\t"), lines[1].split("\t"))) if len(lines) > 1 else {}
+
+
+def bring_up(H):
+    c = Cluster(H)
+    c.start_servers()
+    c.simulate_clone()
+    c.start_agent(0)
+    wait_until(lambda: get(c.url(0, "/primary"))[0] == 200, 20, "/primary 200 on the primary")
+    c.start_agent(1)
+    wait_until(lambda: get(c.url(1, "/replica"))[0] == 200, 60, "/replica 200 on the replica")
+    return c
+
+
+def test_replica_follows_primary_from_the_clone_position():
+    with Harness("repl-follow") as H:
+        c = bring_up(H)
+        assert get(c.url(1, "/primary"))[0] == 503
+        assert get(c.url(0, "/replica"))[0] == 503
+        assert get(c.url(0, "/ready"))[0] == 200
+        assert get(c.url(1, "/ready"))[0] == 200
+        for i in range(2, 52):
+            c.primary.sql(f"INSERT INTO appdb.t VALUES ({i}, 'row-{i}')", user="app", password=APP_PW)
+        wait_until(lambda: c.replica.value("SELECT COUNT(*) FROM appdb.t") == "51", 30, "51 rows on the replica")
+        # Not doubled, not missing: the same content on both sides.
+        assert c.replica.value("SELECT COUNT(DISTINCT id) FROM appdb.t") == "51"
+        assert c.primary.sql("CHECKSUM TABLE appdb.t")[0][1] == c.replica.sql("CHECKSUM TABLE appdb.t")[0][1]
+        # Replication runs as the dedicated user, with nothing but REPLICATION SLAVE.
+        ss = slave_status(c.replica)
+        assert ss["Master_User"] == "replboot_repl" and ss["Master_Host"] == "mysql-0.mysql", ss
+        assert ss["Using_Gtid"] == "Slave_Pos", ss
+        grants = c.primary.sql("SHOW GRANTS FOR 'replboot_repl'@'%'")
+        assert "GRANT REPLICATION SLAVE ON *.* TO" in grants[0][0], grants
+        assert len(grants) == 1, grants
+        # Lag comes from the heartbeat, and is small.
+        st = json.loads(get(c.url(1, "/status"))[1])
+        assert st["role"] == "replica" and st["server_id"] == 101 and st["ready"], st
+        assert st["lag_source"] == "heartbeat" and st["lag_seconds"] < 5, st
+        assert st["replication"]["io_running"] == "Yes", st
+        pst = json.loads(get(c.url(0, "/status"))[1])
+        assert pst["role"] == "primary" and pst["read_only"] is False and pst["gtid_position"].startswith("0-100-"), pst
+        _, metrics = get(c.url(1, "/metrics"))
+        assert 'replboot_replication_thread_running{thread="sql"} 1' in metrics, metrics
+        # The agent logs never show a password, and no process carries one.
+        for p in c.agents.values():
+            log = read_log(p)
+            for pw in (REPL_PW, BACKUP_PW, APP_PW):
+                assert pw not in log
+            assert "MASTER_PASSWORD='<redacted>'" in log or p is c.agents[0]
+        for pw in (REPL_PW, BACKUP_PW, APP_PW):
+            assert_no_secret_in_procs(pw)
+
+
+def test_app_user_cannot_write_on_the_replica():
+    with Harness("repl-readonly") as H:
+        c = bring_up(H)
+        r = c.replica.sql("INSERT INTO appdb.t VALUES (1000, 'on-replica')", user="app", password=APP_PW, check=False)
+        assert r.returncode != 0 and b"read-only" in r.stderr, r.stderr
+        ok = c.primary.sql("INSERT INTO appdb.t VALUES (1000, 'on-primary')", user="app", password=APP_PW,
+                           check=False)
+        assert ok.returncode == 0, ok.stderr
+        wait_until(lambda: c.replica.value("SELECT v FROM appdb.t WHERE id = 1000") == "on-primary", 20,
+                   "the primary's write on the replica")
+
+
+def test_restart_does_not_configure_again():
+    with Harness("repl-restart") as H:
+        c = bring_up(H)
+        record_path = os.path.join(c.replica.datadir, "replboot-replication.json")
+        with open(record_path) as f:
+            first = json.load(f)
+        assert first["state"] == "configured" and first["threads_running"] is True, first
+        assert oct(os.stat(record_path).st_mode & 0o777) == "0o600"
+        assert REPL_PW not in json.dumps(first)
+        c.stop_agent(1)
+        c.replica.sql("STOP SLAVE")  # even stopped, it must be restarted, not re-pointed
+        c.primary.sql("INSERT INTO appdb.t VALUES (500, 'while-agent-down')")
+        p = c.start_agent(1)
+        wait_until(lambda: get(c.url(1, "/replica"))[0] == 200, 30, "/replica 200 after the restart")
+        log = read_log(p)
+        assert "event=replication_already_configured" in log, log
+        assert "event=replication_statement" not in log, log  # no CHANGE MASTER this time
+        with open(record_path) as f:
+            assert json.load(f) == first  # untouched
+        wait_until(lambda: c.replica.value("SELECT COUNT(*) FROM appdb.t WHERE id = 500") == "1", 20, "row 500")
+        assert c.replica.value("SELECT COUNT(*) FROM appdb.t") == "2"
+
+
+def test_stopped_replication_turns_unready_and_wait_times_out():
+    with Harness("repl-stop") as H:
+        c = bring_up(H)
+        c.primary.sql("INSERT INTO appdb.t VALUES (2, 'visible')")
+        gtid = c.primary.value("SELECT @@gtid_current_pos")
+        status, body = get(c.url(1, f"/wait?gtid={gtid}&timeout=10"))
+        assert status == 200, (status, body)
+        assert c.replica.value("SELECT v FROM appdb.t WHERE id = 2") == "visible"
+
+        c.replica.sql("STOP SLAVE")
+        wait_until(lambda: get(c.url(1, "/replica"))[0] == 503, 10, "/replica 503 after STOP SLAVE")
+        status, body = get(c.url(1, "/ready"))
+        assert status == 503 and "IO thread No" in body, (status, body)
+        st = json.loads(get(c.url(1, "/status"))[1])
+        assert st["ready"] is False and "IO thread No" in st["ready_reason"], st
+        assert st["lag_seconds"] is None, st
+        out = subprocess.run([replboot_bin(), "status", "--url", c.url(1, "/status")], capture_output=True, text=True)
+        assert out.returncode == 3, (out.returncode, out.stdout, out.stderr)
+        assert re.search(r"io_thread\s+No", out.stdout), out.stdout
+        assert re.search(r"ready\s+no \(IO thread No", out.stdout), out.stdout
+
+        c.primary.sql("INSERT INTO appdb.t VALUES (3, 'not-replicated')")
+        later = c.primary.value("SELECT @@gtid_current_pos")
+        start = time.time()
+        status, body = get(c.url(1, f"/wait?gtid={later}&timeout=2"), timeout=30)
+        elapsed = time.time() - start
+        assert status == 504, (status, body)
+        assert 1.5 < elapsed < 10, elapsed
+        print(f"/wait timed out after {elapsed:.2f}s (asked 2s)")
+        assert get(c.url(1, "/wait?gtid=bogus"))[0] == 400
+
+        c.replica.sql("START SLAVE")
+        wait_until(lambda: get(c.url(1, "/ready"))[0] == 200, 20, "/ready 200 after START SLAVE")
+        assert get(c.url(1, f"/wait?gtid={later}&timeout=10"))[0] == 200
+
+
+if __name__ == "__main__":
+    run_tests(globals())
