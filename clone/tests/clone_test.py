@@ -1,0 +1,302 @@
+"""Clone integration: a real primary (mariadbd), `replboot serve-backup` next to it, and
+`replboot clone` into a fresh datadir, with the faults the issue lists: the donor killed
+mid-stream, a relay that corrupts the stream, a wrong secret, and replboot SIGKILLed during
+the transfer and during prepare. Every failure must leave no committed datadir; every retry
+must converge to a clone that mariadbd starts on with the primary's rows.
+"""
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests,
+                              wait_until, write_private)
+
+SECRET = "clone-test-secret-" + "s" * 12
+BACKUP_PASSWORD = "backup-pw-" + "p" * 12
+ROWS = 3000
+
+
+class Cluster:
+    """One primary with data and backup servers on it: fast (addr 0) and, on demand, throttled (addr 3)."""
+
+    def __init__(self):
+        self.h = Harness("clone")
+        h = self.h
+        self.primary = MariaDB(h, h.addr(0), extra_args=["--log-bin=mysql-bin", "--server-id=1"]).install().start()
+        p = self.primary
+        p.sql("CREATE USER 'replboot_backup'@'localhost' IDENTIFIED BY '%s';"
+              "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "
+              "'replboot_backup'@'localhost';" % BACKUP_PASSWORD)
+        p.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, pad TEXT) ENGINE=InnoDB;")
+        # ~12 MB of rows so a throttled stream lasts long enough to be interrupted.
+        p.sql("USE app; INSERT INTO app.t SELECT seq, REPEAT(MD5(seq), 128) FROM seq_1_to_%d;" % ROWS)
+        self.secret_file = write_private(h.path("secret"), SECRET + "\n")
+        self.wrong_secret_file = write_private(h.path("wrong-secret"), "not-the-secret\n")
+        self.password_file = write_private(h.path("backup-password"), BACKUP_PASSWORD + "\n")
+        self.fast = self.serve(h.addr(0), "serve-fast")
+        self._slow = None
+
+    @property
+    def slow(self):
+        if self._slow is None:
+            self._slow = self.serve(self.h.addr(3), "serve-slow", bandwidth=3_000_000)
+        return self._slow
+
+    def config(self, name, listen="127.0.0.1:3307", secret_file=None, bandwidth=0, datadir=None):
+        path = self.h.path(f"{name}.toml")
+        with open(path, "w") as f:
+            f.write(f"""[node]
+hostname = "mysql-1"
+flavour = "mariadb"
+[mysql]
+socket = "{self.primary.socket}"
+datadir = "{datadir or self.h.path(name + '-data')}"
+[backup]
+listen = "{listen}"
+user = "replboot_backup"
+password_file = "{self.password_file}"
+secret_file = "{secret_file or self.secret_file}"
+bandwidth_limit = {bandwidth}
+use_memory = "64M"
+""")
+        return path
+
+    def serve(self, addr, name, bandwidth=0):
+        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth)
+        proc = self.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
+        wait_until(lambda: "backup_server_listening" in read(proc.log_path), 20, f"{name} to listen")
+        proc.addr = addr
+        return proc
+
+    def clone_proc(self, name, source, datadir, secret_file=None, extra=()):
+        cfg = self.config(name, secret_file=secret_file, datadir=datadir)
+        return self.h.spawn([replboot_bin(), "clone", "--config", cfg, "--from", source, *extra], log_name=name)
+
+
+_CLUSTER = None
+
+
+def cluster():
+    global _CLUSTER
+    # run_tests closes every harness after each test: each test gets a fresh cluster.
+    if _CLUSTER is None or _CLUSTER.h._closed:
+        _CLUSTER = Cluster()
+    return _CLUSTER
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def run_clone(c, name, source, datadir, timeout=300, **kw):
+    proc = c.clone_proc(name, source, datadir, **kw)
+    rc = proc.wait(timeout=timeout)
+    return rc, read(proc.log_path)
+
+
+def assert_not_committed(datadir):
+    assert not os.path.exists(os.path.join(datadir, "replboot-clone.json")), f"{datadir} was committed"
+    assert not os.path.exists(datadir + ".replboot-staging"), "staging dir left behind after a clean failure"
+
+
+def assert_good_clone(c, datadir, index):
+    with open(os.path.join(datadir, "xtrabackup_checkpoints")) as f:
+        assert "backup_type = log-applied" in f.read()
+    assert os.path.exists(os.path.join(datadir, "replboot-clone.json"))
+    assert not os.path.exists(datadir + ".replboot-staging")
+    st = os.stat(os.path.join(datadir, "ibdata1"))
+    import pwd
+    assert st.st_uid == pwd.getpwnam("mysql").pw_uid, "clone not owned by mysql"
+    replica = MariaDB(c.h, c.h.addr(index), name=f"replica-{index}", datadir=datadir,
+                      root_password=c.primary.root_password)
+    replica.start(set_root_password=False)
+    try:
+        assert replica.value("SELECT COUNT(*) FROM app.t") == str(ROWS)
+        assert replica.value("SELECT pad FROM app.t WHERE id = 77") == c.primary.value(
+            "SELECT pad FROM app.t WHERE id = 77")
+    finally:
+        replica.stop()
+
+
+def assert_no_secret_in_logs(c):
+    for name in os.listdir(c.h.dir):
+        if name.endswith(".log"):
+            text = read(c.h.path(name))
+            assert SECRET not in text, f"secret in {name}"
+            assert BACKUP_PASSWORD not in text, f"backup password in {name}"
+
+
+def test_clone_from_primary():
+    c = cluster()
+    datadir = c.h.path("happy-data")
+    proc = c.clone_proc("clone-happy", f"{c.fast.addr}:3307", datadir)
+    # While the clone runs, neither side has the secret or the password on argv or environ.
+    wait_until(lambda: proc.poll() is not None or "clone_header" in read(proc.log_path), 60, "clone header")
+    assert_no_secret_in_procs(SECRET)
+    assert_no_secret_in_procs(BACKUP_PASSWORD)
+    rc = proc.wait(timeout=300)
+    log = read(proc.log_path)
+    assert rc == 0, log
+    assert "event=clone_done" in log
+    assert_good_clone(c, datadir, 1)
+    assert "event=backup_served" in read(c.fast.log_path)
+    # A second clone into the committed datadir is refused without --force-reclone.
+    rc, log = run_clone(c, "clone-again", f"{c.fast.addr}:3307", datadir)
+    assert rc == 2 and "--force-reclone" in log, log
+    rc, log = run_clone(c, "clone-force", f"{c.fast.addr}:3307", datadir, extra=["--force-reclone"])
+    assert rc == 0, log
+    assert not os.path.exists(datadir + ".replboot-old")
+    assert_good_clone(c, datadir, 1)
+    assert_no_secret_in_logs(c)
+
+
+def test_wrong_secret():
+    c = cluster()
+    datadir = c.h.path("wrong-secret-data")
+    rc, log = run_clone(c, "clone-wrong-secret", f"{c.fast.addr}:3307", datadir, secret_file=c.wrong_secret_file)
+    assert rc == 3, log
+    assert f"authentication failed at {c.fast.addr}:3307" in log, log
+    assert not os.path.exists(datadir)
+    assert f"event=auth_refused peer={c.h.addr(0)}" in read(c.fast.log_path) or \
+        "event=auth_refused" in read(c.fast.log_path)
+    assert_no_secret_in_logs(c)
+
+
+def test_donor_killed_mid_stream():
+    c = cluster()
+    datadir = c.h.path("killed-donor-data")
+    victim = c.serve(c.h.addr(4), "serve-victim", bandwidth=2_000_000)
+    proc = c.clone_proc("clone-killed-donor", f"{victim.addr}:3307", datadir)
+    wait_until(lambda: os.path.isdir(datadir + ".replboot-staging") and
+               sum(len(fs) for _, _, fs in os.walk(datadir + ".replboot-staging")) > 2, 60, "stream to start")
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    rc = proc.wait(timeout=120)
+    log = read(proc.log_path)
+    assert rc == 1, log
+    assert "event=clone_failed" in log and f"{victim.addr}:3307" in log, log
+    assert_not_committed(datadir)
+    assert not os.path.exists(datadir)
+
+
+class CorruptingRelay:
+    """Forwards addr:3307 → donor, flipping one byte of the donor's stream at `at`."""
+
+    def __init__(self, addr, donor, at):
+        self.at = at
+        self.donor = donor
+        self.listener = socket.create_server((addr, 3307))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _pipe(self, src, dst, corrupt):
+        seen = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if corrupt and seen <= self.at < seen + len(data):
+                    b = bytearray(data)
+                    b[self.at - seen] ^= 0x5A
+                    data = bytes(b)
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _run(self):
+        client, _ = self.listener.accept()
+        upstream = socket.create_connection(self.donor)
+        t = threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True)
+        t.start()
+        self._pipe(upstream, client, True)
+        t.join(timeout=10)
+
+    def close(self):
+        self.listener.close()
+
+
+def test_corrupted_stream():
+    c = cluster()
+    datadir = c.h.path("corrupt-data")
+    relay = CorruptingRelay(c.h.addr(5), (c.fast.addr, 3307), at=3_000_000)
+    try:
+        rc, log = run_clone(c, "clone-corrupt", f"{c.h.addr(5)}:3307", datadir)
+    finally:
+        relay.close()
+    assert rc == 1, log
+    assert "code=corruption" in log, log
+    assert_not_committed(datadir)
+    assert not os.path.exists(datadir)
+
+
+def find_prepare(staging):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"--prepare" in cmd and staging.encode() in cmd:
+            return int(pid)
+    return None
+
+
+def test_sigkill_during_transfer_then_rerun():
+    c = cluster()
+    datadir = c.h.path("kill-transfer-data")
+    proc = c.clone_proc("clone-kill-transfer", f"{c.slow.addr}:3307", datadir)
+    wait_until(lambda: os.path.isdir(datadir + ".replboot-staging") and
+               sum(len(fs) for _, _, fs in os.walk(datadir + ".replboot-staging")) > 2, 60, "stream to start")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert os.path.isdir(datadir + ".replboot-staging"), "expected leftovers of the killed clone"
+    assert not os.path.exists(datadir)
+    # The donor notices the client went away and kills its backup tool.
+    wait_until(lambda: "event=backup_aborted" in read(c.slow.log_path), 60, "donor to abort the backup")
+    rc, log = run_clone(c, "clone-kill-transfer-rerun", f"{c.fast.addr}:3307", datadir)
+    assert rc == 0, log
+    assert "action=discard_staging" in log, log
+    assert_good_clone(c, datadir, 2)
+
+
+def test_sigkill_during_prepare_then_rerun():
+    c = cluster()
+    datadir = c.h.path("kill-prepare-data")
+    staging = datadir + ".replboot-staging"
+    proc = c.clone_proc("clone-kill-prepare", f"{c.fast.addr}:3307", datadir)
+    pid = None
+    deadline = time.time() + 120
+    while pid is None and time.time() < deadline and proc.poll() is None:
+        pid = find_prepare(staging)
+        if pid is None:
+            time.sleep(0.01)
+    assert pid is not None, "never saw --prepare running: " + read(proc.log_path)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    wait_until(lambda: find_prepare(staging) is None, 20, "prepare to die")
+    assert not os.path.exists(datadir), "a datadir appeared before its clone committed"
+    assert not os.path.exists(os.path.join(staging, "replboot-clone.json"))
+    rc, log = run_clone(c, "clone-kill-prepare-rerun", f"{c.fast.addr}:3307", datadir)
+    assert rc == 0, log
+    assert_good_clone(c, datadir, 3)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
