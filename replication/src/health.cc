@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <map>
+#include <thread>
 
 #include "replboot/replication/statements.h"
 #include "replboot/replication/users.h"
@@ -179,11 +181,52 @@ Status WriteHeartbeat(db::Session& session) {
                                      kHeartbeatTable));
 }
 
+namespace {
+
+std::map<uint64_t, uint64_t> SeqByDomain(const std::string& position) {
+  std::map<uint64_t, uint64_t> out;
+  size_t start = 0;
+  while (start < position.size()) {
+    size_t end = position.find(',', start);
+    if (end == std::string::npos) end = position.size();
+    std::string element = position.substr(start, end - start);
+    size_t first = element.find('-'), last = element.rfind('-');
+    if (first != std::string::npos && last != first) {
+      out[std::stoull(element.substr(0, first))] = std::stoull(element.substr(last + 1));
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool MariaDbGtidReached(const std::string& have, const std::string& want) {
+  auto has = SeqByDomain(have);
+  for (const auto& [domain, seq] : SeqByDomain(want)) {
+    auto it = has.find(domain);
+    if (it == has.end() || it->second < seq) return false;
+  }
+  return true;
+}
+
 Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std::string& gtid,
-                               std::chrono::seconds timeout) {
+                               std::chrono::seconds timeout, NodeRole role) {
   auto normal = NormalizeGtid(gtid, flavour);
   if (!normal) return tl::unexpected(normal.error());
   if (normal->empty()) return Error(StatusCode::kInvalidArgument, "empty GTID position to wait for");
+  if (flavour == Flavour::kMariaDB && role == NodeRole::kPrimary) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      auto rows = session.Query("SELECT @@GLOBAL.gtid_binlog_pos AS p");
+      if (!rows) return tl::unexpected(rows.error().WithContext("wait for GTID " + *normal));
+      std::string have = rows->empty() ? "" : rows->front().Get("p").value_or("");
+      auto have_normal = NormalizeGtid(have, Flavour::kMariaDB);
+      if (have_normal && MariaDbGtidReached(*have_normal, *normal)) return WaitResult::kReached;
+      if (std::chrono::steady_clock::now() >= until) return WaitResult::kTimedOut;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
   std::string sql = flavour == Flavour::kMariaDB
                         ? fmt::format("SELECT MASTER_GTID_WAIT({}, {}) AS r", db::QuoteLiteral(*normal), timeout.count())
                         : fmt::format("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {}) AS r", db::QuoteLiteral(*normal),

@@ -167,5 +167,19 @@ TEST(WaitForGtidTest, MapsResultsPerFlavour) {
   EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(WaitForGtidTest, MariaDbPrimaryComparesItsBinlogPosition) {
+  EXPECT_TRUE(MariaDbGtidReached("0-100-12,1-100-3", "0-100-12"));
+  EXPECT_TRUE(MariaDbGtidReached("0-100-12", "0-101-11"));  // per domain, server id aside
+  EXPECT_FALSE(MariaDbGtidReached("0-100-12", "0-100-13"));
+  EXPECT_FALSE(MariaDbGtidReached("0-100-12", "1-100-1"));  // unknown domain
+  FakeSession fake;
+  fake.OnRows("SELECT @@GLOBAL.gtid_binlog_pos", {MakeRow({{"p", "0-100-12"}})});
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-12", std::chrono::seconds(1), NodeRole::kPrimary).value(),
+            WaitResult::kReached);
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-99", std::chrono::seconds(0), NodeRole::kPrimary).value(),
+            WaitResult::kTimedOut);
+  for (const auto& sql : fake.executed) EXPECT_EQ(sql.find("MASTER_GTID_WAIT"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace replboot::replication

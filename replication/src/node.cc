@@ -268,7 +268,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
       o.read_timeout = seconds + std::chrono::seconds(10);
       auto session = db::Connect(o);
       if (!session) return tl::unexpected(session.error());
-      return WaitForGtid(**session, options.info.flavour, wanted, seconds);
+      return WaitForGtid(**session, options.info.flavour, wanted, seconds, options.info.role);
     });
     waits.fetch_sub(1);
     if (!result) {

@@ -257,6 +257,8 @@ def test_stopped_replication_turns_unready_and_wait_times_out():
         assert 1.5 < elapsed < 10, elapsed
         print(f"/wait timed out after {elapsed:.2f}s (asked 2s)")
         assert get(c.url(1, "/wait?gtid=bogus"))[0] == 400
+        # The primary has its own writes: 200 at once (its gtid_binlog_pos, not gtid_slave_pos).
+        assert get(c.url(0, f"/wait?gtid={later}&timeout=2"))[0] == 200
 
         c.replica.sql("START SLAVE")
         wait_until(lambda: get(c.url(1, "/ready"))[0] == 200, 20, "/ready 200 after START SLAVE")

@@ -113,10 +113,16 @@ Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node);
 Status WriteHeartbeat(db::Session& session);
 
 enum class WaitResult { kReached, kTimedOut };
-// MASTER_GTID_WAIT (MariaDB) / WAIT_FOR_EXECUTED_GTID_SET (MySQL). The session's read timeout
-// must exceed `timeout`. kInvalidArgument for a malformed GTID.
+// MASTER_GTID_WAIT (MariaDB replica) / WAIT_FOR_EXECUTED_GTID_SET (MySQL). The session's read
+// timeout must exceed `timeout`. kInvalidArgument for a malformed GTID.
+// A MariaDB primary is different: MASTER_GTID_WAIT follows gtid_slave_pos, which a primary's
+// own writes never advance, so there @@gtid_binlog_pos is compared per domain (polled).
 Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std::string& gtid,
-                               std::chrono::seconds timeout);
+                               std::chrono::seconds timeout, NodeRole role = NodeRole::kReplica);
+
+// True when MariaDB position `have` reaches `want` in every domain of `want` (the rule of
+// MASTER_GTID_WAIT: same or higher sequence number per domain). Both must be valid.
+bool MariaDbGtidReached(const std::string& have, const std::string& want);
 
 }  // namespace replboot::replication
 
