@@ -4,9 +4,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -388,9 +391,16 @@ Result<std::unique_ptr<AresResolver>> AresResolver::Create(asio::any_io_executor
     return Error(StatusCode::kInvalidArgument, "dns timeout ({} ms) and tries ({}) must be positive",
                  options.timeout.count(), options.tries);
   }
+  // c-ares quietly falls back to its defaults (127.0.0.1, no search domains) when
+  // the file is missing; a wrong path must not turn into "every name is NXDOMAIN".
+  if (!options.resolv_conf.empty() && ::access(options.resolv_conf.c_str(), R_OK) != 0) {
+    int err = errno;
+    return Error(StatusCode::kInvalidArgument, "dns.resolv_conf {}: {}", options.resolv_conf,
+                 std::strerror(err));
+  }
   auto impl = std::make_shared<Impl>(std::move(executor));
   ares_options ao{};
-  int mask = ARES_OPT_FLAGS | ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_RESOLVCONF;
+  int mask = ARES_OPT_FLAGS | ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
   // Without NOCHECKRESP, c-ares 1.18 answers a SERVFAIL or REFUSED by skipping
   // the server and, with none left, reports ECONNREFUSED: a broken DNS server
   // would look like a closed port. We want the real rcode in the logs; our own
@@ -401,7 +411,10 @@ Result<std::unique_ptr<AresResolver>> AresResolver::Create(asio::any_io_executor
   ao.timeout = static_cast<int>(options.timeout.count());
   ao.tries = options.tries;
   std::string resolv_conf = options.resolv_conf;
-  ao.resolvconf_path = resolv_conf.data();
+  if (!resolv_conf.empty()) {
+    mask |= ARES_OPT_RESOLVCONF;
+    ao.resolvconf_path = resolv_conf.data();
+  }
   status = ares_init_options(&impl->channel, &ao, mask);
   if (status != ARES_SUCCESS) {
     impl->channel = nullptr;

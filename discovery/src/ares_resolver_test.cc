@@ -364,6 +364,15 @@ TEST_F(AresResolverTest, BadServerListIsAnInvalidArgument) {
   EXPECT_NE(r.error().message().find("not an address"), std::string::npos);
 }
 
+TEST_F(AresResolverTest, MissingResolvConfIsAnInvalidArgument) {
+  AresOptions o;
+  o.resolv_conf = resolv_conf_ + ".missing";
+  auto r = AresResolver::Create(io_.get_executor(), o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.error().message().find(o.resolv_conf), std::string::npos) << r.error().message();
+}
+
 TEST_F(AresResolverTest, ResolvConfSearchDomainsApply) {
   std::ofstream(resolv_conf_) << "search ns.svc.cluster.local\noptions ndots:5\nnameserver 127.0.0.1\n";
   server_.answers["mysql-0.mysql.ns.svc.cluster.local"].addresses = {make_address("127.0.0.10")};

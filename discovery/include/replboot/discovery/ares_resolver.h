@@ -6,6 +6,11 @@
 // back with ares_process_fd. A steady_timer set from ares_timeout() drives c-ares'
 // own retransmissions and timeouts. No call blocks, nothing polls, and there is
 // no thread per query: every lookup is a few callbacks on the loop.
+//
+// Lookups follow c-ares' defaults otherwise: /etc/hosts before DNS (as glibc),
+// and the search list and ndots of the resolv.conf. SERVFAIL and REFUSED are
+// reported as such (ARES_FLAG_NOCHECKRESP) instead of c-ares 1.18's
+// "connection refused" after giving up on the only server.
 #ifndef REPLBOOT_DISCOVERY_ARES_RESOLVER_H_
 #define REPLBOOT_DISCOVERY_ARES_RESOLVER_H_
 
@@ -27,6 +32,7 @@ struct AresOptions {
   std::vector<std::string> servers;
   // Always read, for its search domains and options (ndots): inside a pod this is
   // what turns "mysql-0.mysql" into "mysql-0.mysql.<ns>.svc.cluster.local".
+  // Must exist; "" leaves c-ares to its own default (/etc/resolv.conf if present).
   std::string resolv_conf = "/etc/resolv.conf";
   std::chrono::milliseconds timeout{2000};  // first try; c-ares grows it on later tries
   int tries = 3;
@@ -36,8 +42,8 @@ struct AresOptions {
 
 class AresResolver final : public Resolver {
  public:
-  // kInvalidArgument for a malformed server list, kIOError when c-ares cannot
-  // initialise (unreadable resolv.conf); both name the offending value.
+  // kInvalidArgument for a malformed server list or a missing resolv.conf,
+  // kIOError when c-ares cannot initialise; each names the offending value.
   static Result<std::unique_ptr<AresResolver>> Create(boost::asio::any_io_executor executor,
                                                       const AresOptions& options);
 
