@@ -20,8 +20,8 @@ class Cluster:
     def __init__(self, h):
         self.h = h
         self.dir = h.path("cluster")
-        self.env = dict(os.environ, REPLBOOT_BIN=replboot_bin(), REPLBOOT_CLUSTER_DIR=self.dir,
-                        REPLBOOT_CLUSTER_SUBNET=h.subnet)
+        self.env = dict(os.environ, REPLBOOT_BIN=replboot_bin(), LOCAL_CLUSTER_DIR=self.dir,
+                        LOCAL_CLUSTER_SUBNET=h.subnet)
 
     def run(self, *args, check=True, timeout=900):
         r = subprocess.run([SCRIPT, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
