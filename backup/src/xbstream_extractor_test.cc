@@ -110,6 +110,26 @@ TEST_F(ExtractorTest, InterleavedNestedAndEmptyFiles) {
   EXPECT_EQ(st.st_mode & 0777, 0750u);
 }
 
+TEST_F(ExtractorTest, ReadAndMapPathsGiveTheSameTree) {
+  std::string a = Pattern(5 << 20, 'r');
+  StreamBuilder b;
+  b.File("db/a.ibd", a, 1 << 20).File("b", "small");
+  for (bool map : {false, true}) {
+    for (size_t read_size : {size_t{4096}, size_t{65536}, size_t{4} << 20}) {
+      fs::remove_all(target_);
+      fs::create_directory(target_);
+      ExtractOptions options;
+      options.map_regular_files = map;
+      options.read_size = read_size;
+      auto r = Extract(b.bytes(), options);
+      ASSERT_TRUE(r) << r.error().message();
+      EXPECT_EQ(r->stream_bytes, b.bytes().size());
+      EXPECT_EQ(Slurp(target_ / "db/a.ibd"), a);
+      EXPECT_EQ(Slurp(target_ / "b"), "small");
+    }
+  }
+}
+
 TEST_F(ExtractorTest, TruncationAtEveryBytePositionNeverSucceeds) {
   StreamBuilder b;
   b.Payload("big", Pattern(40, 'a'), 0)

@@ -42,8 +42,10 @@ struct ExtractOptions {
   // Start writeback of each chunk as soon as it is verified (sync_file_range), so
   // the final fsyncs find little left to do and dirty memory stays low.
   bool early_writeback = true;
-  // Size of each read() from the source in ExtractStream.
+  // Size of each read() (or mapped window) from the source in ExtractStream.
   size_t read_size = 4u << 20;
+  // ExtractStream maps a regular-file source instead of reading it (one copy less).
+  bool map_regular_files = true;
 };
 
 class Decompressor;
