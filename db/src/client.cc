@@ -10,7 +10,8 @@
 
 namespace replboot::db {
 
-Row::Row(std::shared_ptr<const std::vector<std::string>> columns, std::vector<std::optional<std::string>> values)
+Row::Row(std::shared_ptr<const std::vector<std::string>> columns,
+         std::vector<std::optional<std::string>> values)
     : columns_(std::move(columns)), values_(std::move(values)) {}
 
 std::optional<std::string> Row::Get(const std::string& column) const {
@@ -35,13 +36,26 @@ std::string QuoteLiteral(const std::string& value) {
   out.push_back('\'');
   for (char c : value) {
     switch (c) {
-      case '\'': out += "\\'"; break;
-      case '\\': out += "\\\\"; break;
-      case '\0': out += "\\0"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\x1a': out += "\\Z"; break;
-      default: out.push_back(c);
+      case '\'':
+        out += "\\'";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\0':
+        out += "\\0";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\x1a':
+        out += "\\Z";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   out.push_back('\'');
@@ -94,7 +108,9 @@ class MariaDbSession final : public Session {
     return Status::Ok();
   }
 
-  Result<std::vector<Row>> Query(const std::string& sql) override { return Run(sql, /*want_rows=*/true); }
+  Result<std::vector<Row>> Query(const std::string& sql) override {
+    return Run(sql, /*want_rows=*/true);
+  }
 
   unsigned LastErrorNumber() const override { return last_errno_; }
 
@@ -104,8 +120,8 @@ class MariaDbSession final : public Session {
   Status Fail() {
     last_errno_ = mysql_errno(mysql_);
     return Status(CodeFor(last_errno_),
-                  fmt::format("server {}: error {} ({}): {}", where_, last_errno_, mysql_sqlstate(mysql_),
-                              mysql_error(mysql_)));
+                  fmt::format("server {}: error {} ({}): {}", where_, last_errno_,
+                              mysql_sqlstate(mysql_), mysql_error(mysql_)));
   }
 
   Result<std::vector<Row>> Run(const std::string& sql, bool want_rows) {
@@ -169,7 +185,8 @@ Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
     return Error(StatusCode::kInvalidArgument, "db connect: neither a socket nor a host given");
   }
   MYSQL* mysql = mysql_init(nullptr);
-  if (mysql == nullptr) return Error(StatusCode::kInternal, "db connect {}: mysql_init: out of memory", where);
+  if (mysql == nullptr)
+    return Error(StatusCode::kInternal, "db connect {}: mysql_init: out of memory", where);
 
   unsigned connect_timeout = static_cast<unsigned>(options.connect_timeout.count());
   unsigned read_timeout = static_cast<unsigned>(options.read_timeout.count());
@@ -184,10 +201,12 @@ Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
   const char* socket = options.socket.empty() ? nullptr : options.socket.c_str();
   const char* password = options.password.empty() ? nullptr : options.password.c_str();
   if (mysql_real_connect(mysql, host, options.user.c_str(), password, nullptr,
-                         static_cast<unsigned>(options.port), socket, CLIENT_MULTI_RESULTS) == nullptr) {
+                         static_cast<unsigned>(options.port), socket,
+                         CLIENT_MULTI_RESULTS) == nullptr) {
     unsigned err = mysql_errno(mysql);
-    Status status(CodeFor(err), fmt::format("db connect {} as {}: error {} ({}): {}", where, options.user, err,
-                                            mysql_sqlstate(mysql), mysql_error(mysql)));
+    Status status(CodeFor(err),
+                  fmt::format("db connect {} as {}: error {} ({}): {}", where, options.user, err,
+                              mysql_sqlstate(mysql), mysql_error(mysql)));
     mysql_close(mysql);
     return tl::unexpected(std::move(status));
   }

@@ -6,7 +6,8 @@ namespace replboot::db {
 namespace {
 
 TEST(RowTest, GetsByColumnNameAndNullIsNullopt) {
-  auto cols = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"a", "b", "c"});
+  auto cols =
+      std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"a", "b", "c"});
   Row row(cols, {std::string("1"), std::nullopt, std::string("")});
   EXPECT_EQ(row.Get("a"), "1");
   EXPECT_EQ(row.Get("b"), std::nullopt);
@@ -54,7 +55,8 @@ TEST(ConnectTest, RefusedTcpPortIsUnavailable) {
   auto session = Connect(options);
   ASSERT_FALSE(session.has_value());
   EXPECT_EQ(session.error().code(), StatusCode::kUnavailable);
-  EXPECT_NE(session.error().message().find("127.0.0.1:1"), std::string::npos) << session.error().message();
+  EXPECT_NE(session.error().message().find("127.0.0.1:1"), std::string::npos)
+      << session.error().message();
 }
 
 TEST(ConnectTest, NoSocketNoHostIsInvalid) {

@@ -2,7 +2,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-
 #include <cstdio>
 #include <memory>
 
@@ -26,7 +25,9 @@ std::string Str(const nlohmann::json& j) {
   return j.dump();
 }
 
-std::string At(const nlohmann::json& j, const char* key) { return j.contains(key) ? Str(j[key]) : "-"; }
+std::string At(const nlohmann::json& j, const char* key) {
+  return j.contains(key) ? Str(j[key]) : "-";
+}
 
 void RunStatus(const std::string& url, int timeout_ms) {
   auto response = HttpGet(url, std::chrono::milliseconds(timeout_ms));
@@ -35,9 +36,11 @@ void RunStatus(const std::string& url, int timeout_ms) {
     cli::ExitCode() = 1;
     return;
   }
-  nlohmann::json status = nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json status =
+      nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
   if (response->status != 200 || status.is_discarded() || !status.is_object()) {
-    fmt::print(stderr, "replboot status: GET {}: HTTP {}: {}\n", url, response->status, response->body.substr(0, 200));
+    fmt::print(stderr, "replboot status: GET {}: HTTP {}: {}\n", url, response->status,
+               response->body.substr(0, 200));
     cli::ExitCode() = 1;
     return;
   }
@@ -83,7 +86,9 @@ void RunAgent(const conf::ConfigFlags& flags) {
 
 std::string FormatStatus(const nlohmann::json& s) {
   std::string out;
-  auto row = [&](const std::string& key, const std::string& value) { out += fmt::format("{:<22} {}\n", key, value); };
+  auto row = [&](const std::string& key, const std::string& value) {
+    out += fmt::format("{:<22} {}\n", key, value);
+  };
   row("role", At(s, "role"));
   row("ordinal", At(s, "ordinal"));
   row("server_id", At(s, "server_id"));
@@ -127,15 +132,17 @@ void AddCommands(CLI::App& app) {
     int timeout_ms = 5000;
   };
   auto status_args = std::make_shared<StatusArgs>();
-  CLI::App* status = app.add_subcommand("status", "print this node's role, replication and lag as a table");
+  CLI::App* status =
+      app.add_subcommand("status", "print this node's role, replication and lag as a table");
   status->add_option("--url", status_args->url, "the node's /status URL")->capture_default_str();
-  status->add_option("--timeout-ms", status_args->timeout_ms, "give up after this long")->capture_default_str();
+  status->add_option("--timeout-ms", status_args->timeout_ms, "give up after this long")
+      ->capture_default_str();
   status->callback([status_args] { RunStatus(status_args->url, status_args->timeout_ms); });
 
   auto agent_flags = std::make_shared<conf::ConfigFlags>();
-  CLI::App* agent = app.add_subcommand(
-      "replication-agent",
-      "against a running mysqld: users (primary) or replication setup (replica), then the health server");
+  CLI::App* agent = app.add_subcommand("replication-agent",
+                                       "against a running mysqld: users (primary) or replication "
+                                       "setup (replica), then the health server");
   agent->group("");  // hidden: `replboot run` does this itself
   conf::AddConfigFlags(agent, agent_flags.get());
   agent->callback([agent_flags] { RunAgent(*agent_flags); });

@@ -1,8 +1,8 @@
 #include "replboot/replication/configure.h"
 
 #include <fmt/chrono.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "replboot/base/files.h"
@@ -15,7 +15,8 @@ namespace {
 
 std::string NowIso() {
   auto now = std::chrono::system_clock::now();
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)));
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
+                     fmt::gmtime(std::chrono::system_clock::to_time_t(now)));
 }
 
 std::string IntentPath(const std::string& datadir) { return datadir + "/" + kIntentFileName; }
@@ -34,15 +35,18 @@ Result<std::string> ReadRecordState(const std::string& datadir) {
     return tl::unexpected(content.error());
   }
   nlohmann::json record = nlohmann::json::parse(*content, nullptr, /*allow_exceptions=*/false);
-  if (record.is_discarded() || !record.is_object() || !record.contains("state") || !record["state"].is_string()) {
-    return Error(StatusCode::kCorruption, "{}: not a replboot replication record (no \"state\")", path);
+  if (record.is_discarded() || !record.is_object() || !record.contains("state") ||
+      !record["state"].is_string()) {
+    return Error(StatusCode::kCorruption, "{}: not a replboot replication record (no \"state\")",
+                 path);
   }
   return record["state"].get<std::string>();
 }
 
 }  // namespace
 
-Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version, std::chrono::milliseconds deadline,
+Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version,
+                             std::chrono::milliseconds deadline,
                              std::chrono::milliseconds poll_interval) {
   auto logger = log::Get("replication");
   auto until = std::chrono::steady_clock::now() + deadline;
@@ -65,12 +69,15 @@ Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version,
     if (std::chrono::steady_clock::now() >= until) break;
     std::this_thread::sleep_for(poll_interval);
   }
-  logger->error("event=replication_not_running deadline_ms={} reason={}", deadline.count(), log::Quote(why));
-  return Status(StatusCode::kUnavailable,
-                fmt::format("replication threads not running within {} ms: {}", deadline.count(), why));
+  logger->error("event=replication_not_running deadline_ms={} reason={}", deadline.count(),
+                log::Quote(why));
+  return Status(
+      StatusCode::kUnavailable,
+      fmt::format("replication threads not running within {} ms: {}", deadline.count(), why));
 }
 
-Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& position, const ReplicaSetup& setup) {
+Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& position,
+                                          const ReplicaSetup& setup) {
   auto logger = log::Get("replication");
   auto version = ReadServerVersion(session);
   if (!version) return tl::unexpected(version.error());
@@ -78,15 +85,15 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
   if (!existing) return tl::unexpected(existing.error());
   if (existing->has_value()) {
     const ReplicaState& s = **existing;
-    logger->info("event=replication_already_configured source={}:{} io={} sql={}", s.source_host, s.source_port,
-                 s.io_running, s.sql_running);
+    logger->info("event=replication_already_configured source={}:{} io={} sql={}", s.source_host,
+                 s.source_port, s.io_running, s.sql_running);
     if (!s.IoRunning() || !s.SqlRunning()) {
       std::string start = StartReplicaSql(setup.flavour, *version);
       Status status = session.Execute(start);
       if (!status.ok()) return tl::unexpected(status.WithContext(start));
     }
-    REPLBOOT_RETURN_IF_ERROR(
-        WaitForReplicaThreads(session, setup.flavour, *version, setup.start_deadline, setup.poll_interval));
+    REPLBOOT_RETURN_IF_ERROR(WaitForReplicaThreads(session, setup.flavour, *version,
+                                                   setup.start_deadline, setup.poll_interval));
     return ConfigureOutcome::kAlreadyConfigured;
   }
 
@@ -94,14 +101,16 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
   if (!previous) return tl::unexpected(previous.error());
   if (!previous->empty() && *previous != "intent") {
     return Error(StatusCode::kInternal,
-                 "{}: replication was configured once (state '{}') but the server now has none (RESET SLAVE ALL?); "
+                 "{}: replication was configured once (state '{}') but the server now has none "
+                 "(RESET SLAVE ALL?); "
                  "refusing to start again from the clone's position {} — re-clone this replica",
                  IntentPath(setup.datadir), *previous, position.origin);
   }
   if (*previous == "intent") {
-    logger->warn("event=replication_intent_found path={} action=configure_again "
-                 "reason=\"no replication configured: the last attempt stopped before CHANGE MASTER\"",
-                 IntentPath(setup.datadir));
+    logger->warn(
+        "event=replication_intent_found path={} action=configure_again "
+        "reason=\"no replication configured: the last attempt stopped before CHANGE MASTER\"",
+        IntentPath(setup.datadir));
   }
 
   ServerInfo server;
@@ -125,7 +134,8 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
                         {"log_file", position.log_file},
                         {"log_pos", position.log_pos},
                         {"origin", position.origin}};
-  record["source"] = {{"host", setup.source.host}, {"port", setup.source.port}, {"user", setup.source.user}};
+  record["source"] = {
+      {"host", setup.source.host}, {"port", setup.source.port}, {"user", setup.source.user}};
   nlohmann::json redacted = nlohmann::json::array();
   for (const Statement& s : *statements) redacted.push_back(s.redacted);
   record["statements"] = redacted;
@@ -147,11 +157,12 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
   record["state"] = "configured";
   record["configured_at"] = NowIso();
   REPLBOOT_RETURN_IF_ERROR(WriteRecord(setup.datadir, record));
-  logger->info("event=replication_configured source={}:{} gtid={} file={} pos={} origin={}", setup.source.host,
-               setup.source.port, log::Quote(position.gtid), log::Quote(position.log_file), position.log_pos,
-               log::Quote(position.origin));
+  logger->info("event=replication_configured source={}:{} gtid={} file={} pos={} origin={}",
+               setup.source.host, setup.source.port, log::Quote(position.gtid),
+               log::Quote(position.log_file), position.log_pos, log::Quote(position.origin));
 
-  Status running = WaitForReplicaThreads(session, setup.flavour, *version, setup.start_deadline, setup.poll_interval);
+  Status running = WaitForReplicaThreads(session, setup.flavour, *version, setup.start_deadline,
+                                         setup.poll_interval);
   record["threads_running"] = running.ok();
   if (!running.ok()) record["error"] = running.message();
   Status written = WriteRecord(setup.datadir, record);

@@ -32,8 +32,8 @@ class TempDir {
 };
 
 db::Row MariaStatus(const std::string& host, const std::string& io, const std::string& sql,
-                    std::optional<std::string> behind = std::nullopt, const std::string& io_err = "",
-                    int sql_errno = 0) {
+                    std::optional<std::string> behind = std::nullopt,
+                    const std::string& io_err = "", int sql_errno = 0) {
   return MakeRow({{"Slave_IO_State", ""},
                   {"Master_Host", host},
                   {"Master_Port", "3306"},
@@ -69,11 +69,12 @@ Position Gtid(const std::string& gtid) {
 // A MariaDB that has no replication until CHANGE MASTER, then runs it after START SLAVE.
 void ScriptFreshMariaDb(FakeSession* fake, bool* changed, bool* started) {
   fake->OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
-  fake->On("SHOW SLAVE STATUS", [changed, started](const std::string&) -> Result<std::vector<db::Row>> {
-    if (!*changed) return std::vector<db::Row>{};
-    return std::vector<db::Row>{*started ? MariaStatus("mysql-0.mysql", "Yes", "Yes", "0")
-                                         : MariaStatus("mysql-0.mysql", "No", "No")};
-  });
+  fake->On("SHOW SLAVE STATUS",
+           [changed, started](const std::string&) -> Result<std::vector<db::Row>> {
+             if (!*changed) return std::vector<db::Row>{};
+             return std::vector<db::Row>{*started ? MariaStatus("mysql-0.mysql", "Yes", "Yes", "0")
+                                                  : MariaStatus("mysql-0.mysql", "No", "No")};
+           });
   fake->On("CHANGE MASTER", [changed](const std::string&) -> Result<std::vector<db::Row>> {
     *changed = true;
     return std::vector<db::Row>{};
@@ -85,7 +86,8 @@ void ScriptFreshMariaDb(FakeSession* fake, bool* changed, bool* started) {
 }
 
 int Count(const std::vector<std::string>& v, const std::string& prefix) {
-  return static_cast<int>(std::count_if(v.begin(), v.end(), [&](const std::string& s) { return s.rfind(prefix, 0) == 0; }));
+  return static_cast<int>(std::count_if(
+      v.begin(), v.end(), [&](const std::string& s) { return s.rfind(prefix, 0) == 0; }));
 }
 
 TEST(ConfigureTest, ConfiguresOnceAndRecordsWithoutPassword) {
@@ -103,7 +105,8 @@ TEST(ConfigureTest, ConfiguresOnceAndRecordsWithoutPassword) {
   EXPECT_NE(record->find("\"state\": \"configured\""), std::string::npos) << *record;
   EXPECT_NE(record->find("\"threads_running\": true"), std::string::npos) << *record;
   EXPECT_EQ(record->find("pw-secret"), std::string::npos) << *record;
-  EXPECT_EQ(std::filesystem::status(dir.path() + "/" + kIntentFileName).permissions() & std::filesystem::perms::others_read,
+  EXPECT_EQ(std::filesystem::status(dir.path() + "/" + kIntentFileName).permissions() &
+                std::filesystem::perms::others_read,
             std::filesystem::perms::none);
 
   // A second call (a restart) finds replication configured and does not CHANGE MASTER again.
@@ -138,7 +141,9 @@ TEST(ConfigureTest, AlreadyConfiguredButStoppedIsStartedNotReconfigured) {
 
 TEST(ConfigureTest, RefusesToReconfigureAfterAResetByHand) {
   TempDir dir;
-  ASSERT_TRUE(files::WriteFileAtomic(dir.path() + "/" + kIntentFileName, R"({"state": "configured"})").ok());
+  ASSERT_TRUE(
+      files::WriteFileAtomic(dir.path() + "/" + kIntentFileName, R"({"state": "configured"})")
+          .ok());
   FakeSession fake;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
   auto outcome = ConfigureReplica(fake, Gtid("0-100-7"), MakeSetup(dir.path()));
@@ -149,7 +154,8 @@ TEST(ConfigureTest, RefusesToReconfigureAfterAResetByHand) {
 
 TEST(ConfigureTest, IntentWithoutConfiguredReplicationIsRedone) {
   TempDir dir;
-  ASSERT_TRUE(files::WriteFileAtomic(dir.path() + "/" + kIntentFileName, R"({"state": "intent"})").ok());
+  ASSERT_TRUE(
+      files::WriteFileAtomic(dir.path() + "/" + kIntentFileName, R"({"state": "intent"})").ok());
   FakeSession fake;
   bool changed = false, started = false;
   ScriptFreshMariaDb(&fake, &changed, &started);
@@ -165,8 +171,8 @@ TEST(ConfigureTest, ThreadsNotRunningByTheDeadlineIsAnErrorWithTheReason) {
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
   fake.On("SHOW SLAVE STATUS", [&](const std::string&) -> Result<std::vector<db::Row>> {
     if (!changed) return std::vector<db::Row>{};
-    return std::vector<db::Row>{
-        MariaStatus("mysql-0.mysql", "Connecting", "Yes", std::nullopt, "Can't connect to server on 'mysql-0.mysql'")};
+    return std::vector<db::Row>{MariaStatus("mysql-0.mysql", "Connecting", "Yes", std::nullopt,
+                                            "Can't connect to server on 'mysql-0.mysql'")};
   });
   fake.On("CHANGE MASTER", [&](const std::string&) -> Result<std::vector<db::Row>> {
     changed = true;
@@ -175,7 +181,8 @@ TEST(ConfigureTest, ThreadsNotRunningByTheDeadlineIsAnErrorWithTheReason) {
   auto outcome = ConfigureReplica(fake, Gtid("0-100-7"), MakeSetup(dir.path()));
   ASSERT_FALSE(outcome.has_value());
   EXPECT_EQ(outcome.error().code(), StatusCode::kUnavailable);
-  EXPECT_NE(outcome.error().message().find("IO thread Connecting: error 2003: Can't connect"), std::string::npos)
+  EXPECT_NE(outcome.error().message().find("IO thread Connecting: error 2003: Can't connect"),
+            std::string::npos)
       << outcome.error().message();
   auto record = files::ReadFile(dir.path() + "/" + kIntentFileName);
   ASSERT_TRUE(record.has_value());
@@ -184,13 +191,15 @@ TEST(ConfigureTest, ThreadsNotRunningByTheDeadlineIsAnErrorWithTheReason) {
 
 TEST(ConfigureTest, SqlThreadErrorFailsWithoutWaitingForTheDeadline) {
   FakeSession fake;
-  fake.OnRows("SHOW SLAVE STATUS", {MariaStatus("mysql-0.mysql", "Yes", "No", std::nullopt, "", 1062)});
+  fake.OnRows("SHOW SLAVE STATUS",
+              {MariaStatus("mysql-0.mysql", "Yes", "No", std::nullopt, "", 1062)});
   auto start = std::chrono::steady_clock::now();
   Status status = WaitForReplicaThreads(fake, Flavour::kMariaDB, 101119, std::chrono::seconds(30),
                                         std::chrono::milliseconds(5));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("SQL thread No: error 1062: Duplicate entry"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("SQL thread No: error 1062: Duplicate entry"), std::string::npos)
+      << status.message();
 }
 
 TEST(ConfigureTest, FailedStatementIsReportedRedacted) {
@@ -209,7 +218,8 @@ TEST(ConfigureTest, MySqlUsesReplicaStatementsAndResetsOnlyWhenNeeded) {
   FakeSession fake;
   bool changed = false;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "8.4.3"}})});
-  fake.OnRows("SELECT @@GLOBAL.gtid_executed", {MakeRow({{"g", "c777888a-b6df-11e2-a604-080027635ef5:1-4"}})});
+  fake.OnRows("SELECT @@GLOBAL.gtid_executed",
+              {MakeRow({{"g", "c777888a-b6df-11e2-a604-080027635ef5:1-4"}})});
   fake.On("SHOW REPLICA STATUS", [&](const std::string&) -> Result<std::vector<db::Row>> {
     if (!changed) return std::vector<db::Row>{};
     return std::vector<db::Row>{MakeRow({{"Source_Host", "mysql-0.mysql"},
@@ -263,8 +273,9 @@ TEST(UsersTest, StatementsPerFlavourAndRedaction) {
   EXPECT_EQ(Count(sql, "CREATE USER IF NOT EXISTS 'replboot_repl'@'%' IDENTIFIED BY 'r-pw'"), 1);
   EXPECT_EQ(Count(sql, "ALTER USER 'replboot_repl'@'%' IDENTIFIED BY 'r-pw'"), 1);
   EXPECT_EQ(Count(sql, "GRANT REPLICATION SLAVE ON *.* TO 'replboot_repl'@'%'"), 1);
-  EXPECT_EQ(Count(sql, "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "
-                       "'replboot_backup'@'localhost'"),
+  EXPECT_EQ(Count(sql,
+                  "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "
+                  "'replboot_backup'@'localhost'"),
             1);
   EXPECT_EQ(Count(sql, "CREATE TABLE IF NOT EXISTS replboot.heartbeat"), 1);
   for (const auto& s : sql) {
@@ -276,10 +287,14 @@ TEST(UsersTest, StatementsPerFlavourAndRedaction) {
   }
   std::vector<std::string> my;
   for (const auto& s : UserStatements(Flavour::kMySQL, a)) my.push_back(s.sql);
-  EXPECT_EQ(Count(my, "GRANT BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*"), 1);
-  EXPECT_EQ(Count(my, "GRANT SELECT ON performance_schema.log_status TO 'replboot_backup'@'localhost'"), 1);
+  EXPECT_EQ(
+      Count(my, "GRANT BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*"), 1);
+  EXPECT_EQ(
+      Count(my, "GRANT SELECT ON performance_schema.log_status TO 'replboot_backup'@'localhost'"),
+      1);
   a.app.user.clear();
-  for (const auto& s : UserStatements(Flavour::kMariaDB, a)) EXPECT_EQ(s.sql.find("'app'"), std::string::npos);
+  for (const auto& s : UserStatements(Flavour::kMariaDB, a))
+    EXPECT_EQ(s.sql.find("'app'"), std::string::npos);
 }
 
 TEST(UsersTest, EnsureUsersStopsAtTheFirstErrorRedacted) {
@@ -287,11 +302,13 @@ TEST(UsersTest, EnsureUsersStopsAtTheFirstErrorRedacted) {
   a.replication = {"replboot_repl", "r-pw"};
   a.backup = {"replboot_backup", "b-pw"};
   FakeSession fake;
-  fake.OnError("CREATE USER IF NOT EXISTS 'replboot_backup'", Status(StatusCode::kPermissionDenied, "denied"), 1227);
+  fake.OnError("CREATE USER IF NOT EXISTS 'replboot_backup'",
+               Status(StatusCode::kPermissionDenied, "denied"), 1227);
   Status status = EnsureUsers(fake, Flavour::kMariaDB, a);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(status.message().find("IDENTIFIED BY '<redacted>'"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("IDENTIFIED BY '<redacted>'"), std::string::npos)
+      << status.message();
   EXPECT_EQ(status.message().find("b-pw"), std::string::npos);
 }
 

@@ -13,7 +13,8 @@
 
 namespace replboot::replication::testing {
 
-inline db::Row MakeRow(const std::vector<std::pair<std::string, std::optional<std::string>>>& cells) {
+inline db::Row MakeRow(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& cells) {
   auto columns = std::make_shared<std::vector<std::string>>();
   std::vector<std::optional<std::string>> values;
   for (const auto& [name, value] : cells) {

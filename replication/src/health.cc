@@ -10,7 +10,9 @@
 
 namespace replboot::replication {
 
-std::string_view NodeRoleName(NodeRole role) { return role == NodeRole::kPrimary ? "primary" : "replica"; }
+std::string_view NodeRoleName(NodeRole role) {
+  return role == NodeRole::kPrimary ? "primary" : "replica";
+}
 
 namespace {
 
@@ -21,12 +23,14 @@ Decision No(std::string reason) { return Decision{false, std::move(reason)}; }
 Decision ReplicaWithin(const Snapshot& s, double max_lag) {
   if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
   if (!s.replica) {
-    return No(s.last_error.empty() ? "replication is not configured" : "replication is not configured: " + s.last_error);
+    return No(s.last_error.empty() ? "replication is not configured"
+                                   : "replication is not configured: " + s.last_error);
   }
   if (!s.replica->IoRunning() || !s.replica->SqlRunning()) return No(s.replica->WhyNotRunning());
   if (!s.lag_seconds) return No("replication lag is unknown");
   if (*s.lag_seconds > max_lag) {
-    return No(fmt::format("replication lag {:.3f}s ({}) exceeds {}s", *s.lag_seconds, s.lag_source, max_lag));
+    return No(fmt::format("replication lag {:.3f}s ({}) exceeds {}s", *s.lag_seconds, s.lag_source,
+                          max_lag));
   }
   return Yes(fmt::format("replicating, lag {:.3f}s ({})", *s.lag_seconds, s.lag_source));
 }
@@ -35,7 +39,8 @@ std::optional<double> ParseDouble(const std::optional<std::string>& text) {
   if (!text || text->empty()) return std::nullopt;
   double v = 0;
   auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc() || ptr != text->data() + text->size() || !std::isfinite(v)) return std::nullopt;
+  if (ec != std::errc() || ptr != text->data() + text->size() || !std::isfinite(v))
+    return std::nullopt;
   return v;
 }
 
@@ -79,17 +84,18 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
   j["max_lag_seconds"] = max_lag;
   if (s.replica) {
     const ReplicaState& r = *s.replica;
-    j["replication"] = {{"source_host", r.source_host},
-                        {"source_port", r.source_port},
-                        {"io_running", r.io_running},
-                        {"sql_running", r.sql_running},
-                        {"seconds_behind_source", r.seconds_behind ? nlohmann::json(*r.seconds_behind)
-                                                                   : nlohmann::json(nullptr)},
-                        {"last_io_errno", r.last_io_errno},
-                        {"last_io_error", r.last_io_error},
-                        {"last_sql_errno", r.last_sql_errno},
-                        {"last_sql_error", r.last_sql_error},
-                        {"retrieved_gtid", r.retrieved_gtid}};
+    j["replication"] = {
+        {"source_host", r.source_host},
+        {"source_port", r.source_port},
+        {"io_running", r.io_running},
+        {"sql_running", r.sql_running},
+        {"seconds_behind_source",
+         r.seconds_behind ? nlohmann::json(*r.seconds_behind) : nlohmann::json(nullptr)},
+        {"last_io_errno", r.last_io_errno},
+        {"last_io_error", r.last_io_error},
+        {"last_sql_errno", r.last_sql_errno},
+        {"last_sql_error", r.last_sql_error},
+        {"retrieved_gtid", r.retrieved_gtid}};
   } else {
     j["replication"] = nullptr;
   }
@@ -104,7 +110,8 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
   j["ready_reason"] = ready.reason;
   j["last_error"] = s.last_error;
   j["collected_at_ms"] =
-      std::chrono::duration_cast<std::chrono::milliseconds>(s.collected_at.time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(s.collected_at.time_since_epoch())
+          .count();
   return j;
 }
 
@@ -114,20 +121,25 @@ std::string SnapshotMetrics(const Snapshot& s) {
     out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
   };
   gauge("replboot_mysqld_up", "1 when mysqld answers queries.", s.mysqld_up ? "1" : "0");
-  gauge("replboot_primary", "1 on the primary, 0 on a replica.", s.node.role == NodeRole::kPrimary ? "1" : "0");
+  gauge("replboot_primary", "1 on the primary, 0 on a replica.",
+        s.node.role == NodeRole::kPrimary ? "1" : "0");
   gauge("replboot_read_only", "1 when read_only is ON, NaN when unknown.",
         s.read_only ? (*s.read_only ? "1" : "0") : "NaN");
-  gauge("replboot_replication_lag_seconds", "Replication lag (heartbeat based); NaN when unknown or not a replica.",
+  gauge("replboot_replication_lag_seconds",
+        "Replication lag (heartbeat based); NaN when unknown or not a replica.",
         s.lag_seconds ? fmt::format("{:.6f}", *s.lag_seconds) : "NaN");
   bool io = s.replica && s.replica->IoRunning();
   bool sql = s.replica && s.replica->SqlRunning();
-  out += "# HELP replboot_replication_thread_running 1 when the replication thread runs.\n"
-         "# TYPE replboot_replication_thread_running gauge\n";
+  out +=
+      "# HELP replboot_replication_thread_running 1 when the replication thread runs.\n"
+      "# TYPE replboot_replication_thread_running gauge\n";
   out += fmt::format("replboot_replication_thread_running{{thread=\"io\"}} {}\n", io ? 1 : 0);
   out += fmt::format("replboot_replication_thread_running{{thread=\"sql\"}} {}\n", sql ? 1 : 0);
-  gauge("replboot_clone_bytes", "Bytes received by the current or last clone.", std::to_string(s.clone.bytes));
+  gauge("replboot_clone_bytes", "Bytes received by the current or last clone.",
+        std::to_string(s.clone.bytes));
   out += fmt::format(
-      "# HELP replboot_backups_served_total Backups streamed to peers.\n# TYPE replboot_backups_served_total "
+      "# HELP replboot_backups_served_total Backups streamed to peers.\n# TYPE "
+      "replboot_backups_served_total "
       "counter\nreplboot_backups_served_total {}\n",
       s.backups_served);
   return out;
@@ -137,8 +149,10 @@ Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node) {
   Snapshot s;
   s.node = node;
   s.collected_at = std::chrono::system_clock::now();
-  const char* gtid_var = node.flavour == Flavour::kMariaDB ? "@@GLOBAL.gtid_current_pos" : "@@GLOBAL.gtid_executed";
-  auto rows = session.Query(fmt::format("SELECT @@GLOBAL.read_only AS ro, VERSION() AS v, {} AS g", gtid_var));
+  const char* gtid_var =
+      node.flavour == Flavour::kMariaDB ? "@@GLOBAL.gtid_current_pos" : "@@GLOBAL.gtid_executed";
+  auto rows = session.Query(
+      fmt::format("SELECT @@GLOBAL.read_only AS ro, VERSION() AS v, {} AS g", gtid_var));
   if (!rows) {
     s.mysqld_error = rows.error().message();
     return s;
@@ -160,7 +174,8 @@ Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node) {
   s.replica = *replica;
   if (!s.replica || !s.replica->IoRunning() || !s.replica->SqlRunning()) return s;  // lag unknown
   auto beat = session.Query(fmt::format(
-      "SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) / 1000000 AS lag FROM {} WHERE id = 1", kHeartbeatTable));
+      "SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) / 1000000 AS lag FROM {} WHERE id = 1",
+      kHeartbeatTable));
   if (beat && !beat->empty()) {
     if (auto lag = ParseDouble(beat->front().Get("lag"))) {
       // Clocks of two hosts can differ slightly: a heartbeat "from the future" is no lag.
@@ -177,8 +192,8 @@ Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node) {
 }
 
 Status WriteHeartbeat(db::Session& session) {
-  return session.Execute(fmt::format("REPLACE INTO {} (id, ts, server_id) VALUES (1, NOW(6), @@server_id)",
-                                     kHeartbeatTable));
+  return session.Execute(fmt::format(
+      "REPLACE INTO {} (id, ts, server_id) VALUES (1, NOW(6), @@server_id)", kHeartbeatTable));
 }
 
 namespace {
@@ -214,7 +229,8 @@ Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std:
                                std::chrono::seconds timeout, NodeRole role) {
   auto normal = NormalizeGtid(gtid, flavour);
   if (!normal) return tl::unexpected(normal.error());
-  if (normal->empty()) return Error(StatusCode::kInvalidArgument, "empty GTID position to wait for");
+  if (normal->empty())
+    return Error(StatusCode::kInvalidArgument, "empty GTID position to wait for");
   if (flavour == Flavour::kMariaDB && role == NodeRole::kPrimary) {
     auto until = std::chrono::steady_clock::now() + timeout;
     while (true) {
@@ -228,16 +244,18 @@ Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std:
     }
   }
   std::string sql = flavour == Flavour::kMariaDB
-                        ? fmt::format("SELECT MASTER_GTID_WAIT({}, {}) AS r", db::QuoteLiteral(*normal), timeout.count())
-                        : fmt::format("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {}) AS r", db::QuoteLiteral(*normal),
-                                      timeout.count());
+                        ? fmt::format("SELECT MASTER_GTID_WAIT({}, {}) AS r",
+                                      db::QuoteLiteral(*normal), timeout.count())
+                        : fmt::format("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {}) AS r",
+                                      db::QuoteLiteral(*normal), timeout.count());
   auto rows = session.Query(sql);
   if (!rows) return tl::unexpected(rows.error().WithContext("wait for GTID " + *normal));
   std::optional<std::string> r = rows->empty() ? std::nullopt : rows->front().Get("r");
   // MariaDB: 0 reached, -1 timeout. MySQL: 0 reached, 1 timeout.
   if (r == "0") return WaitResult::kReached;
   if (r == "-1" || r == "1") return WaitResult::kTimedOut;
-  return Error(StatusCode::kInternal, "wait for GTID {}: unexpected result {}", *normal, r.value_or("NULL"));
+  return Error(StatusCode::kInternal, "wait for GTID {}: unexpected result {}", *normal,
+               r.value_or("NULL"));
 }
 
 }  // namespace replboot::replication

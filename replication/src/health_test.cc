@@ -63,7 +63,8 @@ TEST(HealthTest, NoHeartbeatFallsBackToSecondsBehindMaster) {
   FakeSession fake;
   Server(&fake, "1");
   fake.OnRows("SHOW SLAVE STATUS", {Status("Yes", "Yes", "45")});
-  fake.OnError("SELECT TIMESTAMPDIFF", replboot::Status(StatusCode::kInternal, "1146 no such table"), 1146);
+  fake.OnError("SELECT TIMESTAMPDIFF",
+               replboot::Status(StatusCode::kInternal, "1146 no such table"), 1146);
   Snapshot s = CollectSnapshot(fake, Replica());
   ASSERT_TRUE(s.lag_seconds.has_value());
   EXPECT_EQ(*s.lag_seconds, 45);
@@ -77,7 +78,8 @@ TEST(HealthTest, StoppedIoThreadMeansUnknownLagNeverWithinBounds) {
   FakeSession fake;
   Server(&fake, "1");
   fake.OnRows("SHOW SLAVE STATUS", {Status("No", "Yes", std::nullopt)});
-  fake.OnRows("SELECT TIMESTAMPDIFF", {MakeRow({{"lag", "0.1"}})});  // stale but "small": must not count
+  fake.OnRows("SELECT TIMESTAMPDIFF",
+              {MakeRow({{"lag", "0.1"}})});  // stale but "small": must not count
   Snapshot s = CollectSnapshot(fake, Replica());
   EXPECT_FALSE(s.lag_seconds.has_value());
   Decision d = DecideReplica(s, 1e9);
@@ -122,7 +124,8 @@ TEST(HealthTest, PrimaryDecisions) {
 
 TEST(HealthTest, DownServerIsUnhealthy) {
   FakeSession fake;
-  fake.OnError("SELECT @@GLOBAL.read_only", replboot::Status(StatusCode::kUnavailable, "server gone"), 2006);
+  fake.OnError("SELECT @@GLOBAL.read_only",
+               replboot::Status(StatusCode::kUnavailable, "server gone"), 2006);
   Snapshot s = CollectSnapshot(fake, Primary());
   EXPECT_FALSE(s.mysqld_up);
   EXPECT_FALSE(DecideHealth(s).ok);
@@ -155,14 +158,18 @@ TEST(HealthTest, JsonAndMetrics) {
 TEST(WaitForGtidTest, MapsResultsPerFlavour) {
   FakeSession fake;
   fake.OnRows("SELECT MASTER_GTID_WAIT('0-100-5', 3)", {MakeRow({{"r", "0"}})});
-  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-5", std::chrono::seconds(3)).value(), WaitResult::kReached);
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-5", std::chrono::seconds(3)).value(),
+            WaitResult::kReached);
   fake.OnRows("SELECT MASTER_GTID_WAIT('0-100-6', 3)", {MakeRow({{"r", "-1"}})});
-  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-6", std::chrono::seconds(3)).value(), WaitResult::kTimedOut);
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-6", std::chrono::seconds(3)).value(),
+            WaitResult::kTimedOut);
   fake.OnRows("SELECT WAIT_FOR_EXECUTED_GTID_SET", {MakeRow({{"r", "1"}})});
-  EXPECT_EQ(WaitForGtid(fake, Flavour::kMySQL, "c777888a-b6df-11e2-a604-080027635ef5:1-4", std::chrono::seconds(1))
+  EXPECT_EQ(WaitForGtid(fake, Flavour::kMySQL, "c777888a-b6df-11e2-a604-080027635ef5:1-4",
+                        std::chrono::seconds(1))
                 .value(),
             WaitResult::kTimedOut);
-  auto bad = WaitForGtid(fake, Flavour::kMariaDB, "0-100-5'); DROP TABLE x; --", std::chrono::seconds(1));
+  auto bad =
+      WaitForGtid(fake, Flavour::kMariaDB, "0-100-5'); DROP TABLE x; --", std::chrono::seconds(1));
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
 }
@@ -174,10 +181,14 @@ TEST(WaitForGtidTest, MariaDbPrimaryComparesItsBinlogPosition) {
   EXPECT_FALSE(MariaDbGtidReached("0-100-12", "1-100-1"));  // unknown domain
   FakeSession fake;
   fake.OnRows("SELECT @@GLOBAL.gtid_binlog_pos", {MakeRow({{"p", "0-100-12"}})});
-  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-12", std::chrono::seconds(1), NodeRole::kPrimary).value(),
-            WaitResult::kReached);
-  EXPECT_EQ(WaitForGtid(fake, Flavour::kMariaDB, "0-100-99", std::chrono::seconds(0), NodeRole::kPrimary).value(),
-            WaitResult::kTimedOut);
+  EXPECT_EQ(
+      WaitForGtid(fake, Flavour::kMariaDB, "0-100-12", std::chrono::seconds(1), NodeRole::kPrimary)
+          .value(),
+      WaitResult::kReached);
+  EXPECT_EQ(
+      WaitForGtid(fake, Flavour::kMariaDB, "0-100-99", std::chrono::seconds(0), NodeRole::kPrimary)
+          .value(),
+      WaitResult::kTimedOut);
   for (const auto& sql : fake.executed) EXPECT_EQ(sql.find("MASTER_GTID_WAIT"), std::string::npos);
 }
 

@@ -15,7 +15,8 @@ using tcp = asio::ip::tcp;
 
 Result<HttpResponse> HttpGet(const std::string& url, std::chrono::milliseconds timeout) {
   constexpr std::string_view kScheme = "http://";
-  if (url.rfind(kScheme, 0) != 0) return Error(StatusCode::kInvalidArgument, "url '{}' must start with http://", url);
+  if (url.rfind(kScheme, 0) != 0)
+    return Error(StatusCode::kInvalidArgument, "url '{}' must start with http://", url);
   std::string rest = url.substr(kScheme.size());
   size_t slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
@@ -23,9 +24,11 @@ Result<HttpResponse> HttpGet(const std::string& url, std::chrono::milliseconds t
   std::string host = authority, port = "80";
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
-    if (close == std::string::npos) return Error(StatusCode::kInvalidArgument, "url '{}': unclosed '['", url);
+    if (close == std::string::npos)
+      return Error(StatusCode::kInvalidArgument, "url '{}': unclosed '['", url);
     host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
   } else if (size_t colon = authority.rfind(':'); colon != std::string::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
@@ -52,22 +55,25 @@ Result<HttpResponse> HttpGet(const std::string& url, std::chrono::milliseconds t
 
   // The whole exchange shares one deadline (async with a stream timeout, run to completion).
   stream.expires_after(timeout);
-  resolver.async_resolve(host, port, [&](beast::error_code ec, tcp::resolver::results_type results) {
-    if (ec) return fail("resolve", ec);
-    stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return fail("connect", ec);
-      http::async_write(stream, req, [&](beast::error_code ec, size_t) {
-        if (ec) return fail("write", ec);
-        http::async_read(stream, buffer, res, [&](beast::error_code ec, size_t) {
-          if (ec) return fail("read", ec);
+  resolver.async_resolve(
+      host, port, [&](beast::error_code ec, tcp::resolver::results_type results) {
+        if (ec) return fail("resolve", ec);
+        stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) return fail("connect", ec);
+          http::async_write(stream, req, [&](beast::error_code ec, size_t) {
+            if (ec) return fail("write", ec);
+            http::async_read(stream, buffer, res, [&](beast::error_code ec, size_t) {
+              if (ec) return fail("read", ec);
+            });
+          });
         });
       });
-    });
-  });
   io.run_for(timeout + std::chrono::seconds(1));
-  if (!io.stopped()) return Error(StatusCode::kTimeout, "GET {}: no answer within {} ms", url, timeout.count());
+  if (!io.stopped())
+    return Error(StatusCode::kTimeout, "GET {}: no answer within {} ms", url, timeout.count());
   if (failure) {
-    StatusCode code = failure == beast::error::timeout ? StatusCode::kTimeout : StatusCode::kUnavailable;
+    StatusCode code =
+        failure == beast::error::timeout ? StatusCode::kTimeout : StatusCode::kUnavailable;
     return Error(code, "GET {}: {}: {}", url, failed_step, failure.message());
   }
   HttpResponse out;

@@ -11,7 +11,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -45,9 +44,10 @@ auto OnPool(asio::thread_pool& pool, F f) {
         asio::post(pool, [handler = std::move(handler), work = std::move(work)]() mutable {
           T result = work();
           auto executor = asio::get_associated_executor(handler);
-          asio::dispatch(executor, [handler = std::move(handler), result = std::move(result)]() mutable {
-            std::move(handler)(std::move(result));
-          });
+          asio::dispatch(executor,
+                         [handler = std::move(handler), result = std::move(result)]() mutable {
+                           std::move(handler)(std::move(result));
+                         });
         });
       },
       use_awaitable, std::move(f));
@@ -64,7 +64,8 @@ Result<tcp::endpoint> ParseListen(const std::string& listen) {
     port_text = listen.substr(close + 2);
   } else {
     size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) return Error(StatusCode::kInvalidArgument, "http.listen '{}' has no port", listen);
+    if (colon == std::string::npos)
+      return Error(StatusCode::kInvalidArgument, "http.listen '{}' has no port", listen);
     host = listen.substr(0, colon);
     port_text = listen.substr(colon + 1);
   }
@@ -72,11 +73,14 @@ Result<tcp::endpoint> ParseListen(const std::string& listen) {
   unsigned port = 0;
   auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
-    return Error(StatusCode::kInvalidArgument, "http.listen '{}': '{}' is not a port", listen, port_text);
+    return Error(StatusCode::kInvalidArgument, "http.listen '{}': '{}' is not a port", listen,
+                 port_text);
   }
   boost::system::error_code error;
   auto address = asio::ip::make_address(host, error);
-  if (error) return Error(StatusCode::kInvalidArgument, "http.listen '{}': '{}' is not an IP address", listen, host);
+  if (error)
+    return Error(StatusCode::kInvalidArgument, "http.listen '{}': '{}' is not an IP address",
+                 listen, host);
   return tcp::endpoint(address, static_cast<unsigned short>(port));
 }
 
@@ -102,7 +106,8 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
     size_t amp = query.find('&');
     std::string_view pair = query.substr(0, amp);
     size_t eq = pair.find('=');
-    out[PercentDecode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
+    out[PercentDecode(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
@@ -112,7 +117,8 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
 std::optional<double> ParseNumber(const std::string& text) {
   double v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !(v >= 0)) return std::nullopt;
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !(v >= 0))
+    return std::nullopt;
   return v;
 }
 
@@ -134,7 +140,8 @@ Response FromDecision(const Decision& d) {
 
 struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   explicit Impl(NodeOptions o)
-      : options(std::move(o)), wait_pool(static_cast<size_t>(std::max(1, options.max_concurrent_waits))) {
+      : options(std::move(o)),
+        wait_pool(static_cast<size_t>(std::max(1, options.max_concurrent_waits))) {
     snapshot.node = options.info;
     snapshot.mysqld_error = "not checked yet";
   }
@@ -246,19 +253,23 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
 
   awaitable<Response> Wait(const std::map<std::string, std::string>& query) {
     auto gtid = query.find("gtid");
-    if (gtid == query.end() || gtid->second.empty()) co_return Text(http::status::bad_request, "missing ?gtid=");
+    if (gtid == query.end() || gtid->second.empty())
+      co_return Text(http::status::bad_request, "missing ?gtid=");
     double timeout = 10;
     if (auto t = query.find("timeout"); t != query.end()) {
       auto parsed = ParseNumber(t->second);
-      if (!parsed) co_return Text(http::status::bad_request, fmt::format("timeout '{}' is not a number", t->second));
+      if (!parsed)
+        co_return Text(http::status::bad_request,
+                       fmt::format("timeout '{}' is not a number", t->second));
       timeout = *parsed;
     }
     auto seconds = std::chrono::seconds(static_cast<int64_t>(std::ceil(timeout)));
     seconds = std::min(seconds, options.max_wait);
     if (waits.fetch_add(1) >= options.max_concurrent_waits) {
       waits.fetch_sub(1);
-      co_return Text(http::status::service_unavailable,
-                     fmt::format("too many concurrent waits (limit {})", options.max_concurrent_waits));
+      co_return Text(
+          http::status::service_unavailable,
+          fmt::format("too many concurrent waits (limit {})", options.max_concurrent_waits));
     }
     const std::string wanted = gtid->second;
     // Captures by reference only (the frame outlives the call): GCC 12 mishandles the
@@ -272,13 +283,15 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
     });
     waits.fetch_sub(1);
     if (!result) {
-      http::status status = result.error().code() == StatusCode::kInvalidArgument ? http::status::bad_request
-                            : result.error().code() == StatusCode::kUnavailable ? http::status::service_unavailable
-                                                                                 : http::status::internal_server_error;
+      http::status status =
+          result.error().code() == StatusCode::kInvalidArgument ? http::status::bad_request
+          : result.error().code() == StatusCode::kUnavailable   ? http::status::service_unavailable
+                                                              : http::status::internal_server_error;
       co_return Text(status, result.error().message());
     }
     if (*result == WaitResult::kReached) co_return Text(http::status::ok, "reached " + wanted);
-    co_return Text(http::status::gateway_timeout, fmt::format("not reached {} within {}s", wanted, seconds.count()));
+    co_return Text(http::status::gateway_timeout,
+                   fmt::format("not reached {} within {}s", wanted, seconds.count()));
   }
 
   awaitable<Response> Handle(const http::request<http::empty_body>& req) {
@@ -290,7 +303,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
     std::string_view target(req.target().data(), req.target().size());
     size_t q = target.find('?');
     std::string_view path = target.substr(0, q);
-    auto query = ParseQuery(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    auto query =
+        ParseQuery(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
     Snapshot s = Current();
     if (path == "/health") co_return FromDecision(DecideHealth(s));
     if (path == "/ready") co_return FromDecision(DecideReady(s, options.max_lag));
@@ -299,7 +313,9 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
       double limit = options.max_lag;
       if (auto l = query.find("lag"); l != query.end()) {
         auto parsed = ParseNumber(l->second);
-        if (!parsed) co_return Text(http::status::bad_request, fmt::format("lag '{}' is not a number", l->second));
+        if (!parsed)
+          co_return Text(http::status::bad_request,
+                         fmt::format("lag '{}' is not a number", l->second));
         limit = *parsed;
       }
       co_return FromDecision(DecideReplica(s, limit));
@@ -333,12 +349,14 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
       parser.header_limit(16 * 1024);
       parser.body_limit(0);
       stream.expires_after(kIoTimeout);
-      auto [read_error, read_bytes] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
+      auto [read_error, read_bytes] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
       (void)read_bytes;
       if (read_error) {
         if (read_error != http::error::end_of_stream && read_error != beast::error::timeout &&
             read_error != asio::error::operation_aborted) {
-          log->debug("event=http_read_failed peer={} error={}", peer, log::Quote(read_error.message()));
+          log->debug("event=http_read_failed peer={} error={}", peer,
+                     log::Quote(read_error.message()));
         }
         break;
       }
@@ -353,7 +371,8 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
         res.prepare_payload();
       }
       stream.expires_after(kIoTimeout);
-      auto [write_error, written] = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+      auto [write_error, written] =
+          co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
       (void)written;
       if (write_error || !res.keep_alive()) break;
     }
@@ -409,8 +428,9 @@ Status Node::Start(asio::io_context& io) {
   asio::co_spawn(io, impl_->AcceptLoop(self), asio::detached);
   asio::co_spawn(io, impl_->PollLoop(self), asio::detached);
   if (impl_->options.write_heartbeat) asio::co_spawn(io, impl_->BeatLoop(self), asio::detached);
-  impl_->log->info("event=http_listening address={} port={} role={} heartbeat={}", impl_->options.listen,
-                   impl_->port.load(), NodeRoleName(impl_->options.info.role), impl_->options.write_heartbeat);
+  impl_->log->info("event=http_listening address={} port={} role={} heartbeat={}",
+                   impl_->options.listen, impl_->port.load(),
+                   NodeRoleName(impl_->options.info.role), impl_->options.write_heartbeat);
   return Status::Ok();
 }
 
@@ -459,8 +479,8 @@ Result<db::ConnectOptions> LocalRootOptions(const conf::Config& config) {
   return o;
 }
 
-NodeOptions NodeOptionsFromConfig(const conf::Config& config, const conf::Identity& identity, conf::Flavour flavour,
-                                  const db::ConnectOptions& local) {
+NodeOptions NodeOptionsFromConfig(const conf::Config& config, const conf::Identity& identity,
+                                  conf::Flavour flavour, const db::ConnectOptions& local) {
   NodeOptions o;
   o.info.role = identity.role == conf::Role::kPrimary ? NodeRole::kPrimary : NodeRole::kReplica;
   o.info.ordinal = identity.ordinal;
@@ -473,8 +493,8 @@ NodeOptions NodeOptionsFromConfig(const conf::Config& config, const conf::Identi
   return o;
 }
 
-Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity, conf::Flavour flavour,
-                            const db::ConnectOptions& local) {
+Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity,
+                            conf::Flavour flavour, const db::ConnectOptions& local) {
   Prepared out;
   auto log = log::Get("replication");
   auto session = db::Connect(local);
@@ -514,6 +534,20 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
     log->error("event=replication_setup_failed error={}", log::Quote(out.error));
   }
   return out;
+}
+
+Result<std::unique_ptr<Node>> StartReplicationAgent(const conf::Config& config,
+                                                     const conf::Identity& identity,
+                                                     conf::Flavour flavour) {
+  auto local = LocalRootOptions(config);
+  if (!local) return tl::unexpected(local.error());
+  Prepared prepared = PrepareReplication(config, identity, flavour, *local);
+  if (!prepared.fatal.ok()) return tl::unexpected(prepared.fatal);
+  auto node = std::make_unique<Node>(NodeOptionsFromConfig(config, identity, flavour, *local));
+  node->SetLastError(prepared.error);
+  Status started = node->StartInBackground();
+  if (!started.ok()) return tl::unexpected(started);
+  return node;
 }
 
 }  // namespace replboot::replication

@@ -24,7 +24,8 @@ NodeOptions Options() {
 }
 
 HttpResponse Get(const Node& node, const std::string& path) {
-  auto r = HttpGet(fmt::format("http://127.0.0.1:{}{}", node.port(), path), std::chrono::seconds(5));
+  auto r =
+      HttpGet(fmt::format("http://127.0.0.1:{}{}", node.port(), path), std::chrono::seconds(5));
   EXPECT_TRUE(r.has_value()) << r.error().ToString();
   return r.value_or(HttpResponse{});
 }
@@ -43,7 +44,8 @@ TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
   }
   HttpResponse health = Get(node, "/health");
   EXPECT_EQ(health.status, 503);
-  EXPECT_NE(health.body.find("/nonexistent/replboot-node-test.sock"), std::string::npos) << health.body;
+  EXPECT_NE(health.body.find("/nonexistent/replboot-node-test.sock"), std::string::npos)
+      << health.body;
   EXPECT_EQ(Get(node, "/ready").status, 503);
   EXPECT_EQ(Get(node, "/primary").status, 503);
   EXPECT_EQ(Get(node, "/replica?lag=5").status, 503);
@@ -63,7 +65,8 @@ TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
   EXPECT_NE(j["last_error"].get<std::string>().find("IO thread Connecting"), std::string::npos);
   std::string table = FormatStatus(j);
   EXPECT_NE(table.find("role                   replica\n"), std::string::npos) << table;
-  EXPECT_NE(table.find("clone                  done, 4096 bytes of 4096 from mysql-1.mysql\n"), std::string::npos)
+  EXPECT_NE(table.find("clone                  done, 4096 bytes of 4096 from mysql-1.mysql\n"),
+            std::string::npos)
       << table;
   HttpResponse metrics = Get(node, "/metrics");
   EXPECT_EQ(metrics.status, 200);

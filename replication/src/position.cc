@@ -10,7 +10,9 @@
 
 namespace replboot::replication {
 
-std::string_view FlavourName(Flavour flavour) { return flavour == Flavour::kMariaDB ? "mariadb" : "mysql"; }
+std::string_view FlavourName(Flavour flavour) {
+  return flavour == Flavour::kMariaDB ? "mariadb" : "mysql";
+}
 
 namespace {
 
@@ -80,13 +82,15 @@ Status CheckMariaDbGtid(std::string_view element, std::set<uint32_t>* domains) {
   uint64_t seq = 0;
   if (parts.size() != 3 || !ParseUnsigned(parts[0], &domain) || !ParseUnsigned(parts[1], &server) ||
       !ParseUnsigned(parts[2], &seq)) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("'{}' is not a MariaDB GTID (domain-server-sequence, e.g. 0-1-100)", element));
+    return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("'{}' is not a MariaDB GTID (domain-server-sequence, e.g. 0-1-100)", element));
   }
   if (!domains->insert(domain).second) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("GTID domain {} appears twice (at '{}'): a position has one GTID per domain", domain,
-                              element));
+    return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("GTID domain {} appears twice (at '{}'): a position has one GTID per domain",
+                    domain, element));
   }
   return Status::Ok();
 }
@@ -94,24 +98,28 @@ Status CheckMariaDbGtid(std::string_view element, std::set<uint32_t>* domains) {
 Status CheckMySqlGtid(std::string_view element) {
   auto parts = Split(element, ':');
   if (parts.size() < 2 || !IsUuid(parts[0])) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("'{}' is not a MySQL GTID set element (uuid:interval[:interval…])", element));
+    return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("'{}' is not a MySQL GTID set element (uuid:interval[:interval…])", element));
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     std::string_view part = parts[i];
     if (IsTag(part)) {
       if (i + 1 == parts.size()) {
-        return Status(StatusCode::kInvalidArgument, fmt::format("GTID tag '{}' in '{}' has no interval", part, element));
+        return Status(StatusCode::kInvalidArgument,
+                      fmt::format("GTID tag '{}' in '{}' has no interval", part, element));
       }
       continue;
     }
     auto bounds = Split(part, '-');
     uint64_t lo = 0, hi = 0;
     bool ok = bounds.size() == 1 ? ParseUnsigned(bounds[0], &lo) && (hi = lo, true)
-                                 : bounds.size() == 2 && ParseUnsigned(bounds[0], &lo) && ParseUnsigned(bounds[1], &hi);
+                                 : bounds.size() == 2 && ParseUnsigned(bounds[0], &lo) &&
+                                       ParseUnsigned(bounds[1], &hi);
     if (!ok || lo == 0 || hi < lo) {
       return Status(StatusCode::kInvalidArgument,
-                    fmt::format("'{}' in '{}' is not a GTID interval (n or n-m with 1 <= n <= m)", part, element));
+                    fmt::format("'{}' in '{}' is not a GTID interval (n or n-m with 1 <= n <= m)",
+                                part, element));
     }
   }
   return Status::Ok();
@@ -120,7 +128,8 @@ Status CheckMySqlGtid(std::string_view element) {
 std::string Where(std::string_view origin, int line) { return fmt::format("{}:{}", origin, line); }
 
 tl::unexpected<Status> Corrupt(std::string_view origin, int line, const std::string& what) {
-  return tl::unexpected(Status(StatusCode::kCorruption, fmt::format("{}: {}", Where(origin, line), what)));
+  return tl::unexpected(
+      Status(StatusCode::kCorruption, fmt::format("{}: {}", Where(origin, line), what)));
 }
 
 // Binlog file names are embedded in CHANGE MASTER (quoted); refuse anything that is not a
@@ -145,15 +154,18 @@ Result<std::string> NormalizeGtid(std::string_view gtid, Flavour flavour) {
   std::set<uint32_t> domains;
   for (std::string_view element : Split(compact, ',')) {
     if (element.empty()) {
-      return Error(StatusCode::kInvalidArgument, "GTID position '{}' has an empty element (stray comma)", compact);
+      return Error(StatusCode::kInvalidArgument,
+                   "GTID position '{}' has an empty element (stray comma)", compact);
     }
-    Status status = flavour == Flavour::kMariaDB ? CheckMariaDbGtid(element, &domains) : CheckMySqlGtid(element);
+    Status status = flavour == Flavour::kMariaDB ? CheckMariaDbGtid(element, &domains)
+                                                 : CheckMySqlGtid(element);
     if (!status.ok()) return tl::unexpected(status);
   }
   return compact;
 }
 
-Result<Position> ParseBinlogInfo(std::string_view content, std::string_view origin, Flavour flavour) {
+Result<Position> ParseBinlogInfo(std::string_view content, std::string_view origin,
+                                 Flavour flavour) {
   struct Record {
     int line = 0;
     std::string file;
@@ -170,13 +182,15 @@ Result<Position> ParseBinlogInfo(std::string_view content, std::string_view orig
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (Trim(line).empty()) {
       if (i + 1 == lines.size()) break;  // the text after the final '\n'
-      if (continues) return Corrupt(origin, line_no, "GTID set ends with ',' but the next line is empty");
+      if (continues)
+        return Corrupt(origin, line_no, "GTID set ends with ',' but the next line is empty");
       continue;
     }
     last_line = line_no;
     if (continues) {
       if (line.find('\t') != std::string_view::npos) {
-        return Corrupt(origin, line_no, "GTID set ends with ',' on the previous line, but this line has fields");
+        return Corrupt(origin, line_no,
+                       "GTID set ends with ',' on the previous line, but this line has fields");
       }
       records.back().gtid += Trim(line);
       continues = records.back().gtid.back() == ',';
@@ -191,16 +205,19 @@ Result<Position> ParseBinlogInfo(std::string_view content, std::string_view orig
       }
     }
     if (fields.size() < 2 || fields.size() > 3) {
-      return Corrupt(origin, line_no,
-                     fmt::format("expected 'file<TAB>position[<TAB>gtid]', found {} field(s)", fields.size()));
+      return Corrupt(
+          origin, line_no,
+          fmt::format("expected 'file<TAB>position[<TAB>gtid]', found {} field(s)", fields.size()));
     }
     Record record;
     record.line = line_no;
     std::string_view file = Trim(fields[0]);
-    if (!IsBinlogName(file)) return Corrupt(origin, line_no, fmt::format("'{}' is not a binlog file name", file));
+    if (!IsBinlogName(file))
+      return Corrupt(origin, line_no, fmt::format("'{}' is not a binlog file name", file));
     record.file = std::string(file);
     if (!ParseUnsigned(Trim(fields[1]), &record.pos) || record.pos < 4) {
-      return Corrupt(origin, line_no, fmt::format("'{}' is not a binlog position (a number >= 4)", Trim(fields[1])));
+      return Corrupt(origin, line_no,
+                     fmt::format("'{}' is not a binlog position (a number >= 4)", Trim(fields[1])));
     }
     if (fields.size() == 3) {
       std::string_view gtid = Trim(fields[2]);
@@ -278,15 +295,16 @@ Result<std::vector<Token>> Tokenize(std::string_view s, std::string_view origin)
       out.push_back(Token{quote == '`' ? Token::kWord : Token::kString, text, start_line});
     } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == '@') {
       std::string word;
-      while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '@' ||
-                              s[i] == '.')) {
+      while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' ||
+                              s[i] == '@' || s[i] == '.')) {
         word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(s[i]))));
         ++i;
       }
       out.push_back(Token{Token::kWord, word, line});
     } else if (std::isdigit(static_cast<unsigned char>(c))) {
       std::string number;
-      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) number.push_back(s[i++]);
+      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+        number.push_back(s[i++]);
       out.push_back(Token{Token::kNumber, number, line});
     } else if (c == '=' || c == ',' || c == ';') {
       out.push_back(Token{Token::kPunct, std::string(1, c), line});
@@ -303,7 +321,7 @@ bool IsWord(const Token& t, std::string_view w) { return t.kind == Token::kWord 
 struct SlaveInfo {
   std::optional<std::string> gtid;  // from SET GLOBAL
   int gtid_line = 0;
-  bool gtid_mode = false;           // master_use_gtid=slave_pos|current_pos / auto position = 1
+  bool gtid_mode = false;  // master_use_gtid=slave_pos|current_pos / auto position = 1
   std::string log_file;
   std::optional<uint64_t> log_pos;
   int change_line = 0;
@@ -325,7 +343,8 @@ Status ParseStatement(const std::vector<Token>& t, std::string_view origin, Slav
     if (var != "GTID_SLAVE_POS" && var != "GTID_PURGED") {
       return bad(line, fmt::format("unsupported SET statement (variable '{}')", var));
     }
-    if (i + 2 != t.size() || !(t[i].kind == Token::kPunct && t[i].text == "=") || t[i + 1].kind != Token::kString) {
+    if (i + 2 != t.size() || !(t[i].kind == Token::kPunct && t[i].text == "=") ||
+        t[i + 1].kind != Token::kString) {
       return bad(line, fmt::format("expected SET GLOBAL {} = '<gtid>'", var));
     }
     if (info->gtid) return bad(line, "the GTID position is set twice");
@@ -337,13 +356,16 @@ Status ParseStatement(const std::vector<Token>& t, std::string_view origin, Slav
     return Status::Ok();
   }
   // CHANGE MASTER ['name'] TO … | CHANGE REPLICATION SOURCE TO … [FOR CHANNEL '…']
-  if (!IsWord(t[0], "CHANGE")) return bad(line, fmt::format("unsupported statement starting with '{}'", t[0].text));
+  if (!IsWord(t[0], "CHANGE"))
+    return bad(line, fmt::format("unsupported statement starting with '{}'", t[0].text));
   size_t i = 1;
   if (i < t.size() && IsWord(t[i], "MASTER")) {
     ++i;
     if (i < t.size() && t[i].kind == Token::kString) {
       if (!t[i].text.empty()) {
-        return bad(line, fmt::format("named replication connection '{}' is not supported (one source only)", t[i].text));
+        return bad(line, fmt::format(
+                             "named replication connection '{}' is not supported (one source only)",
+                             t[i].text));
       }
       ++i;
     }
@@ -354,7 +376,9 @@ Status ParseStatement(const std::vector<Token>& t, std::string_view origin, Slav
   }
   if (i >= t.size() || !IsWord(t[i], "TO")) return bad(line, "expected TO");
   ++i;
-  if (info->change_line != 0) return bad(line, fmt::format("a second CHANGE statement (first at line {})", info->change_line));
+  if (info->change_line != 0)
+    return bad(line,
+               fmt::format("a second CHANGE statement (first at line {})", info->change_line));
   info->change_line = line;
   bool any = false;
   while (i < t.size()) {
@@ -363,7 +387,9 @@ Status ParseStatement(const std::vector<Token>& t, std::string_view origin, Slav
         return bad(t[i].line, "expected FOR CHANNEL '<name>' at the end");
       }
       if (!t[i + 2].text.empty()) {
-        return bad(t[i].line, fmt::format("replication channel '{}' is not supported (one source only)", t[i + 2].text));
+        return bad(t[i].line,
+                   fmt::format("replication channel '{}' is not supported (one source only)",
+                               t[i + 2].text));
       }
       break;
     }
@@ -387,13 +413,15 @@ Status ParseStatement(const std::vector<Token>& t, std::string_view origin, Slav
       info->gtid_mode = value.text == "1";
     } else if (key.text == "MASTER_LOG_FILE" || key.text == "SOURCE_LOG_FILE") {
       if (value.kind != Token::kString || !IsBinlogName(value.text)) {
-        return bad(value.line, fmt::format("{} '{}' is not a binlog file name", key.text, value.text));
+        return bad(value.line,
+                   fmt::format("{} '{}' is not a binlog file name", key.text, value.text));
       }
       info->log_file = value.text;
     } else if (key.text == "MASTER_LOG_POS" || key.text == "SOURCE_LOG_POS") {
       uint64_t pos = 0;
       if (value.kind != Token::kNumber || !ParseUnsigned(value.text, &pos) || pos < 4) {
-        return bad(value.line, fmt::format("{} '{}' is not a binlog position (a number >= 4)", key.text, value.text));
+        return bad(value.line, fmt::format("{} '{}' is not a binlog position (a number >= 4)",
+                                           key.text, value.text));
       }
       info->log_pos = pos;
     } else {
@@ -416,7 +444,8 @@ Status ParseStatement(const std::vector<Token>& t, std::string_view origin, Slav
 
 }  // namespace
 
-Result<Position> ParseSlaveInfo(std::string_view content, std::string_view origin, Flavour flavour) {
+Result<Position> ParseSlaveInfo(std::string_view content, std::string_view origin,
+                                Flavour flavour) {
   auto tokens = Tokenize(content, origin);
   if (!tokens) return tl::unexpected(tokens.error());
   SlaveInfo info;
@@ -435,13 +464,16 @@ Result<Position> ParseSlaveInfo(std::string_view content, std::string_view origi
   }
   if (!statement.empty()) {
     // mariabackup and PXB end every statement with ';': a missing one means a cut file.
-    return Corrupt(origin, statement.front().line, "statement not terminated by ';' (truncated file?)");
+    return Corrupt(origin, statement.front().line,
+                   "statement not terminated by ';' (truncated file?)");
   }
-  if (info.change_line == 0 && !info.gtid) return Corrupt(origin, last_line, "no replication position in the file");
+  if (info.change_line == 0 && !info.gtid)
+    return Corrupt(origin, last_line, "no replication position in the file");
   Position position;
   position.origin = std::string(origin);
   if (info.log_file.empty() != !info.log_pos.has_value()) {
-    return Corrupt(origin, info.change_line, "MASTER_LOG_FILE and MASTER_LOG_POS must be given together");
+    return Corrupt(origin, info.change_line,
+                   "MASTER_LOG_FILE and MASTER_LOG_POS must be given together");
   }
   if (!info.log_file.empty()) {
     position.log_file = info.log_file;
@@ -454,7 +486,8 @@ Result<Position> ParseSlaveInfo(std::string_view content, std::string_view origi
   }
   if (info.gtid_mode && !info.gtid) {
     // Auto-positioning without a GTID set would start from the source's first binlog.
-    return Corrupt(origin, info.change_line, "GTID auto-positioning without a SET GLOBAL of the GTID position");
+    return Corrupt(origin, info.change_line,
+                   "GTID auto-positioning without a SET GLOBAL of the GTID position");
   }
   if (!position.HasGtid() && !position.HasFilePos()) {
     // An empty GTID set with auto-positioning would replay the source's whole binlog history.
@@ -485,8 +518,10 @@ Result<Position> ReadClonePosition(const std::string& datadir, Flavour flavour) 
     if (!*content) return tl::unexpected(content->error());
     return ParseBinlogInfo(**content, datadir + "/" + name, flavour);
   }
-  return Error(StatusCode::kNotFound,
-               "{}: no mariadb_backup_binlog_info/xtrabackup_binlog_info (was the donor's binlog off?)", datadir);
+  return Error(
+      StatusCode::kNotFound,
+      "{}: no mariadb_backup_binlog_info/xtrabackup_binlog_info (was the donor's binlog off?)",
+      datadir);
 }
 
 }  // namespace replboot::replication

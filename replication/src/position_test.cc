@@ -31,19 +31,22 @@ std::vector<Sample> Samples() {
       {"mariadb-10.11/primary-gtid", kMariaDB,
        Pos("0-7-7", "mysql-bin.000001", 1623, "mariadb-10.11/primary-gtid/xtrabackup_binlog_info")},
       {"mariadb-10.11/primary-multidomain", kMariaDB,
-       Pos("0-1-100,1-2-50", "mysql-bin.000004", 2210, "mariadb-10.11/primary-multidomain/xtrabackup_binlog_info")},
+       Pos("0-1-100,1-2-50", "mysql-bin.000004", 2210,
+           "mariadb-10.11/primary-multidomain/xtrabackup_binlog_info")},
       {"mariadb-10.11/primary-two-fields", kMariaDB,
        Pos("", "mysql-bin.000001", 329, "mariadb-10.11/primary-two-fields/xtrabackup_binlog_info")},
       {"mariadb-10.6/primary-empty-gtid", kMariaDB,
        Pos("", "mysql-bin.000002", 385, "mariadb-10.6/primary-empty-gtid/xtrabackup_binlog_info")},
       {"mariadb-10.11/galera-sst", kMariaDB,
-       Pos("0-3-1207", "mysql-bin.000009", 8841, "mariadb-10.11/galera-sst/xtrabackup_binlog_info")},
+       Pos("0-3-1207", "mysql-bin.000009", 8841,
+           "mariadb-10.11/galera-sst/xtrabackup_binlog_info")},
       {"mariadb-10.11/replica-slave-pos", kMariaDB,
        Pos("0-7-9", "", 0, "mariadb-10.11/replica-slave-pos/xtrabackup_slave_info")},
       {"mariadb-10.11/replica-no-gtid", kMariaDB,
        Pos("", "mysql-bin.000001", 1954, "mariadb-10.11/replica-no-gtid/xtrabackup_slave_info")},
       {"mariadb-11.4/primary-gtid", kMariaDB,
-       Pos("0-100-42", "mysql-bin.000003", 5512, "mariadb-11.4/primary-gtid/mariadb_backup_binlog_info")},
+       Pos("0-100-42", "mysql-bin.000003", 5512,
+           "mariadb-11.4/primary-gtid/mariadb_backup_binlog_info")},
       {"mariadb-11.4/replica-slave-pos", kMariaDB,
        Pos("0-100-42,2-100-7", "", 0, "mariadb-11.4/replica-slave-pos/mariadb_backup_slave_info")},
       {"mysql-8.0/primary-gtid-off", kMySQL,
@@ -52,7 +55,8 @@ std::vector<Sample> Samples() {
        Pos("c777888a-b6df-11e2-a604-080027635ef5:1-4", "mysql-bin.000002", 1232,
            "mysql-8.0/primary-gtid/xtrabackup_binlog_info")},
       {"mysql-8.0/primary-gtid-multiline", kMySQL,
-       Pos("0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:1-1156346",
+       Pos("0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:"
+           "1-1156346",
            "binlog.000012", 197, "mysql-8.0/primary-gtid-multiline/xtrabackup_binlog_info")},
       {"mysql-8.0/replica-auto-position-old", kMySQL,
        Pos("c777888a-b6df-11e2-a604-080027635ef5:1-4", "", 0,
@@ -63,8 +67,9 @@ std::vector<Sample> Samples() {
        Pos("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18", "binlog.000005", 2811,
            "mysql-8.4/primary-gtid/xtrabackup_binlog_info")},
       {"mysql-8.4/replica-auto-position", kMySQL,
-       Pos("0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:1-1156346", "", 0,
-           "mysql-8.4/replica-auto-position/xtrabackup_slave_info")},
+       Pos("0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:"
+           "1-1156346",
+           "", 0, "mysql-8.4/replica-auto-position/xtrabackup_slave_info")},
       {"mysql-8.4/replica-file-pos", kMySQL,
        Pos("", "mysql-bin.000003", 1234, "mysql-8.4/replica-file-pos/xtrabackup_slave_info")},
   };
@@ -110,9 +115,10 @@ TEST(PositionTest, MalformedSamplesNameFileAndLine) {
     std::string path = kData + "/malformed/" + b.file;
     auto content = files::ReadFile(path);
     ASSERT_TRUE(content.has_value());
-    Flavour flavour = b.file.find("mysql") != std::string::npos || b.file.find("interval") != std::string::npos
-                          ? Flavour::kMySQL
-                          : Flavour::kMariaDB;
+    Flavour flavour =
+        b.file.find("mysql") != std::string::npos || b.file.find("interval") != std::string::npos
+            ? Flavour::kMySQL
+            : Flavour::kMariaDB;
     auto position = b.file.find("slave") == 0 ? ParseSlaveInfo(*content, path, flavour)
                                               : ParseBinlogInfo(*content, path, flavour);
     ASSERT_FALSE(position.has_value()) << "parsed: gtid=" << position->gtid;
@@ -147,18 +153,21 @@ TEST(PositionTest, BinlogInfoForms) {
   p = ParseBinlogInfo("mysql-bin.000003\t1234\t[]\n", "f", Flavour::kMariaDB);
   ASSERT_TRUE(p.has_value());
   EXPECT_FALSE(p->HasGtid());
-  EXPECT_FALSE(ParseBinlogInfo("mysql-bin.000003\t3\n", "f", Flavour::kMariaDB).has_value());  // < 4
+  EXPECT_FALSE(
+      ParseBinlogInfo("mysql-bin.000003\t3\n", "f", Flavour::kMariaDB).has_value());  // < 4
   EXPECT_FALSE(ParseBinlogInfo("../etc/x\t1234\n", "f", Flavour::kMariaDB).has_value());
   EXPECT_FALSE(ParseBinlogInfo("a\t4\tb\tc\n", "f", Flavour::kMariaDB).has_value());
   // A MariaDB GTID is not accepted as a MySQL set and the other way round.
   EXPECT_FALSE(ParseBinlogInfo("b.1\t4\t0-1-2\n", "f", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(ParseBinlogInfo("b.1\t4\tc777888a-b6df-11e2-a604-080027635ef5:1-4\n", "f", Flavour::kMariaDB)
-                   .has_value());
+  EXPECT_FALSE(
+      ParseBinlogInfo("b.1\t4\tc777888a-b6df-11e2-a604-080027635ef5:1-4\n", "f", Flavour::kMariaDB)
+          .has_value());
 }
 
 TEST(PositionTest, SlaveInfoForms) {
-  auto p = ParseSlaveInfo("set global GTID_SLAVE_POS='1-2-3' ; change master '' to MASTER_USE_GTID=current_pos;",
-                          "f", Flavour::kMariaDB);
+  auto p = ParseSlaveInfo(
+      "set global GTID_SLAVE_POS='1-2-3' ; change master '' to MASTER_USE_GTID=current_pos;", "f",
+      Flavour::kMariaDB);
   ASSERT_TRUE(p.has_value()) << p.error().ToString();
   EXPECT_EQ(p->gtid, "1-2-3");
   p = ParseSlaveInfo(
@@ -167,16 +176,19 @@ TEST(PositionTest, SlaveInfoForms) {
       "f", Flavour::kMySQL);
   ASSERT_TRUE(p.has_value()) << p.error().ToString();
   EXPECT_EQ(p->gtid, "c777888a-b6df-11e2-a604-080027635ef5:1-4");
-  auto channel = ParseSlaveInfo("CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='b.1', SOURCE_LOG_POS=4 FOR CHANNEL 'x';",
-                                "f", Flavour::kMySQL);
+  auto channel = ParseSlaveInfo(
+      "CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='b.1', SOURCE_LOG_POS=4 FOR CHANNEL 'x';", "f",
+      Flavour::kMySQL);
   ASSERT_FALSE(channel.has_value());
   EXPECT_NE(channel.error().message().find("channel 'x'"), std::string::npos);
   // Quotes inside the file cannot end the statement early.
-  EXPECT_FALSE(ParseSlaveInfo("SET GLOBAL gtid_slave_pos='0-1-2'; DROP TABLE t; --';", "f", Flavour::kMariaDB)
+  EXPECT_FALSE(ParseSlaveInfo("SET GLOBAL gtid_slave_pos='0-1-2'; DROP TABLE t; --';", "f",
+                              Flavour::kMariaDB)
                    .has_value());
   EXPECT_FALSE(ParseSlaveInfo("", "f", Flavour::kMariaDB).has_value());
-  EXPECT_FALSE(ParseSlaveInfo("CHANGE MASTER TO MASTER_HOST='evil', MASTER_LOG_FILE='b.1', MASTER_LOG_POS=4;", "f",
-                              Flavour::kMariaDB)
+  EXPECT_FALSE(ParseSlaveInfo(
+                   "CHANGE MASTER TO MASTER_HOST='evil', MASTER_LOG_FILE='b.1', MASTER_LOG_POS=4;",
+                   "f", Flavour::kMariaDB)
                    .has_value());
 }
 
@@ -185,18 +197,23 @@ TEST(NormalizeGtidTest, MariaDb) {
   EXPECT_EQ(NormalizeGtid("", Flavour::kMariaDB).value(), "");
   EXPECT_FALSE(NormalizeGtid("0-1-100,", Flavour::kMariaDB).has_value());
   EXPECT_FALSE(NormalizeGtid("0-1--1", Flavour::kMariaDB).has_value());
-  EXPECT_FALSE(NormalizeGtid("4294967296-1-1", Flavour::kMariaDB).has_value());  // domain is 32 bits
+  EXPECT_FALSE(
+      NormalizeGtid("4294967296-1-1", Flavour::kMariaDB).has_value());  // domain is 32 bits
   EXPECT_FALSE(NormalizeGtid("0-1-2-3", Flavour::kMariaDB).has_value());
 }
 
 TEST(NormalizeGtidTest, MySql) {
   EXPECT_EQ(NormalizeGtid("3E11FA47-71CA-11E1-9E33-C80AA9429562:23", Flavour::kMySQL).value(),
             "3E11FA47-71CA-11E1-9E33-C80AA9429562:23");
-  EXPECT_TRUE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:tag_1:7-9", Flavour::kMySQL).has_value());
+  EXPECT_TRUE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:tag_1:7-9", Flavour::kMySQL)
+                  .has_value());
   EXPECT_FALSE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:0", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:tag", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(NormalizeGtid("zz11fa47-71ca-11e1-9e33-c80aa9429562:1", Flavour::kMySQL).has_value());
+  EXPECT_FALSE(
+      NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:0", Flavour::kMySQL).has_value());
+  EXPECT_FALSE(
+      NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:tag", Flavour::kMySQL).has_value());
+  EXPECT_FALSE(
+      NormalizeGtid("zz11fa47-71ca-11e1-9e33-c80aa9429562:1", Flavour::kMySQL).has_value());
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ ReplicaState ParseReplicaState(const db::Row& row) {
 }
 
 std::string ShowReplicaStatusSql(Flavour flavour, int version) {
-  if (flavour == Flavour::kMySQL && (version == 0 || version >= 80022)) return "SHOW REPLICA STATUS";
+  if (flavour == Flavour::kMySQL && (version == 0 || version >= 80022))
+    return "SHOW REPLICA STATUS";
   return "SHOW SLAVE STATUS";
 }
 
@@ -66,9 +67,11 @@ std::string StartReplicaSql(Flavour flavour, int version) {
   return "START SLAVE";
 }
 
-Result<std::optional<ReplicaState>> ReadReplicaState(db::Session& session, Flavour flavour, int version) {
+Result<std::optional<ReplicaState>> ReadReplicaState(db::Session& session, Flavour flavour,
+                                                     int version) {
   auto rows = session.Query(ShowReplicaStatusSql(flavour, version));
-  if (!rows) return tl::unexpected(rows.error().WithContext(ShowReplicaStatusSql(flavour, version)));
+  if (!rows)
+    return tl::unexpected(rows.error().WithContext(ShowReplicaStatusSql(flavour, version)));
   if (rows->empty()) return std::optional<ReplicaState>();
   ReplicaState state = ParseReplicaState(rows->front());
   if (!state.Configured()) return std::optional<ReplicaState>();

@@ -18,14 +18,18 @@ Result<int> ParseServerVersion(const std::string& version) {
   size_t i = 0;
   for (int p = 0; p < 3; ++p) {
     size_t start = i;
-    while (i < version.size() && std::isdigit(static_cast<unsigned char>(version[i])) && i - start < 4) {
+    while (i < version.size() && std::isdigit(static_cast<unsigned char>(version[i])) &&
+           i - start < 4) {
       parts[p] = parts[p] * 10 + (version[i] - '0');
       ++i;
     }
-    if (i == start) return Error(StatusCode::kInvalidArgument, "server version '{}' is not major.minor.patch", version);
+    if (i == start)
+      return Error(StatusCode::kInvalidArgument, "server version '{}' is not major.minor.patch",
+                   version);
     if (p < 2) {
       if (i >= version.size() || version[i] != '.') {
-        return Error(StatusCode::kInvalidArgument, "server version '{}' is not major.minor.patch", version);
+        return Error(StatusCode::kInvalidArgument, "server version '{}' is not major.minor.patch",
+                     version);
       }
       ++i;
     }
@@ -40,7 +44,9 @@ constexpr const char* kRedacted = "'<redacted>'";
 // Builds "PREFIX a=1, b=2" twice: once with the password and once without.
 class OptionList {
  public:
-  void Add(const std::string& key, const std::string& value) { items_.push_back({key + "=" + value, {}}); }
+  void Add(const std::string& key, const std::string& value) {
+    items_.push_back({key + "=" + value, {}});
+  }
   void AddSecret(const std::string& key, const std::string& value) {
     items_.push_back({key + "=" + db::QuoteLiteral(value), key + "=" + kRedacted});
   }
@@ -62,17 +68,21 @@ class OptionList {
 
 }  // namespace
 
-Result<std::vector<Statement>> ReplicaStatements(const Position& position, const SourceOptions& source,
+Result<std::vector<Statement>> ReplicaStatements(const Position& position,
+                                                 const SourceOptions& source,
                                                  const ServerInfo& server) {
   if (source.host.empty() || source.user.empty()) {
-    return Error(StatusCode::kInvalidArgument, "replication source needs a host and a user (host '{}', user '{}')",
-                 source.host, source.user);
+    return Error(StatusCode::kInvalidArgument,
+                 "replication source needs a host and a user (host '{}', user '{}')", source.host,
+                 source.user);
   }
   if (source.port <= 0 || source.port > 65535) {
-    return Error(StatusCode::kInvalidArgument, "replication source port {} is out of range", source.port);
+    return Error(StatusCode::kInvalidArgument, "replication source port {} is out of range",
+                 source.port);
   }
   if (!position.HasGtid() && !position.HasFilePos()) {
-    return Error(StatusCode::kInvalidArgument, "position from '{}' has neither a GTID nor a binlog file and position",
+    return Error(StatusCode::kInvalidArgument,
+                 "position from '{}' has neither a GTID nor a binlog file and position",
                  position.origin);
   }
   std::vector<Statement> out;
@@ -108,7 +118,8 @@ Result<std::vector<Statement>> ReplicaStatements(const Position& position, const
     // may already hold the set (PXB restores mysql.gtid_executed), then nothing is to be done.
     if (*executed != position.gtid) {
       if (!executed->empty()) {
-        out.push_back(Plain(server.version >= 80400 ? "RESET BINARY LOGS AND GTIDS" : "RESET MASTER"));
+        out.push_back(
+            Plain(server.version >= 80400 ? "RESET BINARY LOGS AND GTIDS" : "RESET MASTER"));
       }
       out.push_back(Plain("SET GLOBAL gtid_purged=" + db::QuoteLiteral(position.gtid)));
     }

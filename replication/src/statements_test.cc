@@ -27,7 +27,8 @@ ServerInfo Server(Flavour flavour, int version, std::string executed = "") {
   return s;
 }
 
-std::vector<std::string> Sql(const std::string& dir, Flavour flavour, const ServerInfo& server, bool tls = false) {
+std::vector<std::string> Sql(const std::string& dir, Flavour flavour, const ServerInfo& server,
+                             bool tls = false) {
   auto position = ReadClonePosition(kData + "/" + dir, flavour);
   EXPECT_TRUE(position.has_value()) << dir << ": " << position.error().ToString();
   if (!position) return {};
@@ -57,12 +58,13 @@ TEST(StatementsTest, MariaDbGtidSamples) {
                                          {"mariadb-11.4/primary-gtid", "0-100-42"},
                                          {"mariadb-11.4/replica-slave-pos", "0-100-42,2-100-7"}}) {
     SCOPED_TRACE(c.dir);
-    EXPECT_EQ(Sql(c.dir, Flavour::kMariaDB, maria),
-              (std::vector<std::string>{
-                  "SET GLOBAL gtid_slave_pos='" + c.gtid + "'",
-                  "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='replboot_repl', " +
-                      kPw + ", MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5",
-                  "START SLAVE"}));
+    EXPECT_EQ(
+        Sql(c.dir, Flavour::kMariaDB, maria),
+        (std::vector<std::string>{"SET GLOBAL gtid_slave_pos='" + c.gtid + "'",
+                                  "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, "
+                                  "MASTER_USER='replboot_repl', " +
+                                      kPw + ", MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5",
+                                  "START SLAVE"}));
   }
 }
 
@@ -72,47 +74,55 @@ TEST(StatementsTest, MariaDbFilePosSamples) {
     std::string dir, file;
     int pos;
   };
-  for (const Case& c : std::vector<Case>{{"mariadb-10.11/primary-two-fields", "mysql-bin.000001", 329},
-                                         {"mariadb-10.6/primary-empty-gtid", "mysql-bin.000002", 385},
-                                         {"mariadb-10.11/replica-no-gtid", "mysql-bin.000001", 1954}}) {
+  for (const Case& c :
+       std::vector<Case>{{"mariadb-10.11/primary-two-fields", "mysql-bin.000001", 329},
+                         {"mariadb-10.6/primary-empty-gtid", "mysql-bin.000002", 385},
+                         {"mariadb-10.11/replica-no-gtid", "mysql-bin.000001", 1954}}) {
     SCOPED_TRACE(c.dir);
-    EXPECT_EQ(Sql(c.dir, Flavour::kMariaDB, maria, /*tls=*/true),
-              (std::vector<std::string>{
-                  "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='replboot_repl', " +
-                      kPw + ", MASTER_LOG_FILE='" + c.file + "', MASTER_LOG_POS=" + std::to_string(c.pos) +
-                      ", MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=5, MASTER_SSL=1",
-                  "START SLAVE"}));
+    EXPECT_EQ(
+        Sql(c.dir, Flavour::kMariaDB, maria, /*tls=*/true),
+        (std::vector<std::string>{"CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, "
+                                  "MASTER_USER='replboot_repl', " +
+                                      kPw + ", MASTER_LOG_FILE='" + c.file +
+                                      "', MASTER_LOG_POS=" + std::to_string(c.pos) +
+                                      ", MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=5, MASTER_SSL=1",
+                                  "START SLAVE"}));
   }
 }
 
 const std::string kMultiSet =
-    "0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:1-1156346";
+    "0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:1-"
+    "1156346";
 
 TEST(StatementsTest, MySqlGtidSamples) {
   struct Case {
     std::string dir, gtid;
   };
-  for (const Case& c : std::vector<Case>{{"mysql-8.0/primary-gtid", "c777888a-b6df-11e2-a604-080027635ef5:1-4"},
-                                         {"mysql-8.0/primary-gtid-multiline", kMultiSet},
-                                         {"mysql-8.0/replica-auto-position-old",
-                                          "c777888a-b6df-11e2-a604-080027635ef5:1-4"},
-                                         {"mysql-8.4/primary-gtid", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18"},
-                                         {"mysql-8.4/replica-auto-position", kMultiSet}}) {
+  for (const Case& c : std::vector<Case>{
+           {"mysql-8.0/primary-gtid", "c777888a-b6df-11e2-a604-080027635ef5:1-4"},
+           {"mysql-8.0/primary-gtid-multiline", kMultiSet},
+           {"mysql-8.0/replica-auto-position-old", "c777888a-b6df-11e2-a604-080027635ef5:1-4"},
+           {"mysql-8.4/primary-gtid", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18"},
+           {"mysql-8.4/replica-auto-position", kMultiSet}}) {
     SCOPED_TRACE(c.dir);
-    const std::string change = "CHANGE REPLICATION SOURCE TO SOURCE_HOST='mysql-0.mysql', SOURCE_PORT=3306, "
-                               "SOURCE_USER='replboot_repl', " + kSrcPw +
-                               ", SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=5";
+    const std::string change =
+        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='mysql-0.mysql', SOURCE_PORT=3306, "
+        "SOURCE_USER='replboot_repl', " +
+        kSrcPw + ", SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=5";
     // A fresh replica: gtid_executed empty, no reset needed.
     EXPECT_EQ(Sql(c.dir, Flavour::kMySQL, Server(Flavour::kMySQL, 80036)),
-              (std::vector<std::string>{"SET GLOBAL gtid_purged='" + c.gtid + "'", change, "START REPLICA"}));
+              (std::vector<std::string>{"SET GLOBAL gtid_purged='" + c.gtid + "'", change,
+                                        "START REPLICA"}));
     // The restored clone already holds exactly that set: nothing to purge.
     EXPECT_EQ(Sql(c.dir, Flavour::kMySQL, Server(Flavour::kMySQL, 80036, c.gtid)),
               (std::vector<std::string>{change, "START REPLICA"}));
     // Something else is there: reset first (8.4 renamed RESET MASTER).
-    EXPECT_EQ(Sql(c.dir, Flavour::kMySQL, Server(Flavour::kMySQL, 80036, "11111111-1111-1111-1111-111111111111:1")),
-              (std::vector<std::string>{"RESET MASTER", "SET GLOBAL gtid_purged='" + c.gtid + "'", change,
-                                        "START REPLICA"}));
-    EXPECT_EQ(Sql(c.dir, Flavour::kMySQL, Server(Flavour::kMySQL, 80400, "11111111-1111-1111-1111-111111111111:1"))[0],
+    EXPECT_EQ(Sql(c.dir, Flavour::kMySQL,
+                  Server(Flavour::kMySQL, 80036, "11111111-1111-1111-1111-111111111111:1")),
+              (std::vector<std::string>{"RESET MASTER", "SET GLOBAL gtid_purged='" + c.gtid + "'",
+                                        change, "START REPLICA"}));
+    EXPECT_EQ(Sql(c.dir, Flavour::kMySQL,
+                  Server(Flavour::kMySQL, 80400, "11111111-1111-1111-1111-111111111111:1"))[0],
               "RESET BINARY LOGS AND GTIDS");
   }
 }
@@ -124,18 +134,22 @@ TEST(StatementsTest, MySqlFilePosSamplesAndOldSyntax) {
     EXPECT_EQ(Sql(dir, Flavour::kMySQL, Server(Flavour::kMySQL, 80400), /*tls=*/true),
               (std::vector<std::string>{
                   "CHANGE REPLICATION SOURCE TO SOURCE_HOST='mysql-0.mysql', SOURCE_PORT=3306, "
-                  "SOURCE_USER='replboot_repl', " + kSrcPw +
-                      ", SOURCE_LOG_FILE='mysql-bin.000003', SOURCE_LOG_POS=1234, GET_SOURCE_PUBLIC_KEY=1, "
+                  "SOURCE_USER='replboot_repl', " +
+                      kSrcPw +
+                      ", SOURCE_LOG_FILE='mysql-bin.000003', SOURCE_LOG_POS=1234, "
+                      "GET_SOURCE_PUBLIC_KEY=1, "
                       "SOURCE_CONNECT_RETRY=5, SOURCE_SSL=1",
                   "START REPLICA"}));
   }
   // 8.0 before 8.0.23 has no CHANGE REPLICATION SOURCE.
-  EXPECT_EQ(Sql("mysql-8.0/replica-auto-position-old", Flavour::kMySQL, Server(Flavour::kMySQL, 80022)),
-            (std::vector<std::string>{
-                "SET GLOBAL gtid_purged='c777888a-b6df-11e2-a604-080027635ef5:1-4'",
-                "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='replboot_repl', " + kPw +
-                    ", MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1, MASTER_CONNECT_RETRY=5",
-                "START SLAVE"}));
+  EXPECT_EQ(
+      Sql("mysql-8.0/replica-auto-position-old", Flavour::kMySQL, Server(Flavour::kMySQL, 80022)),
+      (std::vector<std::string>{
+          "SET GLOBAL gtid_purged='c777888a-b6df-11e2-a604-080027635ef5:1-4'",
+          "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, "
+          "MASTER_USER='replboot_repl', " +
+              kPw + ", MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1, MASTER_CONNECT_RETRY=5",
+          "START SLAVE"}));
 }
 
 TEST(StatementsTest, RedactedRenderingHidesOnlyThePassword) {
@@ -145,7 +159,8 @@ TEST(StatementsTest, RedactedRenderingHidesOnlyThePassword) {
   ASSERT_TRUE(statements.has_value());
   ASSERT_EQ(statements->size(), 3u);
   EXPECT_EQ((*statements)[1].redacted,
-            "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='replboot_repl', "
+            "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, "
+            "MASTER_USER='replboot_repl', "
             "MASTER_PASSWORD='<redacted>', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5");
   EXPECT_EQ((*statements)[0].redacted, (*statements)[0].sql);
 }

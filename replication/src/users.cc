@@ -7,14 +7,15 @@ namespace replboot::replication {
 Result<Accounts> AccountsFromConfig(const conf::Config& config) {
   Accounts accounts;
   std::vector<std::string> problems;
-  auto resolve = [&](const std::string& inline_value, const std::string& file, const std::string& name,
-                     Account* account, const std::string& user) {
+  auto resolve = [&](const std::string& inline_value, const std::string& file,
+                     const std::string& name, Account* account, const std::string& user) {
     account->user = user;
     auto secret = conf::ResolveSecret(inline_value, file, name);
     if (!secret) {
       problems.push_back(secret.error().message());
     } else if (secret->empty()) {
-      problems.push_back(fmt::format("{} (or {}_file) is empty: the account needs a password", name, name));
+      problems.push_back(
+          fmt::format("{} (or {}_file) is empty: the account needs a password", name, name));
     } else {
       account->password = *secret;
     }
@@ -24,8 +25,8 @@ Result<Accounts> AccountsFromConfig(const conf::Config& config) {
   resolve(config.backup.password, config.backup.password_file, "backup.password", &accounts.backup,
           config.backup.user);
   if (!config.cluster.app_user.empty()) {
-    resolve(config.cluster.app_password, config.cluster.app_password_file, "cluster.app_password", &accounts.app,
-            config.cluster.app_user);
+    resolve(config.cluster.app_password, config.cluster.app_password_file, "cluster.app_password",
+            &accounts.app, config.cluster.app_user);
   }
   if (accounts.replication.user.empty()) problems.push_back("replication.user is empty");
   if (accounts.backup.user.empty()) problems.push_back("backup.user is empty");
@@ -63,10 +64,11 @@ void AddAccount(std::vector<Statement>* out, const Account& account, const std::
 std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts) {
   std::vector<Statement> out;
   out.push_back(Plain(fmt::format("CREATE DATABASE IF NOT EXISTS {}", kHeartbeatSchema)));
-  out.push_back(Plain(fmt::format(
-      "CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, "
-      "server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB",
-      kHeartbeatTable)));
+  out.push_back(
+      Plain(fmt::format("CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, "
+                        "ts TIMESTAMP(6) NOT NULL, "
+                        "server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB",
+                        kHeartbeatTable)));
   AddAccount(&out, accounts.replication, "%", {"REPLICATION SLAVE ON *.*"});
   if (flavour == Flavour::kMariaDB) {
     AddAccount(&out, accounts.backup, "localhost",

@@ -4,7 +4,9 @@
 // Why not mysql-connector-c++: Debian 12's libmysqlcppconn-dev depends on Boost 1.74,
 // which cannot be installed next to the Boost 1.81 that Asio/Beast need here.
 //
-// Calls block: run them on a thread pool, never on the Asio I/O thread.
+// Calls block: run them on a thread pool, never on the Asio I/O thread. A Session is used by
+// one thread at a time (libmariadb connections are not thread-safe); Connect() may be called
+// from any thread.
 // Passwords are passed in memory only (never argv, environment or logs).
 #ifndef REPLBOOT_DB_CLIENT_H_
 #define REPLBOOT_DB_CLIENT_H_
@@ -21,7 +23,7 @@
 namespace replboot::db {
 
 struct ConnectOptions {
-  std::string host;    // empty with a socket: connect through the socket
+  std::string host;  // empty with a socket: connect through the socket
   int port = 3306;
   std::string socket;  // unix socket path, preferred when set
   std::string user;
@@ -35,7 +37,8 @@ struct ConnectOptions {
 class Row {
  public:
   Row() = default;
-  Row(std::shared_ptr<const std::vector<std::string>> columns, std::vector<std::optional<std::string>> values);
+  Row(std::shared_ptr<const std::vector<std::string>> columns,
+      std::vector<std::optional<std::string>> values);
   // The value of `column`; nullopt when NULL or when no such column exists.
   std::optional<std::string> Get(const std::string& column) const;
   bool Has(const std::string& column) const;

@@ -6,10 +6,8 @@
 #define REPLBOOT_REPLICATION_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
-
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace replboot::replication {
 

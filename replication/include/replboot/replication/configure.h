@@ -44,7 +44,8 @@ enum class ConfigureOutcome { kConfigured, kAlreadyConfigured };
 // See the table above. After START SLAVE both threads must report Running within
 // start_deadline, else kUnavailable naming Last_IO_Error / Last_SQL_Error (also logged).
 // An SQL thread that stops with an error fails at once (it does not restart by itself).
-Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& position, const ReplicaSetup& setup);
+Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& position,
+                                          const ReplicaSetup& setup);
 
 // For a (re)starting replica: when replication is already configured, just ensures it runs;
 // otherwise reads the clone's position from the datadir (ReadClonePosition) and configures.
@@ -52,7 +53,8 @@ Result<ConfigureOutcome> SetupReplica(db::Session& session, const ReplicaSetup& 
 
 // Waits for both replication threads to run (see ConfigureReplica).
 Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version,
-                             std::chrono::milliseconds deadline, std::chrono::milliseconds poll_interval);
+                             std::chrono::milliseconds deadline,
+                             std::chrono::milliseconds poll_interval);
 
 }  // namespace replboot::replication
 

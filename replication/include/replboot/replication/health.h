@@ -18,10 +18,9 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
@@ -78,10 +77,10 @@ struct NodeInfo {
 struct Snapshot {
   NodeInfo node;
   bool mysqld_up = false;
-  std::string mysqld_error;         // why it does not answer
+  std::string mysqld_error;  // why it does not answer
   std::optional<bool> read_only;
   int version = 0;
-  std::string gtid_position;        // @@gtid_current_pos / @@gtid_executed
+  std::string gtid_position;            // @@gtid_current_pos / @@gtid_executed
   std::optional<ReplicaState> replica;  // nullopt: no replication configured
   std::optional<double> lag_seconds;    // nullopt: unknown
   std::string lag_source;               // "heartbeat", "seconds_behind_master" or "" (unknown)

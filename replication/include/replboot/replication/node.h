@@ -10,7 +10,9 @@
 // /wait?gtid=G&timeout=S (200 reached, 504 timed out, 400 bad input, 503 server unavailable).
 //
 // Wiring in `replboot run` (daemon BootstrapHooks::after_ready, on the supervisor's worker):
-//   auto prepared = replication::PrepareReplication(ctx.config(), ctx.identity, flavour, ctx.root_password);
+// StartReplicationAgent() below does all of this; spelled out:
+//   auto prepared = replication::PrepareReplication(ctx.config(), ctx.identity, flavour,
+//   ctx.root_password);
 //   // prepared.fatal: return it (the primary could not create its users).
 //   node = std::make_unique<replication::Node>(replication::NodeOptionsFromConfig(...));
 //   node->SetLastError(prepared.error);       // a replica that did not start says why in /status
@@ -23,7 +25,6 @@
 #define REPLBOOT_REPLICATION_NODE_H_
 
 #include <boost/asio/io_context.hpp>
-
 #include <chrono>
 #include <memory>
 #include <string>
@@ -38,13 +39,13 @@ namespace replboot::replication {
 
 struct NodeOptions {
   NodeInfo info;
-  db::ConnectOptions local;          // root over the local socket
+  db::ConnectOptions local;             // root over the local socket
   std::string listen = "0.0.0.0:8008";  // host:port, [v6]:port; port 0 picks a free one
-  double max_lag = 30;               // seconds, for /ready and /replica without ?lag=
+  double max_lag = 30;                  // seconds, for /ready and /replica without ?lag=
   std::chrono::milliseconds poll_interval{1000};
-  bool write_heartbeat = false;      // the primary writes replboot.heartbeat every poll_interval
-  std::chrono::seconds max_wait{60}; // cap on /wait?timeout=
-  int max_concurrent_waits = 4;      // more are refused with 503 (each holds a connection)
+  bool write_heartbeat = false;       // the primary writes replboot.heartbeat every poll_interval
+  std::chrono::seconds max_wait{60};  // cap on /wait?timeout=
+  int max_concurrent_waits = 4;       // more are refused with 503 (each holds a connection)
 };
 
 class Node {
@@ -81,8 +82,8 @@ Result<db::ConnectOptions> LocalRootOptions(const conf::Config& config);
 
 Flavour FromConf(conf::Flavour flavour);
 
-NodeOptions NodeOptionsFromConfig(const conf::Config& config, const conf::Identity& identity, conf::Flavour flavour,
-                                  const db::ConnectOptions& local);
+NodeOptions NodeOptionsFromConfig(const conf::Config& config, const conf::Identity& identity,
+                                  conf::Flavour flavour, const db::ConnectOptions& local);
 
 struct Prepared {
   Status fatal;       // not ok: the node cannot work (primary without its users); stop
@@ -92,8 +93,15 @@ struct Prepared {
 // After mysqld is ready, as root over the socket: on the primary, EnsureUsers (accounts and
 // heartbeat schema); on a replica, SetupReplica from the clone's position in the datadir,
 // replicating from <prefix>-0.<service>:mysql.port with the replication account.
-Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity, conf::Flavour flavour,
-                            const db::ConnectOptions& local);
+Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity,
+                            conf::Flavour flavour, const db::ConnectOptions& local);
+
+// All of the above for `replboot run`'s after_ready hook, in one call: LocalRootOptions,
+// PrepareReplication (its fatal error is returned), a Node from the config with the replica's
+// setup error as last error, StartInBackground(). Keep the Node until shutdown.
+Result<std::unique_ptr<Node>> StartReplicationAgent(const conf::Config& config,
+                                                     const conf::Identity& identity,
+                                                     conf::Flavour flavour);
 
 }  // namespace replboot::replication
 

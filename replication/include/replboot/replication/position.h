@@ -2,10 +2,10 @@
 // (see shared/reference/xbstream-and-backup.md §2.3, §2.4):
 //
 //   file                          written by                   holds
-//   xtrabackup_binlog_info        mariabackup ≤10.x, PXB 8.x   the donor's own binlog position + GTID
-//   mariadb_backup_binlog_info    mariabackup 11.x             (same)
-//   xtrabackup_slave_info         mariabackup ≤10.x, PXB 8.x   the donor's position in ITS source
-//   mariadb_backup_slave_info     mariabackup 11.x             (same; only with --slave-info)
+//   xtrabackup_binlog_info        mariabackup ≤10.x, PXB 8.x   the donor's own binlog position +
+//   GTID mariadb_backup_binlog_info    mariabackup 11.x             (same) xtrabackup_slave_info
+//   mariabackup ≤10.x, PXB 8.x   the donor's position in ITS source mariadb_backup_slave_info
+//   mariabackup 11.x             (same; only with --slave-info)
 //
 // The files are parsed, never executed: the statements replboot runs are generated from the
 // values (statements.h), so a file cannot smuggle SQL in.
@@ -44,14 +44,15 @@ struct Position {
 // lines `name\tsize\t[]`, the last line is the position) and a MySQL GTID set continued over
 // several lines after a trailing comma. `origin` names the file in errors, which are
 // kCorruption "<origin>:<line>: <what>".
-Result<Position> ParseBinlogInfo(std::string_view content, std::string_view origin, Flavour flavour);
+Result<Position> ParseBinlogInfo(std::string_view content, std::string_view origin,
+                                 Flavour flavour);
 
 // Parses xtrabackup_slave_info / mariadb_backup_slave_info: `SET GLOBAL gtid_slave_pos = '…';`,
 // `SET GLOBAL gtid_purged='…';`, `CHANGE MASTER TO master_use_gtid = slave_pos;`,
-// `CHANGE MASTER TO MASTER_AUTO_POSITION=1;`, `CHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION=1;`
-// and the file/pos forms `CHANGE MASTER TO MASTER_LOG_FILE='…', MASTER_LOG_POS=…;` /
-// `CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='…', SOURCE_LOG_POS=…;`. A named connection or
-// channel other than '' is refused (replboot replicates one source).
+// `CHANGE MASTER TO MASTER_AUTO_POSITION=1;`, `CHANGE REPLICATION SOURCE TO
+// SOURCE_AUTO_POSITION=1;` and the file/pos forms `CHANGE MASTER TO MASTER_LOG_FILE='…',
+// MASTER_LOG_POS=…;` / `CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='…', SOURCE_LOG_POS=…;`. A
+// named connection or channel other than '' is refused (replboot replicates one source).
 Result<Position> ParseSlaveInfo(std::string_view content, std::string_view origin, Flavour flavour);
 
 // Validates a GTID position of the flavour (empty is valid) and returns it normalised.

@@ -23,8 +23,8 @@ namespace replboot::replication {
 struct ReplicaState {
   std::string source_host;  // empty: replication not configured
   int64_t source_port = 0;
-  std::string io_running;   // "Yes", "No", "Connecting"
-  std::string sql_running;  // "Yes", "No"
+  std::string io_running;                 // "Yes", "No", "Connecting"
+  std::string sql_running;                // "Yes", "No"
   std::optional<int64_t> seconds_behind;  // NULL while the IO or SQL thread is down
   int64_t last_io_errno = 0;
   std::string last_io_error;
@@ -48,7 +48,8 @@ std::string ShowReplicaStatusSql(Flavour flavour, int version);
 std::string StartReplicaSql(Flavour flavour, int version);
 
 // nullopt when the server has no replication configured (no row, or an empty host).
-Result<std::optional<ReplicaState>> ReadReplicaState(db::Session& session, Flavour flavour, int version);
+Result<std::optional<ReplicaState>> ReadReplicaState(db::Session& session, Flavour flavour,
+                                                     int version);
 
 // SELECT VERSION() parsed (see ParseServerVersion).
 Result<int> ReadServerVersion(db::Session& session);

@@ -52,7 +52,8 @@ struct SourceOptions {
 
 // The statements, in order, that make a replica replicate from `position` on `source`.
 // kInvalidArgument when the position has neither GTID nor file/pos, or the options are empty.
-Result<std::vector<Statement>> ReplicaStatements(const Position& position, const SourceOptions& source,
+Result<std::vector<Statement>> ReplicaStatements(const Position& position,
+                                                 const SourceOptions& source,
                                                  const ServerInfo& server);
 
 // A statement with no secret: sql and redacted are the same text.

@@ -4,8 +4,9 @@
 //
 //   account                       host        grants
 //   replication.user              '%'         REPLICATION SLAVE
-//   backup.user (MariaDB)         'localhost' RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR
-//   backup.user (MySQL 8)         'localhost' BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT
+//   backup.user (MariaDB)         'localhost' RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE
+//   MONITOR backup.user (MySQL 8)         'localhost' BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES,
+//   REPLICATION CLIENT
 //                                             + SELECT ON performance_schema.log_status
 //   cluster.app_user              '%'         ordinary DML/DDL (kAppPrivileges) on *.*
 //
@@ -38,7 +39,8 @@
 namespace replboot::replication {
 
 inline constexpr const char* kAppPrivileges =
-    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, "
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK "
+    "TABLES, "
     "EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, REFERENCES";
 
 inline constexpr const char* kHeartbeatSchema = "replboot";
