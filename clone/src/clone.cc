@@ -332,8 +332,10 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   } discard{staging};
   if (::mkdir(staging.c_str(), 0750) != 0) return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
 
-  auto extractor = MakeExtractor(staging, options.flavour);
-  if (!extractor) return Error(extractor.error());
+  auto native = MakeExtractor(staging, options.flavour);
+  if (!native) return Error(native.error());
+  auto extractor = tl::expected<std::unique_ptr<StreamExtractor>, Status>(
+      MakePipelined(std::move(*native), options.pipeline_bytes));
   uint64_t bytes = 0;
   auto trailer = Receive(*sock, **extractor, *header, options, &bytes);
   if (!trailer) {

@@ -35,6 +35,8 @@ struct CloneOptions {
   std::chrono::milliseconds handshake_timeout{15'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the donor
   std::chrono::milliseconds progress_interval{5'000};
+  // Received bytes queued for the unpacking thread at most (it waits for the disk).
+  size_t pipeline_bytes = 64u << 20;
   const std::atomic<bool>* cancel = nullptr;  // set to stop between frames (shutdown)
 };
 
