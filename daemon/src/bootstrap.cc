@@ -20,9 +20,9 @@
 #include "replboot/db/client.h"
 
 // For functions returning Status (REPLBOOT_RETURN_IF_ERROR is for Result<T>).
-#define RETURN_STATUS_IF_ERROR(expr)          \
-  do {                                        \
-    ::replboot::Status daemon_status_ = (expr); \
+#define RETURN_STATUS_IF_ERROR(expr)                 \
+  do {                                               \
+    ::replboot::Status daemon_status_ = (expr);      \
     if (!daemon_status_.ok()) return daemon_status_; \
   } while (0)
 
@@ -59,8 +59,8 @@ Result<std::optional<OsUser>> MysqlOsUser(const conf::Config& config) {
   int rc = ::getpwnam_r(config.mysql.user.c_str(), &pw, buf.data(), buf.size(), &found);
   if (rc != 0) return Error(ErrnoStatus(rc, "look up mysql.user " + config.mysql.user));
   if (found == nullptr) {
-    return Error(StatusCode::kInvalidArgument, "mysql.user {}: no such OS user (mysqld must not run as root)",
-                 config.mysql.user);
+    return Error(StatusCode::kInvalidArgument,
+                 "mysql.user {}: no such OS user (mysqld must not run as root)", config.mysql.user);
   }
   OsUser user;
   user.name = config.mysql.user;
@@ -71,16 +71,20 @@ Result<std::optional<OsUser>> MysqlOsUser(const conf::Config& config) {
 
 // mkdir -p with `mode` for the directories it creates, then hands `path` itself
 // (not its parents, which may be a mounted volume's root) to the mysqld user.
-Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUser>& owner, const char* what) {
+Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUser>& owner,
+                 const char* what) {
   std::error_code ec;
   // An existing directory keeps its mode (it may be a volume replboot does not own).
   const bool existed = fs::exists(path, ec);
   fs::create_directories(path, ec);
-  if (ec) return Status(StatusCode::kIOError, fmt::format("create {} {}: {}", what, path, ec.message()));
+  if (ec)
+    return Status(StatusCode::kIOError, fmt::format("create {} {}: {}", what, path, ec.message()));
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, fmt::format("stat {} {}", what, path));
+  if (::stat(path.c_str(), &st) != 0)
+    return ErrnoStatus(errno, fmt::format("stat {} {}", what, path));
   if (!S_ISDIR(st.st_mode)) {
-    return Status(StatusCode::kInvalidArgument, fmt::format("{} {} is not a directory", what, path));
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("{} {} is not a directory", what, path));
   }
   if (owner && (st.st_uid != owner->uid || st.st_gid != owner->gid)) {
     if (::chown(path.c_str(), owner->uid, owner->gid) != 0) {
@@ -101,7 +105,8 @@ Status ClearDir(const std::string& datadir) {
   for (const auto& entry : fs::directory_iterator(datadir, ec)) {
     RETURN_STATUS_IF_ERROR(files::RemoveAll(entry.path().string()));
   }
-  if (ec) return Status(StatusCode::kIOError, fmt::format("list datadir {}: {}", datadir, ec.message()));
+  if (ec)
+    return Status(StatusCode::kIOError, fmt::format("list datadir {}: {}", datadir, ec.message()));
   return Status::Ok();
 }
 
@@ -164,11 +169,12 @@ Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, con
     RETURN_STATUS_IF_ERROR(EndProcessGroup(child->pid, what));
   }
   if (supervisor.Stopping()) {
-    return Status(StatusCode::kCancelled, fmt::format("{} interrupted by a stop request ({})", what,
-                                                      status->ToString()));
+    return Status(StatusCode::kCancelled,
+                  fmt::format("{} interrupted by a stop request ({})", what, status->ToString()));
   }
   if (!status->ok()) {
-    return Status(StatusCode::kIOError, fmt::format("{} ({}) failed: {}", what, argv[0], status->ToString()));
+    return Status(StatusCode::kIOError,
+                  fmt::format("{} ({}) failed: {}", what, argv[0], status->ToString()));
   }
   log->info("event=step_done step={}", what);
   return Status::Ok();
@@ -191,13 +197,15 @@ Status WaitUntilReady(NodeContext& ctx) {
   int attempts = 0;
   for (;;) {
     if (auto exit = sup.MainExit()) {
-      return Status(StatusCode::kUnavailable,
-                    fmt::format("mysqld exited before accepting connections on socket {}: {} (last connect "
-                                "error: {})",
-                                config.mysql.socket, exit->ToString(), last_error));
+      return Status(
+          StatusCode::kUnavailable,
+          fmt::format("mysqld exited before accepting connections on socket {}: {} (last connect "
+                      "error: {})",
+                      config.mysql.socket, exit->ToString(), last_error));
     }
     if (sup.Stopping()) {
-      return Status(StatusCode::kCancelled, "stop requested while waiting for mysqld to accept connections");
+      return Status(StatusCode::kCancelled,
+                    "stop requested while waiting for mysqld to accept connections");
     }
     ++attempts;
     auto session = db::Connect(options);
@@ -205,7 +213,8 @@ Status WaitUntilReady(NodeContext& ctx) {
       auto rows = (*session)->Query("SELECT 1");
       if (rows) {
         log::Get("daemon")->info(
-            "event=mysqld_ready socket={} attempts={} elapsed_ms={}", log::Quote(config.mysql.socket), attempts,
+            "event=mysqld_ready socket={} attempts={} elapsed_ms={}",
+            log::Quote(config.mysql.socket), attempts,
             std::chrono::duration_cast<milliseconds>(steady_clock::now() - start).count());
         return Status::Ok();
       }
@@ -214,10 +223,11 @@ Status WaitUntilReady(NodeContext& ctx) {
       last_error = session.error().message();
     }
     if (steady_clock::now() >= deadline) {
-      return Status(StatusCode::kTimeout,
-                    fmt::format("mysqld did not accept a connection as root on socket {} within {}s "
-                                "(mysql.startup_timeout); last error: {}",
-                                config.mysql.socket, config.mysql.startup_timeout, last_error));
+      return Status(
+          StatusCode::kTimeout,
+          fmt::format("mysqld did not accept a connection as root on socket {} within {}s "
+                      "(mysql.startup_timeout); last error: {}",
+                      config.mysql.socket, config.mysql.startup_timeout, last_error));
     }
     sup.SleepUnlessDone(milliseconds(250));
   }
@@ -265,7 +275,8 @@ Result<DatadirState> InspectDatadir(const std::string& datadir) {
   return DatadirState::kInitialized;
 }
 
-std::string RootPasswordInitSql(const std::string& root_password, const std::vector<std::string>& hostnames) {
+std::string RootPasswordInitSql(const std::string& root_password,
+                                const std::vector<std::string>& hostnames) {
   const std::string pw = db::QuoteLiteral(root_password);
   std::string sql;
   // One statement per line: mysqld reads an init file line by line.
@@ -294,7 +305,8 @@ Result<InitFile> InitFile::Create(const std::string& parent, const std::string& 
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
   // mkdtemp creates it 0700: nobody else can even look up the file inside.
-  if (::mkdtemp(buf.data()) == nullptr) return Error(ErrnoStatus(errno, "create private dir " + pattern));
+  if (::mkdtemp(buf.data()) == nullptr)
+    return Error(ErrnoStatus(errno, "create private dir " + pattern));
   std::string dir(buf.data());
   InitFile file(dir, JoinPath(dir, "init.sql"));
   if (uid && ::chown(dir.c_str(), *uid, gid.value_or(static_cast<gid_t>(-1))) != 0) {
@@ -307,7 +319,8 @@ Result<InitFile> InitFile::Create(const std::string& parent, const std::string& 
   return file;
 }
 
-InitFile::InitFile(InitFile&& other) noexcept : dir_(std::move(other.dir_)), path_(std::move(other.path_)) {
+InitFile::InitFile(InitFile&& other) noexcept
+    : dir_(std::move(other.dir_)), path_(std::move(other.path_)) {
   other.dir_.clear();
   other.path_.clear();
 }
@@ -326,7 +339,8 @@ Status InitFile::Remove() {
   return s;
 }
 
-std::vector<std::string> MysqldArgv(const std::string& server_binary, const std::string& defaults_file,
+std::vector<std::string> MysqldArgv(const std::string& server_binary,
+                                    const std::string& defaults_file,
                                     const std::optional<std::string>& user,
                                     const std::optional<std::string>& init_file) {
   std::vector<std::string> argv = {server_binary, "--defaults-file=" + defaults_file};
@@ -336,7 +350,8 @@ std::vector<std::string> MysqldArgv(const std::string& server_binary, const std:
 }
 
 std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Config& config,
-                                        const std::string& server_binary, const std::string& defaults_file,
+                                        const std::string& server_binary,
+                                        const std::string& defaults_file,
                                         const std::optional<std::string>& user) {
   std::vector<std::string> argv;
   if (flavour == conf::Flavour::kMariaDB) {
@@ -368,12 +383,13 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   ctx.flavour = *flavour;
   const std::string server = conf::ServerBinary(config, ctx.flavour);
 
-  auto defaults_file = conf::WriteMysqldConfig(config.mysql.config_dir,
-                                               conf::RenderMysqldConfig(config, ctx.identity, ctx.flavour));
+  auto defaults_file = conf::WriteMysqldConfig(
+      config.mysql.config_dir, conf::RenderMysqldConfig(config, ctx.identity, ctx.flavour));
   if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
   ctx.defaults_file = *defaults_file;
-  log->info("event=config_rendered path={} flavour={} role={} server_id={}", log::Quote(ctx.defaults_file),
-            conf::FlavourName(ctx.flavour), conf::RoleName(ctx.identity.role), ctx.identity.server_id);
+  log->info("event=config_rendered path={} flavour={} role={} server_id={}",
+            log::Quote(ctx.defaults_file), conf::FlavourName(ctx.flavour),
+            conf::RoleName(ctx.identity.role), ctx.identity.server_id);
 
   auto os_user = MysqlOsUser(config);
   if (!os_user) return os_user.error();
@@ -385,7 +401,8 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
 
   auto state = InspectDatadir(config.mysql.datadir);
   if (!state) return state.error();
-  BootstrapAction action = DecideBootstrap(ctx.identity.role, *state, static_cast<bool>(hooks.prepare_datadir));
+  BootstrapAction action =
+      DecideBootstrap(ctx.identity.role, *state, static_cast<bool>(hooks.prepare_datadir));
   log->info("event=bootstrap_decision action={} role={} datadir={}", BootstrapActionName(action),
             conf::RoleName(ctx.identity.role), log::Quote(config.mysql.datadir));
 
@@ -394,16 +411,19 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   switch (action) {
     case BootstrapAction::kInitialize: {
       if (ctx.root_password.empty()) {
-        return Status(StatusCode::kInvalidArgument,
-                      fmt::format("datadir {} is empty and must be initialized, but no root password is set "
-                                  "(mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
-                                  config.mysql.datadir));
+        return Status(
+            StatusCode::kInvalidArgument,
+            fmt::format("datadir {} is empty and must be initialized, but no root password is set "
+                        "(mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
+                        config.mysql.datadir));
       }
-      Status s = RunStep(sup, InitializeArgv(ctx.flavour, config, server, ctx.defaults_file, user_flag),
-                         "initialize_datadir");
+      Status s =
+          RunStep(sup, InitializeArgv(ctx.flavour, config, server, ctx.defaults_file, user_flag),
+                  "initialize_datadir");
       if (!s.ok()) {
         Status cleared = ClearDir(config.mysql.datadir);
-        if (!cleared.ok()) log->error("event=datadir_clear_failed error={}", log::Quote(cleared.ToString()));
+        if (!cleared.ok())
+          log->error("event=datadir_clear_failed error={}", log::Quote(cleared.ToString()));
         return s;
       }
       // Before the first start: if it is interrupted, the next run sets the password.
@@ -413,10 +433,12 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
     }
     case BootstrapAction::kFinishInitialize:
       if (ctx.root_password.empty()) {
-        return Status(StatusCode::kInvalidArgument,
-                      fmt::format("datadir {} was initialized but root has no password yet, and no root "
-                                  "password is set (mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
-                                  config.mysql.datadir));
+        return Status(
+            StatusCode::kInvalidArgument,
+            fmt::format(
+                "datadir {} was initialized but root has no password yet, and no root "
+                "password is set (mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
+                config.mysql.datadir));
       }
       set_root_password = true;
       break;
@@ -426,39 +448,44 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
       RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
       break;
     case BootstrapAction::kNoClone:
-      return Status(StatusCode::kUnavailable,
-                    fmt::format("datadir {} is empty and cloning is not available (replica {} needs a copy of a "
-                                "peer's data)",
-                                config.mysql.datadir, ctx.identity.hostname));
+      return Status(
+          StatusCode::kUnavailable,
+          fmt::format(
+              "datadir {} is empty and cloning is not available (replica {} needs a copy of a "
+              "peer's data)",
+              config.mysql.datadir, ctx.identity.hostname));
     case BootstrapAction::kUseAsIs:
       break;
   }
 
   std::optional<InitFile> init_file;
   if (set_root_password) {
-    auto created = InitFile::Create(socket_dir, RootPasswordInitSql(ctx.root_password, MachineHostnames()),
-                                    *os_user ? std::optional<uid_t>((*os_user)->uid) : std::nullopt,
-                                    *os_user ? std::optional<gid_t>((*os_user)->gid) : std::nullopt);
+    auto created =
+        InitFile::Create(socket_dir, RootPasswordInitSql(ctx.root_password, MachineHostnames()),
+                         *os_user ? std::optional<uid_t>((*os_user)->uid) : std::nullopt,
+                         *os_user ? std::optional<gid_t>((*os_user)->gid) : std::nullopt);
     if (!created) return created.error().WithContext("root password init file");
     init_file.emplace(std::move(*created));
   }
 
   if (sup.Stopping()) return Status(StatusCode::kCancelled, "stop requested before mysqld started");
   process::SpawnOptions options;
-  options.argv = MysqldArgv(server, ctx.defaults_file, user_flag,
-                            init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
+  options.argv =
+      MysqldArgv(server, ctx.defaults_file, user_flag,
+                 init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
   options.env = process::ChildEnvironment();
   auto child = process::Spawn(options);
   if (!child) return child.error().WithContext("start mysqld");
   sup.SetMainChild(child->pid);
-  log->info("event=mysqld_started pid={} binary={} defaults_file={} init_file={}", child->pid, log::Quote(server),
-            log::Quote(ctx.defaults_file), init_file.has_value());
+  log->info("event=mysqld_started pid={} binary={} defaults_file={} init_file={}", child->pid,
+            log::Quote(server), log::Quote(ctx.defaults_file), init_file.has_value());
 
   Status ready = WaitUntilReady(ctx);
   if (init_file) {
     // It has been read (or mysqld is gone): the secret must not outlive this point.
     Status removed = init_file->Remove();
-    if (!removed.ok()) log->error("event=init_file_remove_failed error={}", log::Quote(removed.ToString()));
+    if (!removed.ok())
+      log->error("event=init_file_remove_failed error={}", log::Quote(removed.ToString()));
   }
   RETURN_STATUS_IF_ERROR(ready);
   if (set_root_password) {

@@ -24,19 +24,22 @@ TEST(DecideBootstrapTest, Table) {
   const Row rows[] = {
       {Role::kPrimary, DatadirState::kEmpty, false, BootstrapAction::kInitialize},
       {Role::kPrimary, DatadirState::kEmpty, true, BootstrapAction::kInitialize},
-      {Role::kPrimary, DatadirState::kRootPasswordPending, false, BootstrapAction::kFinishInitialize},
+      {Role::kPrimary, DatadirState::kRootPasswordPending, false,
+       BootstrapAction::kFinishInitialize},
       {Role::kPrimary, DatadirState::kInitialized, false, BootstrapAction::kUseAsIs},
       {Role::kPrimary, DatadirState::kInitialized, true, BootstrapAction::kUseAsIs},
       {Role::kReplica, DatadirState::kEmpty, true, BootstrapAction::kClone},
       {Role::kReplica, DatadirState::kEmpty, false, BootstrapAction::kNoClone},
-      {Role::kReplica, DatadirState::kRootPasswordPending, true, BootstrapAction::kFinishInitialize},
+      {Role::kReplica, DatadirState::kRootPasswordPending, true,
+       BootstrapAction::kFinishInitialize},
       {Role::kReplica, DatadirState::kInitialized, true, BootstrapAction::kUseAsIs},
       {Role::kReplica, DatadirState::kInitialized, false, BootstrapAction::kUseAsIs},
   };
   for (const Row& r : rows) {
     EXPECT_EQ(DecideBootstrap(r.role, r.state, r.can_clone), r.want)
-        << conf::RoleName(r.role) << " state=" << static_cast<int>(r.state) << " clone=" << r.can_clone
-        << " got " << BootstrapActionName(DecideBootstrap(r.role, r.state, r.can_clone));
+        << conf::RoleName(r.role) << " state=" << static_cast<int>(r.state)
+        << " clone=" << r.can_clone << " got "
+        << BootstrapActionName(DecideBootstrap(r.role, r.state, r.can_clone));
   }
 }
 
@@ -74,9 +77,12 @@ TEST(RootPasswordInitSqlTest, SetsPasswordAndDropsPasswordlessUsers) {
   std::string sql = RootPasswordInitSql("s3cret", {"buildhost"});
   // The binlog must not keep the password: logging is off before the first statement.
   EXPECT_EQ(sql.rfind("SET SESSION sql_log_bin=0;\n", 0), 0u) << sql;
-  EXPECT_NE(sql.find("ALTER USER 'root'@'localhost' IDENTIFIED BY 's3cret';\n"), std::string::npos) << sql;
-  EXPECT_NE(sql.find("CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY 's3cret';\n"), std::string::npos);
-  EXPECT_NE(sql.find("GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n"), std::string::npos);
+  EXPECT_NE(sql.find("ALTER USER 'root'@'localhost' IDENTIFIED BY 's3cret';\n"), std::string::npos)
+      << sql;
+  EXPECT_NE(sql.find("CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY 's3cret';\n"),
+            std::string::npos);
+  EXPECT_NE(sql.find("GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n"),
+            std::string::npos);
   EXPECT_NE(sql.find("DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', ''@'localhost', "
                      "'root'@'buildhost', ''@'buildhost';\n"),
             std::string::npos)
@@ -131,7 +137,8 @@ TEST(InitFileTest, PrivateModesAndRemoval) {
 TEST(InitFileTest, MissingParentIsAnErrorNamingIt) {
   auto file = InitFile::Create("/nonexistent/replboot", "x", std::nullopt, std::nullopt);
   ASSERT_FALSE(file);
-  EXPECT_NE(file.error().message().find("/nonexistent/replboot"), std::string::npos) << file.error().message();
+  EXPECT_NE(file.error().message().find("/nonexistent/replboot"), std::string::npos)
+      << file.error().message();
 }
 
 TEST(ArgvTest, MysqldDefaultsFileFirstAndNoSecret) {
@@ -149,8 +156,8 @@ TEST(ArgvTest, InitializeByFlavour) {
   conf::Config config;
   config.mysql.datadir = "/var/lib/mysql";
   config.mysql.root_password = "never-on-argv";
-  auto maria = InitializeArgv(conf::Flavour::kMariaDB, config, "mariadbd", "/etc/replboot/replboot.cnf",
-                              std::string("mysql"));
+  auto maria = InitializeArgv(conf::Flavour::kMariaDB, config, "mariadbd",
+                              "/etc/replboot/replboot.cnf", std::string("mysql"));
   EXPECT_EQ(maria[0], "mariadb-install-db");
   EXPECT_EQ(maria[1], "--no-defaults");
   auto has = [](const std::vector<std::string>& v, const std::string& s) {
@@ -159,8 +166,8 @@ TEST(ArgvTest, InitializeByFlavour) {
   EXPECT_TRUE(has(maria, "--datadir=/var/lib/mysql"));
   EXPECT_TRUE(has(maria, "--auth-root-authentication-method=normal"));
   EXPECT_TRUE(has(maria, "--user=mysql"));
-  auto mysql = InitializeArgv(conf::Flavour::kMySQL, config, "/usr/sbin/mysqld", "/etc/replboot/replboot.cnf",
-                              std::nullopt);
+  auto mysql = InitializeArgv(conf::Flavour::kMySQL, config, "/usr/sbin/mysqld",
+                              "/etc/replboot/replboot.cnf", std::nullopt);
   EXPECT_EQ(mysql[0], "/usr/sbin/mysqld");
   EXPECT_EQ(mysql[1], "--defaults-file=/etc/replboot/replboot.cnf");
   EXPECT_TRUE(has(mysql, "--initialize-insecure"));

@@ -38,8 +38,8 @@ int Run(const conf::ConfigFlags& flags) {
     log->error("event=identity_invalid error={}", log::Quote(identity.error().message()));
     return kConfigError;
   }
-  auto root_password =
-      conf::ResolveSecret(config.mysql.root_password, config.mysql.root_password_file, "mysql.root_password");
+  auto root_password = conf::ResolveSecret(config.mysql.root_password,
+                                           config.mysql.root_password_file, "mysql.root_password");
   if (!root_password) {
     log->error("event=secret_invalid error={}", log::Quote(root_password.error().message()));
     return kConfigError;
@@ -67,8 +67,9 @@ int Run(const conf::ConfigFlags& flags) {
 void AddCommands(CLI::App& app) {
   // CLI11 keeps pointers into the flags until parsing ends, i.e. for the life of `app`.
   auto flags = std::make_shared<conf::ConfigFlags>();
-  CLI::App* run = app.add_subcommand(
-      "run", "container ENTRYPOINT: render the config, initialize or clone the datadir, run and supervise mysqld");
+  CLI::App* run = app.add_subcommand("run",
+                                     "container ENTRYPOINT: render the config, initialize or clone "
+                                     "the datadir, run and supervise mysqld");
   conf::AddConfigFlags(run, flags.get());
   run->callback([flags] { cli::ExitCode() = Run(*flags); });
 }

@@ -64,7 +64,8 @@ Status Supervisor::BlockSignals() {
   // As tini: a closed client socket must not kill PID 1, and PID 1 must not be
   // stopped by terminal I/O. Spawn() resets these to the default in children.
   for (int s : {SIGPIPE, SIGTTIN, SIGTTOU}) {
-    if (::signal(s, SIG_IGN) == SIG_ERR) return ErrnoStatus(errno, fmt::format("signal({}, SIG_IGN)", s));
+    if (::signal(s, SIG_IGN) == SIG_ERR)
+      return ErrnoStatus(errno, fmt::format("signal({}, SIG_IGN)", s));
   }
   return Status::Ok();
 }
@@ -81,7 +82,8 @@ void Supervisor::SetMainChild(pid_t pid) {
     // gets it now, with the same grace period.
     ::kill(pid, SignalForMysqld(stop));
     kill_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
-    log::Get("daemon")->info("event=signal_forwarded signal={} pid={} late=true", SignalName(stop), pid);
+    log::Get("daemon")->info("event=signal_forwarded signal={} pid={} late=true", SignalName(stop),
+                             pid);
   }
 }
 
@@ -118,12 +120,13 @@ void Supervisor::BeginStop(int signo, const char* reason) {
   if (main_pid_ > 0 && !main_exit_) {
     int forwarded = SignalForMysqld(signo);
     if (::kill(main_pid_, forwarded) != 0) {
-      log->warn("event=signal_forward_failed signal={} pid={} error={}", SignalName(forwarded), main_pid_,
-                log::Quote(std::strerror(errno)));
+      log->warn("event=signal_forward_failed signal={} pid={} error={}", SignalName(forwarded),
+                main_pid_, log::Quote(std::strerror(errno)));
     } else {
       log->info("event=signal_forwarded signal={} pid={}", SignalName(forwarded), main_pid_);
     }
-    if (!kill_deadline_) kill_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
+    if (!kill_deadline_)
+      kill_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
   } else if (step_pid_ > 0) {
     // The whole group: install-db is a script whose mariadbd --bootstrap would
     // otherwise go on writing into the datadir after the script died.
@@ -141,8 +144,8 @@ void Supervisor::HandleSignal(int signo) {
   std::lock_guard lock(mutex_);
   if (main_pid_ > 0 && !main_exit_) {
     if (::kill(main_pid_, signo) != 0) {
-      log->warn("event=signal_forward_failed signal={} pid={} error={}", SignalName(signo), main_pid_,
-                log::Quote(std::strerror(errno)));
+      log->warn("event=signal_forward_failed signal={} pid={} error={}", SignalName(signo),
+                main_pid_, log::Quote(std::strerror(errno)));
     } else {
       log->info("event=signal_forwarded signal={} pid={}", SignalName(signo), main_pid_);
     }
@@ -180,8 +183,9 @@ void Supervisor::KillIfGraceExpired() {
                               log::Quote(std::strerror(errno)));
     return;
   }
-  log::Get("daemon")->warn("event=mysqld_killed pid={} signal=SIGKILL reason=grace_expired grace_s={:.1f}",
-                           main_pid_, options_.shutdown_grace.count() / 1000.0);
+  log::Get("daemon")->warn(
+      "event=mysqld_killed pid={} signal=SIGKILL reason=grace_expired grace_s={:.1f}", main_pid_,
+      options_.shutdown_grace.count() / 1000.0);
 }
 
 int Supervisor::Run(const std::function<Status(Supervisor&)>& startup) {
@@ -246,18 +250,23 @@ int Supervisor::Run(const std::function<Status(Supervisor&)>& startup) {
         killed = killed_;
       }
       exit_code = forced_code ? *forced_code : ExitCodeFor(*main_exit, requested);
-      long elapsed_ms = started == std::chrono::steady_clock::time_point()
-                            ? 0
-                            : static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                    std::chrono::steady_clock::now() - started)
-                                                    .count());
+      long elapsed_ms =
+          started == std::chrono::steady_clock::time_point()
+              ? 0
+              : static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - started)
+                                      .count());
       if (requested || forced_code) {
-        log->info("event=mysqld_exited status={} requested=true killed={} stop_elapsed_ms={} exit_code={}",
-                  log::Quote(main_exit->ToString()), killed, elapsed_ms, exit_code);
+        log->info(
+            "event=mysqld_exited status={} requested=true killed={} stop_elapsed_ms={} "
+            "exit_code={}",
+            log::Quote(main_exit->ToString()), killed, elapsed_ms, exit_code);
       } else {
-        log->error("event=mysqld_exited status={} requested=false exit_code={} msg={}",
-                   log::Quote(main_exit->ToString()), exit_code,
-                   log::Quote("mysqld ended without being asked to stop; exiting non-zero so the pod restarts"));
+        log->error(
+            "event=mysqld_exited status={} requested=false exit_code={} msg={}",
+            log::Quote(main_exit->ToString()), exit_code,
+            log::Quote(
+                "mysqld ended without being asked to stop; exiting non-zero so the pod restarts"));
       }
       break;
     }
@@ -297,7 +306,8 @@ int Supervisor::Run(const std::function<Status(Supervisor&)>& startup) {
         // with the startup error's code.
         BeginStop(SIGTERM, "startup_failed");
       } else if (main <= 0) {
-        log->error("event=startup_failed error={}", log::Quote("startup ended without starting mysqld"));
+        log->error("event=startup_failed error={}",
+                   log::Quote("startup ended without starting mysqld"));
         exit_code = 1;
         break;
       }
@@ -307,7 +317,8 @@ int Supervisor::Run(const std::function<Status(Supervisor&)>& startup) {
   if (finished_future.wait_for(options_.worker_join_timeout) != std::future_status::ready) {
     // The worker is blocked in something without a deadline (a hook); exiting
     // is still right, since mysqld has ended and the pod must restart or stop.
-    log->error("event=worker_stuck waited_ms={} exit_code={}", options_.worker_join_timeout.count(), exit_code);
+    log->error("event=worker_stuck waited_ms={} exit_code={}", options_.worker_join_timeout.count(),
+               exit_code);
     spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
     std::_Exit(exit_code);
   }

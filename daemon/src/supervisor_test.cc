@@ -42,7 +42,8 @@ TEST(ExitCodeTest, StartupErrors) {
   EXPECT_EQ(ExitCodeForStartupError(Status(StatusCode::kInvalidArgument, "bad hostname"), 0), 2);
   EXPECT_EQ(ExitCodeForStartupError(Status(StatusCode::kTimeout, "no connection"), 0), 1);
   EXPECT_EQ(ExitCodeForStartupError(Status(StatusCode::kCancelled, "stop"), SIGTERM), 143);
-  EXPECT_EQ(ExitCodeForStartupError(Status(StatusCode::kIOError, "install-db killed"), SIGINT), 130);
+  EXPECT_EQ(ExitCodeForStartupError(Status(StatusCode::kIOError, "install-db killed"), SIGINT),
+            130);
 }
 
 TEST(ExitCodeTest, StopSignals) {
@@ -132,7 +133,8 @@ TEST_F(SupervisorTest, OtherSignalsAreForwardedWithoutStopping) {
   std::string marker = std::string(dir_template) + "/hup";
   Supervisor sup(Fast());
   int code = sup.Run([&](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap 'touch " + marker + "' HUP; trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnShell("trap 'touch " + marker +
+                          "' HUP; trap 'exit 0' TERM; while :; do sleep 0.05; done");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
     std::this_thread::sleep_for(milliseconds(200));
@@ -193,7 +195,8 @@ TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
   EXPECT_EQ(code, 0);
   ASSERT_GT(orphan, 0);
   // Reaped: no /proc entry at all (a zombie would still show state Z).
-  EXPECT_EQ(state_while_running, "") << "orphan " << orphan << " not reaped: " << state_while_running;
+  EXPECT_EQ(state_while_running, "")
+      << "orphan " << orphan << " not reaped: " << state_while_running;
   ::unlink(pid_file.c_str());
   ::rmdir(dir_template);
 }

@@ -38,9 +38,9 @@
 namespace replboot::daemon {
 
 enum class DatadirState {
-  kEmpty,                  // missing or no entries
-  kRootPasswordPending,    // initialized by us, root password not yet set (marker present)
-  kInitialized,            // anything else: a datadir someone made, used as is
+  kEmpty,                // missing or no entries
+  kRootPasswordPending,  // initialized by us, root password not yet set (marker present)
+  kInitialized,          // anything else: a datadir someone made, used as is
 };
 
 enum class BootstrapAction { kInitialize, kFinishInitialize, kClone, kNoClone, kUseAsIs };
@@ -64,7 +64,8 @@ inline constexpr char kRootPasswordPendingMarker[] = "replboot-root-password.pen
 // install-db creates. `hostnames` are the machine names install-db may have used.
 // Runs with sql_log_bin=0: the binlog would keep the password in clear text, and
 // replicas get these users with the cloned datadir anyway.
-std::string RootPasswordInitSql(const std::string& root_password, const std::vector<std::string>& hostnames);
+std::string RootPasswordInitSql(const std::string& root_password,
+                                const std::vector<std::string>& hostnames);
 
 // An --init-file holding a secret: a fresh private directory (0700) under
 // `parent` with one 0600 file, both owned by `uid`:`gid` (mysqld reads it after
@@ -116,13 +117,15 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks);
 
 // The mysqld command line: the server binary, the rendered option file first (as
 // mysqld requires), --user when replboot runs as root, and the init file if any.
-std::vector<std::string> MysqldArgv(const std::string& server_binary, const std::string& defaults_file,
+std::vector<std::string> MysqldArgv(const std::string& server_binary,
+                                    const std::string& defaults_file,
                                     const std::optional<std::string>& user,
                                     const std::optional<std::string>& init_file);
 
 // The initialization command of the flavour (never carries a password).
 std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Config& config,
-                                        const std::string& server_binary, const std::string& defaults_file,
+                                        const std::string& server_binary,
+                                        const std::string& defaults_file,
                                         const std::optional<std::string>& user);
 
 }  // namespace replboot::daemon
