@@ -298,5 +298,50 @@ def test_sigkill_during_prepare_then_rerun():
     assert_good_clone(c, datadir, 3)
 
 
+def slave_status(db):
+    """SHOW SLAVE STATUS as a dict (the harness's sql() drops the column names)."""
+    r = subprocess.run(["mariadb", f"--defaults-extra-file={db.client_cnf}", f"--socket={db.socket}", "-B"],
+                       input=b"SHOW SLAVE STATUS", capture_output=True, check=True)
+    lines = r.stdout.decode().splitlines()
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split("\t"), lines[1].split("\t")))
+
+
+def test_clone_from_replica_leaves_its_replication_running():
+    c = cluster()
+    p = c.primary
+    p.sql("CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-pw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';")
+    donor = MariaDB(c.h, c.h.addr(6), name="donor-replica",
+                    extra_args=["--server-id=2", "--log-bin=mysql-bin", "--log-slave-updates"])
+    donor.install().start()
+    donor.sql(f"CHANGE MASTER TO MASTER_HOST='{p.addr}', MASTER_PORT={p.port}, MASTER_USER='repl', "
+              "MASTER_PASSWORD='repl-pw', MASTER_USE_GTID=slave_pos; START SLAVE;")
+    try:
+        wait_until(lambda: donor.sql("SELECT COUNT(*) FROM app.t", check=False).returncode == 0 and
+                   donor.value("SELECT COUNT(*) FROM app.t") == str(ROWS), 60, "the donor replica to catch up")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {slave_status(donor)}")
+    before = slave_status(donor)
+    assert before.get("Slave_SQL_Running") == "Yes" and before.get("Slave_IO_Running") == "Yes", before
+    cfg = c.config("serve-donor", listen=f"{donor.addr}:3307")
+    with open(cfg) as f:
+        text = f.read().replace(p.socket, donor.socket)
+    with open(cfg, "w") as f:
+        f.write(text)
+    server = c.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-donor")
+    wait_until(lambda: "backup_server_listening" in read(server.log_path), 20, "donor's backup server")
+    datadir = c.h.path("from-replica-data")
+    rc, log = run_clone(c, "clone-from-replica", f"{donor.addr}:3307", datadir)
+    assert rc == 0, log
+    with open(os.path.join(datadir, "replboot-clone.json")) as f:
+        marker = f.read()
+    assert "slave_info" in marker and "gtid_slave_pos" in marker, marker
+    after = slave_status(donor)
+    assert after.get("Slave_SQL_Running") == "Yes" and after.get("Slave_IO_Running") == "Yes", after
+    p.sql("INSERT INTO app.t VALUES (%d, 'after the clone');" % (ROWS + 1))
+    wait_until(lambda: donor.value("SELECT COUNT(*) FROM app.t") == str(ROWS + 1), 30, "replication after the clone")
+
+
 if __name__ == "__main__":
     run_tests(globals())
