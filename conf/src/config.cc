@@ -658,8 +658,14 @@ const std::map<std::string, std::string_view>& ManagedOptions() {
 }  // namespace
 
 bool IsAllowedExtraVariable(std::string_view name) {
-  return name == "REPLBOOT_CONFIG" || name == "REPLBOOT_BIN" || name == "REPLBOOT_SOURCE_DIR" ||
-         name.starts_with("REPLBOOT_TEST_");
+  static constexpr std::string_view kAllowed[] = {
+      "REPLBOOT_CONFIG",   "REPLBOOT_BIN",        "REPLBOOT_SOURCE_DIR",
+      "REPLBOOT_KEEP_TMP", "REPLBOOT_BASE_IMAGE", "REPLBOOT_IMAGE_CACHE",
+  };
+  for (std::string_view allowed : kAllowed) {
+    if (name == allowed) return true;
+  }
+  return name.starts_with("REPLBOOT_TEST_");
 }
 
 namespace {

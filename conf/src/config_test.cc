@@ -140,6 +140,8 @@ TEST_F(ConfigTest, AllTypesFromEnvironmentAndSet) {
                   {"REPLBOOT_MYSQL_OPTIONS", "max_connections=10,wait_timeout=60"},
                   {"REPLBOOT_MYSQL_OPTIONS_INNODB_BUFFER_POOL_SIZE", "2G"},
                   {"REPLBOOT_BIN", "/allowed/for/tests"},
+                  {"REPLBOOT_KEEP_TMP", "1"},
+                  {"REPLBOOT_TEST_ANYTHING", "x"},
                   {"PATH", "/not/ours"}};
   options_.sets = {"mysql.options.max_connections=20", "replication.tls=true"};
   auto loaded = LoadConfig(options_);

@@ -139,8 +139,9 @@ struct LoadedConfig {
 Result<LoadedConfig> LoadConfig(const LoadOptions& options);
 
 // REPLBOOT_* variables that are not settings: REPLBOOT_CONFIG (the TOML file),
-// REPLBOOT_BIN and REPLBOOT_SOURCE_DIR (set by the test runner for the test
-// scripts) and any REPLBOOT_TEST_* (free for tests).
+// REPLBOOT_BIN, REPLBOOT_SOURCE_DIR and REPLBOOT_KEEP_TMP (test runner and
+// harness), REPLBOOT_BASE_IMAGE and REPLBOOT_IMAGE_CACHE (scripts/podman-setup),
+// and any REPLBOOT_TEST_* (free for tests). A developer's shell may export them.
 bool IsAllowedExtraVariable(std::string_view name);
 
 // Every problem of an assembled config (ports, enums, positive timeouts, log
