@@ -66,7 +66,7 @@ class Image:
                                 source_dir()], stdout=f, stderr=subprocess.STDOUT, timeout=3000)
         with open(log) as f:
             text = f.read()
-        self.layer_ids = re.findall(r"^--> ([0-9a-f]{12,})$", text, re.M)
+        self.layer_ids = re.findall(r"^--> ([0-9a-f]{10,64})$", text, re.M)
         assert r.returncode == 0, f"podman build failed:\n{text[-4000:]}"
 
     def remove(self):
