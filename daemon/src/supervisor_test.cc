@@ -68,6 +68,23 @@ class SupervisorTest : public ::testing::Test {
     return o;
   }
 
+  // A shell that has installed `traps` (signals sent earlier would find the
+  // default action) and then loops until a signal ends it.
+  static Result<pid_t> SpawnTrapped(const std::string& traps) {
+    process::SpawnOptions options;
+    options.argv = {"sh", "-c", traps + "; echo ready; while :; do sleep 0.05; done"};
+    options.env = process::ChildEnvironment();
+    options.stdout_mode = process::Stdio::kPipe;
+    auto child = process::Spawn(options);
+    if (!child) return Error(child.error());
+    std::string got;
+    char c;
+    while (got != "ready\n" && ::read(child->stdout_fd, &c, 1) == 1) got += c;
+    ::close(child->stdout_fd);
+    if (got != "ready\n") return Error(StatusCode::kInternal, "trapped shell said {:?}", got);
+    return child->pid;
+  }
+
   static Result<pid_t> SpawnShell(const std::string& script) {
     process::SpawnOptions options;
     options.argv = {"sh", "-c", script};
@@ -104,10 +121,9 @@ TEST_F(SupervisorTest, SigtermIsForwardedAndCleanExitIsZero) {
   Supervisor sup(Fast());
   int code = sup.Run([](Supervisor& s) -> Status {
     // Exits 0 on SIGTERM, as mysqld does after a clean shutdown.
-    auto pid = SpawnShell("trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap 'exit 0' TERM");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));  // let the trap be installed
     ::kill(::getpid(), SIGTERM);
     return Status::Ok();
   });
@@ -117,10 +133,9 @@ TEST_F(SupervisorTest, SigtermIsForwardedAndCleanExitIsZero) {
 TEST_F(SupervisorTest, SigintIsDeliveredAsSigterm) {
   Supervisor sup(Fast());
   int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap 'exit 0' TERM; trap 'exit 9' INT; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap 'exit 0' TERM; trap 'exit 9' INT");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));
     ::kill(::getpid(), SIGINT);
     return Status::Ok();
   });
@@ -133,11 +148,9 @@ TEST_F(SupervisorTest, OtherSignalsAreForwardedWithoutStopping) {
   std::string marker = std::string(dir_template) + "/hup";
   Supervisor sup(Fast());
   int code = sup.Run([&](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap 'touch " + marker +
-                          "' HUP; trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap 'touch " + marker + "' HUP; trap 'exit 0' TERM");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));
     ::kill(::getpid(), SIGHUP);
     for (int i = 0; i < 100 && ::access(marker.c_str(), F_OK) != 0; ++i) {
       std::this_thread::sleep_for(milliseconds(20));
@@ -156,16 +169,15 @@ TEST_F(SupervisorTest, ChildIgnoringSigtermIsKilledAfterGrace) {
   Supervisor sup(Fast());
   auto start = std::chrono::steady_clock::now();
   int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap '' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap '' TERM");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));
     ::kill(::getpid(), SIGTERM);
     return Status::Ok();
   });
   auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(code, 137);
-  EXPECT_GE(elapsed, milliseconds(200 + 300));
+  EXPECT_GE(elapsed, milliseconds(300));  // the grace period
 }
 
 TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
@@ -177,8 +189,7 @@ TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
   Supervisor sup(Fast());
   int code = sup.Run([&](Supervisor& s) -> Status {
     // The subshell exits at once, so `sleep` is re-parented to us (subreaper).
-    auto pid = SpawnShell("(sleep 0.2 & echo $! > " + pid_file +
-                          "); trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("(sleep 0.2 & echo $! > " + pid_file + "); trap 'exit 0' TERM");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
     for (int i = 0; i < 100 && orphan == 0; ++i) {
@@ -186,9 +197,14 @@ TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
       in >> orphan;
       std::this_thread::sleep_for(milliseconds(20));
     }
-    std::this_thread::sleep_for(milliseconds(600));  // the orphan has ended by now
-    std::ifstream stat("/proc/" + std::to_string(orphan) + "/stat");
-    std::getline(stat, state_while_running);
+    // It ends after 0.2 s; reaped, its /proc entry goes away (a zombie keeps one).
+    for (int i = 0; i < 250; ++i) {
+      std::ifstream stat("/proc/" + std::to_string(orphan) + "/stat");
+      state_while_running.clear();
+      std::getline(stat, state_while_running);
+      if (state_while_running.empty()) break;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
     ::kill(::getpid(), SIGTERM);
     return Status::Ok();
   });
@@ -204,10 +220,9 @@ TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
 TEST_F(SupervisorTest, StopWhileWaitingForReadinessKeepsMysqldStatus) {
   Supervisor sup(Fast());
   int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap '' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap '' TERM");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));
     ::kill(::getpid(), SIGTERM);
     // As the readiness wait does: give up on the stop, with kCancelled.
     while (s.SleepUnlessDone(milliseconds(50))) {
@@ -220,10 +235,9 @@ TEST_F(SupervisorTest, StopWhileWaitingForReadinessKeepsMysqldStatus) {
 TEST_F(SupervisorTest, HookFailingBecauseOfAStopKeepsMysqldStatus) {
   Supervisor sup(Fast());
   int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap 'exit 0' TERM");
     if (!pid) return pid.error();
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));
     ::kill(::getpid(), SIGTERM);
     while (!s.Stopping()) std::this_thread::sleep_for(milliseconds(10));
     // An after-ready hook whose connection died with the shutdown.
@@ -244,11 +258,10 @@ TEST_F(SupervisorTest, StartupFailureWhileMysqldRunsStopsIt) {
   Supervisor sup(Fast());
   pid_t child = 0;
   int code = sup.Run([&](Supervisor& s) -> Status {
-    auto pid = SpawnShell("trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    auto pid = SpawnTrapped("trap 'exit 0' TERM");
     if (!pid) return pid.error();
     child = *pid;
     s.SetMainChild(*pid);
-    std::this_thread::sleep_for(milliseconds(200));
     return Status(StatusCode::kTimeout, "mysqld did not accept connections");
   });
   EXPECT_EQ(code, 1);
