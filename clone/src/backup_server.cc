@@ -423,19 +423,21 @@ void BackupServer::RunSession(int fd) {
                              SPLICE_F_MOVE | SPLICE_F_MORE | SPLICE_F_NONBLOCK);
         if (r > 0) {
           moved += static_cast<uint32_t>(r);
+          last_progress = Clock::now();
           continue;
         }
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && errno == EAGAIN) {
           // The socket is full (the pipe holds at least `chunk` bytes, FIONREAD said so).
+          // Wait in short slices so that Stop() is never held up by a stalled client.
           pollfd p{sock.fd(), POLLOUT, 0};
-          int prc = ::poll(&p, 1, static_cast<int>(options_.idle_timeout.count()));
-          if (prc == 0) {
-            abort_reason = fmt::format("client {} took nothing for {} ms", peer, options_.idle_timeout.count());
-            break;
-          }
+          int prc = ::poll(&p, 1, 500);
           if (stopping_) {
             abort_reason = "server shutting down";
+            break;
+          }
+          if (prc == 0 && Clock::now() - last_progress > options_.idle_timeout) {
+            abort_reason = fmt::format("client {} took nothing for {} ms", peer, options_.idle_timeout.count());
             break;
           }
           continue;
