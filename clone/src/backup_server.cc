@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
 #include <deque>
@@ -91,18 +91,21 @@ Status BackupServer::Start() {
   if (!hp) return hp.error().WithContext("backup.listen");
   boost::system::error_code ec;
   auto address = asio::ip::make_address(hp->first, ec);
-  if (ec) return Status(StatusCode::kInvalidArgument, fmt::format("backup.listen: bad address {:?}", hp->first));
+  if (ec)
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("backup.listen: bad address {:?}", hp->first));
   asio::ip::tcp::endpoint endpoint(address, hp->second);
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status(StatusCode::kIOError, fmt::format("listen on {}: {}", options_.listen, ec.message()));
+    return Status(StatusCode::kIOError,
+                  fmt::format("listen on {}: {}", options_.listen, ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
-  Log()->info("event=backup_server_listening listen={} port={} tool={} max_concurrent={}", log::Quote(options_.listen),
-              port_, options_.tool, options_.max_concurrent);
+  Log()->info("event=backup_server_listening listen={} port={} tool={} max_concurrent={}",
+              log::Quote(options_.listen), port_, options_.tool, options_.max_concurrent);
   asio::co_spawn(io_, AcceptLoop(), asio::detached);
   return Status::Ok();
 }
@@ -169,7 +172,8 @@ void BackupServer::RunSession(int fd) {
   // --- authentication ---
   auto hello = sock.ReadControlFrame(hs);
   if (!hello) {
-    Log()->warn("event=backup_handshake_failed peer={} error={}", peer, log::Quote(hello.error().message()));
+    Log()->warn("event=backup_handshake_failed peer={} error={}", peer,
+                log::Quote(hello.error().message()));
     return;
   }
   if (hello->type != FrameType::kHello) {
@@ -184,18 +188,21 @@ void BackupServer::RunSession(int fd) {
   }
   auto server_nonce = RandomNonce();
   if (!server_nonce) {
-    Log()->error("event=backup_handshake_failed peer={} error={}", peer, log::Quote(server_nonce.error().message()));
+    Log()->error("event=backup_handshake_failed peer={} error={}", peer,
+                 log::Quote(server_nonce.error().message()));
     return;
   }
   std::string challenge(reinterpret_cast<const char*>(server_nonce->data()), server_nonce->size());
   if (!sock.WriteFrame(FrameType::kChallenge, challenge, hs).ok()) return;
   auto response = sock.ReadControlFrame(hs);
   if (!response) {
-    Log()->warn("event=backup_handshake_failed peer={} error={}", peer, log::Quote(response.error().message()));
+    Log()->warn("event=backup_handshake_failed peer={} error={}", peer,
+                log::Quote(response.error().message()));
     return;
   }
   if (response->type != FrameType::kResponse || response->payload.size() != kMacSize + kNonceSize) {
-    Log()->warn("event=backup_handshake_failed peer={} error={}", peer, log::Quote("malformed RESPONSE"));
+    Log()->warn("event=backup_handshake_failed peer={} error={}", peer,
+                log::Quote("malformed RESPONSE"));
     return;
   }
   Nonce client_nonce;
@@ -204,11 +211,13 @@ void BackupServer::RunSession(int fd) {
   auto given = std::span(reinterpret_cast<const uint8_t*>(response->payload.data()), kMacSize);
   if (!MacEqual(expected, given)) {
     Log()->warn("event=auth_refused peer={}", peer);
-    (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage({"auth_failed", "authentication failed"}), hs);
+    (void)sock.WriteFrame(FrameType::kError,
+                          EncodeErrorMessage({"auth_failed", "authentication failed"}), hs);
     return;
   }
   Mac proof = ServerMac(options_.secret, client_nonce, *server_nonce);
-  if (!sock.WriteFrame(FrameType::kProof, std::string(reinterpret_cast<const char*>(proof.data()), proof.size()), hs)
+  if (!sock.WriteFrame(FrameType::kProof,
+                       std::string(reinterpret_cast<const char*>(proof.data()), proof.size()), hs)
            .ok()) {
     return;
   }
@@ -220,11 +229,12 @@ void BackupServer::RunSession(int fd) {
     ~Release() { n.fetch_sub(1); }
   } release{active_};
   if (active >= options_.max_concurrent) {
-    Log()->info("event=backup_busy peer={} active={} max_concurrent={}", peer, active, options_.max_concurrent);
+    Log()->info("event=backup_busy peer={} active={} max_concurrent={}", peer, active,
+                options_.max_concurrent);
     (void)sock.WriteFrame(
         FrameType::kError,
-        EncodeErrorMessage({"busy", fmt::format("busy: {} backup(s) running, max_concurrent={}", active,
-                                                options_.max_concurrent)}),
+        EncodeErrorMessage({"busy", fmt::format("busy: {} backup(s) running, max_concurrent={}",
+                                                active, options_.max_concurrent)}),
         hs);
     return;
   }
@@ -242,7 +252,8 @@ void BackupServer::RunSession(int fd) {
   connect.user = options_.user;
   connect.password = options_.password;
   auto session = db::Connect(connect);
-  if (!session) return fail(fmt::format("cannot query the local server: {}", session.error().message()));
+  if (!session)
+    return fail(fmt::format("cannot query the local server: {}", session.error().message()));
   auto rows = (*session)->Query("SELECT VERSION() AS v, @@datadir AS d");
   if (!rows || rows->empty()) {
     return fail(fmt::format("SELECT VERSION(): {}", rows ? "no row" : rows.error().message()));
@@ -253,7 +264,8 @@ void BackupServer::RunSession(int fd) {
   header.tool = options_.tool;
   header.estimated_bytes = DirectorySize((*rows)[0].Get("d").value_or(""));
   auto version = process::RunCapture({options_.tool, "--version"}, process::ChildEnvironment());
-  if (!version) return fail(fmt::format("{} --version: {}", options_.tool, version.error().message()));
+  if (!version)
+    return fail(fmt::format("{} --version: {}", options_.tool, version.error().message()));
   {
     std::string text = version->out + version->err;
     auto nl = text.find('\n');
@@ -285,15 +297,17 @@ void BackupServer::RunSession(int fd) {
   const std::string target = work + "/target";
 
   process::SpawnOptions spawn;
-  spawn.argv = {options_.tool,  "--defaults-extra-file=" + cnf_path, "--backup", "--stream=xbstream", "--slave-info",
-                "--target-dir=" + target};
+  spawn.argv = {options_.tool,  "--defaults-extra-file=" + cnf_path,
+                "--backup",     "--stream=xbstream",
+                "--slave-info", "--target-dir=" + target};
   if (options_.parallel > 1) spawn.argv.push_back(fmt::format("--parallel={}", options_.parallel));
   spawn.env = process::ChildEnvironment();
   spawn.stdout_mode = process::Stdio::kPipe;
   spawn.stderr_mode = process::Stdio::kPipe;
   spawn.new_process_group = true;
   auto child = process::Spawn(spawn);
-  if (!child) return fail(fmt::format("cannot start {}: {}", options_.tool, child.error().message()));
+  if (!child)
+    return fail(fmt::format("cannot start {}: {}", options_.tool, child.error().message()));
   const pid_t pid = child->pid;
   int out_fd = child->stdout_fd;
   int err_fd = child->stderr_fd;
@@ -313,8 +327,8 @@ void BackupServer::RunSession(int fd) {
     if (out_fd >= 0) ::close(out_fd);
     if (err_fd >= 0) ::close(err_fd);
   }};
-  Log()->info("event=backup_started peer={} pid={} tool={} estimated_bytes={}", peer, pid, options_.tool,
-              header.estimated_bytes);
+  Log()->info("event=backup_started peer={} pid={} tool={} estimated_bytes={}", peer, pid,
+              options_.tool, header.estimated_bytes);
   if (Status s = sock.WriteFrame(FrameType::kHeader, EncodeStreamHeader(header), hs); !s.ok()) {
     Log()->warn("event=backup_aborted peer={} error={}", peer, log::Quote(s.message()));
     return;
@@ -365,7 +379,8 @@ void BackupServer::RunSession(int fd) {
     }
     if (rc == 0) {
       if (Clock::now() - last_progress > options_.idle_timeout) {
-        abort_reason = fmt::format("no output from {} for {} ms", options_.tool, options_.idle_timeout.count());
+        abort_reason = fmt::format("no output from {} for {} ms", options_.tool,
+                                   options_.idle_timeout.count());
       }
       continue;
     }
@@ -404,15 +419,17 @@ void BackupServer::RunSession(int fd) {
       uint32_t chunk = std::min<uint32_t>(static_cast<uint32_t>(avail), kMaxFrame);
       if (options_.bandwidth_limit > 0) {
         // Pace so that `sent` never runs ahead of limit × elapsed.
-        chunk = std::min<uint32_t>(chunk, static_cast<uint32_t>(std::max<int64_t>(options_.bandwidth_limit / 10, 4096)));
-        auto due = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(static_cast<double>(sent) /
-                                                             static_cast<double>(options_.bandwidth_limit)));
+        chunk = std::min<uint32_t>(
+            chunk, static_cast<uint32_t>(std::max<int64_t>(options_.bandwidth_limit / 10, 4096)));
+        auto due =
+            start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                        static_cast<double>(sent) / static_cast<double>(options_.bandwidth_limit)));
         if (due > Clock::now()) std::this_thread::sleep_until(due);
       }
       auto frame = EncodeFrameHeader(FrameType::kData, chunk);
-      if (Status s = sock.WriteAll(std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()),
-                                   options_.idle_timeout);
+      if (Status s = sock.WriteAll(
+              std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()),
+              options_.idle_timeout);
           !s.ok()) {
         abort_reason = s.message();
         break;
@@ -437,14 +454,16 @@ void BackupServer::RunSession(int fd) {
             break;
           }
           if (prc == 0 && Clock::now() - last_progress > options_.idle_timeout) {
-            abort_reason = fmt::format("client {} took nothing for {} ms", peer, options_.idle_timeout.count());
+            abort_reason = fmt::format("client {} took nothing for {} ms", peer,
+                                       options_.idle_timeout.count());
             break;
           }
           continue;
         }
         abort_reason = r == 0 ? "backup tool output ended inside a frame"
-                              : (errno == EPIPE || errno == ECONNRESET ? "client went away"
-                                                                        : ErrnoStatus(errno, "splice").message());
+                              : (errno == EPIPE || errno == ECONNRESET
+                                     ? "client went away"
+                                     : ErrnoStatus(errno, "splice").message());
         break;
       }
       sent += moved;
@@ -453,7 +472,8 @@ void BackupServer::RunSession(int fd) {
   }
   if (!abort_reason.empty()) {
     kill_child();
-    Log()->warn("event=backup_aborted peer={} bytes={} reason={} pid={}", peer, sent, log::Quote(abort_reason), pid);
+    Log()->warn("event=backup_aborted peer={} bytes={} reason={} pid={}", peer, sent,
+                log::Quote(abort_reason), pid);
   } else {
     auto status = process::Wait(pid);
     reaped = true;
@@ -467,8 +487,8 @@ void BackupServer::RunSession(int fd) {
     auto elapsed_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
     if (trailer.ok()) {
       backups_served_.fetch_add(1);
-      Log()->info("event=backup_served peer={} bytes={} elapsed_ms={} backups_served={}", peer, sent, elapsed_ms,
-                  backups_served_.load());
+      Log()->info("event=backup_served peer={} bytes={} elapsed_ms={} backups_served={}", peer,
+                  sent, elapsed_ms, backups_served_.load());
     } else {
       Log()->error("event=backup_tool_failed peer={} status={} bytes={}", peer,
                    log::Quote(status ? status->ToString() : status.error().message()), sent);
@@ -476,7 +496,8 @@ void BackupServer::RunSession(int fd) {
         Log()->error("event=backup_tool_stderr line={}", log::Quote(options_.tool + ": " + line));
       }
     }
-    if (Status s = sock.WriteFrame(FrameType::kTrailer, EncodeStreamTrailer(trailer), options_.idle_timeout);
+    if (Status s = sock.WriteFrame(FrameType::kTrailer, EncodeStreamTrailer(trailer),
+                                   options_.idle_timeout);
         !s.ok()) {
       Log()->warn("event=backup_trailer_failed peer={} error={}", peer, log::Quote(s.message()));
     }
@@ -490,13 +511,16 @@ void BackupServer::RunSession(int fd) {
       if (after && !after->sql_running) {
         Status s = (*after_session)->Execute("START SLAVE SQL_THREAD");
         if (s.ok()) {
-          Log()->warn("event=replication_restarted thread=sql reason={}", log::Quote("stopped during the backup"));
+          Log()->warn("event=replication_restarted thread=sql reason={}",
+                      log::Quote("stopped during the backup"));
         } else {
-          Log()->error("event=replication_restart_failed thread=sql error={}", log::Quote(s.message()));
+          Log()->error("event=replication_restart_failed thread=sql error={}",
+                       log::Quote(s.message()));
         }
       }
     } else {
-      Log()->error("event=replication_check_failed error={}", log::Quote(after_session.error().message()));
+      Log()->error("event=replication_check_failed error={}",
+                   log::Quote(after_session.error().message()));
     }
   }
 }

@@ -43,16 +43,19 @@ Result<StreamHeader> Handshake(net::Socket& sock, const CloneOptions& options) {
   const milliseconds hs = options.handshake_timeout;
   auto server_error = [&](const std::string& payload) -> tl::unexpected<Status> {
     ErrorMessage e = DecodeErrorMessage(payload);
-    if (e.code == "auth_failed") return Error(StatusCode::kPermissionDenied, "authentication failed at {}", peer);
+    if (e.code == "auth_failed")
+      return Error(StatusCode::kPermissionDenied, "authentication failed at {}", peer);
     if (e.code == "busy") return Error(StatusCode::kUnavailable, "{} is busy: {}", peer, e.message);
-    return Error(StatusCode::kUnavailable, "{} refused the backup ({}): {}", peer, e.code, e.message);
+    return Error(StatusCode::kUnavailable, "{} refused the backup ({}): {}", peer, e.code,
+                 e.message);
   };
   if (Status s = sock.WriteFrame(FrameType::kHello, EncodeHello(), hs); !s.ok()) return Error(s);
   auto challenge = sock.ReadControlFrame(hs);
   if (!challenge) return Error(challenge.error());
   if (challenge->type == FrameType::kError) return server_error(challenge->payload);
   if (challenge->type != FrameType::kChallenge || challenge->payload.size() != kNonceSize) {
-    return Error(StatusCode::kCorruption, "{} sent {} instead of a challenge", peer, FrameTypeName(challenge->type));
+    return Error(StatusCode::kCorruption, "{} sent {} instead of a challenge", peer,
+                 FrameTypeName(challenge->type));
   }
   Nonce server_nonce;
   std::memcpy(server_nonce.data(), challenge->payload.data(), kNonceSize);
@@ -71,9 +74,11 @@ Result<StreamHeader> Handshake(net::Socket& sock, const CloneOptions& options) {
   if (proof->type == FrameType::kError) return server_error(proof->payload);
   Mac expected = ServerMac(options.secret, *client_nonce, server_nonce);
   if (proof->type != FrameType::kProof ||
-      !MacEqual(expected, std::span(reinterpret_cast<const uint8_t*>(proof->payload.data()), proof->payload.size()))) {
+      !MacEqual(expected, std::span(reinterpret_cast<const uint8_t*>(proof->payload.data()),
+                                    proof->payload.size()))) {
     // The donor does not know the secret: never take a datadir from it.
-    return Error(StatusCode::kPermissionDenied, "authentication failed at {}: the server's proof is wrong", peer);
+    return Error(StatusCode::kPermissionDenied,
+                 "authentication failed at {}: the server's proof is wrong", peer);
   }
   auto header_frame = sock.ReadControlFrame(options.idle_timeout);
   if (!header_frame) return Error(header_frame.error());
@@ -89,16 +94,18 @@ Result<StreamHeader> Handshake(net::Socket& sock, const CloneOptions& options) {
 
 Status Preflight(const std::string& peer, const StreamHeader& header, const CloneOptions& options) {
   if (header.flavour != options.flavour) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours", peer,
-                              header.flavour, header.server_version, options.flavour));
+    return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours", peer,
+                    header.flavour, header.server_version, options.flavour));
   }
   const std::string tool = LocalTool(options);
   auto version = process::RunCapture({tool, "--version"}, process::ChildEnvironment());
   if (!version) return version.error().WithContext(fmt::format("running {} --version", tool));
   std::string text = version->out + version->err;
   // "mariabackup based on MariaDB server 10.11.19-MariaDB Linux (x86_64)".
-  auto local = MajorMinor(text.substr(text.find("server") == std::string::npos ? 0 : text.find("server")));
+  auto local =
+      MajorMinor(text.substr(text.find("server") == std::string::npos ? 0 : text.find("server")));
   auto donor = MajorMinor(header.server_version);
   if (!local || !donor) {
     return Status(StatusCode::kInvalidArgument,
@@ -106,34 +113,40 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
                               header.server_version, tool, text.substr(0, text.find('\n'))));
   }
   if (*local != *donor) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("donor {} runs server {} but the local {} is {}: --prepare needs the same major "
-                              "version ({} vs {})",
-                              peer, header.server_version, tool, text.substr(0, text.find('\n')), *donor, *local));
+    return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format(
+            "donor {} runs server {} but the local {} is {}: --prepare needs the same major "
+            "version ({} vs {})",
+            peer, header.server_version, tool, text.substr(0, text.find('\n')), *donor, *local));
   }
   if (options.check_free_space && header.estimated_bytes > 0) {
     auto free = files::FreeBytes(ParentOf(options.datadir));
     if (!free) return free.error();
-    auto need = static_cast<uint64_t>(static_cast<double>(header.estimated_bytes) * options.space_margin);
+    auto need =
+        static_cast<uint64_t>(static_cast<double>(header.estimated_bytes) * options.space_margin);
     if (*free < need) {
-      return Status(StatusCode::kNoSpace,
-                    fmt::format("no space left for the clone: {} needs about {} bytes, {} has {} free", peer, need,
-                                ParentOf(options.datadir), *free));
+      return Status(
+          StatusCode::kNoSpace,
+          fmt::format("no space left for the clone: {} needs about {} bytes, {} has {} free", peer,
+                      need, ParentOf(options.datadir), *free));
     }
   }
   return Status::Ok();
 }
 
 // Reads DATA frames into the extractor until the TRAILER.
-Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor, const StreamHeader& header,
-                              const CloneOptions& options, uint64_t* bytes_out) {
+Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
+                              const StreamHeader& header, const CloneOptions& options,
+                              uint64_t* bytes_out) {
   const std::string& peer = sock.peer();
   std::vector<uint8_t> buffer(4 << 20);
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
   for (;;) {
-    if (options.cancel && options.cancel->load()) return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
+    if (options.cancel && options.cancel->load())
+      return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
     std::array<uint8_t, kFrameHeaderSize> raw;
     Status s = sock.ReadExact(raw.data(), raw.size(), options.idle_timeout);
     if (!s.ok()) {
@@ -141,14 +154,17 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor, con
                    "stream from {} broke after {} bytes: {}", peer, bytes, s.message());
     }
     auto frame = DecodeFrameHeader(raw);
-    if (!frame) return Error(frame.error().WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+    if (!frame)
+      return Error(
+          frame.error().WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
     if (frame->type == FrameType::kTrailer || frame->type == FrameType::kError) {
       std::string payload(frame->length, '\0');
       s = sock.ReadExact(payload.data(), payload.size(), options.idle_timeout);
       if (!s.ok()) return Error(s);
       if (frame->type == FrameType::kError) {
         ErrorMessage e = DecodeErrorMessage(payload);
-        return Error(StatusCode::kUnavailable, "{} aborted the stream ({}): {}", peer, e.code, e.message);
+        return Error(StatusCode::kUnavailable, "{} aborted the stream ({}): {}", peer, e.code,
+                     e.message);
       }
       auto trailer = DecodeStreamTrailer(payload);
       if (!trailer) return Error(trailer.error());
@@ -156,19 +172,23 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor, con
       return trailer;
     }
     if (frame->type != FrameType::kData) {
-      return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}", FrameTypeName(frame->type), peer,
-                   bytes);
+      return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
+                   FrameTypeName(frame->type), peer, bytes);
     }
     uint32_t left = frame->length;
     while (left > 0) {
-      auto n = sock.ReadSome(buffer.data(), std::min<size_t>(left, buffer.size()), options.idle_timeout);
+      auto n =
+          sock.ReadSome(buffer.data(), std::min<size_t>(left, buffer.size()), options.idle_timeout);
       if (!n) {
-        return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout : StatusCode::kUnavailable,
+        return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout
+                                                              : StatusCode::kUnavailable,
                      "stream from {} broke after {} bytes: {}", peer, bytes, n.error().message());
       }
-      if (*n == 0) return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer, bytes);
+      if (*n == 0)
+        return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer, bytes);
       s = extractor.Write(std::span(buffer.data(), *n));
-      if (!s.ok()) return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+      if (!s.ok())
+        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
       left -= static_cast<uint32_t>(*n);
       bytes += *n;
     }
@@ -182,11 +202,13 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor, con
       int64_t eta = -1;
       if (header.estimated_bytes > 0 && mbps > 0) {
         eta = header.estimated_bytes > bytes
-                  ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 / mbps)
+                  ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 /
+                                         mbps)
                   : 0;
       }
-      Log()->info("event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}", peer, bytes,
-                  header.estimated_bytes, mbps, eta);
+      Log()->info(
+          "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}", peer,
+          bytes, header.estimated_bytes, mbps, eta);
     }
   }
 }
@@ -210,7 +232,8 @@ std::string BackupType(const std::string& checkpoints) {
   size_t eq = text->find('=', pos);
   size_t nl = text->find('\n', pos);
   if (eq == std::string::npos || (nl != std::string::npos && eq > nl)) return "";
-  std::string value = text->substr(eq + 1, nl == std::string::npos ? std::string::npos : nl - eq - 1);
+  std::string value =
+      text->substr(eq + 1, nl == std::string::npos ? std::string::npos : nl - eq - 1);
   while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\r')) value.pop_back();
   return value;
@@ -218,8 +241,10 @@ std::string BackupType(const std::string& checkpoints) {
 
 Status Prepare(const std::string& staging, const CloneOptions& options) {
   const std::string tool = LocalTool(options);
-  std::vector<std::string> argv = {tool, "--prepare", "--use-memory=" + options.use_memory, "--target-dir=" + staging};
-  Log()->info("event=prepare_started dir={} use_memory={}", log::Quote(staging), options.use_memory);
+  std::vector<std::string> argv = {tool, "--prepare", "--use-memory=" + options.use_memory,
+                                   "--target-dir=" + staging};
+  Log()->info("event=prepare_started dir={} use_memory={}", log::Quote(staging),
+              options.use_memory);
   auto run = process::RunCapture(argv, process::ChildEnvironment());
   if (!run) return run.error().WithContext(fmt::format("running {} --prepare", tool));
   std::string output = run->out + run->err;
@@ -229,21 +254,25 @@ Status Prepare(const std::string& staging, const CloneOptions& options) {
     return t;
   };
   if (!run->status.ok() || output.find("completed OK!") == std::string::npos) {
-    if (output.find("No space left") != std::string::npos || output.find("errno 28") != std::string::npos) {
-      return Status(StatusCode::kNoSpace, fmt::format("no space left while preparing {}: {}", staging, tail()));
+    if (output.find("No space left") != std::string::npos ||
+        output.find("errno 28") != std::string::npos) {
+      return Status(StatusCode::kNoSpace,
+                    fmt::format("no space left while preparing {}: {}", staging, tail()));
     }
-    return Status(StatusCode::kCorruption,
-                  fmt::format("{} --prepare of {} failed ({}): {}", tool, staging, run->status.ToString(), tail()));
+    return Status(StatusCode::kCorruption, fmt::format("{} --prepare of {} failed ({}): {}", tool,
+                                                       staging, run->status.ToString(), tail()));
   }
   std::string checkpoints;
   if (!HasCheckpoints(staging, &checkpoints)) {
-    return Status(StatusCode::kCorruption, fmt::format("{} has no checkpoints file after --prepare", staging));
+    return Status(StatusCode::kCorruption,
+                  fmt::format("{} has no checkpoints file after --prepare", staging));
   }
   std::string type = BackupType(checkpoints);
   const char* want = options.flavour == "mysql" ? "full-prepared" : "log-applied";
   if (type != want) {
     return Status(StatusCode::kCorruption,
-                  fmt::format("{}: backup_type is {:?} after --prepare, expected {}", checkpoints, type, want));
+                  fmt::format("{}: backup_type is {:?} after --prepare, expected {}", checkpoints,
+                              type, want));
   }
   return Status::Ok();
 }
@@ -251,8 +280,11 @@ Status Prepare(const std::string& staging, const CloneOptions& options) {
 Status ChownTree(const std::string& dir, const std::string& owner) {
   if (::geteuid() != 0 || owner.empty()) return Status::Ok();  // nothing to hand over
   struct passwd* pw = ::getpwnam(owner.c_str());
-  if (pw == nullptr) return Status(StatusCode::kInvalidArgument, fmt::format("no such user {:?} to own {}", owner, dir));
-  if (::lchown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) return ErrnoStatus(errno, fmt::format("chown {}", dir));
+  if (pw == nullptr)
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("no such user {:?} to own {}", owner, dir));
+  if (::lchown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+    return ErrnoStatus(errno, fmt::format("chown {}", dir));
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
@@ -309,7 +341,8 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   if (!action) return Error(action.error());
   if (*action != Action::kClone) {
     return Error(StatusCode::kInvalidArgument,
-                 "{} already holds data ({}); use --force-reclone to replace it", options.datadir, ActionName(*action));
+                 "{} already holds data ({}); use --force-reclone to replace it", options.datadir,
+                 ActionName(*action));
   }
 
   auto sock = net::Connect(hp->first, hp->second, options.connect_timeout);
@@ -318,9 +351,10 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   Log()->info("event=clone_connected peer={} datadir={}", peer, log::Quote(options.datadir));
   auto header = Handshake(*sock, options);
   if (!header) return Error(header.error());
-  Log()->info("event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}", peer,
-              header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
-              header->estimated_bytes);
+  Log()->info(
+      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}",
+      peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
+      header->estimated_bytes);
   if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
 
   struct DiscardStaging {
@@ -330,7 +364,8 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
       if (!keep) (void)files::RemoveAll(dir);
     }
   } discard{staging};
-  if (::mkdir(staging.c_str(), 0750) != 0) return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
+  if (::mkdir(staging.c_str(), 0750) != 0)
+    return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
 
   auto native = MakeExtractor(staging, options.flavour);
   if (!native) return Error(native.error());
@@ -345,17 +380,20 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   sock->Close();
   if (!trailer->ok()) {
     (*extractor)->Abort();
-    return Error(StatusCode::kUnavailable, "the backup on {} failed (exit code {}, signal {}): {}", peer,
-                 trailer->exit_code, trailer->signal, trailer->last_line);
+    return Error(StatusCode::kUnavailable, "the backup on {} failed (exit code {}, signal {}): {}",
+                 peer, trailer->exit_code, trailer->signal, trailer->last_line);
   }
   if (trailer->bytes != bytes) {
     (*extractor)->Abort();
-    return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer, trailer->bytes, bytes);
+    return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer,
+                 trailer->bytes, bytes);
   }
-  if (Status s = (*extractor)->Finish(); !s.ok()) return Error(s.WithContext(fmt::format("stream from {}", peer)));
+  if (Status s = (*extractor)->Finish(); !s.ok())
+    return Error(s.WithContext(fmt::format("stream from {}", peer)));
   std::string checkpoints;
   if (!HasCheckpoints(staging, &checkpoints)) {
-    return Error(StatusCode::kCorruption, "the stream from {} has no xtrabackup_checkpoints file", peer);
+    return Error(StatusCode::kCorruption, "the stream from {} has no xtrabackup_checkpoints file",
+                 peer);
   }
   CloneResult result;
   result.donor = peer;
@@ -384,19 +422,24 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   marker["committed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
-  marker["binlog_info"] = ReadOptional(staging, {"xtrabackup_binlog_info", "mariadb_backup_binlog_info"});
-  marker["slave_info"] = ReadOptional(staging, {"xtrabackup_slave_info", "mariadb_backup_slave_info"});
+  marker["binlog_info"] =
+      ReadOptional(staging, {"xtrabackup_binlog_info", "mariadb_backup_binlog_info"});
+  marker["slave_info"] =
+      ReadOptional(staging, {"xtrabackup_slave_info", "mariadb_backup_slave_info"});
   marker["binlog_pos_innodb"] = ReadOptional(staging, {"xtrabackup_binlog_pos_innodb"});
-  if (Status s = WriteMarker(staging, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (Status s = WriteMarker(
+          staging, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
       !s.ok()) {
     return Error(s);
   }
   discard.keep = true;  // committed: from here on a restart finishes the swap
   if (Status s = FinishSwap(options.datadir); !s.ok()) return Error(s);
   result.commit_seconds = Seconds(commit_start);
-  Log()->info("event=clone_done peer={} datadir={} bytes={} fetch_s={:.1f} prepare_s={:.1f} commit_s={:.1f}", peer,
-              log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
-              result.commit_seconds);
+  Log()->info(
+      "event=clone_done peer={} datadir={} bytes={} fetch_s={:.1f} prepare_s={:.1f} "
+      "commit_s={:.1f}",
+      peer, log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
+      result.commit_seconds);
   return result;
 }
 
@@ -408,7 +451,8 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
   for (int round = 1; policy.max_rounds == 0 || round <= policy.max_rounds; ++round) {
     auto peers = peers_fn();
     for (const auto& peer : peers) {
-      if (options.cancel && options.cancel->load()) return Error(StatusCode::kCancelled, "clone cancelled");
+      if (options.cancel && options.cancel->load())
+        return Error(StatusCode::kCancelled, "clone cancelled");
       if (auto it = auth_skip.find(peer); it != auth_skip.end() && it->second > 0) {
         --it->second;
         continue;
@@ -419,7 +463,8 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
       Log()->warn("event=clone_attempt_failed peer={} round={} code={} error={}", peer, round,
                   StatusCodeName(last.code()), log::Quote(last.message()));
       if (last.code() == StatusCode::kPermissionDenied) auth_skip[peer] = policy.auth_skip_rounds;
-      if (last.code() == StatusCode::kNoSpace || last.code() == StatusCode::kCancelled) return Error(last);
+      if (last.code() == StatusCode::kNoSpace || last.code() == StatusCode::kCancelled)
+        return Error(last);
       if (last.code() == StatusCode::kInvalidArgument &&
           last.message().find("--force-reclone") != std::string::npos) {
         return Error(last);
@@ -429,7 +474,8 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
     Log()->info("event=clone_backoff round={} wait_ms={}", round, backoff.count());
     auto until = Clock::now() + backoff;
     while (Clock::now() < until) {
-      if (options.cancel && options.cancel->load()) return Error(StatusCode::kCancelled, "clone cancelled");
+      if (options.cancel && options.cancel->load())
+        return Error(StatusCode::kCancelled, "clone cancelled");
       std::this_thread::sleep_for(milliseconds(100));
     }
     backoff = std::min(backoff * 2, policy.max_backoff);

@@ -18,15 +18,20 @@ namespace {
 // Exit codes: 0 ok, 1 clone/serve failed, 2 configuration, 3 authentication, 4 no space.
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: return 2;
-    case StatusCode::kPermissionDenied: return 3;
-    case StatusCode::kNoSpace: return 4;
-    default: return 1;
+    case StatusCode::kInvalidArgument:
+      return 2;
+    case StatusCode::kPermissionDenied:
+      return 3;
+    case StatusCode::kNoSpace:
+      return 4;
+    default:
+      return 1;
   }
 }
 
 void Fail(const std::string& event, const Status& s) {
-  log::Get("clone")->error("event={} code={} error={}", event, StatusCodeName(s.code()), log::Quote(s.message()));
+  log::Get("clone")->error("event={} code={} error={}", event, StatusCodeName(s.code()),
+                           log::Quote(s.message()));
   cli::ExitCode() = ExitCodeFor(s);
 }
 
@@ -38,10 +43,14 @@ void AddCommands(CLI::App& app) {
     auto from = std::make_shared<std::string>();
     auto force = std::make_shared<bool>(false);
     auto rounds = std::make_shared<int>(1);
-    CLI::App* cmd = app.add_subcommand("clone", "Clone this node's datadir from a peer's backup server");
+    CLI::App* cmd =
+        app.add_subcommand("clone", "Clone this node's datadir from a peer's backup server");
     conf::AddConfigFlags(cmd, flags.get());
-    cmd->add_option("--from", *from, "donor's backup endpoint HOST[:PORT] (port default backup.port)")->required();
-    cmd->add_flag("--force-reclone", *force, "replace an existing datadir (kept aside until the clone commits)");
+    cmd->add_option("--from", *from,
+                    "donor's backup endpoint HOST[:PORT] (port default backup.port)")
+        ->required();
+    cmd->add_flag("--force-reclone", *force,
+                  "replace an existing datadir (kept aside until the clone commits)");
     cmd->add_option("--attempts", *rounds, "attempts, with backoff between them (default 1)");
     cmd->callback([flags, from, force, rounds] {
       auto loaded = conf::LoadFromFlags(*flags);
@@ -55,14 +64,16 @@ void AddCommands(CLI::App& app) {
       }
       RetryPolicy policy;
       policy.max_rounds = std::max(1, *rounds);
-      auto result = CloneFromPeers([peer] { return std::vector<std::string>{peer}; }, *options, policy);
+      auto result =
+          CloneFromPeers([peer] { return std::vector<std::string>{peer}; }, *options, policy);
       if (!result) return Fail("clone_failed", result.error());
       cli::ExitCode() = 0;
     });
   }
   {
     auto flags = std::make_shared<conf::ConfigFlags>();
-    CLI::App* cmd = app.add_subcommand("serve-backup", "Run only the backup server (backup.listen) until SIGTERM");
+    CLI::App* cmd = app.add_subcommand("serve-backup",
+                                       "Run only the backup server (backup.listen) until SIGTERM");
     conf::AddConfigFlags(cmd, flags.get());
     cmd->callback([flags] {
       auto loaded = conf::LoadFromFlags(*flags);

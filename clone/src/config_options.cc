@@ -5,7 +5,8 @@
 namespace replboot::clone {
 
 Result<std::string> ResolveFlavour(const conf::Config& config) {
-  if (config.node.flavour == "mariadb" || config.node.flavour == "mysql") return config.node.flavour;
+  if (config.node.flavour == "mariadb" || config.node.flavour == "mysql")
+    return config.node.flavour;
   auto flavour = conf::DetectFlavour(config);
   if (!flavour) return Error(flavour.error());
   return std::string(conf::FlavourName(*flavour));
@@ -14,11 +15,13 @@ Result<std::string> ResolveFlavour(const conf::Config& config) {
 namespace {
 
 Result<std::string> Secret(const conf::Config& config) {
-  auto secret = conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
+  auto secret =
+      conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
   if (!secret) return Error(secret.error());
   if (secret->empty()) {
-    return Error(StatusCode::kInvalidArgument,
-                 "backup.secret (or backup.secret_file) is not set: peers cannot authenticate each other");
+    return Error(
+        StatusCode::kInvalidArgument,
+        "backup.secret (or backup.secret_file) is not set: peers cannot authenticate each other");
   }
   return secret;
 }
@@ -30,7 +33,8 @@ Result<ServerOptions> ServerOptionsFromConfig(const conf::Config& config) {
   auto secret = Secret(config);
   if (!secret) return Error(secret.error());
   o.secret = *secret;
-  auto password = conf::ResolveSecret(config.backup.password, config.backup.password_file, "backup.password");
+  auto password =
+      conf::ResolveSecret(config.backup.password, config.backup.password_file, "backup.password");
   if (!password) return Error(password.error());
   o.password = *password;
   auto flavour = ResolveFlavour(config);

@@ -37,7 +37,8 @@ Result<DirState> StateOf(const std::string& dir) {
     if (errno == ENOENT) return DirState::kAbsent;
     return Error(ErrnoStatus(errno, fmt::format("stat {}", dir)));
   }
-  if (!S_ISDIR(st.st_mode)) return Error(StatusCode::kInvalidArgument, "{} is not a directory", dir);
+  if (!S_ISDIR(st.st_mode))
+    return Error(StatusCode::kInvalidArgument, "{} is not a directory", dir);
   auto empty = files::IsEmptyDir(dir);
   if (!empty) return Error(empty.error());
   if (*empty) return DirState::kEmpty;
@@ -46,34 +47,48 @@ Result<DirState> StateOf(const std::string& dir) {
 }
 
 Status Rename(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus(errno, fmt::format("rename {} to {}", from, to));
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    return ErrnoStatus(errno, fmt::format("rename {} to {}", from, to));
   return Status::Ok();
 }
 
 }  // namespace
 
-std::string StagingPath(const std::string& datadir) { return Trim(datadir) + std::string(kStagingSuffix); }
+std::string StagingPath(const std::string& datadir) {
+  return Trim(datadir) + std::string(kStagingSuffix);
+}
 std::string OldPath(const std::string& datadir) { return Trim(datadir) + std::string(kOldSuffix); }
 
 std::string_view DirStateName(DirState state) {
   switch (state) {
-    case DirState::kAbsent: return "absent";
-    case DirState::kEmpty: return "empty";
-    case DirState::kCommitted: return "committed";
-    case DirState::kData: return "data";
+    case DirState::kAbsent:
+      return "absent";
+    case DirState::kEmpty:
+      return "empty";
+    case DirState::kCommitted:
+      return "committed";
+    case DirState::kData:
+      return "data";
   }
   return "unknown";
 }
 
 std::string_view ActionName(Action action) {
   switch (action) {
-    case Action::kFinishSwap: return "finish_swap";
-    case Action::kDiscardStaging: return "discard_staging";
-    case Action::kRestoreOld: return "restore_old";
-    case Action::kDropOld: return "drop_old";
-    case Action::kStart: return "start";
-    case Action::kInitialize: return "initialize";
-    case Action::kClone: return "clone";
+    case Action::kFinishSwap:
+      return "finish_swap";
+    case Action::kDiscardStaging:
+      return "discard_staging";
+    case Action::kRestoreOld:
+      return "restore_old";
+    case Action::kDropOld:
+      return "drop_old";
+    case Action::kStart:
+      return "start";
+    case Action::kInitialize:
+      return "initialize";
+    case Action::kClone:
+      return "clone";
   }
   return "unknown";
 }
@@ -135,8 +150,9 @@ Status FinishSwap(const std::string& datadir_in) {
     // rename(2) replaces an empty directory atomically; nothing to keep.
   } else if (*d != DirState::kAbsent) {
     if (Exists(old)) {
-      return Status(StatusCode::kInvalidArgument,
-                    fmt::format("{} exists and {} holds data: refusing to overwrite either", old, datadir));
+      return Status(
+          StatusCode::kInvalidArgument,
+          fmt::format("{} exists and {} holds data: refusing to overwrite either", old, datadir));
     }
     Status s = Rename(datadir, old);
     if (!s.ok()) return s;
@@ -161,8 +177,9 @@ Result<Action> Recover(const std::string& datadir_in, bool is_primary, bool forc
     auto st = InspectDatadir(datadir);
     if (!st) return Error(st.error());
     Action action = Decide(*st, is_primary, force_reclone);
-    Log()->info("event=datadir_decision datadir={} datadir_state={} staging={} old={} action={}", log::Quote(datadir),
-                DirStateName(st->datadir), DirStateName(st->staging), st->old_present, ActionName(action));
+    Log()->info("event=datadir_decision datadir={} datadir_state={} staging={} old={} action={}",
+                log::Quote(datadir), DirStateName(st->datadir), DirStateName(st->staging),
+                st->old_present, ActionName(action));
     Status s;
     switch (action) {
       case Action::kFinishSwap:
@@ -182,7 +199,8 @@ Result<Action> Recover(const std::string& datadir_in, bool is_primary, bool forc
       default:
         return action;
     }
-    if (!s.ok()) return Error(s.WithContext(fmt::format("recovering {} ({})", datadir, ActionName(action))));
+    if (!s.ok())
+      return Error(s.WithContext(fmt::format("recovering {} ({})", datadir, ActionName(action))));
   }
   return Error(StatusCode::kInternal, "recovering {}: no stable state after 8 steps", datadir);
 }

@@ -15,7 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-DatadirInspection St(DirState d, DirState s = DirState::kAbsent, bool old = false, bool replaces = false) {
+DatadirInspection St(DirState d, DirState s = DirState::kAbsent, bool old = false,
+                     bool replaces = false) {
   DatadirInspection st;
   st.datadir = d;
   st.staging = s;

@@ -17,7 +17,8 @@ namespace {
 // extractor): no temporary copy of the stream, no extra pipe hop, no mbstream child.
 class NativeExtractor : public StreamExtractor {
  public:
-  static Result<std::unique_ptr<StreamExtractor>> Create(const std::string& dir, backup::Flavour flavour) {
+  static Result<std::unique_ptr<StreamExtractor>> Create(const std::string& dir,
+                                                         backup::Flavour flavour) {
     backup::ExtractOptions options;
     options.flavour = flavour;
     auto sink = backup::XbstreamExtractor::Create(dir, options);
@@ -55,7 +56,9 @@ class PipelinedExtractor : public StreamExtractor {
 
   Status Write(std::span<const uint8_t> bytes) override {
     std::unique_lock lock(mu_);
-    space_.wait(lock, [&] { return !error_.ok() || queued_ == 0 || queued_ + bytes.size() <= max_queued_; });
+    space_.wait(lock, [&] {
+      return !error_.ok() || queued_ == 0 || queued_ + bytes.size() <= max_queued_;
+    });
     if (!error_.ok()) return error_;
     queue_.emplace_back(bytes.begin(), bytes.end());
     queued_ += bytes.size();
@@ -123,11 +126,13 @@ class PipelinedExtractor : public StreamExtractor {
 
 }  // namespace
 
-std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> inner, size_t max_queued) {
+std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> inner,
+                                               size_t max_queued) {
   return std::make_unique<PipelinedExtractor>(std::move(inner), max_queued);
 }
 
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, const std::string& flavour) {
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir,
+                                                       const std::string& flavour) {
   auto f = backup::ParseFlavour(flavour);
   if (!f) return Error(f.error());
   return NativeExtractor::Create(dir, *f);

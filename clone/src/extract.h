@@ -24,13 +24,15 @@ class StreamExtractor {
 };
 
 // Unpacks into `dir` (which exists and is empty) for a stream of `flavour`.
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, const std::string& flavour);
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir,
+                                                       const std::string& flavour);
 
 // Runs `inner` on a thread of its own behind a queue of at most `max_queued` bytes, so
 // that the network keeps flowing (and the donor's backup tool keeps producing) while a
 // write or an fsync waits for the disk. Write() copies the bytes and returns at once
 // unless the queue is full; an error of `inner` is returned by the next call.
-std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> inner, size_t max_queued);
+std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> inner,
+                                               size_t max_queued);
 
 }  // namespace replboot::clone
 

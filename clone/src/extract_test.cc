@@ -44,7 +44,8 @@ std::vector<uint8_t> Bytes(size_t n, uint8_t seed) {
 TEST(PipelinedExtractorTest, KeepsOrderAndFinishes) {
   std::string out;
   bool finished = false, aborted = false;
-  auto p = MakePipelined(std::make_unique<FakeExtractor>(&out, SIZE_MAX, &finished, &aborted), 4096);
+  auto p =
+      MakePipelined(std::make_unique<FakeExtractor>(&out, SIZE_MAX, &finished, &aborted), 4096);
   std::string want;
   for (int i = 0; i < 200; ++i) {
     auto b = Bytes(100 + i, static_cast<uint8_t>(i));
@@ -74,7 +75,8 @@ TEST(PipelinedExtractorTest, InnerErrorSurfacesAndFinishFails) {
 TEST(PipelinedExtractorTest, AbortStopsTheWorkerAndAbortsInner) {
   std::string out;
   bool finished = false, aborted = false;
-  auto p = MakePipelined(std::make_unique<FakeExtractor>(&out, SIZE_MAX, &finished, &aborted), 1 << 20);
+  auto p =
+      MakePipelined(std::make_unique<FakeExtractor>(&out, SIZE_MAX, &finished, &aborted), 1 << 20);
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(p->Write(Bytes(1000, 2)).ok());
   p->Abort();
   EXPECT_TRUE(aborted);

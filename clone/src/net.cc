@@ -15,7 +15,9 @@
 
 namespace replboot::clone::net {
 
-Socket::Socket(Socket&& other) noexcept : fd_(other.fd_), peer_(std::move(other.peer_)) { other.fd_ = -1; }
+Socket::Socket(Socket&& other) noexcept : fd_(other.fd_), peer_(std::move(other.peer_)) {
+  other.fd_ = -1;
+}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -63,7 +65,8 @@ Status Socket::WriteAll(std::string_view data, std::chrono::milliseconds timeout
       continue;
     }
     if (errno == EPIPE || errno == ECONNRESET) {
-      return Status(StatusCode::kUnavailable, fmt::format("connection to {} closed by the peer", peer_));
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("connection to {} closed by the peer", peer_));
     }
     return ErrnoStatus(errno, fmt::format("send to {}", peer_));
   }
@@ -101,7 +104,8 @@ Status Socket::ReadExact(void* buffer, size_t size, std::chrono::milliseconds ti
   return Status::Ok();
 }
 
-Status Socket::WriteFrame(FrameType type, std::string_view payload, std::chrono::milliseconds timeout) {
+Status Socket::WriteFrame(FrameType type, std::string_view payload,
+                          std::chrono::milliseconds timeout) {
   return WriteAll(EncodeFrame(type, payload), timeout);
 }
 
@@ -112,7 +116,8 @@ Result<Socket::Frame> Socket::ReadControlFrame(std::chrono::milliseconds timeout
   auto header = DecodeFrameHeader(raw);
   if (!header) return Error(header.error().WithContext(fmt::format("from {}", peer_)));
   if (header->type == FrameType::kData) {
-    return Error(StatusCode::kCorruption, "unexpected DATA frame from {} during the handshake", peer_);
+    return Error(StatusCode::kCorruption, "unexpected DATA frame from {} during the handshake",
+                 peer_);
   }
   Frame frame{header->type, std::string(header->length, '\0')};
   s = ReadExact(frame.payload.data(), frame.payload.size(), timeout);
@@ -126,10 +131,12 @@ Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, ui
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');
-    if (close == std::string_view::npos) return Error(StatusCode::kInvalidArgument, "bad address {:?}", text);
+    if (close == std::string_view::npos)
+      return Error(StatusCode::kInvalidArgument, "bad address {:?}", text);
     host = std::string(text.substr(1, close - 1));
     if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return Error(StatusCode::kInvalidArgument, "bad address {:?}", text);
+      if (text[close + 1] != ':')
+        return Error(StatusCode::kInvalidArgument, "bad address {:?}", text);
       port_text = text.substr(close + 2);
     }
   } else {
@@ -144,7 +151,8 @@ Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, ui
   uint16_t port = default_port;
   if (!port_text.empty()) {
     auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || ptr != port_text.data() + port_text.size() || (port == 0 && !allow_zero)) {
+    if (ec != std::errc() || ptr != port_text.data() + port_text.size() ||
+        (port == 0 && !allow_zero)) {
       return Error(StatusCode::kInvalidArgument, "bad port in {:?}", text);
     }
   }
@@ -162,7 +170,8 @@ std::string PeerName(int fd) {
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
     return "unknown";
   }
-  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, serv) : fmt::format("{}:{}", host, serv);
+  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, serv)
+                                    : fmt::format("{}:{}", host, serv);
 }
 
 Result<Socket> Connect(const std::string& host, uint16_t port, std::chrono::milliseconds timeout) {
@@ -174,17 +183,20 @@ Result<Socket> Connect(const std::string& host, uint16_t port, std::chrono::mill
   addrinfo* list = nullptr;
   std::string port_text = std::to_string(port);
   int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &list);
-  if (rc != 0) return Error(StatusCode::kUnavailable, "cannot resolve {}: {}", host, gai_strerror(rc));
+  if (rc != 0)
+    return Error(StatusCode::kUnavailable, "cannot resolve {}: {}", host, gai_strerror(rc));
   Status last(StatusCode::kUnavailable, fmt::format("no address for {}", host));
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
       last = ErrnoStatus(errno, "socket");
       continue;
     }
     Socket sock(fd, peer);
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      last = Status(StatusCode::kUnavailable, fmt::format("connect to {}: {}", peer, std::strerror(errno)));
+      last = Status(StatusCode::kUnavailable,
+                    fmt::format("connect to {}: {}", peer, std::strerror(errno)));
       continue;
     }
     pollfd p{fd, POLLOUT, 0};
@@ -193,14 +205,16 @@ Result<Socket> Connect(const std::string& host, uint16_t port, std::chrono::mill
       prc = ::poll(&p, 1, static_cast<int>(timeout.count()));
     } while (prc < 0 && errno == EINTR);
     if (prc == 0) {
-      last = Status(StatusCode::kTimeout, fmt::format("connect to {}: no answer in {} ms", peer, timeout.count()));
+      last = Status(StatusCode::kTimeout,
+                    fmt::format("connect to {}: no answer in {} ms", peer, timeout.count()));
       continue;
     }
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      last = Status(StatusCode::kUnavailable, fmt::format("connect to {}: {}", peer, std::strerror(err)));
+      last = Status(StatusCode::kUnavailable,
+                    fmt::format("connect to {}: {}", peer, std::strerror(err)));
       continue;
     }
     int one = 1;

@@ -36,7 +36,8 @@ std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::
   }
   options->probe_all = true;  // the next candidates are the fallbacks when the first fails
   boost::asio::io_context io;
-  auto resolver = discovery::AresResolver::Create(io.get_executor(), discovery::AresOptions::FromConfig(config));
+  auto resolver = discovery::AresResolver::Create(io.get_executor(),
+                                                  discovery::AresOptions::FromConfig(config));
   if (!resolver) {
     Log()->error("event=clone_discovery_failed error={}", log::Quote(resolver.error().message()));
     return {};
@@ -53,9 +54,11 @@ std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::
   std::vector<std::string> donors;
   if (found) {
     for (const auto& peer : found->peers) {
-      Log()->info("event=clone_candidate ordinal={} name={} state={} summary={}", peer.candidate.ordinal,
-                  peer.candidate.name, discovery::PeerStateName(peer.state), log::Quote(peer.Summary()));
-      if (peer.state == discovery::PeerState::kReachable && peer.answered) donors.push_back(EndpointText(*peer.answered));
+      Log()->info("event=clone_candidate ordinal={} name={} state={} summary={}",
+                  peer.candidate.ordinal, peer.candidate.name, discovery::PeerStateName(peer.state),
+                  log::Quote(peer.Summary()));
+      if (peer.state == discovery::PeerState::kReachable && peer.answered)
+        donors.push_back(EndpointText(*peer.answered));
     }
   }
   resolver->reset();  // before the io_context goes
@@ -87,7 +90,8 @@ Status CloneIntoDatadir(const conf::Config& config, const conf::Identity& identi
   });
   options->cancel = &cancel;
   RetryPolicy policy;  // until a clone commits or we are stopped
-  auto result = CloneFromPeers([&] { return DiscoverDonors(config, identity, cancel); }, *options, policy);
+  auto result =
+      CloneFromPeers([&] { return DiscoverDonors(config, identity, cancel); }, *options, policy);
   done.store(true);
   watcher.join();
   if (!result) return result.error();

@@ -12,21 +12,30 @@ namespace replboot::clone {
 
 std::string_view FrameTypeName(FrameType type) {
   switch (type) {
-    case FrameType::kHello: return "HELLO";
-    case FrameType::kChallenge: return "CHALLENGE";
-    case FrameType::kResponse: return "RESPONSE";
-    case FrameType::kProof: return "PROOF";
-    case FrameType::kHeader: return "HEADER";
-    case FrameType::kError: return "ERROR";
-    case FrameType::kData: return "DATA";
-    case FrameType::kTrailer: return "TRAILER";
+    case FrameType::kHello:
+      return "HELLO";
+    case FrameType::kChallenge:
+      return "CHALLENGE";
+    case FrameType::kResponse:
+      return "RESPONSE";
+    case FrameType::kProof:
+      return "PROOF";
+    case FrameType::kHeader:
+      return "HEADER";
+    case FrameType::kError:
+      return "ERROR";
+    case FrameType::kData:
+      return "DATA";
+    case FrameType::kTrailer:
+      return "TRAILER";
   }
   return "UNKNOWN";
 }
 
 std::array<uint8_t, kFrameHeaderSize> EncodeFrameHeader(FrameType type, uint32_t length) {
-  return {static_cast<uint8_t>(type), static_cast<uint8_t>(length >> 24), static_cast<uint8_t>(length >> 16),
-          static_cast<uint8_t>(length >> 8), static_cast<uint8_t>(length)};
+  return {static_cast<uint8_t>(type), static_cast<uint8_t>(length >> 24),
+          static_cast<uint8_t>(length >> 16), static_cast<uint8_t>(length >> 8),
+          static_cast<uint8_t>(length)};
 }
 
 std::string EncodeFrame(FrameType type, std::string_view payload) {
@@ -38,16 +47,17 @@ std::string EncodeFrame(FrameType type, std::string_view payload) {
 
 Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize> bytes) {
   uint8_t type = bytes[0];
-  uint32_t length = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) | (uint32_t{bytes[3]} << 8) |
-                    uint32_t{bytes[4]};
-  if (type < static_cast<uint8_t>(FrameType::kHello) || type > static_cast<uint8_t>(FrameType::kTrailer)) {
+  uint32_t length = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) |
+                    (uint32_t{bytes[3]} << 8) | uint32_t{bytes[4]};
+  if (type < static_cast<uint8_t>(FrameType::kHello) ||
+      type > static_cast<uint8_t>(FrameType::kTrailer)) {
     return Error(StatusCode::kCorruption, "unknown frame type {}", type);
   }
   auto frame_type = static_cast<FrameType>(type);
   uint32_t limit = frame_type == FrameType::kData ? kMaxDataPayload : kMaxControlPayload;
   if (length > limit) {
-    return Error(StatusCode::kCorruption, "{} frame of {} bytes exceeds the limit of {}", FrameTypeName(frame_type),
-                 length, limit);
+    return Error(StatusCode::kCorruption, "{} frame of {} bytes exceeds the limit of {}",
+                 FrameTypeName(frame_type), length, limit);
   }
   return FrameHeader{frame_type, length};
 }
@@ -99,14 +109,17 @@ std::string EncodeHello() {
 }
 
 Status CheckHello(std::string_view payload) {
-  if (payload.size() != kHelloMagic.size() + 2 || payload.substr(0, kHelloMagic.size()) != kHelloMagic) {
+  if (payload.size() != kHelloMagic.size() + 2 ||
+      payload.substr(0, kHelloMagic.size()) != kHelloMagic) {
     return Status(StatusCode::kCorruption, "not a replboot backup client (bad HELLO)");
   }
-  uint16_t version = static_cast<uint16_t>((static_cast<uint8_t>(payload[kHelloMagic.size()]) << 8) |
-                                           static_cast<uint8_t>(payload[kHelloMagic.size() + 1]));
+  uint16_t version =
+      static_cast<uint16_t>((static_cast<uint8_t>(payload[kHelloMagic.size()]) << 8) |
+                            static_cast<uint8_t>(payload[kHelloMagic.size() + 1]));
   if (version != kProtocolVersion) {
     return Status(StatusCode::kInvalidArgument,
-                  fmt::format("client speaks protocol version {}, this server speaks {}", version, kProtocolVersion));
+                  fmt::format("client speaks protocol version {}, this server speaks {}", version,
+                              kProtocolVersion));
   }
   return Status::Ok();
 }
@@ -185,10 +198,12 @@ ErrorMessage DecodeErrorMessage(std::string_view payload) {
 std::optional<std::string> MajorMinor(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) continue;
-    if (i > 0 && (std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '.')) continue;
+    if (i > 0 && (std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '.'))
+      continue;
     size_t j = i;
     while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
-    if (j + 1 >= text.size() || text[j] != '.' || !std::isdigit(static_cast<unsigned char>(text[j + 1]))) {
+    if (j + 1 >= text.size() || text[j] != '.' ||
+        !std::isdigit(static_cast<unsigned char>(text[j + 1]))) {
       i = j;
       continue;
     }

@@ -143,7 +143,8 @@ TEST(ErrorMessageTest, RoundTripAndGarbage) {
 
 TEST(VersionTest, MajorMinor) {
   EXPECT_EQ(MajorMinor("10.11.19-MariaDB-0+deb12u1"), "10.11");
-  EXPECT_EQ(MajorMinor("mariabackup based on MariaDB server 10.11.19-MariaDB Linux (x86_64)"), "10.11");
+  EXPECT_EQ(MajorMinor("mariabackup based on MariaDB server 10.11.19-MariaDB Linux (x86_64)"),
+            "10.11");
   EXPECT_EQ(MajorMinor("xtrabackup version 8.0.35-30 based on MySQL server 8.0.35"), "8.0");
   EXPECT_EQ(MajorMinor("8.4.0"), "8.4");
   EXPECT_EQ(MajorMinor("x86_64 v2"), std::nullopt);

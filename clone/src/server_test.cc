@@ -83,7 +83,8 @@ TEST_F(ServerTest, GarbageClientIsDropped) {
   StartServer(1);
   auto sock = net::Connect("127.0.0.1", server_->port(), std::chrono::milliseconds(2000));
   ASSERT_TRUE(sock);
-  ASSERT_TRUE(sock->WriteAll("GET / HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(2000)).ok());
+  ASSERT_TRUE(
+      sock->WriteAll("GET / HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(2000)).ok());
   char buf[64];
   auto n = sock->ReadSome(buf, sizeof buf, std::chrono::milliseconds(5000));
   // Either closed outright or closed after nothing useful: never a challenge.

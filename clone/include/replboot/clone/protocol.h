@@ -10,9 +10,9 @@
 //       mac_c = HMAC-SHA256(secret, server_nonce ‖ client_nonce ‖ "replboot-backup-v1")
 //                                            ←  PROOF mac_s (32)         (or ERROR auth_failed)
 //       mac_s = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ "replboot-backup-v1 server")
-//                                            ←  HEADER JSON              (or ERROR busy / backup_failed)
-//                                            ←  DATA raw xbstream bytes, repeated
-//                                            ←  TRAILER JSON
+//                                            ←  HEADER JSON              (or ERROR busy /
+//                                            backup_failed) ←  DATA raw xbstream bytes, repeated ←
+//                                            TRAILER JSON
 //
 // Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
 // a recorded session cannot be replayed against either side. The two MACs use different
@@ -90,10 +90,10 @@ Status CheckHello(std::string_view payload);
 // What the donor tells the replica before the stream, for the pre-flight and progress.
 struct StreamHeader {
   uint16_t protocol = kProtocolVersion;
-  std::string flavour;         // "mariadb" | "mysql"
-  std::string server_version;  // SELECT VERSION(), e.g. "10.11.19-MariaDB"
-  std::string tool;            // "mariabackup" | "xtrabackup"
-  std::string tool_version;    // first line of `<tool> --version`
+  std::string flavour;           // "mariadb" | "mysql"
+  std::string server_version;    // SELECT VERSION(), e.g. "10.11.19-MariaDB"
+  std::string tool;              // "mariabackup" | "xtrabackup"
+  std::string tool_version;      // first line of `<tool> --version`
   uint64_t estimated_bytes = 0;  // size of the donor's datadir
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
