@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -18,6 +16,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -32,8 +32,8 @@ using asio::ip::address;
 
 namespace {
 
-constexpr int kClassIn = 1;  // ns_c_in
-constexpr int kTypeSrv = 33; // ns_t_srv
+constexpr int kClassIn = 1;   // ns_c_in
+constexpr int kTypeSrv = 33;  // ns_t_srv
 
 // ares_library_init is process-global and not thread-safe; do it once.
 int InitAresLibrary() {
@@ -98,7 +98,8 @@ LookupFailure FailureFromAres(int status, std::string_view what, const std::stri
       cause = ares_strerror(status);
       break;
   }
-  failure.message = fmt::format("DNS lookup of {} ({}) failed: {} (servers {})", name, what, cause, servers);
+  failure.message =
+      fmt::format("DNS lookup of {} ({}) failed: {} (servers {})", name, what, cause, servers);
   return failure;
 }
 
@@ -196,7 +197,8 @@ template <typename T>
 using PendingArg = std::shared_ptr<PendingBase<T>>;
 
 template <typename T, typename Handler>
-PendingArg<T>* StartPending(const std::shared_ptr<AresResolver::Impl>& impl, std::string name, Handler handler) {
+PendingArg<T>* StartPending(const std::shared_ptr<AresResolver::Impl>& impl, std::string name,
+                            Handler handler) {
   auto pending = std::make_shared<PendingOp<T, Handler>>();
   pending->name = std::move(name);
   pending->servers = impl->servers_text;
@@ -212,7 +214,6 @@ PendingArg<T>* StartPending(const std::shared_ptr<AresResolver::Impl>& impl, std
   return new PendingArg<T>(std::move(pending));
 }
 
-
 template <typename T>
 PendingArg<T> TakePending(void* arg) {
   std::unique_ptr<PendingArg<T>> holder(static_cast<PendingArg<T>*>(arg));
@@ -223,7 +224,8 @@ void OnAddrInfo(void* arg, int status, int /*timeouts*/, ares_addrinfo* info) {
   auto pending = TakePending<std::vector<address>>(arg);
   if (status != ARES_SUCCESS) {
     if (info != nullptr) ares_freeaddrinfo(info);
-    pending->Complete(tl::unexpected(FailureFromAres(status, "A/AAAA", pending->name, pending->servers)));
+    pending->Complete(
+        tl::unexpected(FailureFromAres(status, "A/AAAA", pending->name, pending->servers)));
     return;
   }
   std::vector<address> v4;
@@ -245,7 +247,8 @@ void OnAddrInfo(void* arg, int status, int /*timeouts*/, ares_addrinfo* info) {
   if (info != nullptr) ares_freeaddrinfo(info);
   v4.insert(v4.end(), v6.begin(), v6.end());
   if (v4.empty()) {
-    pending->Complete(tl::unexpected(FailureFromAres(ARES_ENODATA, "A/AAAA", pending->name, pending->servers)));
+    pending->Complete(
+        tl::unexpected(FailureFromAres(ARES_ENODATA, "A/AAAA", pending->name, pending->servers)));
     return;
   }
   pending->Complete(std::move(v4));
@@ -254,13 +257,15 @@ void OnAddrInfo(void* arg, int status, int /*timeouts*/, ares_addrinfo* info) {
 void OnSrv(void* arg, int status, int /*timeouts*/, unsigned char* answer, int length) {
   auto pending = TakePending<std::vector<SrvRecord>>(arg);
   if (status != ARES_SUCCESS) {
-    pending->Complete(tl::unexpected(FailureFromAres(status, "SRV", pending->name, pending->servers)));
+    pending->Complete(
+        tl::unexpected(FailureFromAres(status, "SRV", pending->name, pending->servers)));
     return;
   }
   ares_srv_reply* replies = nullptr;
   int parsed = ares_parse_srv_reply(answer, length, &replies);
   if (parsed != ARES_SUCCESS) {
-    pending->Complete(tl::unexpected(FailureFromAres(parsed, "SRV", pending->name, pending->servers)));
+    pending->Complete(
+        tl::unexpected(FailureFromAres(parsed, "SRV", pending->name, pending->servers)));
     return;
   }
   std::vector<SrvRecord> records;
@@ -275,7 +280,8 @@ void OnSrv(void* arg, int status, int /*timeouts*/, unsigned char* answer, int l
   }
   ares_free_data(replies);
   if (records.empty()) {
-    pending->Complete(tl::unexpected(FailureFromAres(ARES_ENODATA, "SRV", pending->name, pending->servers)));
+    pending->Complete(
+        tl::unexpected(FailureFromAres(ARES_ENODATA, "SRV", pending->name, pending->servers)));
     return;
   }
   pending->Complete(std::move(records));
@@ -306,7 +312,8 @@ void AresResolver::Impl::SockState(int fd, bool readable, bool writable) {
     descriptor.assign(fd, ec);
     if (ec) {
       // The query on this socket will time out through c-ares; say why.
-      log::Get("discovery")->error("event=dns_socket_error fd={} error={}", fd, log::Quote(ec.message()));
+      log::Get("discovery")
+          ->error("event=dns_socket_error fd={} error={}", fd, log::Quote(ec.message()));
       return;
     }
     it = sockets.emplace(fd, std::make_shared<AresSocket>(std::move(descriptor))).first;
@@ -321,27 +328,29 @@ void AresResolver::Impl::SockState(int fd, bool readable, bool writable) {
 void AresResolver::Impl::ArmRead(const std::shared_ptr<AresSocket>& socket, int fd) {
   if (closed || socket->closed || !socket->want_read || socket->read_pending) return;
   socket->read_pending = true;
-  socket->descriptor.async_wait(asio::posix::descriptor_base::wait_read,
-                                [weak = weak_from_this(), socket, fd](boost::system::error_code ec) {
-                                  socket->read_pending = false;
-                                  auto self = weak.lock();
-                                  if (ec || !self || self->closed || socket->closed) return;
-                                  self->Process(fd, ARES_SOCKET_BAD);
-                                  self->ArmRead(socket, fd);
-                                });
+  socket->descriptor.async_wait(
+      asio::posix::descriptor_base::wait_read,
+      [weak = weak_from_this(), socket, fd](boost::system::error_code ec) {
+        socket->read_pending = false;
+        auto self = weak.lock();
+        if (ec || !self || self->closed || socket->closed) return;
+        self->Process(fd, ARES_SOCKET_BAD);
+        self->ArmRead(socket, fd);
+      });
 }
 
 void AresResolver::Impl::ArmWrite(const std::shared_ptr<AresSocket>& socket, int fd) {
   if (closed || socket->closed || !socket->want_write || socket->write_pending) return;
   socket->write_pending = true;
-  socket->descriptor.async_wait(asio::posix::descriptor_base::wait_write,
-                                [weak = weak_from_this(), socket, fd](boost::system::error_code ec) {
-                                  socket->write_pending = false;
-                                  auto self = weak.lock();
-                                  if (ec || !self || self->closed || socket->closed) return;
-                                  self->Process(ARES_SOCKET_BAD, fd);
-                                  self->ArmWrite(socket, fd);
-                                });
+  socket->descriptor.async_wait(
+      asio::posix::descriptor_base::wait_write,
+      [weak = weak_from_this(), socket, fd](boost::system::error_code ec) {
+        socket->write_pending = false;
+        auto self = weak.lock();
+        if (ec || !self || self->closed || socket->closed) return;
+        self->Process(ARES_SOCKET_BAD, fd);
+        self->ArmWrite(socket, fd);
+      });
 }
 
 void AresResolver::Impl::Process(int read_fd, int write_fd) {
@@ -358,7 +367,8 @@ void AresResolver::Impl::RescheduleTimer() {
     timer.cancel();
     return;
   }
-  timer.expires_after(std::chrono::seconds(next->tv_sec) + std::chrono::microseconds(next->tv_usec));
+  timer.expires_after(std::chrono::seconds(next->tv_sec) +
+                      std::chrono::microseconds(next->tv_usec));
   timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     auto self = weak.lock();
     if (ec || !self || self->closed) return;  // rescheduled or shut down
@@ -388,8 +398,9 @@ Result<std::unique_ptr<AresResolver>> AresResolver::Create(asio::any_io_executor
     return Error(StatusCode::kInternal, "c-ares library init failed: {}", ares_strerror(status));
   }
   if (options.timeout.count() <= 0 || options.tries <= 0) {
-    return Error(StatusCode::kInvalidArgument, "dns timeout ({} ms) and tries ({}) must be positive",
-                 options.timeout.count(), options.tries);
+    return Error(StatusCode::kInvalidArgument,
+                 "dns timeout ({} ms) and tries ({}) must be positive", options.timeout.count(),
+                 options.tries);
   }
   // c-ares quietly falls back to its defaults (127.0.0.1, no search domains) when
   // the file is missing; a wrong path must not turn into "every name is NXDOMAIN".
@@ -418,8 +429,8 @@ Result<std::unique_ptr<AresResolver>> AresResolver::Create(asio::any_io_executor
   status = ares_init_options(&impl->channel, &ao, mask);
   if (status != ARES_SUCCESS) {
     impl->channel = nullptr;
-    return Error(StatusCode::kIOError, "cannot set up the DNS resolver from {}: {}", options.resolv_conf,
-                 ares_strerror(status));
+    return Error(StatusCode::kIOError, "cannot set up the DNS resolver from {}: {}",
+                 options.resolv_conf, ares_strerror(status));
   }
   if (!options.servers.empty()) {
     std::string csv;
@@ -432,7 +443,8 @@ Result<std::unique_ptr<AresResolver>> AresResolver::Create(asio::any_io_executor
       ares_destroy(impl->channel);
       impl->channel = nullptr;
       return Error(StatusCode::kInvalidArgument,
-                   "dns.servers \"{}\": {} (expected host[:port] entries such as 127.0.0.1:5353 or [::1]:53)",
+                   "dns.servers \"{}\": {} (expected host[:port] entries such as 127.0.0.1:5353 or "
+                   "[::1]:53)",
                    csv, ares_strerror(status));
     }
   }
@@ -459,7 +471,8 @@ asio::awaitable<Lookup<std::vector<address>>> AresResolver::ResolveAddresses(std
   // GCC 12 has been seen to destroy such temporaries twice.
   return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
       [impl = impl_](auto handler, std::string query_name) {
-        auto* arg = StartPending<std::vector<address>>(impl, std::move(query_name), std::move(handler));
+        auto* arg =
+            StartPending<std::vector<address>>(impl, std::move(query_name), std::move(handler));
         if (impl->closed) {
           OnAddrInfo(arg, ARES_EDESTRUCTION, 0, nullptr);
           return;
@@ -480,7 +493,8 @@ asio::awaitable<Lookup<std::vector<SrvRecord>>> AresResolver::ResolveSrv(std::st
   using R = Lookup<std::vector<SrvRecord>>;
   return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
       [impl = impl_](auto handler, std::string query_name) {
-        auto* arg = StartPending<std::vector<SrvRecord>>(impl, std::move(query_name), std::move(handler));
+        auto* arg =
+            StartPending<std::vector<SrvRecord>>(impl, std::move(query_name), std::move(handler));
         if (impl->closed) {
           OnSrv(arg, ARES_EDESTRUCTION, 0, nullptr, 0);
           return;

@@ -58,21 +58,25 @@ std::string EncodeName(const std::string& name) {
 // queries so tests can tell a drop from no traffic at all.
 class FakeDnsServer {
  public:
-  explicit FakeDnsServer(asio::io_context& io) : socket_(io, udp::endpoint(make_address("127.0.0.1"), 0)) {
+  explicit FakeDnsServer(asio::io_context& io)
+      : socket_(io, udp::endpoint(make_address("127.0.0.1"), 0)) {
     Receive();
   }
-  std::string Address() const { return "127.0.0.1:" + std::to_string(socket_.local_endpoint().port()); }
+  std::string Address() const {
+    return "127.0.0.1:" + std::to_string(socket_.local_endpoint().port());
+  }
   std::map<std::string, Answer> answers;
   int queries = 0;
 
  private:
   void Receive() {
-    socket_.async_receive_from(asio::buffer(buf_), peer_, [this](boost::system::error_code ec, size_t n) {
-      if (ec) return;
-      ++queries;
-      Respond(std::string(buf_.data(), n));
-      Receive();
-    });
+    socket_.async_receive_from(asio::buffer(buf_), peer_,
+                               [this](boost::system::error_code ec, size_t n) {
+                                 if (ec) return;
+                                 ++queries;
+                                 Respond(std::string(buf_.data(), n));
+                                 Receive();
+                               });
   }
 
   void Respond(const std::string& query) {
@@ -88,7 +92,8 @@ class FakeDnsServer {
     }
     pos += 1;
     if (pos + 4 > query.size()) return;
-    uint16_t type = static_cast<uint16_t>((static_cast<uint8_t>(query[pos]) << 8) | static_cast<uint8_t>(query[pos + 1]));
+    uint16_t type = static_cast<uint16_t>((static_cast<uint8_t>(query[pos]) << 8) |
+                                          static_cast<uint8_t>(query[pos + 1]));
     std::string question = query.substr(12, pos + 4 - 12);
 
     Answer answer;
@@ -141,7 +146,7 @@ class FakeDnsServer {
     }
     std::string response = query.substr(0, 2);  // id
     uint8_t rcode = answer.kind == Answer::kRcode ? answer.rcode : 0;
-    response += static_cast<char>(0x81);        // QR, RD
+    response += static_cast<char>(0x81);          // QR, RD
     response += static_cast<char>(0x80 | rcode);  // RA, rcode
     Put16(response, 1);
     Put16(response, count);
@@ -165,7 +170,8 @@ class AresResolverTest : public ::testing::Test {
   }
   void TearDown() override { std::remove(resolv_conf_.c_str()); }
 
-  std::unique_ptr<AresResolver> MakeResolver(milliseconds timeout = milliseconds(2000), int tries = 2) {
+  std::unique_ptr<AresResolver> MakeResolver(milliseconds timeout = milliseconds(2000),
+                                             int tries = 2) {
     AresOptions o;
     o.servers = {server_.Address()};
     o.resolv_conf = resolv_conf_;
@@ -193,7 +199,8 @@ class AresResolverTest : public ::testing::Test {
   void RunUntil(Done done) {
     io_.restart();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) io_.run_one_for(milliseconds(100));
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      io_.run_one_for(milliseconds(100));
   }
 
   asio::io_context io_;
@@ -207,8 +214,9 @@ TEST_F(AresResolverTest, ResolvesAAndAaaaIpv4First) {
   auto r = MakeResolver();
   auto result = Run(r->ResolveAddresses("peer.test"));
   ASSERT_TRUE(result) << result.error().message;
-  EXPECT_EQ(*result, (std::vector<asio::ip::address>{make_address("127.0.0.7"), make_address("127.0.0.8"),
-                                                     make_address("::1")}));
+  EXPECT_EQ(*result,
+            (std::vector<asio::ip::address>{make_address("127.0.0.7"), make_address("127.0.0.8"),
+                                            make_address("::1")}));
 }
 
 TEST_F(AresResolverTest, AaaaOnlyName) {
@@ -284,7 +292,8 @@ TEST_F(AresResolverTest, ManyLookupsAtOnce) {
     asio::co_spawn(io_, r->ResolveAddresses("n" + std::to_string(i) + ".test"),
                    [&, i](std::exception_ptr, Lookup<std::vector<asio::ip::address>> result) {
                      ASSERT_TRUE(result) << result.error().message;
-                     EXPECT_EQ(result->at(0), asio::ip::make_address_v4(0x7f000100u + static_cast<unsigned>(i)));
+                     EXPECT_EQ(result->at(0),
+                               asio::ip::make_address_v4(0x7f000100u + static_cast<unsigned>(i)));
                      ++done;
                    });
   }
@@ -297,11 +306,12 @@ TEST_F(AresResolverTest, PerOperationCancellation) {
   auto r = MakeResolver(milliseconds(5000), 3);
   asio::cancellation_signal cancel;
   std::optional<Lookup<std::vector<asio::ip::address>>> out;
-  asio::co_spawn(io_, r->ResolveAddresses("silent.test"),
-                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, auto result) {
-                   EXPECT_FALSE(e);
-                   out = std::move(result);
-                 }));
+  asio::co_spawn(
+      io_, r->ResolveAddresses("silent.test"),
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, auto result) {
+        EXPECT_FALSE(e);
+        out = std::move(result);
+      }));
   asio::steady_timer t(io_, milliseconds(50));
   t.async_wait([&](auto) { cancel.emit(asio::cancellation_type::terminal); });
   auto start = std::chrono::steady_clock::now();
@@ -320,7 +330,8 @@ TEST_F(AresResolverTest, CancelFailsPendingLookups) {
   server_.answers["silent.test"].kind = Answer::kDrop;
   auto r = MakeResolver(milliseconds(5000), 3);
   std::optional<Lookup<std::vector<SrvRecord>>> out;
-  asio::co_spawn(io_, r->ResolveSrv("silent.test"), [&](std::exception_ptr, auto result) { out = std::move(result); });
+  asio::co_spawn(io_, r->ResolveSrv("silent.test"),
+                 [&](std::exception_ptr, auto result) { out = std::move(result); });
   asio::steady_timer t(io_, milliseconds(50));
   t.async_wait([&](auto) { r->Cancel(); });
   RunUntil([&] { return out.has_value(); });
@@ -333,7 +344,8 @@ TEST_F(AresResolverTest, DestroyWithAPendingLookupCompletesItAsCancelled) {
   server_.answers["silent.test"].kind = Answer::kDrop;
   auto r = MakeResolver(milliseconds(5000), 3);
   std::optional<Lookup<std::vector<asio::ip::address>>> out;
-  asio::co_spawn(io_, r->ResolveAddresses("silent.test"), [&](std::exception_ptr, auto result) { out = std::move(result); });
+  asio::co_spawn(io_, r->ResolveAddresses("silent.test"),
+                 [&](std::exception_ptr, auto result) { out = std::move(result); });
   io_.run_for(milliseconds(100));
   EXPECT_GE(server_.queries, 1);
   EXPECT_FALSE(out);
@@ -374,7 +386,8 @@ TEST_F(AresResolverTest, MissingResolvConfIsAnInvalidArgument) {
 }
 
 TEST_F(AresResolverTest, ResolvConfSearchDomainsApply) {
-  std::ofstream(resolv_conf_) << "search ns.svc.cluster.local\noptions ndots:5\nnameserver 127.0.0.1\n";
+  std::ofstream(resolv_conf_)
+      << "search ns.svc.cluster.local\noptions ndots:5\nnameserver 127.0.0.1\n";
   server_.answers["mysql-0.mysql.ns.svc.cluster.local"].addresses = {make_address("127.0.0.10")};
   auto r = MakeResolver();
   auto result = Run(r->ResolveAddresses("mysql-0.mysql"));

@@ -45,9 +45,11 @@ std::string AddressesText(const PeerReport& peer) {
 }
 
 std::string NoDonorReason(const conf::Identity& self, const Discovery& d) {
-  if (d.peers.empty()) return fmt::format("{} is ordinal 0, the primary: it has no donor", self.hostname);
+  if (d.peers.empty())
+    return fmt::format("{} is ordinal 0, the primary: it has no donor", self.hostname);
   if (d.cancelled) return "interrupted";
-  if (d.deadline_passed) return fmt::format("no peer answered before the deadline ({} rounds)", d.rounds);
+  if (d.deadline_passed)
+    return fmt::format("no peer answered before the deadline ({} rounds)", d.rounds);
   return fmt::format("no peer answered and no failure is worth retrying ({} rounds)", d.rounds);
 }
 
@@ -68,8 +70,8 @@ void PrintTable(const conf::Identity& self, const Discovery& d) {
     out += row[4] + "\n";
   }
   if (const PeerReport* donor = d.Donor()) {
-    out += fmt::format("donor: {} (ordinal {}) at {}\n", donor->candidate.name, donor->candidate.ordinal,
-                       ToText(*donor->answered));
+    out += fmt::format("donor: {} (ordinal {}) at {}\n", donor->candidate.name,
+                       donor->candidate.ordinal, ToText(*donor->answered));
   } else {
     out += fmt::format("donor: none: {}\n", NoDonorReason(self, d));
   }
@@ -99,10 +101,14 @@ void PrintJson(const conf::Identity& self, Policy policy, const Discovery& d) {
              {"name", chosen->candidate.name},
              {"endpoint", ToText(*chosen->answered)}};
   }
-  nlohmann::json doc = {{"hostname", self.hostname}, {"ordinal", self.ordinal},
-                        {"policy", PolicyName(policy)}, {"rounds", d.rounds},
-                        {"cancelled", d.cancelled},   {"deadline_passed", d.deadline_passed},
-                        {"donor", donor},             {"peers", peers}};
+  nlohmann::json doc = {{"hostname", self.hostname},
+                        {"ordinal", self.ordinal},
+                        {"policy", PolicyName(policy)},
+                        {"rounds", d.rounds},
+                        {"cancelled", d.cancelled},
+                        {"deadline_passed", d.deadline_passed},
+                        {"donor", donor},
+                        {"peers", peers}};
   if (!d.Donor()) doc["reason"] = NoDonorReason(self, d);
   std::cout << doc.dump() << std::endl;
 }
@@ -122,7 +128,8 @@ int RunPeers(const conf::ConfigFlags& flags, bool json) {
   auto policy = ParsePolicy(config.dns.policy);
   auto options = OptionsFromConfig(config, *self);
   if (!policy || !options) {
-    std::cerr << "replboot peers: " << (policy ? options.error() : policy.error()).message() << "\n";
+    std::cerr << "replboot peers: " << (policy ? options.error() : policy.error()).message()
+              << "\n";
     return 2;
   }
   options->probe_all = true;  // the table shows every candidate, not only up to the donor
@@ -149,19 +156,20 @@ int RunPeers(const conf::ConfigFlags& flags, bool json) {
   });
   std::optional<Discovery> discovery;
   std::string failure;
-  asio::co_spawn(io, DiscoverPeers(**resolver, prober, std::move(*options)),
-                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Discovery d) {
-                   signals.cancel();
-                   if (e) {
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       failure = ex.what();
-                     }
-                     return;
-                   }
-                   discovery = std::move(d);
-                 }));
+  asio::co_spawn(
+      io, DiscoverPeers(**resolver, prober, std::move(*options)),
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Discovery d) {
+        signals.cancel();
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            failure = ex.what();
+          }
+          return;
+        }
+        discovery = std::move(d);
+      }));
   io.run();
   if (!discovery) {
     std::cerr << "replboot peers: discovery failed: " << failure << "\n";
@@ -179,8 +187,11 @@ int RunPeers(const conf::ConfigFlags& flags, bool json) {
 }  // namespace
 
 void AddCommands(CLI::App& app) {
-  auto* cmd = app.add_subcommand("peers", "resolve the peers through DNS, probe their backup endpoints, "
-                                          "and show which one would be the donor");
+  auto* cmd = app.add_subcommand("peers",
+                                 "resolve the peers through DNS, probe their backup endpoints, "
+                                 "and show which one would be the donor; retries until "
+                                 "dns.lookup_deadline while none answers (--set "
+                                 "dns.lookup_deadline=0 for a single round)");
   auto flags = std::make_shared<conf::ConfigFlags>();
   auto json = std::make_shared<bool>(false);
   conf::AddConfigFlags(cmd, flags.get());

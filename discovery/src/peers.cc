@@ -54,7 +54,8 @@ std::vector<int64_t> CandidateOrdinals(int64_t ordinal, Policy policy) {
   return ordinals;
 }
 
-std::vector<Candidate> Candidates(const conf::Identity& self, const std::string& service, Policy policy) {
+std::vector<Candidate> Candidates(const conf::Identity& self, const std::string& service,
+                                  Policy policy) {
   std::vector<Candidate> candidates;
   for (int64_t k : CandidateOrdinals(self.ordinal, policy)) {
     Candidate c;
@@ -86,8 +87,9 @@ std::optional<uint16_t> SrvPortFor(const std::vector<SrvRecord>& records, std::s
   for (const auto& record : records) {
     std::string target = Lower(record.target);
     while (!target.empty() && target.back() == '.') target.pop_back();
-    if (target == wanted || (target.size() > wanted.size() && target.compare(0, wanted.size(), wanted) == 0 &&
-                             target[wanted.size()] == '.')) {
+    if (target == wanted ||
+        (target.size() > wanted.size() && target.compare(0, wanted.size(), wanted) == 0 &&
+         target[wanted.size()] == '.')) {
       return record.port;
     }
   }
@@ -115,8 +117,9 @@ std::string PeerReport::Summary() const {
     case PeerState::kUnreachable:
       return fmt::format("unreachable: {}", detail);
     case PeerState::kDnsFailed:
-      return dns_failure ? fmt::format("{}: {}", LookupErrorName(dns_failure->error), dns_failure->message)
-                         : "dns lookup failed";
+      return dns_failure
+                 ? fmt::format("{}: {}", LookupErrorName(dns_failure->error), dns_failure->message)
+                 : "dns lookup failed";
     case PeerState::kNotTried:
       return detail.empty() ? "not tried" : fmt::format("not tried: {}", detail);
   }
@@ -144,7 +147,8 @@ Result<DiscoverOptions> OptionsFromConfig(const conf::Config& config, const conf
   DiscoverOptions options;
   options.candidates = Candidates(self, config.cluster.service, *policy);
   if (config.backup.port <= 0 || config.backup.port > 65535) {
-    return Error(StatusCode::kInvalidArgument, "backup.port {} is not a TCP port", config.backup.port);
+    return Error(StatusCode::kInvalidArgument, "backup.port {} is not a TCP port",
+                 config.backup.port);
   }
   options.default_port = static_cast<uint16_t>(config.backup.port);
   if (!config.dns.srv_port_name.empty()) {
@@ -172,7 +176,8 @@ bool Retryable(const PeerReport& report) {
 }
 
 asio::awaitable<bool> Cancelled() {
-  co_return (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
+  co_return (co_await asio::this_coro::cancellation_state).cancelled() !=
+      asio::cancellation_type::none;
 }
 
 void ResetForRound(PeerReport& peer, uint16_t default_port) {
@@ -187,7 +192,8 @@ void ResetForRound(PeerReport& peer, uint16_t default_port) {
 
 }  // namespace
 
-asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober, DiscoverOptions options) {
+asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
+                                         DiscoverOptions options) {
   auto logger = log::Get("discovery");
   Discovery result;
   for (const auto& candidate : options.candidates) {
@@ -217,9 +223,9 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober, Dis
           break;
         } else {
           // Ports fall back to the configured one; the addresses may still resolve.
-          logger->warn("event=srv_lookup_failed name={} reason={} error={} fallback_port={}", options.srv_name,
-                       LookupErrorName(records.error().error), log::Quote(records.error().message),
-                       options.default_port);
+          logger->warn("event=srv_lookup_failed name={} reason={} error={} fallback_port={}",
+                       options.srv_name, LookupErrorName(records.error().error),
+                       log::Quote(records.error().message), options.default_port);
         }
       }
 
@@ -288,21 +294,23 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober, Dis
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
         result.deadline_passed = true;
-        logger->warn("event=no_donor rounds={} reason=deadline deadline_ms={}", round, options.deadline.count());
+        logger->warn("event=no_donor rounds={} reason=deadline deadline_ms={}", round,
+                     options.deadline.count());
         break;
       }
-      auto delay = std::min<std::chrono::steady_clock::duration>(BackoffDelay(options.backoff, round, draw()),
-                                                                 deadline - now);
+      auto delay = std::min<std::chrono::steady_clock::duration>(
+          BackoffDelay(options.backoff, round, draw()), deadline - now);
       auto delay_ms = std::chrono::duration_cast<milliseconds>(delay).count();
       for (const auto& peer : result.peers) {
         if (!Retryable(peer)) continue;
         if (peer.state == PeerState::kDnsFailed) {
-          logger->info("event=dns_retry name={} reason={} attempt={} delay_ms={} error={}", peer.candidate.name,
-                       LookupErrorName(peer.dns_failure->error), round, delay_ms,
-                       log::Quote(peer.dns_failure->message));
+          logger->info("event=dns_retry name={} reason={} attempt={} delay_ms={} error={}",
+                       peer.candidate.name, LookupErrorName(peer.dns_failure->error), round,
+                       delay_ms, log::Quote(peer.dns_failure->message));
         } else if (peer.state == PeerState::kUnreachable) {
-          logger->info("event=probe_retry name={} reason=unreachable attempt={} delay_ms={} error={}",
-                       peer.candidate.name, round, delay_ms, log::Quote(peer.detail));
+          logger->info(
+              "event=probe_retry name={} reason=unreachable attempt={} delay_ms={} error={}",
+              peer.candidate.name, round, delay_ms, log::Quote(peer.detail));
         }
       }
       asio::steady_timer timer(co_await asio::this_coro::executor, delay);

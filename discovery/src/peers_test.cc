@@ -30,14 +30,15 @@ conf::Identity Self(int64_t ordinal) {
 class FakeResolver : public Resolver {
  public:
   std::map<std::string, std::vector<asio::ip::address>> hosts;
-  std::map<std::string, LookupError> failures;       // permanent failure of a name
-  std::map<std::string, int> nxdomain_first;         // NXDOMAIN for the first N lookups
+  std::map<std::string, LookupError> failures;  // permanent failure of a name
+  std::map<std::string, int> nxdomain_first;    // NXDOMAIN for the first N lookups
   std::vector<SrvRecord> srv;
   std::optional<LookupError> srv_failure;
   std::map<std::string, int> lookups;
   std::vector<std::string> srv_lookups;
 
-  asio::awaitable<Lookup<std::vector<asio::ip::address>>> ResolveAddresses(std::string name) override {
+  asio::awaitable<Lookup<std::vector<asio::ip::address>>> ResolveAddresses(
+      std::string name) override {
     int n = ++lookups[name];
     auto fail = [&](LookupError e) {
       return tl::unexpected(LookupFailure{e, name + ": " + std::string(LookupErrorName(e))});
@@ -69,7 +70,9 @@ class FakeProber : public Prober {
   }
 };
 
-asio::ip::tcp::endpoint Ep(const char* addr, uint16_t port = 3307) { return {make_address(addr), port}; }
+asio::ip::tcp::endpoint Ep(const char* addr, uint16_t port = 3307) {
+  return {make_address(addr), port};
+}
 
 DiscoverOptions Options(int64_t ordinal, Policy policy = Policy::kNearestLower) {
   DiscoverOptions o;
@@ -294,7 +297,8 @@ TEST(DiscoverPeersTest, ThePrimaryHasNothingToDiscover) {
 
 TEST(DiscoverPeersTest, PrimaryPolicyOnlyTriesZero) {
   FakeResolver r;
-  r.hosts = {{"mysql-2.mysql", {make_address("127.0.0.12")}}, {"mysql-0.mysql", {make_address("127.0.0.10")}}};
+  r.hosts = {{"mysql-2.mysql", {make_address("127.0.0.12")}},
+             {"mysql-0.mysql", {make_address("127.0.0.10")}}};
   FakeProber p;
   p.up = {Ep("127.0.0.12"), Ep("127.0.0.10")};
   Discovery d = Discover(r, p, Options(3, Policy::kPrimary));
@@ -305,7 +309,8 @@ TEST(DiscoverPeersTest, PrimaryPolicyOnlyTriesZero) {
 
 TEST(DiscoverPeersTest, AnyReplicaHoldsThePrimaryBack) {
   FakeResolver r;
-  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}}, {"mysql-0.mysql", {make_address("127.0.0.10")}}};
+  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}},
+             {"mysql-0.mysql", {make_address("127.0.0.10")}}};
   FakeProber p;
   p.up = {Ep("127.0.0.10")};  // the only replica candidate is down
 
@@ -338,7 +343,8 @@ TEST(DiscoverPeersTest, AnyReplicaTakesThePrimaryAtOnceWhenItIsTheOnlyCandidate)
 
 TEST(DiscoverPeersTest, SrvGivesThePorts) {
   FakeResolver r;
-  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}}, {"mysql-0.mysql", {make_address("127.0.0.10")}}};
+  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}},
+             {"mysql-0.mysql", {make_address("127.0.0.10")}}};
   r.srv = {{"mysql-1.mysql.ns.svc.cluster.local", 4401, 0, 0}};
   FakeProber p;
   p.up = {Ep("127.0.0.11", 4401), Ep("127.0.0.10", 3307)};
@@ -377,13 +383,15 @@ TEST(DiscoverPeersTest, CancellationStopsABackoffAtOnce) {
   asio::io_context io;
   asio::cancellation_signal cancel;
   std::optional<Discovery> out;
-  asio::co_spawn(io, DiscoverPeers(r, p, o),
-                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Discovery d) {
-                   EXPECT_FALSE(e);
-                   out = std::move(d);
-                 }));
+  asio::co_spawn(
+      io, DiscoverPeers(r, p, o),
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Discovery d) {
+        EXPECT_FALSE(e);
+        out = std::move(d);
+      }));
   asio::steady_timer later(io, milliseconds(20));
-  later.async_wait([&](boost::system::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+  later.async_wait(
+      [&](boost::system::error_code) { cancel.emit(asio::cancellation_type::terminal); });
   auto start = std::chrono::steady_clock::now();
   io.run();
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));

@@ -43,7 +43,8 @@ asio::awaitable<Status> TcpProber::Probe(asio::ip::tcp::endpoint endpoint) {
     co_return Status::Ok();
   }
   if (*timed_out) {
-    co_return Status(StatusCode::kTimeout, fmt::format("no answer from {} within {} ms", where, timeout_.count()));
+    co_return Status(StatusCode::kTimeout,
+                     fmt::format("no answer from {} within {} ms", where, timeout_.count()));
   }
   if (ec == asio::error::operation_aborted) {
     co_return Status(StatusCode::kCancelled, fmt::format("probe of {} cancelled", where));

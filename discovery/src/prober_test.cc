@@ -50,7 +50,8 @@ TEST(TcpProberTest, ClosedPortIsUnavailableAndNamesTheEndpoint) {
   TcpProber prober(milliseconds(2000));
   Status s = Probe(io, prober, tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
-  EXPECT_NE(s.message().find("127.0.0.1:" + std::to_string(port)), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << s.message();
 }
 
 // A listener whose accept queue is full: the kernel drops further SYNs, so a
@@ -101,8 +102,9 @@ TEST(TcpProberTest, CancellationAbortsTheProbe) {
   TcpProber prober(milliseconds(30000));
   asio::cancellation_signal cancel;
   std::optional<Status> out;
-  asio::co_spawn(io, prober.Probe(hole.endpoint()),
-                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr, Status s) { out = s; }));
+  asio::co_spawn(
+      io, prober.Probe(hole.endpoint()),
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr, Status s) { out = s; }));
   asio::steady_timer t(io, milliseconds(50));
   t.async_wait([&](auto) { cancel.emit(asio::cancellation_type::terminal); });
   auto start = std::chrono::steady_clock::now();

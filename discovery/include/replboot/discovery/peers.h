@@ -56,7 +56,8 @@ struct Candidate {
 };
 
 // Candidates with their DNS names, from this node's identity.
-std::vector<Candidate> Candidates(const conf::Identity& self, const std::string& service, Policy policy);
+std::vector<Candidate> Candidates(const conf::Identity& self, const std::string& service,
+                                  Policy policy);
 
 // The port the SRV records give for `name`: a record whose target is the name
 // itself or the name under some domain ("mysql-1.mysql.ns.svc.cluster.local"),
@@ -101,8 +102,8 @@ std::chrono::milliseconds BackoffDelay(const Backoff& backoff, int attempt, doub
 
 struct DiscoverOptions {
   std::vector<Candidate> candidates;
-  uint16_t default_port = 3307;  // backup port when SRV gives none
-  std::string srv_name;          // "_backup._tcp.mysql", or "" for no SRV lookup
+  uint16_t default_port = 3307;                // backup port when SRV gives none
+  std::string srv_name;                        // "_backup._tcp.mysql", or "" for no SRV lookup
   std::chrono::milliseconds deadline{300000};  // keep retrying until then
   Backoff backoff;
   // Probe every candidate (for the `peers` table) instead of stopping at the donor.
@@ -121,7 +122,7 @@ struct Discovery {
   std::vector<PeerReport> peers;  // one per candidate, in candidate order
   std::optional<size_t> donor;    // index into peers
   int rounds = 0;
-  bool cancelled = false;         // stopped by cancellation (shutdown)
+  bool cancelled = false;  // stopped by cancellation (shutdown)
   bool deadline_passed = false;
   const PeerReport* Donor() const { return donor ? &peers[*donor] : nullptr; }
 };
@@ -129,7 +130,8 @@ struct Discovery {
 // Runs rounds until a donor answers, nothing is worth retrying, the deadline
 // passes, or the awaiting coroutine is cancelled (per-operation cancellation,
 // e.g. a signal_set emitting on the co_spawn slot). Never throws.
-boost::asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober, DiscoverOptions options);
+boost::asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
+                                                DiscoverOptions options);
 
 }  // namespace replboot::discovery
 
