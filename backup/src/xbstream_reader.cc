@@ -22,6 +22,8 @@ constexpr size_t kSparseFieldsSize = 4 + 8 + 8 + 4;      // entries, length, off
 constexpr size_t kSeekFieldsSize = 8;                    // target offset
 constexpr size_t kRenameFieldsSize = 4;                  // new path length
 constexpr size_t kSparseEntrySize = 8;                   // u32 skip, u32 len
+// Payload bytes handed to the sink per call (see ConsumePayload).
+constexpr uint64_t kPieceSize = 256 * 1024;
 
 uint32_t LoadU32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
@@ -423,7 +425,10 @@ Status XbstreamReader::BeginPayload() {
 }
 
 Status XbstreamReader::ConsumePayload(const uint8_t*& data, size_t& n) {
-  size_t take = static_cast<size_t>(std::min<uint64_t>(n, payload_left_));
+  // At most kPieceSize at a time: the checksum pulls the bytes into the CPU cache
+  // and the sink's write copies them while they are still there, instead of both
+  // streaming a multi-MiB buffer from memory.
+  size_t take = static_cast<size_t>(std::min<uint64_t>({n, payload_left_, kPieceSize}));
   if (take > 0) {
     crc_ = Crc32(crc_, data, take);
     {
