@@ -402,8 +402,15 @@ Node::~Node() {
   if (impl_->own_thread.joinable()) impl_->own_thread.join();
   impl_->poll_pool.join();
   impl_->wait_pool.join();
-  // Destroys the coroutine frames left in it, which hold references to impl_.
-  impl_->own_io.reset();
+  if (impl_->own_io) {
+    // The I/O objects must go before the io_context whose services they use; then the
+    // io_context destroys the coroutine frames left in it, which hold references to impl_.
+    impl_->acceptor.reset();
+    impl_->poll_timer.reset();
+    impl_->beat_timer.reset();
+    impl_->executor.reset();
+    impl_->own_io.reset();
+  }
 }
 
 Status Node::Start(asio::io_context& io) {

@@ -56,7 +56,7 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   // Binds the listener (the error names the address) and starts the accept loop, the poller
-  // and the heartbeat on `io`, which the caller runs.
+  // and the heartbeat on `io`, which the caller runs. The Node must be destroyed before `io`.
   Status Start(boost::asio::io_context& io);
   // Start() on an io_context of its own, run by a thread of its own.
   Status StartInBackground();
