@@ -363,6 +363,12 @@ std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Confi
     // install-db finds mariadbd next to itself or in PATH; a configured server
     // binary must be the one that creates the tables.
     if (!config.mysql.mysqld.empty()) argv.push_back("--mysqld=" + config.mysql.mysqld);
+    // mariadbd deletes stale #sql* files in its tmpdir when it starts, so servers sharing
+    // one tmpdir (a local cluster on one host) can delete each other's bootstrap tables:
+    // the bootstrap uses the tmpdir the real server will use.
+    if (auto tmpdir = config.mysql.options.find("tmpdir"); tmpdir != config.mysql.options.end()) {
+      argv.push_back("--tmpdir=" + tmpdir->second);
+    }
   } else {
     // MySQL initializes with the same options it will run with (page size,
     // lower_case_table_names must not change later).

@@ -8,16 +8,13 @@
 #include "replboot/conf/config.h"
 #include "replboot/conf/identity.h"
 #include "replboot/daemon/bootstrap.h"
+#include "replboot/daemon/node_services.h"
 #include "replboot/daemon/supervisor.h"
 
 namespace replboot::daemon {
 namespace {
 
 constexpr int kConfigError = 2;
-
-// The steps other modules plug into `run`. Empty until the clone (replica
-// datadir) and replication/users/HTTP (after ready) are wired in here.
-BootstrapHooks DefaultHooks() { return BootstrapHooks(); }
 
 int Run(const conf::ConfigFlags& flags) {
   // First, before anything can start a thread: every thread inherits this mask,
@@ -56,8 +53,10 @@ int Run(const conf::ConfigFlags& flags) {
   ctx.identity = *identity;
   ctx.root_password = std::move(*root_password);
   ctx.supervisor = &supervisor;
-  BootstrapHooks hooks = DefaultHooks();
+  NodeServices services;
+  BootstrapHooks hooks = services.Hooks();
   int code = supervisor.Run([&](Supervisor&) { return RunNode(ctx, hooks); });
+  services.Stop();
   log->info("event=exit code={}", code);
   return code;
 }

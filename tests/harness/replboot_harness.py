@@ -151,6 +151,10 @@ class MariaDB:
         self.extra_args = list(extra_args)
         self.proc = None
         shutil.chown(self.base, "mysql", "mysql")
+        # mariadbd deletes stale #sql* files in its tmpdir when it starts: servers must not share one.
+        self.tmpdir = os.path.join(self.base, "tmp")
+        os.makedirs(self.tmpdir, exist_ok=True)
+        shutil.chown(self.tmpdir, "mysql", "mysql")
         self.client_cnf = write_private(
             os.path.join(self.base, "client.cnf"),
             f"[client]\nuser=root\npassword={root_password}\nsocket={self.socket}\n")
@@ -159,14 +163,14 @@ class MariaDB:
         os.makedirs(self.datadir, exist_ok=True)
         shutil.chown(self.datadir, "mysql", "mysql")
         subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={self.datadir}",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                        "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.tmpdir}"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return self
 
     def args(self):
         return ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={self.datadir}",
                 f"--port={self.port}", f"--socket={self.socket}", f"--bind-address={self.addr}",
-                f"--pid-file={os.path.join(self.base, 'mysqld.pid')}",
+                f"--pid-file={os.path.join(self.base, 'mysqld.pid')}", f"--tmpdir={self.tmpdir}",
                 "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
                 "--skip-name-resolve"] + self.extra_args
 

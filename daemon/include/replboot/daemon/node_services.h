@@ -1,0 +1,54 @@
+// What `replboot run` adds around mysqld once the modules are wired together:
+//
+//   prepare_datadir (replica)  clone/: recover leftovers, discover a donor, clone, commit
+//   after_ready                replication/: users + heartbeat (primary) or CHANGE MASTER at
+//                              most once (replica); the HTTP health server; clone/: the
+//                              backup server every node runs for the next replica
+//
+// The services outlive the hook that starts them: they run on threads of their own until
+// Stop(), which `run` calls once the supervisor returned (mysqld has ended), so that
+// readiness turns 503 while mysqld shuts down instead of vanishing first.
+#ifndef REPLBOOT_DAEMON_NODE_SERVICES_H_
+#define REPLBOOT_DAEMON_NODE_SERVICES_H_
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <thread>
+
+#include "replboot/base/status.h"
+#include "replboot/daemon/bootstrap.h"
+
+namespace replboot::clone {
+class BackupServer;
+}
+namespace replboot::replication {
+class Node;
+}
+
+namespace replboot::daemon {
+
+class NodeServices {
+ public:
+  NodeServices();
+  ~NodeServices();  // Stop()
+  NodeServices(const NodeServices&) = delete;
+  NodeServices& operator=(const NodeServices&) = delete;
+
+  // The hooks for RunNode(); they keep a pointer to this object.
+  BootstrapHooks Hooks();
+  // Stops the backup server (killing a running backup) and the health server. Idempotent.
+  void Stop();
+
+ private:
+  Status PrepareDatadir(NodeContext& ctx);
+  Status AfterReady(NodeContext& ctx);
+
+  std::unique_ptr<replication::Node> node_;
+  boost::asio::io_context backup_io_;
+  std::unique_ptr<clone::BackupServer> backup_server_;
+  std::thread backup_thread_;
+};
+
+}  // namespace replboot::daemon
+
+#endif  // REPLBOOT_DAEMON_NODE_SERVICES_H_

@@ -1,0 +1,65 @@
+#include "replboot/daemon/node_services.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "replboot/base/log.h"
+#include "replboot/clone/backup_server.h"
+#include "replboot/clone/config_options.h"
+#include "replboot/clone/node.h"
+#include "replboot/replication/node.h"
+
+namespace replboot::daemon {
+
+NodeServices::NodeServices() = default;
+
+NodeServices::~NodeServices() { Stop(); }
+
+BootstrapHooks NodeServices::Hooks() {
+  BootstrapHooks hooks;
+  hooks.prepare_datadir = [this](NodeContext& ctx) { return PrepareDatadir(ctx); };
+  hooks.after_ready = [this](NodeContext& ctx) { return AfterReady(ctx); };
+  return hooks;
+}
+
+Status NodeServices::PrepareDatadir(NodeContext& ctx) {
+  Supervisor* supervisor = ctx.supervisor;
+  return clone::CloneIntoDatadir(ctx.config(), ctx.identity,
+                                 [supervisor] { return supervisor->Stopping(); });
+}
+
+Status NodeServices::AfterReady(NodeContext& ctx) {
+  auto log = log::Get("daemon");
+  // Replication first: a primary that cannot create its accounts is not a working primary
+  // (replicas could neither clone nor replicate), so that error stops the node.
+  auto node = replication::StartReplicationAgent(ctx.config(), ctx.identity, ctx.flavour);
+  if (!node) return node.error().WithContext("replication");
+  node_ = std::move(*node);
+
+  // Every node serves backups, so the next replica can clone from its nearest lower peer.
+  // Without a shared secret the endpoint would hand the data to anyone: it stays off, and
+  // the node still runs (a single primary does not need it).
+  auto server_options = clone::ServerOptionsFromConfig(ctx.config());
+  if (!server_options) {
+    log->error("event=backup_server_disabled error={}", log::Quote(server_options.error().message()));
+    node_->SetLastError("backup server disabled: " + server_options.error().message());
+    return Status::Ok();
+  }
+  backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
+  if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
+  backup_thread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(backup_io_);
+    backup_io_.run();
+  });
+  return Status::Ok();
+}
+
+void NodeServices::Stop() {
+  if (backup_server_) backup_server_->Stop();
+  backup_io_.stop();
+  if (backup_thread_.joinable()) backup_thread_.join();
+  backup_server_.reset();
+  if (node_) node_->Stop();
+  node_.reset();
+}
+
+}  // namespace replboot::daemon
