@@ -1,5 +1,7 @@
 #include "replboot/replication/users.h"
 
+#include <openssl/evp.h>
+
 #include "replboot/base/log.h"
 
 namespace replboot::replication {
@@ -44,16 +46,35 @@ std::string Name(const std::string& user, const std::string& host) {
   return db::QuoteLiteral(user) + "@" + db::QuoteLiteral(host);
 }
 
-void AddAccount(std::vector<Statement>* out, const Account& account, const std::string& host,
-                const std::vector<std::string>& grants) {
+// MariaDB writes CREATE/ALTER USER ... IDENTIFIED BY 'clear text' verbatim into the binary
+// log, where every replica (and anyone holding REPLICATION SLAVE) can read it. So on MariaDB
+// the password goes in as its mysql_native_password hash, '*' + HEX(SHA1(SHA1(password))),
+// which is what the server stores anyway and which does not let anyone log in by itself.
+// MySQL 8 already logs the hashed form (IDENTIFIED WITH ... AS '<hash>').
+std::string NativePasswordHash(const std::string& password) {
+  unsigned char first[EVP_MAX_MD_SIZE];
+  unsigned char second[EVP_MAX_MD_SIZE];
+  unsigned int first_len = 0;
+  unsigned int second_len = 0;
+  EVP_Digest(password.data(), password.size(), first, &first_len, EVP_sha1(), nullptr);
+  EVP_Digest(first, first_len, second, &second_len, EVP_sha1(), nullptr);
+  std::string hex = "*";
+  for (unsigned int i = 0; i < second_len; ++i) hex += fmt::format("{:02X}", second[i]);
+  return hex;
+}
+
+void AddAccount(std::vector<Statement>* out, Flavour flavour, const Account& account,
+                const std::string& host, const std::vector<std::string>& grants) {
   std::string name = Name(account.user, host);
-  std::string pw = db::QuoteLiteral(account.password);
+  std::string identified = flavour == Flavour::kMariaDB
+                               ? "IDENTIFIED BY PASSWORD " + db::QuoteLiteral(NativePasswordHash(account.password))
+                               : "IDENTIFIED BY " + db::QuoteLiteral(account.password);
   Statement create;
-  create.sql = "CREATE USER IF NOT EXISTS " + name + " IDENTIFIED BY " + pw;
+  create.sql = "CREATE USER IF NOT EXISTS " + name + " " + identified;
   create.redacted = "CREATE USER IF NOT EXISTS " + name + " IDENTIFIED BY '<redacted>'";
   out->push_back(std::move(create));
   Statement alter;
-  alter.sql = "ALTER USER " + name + " IDENTIFIED BY " + pw;
+  alter.sql = "ALTER USER " + name + " " + identified;
   alter.redacted = "ALTER USER " + name + " IDENTIFIED BY '<redacted>'";
   out->push_back(std::move(alter));
   for (const std::string& grant : grants) out->push_back(Plain("GRANT " + grant + " TO " + name));
@@ -69,17 +90,17 @@ std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts)
                         "ts TIMESTAMP(6) NOT NULL, "
                         "server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB",
                         kHeartbeatTable)));
-  AddAccount(&out, accounts.replication, "%", {"REPLICATION SLAVE ON *.*"});
+  AddAccount(&out, flavour, accounts.replication, "%", {"REPLICATION SLAVE ON *.*"});
   if (flavour == Flavour::kMariaDB) {
-    AddAccount(&out, accounts.backup, "localhost",
+    AddAccount(&out, flavour, accounts.backup, "localhost",
                {"RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.*"});
   } else {
-    AddAccount(&out, accounts.backup, "localhost",
+    AddAccount(&out, flavour, accounts.backup, "localhost",
                {"BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*",
                 "SELECT ON performance_schema.log_status"});
   }
   if (!accounts.app.user.empty()) {
-    AddAccount(&out, accounts.app, "%", {std::string(kAppPrivileges) + " ON *.*"});
+    AddAccount(&out, flavour, accounts.app, "%", {std::string(kAppPrivileges) + " ON *.*"});
   }
   return out;
 }
