@@ -150,6 +150,9 @@ def bring_up(H):
     wait_until(lambda: get(c.url(0, "/primary"))[0] == 200, 20, "/primary 200 on the primary")
     c.start_agent(1)
     wait_until(lambda: get(c.url(1, "/replica"))[0] == 200, 60, "/replica 200 on the replica")
+    # Running threads are not "caught up": wait for everything the primary has (the accounts).
+    gtid = c.primary.value("SELECT @@gtid_current_pos")
+    assert get(c.url(1, f"/wait?gtid={gtid}&timeout=20"), timeout=30)[0] == 200
     return c
 
 
