@@ -40,7 +40,10 @@ std::string ToText(const T& value) {
 std::string AddressesText(const PeerReport& peer) {
   if (peer.addresses.empty()) return "-";
   std::string text;
-  for (const auto& a : peer.addresses) text += (text.empty() ? "" : ",") + a.to_string();
+  for (const auto& a : peer.addresses) {
+    if (!text.empty()) text += ',';
+    text += a.to_string();
+  }
   return text;
 }
 
