@@ -1,0 +1,253 @@
+"""Pod-like cluster: each node in its own network namespace (own address, plugged into a
+switch namespace) and UTS namespace (hostname `mysql-N`), with /etc/resolv.conf pointing at a
+dnsmasq that plays the headless Service `mysql`, and replboot started as a container
+ENTRYPOINT is: `replboot run` with no --hostname, reading the real hostname, and the
+passwords in REPLBOOT_* variables. Needs root (namespaces, bind mounts).
+
+One bring-up covers: scaling from 1 to 3 (each replica clones and replicates), a primary
+restart (replicas reconnect), and a replica deleted with its datadir and recreated (it
+clones again).
+"""
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from replboot_harness import Dnsmasq, Harness, replboot_bin, run_tests, wait_until, write_private
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+
+SECRETS = {
+    "REPLBOOT_MYSQL_ROOT_PASSWORD": "root-" + secrets.token_hex(10),
+    "REPLBOOT_REPLICATION_PASSWORD": "repl-" + secrets.token_hex(10),
+    "REPLBOOT_BACKUP_PASSWORD": "backup-" + secrets.token_hex(10),
+    "REPLBOOT_BACKUP_SECRET": "secret-" + secrets.token_hex(10),
+    "REPLBOOT_CLUSTER_APP_PASSWORD": "app-" + secrets.token_hex(10),
+}
+
+
+def read_log(p):
+    with open(p.log_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+class SwitchDnsmasq(Dnsmasq):
+    """The harness's dnsmasq, run inside the switch namespace on port 53 (resolv.conf has no port)."""
+
+    def __init__(self, h, net):
+        super().__init__(h, addr=net.gateway, port=53)
+        self.net = net
+
+    def start(self):
+        self._write()
+        self.proc = self.h.spawn(self.net.exec_argv(self.net.switch, ["dnsmasq", f"--conf-file={self.conf_path}"]),
+                                 log_name="dnsmasq")
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dnsmasq exited: {read_log(self.proc)}")
+            out = subprocess.run(self.net.exec_argv(self.net.switch, ["ss", "-Hlun"]), capture_output=True,
+                                 text=True).stdout
+            return f"{self.addr}:53" in out
+        wait_until(listening, 10, "dnsmasq to listen in the switch namespace")
+        return self
+
+
+class Pods:
+    def __init__(self, h, net, dns):
+        self.h = h
+        self.net = net
+        self.dns = dns
+        self.procs = {}
+        self.starts = {}
+        self.cnf = write_private(h.path("root.cnf"),
+                                 f"[client]\nuser=root\npassword={SECRETS['REPLBOOT_MYSQL_ROOT_PASSWORD']}\n")
+
+    def dir(self, i, *parts):
+        return self.h.path(f"mysql-{i}", *parts)
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
+        env.update(SECRETS)
+        return env
+
+    def start(self, i):
+        """Starts pod mysql-i: namespace (first time), DNS record, then the ENTRYPOINT."""
+        ns = self.net.add_node(i)
+        name = f"mysql-{i}"
+        if f"{name}.mysql" not in self.dns.hosts:
+            self.dns.add_host(f"{name}.mysql", self.net.addr(i))
+            self.dns.reload()
+        for sub in ("data", "run", "etc", "tmp"):
+            os.makedirs(self.dir(i, sub), exist_ok=True)
+        os.chmod(self.dir(i, "tmp"), 0o1777)
+        # The pod's resolv.conf, as the kubelet writes it: the Service domain to search and
+        # the cluster DNS; bind-mounted over /etc/resolv.conf in the pod's mount namespace so
+        # replboot (c-ares) and mysqld (glibc, for MASTER_HOST) both use it.
+        resolv = self.dir(i, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write(f"search mysql\nnameserver {self.net.gateway}\noptions timeout:1 attempts:2\n")
+        addr = self.net.addr(i)
+        entrypoint = [replboot_bin(), "run", "--datadir", self.dir(i, "data"),
+                      "--set", f"mysql.socket={self.dir(i, 'run', 'mysqld.sock')}",
+                      "--set", f"mysql.config_dir={self.dir(i, 'etc')}",
+                      "--set", f"mysql.bind_address={addr}",
+                      "--set", f"backup.listen={addr}:3307",
+                      "--set", f"http.listen={addr}:8008",
+                      "--set", f"mysql.options.tmpdir={self.dir(i, 'tmp')}",
+                      "--set", "mysql.options.innodb_buffer_pool_size=64M",
+                      "--set", "mysql.options.innodb_log_file_size=48M"]
+        pod = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",
+               'hostname "$1" && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"',
+               "sh", name, resolv] + entrypoint
+        self.starts[i] = self.starts.get(i, 0) + 1
+        p = self.h.spawn(self.net.exec_argv(ns, pod), log_name=f"{name}-{self.starts[i]}", env=self.env())
+        self.procs[i] = p
+        return p
+
+    def stop(self, i, timeout=90):
+        p = self.procs[i]
+        p.send_signal(signal.SIGTERM)  # ip netns exec / unshare / sh all exec: this is replboot
+        code = p.wait(timeout=timeout)
+        assert code == 0, f"mysql-{i} exited {code}:\n{read_log(p)[-3000:]}"
+        assert not subprocess.run(["ip", "netns", "pids", self.net.ns(i)], capture_output=True,
+                                  text=True).stdout.split(), f"processes left in mysql-{i}'s namespace"
+
+    def in_switch(self, argv, **kw):
+        return subprocess.run(self.net.exec_argv(self.net.switch, argv), capture_output=True, text=True, **kw)
+
+    def sql(self, i, statement, check=True):
+        r = self.in_switch(["mariadb", f"--defaults-extra-file={self.cnf}", "-N", "-B",
+                            f"--host={self.net.addr(i)}", "--port=3306", "--protocol=TCP",
+                            "--connect-timeout=3"], input=statement, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"SQL on mysql-{i} failed: {statement!r}: {r.stderr.strip()}")
+        return [line.split("\t") for line in r.stdout.splitlines()]
+
+    def http(self, i, path):
+        r = self.in_switch(["curl", "-s", "-m", "3", "-o", "-", "-w", "\n%{http_code}",
+                            f"http://{self.net.addr(i)}:8008{path}"], timeout=10)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def wait_ready(self, i, timeout):
+        p = self.procs[i]
+
+        def ready():
+            if p.poll() is not None:
+                raise AssertionError(f"mysql-{i} exited {p.returncode}:\n{read_log(p)[-3000:]}")
+            return self.http(i, "/ready")[0] == 200
+        try:
+            wait_until(ready, timeout, f"mysql-{i} /ready", interval=0.5)
+        except AssertionError:
+            print(read_log(p)[-4000:])
+            raise
+        return json.loads(self.http(i, "/status")[1])
+
+    def rows(self, i):
+        return self.sql(i, "SELECT id, note FROM pods.t ORDER BY id")
+
+    def wait_rows(self, i, expected, timeout=60):
+        try:
+            return wait_until(lambda: self.rows(i) == expected, timeout, f"mysql-{i} to have {expected}")
+        except AssertionError:
+            print(read_log(self.procs[i])[-3000:])
+            raise
+
+
+def expect_identity(pods, i, status, role):
+    assert status["role"] == role, status
+    assert status["ordinal"] == i and status["server_id"] == 100 + i, status
+    # The real hostname of the pod (UTS namespace), which replboot read itself.
+    assert pods.sql(i, "SELECT @@hostname, @@server_id, @@read_only") == \
+        [[f"mysql-{i}", str(100 + i), "0" if role == "primary" else "1"]]
+
+
+def expect_cloned_from(pods, i, donor):
+    """Node i's current run cloned its datadir from `donor` (the nearest lower peer, the
+    default dns.policy), reached at the donor's own namespace address."""
+    log = read_log(pods.procs[i])
+    m = re.search(r"event=clone_done peer=(\S+) ", log)
+    assert m, f"mysql-{i} did not clone:\n{log[-3000:]}"
+    assert m.group(1) == f"{pods.net.addr(donor)}:3307", (m.group(1), pods.net.addr(donor))
+
+
+def test_pods_scale_restart_recreate():
+    if os.geteuid() != 0:
+        raise AssertionError("the pods test needs root (network/UTS/mount namespaces)")
+    netns.remove_stale()
+    started = time.time()
+    net = None
+    with Harness("pods") as h:
+        try:
+            net = netns.PodNetwork()
+            dns = SwitchDnsmasq(h, net).start()
+            pods = Pods(h, net, dns)
+
+            # Scale 1 -> 3: mysql-0 initializes as primary, each replica clones and replicates.
+            pods.start(0)
+            expect_identity(pods, 0, pods.wait_ready(0, 180), "primary")
+            pods.sql(0, "CREATE DATABASE pods; CREATE TABLE pods.t (id INT PRIMARY KEY, note VARCHAR(64));"
+                        "INSERT INTO pods.t VALUES (1, 'before mysql-1')")
+            expected = [["1", "before mysql-1"]]
+            for i in (1, 2):
+                pods.start(i)
+                status = pods.wait_ready(i, 240)
+                expect_identity(pods, i, status, "replica")
+                expect_cloned_from(pods, i, i - 1)
+                pods.wait_rows(i, expected)
+                row = len(expected) + 1
+                pods.sql(0, f"INSERT INTO pods.t VALUES ({row}, 'after mysql-{i}')")
+                expected.append([str(row), f"after mysql-{i}"])
+                for j in range(1, i + 1):
+                    pods.wait_rows(j, expected)
+            print(f"scaled to 3 in {time.time() - started:.1f}s", flush=True)
+
+            # The primary restarts: same datadir, used as is; the replicas reconnect.
+            pods.stop(0)
+            pods.start(0)
+            expect_identity(pods, 0, pods.wait_ready(0, 120), "primary")
+            assert "action=use_as_is" in read_log(pods.procs[0]), read_log(pods.procs[0])[-3000:]
+            pods.sql(0, "INSERT INTO pods.t VALUES (10, 'after the primary restart')")
+            expected.append(["10", "after the primary restart"])
+            for i in (1, 2):
+                pods.wait_rows(i, expected, timeout=90)
+                pods.wait_ready(i, 60)
+            print(f"primary restart done at {time.time() - started:.1f}s", flush=True)
+
+            # A replica is deleted with its volume and recreated: it clones again.
+            pods.stop(2)
+            shutil.rmtree(pods.dir(2, "data"))
+            pods.sql(0, "INSERT INTO pods.t VALUES (20, 'while mysql-2 was gone')")
+            expected.append(["20", "while mysql-2 was gone"])
+            pods.start(2)
+            expect_identity(pods, 2, pods.wait_ready(2, 240), "replica")
+            expect_cloned_from(pods, 2, 1)
+            pods.wait_rows(2, expected)
+            pods.sql(0, "INSERT INTO pods.t VALUES (21, 'after mysql-2 came back')")
+            expected.append(["21", "after mysql-2 came back"])
+            for i in (1, 2):
+                pods.wait_rows(i, expected)
+            print(f"replica recreate done at {time.time() - started:.1f}s", flush=True)
+
+            for i in (2, 1, 0):
+                pods.stop(i)
+            for p in h.procs:
+                for secret in SECRETS.values():
+                    assert secret not in read_log(p), f"a secret appears in {p.log_path}"
+        finally:
+            if net is not None:
+                net.destroy()
+    left = netns.our_namespaces(os.getpid())
+    assert not left, f"namespaces leaked: {left}"
+    print(f"pods test took {time.time() - started:.1f}s", flush=True)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
