@@ -1,0 +1,605 @@
+"""A whole cluster driven by `replboot run` alone (issues 6 and 7, end to end).
+
+Three nodes on loopback, each `mysql-i` at H.addr(i) with the same ports (3306 mysqld, 3307
+backup, 8008 HTTP), a dnsmasq on H.addr(9):53 playing the headless Service. mysql-0 initializes
+and becomes the primary; mysql-1 starts with an empty datadir, finds mysql-0 through DNS, clones
+it and replicates; mysql-2 clones from mysql-1 (the nearest lower peer: the slave_info path) while
+a writer keeps inserting on the primary. Then: no row missing or doubled anywhere, writes only on
+the primary, a restarted replica is not configured twice, STOP SLAVE turns a replica unready and
+/wait times out, no secret on any command line, in any child's environment or in any log.
+
+Each replboot runs in its own mount namespace whose /etc/resolv.conf names the dnsmasq, so the
+mariadbd it starts resolves MASTER_HOST=mysql-0.mysql the way a pod does.
+"""
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, replboot_bin, run_tests, wait_until,
+                              write_private)
+
+HTTP_PORT = 8008
+SECRETS = {
+    "root": "root-" + secrets.token_hex(10),
+    "repl": "repl-" + secrets.token_hex(10),
+    "backup": "backup-" + secrets.token_hex(10),
+    "secret": "shared-" + secrets.token_hex(10),
+    "app": "app-" + secrets.token_hex(10),
+}
+ENV_NAMES = {
+    "root": "REPLBOOT_MYSQL_ROOT_PASSWORD",
+    "repl": "REPLBOOT_REPLICATION_PASSWORD",
+    "backup": "REPLBOOT_BACKUP_PASSWORD",
+    "secret": "REPLBOOT_BACKUP_SECRET",
+    "app": "REPLBOOT_CLUSTER_APP_PASSWORD",
+}
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def get(url, timeout=10):
+    """(status, body) of a GET; HTTP errors are answers, not exceptions."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def child_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
+    for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    for name, var in ENV_NAMES.items():
+        env[var] = SECRETS[name]
+    return env
+
+
+def children_of():
+    """pid -> parent pid of every live process."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def descendants(pid):
+    parents = children_of()
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def proc_comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+class Node:
+    """One `replboot run` (mysql-i) with its own datadir, socket, config dir and tmpdir."""
+
+    def __init__(self, h, i, dns):
+        self.h = h
+        self.i = i
+        self.addr = h.addr(i)
+        self.name = f"mysql-{i}"
+        self.base = h.path(self.name)
+        self.datadir = os.path.join(self.base, "data")
+        self.socket = os.path.join(self.base, "run", "mysqld.sock")
+        self.tmpdir = os.path.join(self.base, "tmp")
+        os.makedirs(self.tmpdir, exist_ok=True)
+        os.chmod(self.base, 0o755)
+        # mariadbd deletes stale #sql* files in its tmpdir at start: never share one between servers.
+        os.chmod(self.tmpdir, 0o1777)
+        self.resolv = os.path.join(self.base, "resolv.conf")
+        with open(self.resolv, "w") as f:
+            f.write(f"nameserver {dns.addr}\noptions timeout:1 attempts:2\n")
+        os.chmod(self.resolv, 0o644)
+        self.root_cnf = write_private(os.path.join(self.base, "root.cnf"),
+                                      f"[client]\nuser=root\npassword={SECRETS['root']}\nsocket={self.socket}\n")
+        self.app_cnf = write_private(os.path.join(self.base, "app.cnf"),
+                                     f"[client]\nuser=app\npassword={SECRETS['app']}\n")
+        self.dns = dns
+        self.proc = None
+        self.starts = 0
+
+    def argv(self):
+        run = [replboot_bin(), "run", "--hostname", self.name, "--flavour", "mariadb", "--datadir", self.datadir,
+               "--dns-server", f"{self.dns.addr}:{self.dns.port}",
+               "--set", f"mysql.socket={self.socket}",
+               "--set", f"mysql.config_dir={os.path.join(self.base, 'etc')}",
+               "--set", f"mysql.bind_address={self.addr}",
+               "--set", f"http.listen={self.addr}:{HTTP_PORT}",
+               "--set", f"backup.listen={self.addr}:3307",
+               "--set", f"mysql.options.tmpdir={self.tmpdir}",
+               "--set", "mysql.options.innodb_buffer_pool_size=64M",
+               "--set", "mysql.options.innodb_log_file_size=48M",
+               "--set", "backup.use_memory=64M",
+               "--set", "dns.timeout_ms=500",
+               "--set", "dns.tries=2",
+               "--set", "dns.lookup_deadline=60",
+               "--set", "replication.connect_retry=1",
+               "--set", "replication.start_deadline=30",
+               "--set", "replication.max_lag=5"]
+        # A private mount namespace whose /etc/resolv.conf names the dnsmasq: the mariadbd
+        # started by replboot resolves mysql-0.mysql through it, as in a pod. unshare and sh
+        # exec, so the pid is replboot's.
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"', self.resolv] + run
+
+    def start(self):
+        self.starts += 1
+        self.proc = self.h.spawn(self.argv(), log_name=f"{self.name}-{self.starts}", env=child_env())
+        return self.proc
+
+    def log(self):
+        return read(self.proc.log_path)
+
+    def url(self, path):
+        return f"http://{self.addr}:{HTTP_PORT}{path}"
+
+    def get(self, path, timeout=10):
+        return get(self.url(path), timeout=timeout)
+
+    def wait_log(self, pattern, timeout, what=None):
+        def found():
+            m = re.search(pattern, self.log())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}) before {what or pattern}:\n"
+                                     f"{self.log()[-4000:]}")
+            return None
+        try:
+            return wait_until(found, timeout, f"{self.name}: {what or pattern}", interval=0.2)
+        except AssertionError:
+            print(f"=== {self.name} log tail\n{self.log()[-4000:]}")
+            raise
+
+    def wait_http(self, path, code, timeout, what=None):
+        def ok():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
+            return self.get(path, timeout=5)[0] == code
+        try:
+            wait_until(ok, timeout, f"{self.name} {path} -> {code}" + (f" ({what})" if what else ""), interval=0.2)
+        except AssertionError:
+            try:
+                print(f"=== {self.name} {path}: {self.get(path, timeout=5)}; /status: {self.get('/status', 5)}")
+            except OSError as e:
+                print(f"=== {self.name} {path}: {e}")
+            print(f"=== {self.name} log tail\n{self.log()[-4000:]}")
+            raise
+
+    def status(self):
+        code, body = self.get("/status")
+        return json.loads(body)
+
+    def sql(self, statement, check=True):
+        """Rows of a statement run as root through the socket."""
+        r = subprocess.run(["mariadb", f"--defaults-extra-file={self.root_cnf}", "-N", "-B"],
+                           input=statement.encode(), capture_output=True)
+        if check and r.returncode != 0:
+            raise AssertionError(f"SQL as root on {self.name} failed: {statement!r}: {r.stderr.decode().strip()}")
+        return [line.split("\t") for line in r.stdout.decode().splitlines()]
+
+    def app_sql(self, statement):
+        """The app user over TCP, as an application would; the CompletedProcess."""
+        return subprocess.run(["mariadb", f"--defaults-extra-file={self.app_cnf}", "-N", "-B",
+                               f"--host={self.addr}", "--port=3306", "--protocol=TCP"],
+                              input=statement.encode(), capture_output=True)
+
+    def stop(self, timeout=90):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        return code
+
+
+class Writer(threading.Thread):
+    """Inserts rows on the primary as the app user, one short transaction per client run, and
+    records exactly which ids committed (a run that exits 0 committed its whole batch)."""
+
+    def __init__(self, primary, first_id, batch=5, pause=0.02):
+        super().__init__(daemon=True)
+        self.primary = primary
+        self.next_id = first_id
+        self.batch = batch
+        self.pause = pause
+        self.committed = []
+        self.failures = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            ids = list(range(self.next_id, self.next_id + self.batch))
+            values = ",".join(f"({i}, 'writer', REPEAT(MD5({i}), 4))" for i in ids)
+            r = self.primary.app_sql(f"INSERT INTO app.t (id, origin, pad) VALUES {values}")
+            if r.returncode == 0:
+                self.committed += ids
+                self.next_id += self.batch
+            else:
+                # Uncertain outcome: these ids are never reused, and the test fails on it.
+                self.failures.append((ids, r.stderr.decode().strip()))
+                self.next_id += self.batch
+            time.sleep(self.pause)
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=30)
+        assert not self.is_alive(), "writer did not stop"
+
+
+class LeakWatcher(threading.Thread):
+    """Scans every process while the cluster runs: no secret in any argv, nor in the environment
+    of anything but the replboot processes the test started (they get REPLBOOT_* from the test)."""
+
+    def __init__(self, allowed_environ_pids):
+        super().__init__(daemon=True)
+        self.allowed = allowed_environ_pids  # a set the test updates as it starts nodes
+        self.found = []
+        self.scans = 0
+        self.seen_comms = set()
+        self.halt = threading.Event()
+
+    def scan(self):
+        needles = [(name, s.encode()) for name, s in SECRETS.items()]
+        me = os.getpid()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            pid = int(entry)
+            for what in ("cmdline", "environ"):
+                if what == "environ" and pid in self.allowed:
+                    continue
+                try:
+                    with open(f"/proc/{pid}/{what}", "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                for name, needle in needles:
+                    if needle in data:
+                        self.found.append((name, pid, proc_comm(pid), what))
+        self.scans += 1
+
+    def run(self):
+        while not self.halt.is_set():
+            self.scan()
+            time.sleep(0.25)
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=30)
+
+
+def table_state(node):
+    rows = node.sql("SELECT COUNT(*), COUNT(DISTINCT id) FROM app.t; CHECKSUM TABLE app.t;")
+    count, distinct = rows[0]
+    checksum = rows[1][1]
+    ids = [int(r[0]) for r in node.sql("SELECT id FROM app.t ORDER BY id")]
+    return {"count": int(count), "distinct": int(distinct), "checksum": checksum, "ids": ids}
+
+
+def primary_gtid(primary):
+    """The primary's binlog position right now (its last commit included)."""
+    return primary.sql("SELECT @@GLOBAL.gtid_binlog_pos")[0][0]
+
+
+def gtid_seq(gtid):
+    """Sequence number of a single-domain MariaDB GTID position (0-100-N -> N)."""
+    m = re.fullmatch(r"0-100-(\d+)", gtid)
+    assert m, f"not a single-domain position of server 100: {gtid!r}"
+    return int(m.group(1))
+
+
+def check_status_gtid_is_current(primary, deferred, what):
+    """Read your writes: an application that committed and then asks the primary's /status for the
+    position to pass to a replica's /wait must get a position that includes its commit (issue 7:
+    "/status on the primary shows its current GTID position so an application can pass it on")."""
+    committed = primary_gtid(primary)
+    shown = primary.status()["gtid_position"]
+    if gtid_seq(shown) < gtid_seq(committed):
+        deferred.append(f"{what}: /status on the primary gave gtid_position {shown} right after a commit at "
+                        f"{committed}; a replica's /wait on it returns 200 before that commit is applied")
+
+
+def wait_applied(node, gtid, timeout=60):
+    status, body = node.get(f"/wait?gtid={gtid}&timeout={timeout}", timeout=timeout + 10)
+    assert status == 200, (node.name, gtid, status, body, node.get("/status"))
+
+
+def check_mysqld_children(node, mysqld_pid):
+    """mysqld (and every other child of replboot) carries no secret in argv or environment."""
+    kids = descendants(node.proc.pid)
+    assert mysqld_pid in kids, (node.name, mysqld_pid, kids)
+    for pid in kids:
+        for what in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{what}", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for name, s in SECRETS.items():
+                assert s.encode() not in data, f"{name} secret in /proc/{pid}/{what} ({proc_comm(pid)}) of {node.name}"
+            if what == "environ":
+                assert b"REPLBOOT_" not in data or pid == node.proc.pid, \
+                    f"REPLBOOT_* variable in the environment of {proc_comm(pid)} ({pid}) under {node.name}"
+
+
+def files_with_secrets(root):
+    """(path, secret name) for every file under root holding a secret in clear text, except the
+    test's own client option files and mysqld's master.info, where MariaDB itself keeps the
+    replication password (CHANGE MASTER stores it there by design)."""
+    hits = []
+    for dirpath, _, names in os.walk(root):
+        for fname in names:
+            path = os.path.join(dirpath, fname)
+            if fname in ("root.cnf", "app.cnf") or not os.path.isfile(path) or os.path.islink(path):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for name, s in SECRETS.items():
+                if s.encode() in data:
+                    if fname == "master.info" and name == "repl":
+                        continue
+                    hits.append((path, name))
+    return hits
+
+
+def test_three_node_cluster_end_to_end():
+    t0 = time.time()
+
+    def step(text):
+        print(f"[{time.time() - t0:6.1f}s] {text}", flush=True)
+
+    with Harness("cluster") as H:
+        dns = Dnsmasq(H, H.addr(9), port=53)
+        dns.add_host("mysql-0.mysql", H.addr(0)).start()
+        nodes = [Node(H, i, dns) for i in range(3)]
+        p0, r1, r2 = nodes
+        allowed_environ = set()
+        deferred = []  # failures that must not stop the later cases
+        watcher = LeakWatcher(allowed_environ)
+        watcher.start()
+
+        # --- mysql-0: initialized, primary, ready.
+        step("starting mysql-0")
+        allowed_environ.add(p0.start().pid)
+        p0.wait_log(r"event=after_ready_done", 120, "mysql-0 ready and its services started")
+        p0.wait_http("/ready", 200, 30)
+        p0.wait_http("/primary", 200, 10)
+        assert p0.get("/replica")[0] == 503
+        assert "action=initialize" in p0.log(), p0.log()[-2000:]
+        st = p0.status()
+        assert st["role"] == "primary" and st["read_only"] is False and st["server_id"] == 100, st
+
+        # The app user (created by replboot from the Secret) writes over TCP on the primary.
+        r = p0.app_sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, origin VARCHAR(16) NOT NULL, "
+                       "pad VARCHAR(200) NOT NULL) ENGINE=InnoDB;"
+                       "USE app; INSERT INTO app.t SELECT seq, 'seed', REPEAT(MD5(seq), 4) FROM seq_1_to_500;")
+        assert r.returncode == 0, r.stderr.decode()
+        expected = set(range(1, 501))
+
+        # --- mysql-1: empty datadir, discovers mysql-0 through DNS, clones it, replicates.
+        step("starting mysql-1 (empty datadir)")
+        dns.add_host("mysql-1.mysql", H.addr(1)).reload()
+        allowed_environ.add(r1.start().pid)
+        r1.wait_log(r"event=bootstrap_decision action=clone", 30)
+        m = r1.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-1's clone")
+        assert m.group(1) == f"{H.addr(0)}:3307", m.group(0)
+        r1.wait_http("/replica", 200, 90, "replicating after the clone")
+        log1 = r1.log()
+        m = re.search(r"event=replication_configured source=(\S+) .*origin=(\S+)", log1)
+        assert m and m.group(1) == "mysql-0.mysql:3306", log1[-3000:]
+        assert "binlog_info" in m.group(2), m.group(0)  # a clone of the primary
+        assert "event=clone_committed" in log1 and "event=mysqld_started" in log1
+        step("mysql-1 replicating")
+        r1.wait_log(r"event=backup_server_listening|event=after_ready_done", 30, "mysql-1's backup server")
+
+        # --- mysql-2: clones from mysql-1 (nearest lower) while the writer inserts on the primary.
+        writer = Writer(p0, first_id=10001)
+        writer.start()
+        wait_until(lambda: len(writer.committed) >= 50, 30, "the writer to commit rows")
+        step("writer running; starting mysql-2 (empty datadir)")
+        dns.add_host("mysql-2.mysql", H.addr(2)).reload()
+        allowed_environ.add(r2.start().pid)
+        m = r2.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-2's clone")
+        assert m.group(1) == f"{H.addr(1)}:3307", f"mysql-2 cloned from {m.group(1)}, not mysql-1: {m.group(0)}"
+        r2.wait_http("/replica", 200, 90, "replicating after the clone")
+        log2 = r2.log()
+        m = re.search(r"event=replication_configured source=(\S+) .*origin=(\S+)", log2)
+        assert m and m.group(1) == "mysql-0.mysql:3306", log2[-3000:]
+        assert "slave_info" in m.group(2), f"mysql-2 did not use the replica's slave_info: {m.group(0)}"
+        assert "event=backup_served" in r1.log(), r1.log()[-3000:]
+        step(f"mysql-2 replicating; writer committed {len(writer.committed)} rows so far")
+        time.sleep(2)  # a little more writing after mysql-2's replication is running
+        writer.stop()
+        step(f"writer stopped: {len(writer.committed)} rows committed, {len(writer.failures)} failures")
+        assert not writer.failures, writer.failures[:3]
+        assert len(writer.committed) >= 100, len(writer.committed)
+        expected |= set(writer.committed)
+
+        # Both replicas caught up with the primary's position after the writer's last commit.
+        check_status_gtid_is_current(p0, deferred, "after the writer stopped")
+        gtid = primary_gtid(p0)
+        gtid_seq(gtid)
+        for node in (r1, r2):
+            wait_applied(node, gtid)
+        states = {node.name: table_state(node) for node in nodes}
+        primary_state = states["mysql-0"]
+        assert primary_state["ids"] == sorted(expected), \
+            f"primary rows differ from what was committed: missing {sorted(expected - set(primary_state['ids']))[:10]}"
+        for name, s in states.items():
+            assert s["count"] == s["distinct"] == len(expected), (name, s["count"], s["distinct"], len(expected))
+            missing = sorted(expected - set(s["ids"]))
+            extra = sorted(set(s["ids"]) - expected)
+            assert not missing and not extra, (name, missing[:10], extra[:10])
+            assert s["checksum"] == primary_state["checksum"], (name, s["checksum"], primary_state["checksum"])
+        step(f"{len(expected)} rows, checksum {primary_state['checksum']} on all three nodes")
+
+        # Roles over HTTP.
+        for node in (r1, r2):
+            assert node.get("/replica")[0] == 200, node.name
+            assert node.get("/primary")[0] == 503, node.name
+            assert node.get("/ready")[0] == 200, node.name
+            assert node.get("/health")[0] == 200, node.name
+            st = node.status()
+            assert st["role"] == "replica" and st["read_only"] is True and st["ordinal"] == node.i, st
+            assert st["server_id"] == 100 + node.i, st
+        assert p0.get("/replica")[0] == 503 and p0.get("/primary")[0] == 200
+        _, metrics = r2.get("/metrics")
+        assert 'replboot_replication_thread_running{thread="io"} 1' in metrics, metrics[:2000]
+        # The backup mysql-1 served must show in its /metrics (issue 7: "backups served"). Checked
+        # at the end so a failure here does not hide the later cases.
+        _, metrics = r1.get("/metrics")
+        served = re.search(r"^replboot_backups_served_total (\d+)", metrics, re.M)
+        if not (served and int(served.group(1)) >= 1):
+            deferred.append(f"mysql-1 served a backup (its log: event=backup_served) but /metrics says "
+                            f"{served.group(0) if served else 'no replboot_backups_served_total'}")
+
+        # --- Writes only on the primary.
+        r = r1.app_sql("INSERT INTO app.t (id, origin, pad) VALUES (900001, 'replica', 'x')")
+        assert r.returncode != 0 and b"read-only" in r.stderr, (r.returncode, r.stderr)
+        r = p0.app_sql("INSERT INTO app.t (id, origin, pad) VALUES (900001, 'primary', 'x')")
+        assert r.returncode == 0, r.stderr.decode()
+        check_status_gtid_is_current(p0, deferred, "after the app user's insert")
+        gtid = primary_gtid(p0)
+        for node in (r1, r2):
+            wait_applied(node, gtid, timeout=30)
+            assert node.sql("SELECT origin FROM app.t WHERE id = 900001") == [["primary"]], node.name
+
+        # --- No secret in any argv or child environment, mysqld's included.
+        for name, s in SECRETS.items():
+            assert_no_secret_in_procs(s, also_environ=False)
+        for node in nodes:
+            pid = int(re.findall(r"event=mysqld_started pid=(\d+)", node.log())[-1])
+            assert proc_comm(pid) == "mariadbd", (node.name, pid, proc_comm(pid))
+            check_mysqld_children(node, pid)
+
+        # --- STOP SLAVE on mysql-1: unready, /wait times out; START SLAVE: ready again.
+        step("STOP SLAVE on mysql-1")
+        r1.sql("STOP SLAVE")
+        r1.wait_http("/replica", 503, 15, "after STOP SLAVE")
+        status, body = r1.get("/ready")
+        assert status == 503 and "IO thread No" in body, (status, body)
+        st = r1.status()
+        assert st["ready"] is False and "IO thread No" in st["ready_reason"], st
+        assert st["lag_seconds"] is None, st
+        assert r2.get("/replica")[0] == 200, "mysql-2 is not affected"
+        r = p0.app_sql("INSERT INTO app.t (id, origin, pad) VALUES (900002, 'while-stopped', 'x')")
+        assert r.returncode == 0, r.stderr.decode()
+        newer = primary_gtid(p0)
+        started = time.time()
+        status, body = r1.get(f"/wait?gtid={newer}&timeout=2", timeout=30)
+        elapsed = time.time() - started
+        assert status == 504, (status, body)
+        assert 1.5 < elapsed < 10, elapsed
+        step(f"/wait on the stopped replica: 504 after {elapsed:.2f}s (asked 2s)")
+        wait_applied(r2, newer, timeout=30)
+        r1.sql("START SLAVE")
+        r1.wait_http("/ready", 200, 30, "after START SLAVE")
+        assert r1.get("/replica")[0] == 200
+        wait_applied(r1, newer, timeout=30)
+
+        # --- Restart mysql-2 on its datadir: replicates again without a second CHANGE MASTER.
+        step("restarting mysql-2")
+        first_log = r2.log()
+        assert len(re.findall(r"event=replication_statement sql=\"CHANGE MASTER", first_log)) == 1, \
+            re.findall(r"event=replication_statement.*", first_log)
+        code = r2.stop()
+        assert code == 0, (code, r2.log()[-3000:])
+        assert "Shutdown complete" in r2.log() or "event=mysqld_exited" in r2.log()
+        r = p0.app_sql("INSERT INTO app.t (id, origin, pad) VALUES (900003, 'while-down', 'x')")
+        assert r.returncode == 0, r.stderr.decode()
+        allowed_environ.add(r2.start().pid)
+        r2.wait_http("/replica", 200, 90, "after the restart")
+        log = r2.log()
+        assert "event=replication_already_configured" in log, log[-3000:]
+        assert "event=replication_statement" not in log, \
+            f"second CHANGE MASTER on restart: {re.findall(r'event=replication_statement.*', log)}"
+        assert "event=replication_configured" not in log, log[-3000:]
+        assert "event=clone_done" not in log and "action=clone" not in log, log[-3000:]
+        gtid = primary_gtid(p0)
+        wait_applied(r2, gtid, timeout=30)
+        assert r2.sql("SELECT origin FROM app.t WHERE id = 900003") == [["while-down"]]
+        expected |= {900001, 900002, 900003}
+        final = {node.name: table_state(node) for node in nodes}
+        for name, s in final.items():
+            assert s["ids"] == sorted(expected), (name, len(s["ids"]), len(expected))
+            assert s["checksum"] == final["mysql-0"]["checksum"], (name, s["checksum"])
+        pid = int(re.findall(r"event=mysqld_started pid=(\d+)", r2.log())[-1])
+        check_mysqld_children(r2, pid)
+
+        # --- Everything the watcher saw while the cluster ran (clones and backups included).
+        watcher.stop()
+        assert watcher.scans > 10, watcher.scans
+        assert not watcher.found, f"secrets seen in processes: {watcher.found[:5]}"
+
+        # --- Stop every node; all exit 0 and leave nothing behind.
+        step("stopping the cluster")
+        mysqld_pids = []
+        for node in reversed(nodes):
+            mysqld_pids.append(int(re.findall(r"event=mysqld_started pid=(\d+)", node.log())[-1]))
+            code = node.stop()
+            assert code == 0, (node.name, code, node.log()[-3000:])
+            assert not descendants(node.proc.pid)
+        for pid in mysqld_pids:
+            assert proc_comm(pid) is None, f"mysqld {pid} still running"
+
+        # --- No secret in any log or file the nodes wrote.
+        for fname in os.listdir(H.dir):
+            if fname.endswith(".log"):
+                text = read(H.path(fname))
+                for name, s in SECRETS.items():
+                    assert s not in text, f"{name} secret in {fname}"
+        hits = files_with_secrets(H.dir)
+        assert not hits, f"secrets left in files: {hits}"
+        dns.stop()
+        tree = H.dir
+
+    # The harness is closed: nothing of the cluster runs any more.
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if tree.encode() in f.read():
+                        left.append(int(entry))
+            except OSError:
+                pass
+    assert not left, f"processes still mention {tree}: {left}"
+    assert not deferred, deferred
+    step("done")
+
+
+if __name__ == "__main__":
+    run_tests(globals())
