@@ -271,12 +271,23 @@ class LeakWatcher(threading.Thread):
     def scan(self):
         needles = [(name, s.encode()) for name, s in SECRETS.items()]
         me = os.getpid()
+        # The names of the nodes' children, to show what the scans covered (mariabackup included).
+        parents = children_of()
+        for pid in parents:
+            p = parents.get(pid)
+            while p and p not in self.allowed:
+                p = parents.get(p)
+            if p:
+                self.seen_comms.add(proc_comm(pid))
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == me:
                 continue
             pid = int(entry)
+            # The test's own wrapper forks `mount` from the shell that becomes replboot: it
+            # carries the environment the test gave replboot, like replboot itself.
+            wrapper_mount = parents.get(pid) in self.allowed and proc_comm(pid) == "mount"
             for what in ("cmdline", "environ"):
-                if what == "environ" and pid in self.allowed:
+                if what == "environ" and (pid in self.allowed or wrapper_mount):
                     continue
                 try:
                     with open(f"/proc/{pid}/{what}", "rb") as f:
@@ -325,8 +336,15 @@ def check_status_gtid_is_current(primary, deferred, what):
     committed = primary_gtid(primary)
     shown = primary.status()["gtid_position"]
     if gtid_seq(shown) < gtid_seq(committed):
+        start = time.time()
+        try:
+            wait_until(lambda: gtid_seq(primary.status()["gtid_position"]) >= gtid_seq(committed), 10,
+                       "/status to catch up", interval=0.05)
+            later = f"it caught up {time.time() - start:.2f}s later"
+        except AssertionError:
+            later = "it had not caught up 10s later"
         deferred.append(f"{what}: /status on the primary gave gtid_position {shown} right after a commit at "
-                        f"{committed}; a replica's /wait on it returns 200 before that commit is applied")
+                        f"{committed} ({later}); a replica's /wait on it returns 200 before that commit is applied")
 
 
 def wait_applied(node, gtid, timeout=60):
@@ -432,7 +450,11 @@ def test_three_node_cluster_end_to_end():
         step("writer running; starting mysql-2 (empty datadir)")
         dns.add_host("mysql-2.mysql", H.addr(2)).reload()
         allowed_environ.add(r2.start().pid)
+        r2.wait_log(r"event=clone_header", 120, "mysql-2's clone to start")
+        during_clone = len(writer.committed)
         m = r2.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-2's clone")
+        during_clone = len(writer.committed) - during_clone
+        assert during_clone > 0, "the writer committed nothing while mysql-2 was cloning"
         assert m.group(1) == f"{H.addr(1)}:3307", f"mysql-2 cloned from {m.group(1)}, not mysql-1: {m.group(0)}"
         r2.wait_http("/replica", 200, 90, "replicating after the clone")
         log2 = r2.log()
@@ -440,7 +462,8 @@ def test_three_node_cluster_end_to_end():
         assert m and m.group(1) == "mysql-0.mysql:3306", log2[-3000:]
         assert "slave_info" in m.group(2), f"mysql-2 did not use the replica's slave_info: {m.group(0)}"
         assert "event=backup_served" in r1.log(), r1.log()[-3000:]
-        step(f"mysql-2 replicating; writer committed {len(writer.committed)} rows so far")
+        step(f"mysql-2 replicating; writer committed {len(writer.committed)} rows so far, "
+             f"{during_clone} during the clone")
         time.sleep(2)  # a little more writing after mysql-2's replication is running
         writer.stop()
         step(f"writer stopped: {len(writer.committed)} rows committed, {len(writer.failures)} failures")
@@ -562,6 +585,8 @@ def test_three_node_cluster_end_to_end():
         # --- Everything the watcher saw while the cluster ran (clones and backups included).
         watcher.stop()
         assert watcher.scans > 10, watcher.scans
+        # It looked while the backups ran: it saw the backup tool among the nodes' children.
+        assert {"mariabackup", "mariadbd"} <= watcher.seen_comms, watcher.seen_comms
         assert not watcher.found, f"secrets seen in processes: {watcher.found[:5]}"
 
         # --- Stop every node; all exit 0 and leave nothing behind.
