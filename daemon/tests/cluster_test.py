@@ -200,6 +200,7 @@ class Node:
 
     def status(self):
         code, body = self.get("/status")
+        assert code in (200, 503), (self.name, code, body)  # 503 with the JSON when not ready
         return json.loads(body)
 
     def sql(self, statement, check=True):
