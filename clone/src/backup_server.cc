@@ -487,6 +487,7 @@ void BackupServer::RunSession(int fd) {
     auto elapsed_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
     if (trailer.ok()) {
       backups_served_.fetch_add(1);
+      if (options_.on_backup_served) options_.on_backup_served();
       Log()->info("event=backup_served peer={} bytes={} elapsed_ms={} backups_served={}", peer,
                   sent, elapsed_ms, backups_served_.load());
     } else {

@@ -44,6 +44,8 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
     node_->SetLastError("backup server disabled: " + server_options.error().message());
     return Status::Ok();
   }
+  replication::Node* node_ptr = node_.get();
+  server_options->on_backup_served = [node_ptr] { node_ptr->CountBackupServed(); };
   backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
   if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
   backup_thread_ = std::thread([this] {

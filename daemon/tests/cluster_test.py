@@ -286,7 +286,10 @@ class LeakWatcher(threading.Thread):
             pid = int(entry)
             # The test's own wrapper forks `mount` from the shell that becomes replboot: it
             # carries the environment the test gave replboot, like replboot itself.
-            wrapper_mount = parents.get(pid) in self.allowed and proc_comm(pid) == "mount"
+            # Its parent is a direct child of this test (it may not be in self.allowed yet: the
+            # scan can run between the spawn and the test recording the pid).
+            parent = parents.get(pid)
+            wrapper_mount = proc_comm(pid) == "mount" and (parent in self.allowed or parents.get(parent) == me)
             for what in ("cmdline", "environ"):
                 if what == "environ" and (pid in self.allowed or wrapper_mount):
                     continue

@@ -163,6 +163,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   std::atomic<int> waits{0};
 
   mutable std::mutex mu;
+  std::mutex collect_mu;   // serializes CollectOnce (poll_session)
   Snapshot snapshot;       // guarded by mu
   std::string last_error;  // guarded by mu
   CloneProgress clone;
@@ -183,8 +184,10 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
     return s;
   }
 
-  // On poll_pool.
+  // On poll_pool, from the poll loop and from /status: collect_mu keeps the two from
+  // using poll_session at the same time.
   Snapshot CollectOnce() {
+    std::lock_guard collect_lock(collect_mu);
     if (!poll_session) {
       auto session = db::Connect(options.local);
       if (!session) {
@@ -321,6 +324,15 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
       co_return FromDecision(DecideReplica(s, limit));
     }
     if (path == "/status") {
+      // Collected now, not the last 1 s poll: an application takes the primary's GTID
+      // position from here to pass to a replica's /wait, and a position even a fraction of
+      // a second old would let /wait answer "reached" before its own write was applied.
+      Snapshot fresh = co_await OnPool(poll_pool, [this] { return CollectOnce(); });
+      {
+        std::lock_guard lock(mu);
+        snapshot = fresh;
+      }
+      s = Current();
       Response res{http::status::ok, 11};
       res.set(http::field::content_type, "application/json");
       res.set(http::field::cache_control, "no-store");

@@ -23,6 +23,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -50,6 +51,9 @@ struct ServerOptions {
   std::string work_dir = "/tmp";  // private per-backup dirs (option file, --target-dir) go here
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the tool or to the client
+  // Called (on the session's thread) after each backup that was sent whole, e.g. to feed
+  // the node's /metrics.
+  std::function<void()> on_backup_served;
 };
 
 std::string DefaultTool(const std::string& flavour);  // "mariabackup" / "xtrabackup"
