@@ -32,6 +32,25 @@ SECRETS = {
 }
 
 
+# mysql-2 serves backups at this rate, so a clone from it takes several seconds.
+DONOR_BYTES_PER_S = 2 * 1024 * 1024
+# The clone gives up on a donor that sends nothing for this long (clone::CloneOptions::idle_timeout,
+# not a setting yet): the cut-link case waits this long before the clone moves on.
+CLONE_IDLE_TIMEOUT_S = 300
+
+
+def wait_log(p, pattern, timeout, what):
+    def found():
+        if p.poll() is not None:
+            raise AssertionError(f"exited {p.returncode} before {what}:\n{read_log(p)[-3000:]}")
+        return re.search(pattern, read_log(p))
+    try:
+        return wait_until(found, timeout, what)
+    except AssertionError:
+        print(read_log(p)[-3000:])
+        raise
+
+
 def read_log(p):
     with open(p.log_path, "rb") as f:
         return f.read().decode(errors="replace")
@@ -77,7 +96,7 @@ class Pods:
         env.update(SECRETS)
         return env
 
-    def start(self, i):
+    def start(self, i, extra=()):
         """Starts pod mysql-i: namespace (first time), DNS record, then the ENTRYPOINT."""
         ns = self.net.add_node(i)
         name = f"mysql-{i}"
@@ -102,7 +121,7 @@ class Pods:
                       "--set", f"http.listen={addr}:8008",
                       "--set", f"mysql.options.tmpdir={self.dir(i, 'tmp')}",
                       "--set", "mysql.options.innodb_buffer_pool_size=64M",
-                      "--set", "mysql.options.innodb_log_file_size=48M"]
+                      "--set", "mysql.options.innodb_log_file_size=48M", *extra]
         pod = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",
                'hostname "$1" && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"',
                "sh", name, resolv] + entrypoint
@@ -226,7 +245,8 @@ def test_pods_scale_restart_recreate():
             shutil.rmtree(pods.dir(2, "data"))
             pods.sql(0, "INSERT INTO pods.t VALUES (20, 'while mysql-2 was gone')")
             expected.append(["20", "while mysql-2 was gone"])
-            pods.start(2)
+            # mysql-2 serves backups slowly (it is the next donor), so its link can be cut mid-clone.
+            pods.start(2, extra=["--set", f"backup.bandwidth_limit={DONOR_BYTES_PER_S}"])
             expect_identity(pods, 2, pods.wait_ready(2, 240), "replica")
             expect_cloned_from(pods, 2, 1)
             pods.wait_rows(2, expected)
@@ -235,6 +255,28 @@ def test_pods_scale_restart_recreate():
             for i in (1, 2):
                 pods.wait_rows(i, expected)
             print(f"replica recreate done at {time.time() - started:.1f}s", flush=True)
+
+            # The link of the donor is cut mid-clone: mysql-3 clones from mysql-2 (nearest lower),
+            # whose switch port goes down once the stream has started. No byte arrives any more,
+            # so after the clone's idle timeout the clone moves on to another peer.
+            p3 = pods.start(3)
+            wait_log(p3, rf"event=clone_header peer={re.escape(net.addr(2))}:3307", 120, "mysql-3 to stream from mysql-2")
+            time.sleep(1)
+            net.cut(2)
+            cut_at = time.time()
+            expect_identity(pods, 3, pods.wait_ready(3, CLONE_IDLE_TIMEOUT_S + 120), "replica")
+            print(f"mysql-3 ready {time.time() - cut_at:.1f}s after the cut", flush=True)
+            log = read_log(p3)
+            assert re.search(rf"event=clone_attempt_failed peer={re.escape(net.addr(2))}:3307 ", log), log[-3000:]
+            m = re.search(r"event=clone_done peer=(\S+) ", log)
+            assert m and m.group(1) in (f"{net.addr(1)}:3307", f"{net.addr(0)}:3307"), log[-3000:]
+            pods.sql(0, "INSERT INTO pods.t VALUES (30, 'after mysql-3')")
+            expected.append(["30", "after mysql-3"])
+            for i in (1, 3):
+                pods.wait_rows(i, expected)
+            print(f"cut-link clone done at {time.time() - started:.1f}s", flush=True)
+            pods.stop(3)
+            net.plug(2)
 
             for i in (2, 1, 0):
                 pods.stop(i)
