@@ -53,6 +53,10 @@ std::string Quote(std::string_view text) {
     }
   }
   if (bare) return std::string(text);
+  return DoubleQuoted(text);
+}
+
+std::string DoubleQuoted(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {
     if (c == '"' || c == '\\') out += '\\';

@@ -153,6 +153,14 @@ Result<Child> Spawn(const SpawnOptions& options) {
 
 void EnableCentralReaper() { g_central_reaper = true; }
 
+void DisableCentralReaper() {
+  {
+    std::lock_guard lock(g_mutex);
+    g_central_reaper = false;
+  }
+  g_cv.notify_all();
+}
+
 void ReapChildren(const std::function<void(pid_t, ExitStatus)>& on_orphan) {
   for (;;) {
     int wstatus = 0;
@@ -178,15 +186,20 @@ Result<ExitStatus> Wait(pid_t pid, std::optional<std::chrono::milliseconds> time
                           : std::chrono::steady_clock::time_point::max();
   if (g_central_reaper) {
     std::unique_lock lock(g_mutex);
-    while (!g_finished.count(pid)) {
-      if (g_cv.wait_until(lock, deadline) == std::cv_status::timeout && !g_finished.count(pid)) {
+    while (!g_finished.count(pid) && g_central_reaper) {
+      if (std::chrono::steady_clock::now() >= deadline) {
         return Error(StatusCode::kTimeout, "process {} still running", pid);
       }
+      // Bounded waits: DisableCentralReaper() may hand reaping back to us at any moment.
+      g_cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
     }
-    ExitStatus s = g_finished[pid];
-    g_finished.erase(pid);
-    g_ours.erase(pid);
-    return s;
+    if (auto it = g_finished.find(pid); it != g_finished.end()) {
+      ExitStatus s = it->second;
+      g_finished.erase(it);
+      g_ours.erase(pid);
+      return s;
+    }
+    // The reaper was switched off before it saw this child: wait for it directly below.
   }
   for (;;) {
     int wstatus = 0;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <thread>
 
 namespace replboot::process {
 namespace {
@@ -63,6 +64,23 @@ TEST(ProcessTest, WaitTimesOut) {
   auto done = Wait(child->pid);
   ASSERT_TRUE(done);
   EXPECT_EQ(done->signal, SIGKILL);
+}
+
+TEST(ProcessTest, WaiterFallsBackToWaitpidWhenTheCentralReaperIsSwitchedOff) {
+  EnableCentralReaper();
+  SpawnOptions options;
+  options.argv = {"sh", "-c", "sleep 0.2; exit 7"};
+  auto child = Spawn(options);
+  ASSERT_TRUE(child);
+  // Nobody calls ReapChildren(): without the hand-back this Wait() would never return.
+  std::thread off([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    DisableCentralReaper();
+  });
+  auto status = Wait(child->pid, std::chrono::seconds(10));
+  off.join();
+  ASSERT_TRUE(status) << status.error().ToString();
+  EXPECT_EQ(status->code, 7);
 }
 
 TEST(ProcessTest, ChildEnvironmentDropsSecrets) {

@@ -1,5 +1,7 @@
 #include "replboot/conf/config.h"
 
+#include "replboot/base/log.h"
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
@@ -109,6 +111,8 @@ const std::vector<Setting>& Settings() {
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
       {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false, "backup tool threads"},
+      {"backup.idle_timeout", REPLBOOT_FIELD(backup, idle_timeout), false,
+       "seconds without a byte before a backup stream is given up (both sides)"},
       {"backup.tls", REPLBOOT_FIELD(backup, tls), false, "TLS on the backup endpoint"},
       {"backup.tls_cert", REPLBOOT_FIELD(backup, tls_cert), false, "TLS certificate file"},
       {"backup.tls_key", REPLBOOT_FIELD(backup, tls_key), false, "TLS private key file"},
@@ -224,19 +228,7 @@ std::string UnknownKey(std::string_view key, std::string_view origin) {
 }
 
 // TOML-style quoting for `config show` and messages.
-std::string Quoted(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  out += '"';
-  return out;
-}
+std::string Quoted(std::string_view text) { return log::DoubleQuoted(text); }
 
 std::string FormatValue(const Field& f, bool secret) {
   if (auto* s = std::get_if<std::string*>(&f)) {
@@ -726,6 +718,7 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
   check.AtLeast("backup.parallel", c.backup.parallel, 1);
+  check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
   {
     // --use-memory takes a number with an optional K/M/G suffix.
     const std::string& m = c.backup.use_memory;

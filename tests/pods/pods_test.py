@@ -34,9 +34,9 @@ SECRETS = {
 
 # mysql-2 serves backups at this rate, so a clone from it takes several seconds.
 DONOR_BYTES_PER_S = 2 * 1024 * 1024
-# The clone gives up on a donor that sends nothing for this long (clone::CloneOptions::idle_timeout,
-# not a setting yet): the cut-link case waits this long before the clone moves on.
-CLONE_IDLE_TIMEOUT_S = 300
+# The clone gives up on a donor that sends nothing for this long (backup.idle_timeout, given to
+# mysql-3): the cut-link case waits this long before the clone moves on.
+CLONE_IDLE_TIMEOUT_S = 15
 
 
 def wait_log(p, pattern, timeout, what):
@@ -259,7 +259,7 @@ def test_pods_scale_restart_recreate():
             # The link of the donor is cut mid-clone: mysql-3 clones from mysql-2 (nearest lower),
             # whose switch port goes down once the stream has started. No byte arrives any more,
             # so after the clone's idle timeout the clone moves on to another peer.
-            p3 = pods.start(3)
+            p3 = pods.start(3, extra=["--set", f"backup.idle_timeout={CLONE_IDLE_TIMEOUT_S}"])
             wait_log(p3, rf"event=clone_header peer={re.escape(net.addr(2))}:3307", 120, "mysql-3 to stream from mysql-2")
             time.sleep(1)
             net.cut(2)

@@ -20,8 +20,11 @@ bool SetLevel(std::string_view level);
 // The logger of one component ("daemon", "conf", "backup", ...), created on first use.
 std::shared_ptr<spdlog::logger> Get(const std::string& component);
 
-// A logfmt value: bare when it is a simple token, else double-quoted with \" and \\ escaped.
+// A logfmt value: bare when it is a simple token, else DoubleQuoted().
 std::string Quote(std::string_view text);
+
+// "text" with \" and \\ escaped and newlines as \n (also TOML's basic-string form).
+std::string DoubleQuoted(std::string_view text);
 
 }  // namespace replboot::log
 

@@ -61,6 +61,10 @@ Result<ExitStatus> Wait(pid_t pid, std::optional<std::chrono::milliseconds> time
 
 // See the header comment. Call once, before spawning anything, in the supervisor.
 void EnableCentralReaper();
+// Hands reaping back to Wait() (each waiter calls waitpid for its own child again), for the
+// time after the supervisor's signal loop has ended: services stopped then (a backup being
+// served) still have children to wait for, and nobody would reap them.
+void DisableCentralReaper();
 // Reaps every ended child without blocking. Statuses of children spawned through
 // Spawn() are kept for Wait(); others (re-parented orphans) go to `on_orphan`.
 void ReapChildren(const std::function<void(pid_t, ExitStatus)>& on_orphan);
