@@ -13,6 +13,10 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <stdexcept>
+
+#include <stdlib.h>
+#include <unistd.h>
 
 namespace replboot::discovery {
 namespace {
@@ -165,7 +169,13 @@ class AresResolverTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // No search domains, so the server sees exactly the names the tests ask for.
-    resolv_conf_ = ::testing::TempDir() + "/replboot_discovery_resolv.conf";
+    // A file of its own: ctest runs these cases as parallel processes, and a
+    // shared name let one case's TearDown delete another's file mid-test.
+    char tmpl[] = "/tmp/replboot-resolv-conf-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    ASSERT_GE(fd, 0) << "mkstemp " << tmpl;
+    ::close(fd);
+    resolv_conf_ = tmpl;
     std::ofstream(resolv_conf_) << "nameserver 127.0.0.1\noptions ndots:1\n";
   }
   void TearDown() override { std::remove(resolv_conf_.c_str()); }
@@ -178,7 +188,8 @@ class AresResolverTest : public ::testing::Test {
     o.timeout = timeout;
     o.tries = tries;
     auto r = AresResolver::Create(io_.get_executor(), o);
-    EXPECT_TRUE(r) << r.error().ToString();
+    // Thrown, so gtest fails the case here instead of it using a resolver it never got.
+    if (!r) throw std::runtime_error("AresResolver::Create: " + r.error().ToString());
     return std::move(*r);
   }
 
