@@ -362,3 +362,70 @@ def run_tests(namespace, only=None):
             _ALL_HARNESSES.clear()
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed or not tests else 0)
+
+
+# --- Process tree and file contents, from /proc and the file system (daemon tests) ---
+
+def process_parents():
+    """pid -> parent pid of every live process (from /proc/*/stat)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # After the last ')': comm may itself hold ')' or spaces.
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def descendants(pid):
+    """Every live descendant of pid."""
+    parents = process_parents()
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def proc_comm(pid):
+    """The process's command name, or None when the pid is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def proc_state(pid):
+    """Process state letter ('Z' for a zombie), or None when the pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def regular_files(root):
+    """(path, content) of every regular file under root; symlinks are neither followed nor read."""
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            yield path, data
+
+
+def files_containing(root, needle, skip=()):
+    """Paths of the regular files under root (but those in skip) whose content holds `needle`."""
+    return [path for path, data in regular_files(root) if path not in skip and needle in data]
