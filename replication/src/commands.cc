@@ -113,11 +113,15 @@ std::string FormatStatus(const nlohmann::json& s) {
   }
   if (s.contains("clone") && s["clone"].is_object()) {
     const auto& c = s["clone"];
-    std::string clone = At(c, "phase");
-    if (clone != "none") {
-      clone += fmt::format(", {} bytes", At(c, "bytes"));
-      if (At(c, "total_bytes") != "0") clone += " of " + At(c, "total_bytes");
-      if (At(c, "donor") != "-") clone += " from " + At(c, "donor");
+    // The server words it (DescribeClone); an older server's JSON has no summary.
+    std::string clone = At(c, "summary");
+    if (clone == "-") {
+      clone = At(c, "phase");
+      if (clone != "none") {
+        clone += fmt::format(", {} bytes", At(c, "bytes"));
+        if (At(c, "total_bytes") != "0") clone += " of " + At(c, "total_bytes");
+        if (At(c, "donor") != "-") clone += " from " + At(c, "donor");
+      }
     }
     row("clone", clone);
   }

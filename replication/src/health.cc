@@ -19,9 +19,23 @@ namespace {
 Decision Yes(std::string reason) { return Decision{true, std::move(reason)}; }
 Decision No(std::string reason) { return Decision{false, std::move(reason)}; }
 
+// While a clone runs mysqld is not started yet: say so, rather than "not answering".
+Decision MysqldDown(const Snapshot& s) {
+  if (s.clone.Active()) return No("cloning: " + DescribeClone(s.clone));
+  return No("mysqld is not answering: " + s.mysqld_error);
+}
+
+std::string Bytes(uint64_t n) {
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  constexpr double kMiB = 1024.0 * 1024;
+  if (n >= (1ull << 30)) return fmt::format("{:.2f} GiB", static_cast<double>(n) / kGiB);
+  if (n >= (1ull << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(n) / kMiB);
+  return fmt::format("{} bytes", n);
+}
+
 // Replication threads and lag, shared by /ready and /replica.
 Decision ReplicaWithin(const Snapshot& s, double max_lag) {
-  if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
+  if (!s.mysqld_up) return MysqldDown(s);
   if (!s.replica) {
     return No(s.last_error.empty() ? "replication is not configured"
                                    : "replication is not configured: " + s.last_error);
@@ -46,13 +60,40 @@ std::optional<double> ParseDouble(const std::optional<std::string>& text) {
 
 }  // namespace
 
+bool CloneProgress::View::Active() const {
+  return phase == "discovering" || phase == "streaming" || phase == "preparing" ||
+         phase == "committing";
+}
+
+std::string DescribeClone(const CloneProgress::View& c) {
+  std::string out = c.phase;
+  if (!c.donor.empty()) out += " from " + c.donor;
+  if (c.phase == "none" || c.phase == "discovering") {
+    if (c.attempts > 1) out += fmt::format(" (attempt {})", c.attempts);
+    if (!c.error.empty()) out += ", last error: " + c.error;
+    return out;
+  }
+  out += ": " + Bytes(c.bytes);
+  if (c.total_bytes > 0) {
+    out += fmt::format(" of {} ({:.0f}%)", Bytes(c.total_bytes),
+                       100.0 * static_cast<double>(c.bytes) / static_cast<double>(c.total_bytes));
+  }
+  if (c.phase == "streaming" && c.bytes_per_second > 0) {
+    out += fmt::format(", {:.1f} MB/s", c.bytes_per_second / 1e6);
+    if (c.eta_seconds) out += fmt::format(", ETA {:.0f}s", *c.eta_seconds);
+  }
+  if (c.attempts > 1) out += fmt::format(" (attempt {})", c.attempts);
+  if (!c.error.empty()) out += ", error: " + c.error;
+  return out;
+}
+
 Decision DecideHealth(const Snapshot& s) {
-  if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
+  if (!s.mysqld_up) return MysqldDown(s);
   return Yes("mysqld answers");
 }
 
 Decision DecidePrimary(const Snapshot& s) {
-  if (!s.mysqld_up) return No("mysqld is not answering: " + s.mysqld_error);
+  if (!s.mysqld_up) return MysqldDown(s);
   if (s.node.role != NodeRole::kPrimary) return No("this node is a replica");
   if (!s.read_only.has_value()) return No("read_only is unknown");
   if (*s.read_only) return No("the primary is read-only");
@@ -100,10 +141,16 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
     j["replication"] = nullptr;
   }
   j["clone"] = {{"phase", s.clone.phase},
+                {"active", s.clone.Active()},
                 {"donor", s.clone.donor},
                 {"bytes", s.clone.bytes},
                 {"total_bytes", s.clone.total_bytes},
-                {"error", s.clone.error}};
+                {"bytes_per_second", s.clone.bytes_per_second},
+                {"eta_seconds", s.clone.eta_seconds ? nlohmann::json(*s.clone.eta_seconds)
+                                                    : nlohmann::json(nullptr)},
+                {"attempts", s.clone.attempts},
+                {"error", s.clone.error},
+                {"summary", DescribeClone(s.clone)}};
   j["backups_served"] = s.backups_served;
   Decision ready = DecideReady(s, max_lag);
   j["ready"] = ready.ok;
@@ -137,6 +184,12 @@ std::string SnapshotMetrics(const Snapshot& s) {
   out += fmt::format("replboot_replication_thread_running{{thread=\"sql\"}} {}\n", sql ? 1 : 0);
   gauge("replboot_clone_bytes", "Bytes received by the current or last clone.",
         std::to_string(s.clone.bytes));
+  gauge("replboot_clone_estimated_bytes", "The donor's size estimate for the clone; 0 unknown.",
+        std::to_string(s.clone.total_bytes));
+  gauge("replboot_clone_active", "1 while a clone runs (discovery to commit).",
+        s.clone.Active() ? "1" : "0");
+  gauge("replboot_clone_attempts", "Clone attempts started since replboot started.",
+        std::to_string(s.clone.attempts));
   out += fmt::format(
       "# HELP replboot_backups_served_total Backups streamed to peers.\n# TYPE "
       "replboot_backups_served_total "

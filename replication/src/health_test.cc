@@ -155,6 +155,53 @@ TEST(HealthTest, JsonAndMetrics) {
   EXPECT_NE(m.find("replboot_backups_served_total 2\n"), std::string::npos);
 }
 
+TEST(CloneProgressTest, DescribesEachPhase) {
+  CloneProgress::View c;
+  EXPECT_EQ(DescribeClone(c), "none");
+  c.phase = "discovering";
+  c.attempts = 2;
+  c.error = "authentication failed at mysql-1.mysql:3307";
+  EXPECT_EQ(DescribeClone(c),
+            "discovering (attempt 2), last error: authentication failed at mysql-1.mysql:3307");
+  c = {};
+  c.phase = "streaming";
+  c.donor = "mysql-1.mysql:3307";
+  c.bytes = 3ull << 29;  // 1.5 GiB
+  c.total_bytes = 3ull << 30;
+  c.bytes_per_second = 200e6;
+  c.eta_seconds = 8;
+  c.attempts = 1;
+  EXPECT_EQ(DescribeClone(c),
+            "streaming from mysql-1.mysql:3307: 1.50 GiB of 3.00 GiB (50%), 200.0 MB/s, ETA 8s");
+  c.phase = "preparing";
+  EXPECT_EQ(DescribeClone(c), "preparing from mysql-1.mysql:3307: 1.50 GiB of 3.00 GiB (50%)");
+  c.total_bytes = 0;
+  c.bytes = 5 << 20;
+  EXPECT_EQ(DescribeClone(c), "preparing from mysql-1.mysql:3307: 5.0 MiB");
+}
+
+TEST(CloneProgressTest, ActivePhasesExplainWhyMysqldIsDown) {
+  Snapshot s;
+  s.node = Replica();
+  s.mysqld_error = "Can't connect to local server through socket";
+  s.clone.phase = "streaming";
+  s.clone.donor = "mysql-0.mysql:3307";
+  s.clone.bytes = 1024;
+  for (const Decision& d : {DecideHealth(s), DecideReady(s, 30), DecideReplica(s, 30)}) {
+    EXPECT_FALSE(d.ok);
+    EXPECT_EQ(d.reason, "cloning: streaming from mysql-0.mysql:3307: 1024 bytes") << d.reason;
+  }
+  auto j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["clone"]["active"], true);
+  EXPECT_EQ(j["clone"]["eta_seconds"], nullptr);
+  EXPECT_NE(SnapshotMetrics(s).find("replboot_clone_active 1\n"), std::string::npos);
+  // Done: the clone is history, and a mysqld that does not answer is a mysqld problem.
+  s.clone.phase = "done";
+  EXPECT_EQ(DecideHealth(s).reason,
+            "mysqld is not answering: Can't connect to local server through socket");
+  EXPECT_NE(SnapshotMetrics(s).find("replboot_clone_active 0\n"), std::string::npos);
+}
+
 TEST(WaitForGtidTest, MapsResultsPerFlavour) {
   FakeSession fake;
   fake.OnRows("SELECT MASTER_GTID_WAIT('0-100-5', 3)", {MakeRow({{"r", "0"}})});

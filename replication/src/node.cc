@@ -161,6 +161,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   std::atomic<bool> stopping{false};
   std::atomic<unsigned short> port{0};
   std::atomic<int> waits{0};
+  std::atomic<bool> heartbeat_started{false};
 
   mutable std::mutex mu;
   std::mutex collect_mu;   // serializes CollectOnce (poll_session)
@@ -217,10 +218,12 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   }
 
   awaitable<void> PollLoop(std::shared_ptr<Impl> self) {
-    bool was_up = true;
+    // Starts "down": in `replboot run` the server answers before mysqld exists (while it is
+    // initialized or cloned), and that is not worth a warning; losing it later is.
+    bool was_up = false;
     while (!stopping) {
       Snapshot s = co_await OnPool(poll_pool, [this] { return CollectOnce(); });
-      if (s.mysqld_up != was_up) {
+      if (s.mysqld_up != was_up && !clone.Get().Active()) {
         if (s.mysqld_up) {
           log->info("event=mysqld_answering");
         } else {
@@ -446,11 +449,16 @@ Status Node::Start(asio::io_context& io) {
   auto self = impl_;
   asio::co_spawn(io, impl_->AcceptLoop(self), asio::detached);
   asio::co_spawn(io, impl_->PollLoop(self), asio::detached);
-  if (impl_->options.write_heartbeat) asio::co_spawn(io, impl_->BeatLoop(self), asio::detached);
+  if (impl_->options.write_heartbeat) StartHeartbeat();
   impl_->log->info("event=http_listening address={} port={} role={} heartbeat={}",
                    impl_->options.listen, impl_->port.load(),
                    NodeRoleName(impl_->options.info.role), impl_->options.write_heartbeat);
   return Status::Ok();
+}
+
+void Node::StartHeartbeat() {
+  if (!impl_->executor || impl_->heartbeat_started.exchange(true)) return;
+  asio::co_spawn(*impl_->executor, impl_->BeatLoop(impl_), asio::detached);
 }
 
 Status Node::StartInBackground() {
@@ -555,17 +563,37 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
   return out;
 }
 
+Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
+                                               const conf::Identity& identity,
+                                               conf::Flavour flavour) {
+  auto local = LocalRootOptions(config);
+  if (!local) return tl::unexpected(local.error());
+  NodeOptions options = NodeOptionsFromConfig(config, identity, flavour, *local);
+  options.write_heartbeat = false;  // its table exists once FinishReplicationSetup ran
+  auto node = std::make_unique<Node>(std::move(options));
+  Status started = node->StartInBackground();
+  if (!started.ok()) return tl::unexpected(started);
+  return node;
+}
+
+Status FinishReplicationSetup(Node& node, const conf::Config& config,
+                              const conf::Identity& identity, conf::Flavour flavour) {
+  auto local = LocalRootOptions(config);
+  if (!local) return local.error();
+  Prepared prepared = PrepareReplication(config, identity, flavour, *local);
+  if (!prepared.fatal.ok()) return prepared.fatal;
+  node.SetLastError(prepared.error);
+  if (identity.role == conf::Role::kPrimary) node.StartHeartbeat();
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Node>> StartReplicationAgent(const conf::Config& config,
                                                      const conf::Identity& identity,
                                                      conf::Flavour flavour) {
-  auto local = LocalRootOptions(config);
-  if (!local) return tl::unexpected(local.error());
-  Prepared prepared = PrepareReplication(config, identity, flavour, *local);
-  if (!prepared.fatal.ok()) return tl::unexpected(prepared.fatal);
-  auto node = std::make_unique<Node>(NodeOptionsFromConfig(config, identity, flavour, *local));
-  node->SetLastError(prepared.error);
-  Status started = node->StartInBackground();
-  if (!started.ok()) return tl::unexpected(started);
+  auto node = StartNodeServer(config, identity, flavour);
+  if (!node) return node;
+  Status finished = FinishReplicationSetup(**node, config, identity, flavour);
+  if (!finished.ok()) return tl::unexpected(finished);
   return node;
 }
 

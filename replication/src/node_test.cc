@@ -65,7 +65,8 @@ TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
   EXPECT_NE(j["last_error"].get<std::string>().find("IO thread Connecting"), std::string::npos);
   std::string table = FormatStatus(j);
   EXPECT_NE(table.find("role                   replica\n"), std::string::npos) << table;
-  EXPECT_NE(table.find("clone                  done, 4096 bytes of 4096 from mysql-1.mysql\n"),
+  EXPECT_NE(table.find("clone                  done from mysql-1.mysql: 4096 bytes of 4096 bytes "
+                       "(100%)\n"),
             std::string::npos)
       << table;
   HttpResponse metrics = Get(node, "/metrics");

@@ -37,11 +37,18 @@ std::string_view NodeRoleName(NodeRole role);
 class CloneProgress {
  public:
   struct View {
-    std::string phase = "none";  // e.g. "none", "streaming", "preparing", "done", "failed"
+    // "none" (never cloned here), then while it runs "discovering", "streaming", "preparing",
+    // "committing"; at the end "done" or "failed" (error says why; a retry follows).
+    std::string phase = "none";
     std::string donor;
     uint64_t bytes = 0;
-    uint64_t total_bytes = 0;  // 0 when unknown
+    uint64_t total_bytes = 0;      // the donor's estimate; 0 when unknown
+    double bytes_per_second = 0;   // over the current attempt
+    std::optional<double> eta_seconds;  // from the estimate; nullopt when unknown
+    int attempts = 0;              // attempts started (a retry after a failure counts again)
     std::string error;
+    // True from discovery to the commit: mysqld is not expected to answer yet.
+    bool Active() const;
   };
   void SetPhase(std::string phase, std::string donor = "") {
     std::lock_guard lock(mu_);
@@ -57,6 +64,11 @@ class CloneProgress {
     std::lock_guard lock(mu_);
     view_.error = std::move(error);
   }
+  // Replaces the whole view (the clone reports everything at once).
+  void Set(View view) {
+    std::lock_guard lock(mu_);
+    view_ = std::move(view);
+  }
   View Get() const {
     std::lock_guard lock(mu_);
     return view_;
@@ -66,6 +78,10 @@ class CloneProgress {
   mutable std::mutex mu_;
   View view_;
 };
+
+// "streaming from mysql-1.mysql:3307: 1.20 GiB of 2.60 GiB (46%), 210.0 MB/s, ETA 7s":
+// the clone's state in one line, for /health, /ready and `replboot status`.
+std::string DescribeClone(const CloneProgress::View& clone);
 
 struct NodeInfo {
   NodeRole role = NodeRole::kReplica;

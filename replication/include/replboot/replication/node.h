@@ -1,5 +1,5 @@
-// The node's replication agent once mysqld is ready: the HTTP health server (Boost.Beast,
-// coroutines), the 1 s state poller and, on the primary, the heartbeat writer.
+// The node's agent: the HTTP health server (Boost.Beast, coroutines), from the node's first second,
+// the 1 s state poller and, on the primary, the heartbeat writer.
 //
 // Threads: the Asio I/O thread only parses requests and serves the cached Snapshot; every SQL
 // call runs on the Node's own thread pools (one for the poller and heartbeat, one for /wait),
@@ -9,16 +9,10 @@
 // (text, 200 or 503 with the reason), /status (JSON), /metrics (Prometheus text),
 // /wait?gtid=G&timeout=S (200 reached, 504 timed out, 400 bad input, 503 server unavailable).
 //
-// Wiring in `replboot run` (daemon BootstrapHooks::after_ready, on the supervisor's worker):
-// StartReplicationAgent() below does all of this; spelled out:
-//   auto prepared = replication::PrepareReplication(ctx.config(), ctx.identity, flavour,
-//   ctx.root_password);
-//   // prepared.fatal: return it (the primary could not create its users).
-//   node = std::make_unique<replication::Node>(replication::NodeOptionsFromConfig(...));
-//   node->SetLastError(prepared.error);       // a replica that did not start says why in /status
-//   RETURN_STATUS_IF_ERROR(node->StartInBackground());   // own io_context + thread
-//   ... at shutdown: node->Stop() before stopping mysqld; destroy the Node after mysqld is gone
-//   (a /wait in flight ends when mysqld closes its connection).
+// Wiring in `replboot run` (daemon/node_services.cc): StartNodeServer() when the node starts,
+// before its datadir is initialized or cloned; FinishReplicationSetup() once mysqld is ready;
+// at shutdown node->Stop() before stopping mysqld, and the Node destroyed after mysqld is gone
+// (a /wait in flight ends when mysqld closes its connection).
 // `replboot replication-agent` (commands.h) runs exactly this against an already running
 // mysqld; the integration tests drive it.
 #ifndef REPLBOOT_REPLICATION_NODE_H_
@@ -60,6 +54,9 @@ class Node {
   Status Start(boost::asio::io_context& io);
   // Start() on an io_context of its own, run by a thread of its own.
   Status StartInBackground();
+  // Starts the primary's heartbeat writer if Start() did not (options.write_heartbeat false):
+  // `replboot run` starts the server before the heartbeat table exists. Idempotent.
+  void StartHeartbeat();
   // Stops accepting, stops polling and writing heartbeats. Idempotent, does not block.
   void Stop();
 
@@ -96,9 +93,20 @@ struct Prepared {
 Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity,
                             conf::Flavour flavour, const db::ConnectOptions& local);
 
-// All of the above for `replboot run`'s after_ready hook, in one call: LocalRootOptions,
-// PrepareReplication (its fatal error is returned), a Node from the config with the replica's
-// setup error as last error, StartInBackground(). Keep the Node until shutdown.
+// `replboot run` in two steps, so that the HTTP server answers from the first second (while
+// the datadir is initialized or cloned: /status shows the clone's progress) and replication
+// is set up once mysqld is ready:
+// StartNodeServer: LocalRootOptions, a Node from the config without heartbeat, started in the
+// background. FinishReplicationSetup: PrepareReplication (its fatal error is returned), the
+// replica's setup error as the Node's last error, the primary's heartbeat.
+Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
+                                               const conf::Identity& identity,
+                                               conf::Flavour flavour);
+Status FinishReplicationSetup(Node& node, const conf::Config& config,
+                              const conf::Identity& identity, conf::Flavour flavour);
+
+// Both steps at once (`replboot replication-agent`, against a running mysqld). Keep the Node
+// until shutdown.
 Result<std::unique_ptr<Node>> StartReplicationAgent(const conf::Config& config,
                                                      const conf::Identity& identity,
                                                      conf::Flavour flavour);
