@@ -396,6 +396,7 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   log->info("event=config_rendered path={} flavour={} role={} server_id={}",
             log::Quote(ctx.defaults_file), conf::FlavourName(ctx.flavour),
             conf::RoleName(ctx.identity.role), ctx.identity.server_id);
+  if (hooks.on_start) RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
 
   auto os_user = MysqlOsUser(config);
   if (!os_user) return os_user.error();

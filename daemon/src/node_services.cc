@@ -16,9 +16,19 @@ NodeServices::~NodeServices() { Stop(); }
 
 BootstrapHooks NodeServices::Hooks() {
   BootstrapHooks hooks;
+  hooks.on_start = [this](NodeContext& ctx) { return OnStart(ctx); };
   hooks.prepare_datadir = [this](NodeContext& ctx) { return PrepareDatadir(ctx); };
   hooks.after_ready = [this](NodeContext& ctx) { return AfterReady(ctx); };
   return hooks;
+}
+
+Status NodeServices::OnStart(NodeContext& ctx) {
+  // The HTTP server first: while the datadir is initialized or cloned, /status shows what is
+  // happening and /health says why mysqld does not answer yet.
+  auto node = replication::StartNodeServer(ctx.config(), ctx.identity, ctx.flavour);
+  if (!node) return node.error().WithContext("http");
+  node_ = std::move(*node);
+  return Status::Ok();
 }
 
 Status NodeServices::PrepareDatadir(NodeContext& ctx) {
@@ -31,9 +41,12 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   auto log = log::Get("daemon");
   // Replication first: a primary that cannot create its accounts is not a working primary
   // (replicas could neither clone nor replicate), so that error stops the node.
-  auto node = replication::StartReplicationAgent(ctx.config(), ctx.identity, ctx.flavour);
-  if (!node) return node.error().WithContext("replication");
-  node_ = std::move(*node);
+  if (!node_) return Status(StatusCode::kInternal, "after_ready without on_start");
+  if (Status s = replication::FinishReplicationSetup(*node_, ctx.config(), ctx.identity,
+                                                     ctx.flavour);
+      !s.ok()) {
+    return s.WithContext("replication");
+  }
 
   // Every node serves backups, so the next replica can clone from its nearest lower peer.
   // Without a shared secret the endpoint would hand the data to anyone: it stays off, and

@@ -18,8 +18,9 @@
 //                                             is not available"
 //   any      anything else                    kUseAsIs: started as it is, never re-initialized
 //
-// The seams the lead wires in later are BootstrapHooks: prepare_datadir (clone a
-// replica from a peer) and after_ready (replication, users, HTTP).
+// The seams are BootstrapHooks: on_start (the HTTP server, from the first second),
+// prepare_datadir (clone a replica from a peer) and after_ready (users, replication,
+// the backup server).
 #ifndef REPLBOOT_DAEMON_BOOTSTRAP_H_
 #define REPLBOOT_DAEMON_BOOTSTRAP_H_
 
@@ -102,6 +103,10 @@ struct NodeContext {
 };
 
 struct BootstrapHooks {
+  // Runs first, once the config is rendered, before the datadir is looked at: services that
+  // must answer while the datadir is initialized or cloned (the HTTP status server). An
+  // error stops replboot.
+  std::function<Status(NodeContext&)> on_start;
   // Fills the empty datadir of a replica (clone from a peer). Unset: a replica
   // with an empty datadir is an error. Must give up when supervisor->Stopping().
   std::function<Status(NodeContext&)> prepare_datadir;

@@ -1,9 +1,11 @@
 // What `replboot run` adds around mysqld once the modules are wired together:
 //
+//   on_start                   replication/: the HTTP health server (/status shows the
+//                              clone's progress; /health says mysqld is not up yet)
 //   prepare_datadir (replica)  clone/: recover leftovers, discover a donor, clone, commit
 //   after_ready                replication/: users + heartbeat (primary) or CHANGE MASTER at
-//                              most once (replica); the HTTP health server; clone/: the
-//                              backup server every node runs for the next replica
+//                              most once (replica); clone/: the backup server every node
+//                              runs for the next replica
 //
 // The services outlive the hook that starts them: they run on threads of their own until
 // Stop(), which `run` calls once the supervisor returned (mysqld has ended), so that
@@ -40,6 +42,7 @@ class NodeServices {
   void Stop();
 
  private:
+  Status OnStart(NodeContext& ctx);
   Status PrepareDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);
 
