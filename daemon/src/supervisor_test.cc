@@ -5,7 +5,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 
@@ -60,6 +64,13 @@ class SupervisorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { ASSERT_TRUE(Supervisor::BlockSignals().ok()); }
 
+  void SetUp() override {
+    char dir_template[] = "/tmp/replboot-sup-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
   static SupervisorOptions Fast() {
     SupervisorOptions o;
     o.shutdown_grace = milliseconds(300);
@@ -85,144 +96,141 @@ class SupervisorTest : public ::testing::Test {
     return child->pid;
   }
 
-  static Result<pid_t> SpawnShell(const std::string& script) {
+  static Result<pid_t> SpawnShell(const std::string& script, bool new_process_group = false) {
     process::SpawnOptions options;
     options.argv = {"sh", "-c", script};
     options.env = process::ChildEnvironment();
+    options.new_process_group = new_process_group;
     auto child = process::Spawn(options);
     if (!child) return Error(child.error());
     return child->pid;
   }
+
+  // The mysqld stand-in: a script that runs to its end, or traps and loops.
+  struct Mysqld {
+    std::string script;
+    bool trapped = false;
+  };
+  static Mysqld Exits(int code) { return {"exit " + std::to_string(code), false}; }
+  static Mysqld Traps(std::string traps) { return {std::move(traps), true}; }
+
+  // What the startup worker does once mysqld runs.
+  using Then = std::function<Status(Supervisor&, pid_t mysqld)>;
+  static Status Nothing(Supervisor&, pid_t) { return Status::Ok(); }
+  // replboot receives `signo`, as from the container runtime.
+  static Then Send(int signo) {
+    return [signo](Supervisor&, pid_t) {
+      ::kill(::getpid(), signo);
+      return Status::Ok();
+    };
+  }
+
+  // Runs a Supervisor whose startup starts `mysqld` as the main child and then
+  // does `then`; returns replboot's exit code.
+  static int RunMysqld(const Mysqld& mysqld, const Then& then = Nothing) {
+    Supervisor sup(Fast());
+    return sup.Run([&](Supervisor& s) -> Status {
+      auto pid = mysqld.trapped ? SpawnTrapped(mysqld.script) : SpawnShell(mysqld.script);
+      if (!pid) return pid.error();
+      s.SetMainChild(*pid);
+      return then(s, *pid);
+    });
+  }
+
+  // Polls `done` for up to about two seconds.
+  static void WaitUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 100 && !done(); ++i) std::this_thread::sleep_for(milliseconds(20));
+  }
+
+  static bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+  std::string dir_;  // scratch files of one test
 };
 
-TEST_F(SupervisorTest, MysqldEndingOnItsOwnExitsWithItsCode) {
-  Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("exit 5");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    return Status::Ok();
-  });
-  EXPECT_EQ(code, 5);
+// How mysqld's end, alone or after a signal replboot received, becomes replboot's exit code.
+struct EndCase {
+  const char* name;
+  std::string script;  // trapped when `signal` is set: it must be running to get it
+  int signal;          // sent to replboot once mysqld runs; 0: none
+  int code;            // replboot's exit code
+};
+
+// Names the case in test listings instead of dumping its bytes.
+void PrintTo(const EndCase& c, std::ostream* os) { *os << c.name; }
+
+class SupervisorEndTest : public SupervisorTest, public ::testing::WithParamInterface<EndCase> {};
+
+TEST_P(SupervisorEndTest, ExitCode) {
+  const EndCase& c = GetParam();
+  int code =
+      c.signal == 0 ? RunMysqld({c.script, false}) : RunMysqld(Traps(c.script), Send(c.signal));
+  EXPECT_EQ(code, c.code);
 }
 
-TEST_F(SupervisorTest, MysqldExitingZeroOnItsOwnExitsOne) {
-  Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("exit 0");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    return Status::Ok();
-  });
-  EXPECT_EQ(code, 1);
-}
-
-TEST_F(SupervisorTest, SigtermIsForwardedAndCleanExitIsZero) {
-  Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    // Exits 0 on SIGTERM, as mysqld does after a clean shutdown.
-    auto pid = SpawnTrapped("trap 'exit 0' TERM");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    ::kill(::getpid(), SIGTERM);
-    return Status::Ok();
-  });
-  EXPECT_EQ(code, 0);
-}
-
-TEST_F(SupervisorTest, SigintIsDeliveredAsSigterm) {
-  Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnTrapped("trap 'exit 0' TERM; trap 'exit 9' INT");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    ::kill(::getpid(), SIGINT);
-    return Status::Ok();
-  });
-  EXPECT_EQ(code, 0);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Cases, SupervisorEndTest,
+    ::testing::Values(
+        EndCase{"MysqldEndingOnItsOwnExitsWithItsCode", "exit 5", 0, 5},
+        EndCase{"MysqldExitingZeroOnItsOwnExitsOne", "exit 0", 0, 1},
+        // Exits 0 on SIGTERM, as mysqld does after a clean shutdown.
+        EndCase{"SigtermIsForwardedAndCleanExitIsZero", "trap 'exit 0' TERM", SIGTERM, 0},
+        EndCase{"SigintIsDeliveredAsSigterm", "trap 'exit 0' TERM; trap 'exit 9' INT", SIGINT, 0}),
+    [](const ::testing::TestParamInfo<EndCase>& info) { return std::string(info.param.name); });
 
 TEST_F(SupervisorTest, OtherSignalsAreForwardedWithoutStopping) {
-  char dir_template[] = "/tmp/replboot-sup-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  std::string marker = std::string(dir_template) + "/hup";
-  Supervisor sup(Fast());
-  int code = sup.Run([&](Supervisor& s) -> Status {
-    auto pid = SpawnTrapped("trap 'touch " + marker + "' HUP; trap 'exit 0' TERM");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    ::kill(::getpid(), SIGHUP);
-    for (int i = 0; i < 100 && ::access(marker.c_str(), F_OK) != 0; ++i) {
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    EXPECT_FALSE(s.Stopping());
-    ::kill(::getpid(), SIGTERM);
-    return Status::Ok();
-  });
+  std::string marker = dir_ + "/hup";
+  int code = RunMysqld(Traps("trap 'touch " + marker + "' HUP; trap 'exit 0' TERM"),
+                       [&](Supervisor& s, pid_t) {
+                         ::kill(::getpid(), SIGHUP);
+                         WaitUntil([&] { return Exists(marker); });
+                         EXPECT_FALSE(s.Stopping());
+                         ::kill(::getpid(), SIGTERM);
+                         return Status::Ok();
+                       });
   EXPECT_EQ(code, 0);
-  EXPECT_EQ(::access(marker.c_str(), F_OK), 0) << "SIGHUP was not forwarded";
-  ::unlink(marker.c_str());
-  ::rmdir(dir_template);
+  EXPECT_TRUE(Exists(marker)) << "SIGHUP was not forwarded";
 }
 
 TEST_F(SupervisorTest, ChildIgnoringSigtermIsKilledAfterGrace) {
-  Supervisor sup(Fast());
   auto start = std::chrono::steady_clock::now();
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnTrapped("trap '' TERM");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    ::kill(::getpid(), SIGTERM);
-    return Status::Ok();
-  });
+  int code = RunMysqld(Traps("trap '' TERM"), Send(SIGTERM));
   auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(code, 137);
-  EXPECT_GE(elapsed, milliseconds(300));  // the grace period
+  EXPECT_GE(elapsed, Fast().shutdown_grace);
 }
 
 TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
-  char dir_template[] = "/tmp/replboot-sup-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  std::string pid_file = std::string(dir_template) + "/orphan.pid";
+  std::string pid_file = dir_ + "/orphan.pid";
   pid_t orphan = 0;
   std::string state_while_running;
-  Supervisor sup(Fast());
-  int code = sup.Run([&](Supervisor& s) -> Status {
-    // The subshell exits at once, so `sleep` is re-parented to us (subreaper).
-    auto pid = SpawnTrapped("(sleep 0.2 & echo $! > " + pid_file + "); trap 'exit 0' TERM");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
-    for (int i = 0; i < 100 && orphan == 0; ++i) {
-      std::ifstream in(pid_file);
-      in >> orphan;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    // It ends after 0.2 s; reaped, its /proc entry goes away (a zombie keeps one).
-    for (int i = 0; i < 250; ++i) {
-      std::ifstream stat("/proc/" + std::to_string(orphan) + "/stat");
-      state_while_running.clear();
-      std::getline(stat, state_while_running);
-      if (state_while_running.empty()) break;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    ::kill(::getpid(), SIGTERM);
-    return Status::Ok();
-  });
+  // The subshell exits at once, so `sleep` is re-parented to us (subreaper).
+  int code = RunMysqld(Traps("(sleep 0.2 & echo $! > " + pid_file + "); trap 'exit 0' TERM"),
+                       [&](Supervisor&, pid_t) {
+                         WaitUntil([&] {
+                           std::ifstream(pid_file) >> orphan;
+                           return orphan != 0;
+                         });
+                         // It ends after 0.2 s; reaped, its /proc entry goes away (a zombie keeps
+                         // one).
+                         for (int i = 0; i < 250; ++i) {
+                           std::ifstream stat("/proc/" + std::to_string(orphan) + "/stat");
+                           state_while_running.clear();
+                           std::getline(stat, state_while_running);
+                           if (state_while_running.empty()) break;
+                           std::this_thread::sleep_for(milliseconds(20));
+                         }
+                         ::kill(::getpid(), SIGTERM);
+                         return Status::Ok();
+                       });
   EXPECT_EQ(code, 0);
   ASSERT_GT(orphan, 0);
   // Reaped: no /proc entry at all (a zombie would still show state Z).
   EXPECT_EQ(state_while_running, "")
       << "orphan " << orphan << " not reaped: " << state_while_running;
-  ::unlink(pid_file.c_str());
-  ::rmdir(dir_template);
 }
 
 TEST_F(SupervisorTest, StopWhileWaitingForReadinessKeepsMysqldStatus) {
-  Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnTrapped("trap '' TERM");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
+  int code = RunMysqld(Traps("trap '' TERM"), [](Supervisor& s, pid_t) {
     ::kill(::getpid(), SIGTERM);
     // As the readiness wait does: give up on the stop, with kCancelled.
     while (s.SleepUnlessDone(milliseconds(50))) {
@@ -233,11 +241,7 @@ TEST_F(SupervisorTest, StopWhileWaitingForReadinessKeepsMysqldStatus) {
 }
 
 TEST_F(SupervisorTest, HookFailingBecauseOfAStopKeepsMysqldStatus) {
-  Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnTrapped("trap 'exit 0' TERM");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
+  int code = RunMysqld(Traps("trap 'exit 0' TERM"), [](Supervisor& s, pid_t) {
     ::kill(::getpid(), SIGTERM);
     while (!s.Stopping()) std::this_thread::sleep_for(milliseconds(10));
     // An after-ready hook whose connection died with the shutdown.
@@ -255,13 +259,9 @@ TEST_F(SupervisorTest, StartupFailureBeforeMysqldExitsWithItsCode) {
 }
 
 TEST_F(SupervisorTest, StartupFailureWhileMysqldRunsStopsIt) {
-  Supervisor sup(Fast());
   pid_t child = 0;
-  int code = sup.Run([&](Supervisor& s) -> Status {
-    auto pid = SpawnTrapped("trap 'exit 0' TERM");
-    if (!pid) return pid.error();
-    child = *pid;
-    s.SetMainChild(*pid);
+  int code = RunMysqld(Traps("trap 'exit 0' TERM"), [&](Supervisor&, pid_t pid) {
+    child = pid;
     return Status(StatusCode::kTimeout, "mysqld did not accept connections");
   });
   EXPECT_EQ(code, 1);
@@ -269,28 +269,34 @@ TEST_F(SupervisorTest, StartupFailureWhileMysqldRunsStopsIt) {
   EXPECT_NE(::kill(child, 0), 0) << "mysqld stand-in still running";
 }
 
+// A step is spawned as the leader of its own process group (as RunStep() does), so
+// the stop reaches everything it started. It must end on the SIGTERM, long before
+// its own end: if the stop missed it, the 10 s wait below would fail the test.
 TEST_F(SupervisorTest, StopDuringBootstrapStepEndsTheStep) {
   Supervisor sup(Fast());
-  int code = sup.Run([](Supervisor& s) -> Status {
-    auto pid = SpawnShell("sleep 30");
+  pid_t step = 0;
+  std::optional<process::ExitStatus> step_end;
+  int code = sup.Run([&](Supervisor& s) -> Status {
+    auto pid = SpawnShell("sleep 30", /*new_process_group=*/true);
     if (!pid) return pid.error();
+    step = *pid;
     s.SetStepChild(*pid);
     ::kill(::getpid(), SIGTERM);
     auto status = process::Wait(*pid, std::chrono::seconds(10));
     s.SetStepChild(0);
     if (!status) return status.error();
+    step_end = *status;
     return Status(StatusCode::kCancelled, "install-db ended: " + status->ToString());
   });
+  if (!step_end && step > 0) ::kill(-step, SIGKILL);  // never left behind for ctest to wait on
   EXPECT_EQ(code, 143);
+  ASSERT_TRUE(step_end.has_value()) << "the step outlived the stop";
+  EXPECT_EQ(step_end->signal, SIGTERM) << step_end->ToString();
 }
 
 TEST_F(SupervisorTest, WorkerSeesMysqldEnd) {
-  Supervisor sup(Fast());
   bool saw_end = false;
-  int code = sup.Run([&](Supervisor& s) -> Status {
-    auto pid = SpawnShell("exit 4");
-    if (!pid) return pid.error();
-    s.SetMainChild(*pid);
+  int code = RunMysqld(Exits(4), [&](Supervisor& s, pid_t) {
     // As the readiness wait does: give up once mysqld has ended.
     while (s.SleepUnlessDone(milliseconds(50))) {
     }
