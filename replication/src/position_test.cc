@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "replboot/base/files.h"
 
 namespace replboot::replication {
@@ -9,70 +13,46 @@ namespace {
 
 const std::string kData = REPLBOOT_REPLICATION_TESTDATA;
 
-Position Pos(std::string gtid, std::string file, uint64_t pos, std::string origin) {
-  Position p;
-  p.gtid = std::move(gtid);
-  p.log_file = std::move(file);
-  p.log_pos = pos;
-  p.origin = kData + "/" + origin;
-  return p;
-}
+constexpr const char* kBinlogInfo = "xtrabackup_binlog_info";
+constexpr const char* kSlaveInfo = "xtrabackup_slave_info";
 
 struct Sample {
   std::string dir;
   Flavour flavour;
-  Position expected;
+  std::string gtid;
+  std::string log_file;
+  uint64_t log_pos;
+  std::string origin;  // the file in `dir` the position must come from
 };
 
 // Every recorded sample and the position it must yield (ReadClonePosition picks the file).
 std::vector<Sample> Samples() {
   using enum Flavour;
+  const std::string mysql_two_uuids =
+      "0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:"
+      "1-1156346";
+  const std::string mysql_uuid = "c777888a-b6df-11e2-a604-080027635ef5:1-4";
+  // clang-format off
   return {
-      {"mariadb-10.11/primary-gtid", kMariaDB,
-       Pos("0-7-7", "mysql-bin.000001", 1623, "mariadb-10.11/primary-gtid/xtrabackup_binlog_info")},
-      {"mariadb-10.11/primary-multidomain", kMariaDB,
-       Pos("0-1-100,1-2-50", "mysql-bin.000004", 2210,
-           "mariadb-10.11/primary-multidomain/xtrabackup_binlog_info")},
-      {"mariadb-10.11/primary-two-fields", kMariaDB,
-       Pos("", "mysql-bin.000001", 329, "mariadb-10.11/primary-two-fields/xtrabackup_binlog_info")},
-      {"mariadb-10.6/primary-empty-gtid", kMariaDB,
-       Pos("", "mysql-bin.000002", 385, "mariadb-10.6/primary-empty-gtid/xtrabackup_binlog_info")},
-      {"mariadb-10.11/galera-sst", kMariaDB,
-       Pos("0-3-1207", "mysql-bin.000009", 8841,
-           "mariadb-10.11/galera-sst/xtrabackup_binlog_info")},
-      {"mariadb-10.11/replica-slave-pos", kMariaDB,
-       Pos("0-7-9", "", 0, "mariadb-10.11/replica-slave-pos/xtrabackup_slave_info")},
-      {"mariadb-10.11/replica-no-gtid", kMariaDB,
-       Pos("", "mysql-bin.000001", 1954, "mariadb-10.11/replica-no-gtid/xtrabackup_slave_info")},
-      {"mariadb-11.4/primary-gtid", kMariaDB,
-       Pos("0-100-42", "mysql-bin.000003", 5512,
-           "mariadb-11.4/primary-gtid/mariadb_backup_binlog_info")},
-      {"mariadb-11.4/replica-slave-pos", kMariaDB,
-       Pos("0-100-42,2-100-7", "", 0, "mariadb-11.4/replica-slave-pos/mariadb_backup_slave_info")},
-      {"mysql-8.0/primary-gtid-off", kMySQL,
-       Pos("", "mysql-bin.000003", 1234, "mysql-8.0/primary-gtid-off/xtrabackup_binlog_info")},
-      {"mysql-8.0/primary-gtid", kMySQL,
-       Pos("c777888a-b6df-11e2-a604-080027635ef5:1-4", "mysql-bin.000002", 1232,
-           "mysql-8.0/primary-gtid/xtrabackup_binlog_info")},
-      {"mysql-8.0/primary-gtid-multiline", kMySQL,
-       Pos("0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:"
-           "1-1156346",
-           "binlog.000012", 197, "mysql-8.0/primary-gtid-multiline/xtrabackup_binlog_info")},
-      {"mysql-8.0/replica-auto-position-old", kMySQL,
-       Pos("c777888a-b6df-11e2-a604-080027635ef5:1-4", "", 0,
-           "mysql-8.0/replica-auto-position-old/xtrabackup_slave_info")},
-      {"mysql-8.0/replica-file-pos-old", kMySQL,
-       Pos("", "mysql-bin.000003", 1234, "mysql-8.0/replica-file-pos-old/xtrabackup_slave_info")},
-      {"mysql-8.4/primary-gtid", kMySQL,
-       Pos("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18", "binlog.000005", 2811,
-           "mysql-8.4/primary-gtid/xtrabackup_binlog_info")},
-      {"mysql-8.4/replica-auto-position", kMySQL,
-       Pos("0a5e3b4c-7a1f-11ee-9d2c-0242ac120002:1-294615096,c6881cf4-7a1f-11ee-8e41-0242ac120003:"
-           "1-1156346",
-           "", 0, "mysql-8.4/replica-auto-position/xtrabackup_slave_info")},
-      {"mysql-8.4/replica-file-pos", kMySQL,
-       Pos("", "mysql-bin.000003", 1234, "mysql-8.4/replica-file-pos/xtrabackup_slave_info")},
+      {"mariadb-10.11/primary-gtid", kMariaDB, "0-7-7", "mysql-bin.000001", 1623, kBinlogInfo},
+      {"mariadb-10.11/primary-multidomain", kMariaDB, "0-1-100,1-2-50", "mysql-bin.000004", 2210, kBinlogInfo},
+      {"mariadb-10.11/primary-two-fields", kMariaDB, "", "mysql-bin.000001", 329, kBinlogInfo},
+      {"mariadb-10.6/primary-empty-gtid", kMariaDB, "", "mysql-bin.000002", 385, kBinlogInfo},
+      {"mariadb-10.11/galera-sst", kMariaDB, "0-3-1207", "mysql-bin.000009", 8841, kBinlogInfo},
+      {"mariadb-10.11/replica-slave-pos", kMariaDB, "0-7-9", "", 0, kSlaveInfo},
+      {"mariadb-10.11/replica-no-gtid", kMariaDB, "", "mysql-bin.000001", 1954, kSlaveInfo},
+      {"mariadb-11.4/primary-gtid", kMariaDB, "0-100-42", "mysql-bin.000003", 5512, "mariadb_backup_binlog_info"},
+      {"mariadb-11.4/replica-slave-pos", kMariaDB, "0-100-42,2-100-7", "", 0, "mariadb_backup_slave_info"},
+      {"mysql-8.0/primary-gtid-off", kMySQL, "", "mysql-bin.000003", 1234, kBinlogInfo},
+      {"mysql-8.0/primary-gtid", kMySQL, mysql_uuid, "mysql-bin.000002", 1232, kBinlogInfo},
+      {"mysql-8.0/primary-gtid-multiline", kMySQL, mysql_two_uuids, "binlog.000012", 197, kBinlogInfo},
+      {"mysql-8.0/replica-auto-position-old", kMySQL, mysql_uuid, "", 0, kSlaveInfo},
+      {"mysql-8.0/replica-file-pos-old", kMySQL, "", "mysql-bin.000003", 1234, kSlaveInfo},
+      {"mysql-8.4/primary-gtid", kMySQL, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:11-18", "binlog.000005", 2811, kBinlogInfo},
+      {"mysql-8.4/replica-auto-position", kMySQL, mysql_two_uuids, "", 0, kSlaveInfo},
+      {"mysql-8.4/replica-file-pos", kMySQL, "", "mysql-bin.000003", 1234, kSlaveInfo},
   };
+  // clang-format on
 }
 
 TEST(PositionTest, EveryRecordedSampleParses) {
@@ -80,10 +60,10 @@ TEST(PositionTest, EveryRecordedSampleParses) {
     SCOPED_TRACE(s.dir);
     auto position = ReadClonePosition(kData + "/" + s.dir, s.flavour);
     ASSERT_TRUE(position.has_value()) << position.error().ToString();
-    EXPECT_EQ(position->gtid, s.expected.gtid);
-    EXPECT_EQ(position->log_file, s.expected.log_file);
-    EXPECT_EQ(position->log_pos, s.expected.log_pos);
-    EXPECT_EQ(position->origin, s.expected.origin);
+    EXPECT_EQ(position->gtid, s.gtid);
+    EXPECT_EQ(position->log_file, s.log_file);
+    EXPECT_EQ(position->log_pos, s.log_pos);
+    EXPECT_EQ(position->origin, kData + "/" + s.dir + "/" + s.origin);
   }
 }
 
@@ -153,15 +133,25 @@ TEST(PositionTest, BinlogInfoForms) {
   p = ParseBinlogInfo("mysql-bin.000003\t1234\t[]\n", "f", Flavour::kMariaDB);
   ASSERT_TRUE(p.has_value());
   EXPECT_FALSE(p->HasGtid());
-  EXPECT_FALSE(
-      ParseBinlogInfo("mysql-bin.000003\t3\n", "f", Flavour::kMariaDB).has_value());  // < 4
-  EXPECT_FALSE(ParseBinlogInfo("../etc/x\t1234\n", "f", Flavour::kMariaDB).has_value());
-  EXPECT_FALSE(ParseBinlogInfo("a\t4\tb\tc\n", "f", Flavour::kMariaDB).has_value());
-  // A MariaDB GTID is not accepted as a MySQL set and the other way round.
-  EXPECT_FALSE(ParseBinlogInfo("b.1\t4\t0-1-2\n", "f", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(
-      ParseBinlogInfo("b.1\t4\tc777888a-b6df-11e2-a604-080027635ef5:1-4\n", "f", Flavour::kMariaDB)
-          .has_value());
+}
+
+struct Rejected {
+  std::string input;
+  Flavour flavour;
+};
+
+TEST(PositionTest, BinlogInfoRejects) {
+  const std::vector<Rejected> rejected = {
+      {"mysql-bin.000003\t3\n", Flavour::kMariaDB},  // position < 4
+      {"../etc/x\t1234\n", Flavour::kMariaDB},
+      {"a\t4\tb\tc\n", Flavour::kMariaDB},
+      // A MariaDB GTID is not accepted as a MySQL set and the other way round.
+      {"b.1\t4\t0-1-2\n", Flavour::kMySQL},
+      {"b.1\t4\tc777888a-b6df-11e2-a604-080027635ef5:1-4\n", Flavour::kMariaDB},
+  };
+  for (const Rejected& r : rejected) {
+    EXPECT_FALSE(ParseBinlogInfo(r.input, "f", r.flavour).has_value()) << r.input;
+  }
 }
 
 TEST(PositionTest, SlaveInfoForms) {
@@ -181,39 +171,39 @@ TEST(PositionTest, SlaveInfoForms) {
       Flavour::kMySQL);
   ASSERT_FALSE(channel.has_value());
   EXPECT_NE(channel.error().message().find("channel 'x'"), std::string::npos);
-  // Quotes inside the file cannot end the statement early.
-  EXPECT_FALSE(ParseSlaveInfo("SET GLOBAL gtid_slave_pos='0-1-2'; DROP TABLE t; --';", "f",
-                              Flavour::kMariaDB)
-                   .has_value());
-  EXPECT_FALSE(ParseSlaveInfo("", "f", Flavour::kMariaDB).has_value());
-  EXPECT_FALSE(ParseSlaveInfo(
-                   "CHANGE MASTER TO MASTER_HOST='evil', MASTER_LOG_FILE='b.1', MASTER_LOG_POS=4;",
-                   "f", Flavour::kMariaDB)
-                   .has_value());
+  for (std::string_view input : {
+           // Quotes inside the file cannot end the statement early.
+           "SET GLOBAL gtid_slave_pos='0-1-2'; DROP TABLE t; --';",
+           "",
+           "CHANGE MASTER TO MASTER_HOST='evil', MASTER_LOG_FILE='b.1', MASTER_LOG_POS=4;",
+       }) {
+    EXPECT_FALSE(ParseSlaveInfo(input, "f", Flavour::kMariaDB).has_value()) << input;
+  }
 }
 
-TEST(NormalizeGtidTest, MariaDb) {
+TEST(NormalizeGtidTest, Accepts) {
   EXPECT_EQ(NormalizeGtid(" 0-1-100, 1-2-50\n", Flavour::kMariaDB).value(), "0-1-100,1-2-50");
   EXPECT_EQ(NormalizeGtid("", Flavour::kMariaDB).value(), "");
-  EXPECT_FALSE(NormalizeGtid("0-1-100,", Flavour::kMariaDB).has_value());
-  EXPECT_FALSE(NormalizeGtid("0-1--1", Flavour::kMariaDB).has_value());
-  EXPECT_FALSE(
-      NormalizeGtid("4294967296-1-1", Flavour::kMariaDB).has_value());  // domain is 32 bits
-  EXPECT_FALSE(NormalizeGtid("0-1-2-3", Flavour::kMariaDB).has_value());
-}
-
-TEST(NormalizeGtidTest, MySql) {
   EXPECT_EQ(NormalizeGtid("3E11FA47-71CA-11E1-9E33-C80AA9429562:23", Flavour::kMySQL).value(),
             "3E11FA47-71CA-11E1-9E33-C80AA9429562:23");
   EXPECT_TRUE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:tag_1:7-9", Flavour::kMySQL)
                   .has_value());
-  EXPECT_FALSE(NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(
-      NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:0", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(
-      NormalizeGtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:tag", Flavour::kMySQL).has_value());
-  EXPECT_FALSE(
-      NormalizeGtid("zz11fa47-71ca-11e1-9e33-c80aa9429562:1", Flavour::kMySQL).has_value());
+}
+
+TEST(NormalizeGtidTest, Rejects) {
+  const std::vector<Rejected> rejected = {
+      {"0-1-100,", Flavour::kMariaDB},
+      {"0-1--1", Flavour::kMariaDB},
+      {"4294967296-1-1", Flavour::kMariaDB},  // domain is 32 bits
+      {"0-1-2-3", Flavour::kMariaDB},
+      {"3e11fa47-71ca-11e1-9e33-c80aa9429562", Flavour::kMySQL},
+      {"3e11fa47-71ca-11e1-9e33-c80aa9429562:0", Flavour::kMySQL},
+      {"3e11fa47-71ca-11e1-9e33-c80aa9429562:tag", Flavour::kMySQL},
+      {"zz11fa47-71ca-11e1-9e33-c80aa9429562:1", Flavour::kMySQL},
+  };
+  for (const Rejected& r : rejected) {
+    EXPECT_FALSE(NormalizeGtid(r.input, r.flavour).has_value()) << r.input;
+  }
 }
 
 }  // namespace
