@@ -15,80 +15,55 @@ Decompressor::Decompressor(int out_fd, std::string name, Codec codec)
 }
 
 Decompressor::~Decompressor() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
+  queue_.Close();  // the read callback then fails, and libarchive gives up
   if (worker_.joinable()) worker_.join();
+}
+
+Status Decompressor::TrailingData() const {
+  return Status(StatusCode::kCorruption,
+                fmt::format("decompressing {}: data continues after the end of the compressed "
+                            "stream",
+                            name_));
 }
 
 Status Decompressor::Push(std::span<const uint8_t> data) {
-  if (data.empty()) return Status::Ok();
-  std::unique_lock lock(mu_);
-  // A block larger than the cap is still accepted when the queue is empty.
-  cv_.wait(lock, [&] {
-    return worker_done_ || queued_bytes_ == 0 || queued_bytes_ + data.size() <= kMaxQueuedBytes;
-  });
-  if (worker_done_) {
-    if (!worker_status_.ok()) return worker_status_;
-    return Status(StatusCode::kCorruption,
-                  fmt::format("decompressing {}: data continues after the end of the compressed "
-                              "stream",
-                              name_));
-  }
-  queue_.emplace_back(data.begin(), data.end());
-  queued_bytes_ += data.size();
-  input_bytes_ += data.size();
-  cv_.notify_all();
-  return Status::Ok();
+  if (queue_.Push(data)) return Status::Ok();
+  // Closed by the worker, which has ended: an error, or the compressed stream ended.
+  std::lock_guard lock(mu_);
+  if (!worker_status_.ok()) return worker_status_;
+  return TrailingData();
 }
 
 Status Decompressor::Finish(uint64_t* written) {
-  {
-    std::lock_guard lock(mu_);
-    input_done_ = true;
-  }
-  cv_.notify_all();
+  queue_.EndInput();
   if (worker_.joinable()) worker_.join();
   std::lock_guard lock(mu_);
   if (!worker_status_.ok()) return worker_status_;
-  if (!queue_.empty()) {
-    return Status(StatusCode::kCorruption,
-                  fmt::format("decompressing {}: data continues after the end of the compressed "
-                              "stream",
-                              name_));
-  }
+  if (unread_bytes_ != 0) return TrailingData();
   *written = output_bytes_;
   return Status::Ok();
 }
 
 long Decompressor::ReadCallback(::archive*, void* opaque, const void** buffer) {  // NOLINT
   auto* self = static_cast<Decompressor*>(opaque);
-  std::unique_lock lock(self->mu_);
-  self->cv_.wait(lock, [&] { return self->stop_ || self->input_done_ || !self->queue_.empty(); });
-  if (self->stop_) return -1;
-  if (self->queue_.empty()) return 0;  // input_done_: end of the member
-  self->current_ = std::move(self->queue_.front());
-  self->queue_.pop_front();
-  self->queued_bytes_ -= self->current_.size();
-  self->cv_.notify_all();
+  if (self->current_unread_) {
+    self->current_unread_ = false;  // Run() popped the first block
+  } else if (!self->queue_.Pop(&self->current_)) {
+    return self->queue_.closed() ? -1 : 0;  // stopped, or the end of the member
+  }
   *buffer = self->current_.data();
   return static_cast<long>(self->current_.size());  // NOLINT
 }
 
 void Decompressor::Run() {
-  Status status;
-  // An empty member (no compressed bytes at all) is an empty file.
-  {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return stop_ || input_done_ || !queue_.empty(); });
-    if (stop_ || (input_done_ && queue_.empty())) {
-      worker_done_ = true;
-      cv_.notify_all();
-      return;
-    }
+  // An empty member (no compressed bytes at all) is an empty file. Otherwise the
+  // first block waits in current_ for libarchive's first read.
+  if (!queue_.Pop(&current_)) {
+    queue_.Close();
+    return;
   }
+  current_unread_ = true;
+  Status status;
   struct archive* a = archive_read_new();
   auto fail = [&](std::string_view what) {
     return Status(StatusCode::kCorruption,
@@ -146,8 +121,8 @@ void Decompressor::Run() {
   archive_read_free(a);
   std::lock_guard lock(mu_);
   worker_status_ = std::move(status);
-  worker_done_ = true;
-  cv_.notify_all();
+  // Closed only now, so that a Push() finding the queue closed finds the status set.
+  unread_bytes_ = queue_.Close();
 }
 
 }  // namespace replboot::backup

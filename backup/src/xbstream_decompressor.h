@@ -4,21 +4,19 @@
 // when the input runs dry, while the xbstream reader pushes bytes as they come off
 // the wire. So each compressed member gets a worker thread that runs libarchive
 // (raw format + zstd/lz4 filter) and blocks in the read callback on a small
-// bounded queue; Push() blocks when the queue is full. Memory per member is
-// bounded by kMaxQueuedBytes plus libarchive's own buffers.
+// bounded queue (base/bounded_queue.h); Push() blocks when the queue is full. Memory per
+// member is bounded by kMaxQueuedBytes plus libarchive's own buffers.
 #ifndef REPLBOOT_BACKUP_XBSTREAM_DECOMPRESSOR_H_
 #define REPLBOOT_BACKUP_XBSTREAM_DECOMPRESSOR_H_
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "replboot/base/bounded_queue.h"
 #include "replboot/base/status.h"
 
 struct archive;  // libarchive
@@ -48,20 +46,20 @@ class Decompressor {
   void Run();
   static long ReadCallback(::archive* a, void* self, const void** buffer);  // NOLINT
 
+  Status TrailingData() const;
+
   int out_fd_;
   std::string name_;
   Codec codec_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::vector<uint8_t>> queue_;
-  size_t queued_bytes_ = 0;
-  bool input_done_ = false;
-  bool stop_ = false;
-  bool worker_done_ = false;
+  BoundedByteQueue queue_{kMaxQueuedBytes};
+  std::mutex mu_;  // guards the worker's results below
   Status worker_status_;
-  uint64_t input_bytes_ = 0;
   uint64_t output_bytes_ = 0;
-  std::vector<uint8_t> current_;  // the block libarchive is reading from
+  size_t unread_bytes_ = 0;  // queued when the compressed stream had ended
+  // Worker only: the block libarchive is reading from (it stays counted in the
+  // queue until the next read callback), and whether Run() already popped it.
+  std::vector<uint8_t> current_;
+  bool current_unread_ = false;
   std::thread worker_;
 };
 

@@ -1,13 +1,12 @@
 #include "extract.h"
 
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "replboot/backup/xbstream_extractor.h"
 #include "replboot/backup/xbstream_reader.h"
+#include "replboot/base/bounded_queue.h"
 
 namespace replboot::clone {
 
@@ -51,75 +50,54 @@ class NativeExtractor : public StreamExtractor {
 class PipelinedExtractor : public StreamExtractor {
  public:
   PipelinedExtractor(std::unique_ptr<StreamExtractor> inner, size_t max_queued)
-      : inner_(std::move(inner)), max_queued_(max_queued), thread_([this] { Run(); }) {}
+      : inner_(std::move(inner)), queue_(max_queued), thread_([this] { Run(); }) {}
   ~PipelinedExtractor() override { Abort(); }
 
   Status Write(std::span<const uint8_t> bytes) override {
-    std::unique_lock lock(mu_);
-    space_.wait(lock, [&] {
-      return !error_.ok() || queued_ == 0 || queued_ + bytes.size() <= max_queued_;
-    });
-    if (!error_.ok()) return error_;
-    queue_.emplace_back(bytes.begin(), bytes.end());
-    queued_ += bytes.size();
-    ready_.notify_one();
-    return Status::Ok();
+    if (queue_.Push(bytes)) return Status::Ok();
+    return WorkerError();
   }
 
   Status Finish() override {
-    {
-      std::lock_guard lock(mu_);
-      ended_ = true;
-      ready_.notify_one();
-    }
+    queue_.EndInput();
     if (thread_.joinable()) thread_.join();
-    if (!error_.ok()) return error_;
+    if (Status s = WorkerError(); !s.ok()) return s;
     return inner_->Finish();
   }
 
   void Abort() override {
-    {
-      std::lock_guard lock(mu_);
-      aborted_ = true;
-      ready_.notify_one();
-    }
+    queue_.Close();
     if (thread_.joinable()) thread_.join();
     inner_->Abort();
   }
 
  private:
   void Run() {
-    for (;;) {
-      std::vector<uint8_t> buffer;
-      {
-        std::unique_lock lock(mu_);
-        ready_.wait(lock, [&] { return aborted_ || ended_ || !queue_.empty(); });
-        if (aborted_ || queue_.empty()) return;  // ended_ with nothing left
-        buffer = std::move(queue_.front());
-        queue_.pop_front();
+    std::vector<uint8_t> buffer;
+    while (queue_.Pop(&buffer)) {
+      if (Status s = inner_->Write(buffer); !s.ok()) {
+        {
+          std::lock_guard lock(mu_);
+          error_ = s;
+        }
+        queue_.Close();  // after error_ is set: wakes Write(), which then returns it
+        return;
       }
-      Status s = inner_->Write(buffer);
-      std::lock_guard lock(mu_);
-      queued_ -= buffer.size();
-      if (!s.ok()) {
-        error_ = s;
-        queue_.clear();
-        queued_ = 0;
-      }
-      space_.notify_one();
-      if (!s.ok()) return;
     }
   }
 
+  // The inner extractor's error once the queue was closed, else (closed by Abort) a
+  // cancellation.
+  Status WorkerError() {
+    std::lock_guard lock(mu_);
+    if (!error_.ok()) return error_;
+    if (queue_.closed()) return Status(StatusCode::kCancelled, "extraction aborted");
+    return Status::Ok();
+  }
+
   std::unique_ptr<StreamExtractor> inner_;
-  const size_t max_queued_;
+  BoundedByteQueue queue_;
   std::mutex mu_;
-  std::condition_variable ready_;
-  std::condition_variable space_;
-  std::deque<std::vector<uint8_t>> queue_;
-  size_t queued_ = 0;
-  bool ended_ = false;
-  bool aborted_ = false;
   Status error_;
   std::thread thread_;  // last: starts after every member it uses exists
 };
