@@ -13,13 +13,6 @@
 
 #include "xbstream_decompressor.h"
 
-// REPLBOOT_RETURN_IF_ERROR is for Result-returning functions; this one is for Status.
-#define XB_RETURN_IF_ERROR(expr)       \
-  do {                                 \
-    ::replboot::Status xb_s_ = (expr); \
-    if (!xb_s_.ok()) return xb_s_;     \
-  } while (0)
-
 namespace replboot::backup {
 namespace {
 
@@ -165,7 +158,7 @@ Result<int> XbstreamExtractor::OpenParent(std::string_view path, bool create, st
 Status XbstreamExtractor::EvictIfNeeded() {
   while (open_fds_ + pending_sync_.size() >= fd_budget_) {
     if (!pending_sync_.empty()) {
-      XB_RETURN_IF_ERROR(SyncPending());
+      REPLBOOT_RETURN_STATUS_IF_ERROR(SyncPending());
       continue;
     }
     // Close the least recently used writable file; it is reopened when needed.
@@ -274,6 +267,15 @@ Result<XbstreamExtractor::OpenFile*> XbstreamExtractor::Find(const ChunkHeader& 
   return &it->second;
 }
 
+Result<XbstreamExtractor::FileMap::iterator> XbstreamExtractor::FindOrOpen(const ChunkHeader& chunk,
+                                                                           bool truncate) {
+  auto it = files_.find(std::string(chunk.path));
+  if (it != files_.end()) return it;
+  auto file = Open(chunk, truncate);
+  if (!file) return Error(file.error());
+  return files_.find(std::string(chunk.path));
+}
+
 Status XbstreamExtractor::OnPayloadBegin(const ChunkHeader& chunk) {
   auto file = Find(chunk);
   if (!file) return file.error();
@@ -292,8 +294,9 @@ Status XbstreamExtractor::OnPayload(const ChunkHeader& chunk, uint64_t file_offs
   }
   OpenFile& file = it->second;
   if (file.decompressor) return file.decompressor->Push(data);
-  if (file.fd < 0) XB_RETURN_IF_ERROR(EnsureFd(chunk.path, file));
-  XB_RETURN_IF_ERROR(WriteAll(file.fd, data.data(), data.size(), file_offset, file.out_path));
+  if (file.fd < 0) REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureFd(chunk.path, file));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(
+      WriteAll(file.fd, data.data(), data.size(), file_offset, file.out_path));
   file.written_end = std::max(file.written_end, file_offset + data.size());
   stats_.bytes_written += data.size();
   return Status::Ok();
@@ -315,14 +318,10 @@ Status XbstreamExtractor::OnPayloadEnd(const ChunkHeader& chunk) {
 }
 
 Status XbstreamExtractor::OnSeek(const ChunkHeader& chunk) {
-  auto it = files_.find(std::string(chunk.path));
-  if (it == files_.end()) {
-    // A seek opens a file like a payload would, but never truncates it.
-    auto file = Open(chunk, false);
-    if (!file) return file.error();
-    it = files_.find(std::string(chunk.path));
-  }
-  if (it->second.decompressor) {
+  // A seek opens a file like a payload would, but never truncates it.
+  auto it = FindOrOpen(chunk, /*truncate=*/false);
+  if (!it) return it.error();
+  if ((*it)->second.decompressor) {
     return Status(StatusCode::kCorruption,
                   fmt::format("seek inside compressed member {}", chunk.path));
   }
@@ -330,15 +329,11 @@ Status XbstreamExtractor::OnSeek(const ChunkHeader& chunk) {
 }
 
 Status XbstreamExtractor::OnEof(const ChunkHeader& chunk) {
-  auto it = files_.find(std::string(chunk.path));
-  if (it == files_.end()) {
-    // A file with no payload at all is an 'E' alone.
-    auto file = Open(chunk, true);
-    if (!file) return file.error();
-    it = files_.find(std::string(chunk.path));
-  }
-  OpenFile file = std::move(it->second);
-  files_.erase(it);
+  // A file with no payload at all is an 'E' alone.
+  auto it = FindOrOpen(chunk, /*truncate=*/true);
+  if (!it) return it.error();
+  OpenFile file = std::move((*it)->second);
+  files_.erase(*it);
   std::string path(chunk.path);
   Status status;
   if (file.decompressor) {
@@ -433,7 +428,7 @@ Status XbstreamExtractor::Commit() {
                   fmt::format("{} file(s) in {} never got their end-of-file chunk", files_.size(),
                               root_));
   }
-  XB_RETURN_IF_ERROR(SyncPending());
+  REPLBOOT_RETURN_STATUS_IF_ERROR(SyncPending());
   // Every directory whose entries changed (created files, subdirectories, renames).
   for (const std::string& dir_path : dirty_dirs_) {
     auto dir = OpenDirectory(dir_path, false);

@@ -24,13 +24,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing::OpenAtEveryBoundaryStream;
+using testing::Pattern;
+using testing::Prefix;
 using testing::StreamBuilder;
-
-std::string Pattern(size_t n, char seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 13 + (i >> 9));
-  return s;
-}
 
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -131,18 +128,11 @@ TEST_F(ExtractorTest, ReadAndMapPathsGiveTheSameTree) {
 }
 
 TEST_F(ExtractorTest, TruncationAtEveryBytePositionNeverSucceeds) {
-  StreamBuilder b;
-  b.Payload("big", Pattern(40, 'a'), 0)
-      .Payload("db/small", Pattern(9, 'b'), 0)
-      .Eof("db/small")
-      .Payload("big", Pattern(30, 'c'), 40)
-      .Eof("big");
-  const auto& full = b.bytes();
+  const auto full = OpenAtEveryBoundaryStream().bytes();
   for (size_t len = 0; len < full.size(); ++len) {
     fs::path dir = base_ / fmt::format("t{}", len);
     fs::create_directory(dir);
-    std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len));
-    auto r = Extract(prefix, {}, dir);
+    auto r = Extract(Prefix(full, len), {}, dir);
     ASSERT_FALSE(r) << "prefix of " << len << " bytes extracted successfully";
     fs::remove_all(dir);
   }

@@ -17,6 +17,26 @@ std::string U64Bytes(uint64_t v) {
   return s;
 }
 
+std::string Pattern(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 13 + (i >> 9));
+  return s;
+}
+
+StreamBuilder OpenAtEveryBoundaryStream() {
+  StreamBuilder b;
+  b.Payload("big", Pattern(40, 'a'), 0)
+      .Payload("db/small", Pattern(9, 'b'), 0)
+      .Eof("db/small")
+      .Payload("big", Pattern(30, 'c'), 40)
+      .Eof("big");
+  return b;
+}
+
+std::vector<uint8_t> Prefix(const std::vector<uint8_t>& bytes, size_t len) {
+  return std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len));
+}
+
 void StreamBuilder::U32(uint32_t v) { Bytes(U32Bytes(v)); }
 void StreamBuilder::U64(uint64_t v) { Bytes(U64Bytes(v)); }
 

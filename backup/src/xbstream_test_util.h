@@ -49,6 +49,15 @@ class StreamBuilder {
 std::string U32Bytes(uint32_t v);
 std::string U64Bytes(uint64_t v);
 
+// `n` bytes of a non-repeating-looking pattern that depends on `seed`.
+std::string Pattern(size_t n, char seed);
+
+// A stream with some file open at every chunk boundary but the last, so that a
+// cut anywhere is detectable: every strict prefix of it is a truncated stream.
+StreamBuilder OpenAtEveryBoundaryStream();
+// The first `len` bytes of `bytes`.
+std::vector<uint8_t> Prefix(const std::vector<uint8_t>& bytes, size_t len);
+
 // Records every event as a line, and rebuilds files in memory (holes as zeros).
 class RecordingSink : public XbstreamSink {
  public:

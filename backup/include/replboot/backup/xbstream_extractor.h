@@ -91,10 +91,14 @@ class XbstreamExtractor final : public XbstreamSink {
     std::unique_ptr<Decompressor> decompressor;
   };
 
+  using FileMap = std::unordered_map<std::string, OpenFile>;
+
   XbstreamExtractor(int root_fd, std::string root, const ExtractOptions& options);
 
   Result<OpenFile*> Open(const ChunkHeader& chunk, bool truncate);
   Result<OpenFile*> Find(const ChunkHeader& chunk);
+  // The entry of the file `chunk` names, opened first when it is not open yet.
+  Result<FileMap::iterator> FindOrOpen(const ChunkHeader& chunk, bool truncate);
   Status EnsureFd(std::string_view path, OpenFile& file);
   Status EvictIfNeeded();
   Result<int> OpenDirectory(std::string_view dir, bool create);
@@ -109,7 +113,7 @@ class XbstreamExtractor final : public XbstreamSink {
   size_t fd_budget_ = 0;
   uint64_t use_clock_ = 0;
   size_t open_fds_ = 0;
-  std::unordered_map<std::string, OpenFile> files_;
+  FileMap files_;
   // Closed-for-writing files whose fsync is still due: (fd, path).
   std::deque<std::pair<int, std::string>> pending_sync_;
   // Directories (relative, "" = target) whose entries changed: fsynced by Commit.

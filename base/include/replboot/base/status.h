@@ -73,4 +73,11 @@ Status ErrnoStatus(int err, std::string_view what);
     if (!replboot_status_.ok()) return tl::unexpected(std::move(replboot_status_)); \
   } while (0)
 
+// The same for functions returning Status.
+#define REPLBOOT_RETURN_STATUS_IF_ERROR(expr)            \
+  do {                                                   \
+    ::replboot::Status replboot_status_ = (expr);        \
+    if (!replboot_status_.ok()) return replboot_status_; \
+  } while (0)
+
 #endif  // REPLBOOT_BASE_STATUS_H_
