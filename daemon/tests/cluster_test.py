@@ -19,11 +19,9 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
-from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, replboot_bin, run_tests, wait_until,
-                              write_private)
+from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, proc_comm,
+                              process_parents, regular_files, replboot_bin, run_tests, wait_until, write_private)
 
 HTTP_PORT = 8008
 SECRETS = {
@@ -50,15 +48,6 @@ def read(path):
         return ""
 
 
-def get(url, timeout=10):
-    """(status, body) of a GET; HTTP errors are answers, not exceptions."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def child_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
     for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
@@ -67,39 +56,6 @@ def child_env():
     for name, var in ENV_NAMES.items():
         env[var] = SECRETS[name]
     return env
-
-
-def children_of():
-    """pid -> parent pid of every live process."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return parents
-
-
-def descendants(pid):
-    parents = children_of()
-    out, frontier = [], [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out += kids
-        frontier += kids
-    return out
-
-
-def proc_comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 class Node:
@@ -166,7 +122,7 @@ class Node:
         return f"http://{self.addr}:{HTTP_PORT}{path}"
 
     def get(self, path, timeout=10):
-        return get(self.url(path), timeout=timeout)
+        return http_get(self.url(path), timeout=timeout)
 
     def wait_log(self, pattern, timeout, what=None):
         def found():
@@ -273,7 +229,7 @@ class LeakWatcher(threading.Thread):
         needles = [(name, s.encode()) for name, s in SECRETS.items()]
         me = os.getpid()
         # The names of the nodes' children, to show what the scans covered (mariabackup included).
-        parents = children_of()
+        parents = process_parents()
         for pid in parents:
             p = parents.get(pid)
             while p and p not in self.allowed:
@@ -379,21 +335,13 @@ def files_with_secrets(root):
     test's own client option files and mysqld's master.info, where MariaDB itself keeps the
     replication password (CHANGE MASTER stores it there by design)."""
     hits = []
-    for dirpath, _, names in os.walk(root):
-        for fname in names:
-            path = os.path.join(dirpath, fname)
-            if fname in ("root.cnf", "app.cnf") or not os.path.isfile(path) or os.path.islink(path):
-                continue
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            for name, s in SECRETS.items():
-                if s.encode() in data:
-                    if fname == "master.info" and name == "repl":
-                        continue
-                    hits.append((path, name))
+    for path, data in regular_files(root):
+        fname = os.path.basename(path)
+        if fname in ("root.cnf", "app.cnf"):
+            continue
+        for name, s in SECRETS.items():
+            if s.encode() in data and not (fname == "master.info" and name == "repl"):
+                hits.append((path, name))
     return hits
 
 

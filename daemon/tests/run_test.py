@@ -10,13 +10,12 @@ import os
 import re
 import secrets
 import signal
-import stat
 import subprocess
 import sys
 import time
 
-from replboot_harness import (Harness, assert_no_secret_in_procs, replboot_bin, run_tests, wait_until,
-                              write_private)
+from replboot_harness import (Harness, assert_no_secret_in_procs, descendants, files_containing, proc_state,
+                              replboot_bin, run_tests, wait_until, write_private)
 
 
 def read_log(p):
@@ -80,52 +79,6 @@ def node_args(H, hostname="mysql-0", mysqld=None, extra=()):
     if mysqld:
         args += ["--set", f"mysql.mysqld={mysqld}"]
     return args + list(extra)
-
-
-def descendants(pid):
-    """Every live descendant of pid (from /proc/*/stat parent links)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            parents[int(entry)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    out, frontier = [], [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out += kids
-        frontier += kids
-    return out
-
-
-def proc_state(pid):
-    """Process state letter ('Z' for a zombie), or None when the pid is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-
-
-def files_containing(root, needle, skip=()):
-    hits = []
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            if path in skip or not os.path.isfile(path) or os.path.islink(path):
-                continue
-            try:
-                with open(path, "rb") as f:
-                    if needle in f.read():
-                        hits.append(path)
-            except OSError:
-                continue
-    return hits
 
 
 def sql_tcp(H, cnf, statement, check=True):

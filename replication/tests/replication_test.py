@@ -17,11 +17,9 @@ import re
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
-from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests, wait_until,
-                              write_private)
+from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, http_get, replboot_bin, run_tests,
+                              wait_until, write_private)
 
 REPL_PW = "repl-pw-" + os.urandom(6).hex()
 BACKUP_PW = "backup-pw-" + os.urandom(6).hex()
@@ -54,15 +52,6 @@ def child_env():
 def read_log(p):
     with open(p.log_path, "rb") as f:
         return f.read().decode(errors="replace")
-
-
-def get(url, timeout=10):
-    """(status, body) of a GET; HTTP errors are answers, not exceptions."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 class Cluster:
@@ -147,22 +136,22 @@ def bring_up(H):
     c.start_servers()
     c.simulate_clone()
     c.start_agent(0)
-    wait_until(lambda: get(c.url(0, "/primary"))[0] == 200, 20, "/primary 200 on the primary")
+    wait_until(lambda: http_get(c.url(0, "/primary"))[0] == 200, 20, "/primary 200 on the primary")
     c.start_agent(1)
-    wait_until(lambda: get(c.url(1, "/replica"))[0] == 200, 60, "/replica 200 on the replica")
+    wait_until(lambda: http_get(c.url(1, "/replica"))[0] == 200, 60, "/replica 200 on the replica")
     # Running threads are not "caught up": wait for everything the primary has (the accounts).
     gtid = c.primary.value("SELECT @@gtid_current_pos")
-    assert get(c.url(1, f"/wait?gtid={gtid}&timeout=20"), timeout=30)[0] == 200
+    assert http_get(c.url(1, f"/wait?gtid={gtid}&timeout=20"), timeout=30)[0] == 200
     return c
 
 
 def test_replica_follows_primary_from_the_clone_position():
     with Harness("repl-follow") as H:
         c = bring_up(H)
-        assert get(c.url(1, "/primary"))[0] == 503
-        assert get(c.url(0, "/replica"))[0] == 503
-        assert get(c.url(0, "/ready"))[0] == 200
-        assert get(c.url(1, "/ready"))[0] == 200
+        assert http_get(c.url(1, "/primary"))[0] == 503
+        assert http_get(c.url(0, "/replica"))[0] == 503
+        assert http_get(c.url(0, "/ready"))[0] == 200
+        assert http_get(c.url(1, "/ready"))[0] == 200
         for i in range(2, 52):
             c.primary.sql(f"INSERT INTO appdb.t VALUES ({i}, 'row-{i}')", user="app", password=APP_PW)
         wait_until(lambda: c.replica.value("SELECT COUNT(*) FROM appdb.t") == "51", 30, "51 rows on the replica")
@@ -177,13 +166,13 @@ def test_replica_follows_primary_from_the_clone_position():
         assert "GRANT REPLICATION SLAVE ON *.* TO" in grants[0][0], grants
         assert len(grants) == 1, grants
         # Lag comes from the heartbeat, and is small.
-        st = json.loads(get(c.url(1, "/status"))[1])
+        st = json.loads(http_get(c.url(1, "/status"))[1])
         assert st["role"] == "replica" and st["server_id"] == 101 and st["ready"], st
         assert st["lag_source"] == "heartbeat" and st["lag_seconds"] < 5, st
         assert st["replication"]["io_running"] == "Yes", st
-        pst = json.loads(get(c.url(0, "/status"))[1])
+        pst = json.loads(http_get(c.url(0, "/status"))[1])
         assert pst["role"] == "primary" and pst["read_only"] is False and pst["gtid_position"].startswith("0-100-"), pst
-        _, metrics = get(c.url(1, "/metrics"))
+        _, metrics = http_get(c.url(1, "/metrics"))
         assert 'replboot_replication_thread_running{thread="sql"} 1' in metrics, metrics
         # The agent logs never show a password, and no process carries one.
         for p in c.agents.values():
@@ -220,7 +209,7 @@ def test_restart_does_not_configure_again():
         c.replica.sql("STOP SLAVE")  # even stopped, it must be restarted, not re-pointed
         c.primary.sql("INSERT INTO appdb.t VALUES (500, 'while-agent-down')")
         p = c.start_agent(1)
-        wait_until(lambda: get(c.url(1, "/replica"))[0] == 200, 30, "/replica 200 after the restart")
+        wait_until(lambda: http_get(c.url(1, "/replica"))[0] == 200, 30, "/replica 200 after the restart")
         log = read_log(p)
         assert "event=replication_already_configured" in log, log
         assert "event=replication_statement" not in log, log  # no CHANGE MASTER this time
@@ -235,15 +224,15 @@ def test_stopped_replication_turns_unready_and_wait_times_out():
         c = bring_up(H)
         c.primary.sql("INSERT INTO appdb.t VALUES (2, 'visible')")
         gtid = c.primary.value("SELECT @@gtid_current_pos")
-        status, body = get(c.url(1, f"/wait?gtid={gtid}&timeout=10"))
+        status, body = http_get(c.url(1, f"/wait?gtid={gtid}&timeout=10"))
         assert status == 200, (status, body)
         assert c.replica.value("SELECT v FROM appdb.t WHERE id = 2") == "visible"
 
         c.replica.sql("STOP SLAVE")
-        wait_until(lambda: get(c.url(1, "/replica"))[0] == 503, 10, "/replica 503 after STOP SLAVE")
-        status, body = get(c.url(1, "/ready"))
+        wait_until(lambda: http_get(c.url(1, "/replica"))[0] == 503, 10, "/replica 503 after STOP SLAVE")
+        status, body = http_get(c.url(1, "/ready"))
         assert status == 503 and "IO thread No" in body, (status, body)
-        st = json.loads(get(c.url(1, "/status"))[1])
+        st = json.loads(http_get(c.url(1, "/status"))[1])
         assert st["ready"] is False and "IO thread No" in st["ready_reason"], st
         assert st["lag_seconds"] is None, st
         out = subprocess.run([replboot_bin(), "status", "--url", c.url(1, "/status")], capture_output=True, text=True)
@@ -254,18 +243,18 @@ def test_stopped_replication_turns_unready_and_wait_times_out():
         c.primary.sql("INSERT INTO appdb.t VALUES (3, 'not-replicated')")
         later = c.primary.value("SELECT @@gtid_current_pos")
         start = time.time()
-        status, body = get(c.url(1, f"/wait?gtid={later}&timeout=2"), timeout=30)
+        status, body = http_get(c.url(1, f"/wait?gtid={later}&timeout=2"), timeout=30)
         elapsed = time.time() - start
         assert status == 504, (status, body)
         assert 1.5 < elapsed < 10, elapsed
         print(f"/wait timed out after {elapsed:.2f}s (asked 2s)")
-        assert get(c.url(1, "/wait?gtid=bogus"))[0] == 400
+        assert http_get(c.url(1, "/wait?gtid=bogus"))[0] == 400
         # The primary has its own writes: 200 at once (its gtid_binlog_pos, not gtid_slave_pos).
-        assert get(c.url(0, f"/wait?gtid={later}&timeout=2"))[0] == 200
+        assert http_get(c.url(0, f"/wait?gtid={later}&timeout=2"))[0] == 200
 
         c.replica.sql("START SLAVE")
-        wait_until(lambda: get(c.url(1, "/ready"))[0] == 200, 20, "/ready 200 after START SLAVE")
-        assert get(c.url(1, f"/wait?gtid={later}&timeout=10"))[0] == 200
+        wait_until(lambda: http_get(c.url(1, "/ready"))[0] == 200, 20, "/ready 200 after START SLAVE")
+        assert http_get(c.url(1, f"/wait?gtid={later}&timeout=10"))[0] == 200
 
 
 if __name__ == "__main__":

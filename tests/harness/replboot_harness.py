@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.error
+import urllib.request
 
 _ALL_HARNESSES = []
 
@@ -429,3 +431,12 @@ def regular_files(root):
 def files_containing(root, needle, skip=()):
     """Paths of the regular files under root (but those in skip) whose content holds `needle`."""
     return [path for path, data in regular_files(root) if path not in skip and needle in data]
+
+
+def http_get(url, timeout=10):
+    """(status, body) of a GET; HTTP errors are answers, not exceptions."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
