@@ -75,6 +75,15 @@ std::optional<ReplicaState> ReadReplicaState(db::Session& session) {
   return state;
 }
 
+Result<std::string> QueryServerVersion(const db::ConnectOptions& connect) {
+  auto session = db::Connect(connect);
+  if (!session) return Error(session.error());
+  auto rows = (*session)->Query("SELECT VERSION() AS v");
+  if (!rows) return Error(rows.error());
+  if (rows->empty()) return Error(StatusCode::kUnavailable, "SELECT VERSION() returned no row");
+  return (*rows)[0].Get("v").value_or("");
+}
+
 }  // namespace
 
 BackupServer::BackupServer(asio::io_context& io, ServerOptions options)
@@ -87,6 +96,11 @@ BackupServer::~BackupServer() { Stop(); }
 Status BackupServer::Start() {
   // splice(2) into a socket whose peer is gone raises SIGPIPE; the error code is enough.
   ::signal(SIGPIPE, SIG_IGN);
+  if (options_.tls.enabled && !tls_) {
+    auto context = net::TlsContext::Create(options_.tls, net::TlsContext::Role::kServer);
+    if (!context) return context.error().WithContext("backup.tls");
+    tls_ = std::move(*context);
+  }
   auto hp = net::SplitHostPort(options_.listen, 3307, /*allow_zero=*/true);
   if (!hp) return hp.error().WithContext("backup.listen");
   boost::system::error_code ec;
@@ -104,8 +118,9 @@ Status BackupServer::Start() {
                   fmt::format("listen on {}: {}", options_.listen, ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
-  Log()->info("event=backup_server_listening listen={} port={} tool={} max_concurrent={}",
-              log::Quote(options_.listen), port_, options_.tool, options_.max_concurrent);
+  Log()->info("event=backup_server_listening listen={} port={} tool={} max_concurrent={} tls={}",
+              log::Quote(options_.listen), port_, options_.tool, options_.max_concurrent,
+              tls_ ? (options_.tls.ca.empty() ? "on" : "verify-peer") : "off");
   asio::co_spawn(io_, AcceptLoop(), asio::detached);
   return Status::Ok();
 }
@@ -161,6 +176,45 @@ asio::awaitable<void> BackupServer::AcceptLoop() {
   }
 }
 
+// A probe: the facts a replica's pre-flight needs, without starting the backup tool. The
+// server version costs one query (a probe is rare: a few per clone attempt).
+void BackupServer::AnswerProbe(net::Socket& sock) {
+  ProbeInfo info;
+  info.flavour = options_.flavour;
+  info.tool = options_.tool;
+  info.active = active_.load();
+  info.max_concurrent = options_.max_concurrent;
+  info.busy = info.active >= options_.max_concurrent;
+  Result<std::string> version = options_.probe_server_version
+                                    ? options_.probe_server_version()
+                                    : QueryServerVersion(ConnectOptions());
+  if (version) {
+    info.server_version = *version;
+  } else {
+    info.error = fmt::format("cannot query the local server: {}", version.error().message());
+  }
+  probes_answered_.fetch_add(1);
+  Log()->info("event=backup_probe_answered peer={} busy={} server_version={}{}", sock.peer(),
+              info.busy, log::Quote(info.server_version),
+              info.error.empty() ? "" : " error=" + log::Quote(info.error));
+  if (Status s = sock.WriteFrame(FrameType::kProbeInfo, EncodeProbeInfo(info),
+                                 options_.handshake_timeout);
+      !s.ok()) {
+    Log()->debug("event=backup_probe_failed peer={} error={}", sock.peer(),
+                 log::Quote(s.message()));
+  }
+}
+
+db::ConnectOptions BackupServer::ConnectOptions() const {
+  db::ConnectOptions connect;
+  connect.socket = options_.socket;
+  connect.host = options_.host;
+  connect.port = static_cast<int>(options_.port);
+  connect.user = options_.user;
+  connect.password = options_.password;
+  return connect;
+}
+
 // One client, start to end. Everything it owns is released on every path.
 void BackupServer::RunSession(int fd) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -168,6 +222,38 @@ void BackupServer::RunSession(int fd) {
   net::Socket sock(fd, net::PeerName(fd));
   const std::string peer = sock.peer();
   const milliseconds hs = options_.handshake_timeout;
+  sock.SetCancel(&stopping_);
+
+  // --- TLS, or not: both sides must agree, and a mismatch is named on the side that sees it
+  auto first = sock.PeekByte(hs);
+  if (!first) {
+    Log()->warn("event=backup_handshake_failed peer={} error={}", peer,
+                log::Quote(first.error().message()));
+    return;
+  }
+  if (tls_) {
+    if (*first == static_cast<uint8_t>(FrameType::kHello)) {
+      const std::string message = "this server requires TLS (backup.tls = true)";
+      Log()->warn("event=backup_handshake_failed peer={} error={}", peer,
+                  log::Quote(fmt::format("peer {} speaks plaintext but backup.tls is true", peer)));
+      (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage({"tls_required", message}), hs);
+      return;
+    }
+    if (Status s = sock.StartTls(*tls_, hs); !s.ok()) {
+      Log()->warn("event=backup_handshake_failed peer={} error={}", peer, log::Quote(s.message()));
+      return;
+    }
+  } else if (*first == kTlsHandshakeRecord) {
+    Log()->warn("event=backup_handshake_failed peer={} error={}", peer,
+                log::Quote(fmt::format("peer {} speaks TLS but backup.tls is false", peer)));
+    return;
+  }
+  auto binding = sock.ChannelBinding();
+  if (!binding) {
+    Log()->error("event=backup_handshake_failed peer={} error={}", peer,
+                 log::Quote(binding.error().message()));
+    return;
+  }
 
   // --- authentication ---
   auto hello = sock.ReadControlFrame(hs);
@@ -181,7 +267,9 @@ void BackupServer::RunSession(int fd) {
                 log::Quote(fmt::format("expected HELLO, got {}", FrameTypeName(hello->type))));
     return;
   }
-  if (Status s = CheckHello(hello->payload); !s.ok()) {
+  auto mode = CheckHello(hello->payload);
+  if (!mode) {
+    const Status& s = mode.error();
     Log()->warn("event=backup_handshake_failed peer={} error={}", peer, log::Quote(s.message()));
     (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage({"protocol", s.message()}), hs);
     return;
@@ -207,7 +295,7 @@ void BackupServer::RunSession(int fd) {
   }
   Nonce client_nonce;
   std::memcpy(client_nonce.data(), response->payload.data() + kMacSize, kNonceSize);
-  Mac expected = ClientMac(options_.secret, *server_nonce, client_nonce);
+  Mac expected = ClientMac(options_.secret, *server_nonce, client_nonce, *binding);
   auto given = std::span(reinterpret_cast<const uint8_t*>(response->payload.data()), kMacSize);
   if (!MacEqual(expected, given)) {
     Log()->warn("event=auth_refused peer={}", peer);
@@ -215,12 +303,14 @@ void BackupServer::RunSession(int fd) {
                           EncodeErrorMessage({"auth_failed", "authentication failed"}), hs);
     return;
   }
-  Mac proof = ServerMac(options_.secret, client_nonce, *server_nonce);
+  Mac proof = ServerMac(options_.secret, client_nonce, *server_nonce, *binding);
   if (!sock.WriteFrame(FrameType::kProof,
                        std::string(reinterpret_cast<const char*>(proof.data()), proof.size()), hs)
            .ok()) {
     return;
   }
+
+  if (*mode == HelloMode::kProbe) return AnswerProbe(sock);
 
   // --- admission ---
   int active = active_.fetch_add(1);
@@ -245,12 +335,7 @@ void BackupServer::RunSession(int fd) {
   };
 
   // --- header: what the replica needs for its pre-flight ---
-  db::ConnectOptions connect;
-  connect.socket = options_.socket;
-  connect.host = options_.host;
-  connect.port = static_cast<int>(options_.port);
-  connect.user = options_.user;
-  connect.password = options_.password;
+  const db::ConnectOptions connect = ConnectOptions();
   auto session = db::Connect(connect);
   if (!session)
     return fail(fmt::format("cannot query the local server: {}", session.error().message()));
@@ -354,6 +439,7 @@ void BackupServer::RunSession(int fd) {
   auto last_progress = start;
   std::string abort_reason;
   constexpr uint32_t kMaxFrame = 1 << 20;
+  std::string tls_buffer;  // one DATA frame when the stream goes through TLS
   while ((out_fd >= 0 || err_fd >= 0) && abort_reason.empty()) {
     if (stopping_) {
       abort_reason = "server shutting down";
@@ -425,6 +511,40 @@ void BackupServer::RunSession(int fd) {
             start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
                         static_cast<double>(sent) / static_cast<double>(options_.bandwidth_limit)));
         if (due > Clock::now()) std::this_thread::sleep_until(due);
+      }
+      if (sock.tls()) {
+        // No splice through TLS: one DATA frame (header + payload) into the buffer, read
+        // from the pipe (FIONREAD said it holds `chunk` bytes) and encrypted by SSL_write.
+        tls_buffer.resize(kFrameHeaderSize + chunk);
+        auto frame = EncodeFrameHeader(FrameType::kData, chunk);
+        std::memcpy(tls_buffer.data(), frame.data(), frame.size());
+        size_t got = 0;
+        while (got < chunk) {
+          ssize_t r = ::read(out_fd, tls_buffer.data() + kFrameHeaderSize + got, chunk - got);
+          if (r > 0) {
+            got += static_cast<size_t>(r);
+            continue;
+          }
+          if (r < 0 && errno == EINTR) continue;
+          abort_reason = r == 0 ? "backup tool output ended inside a frame"
+                                : ErrnoStatus(errno, "read from the backup tool").message();
+          break;
+        }
+        if (!abort_reason.empty()) break;
+        Status s = sock.WriteAll(std::string_view(tls_buffer.data(), tls_buffer.size()),
+                                 options_.idle_timeout);
+        if (!s.ok()) {
+          abort_reason = s.code() == StatusCode::kCancelled ? "server shutting down"
+                         : s.code() == StatusCode::kTimeout
+                             ? fmt::format("client {} took nothing for {} ms", peer,
+                                           options_.idle_timeout.count())
+                             : (s.code() == StatusCode::kUnavailable ? "client went away"
+                                                                     : s.message());
+          break;
+        }
+        sent += chunk;
+        last_progress = Clock::now();
+        continue;
       }
       auto frame = EncodeFrameHeader(FrameType::kData, chunk);
       if (Status s = sock.WriteAll(

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "extract.h"
+#include "handshake.h"
 #include "net.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
@@ -37,52 +38,13 @@ std::string ParentOf(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
-// Mutual authentication and the header. The socket is positioned at the first DATA frame.
-Result<StreamHeader> Handshake(net::Socket& sock, const CloneOptions& options) {
+// The stream header, right after the handshake. The socket is then at the first DATA frame.
+Result<StreamHeader> ReadHeader(net::Socket& sock, const CloneOptions& options) {
   const std::string& peer = sock.peer();
-  const milliseconds hs = options.handshake_timeout;
-  auto server_error = [&](const std::string& payload) -> tl::unexpected<Status> {
-    ErrorMessage e = DecodeErrorMessage(payload);
-    if (e.code == "auth_failed")
-      return Error(StatusCode::kPermissionDenied, "authentication failed at {}", peer);
-    if (e.code == "busy") return Error(StatusCode::kUnavailable, "{} is busy: {}", peer, e.message);
-    return Error(StatusCode::kUnavailable, "{} refused the backup ({}): {}", peer, e.code,
-                 e.message);
-  };
-  if (Status s = sock.WriteFrame(FrameType::kHello, EncodeHello(), hs); !s.ok()) return Error(s);
-  auto challenge = sock.ReadControlFrame(hs);
-  if (!challenge) return Error(challenge.error());
-  if (challenge->type == FrameType::kError) return server_error(challenge->payload);
-  if (challenge->type != FrameType::kChallenge || challenge->payload.size() != kNonceSize) {
-    return Error(StatusCode::kCorruption, "{} sent {} instead of a challenge", peer,
-                 FrameTypeName(challenge->type));
-  }
-  Nonce server_nonce;
-  std::memcpy(server_nonce.data(), challenge->payload.data(), kNonceSize);
-  auto client_nonce = RandomNonce();
-  if (!client_nonce) return Error(client_nonce.error());
-  Mac mac = ClientMac(options.secret, server_nonce, *client_nonce);
-  std::string response(reinterpret_cast<const char*>(mac.data()), mac.size());
-  response.append(reinterpret_cast<const char*>(client_nonce->data()), client_nonce->size());
-  if (Status s = sock.WriteFrame(FrameType::kResponse, response, hs); !s.ok()) return Error(s);
-  auto proof = sock.ReadControlFrame(hs);
-  if (!proof) {
-    // A server that closes right after our response without an ERROR frame is an old or
-    // odd server; treat it like a refusal but keep the cause.
-    return Error(proof.error().WithContext(fmt::format("authenticating to {}", peer)));
-  }
-  if (proof->type == FrameType::kError) return server_error(proof->payload);
-  Mac expected = ServerMac(options.secret, *client_nonce, server_nonce);
-  if (proof->type != FrameType::kProof ||
-      !MacEqual(expected, std::span(reinterpret_cast<const uint8_t*>(proof->payload.data()),
-                                    proof->payload.size()))) {
-    // The donor does not know the secret: never take a datadir from it.
-    return Error(StatusCode::kPermissionDenied,
-                 "authentication failed at {}: the server's proof is wrong", peer);
-  }
   auto header_frame = sock.ReadControlFrame(options.idle_timeout);
   if (!header_frame) return Error(header_frame.error());
-  if (header_frame->type == FrameType::kError) return server_error(header_frame->payload);
+  if (header_frame->type == FrameType::kError)
+    return Error(ServerErrorStatus(peer, header_frame->payload));
   if (header_frame->type != FrameType::kHeader) {
     return Error(StatusCode::kCorruption, "{} sent {} instead of the stream header", peer,
                  FrameTypeName(header_frame->type));
@@ -92,12 +54,14 @@ Result<StreamHeader> Handshake(net::Socket& sock, const CloneOptions& options) {
   return header;
 }
 
-Status Preflight(const std::string& peer, const StreamHeader& header, const CloneOptions& options) {
-  if (header.flavour != options.flavour) {
-    return Status(
-        StatusCode::kInvalidArgument,
-        fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours", peer,
-                    header.flavour, header.server_version, options.flavour));
+// Flavour and major.minor of the donor's server against the local backup tool: --prepare
+// refuses a backup of another version, so a mismatch is refused before any byte is written.
+Status CheckCompatible(const std::string& peer, const std::string& flavour,
+                       const std::string& server_version, const CloneOptions& options) {
+  if (flavour != options.flavour) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours",
+                              peer, flavour, server_version, options.flavour));
   }
   const std::string tool = LocalTool(options);
   auto version = process::RunCapture({tool, "--version"}, process::ChildEnvironment());
@@ -106,11 +70,11 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
   // "mariabackup based on MariaDB server 10.11.19-MariaDB Linux (x86_64)".
   auto local =
       MajorMinor(text.substr(text.find("server") == std::string::npos ? 0 : text.find("server")));
-  auto donor = MajorMinor(header.server_version);
+  auto donor = MajorMinor(server_version);
   if (!local || !donor) {
     return Status(StatusCode::kInvalidArgument,
                   fmt::format("cannot compare versions: donor {} server {:?}, local {} {:?}", peer,
-                              header.server_version, tool, text.substr(0, text.find('\n'))));
+                              server_version, tool, text.substr(0, text.find('\n'))));
   }
   if (*local != *donor) {
     return Status(
@@ -118,8 +82,14 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
         fmt::format(
             "donor {} runs server {} but the local {} is {}: --prepare needs the same major "
             "version ({} vs {})",
-            peer, header.server_version, tool, text.substr(0, text.find('\n')), *donor, *local));
+            peer, server_version, tool, text.substr(0, text.find('\n')), *donor, *local));
   }
+  return Status::Ok();
+}
+
+Status Preflight(const std::string& peer, const StreamHeader& header, const CloneOptions& options) {
+  if (Status s = CheckCompatible(peer, header.flavour, header.server_version, options); !s.ok())
+    return s;
   if (options.check_free_space && header.estimated_bytes > 0) {
     auto free = files::FreeBytes(ParentOf(options.datadir));
     if (!free) return free.error();
@@ -345,11 +315,11 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
                  ActionName(*action));
   }
 
-  auto sock = net::Connect(hp->first, hp->second, options.connect_timeout);
+  auto sock = ConnectAuthenticated(hp->first, hp->second, HelloMode::kBackup, options);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
   Log()->info("event=clone_connected peer={} datadir={}", peer, log::Quote(options.datadir));
-  auto header = Handshake(*sock, options);
+  auto header = ReadHeader(*sock, options);
   if (!header) return Error(header.error());
   Log()->info(
       "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}",
@@ -441,6 +411,37 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
       peer, log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
       result.commit_seconds);
   return result;
+}
+
+Result<ProbeInfo> ProbeDonor(const std::string& peer_text, const CloneOptions& options,
+                             std::chrono::milliseconds timeout) {
+  ::signal(SIGPIPE, SIG_IGN);
+  const auto deadline = Clock::now() + timeout;
+  auto hp = net::SplitHostPort(peer_text, 3307);
+  if (!hp) return Error(hp.error());
+  auto sock = ConnectAuthenticated(hp->first, hp->second, HelloMode::kProbe, options, deadline);
+  if (!sock) return Error(sock.error());
+  const std::string peer = sock->peer();
+  auto left = std::max(milliseconds(1),
+                       std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+  auto frame = sock->ReadControlFrame(left);
+  if (!frame) return Error(frame.error().WithContext(fmt::format("probing {}", peer)));
+  if (frame->type == FrameType::kError) return Error(ServerErrorStatus(peer, frame->payload));
+  if (frame->type != FrameType::kProbeInfo) {
+    return Error(StatusCode::kCorruption, "{} answered the probe with {}", peer,
+                 FrameTypeName(frame->type));
+  }
+  auto info = DecodeProbeInfo(frame->payload);
+  if (!info) return Error(info.error().WithContext(fmt::format("from {}", peer)));
+  if (!info->error.empty())
+    return Error(StatusCode::kUnavailable, "{} cannot serve a backup: {}", peer, info->error);
+  if (info->busy) {
+    return Error(StatusCode::kUnavailable, "{} is busy: {} backup(s) running, max_concurrent={}",
+                 peer, info->active, info->max_concurrent);
+  }
+  if (Status s = CheckCompatible(peer, info->flavour, info->server_version, options); !s.ok())
+    return Error(s);
+  return info;
 }
 
 Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>()>& peers_fn,

@@ -12,46 +12,60 @@ Result<std::string> ResolveFlavour(const conf::Config& config) {
   return std::string(conf::FlavourName(*flavour));
 }
 
-namespace {
-
-Result<std::string> Secret(const conf::Config& config) {
+Result<std::string> BackupSecret(const conf::Config& config) {
   auto secret =
       conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
+  if (!secret) return Error(secret.error());
+  return secret;
+}
+
+namespace {
+
+// What the serving and the cloning side resolve the same way: the shared secret (required),
+// the flavour, TLS and the idle timeout.
+struct Shared {
+  std::string secret;
+  std::string flavour;
+  TlsOptions tls;
+  std::chrono::milliseconds idle_timeout{0};
+};
+
+Result<Shared> ResolveShared(const conf::Config& config) {
+  Shared shared;
+  auto secret = BackupSecret(config);
   if (!secret) return Error(secret.error());
   if (secret->empty()) {
     return Error(
         StatusCode::kInvalidArgument,
         "backup.secret (or backup.secret_file) is not set: peers cannot authenticate each other");
   }
-  return secret;
+  shared.secret = std::move(*secret);
+  auto flavour = ResolveFlavour(config);
+  if (!flavour) return Error(flavour.error());
+  shared.flavour = std::move(*flavour);
+  // Validate() already requires cert and key when tls is true.
+  shared.tls.enabled = config.backup.tls;
+  shared.tls.cert = config.backup.tls_cert;
+  shared.tls.key = config.backup.tls_key;
+  shared.tls.ca = config.backup.tls_ca;
+  shared.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);
+  return shared;
 }
 
-}  // namespace
-
-namespace {
-// The stream is authenticated (HMAC, both ways) and checksummed, but not encrypted; TLS on the
-// backup connection is not built yet, and a setting that silently did nothing would be worse.
-Status RefuseTls(const conf::Config& config) {
-  if (!config.backup.tls) return Status::Ok();
-  return Status(StatusCode::kInvalidArgument,
-                "backup.tls = true is not supported yet: backup streams are authenticated with "
-                "HMAC but not encrypted; use a network you trust or a mesh that encrypts");
-}
 }  // namespace
 
 Result<ServerOptions> ServerOptionsFromConfig(const conf::Config& config) {
-  REPLBOOT_RETURN_IF_ERROR(RefuseTls(config));
+  auto shared = ResolveShared(config);
+  if (!shared) return Error(shared.error());
   ServerOptions o;
-  auto secret = Secret(config);
-  if (!secret) return Error(secret.error());
-  o.secret = *secret;
+  o.secret = std::move(shared->secret);
+  o.flavour = std::move(shared->flavour);
+  o.tls = std::move(shared->tls);
+  o.idle_timeout = shared->idle_timeout;
   auto password =
       conf::ResolveSecret(config.backup.password, config.backup.password_file, "backup.password");
   if (!password) return Error(password.error());
   o.password = *password;
-  auto flavour = ResolveFlavour(config);
-  if (!flavour) return Error(flavour.error());
-  o.flavour = *flavour;
   o.tool = config.backup.tool.empty() ? DefaultTool(o.flavour) : config.backup.tool;
   o.listen = config.backup.listen;
   o.user = config.backup.user;
@@ -60,24 +74,21 @@ Result<ServerOptions> ServerOptionsFromConfig(const conf::Config& config) {
   o.max_concurrent = config.backup.max_concurrent;
   o.bandwidth_limit = config.backup.bandwidth_limit;
   o.parallel = config.backup.parallel;
-  o.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);
   return o;
 }
 
 Result<CloneOptions> CloneOptionsFromConfig(const conf::Config& config) {
-  REPLBOOT_RETURN_IF_ERROR(RefuseTls(config));
+  auto shared = ResolveShared(config);
+  if (!shared) return Error(shared.error());
   CloneOptions o;
-  auto secret = Secret(config);
-  if (!secret) return Error(secret.error());
-  o.secret = *secret;
-  auto flavour = ResolveFlavour(config);
-  if (!flavour) return Error(flavour.error());
-  o.flavour = *flavour;
+  o.secret = std::move(shared->secret);
+  o.flavour = std::move(shared->flavour);
+  o.tls = std::move(shared->tls);
+  o.idle_timeout = shared->idle_timeout;
   o.tool = config.backup.tool;
   o.datadir = config.mysql.datadir;
   o.use_memory = config.backup.use_memory;
   o.owner = config.mysql.user;
-  o.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);
   return o;
 }
 

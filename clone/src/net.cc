@@ -9,14 +9,74 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstring>
 
 namespace replboot::clone::net {
 
-Socket::Socket(Socket&& other) noexcept : fd_(other.fd_), peer_(std::move(other.peer_)) {
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string TlsErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+Result<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsOptions& options,
+                                                             Role role) {
+  ERR_clear_error();
+  SSL_CTX* raw = SSL_CTX_new(role == Role::kServer ? TLS_server_method() : TLS_client_method());
+  if (raw == nullptr) return Error(StatusCode::kInternal, "SSL_CTX_new: {}", TlsErrors());
+  std::shared_ptr<const TlsContext> context(new TlsContext(raw, role));
+  auto fail = [&](std::string_view key, const std::string& path) {
+    return Error(StatusCode::kInvalidArgument, "backup.{} {:?}: {}", key, path, TlsErrors());
+  };
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  // A peer vanishing without close_notify is an EOF like on a plain socket; the protocol's
+  // TRAILER, not TLS, says whether a stream is whole.
+  SSL_CTX_set_options(raw, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_NO_TICKET);
+  // WriteAll retries with the rest of its buffer after WANT_WRITE.
+  SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // One connection per clone: no resumption, so no tickets sent after the handshake.
+  SSL_CTX_set_num_tickets(raw, 0);
+  if (SSL_CTX_use_certificate_chain_file(raw, options.cert.c_str()) != 1)
+    return fail("tls_cert", options.cert);
+  if (SSL_CTX_use_PrivateKey_file(raw, options.key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return fail("tls_key", options.key);
+  if (SSL_CTX_check_private_key(raw) != 1) return fail("tls_key", options.key);
+  if (!options.ca.empty()) {
+    if (SSL_CTX_load_verify_locations(raw, options.ca.c_str(), nullptr) != 1)
+      return fail("tls_ca", options.ca);
+    int mode = SSL_VERIFY_PEER;
+    if (role == Role::kServer) {
+      mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.ca.c_str());
+      if (names != nullptr) SSL_CTX_set_client_CA_list(raw, names);
+    }
+    SSL_CTX_set_verify(raw, mode, nullptr);
+  } else {
+    SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
+  }
+  return context;
+}
+
+Socket::Socket(Socket&& other) noexcept
+    : fd_(other.fd_), peer_(std::move(other.peer_)), ssl_(other.ssl_), cancel_(other.cancel_) {
   other.fd_ = -1;
+  other.ssl_ = nullptr;
 }
 
 Socket& Socket::operator=(Socket&& other) noexcept {
@@ -24,7 +84,10 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     Close();
     fd_ = other.fd_;
     peer_ = std::move(other.peer_);
+    ssl_ = other.ssl_;
+    cancel_ = other.cancel_;
     other.fd_ = -1;
+    other.ssl_ = nullptr;
   }
   return *this;
 }
@@ -32,25 +95,152 @@ Socket& Socket::operator=(Socket&& other) noexcept {
 Socket::~Socket() { Close(); }
 
 void Socket::Close() {
+  if (ssl_ != nullptr) {
+    // Best effort close_notify; never waits (the descriptor is non-blocking).
+    if (SSL_is_init_finished(ssl_)) (void)SSL_shutdown(ssl_);
+    SSL_free(ssl_);
+    ERR_clear_error();
+    ssl_ = nullptr;
+  }
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
 
-Status Socket::WaitFor(short events, std::chrono::milliseconds timeout, std::string_view what) {
+Status Socket::WaitFor(short events, milliseconds timeout, std::string_view what) {
   pollfd p{fd_, events, 0};
+  const auto deadline = Clock::now() + timeout;
   for (;;) {
-    int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    // Slices of at most 500 ms when a cancel flag is watched, so Stop() is never held up.
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    if (left < milliseconds(0)) left = milliseconds(0);
+    auto slice = cancel_ != nullptr ? std::min(left, milliseconds(500)) : left;
+    int rc = ::poll(&p, 1, static_cast<int>(slice.count()));
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return ErrnoStatus(errno, fmt::format("poll on connection to {}", peer_));
-    if (rc == 0) {
+    if (rc > 0) return Status::Ok();
+    if (cancel_ != nullptr && cancel_->load()) {
+      return Status(StatusCode::kCancelled, fmt::format("{} {}: cancelled", what, peer_));
+    }
+    if (Clock::now() >= deadline) {
       return Status(StatusCode::kTimeout,
                     fmt::format("{} {}: no progress for {} ms", what, peer_, timeout.count()));
     }
-    return Status::Ok();
   }
 }
 
-Status Socket::WriteAll(std::string_view data, std::chrono::milliseconds timeout) {
+Result<uint8_t> Socket::PeekByte(milliseconds timeout) {
+  for (;;) {
+    uint8_t byte = 0;
+    ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK);
+    if (n == 1) return byte;
+    if (n == 0) return Error(StatusCode::kUnavailable, "connection closed by {}", peer_);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      Status s = WaitFor(POLLIN, timeout, "waiting for data from");
+      if (!s.ok()) return Error(s);
+      continue;
+    }
+    return Error(ErrnoStatus(errno, fmt::format("recv from {}", peer_)));
+  }
+}
+
+Status Socket::TlsRetry(int rc, milliseconds timeout, std::string_view what) {
+  int err = SSL_get_error(ssl_, rc);
+  int saved_errno = errno;
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+      return WaitFor(POLLIN, timeout, what);
+    case SSL_ERROR_WANT_WRITE:
+      return WaitFor(POLLOUT, timeout, what);
+    case SSL_ERROR_ZERO_RETURN:
+      return Status(StatusCode::kUnavailable, fmt::format("connection closed by {}", peer_));
+    case SSL_ERROR_SYSCALL: {
+      std::string queue = TlsErrors();
+      if (!queue.empty()) break;
+      if (saved_errno == 0 || saved_errno == EPIPE || saved_errno == ECONNRESET) {
+        return Status(StatusCode::kUnavailable,
+                      fmt::format("connection to {} closed by the peer", peer_));
+      }
+      return ErrnoStatus(saved_errno, fmt::format("{} {}", what, peer_));
+    }
+    default:
+      break;
+  }
+  return Status(StatusCode::kUnavailable, fmt::format("{} {}: TLS error: {}", what, peer_,
+                                                      TlsErrors()));
+}
+
+Status Socket::StartTls(const TlsContext& context, milliseconds timeout) {
+  ERR_clear_error();
+  ssl_ = SSL_new(context.get());
+  if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1) {
+    return Status(StatusCode::kInternal, fmt::format("SSL_new: {}", TlsErrors()));
+  }
+  if (context.role() == TlsContext::Role::kServer) {
+    SSL_set_accept_state(ssl_);
+  } else {
+    SSL_set_connect_state(ssl_);
+  }
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_do_handshake(ssl_);
+    if (rc == 1) return Status::Ok();
+    int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      Status s = WaitFor(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, timeout,
+                         "TLS handshake with");
+      if (!s.ok()) return s;
+      continue;
+    }
+    int saved_errno = errno;
+    std::string reason = TlsErrors();
+    StatusCode code = StatusCode::kUnavailable;
+    long verify = SSL_get_verify_result(ssl_);
+    if (verify != X509_V_OK) {
+      code = StatusCode::kPermissionDenied;
+      reason += fmt::format("{}{}'s certificate: {}", reason.empty() ? "" : "; ", peer_,
+                            X509_verify_cert_error_string(verify));
+    } else if (reason.find("alert") != std::string::npos &&
+               (reason.find("certificate") != std::string::npos ||
+                reason.find("unknown ca") != std::string::npos)) {
+      code = StatusCode::kPermissionDenied;  // the peer refused our certificate
+    }
+    if (reason.empty()) {
+      reason = saved_errno == 0 || saved_errno == ECONNRESET || saved_errno == EPIPE
+                   ? "connection closed by the peer"
+                   : std::strerror(saved_errno);
+    }
+    return Status(code, fmt::format("TLS handshake with {} failed: {}", peer_, reason));
+  }
+}
+
+Result<std::vector<uint8_t>> Socket::ChannelBinding() const {
+  if (ssl_ == nullptr) return std::vector<uint8_t>();
+  std::vector<uint8_t> out(kChannelBindingSize);
+  if (SSL_export_keying_material(ssl_, out.data(), out.size(), kTlsExporterLabel.data(),
+                                 kTlsExporterLabel.size(), nullptr, 0, 0) != 1) {
+    return Error(StatusCode::kInternal, "TLS exporter for {}: {}", peer_, TlsErrors());
+  }
+  return out;
+}
+
+Status Socket::WriteAll(std::string_view data, milliseconds timeout) {
+  if (ssl_ != nullptr) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ERR_clear_error();
+      errno = 0;
+      int n = SSL_write(ssl_, data.data() + done,
+                        static_cast<int>(std::min<size_t>(data.size() - done, INT_MAX)));
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (Status s = TlsRetry(n, timeout, "sending to"); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
@@ -74,6 +264,16 @@ Status Socket::WriteAll(std::string_view data, std::chrono::milliseconds timeout
 }
 
 Result<size_t> Socket::ReadSome(void* buffer, size_t size, std::chrono::milliseconds timeout) {
+  if (ssl_ != nullptr) {
+    for (;;) {
+      ERR_clear_error();
+      errno = 0;
+      int n = SSL_read(ssl_, buffer, static_cast<int>(std::min<size_t>(size, INT_MAX)));
+      if (n > 0) return static_cast<size_t>(n);
+      if (SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN) return size_t{0};  // close_notify
+      if (Status s = TlsRetry(n, timeout, "waiting for data from"); !s.ok()) return Error(s);
+    }
+  }
   for (;;) {
     ssize_t n = ::recv(fd_, buffer, size, 0);
     if (n >= 0) return static_cast<size_t>(n);

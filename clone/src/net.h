@@ -1,17 +1,42 @@
 // Blocking socket helpers with per-call deadlines (poll), shared by the backup server's
-// session threads and the clone client. Internal to clone/.
+// session threads and the clone client, optionally over TLS (OpenSSL on the same
+// non-blocking descriptor: SSL_ERROR_WANT_READ/WRITE wait in the same poll). Internal to
+// clone/.
 #ifndef REPLBOOT_CLONE_NET_H_
 #define REPLBOOT_CLONE_NET_H_
 
+#include <openssl/ssl.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
+#include "replboot/clone/tls.h"
 
 namespace replboot::clone::net {
+
+// An SSL_CTX for one side of the backup connection: TLS 1.2 at least (1.3 when both
+// have it), our certificate and key, and peer verification when a CA is configured.
+// Shared by every connection of that side (SSL_CTX is thread-safe for SSL_new).
+class TlsContext {
+ public:
+  enum class Role { kClient, kServer };
+  // kInvalidArgument naming the file when a certificate, key or CA cannot be loaded.
+  static Result<std::shared_ptr<const TlsContext>> Create(const TlsOptions& options, Role role);
+  SSL_CTX* get() const { return ctx_.get(); }
+  Role role() const { return role_; }
+
+ private:
+  TlsContext(SSL_CTX* ctx, Role role) : ctx_(ctx, &SSL_CTX_free), role_(role) {}
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx_;
+  Role role_;
+};
 
 // Owns a socket descriptor; closes it on destruction.
 class Socket {
@@ -26,7 +51,26 @@ class Socket {
 
   int fd() const { return fd_; }
   const std::string& peer() const { return peer_; }
+  bool tls() const { return ssl_ != nullptr; }
   void Close();
+
+  // Every later wait gives up with kCancelled within half a second of *cancel turning
+  // true (a server shutting down); *cancel must outlive the socket.
+  void SetCancel(const std::atomic<bool>* cancel) { cancel_ = cancel; }
+
+  // The first byte the peer sent, without consuming it (plaintext only): tells a TLS
+  // ClientHello (kTlsHandshakeRecord) from a HELLO frame.
+  Result<uint8_t> PeekByte(std::chrono::milliseconds timeout);
+
+  // The TLS handshake on this connected socket, as `context`'s role; afterwards every
+  // read and write goes through TLS. Errors: "TLS handshake with <peer> failed: ..."
+  // (kPermissionDenied when the peer's certificate did not verify, kTimeout, otherwise
+  // kUnavailable).
+  Status StartTls(const TlsContext& context, std::chrono::milliseconds timeout);
+
+  // The channel binding (protocol.h): kChannelBindingSize bytes exported from the TLS
+  // session under kTlsExporterLabel; empty without TLS.
+  Result<std::vector<uint8_t>> ChannelBinding() const;
 
   // Writes all of `data` within `timeout` of idleness; kUnavailable when the peer is gone.
   Status WriteAll(std::string_view data, std::chrono::milliseconds timeout);
@@ -45,8 +89,12 @@ class Socket {
 
  private:
   Status WaitFor(short events, std::chrono::milliseconds timeout, std::string_view what);
+  // After a failed SSL_* call returning `rc`: Ok to retry (after waiting as asked), or why not.
+  Status TlsRetry(int rc, std::chrono::milliseconds timeout, std::string_view what);
   int fd_ = -1;
   std::string peer_;
+  SSL* ssl_ = nullptr;
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // "host:port" / "[v6]:port" / "host" (default port) → host and port. Port 0 (any free
@@ -59,6 +107,9 @@ Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, ui
 Result<Socket> Connect(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
 
 std::string PeerName(int fd);
+
+// The OpenSSL error queue of this thread as one line (and cleared), "" when empty.
+std::string TlsErrors();
 
 }  // namespace replboot::clone::net
 

@@ -10,15 +10,18 @@
 #include "replboot/clone/clone.h"
 #include "replboot/clone/config_options.h"
 #include "replboot/clone/datadir.h"
+#include "replboot/clone/prober.h"
 #include "replboot/discovery/ares_resolver.h"
 #include "replboot/discovery/peers.h"
-#include "replboot/discovery/prober.h"
 
 namespace replboot::clone {
 
 namespace {
 
 auto Log() { return log::Get("clone"); }
+
+// A probe is a TCP connect, the HMAC handshake and one query on the donor.
+constexpr std::chrono::milliseconds kProbeTimeout{3000};
 
 std::string EndpointText(const boost::asio::ip::tcp::endpoint& e) {
   return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
@@ -28,6 +31,7 @@ std::string EndpointText(const boost::asio::ip::tcp::endpoint& e) {
 // One discovery round on a private event loop: every reachable candidate's backup
 // endpoint, in policy order. Empty when none answers before the discovery deadline.
 std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::Identity& identity,
+                                        discovery::Prober& prober,
                                         const std::atomic<bool>& cancel) {
   auto options = discovery::OptionsFromConfig(config, identity);
   if (!options) {
@@ -42,7 +46,6 @@ std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::
     Log()->error("event=clone_discovery_failed error={}", log::Quote(resolver.error().message()));
     return {};
   }
-  discovery::TcpProber prober(std::chrono::milliseconds(2000));
   std::optional<discovery::Discovery> found;
   boost::asio::co_spawn(io, discovery::DiscoverPeers(**resolver, prober, *options),
                         [&](std::exception_ptr e, discovery::Discovery d) {
@@ -90,8 +93,11 @@ Status CloneIntoDatadir(const conf::Config& config, const conf::Identity& identi
   });
   options->cancel = &cancel;
   RetryPolicy policy;  // until a clone commits or we are stopped
-  auto result =
-      CloneFromPeers([&] { return DiscoverDonors(config, identity, cancel); }, *options, policy);
+  // Candidates are probed with the authenticated hello, so a peer with another secret, an
+  // incompatible version or no free backup slot is not chosen in the first place.
+  AuthenticatedProber prober(*options, kProbeTimeout);
+  auto result = CloneFromPeers([&] { return DiscoverDonors(config, identity, prober, cancel); },
+                               *options, policy);
   done.store(true);
   watcher.join();
   if (!result) return result.error();

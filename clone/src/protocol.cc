@@ -28,6 +28,8 @@ std::string_view FrameTypeName(FrameType type) {
       return "DATA";
     case FrameType::kTrailer:
       return "TRAILER";
+    case FrameType::kProbeInfo:
+      return "PROBE_INFO";
   }
   return "UNKNOWN";
 }
@@ -50,7 +52,7 @@ Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize>
   uint32_t length = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) |
                     (uint32_t{bytes[3]} << 8) | uint32_t{bytes[4]};
   if (type < static_cast<uint8_t>(FrameType::kHello) ||
-      type > static_cast<uint8_t>(FrameType::kTrailer)) {
+      type > static_cast<uint8_t>(FrameType::kProbeInfo)) {
     return Error(StatusCode::kCorruption, "unknown frame type {}", type);
   }
   auto frame_type = static_cast<FrameType>(type);
@@ -72,12 +74,14 @@ Result<Nonce> RandomNonce() {
 
 namespace {
 
-Mac Hmac(std::string_view secret, const Nonce& first, const Nonce& second, std::string_view label) {
+Mac Hmac(std::string_view secret, const Nonce& first, const Nonce& second, std::string_view label,
+         std::span<const uint8_t> binding) {
   std::string message;
-  message.reserve(first.size() + second.size() + label.size());
+  message.reserve(first.size() + second.size() + label.size() + binding.size());
   message.append(reinterpret_cast<const char*>(first.data()), first.size());
   message.append(reinterpret_cast<const char*>(second.data()), second.size());
   message.append(label);
+  message.append(reinterpret_cast<const char*>(binding.data()), binding.size());
   Mac mac{};
   unsigned int length = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
@@ -88,12 +92,14 @@ Mac Hmac(std::string_view secret, const Nonce& first, const Nonce& second, std::
 
 }  // namespace
 
-Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce) {
-  return Hmac(secret, server_nonce, client_nonce, kClientLabel);
+Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
+              std::span<const uint8_t> binding) {
+  return Hmac(secret, server_nonce, client_nonce, kClientLabel, binding);
 }
 
-Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce) {
-  return Hmac(secret, client_nonce, server_nonce, kServerLabel);
+Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce,
+              std::span<const uint8_t> binding) {
+  return Hmac(secret, client_nonce, server_nonce, kServerLabel, binding);
 }
 
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
@@ -101,27 +107,67 @@ bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string EncodeHello() {
+std::string_view HelloModeName(HelloMode mode) {
+  return mode == HelloMode::kProbe ? "probe" : "backup";
+}
+
+std::string EncodeHello(HelloMode mode) {
   std::string out(kHelloMagic);
   out.push_back(static_cast<char>(kProtocolVersion >> 8));
   out.push_back(static_cast<char>(kProtocolVersion & 0xff));
+  out.push_back(static_cast<char>(mode));
   return out;
 }
 
-Status CheckHello(std::string_view payload) {
-  if (payload.size() != kHelloMagic.size() + 2 ||
+Result<HelloMode> CheckHello(std::string_view payload) {
+  const size_t base = kHelloMagic.size() + 2;
+  if ((payload.size() != base && payload.size() != base + 1) ||
       payload.substr(0, kHelloMagic.size()) != kHelloMagic) {
-    return Status(StatusCode::kCorruption, "not a replboot backup client (bad HELLO)");
+    return Error(StatusCode::kCorruption, "not a replboot backup client (bad HELLO)");
   }
   uint16_t version =
       static_cast<uint16_t>((static_cast<uint8_t>(payload[kHelloMagic.size()]) << 8) |
                             static_cast<uint8_t>(payload[kHelloMagic.size() + 1]));
   if (version != kProtocolVersion) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("client speaks protocol version {}, this server speaks {}", version,
-                              kProtocolVersion));
+    return Error(StatusCode::kInvalidArgument,
+                 "client speaks protocol version {}, this server speaks {}", version,
+                 kProtocolVersion);
   }
-  return Status::Ok();
+  if (payload.size() == base) return HelloMode::kBackup;  // the first clients sent no mode
+  auto mode = static_cast<uint8_t>(payload[base]);
+  if (mode > static_cast<uint8_t>(HelloMode::kProbe)) {
+    return Error(StatusCode::kInvalidArgument, "unknown HELLO mode {}", mode);
+  }
+  return static_cast<HelloMode>(mode);
+}
+
+std::string EncodeProbeInfo(const ProbeInfo& info) {
+  nlohmann::json j;
+  j["flavour"] = info.flavour;
+  j["server_version"] = info.server_version;
+  j["tool"] = info.tool;
+  j["busy"] = info.busy;
+  j["active"] = info.active;
+  j["max_concurrent"] = info.max_concurrent;
+  j["error"] = info.error;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
+  try {
+    auto j = nlohmann::json::parse(payload);
+    ProbeInfo info;
+    info.flavour = j.at("flavour").get<std::string>();
+    info.server_version = j.at("server_version").get<std::string>();
+    info.tool = j.at("tool").get<std::string>();
+    info.busy = j.at("busy").get<bool>();
+    info.active = j.value("active", int64_t{0});
+    info.max_concurrent = j.value("max_concurrent", int64_t{0});
+    info.error = j.value("error", std::string());
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(StatusCode::kCorruption, "bad probe answer: {}", e.what());
+  }
 }
 
 std::string EncodeStreamHeader(const StreamHeader& header) {

@@ -64,7 +64,7 @@ TEST(FramingTest, HeaderRoundTrip) {
 TEST(FramingTest, UnknownTypeIsCorruption) {
   std::array<uint8_t, kFrameHeaderSize> raw = {0, 0, 0, 0, 1};
   EXPECT_EQ(DecodeFrameHeader(raw).error().code(), StatusCode::kCorruption);
-  raw[0] = 9;
+  raw[0] = 10;
   EXPECT_EQ(DecodeFrameHeader(raw).error().code(), StatusCode::kCorruption);
 }
 
@@ -86,11 +86,57 @@ TEST(FramingTest, EncodeFrameCarriesPayload) {
 }
 
 TEST(HelloTest, RoundTripAndVersionMismatch) {
-  EXPECT_TRUE(CheckHello(EncodeHello()).ok());
+  auto mode = CheckHello(EncodeHello());
+  ASSERT_TRUE(mode) << mode.error().ToString();
+  EXPECT_EQ(*mode, HelloMode::kBackup);
   std::string h = EncodeHello();
-  h.back() = 2;
-  EXPECT_EQ(CheckHello(h).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(CheckHello("GET / HTTP/1.1\r\n").code(), StatusCode::kCorruption);
+  h[kHelloMagic.size() + 1] = 2;
+  EXPECT_EQ(CheckHello(h).error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckHello("GET / HTTP/1.1\r\n").error().code(), StatusCode::kCorruption);
+}
+
+TEST(HelloTest, ProbeModeAndMissingModeMeansBackup) {
+  auto probe = CheckHello(EncodeHello(HelloMode::kProbe));
+  ASSERT_TRUE(probe);
+  EXPECT_EQ(*probe, HelloMode::kProbe);
+  // The first clients sent no mode byte: they asked for a backup.
+  std::string old = EncodeHello();
+  old.pop_back();
+  auto mode = CheckHello(old);
+  ASSERT_TRUE(mode);
+  EXPECT_EQ(*mode, HelloMode::kBackup);
+  std::string unknown = EncodeHello();
+  unknown.back() = 7;
+  EXPECT_EQ(CheckHello(unknown).error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckHello(EncodeHello() + "x").error().code(), StatusCode::kCorruption);
+}
+
+TEST(HelloTest, ChannelBindingChangesBothMacs) {
+  Nonce s{}, c{};
+  s.fill(1);
+  c.fill(2);
+  std::array<uint8_t, kChannelBindingSize> a{}, b{};
+  b[31] = 1;
+  EXPECT_TRUE(MacEqual(ClientMac("k", s, c, a), ClientMac("k", s, c, a)));
+  EXPECT_FALSE(MacEqual(ClientMac("k", s, c, a), ClientMac("k", s, c, b)));
+  EXPECT_FALSE(MacEqual(ClientMac("k", s, c, a), ClientMac("k", s, c)));
+  EXPECT_FALSE(MacEqual(ServerMac("k", c, s, a), ServerMac("k", c, s, b)));
+}
+
+TEST(ProbeInfoTest, RoundTrip) {
+  ProbeInfo info;
+  info.flavour = "mariadb";
+  info.server_version = "10.11.19-MariaDB";
+  info.tool = "mariabackup";
+  info.busy = true;
+  info.active = 1;
+  info.max_concurrent = 1;
+  auto back = DecodeProbeInfo(EncodeProbeInfo(info));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->server_version, info.server_version);
+  EXPECT_TRUE(back->busy);
+  EXPECT_EQ(back->max_concurrent, 1);
+  EXPECT_EQ(DecodeProbeInfo("{").error().code(), StatusCode::kCorruption);
 }
 
 TEST(HeaderTest, RoundTrip) {

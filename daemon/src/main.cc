@@ -5,6 +5,7 @@
 #include "replboot/backup/commands.h"
 #include "replboot/base/exit_code.h"
 #include "replboot/clone/commands.h"
+#include "replboot/clone/prober.h"
 #include "replboot/conf/commands.h"
 #include "replboot/daemon/commands.h"
 #include "replboot/discovery/commands.h"
@@ -17,7 +18,8 @@ int main(int argc, char** argv) {
   replboot::conf::AddCommands(app);         // config render | show | keys
   replboot::daemon::AddCommands(app);       // run
   replboot::backup::AddCommands(app);       // xbstream extract | list
-  replboot::discovery::AddCommands(app);    // peers
+  // peers; probes with the clone's authenticated hello when backup.secret is set
+  replboot::discovery::AddCommands(app, replboot::clone::AuthenticatedProberFromConfig);
   replboot::clone::AddCommands(app);        // clone, serve-backup
   replboot::replication::AddCommands(app);  // status, replication-agent
   try {

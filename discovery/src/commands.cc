@@ -56,7 +56,14 @@ std::string NoDonorReason(const conf::Identity& self, const Discovery& d) {
   return fmt::format("no peer answered and no failure is worth retrying ({} rounds)", d.rounds);
 }
 
-void PrintTable(const conf::Identity& self, const Discovery& d) {
+// How the endpoints were probed, for the reader of the table.
+std::string ProbeText(const std::string& probe_kind) {
+  return probe_kind == "authenticated"
+             ? "authenticated hello (backup.secret, flavour and version checked)"
+             : "TCP connect only (no backup.secret configured: secret and version not checked)";
+}
+
+void PrintTable(const conf::Identity& self, const Discovery& d, const std::string& probe_kind) {
   std::vector<std::array<std::string, 5>> rows;
   rows.push_back({"ORDINAL", "NAME", "ADDRESSES", "PORT", "STATUS"});
   for (const auto& p : d.peers) {
@@ -67,7 +74,7 @@ void PrintTable(const conf::Identity& self, const Discovery& d) {
   for (const auto& row : rows) {
     for (size_t i = 0; i < 4; ++i) width[i] = std::max(width[i], row[i].size());
   }
-  std::string out;
+  std::string out = fmt::format("probe: {}\n", ProbeText(probe_kind));
   for (const auto& row : rows) {
     for (size_t i = 0; i < 4; ++i) out += fmt::format("{:<{}}  ", row[i], width[i]);
     out += row[4] + "\n";
@@ -81,7 +88,8 @@ void PrintTable(const conf::Identity& self, const Discovery& d) {
   std::cout << out << std::flush;
 }
 
-void PrintJson(const conf::Identity& self, Policy policy, const Discovery& d) {
+void PrintJson(const conf::Identity& self, Policy policy, const Discovery& d,
+               const std::string& probe_kind) {
   nlohmann::json peers = nlohmann::json::array();
   for (const auto& p : d.peers) {
     nlohmann::json addresses = nlohmann::json::array();
@@ -107,6 +115,7 @@ void PrintJson(const conf::Identity& self, Policy policy, const Discovery& d) {
   nlohmann::json doc = {{"hostname", self.hostname},
                         {"ordinal", self.ordinal},
                         {"policy", PolicyName(policy)},
+                        {"probe", probe_kind},
                         {"rounds", d.rounds},
                         {"cancelled", d.cancelled},
                         {"deadline_passed", d.deadline_passed},
@@ -116,7 +125,7 @@ void PrintJson(const conf::Identity& self, Policy policy, const Discovery& d) {
   std::cout << doc.dump() << std::endl;
 }
 
-int RunPeers(const conf::ConfigFlags& flags, bool json) {
+int RunPeers(const conf::ConfigFlags& flags, bool json, const ProberFactory& make_prober) {
   auto loaded = conf::LoadFromFlags(flags);
   if (!loaded) {
     std::cerr << "replboot peers: " << loaded.error().message() << "\n";
@@ -143,7 +152,18 @@ int RunPeers(const conf::ConfigFlags& flags, bool json) {
     std::cerr << "replboot peers: " << resolver.error().message() << "\n";
     return resolver.error().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
-  TcpProber prober(kProbeTimeout);
+  std::unique_ptr<Prober> authenticated;
+  if (make_prober) {
+    auto made = make_prober(config, kProbeTimeout);
+    if (!made) {
+      std::cerr << "replboot peers: " << made.error().message() << "\n";
+      return 2;
+    }
+    authenticated = std::move(*made);
+  }
+  TcpProber tcp_prober(kProbeTimeout);
+  Prober& prober = authenticated ? *authenticated : tcp_prober;
+  const std::string probe_kind = authenticated ? "authenticated" : "tcp";
 
   // SIGTERM/SIGINT cancel the discovery through its cancellation slot (timers,
   // probes and lookups in flight complete at once) so the command returns promptly.
@@ -179,9 +199,9 @@ int RunPeers(const conf::ConfigFlags& flags, bool json) {
     return 1;
   }
   if (json) {
-    PrintJson(*self, *policy, *discovery);
+    PrintJson(*self, *policy, *discovery, probe_kind);
   } else {
-    PrintTable(*self, *discovery);
+    PrintTable(*self, *discovery, probe_kind);
   }
   if (signal_number != 0) return 128 + signal_number;
   return discovery->Donor() ? 0 : 1;
@@ -189,17 +209,21 @@ int RunPeers(const conf::ConfigFlags& flags, bool json) {
 
 }  // namespace
 
-void AddCommands(CLI::App& app) {
+void AddCommands(CLI::App& app, ProberFactory make_prober) {
   auto* cmd = app.add_subcommand("peers",
                                  "resolve the peers through DNS, probe their backup endpoints, "
                                  "and show which one would be the donor; retries until "
                                  "dns.lookup_deadline while none answers (--set "
-                                 "dns.lookup_deadline=0 for a single round)");
+                                 "dns.lookup_deadline=0 for a single round). With backup.secret "
+                                 "set, each endpoint gets the authenticated hello (secret, "
+                                 "flavour, version, busy); without it only a TCP connect");
   auto flags = std::make_shared<conf::ConfigFlags>();
   auto json = std::make_shared<bool>(false);
   conf::AddConfigFlags(cmd, flags.get());
   cmd->add_flag("--json", *json, "one JSON document instead of the table");
-  cmd->callback([flags, json] { cli::ExitCode() = RunPeers(*flags, *json); });
+  cmd->callback([flags, json, make_prober] {
+    cli::ExitCode() = RunPeers(*flags, *json, make_prober);
+  });
 }
 
 }  // namespace replboot::discovery

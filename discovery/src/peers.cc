@@ -106,6 +106,8 @@ std::string_view PeerStateName(PeerState state) {
       return "unreachable";
     case PeerState::kReachable:
       return "reachable";
+    case PeerState::kRefused:
+      return "refused";
   }
   return "not-tried";
 }
@@ -116,6 +118,8 @@ std::string PeerReport::Summary() const {
       return fmt::format("reachable at {}", answered ? EndpointText(*answered) : "?");
     case PeerState::kUnreachable:
       return fmt::format("unreachable: {}", detail);
+    case PeerState::kRefused:
+      return fmt::format("refused: {}", detail);
     case PeerState::kDnsFailed:
       return dns_failure
                  ? fmt::format("{}: {}", LookupErrorName(dns_failure->error), dns_failure->message)
@@ -164,6 +168,7 @@ namespace {
 bool Retryable(const PeerReport& report) {
   switch (report.state) {
     case PeerState::kReachable:
+    case PeerState::kRefused:
       return false;
     case PeerState::kNotTried:  // held back by primary_after
     case PeerState::kUnreachable:
@@ -256,6 +261,7 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
           peer.port_from_srv = true;
         }
         std::vector<std::string> why;
+        bool only_refusals = true;  // every address answered and said no for good
         for (const auto& addr : peer.addresses) {
           asio::ip::tcp::endpoint endpoint(addr, peer.port);
           Status probed = co_await prober.Probe(endpoint);
@@ -268,6 +274,10 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
             result.cancelled = true;
             break;
           }
+          if (probed.code() != StatusCode::kPermissionDenied &&
+              probed.code() != StatusCode::kInvalidArgument) {
+            only_refusals = false;
+          }
           why.push_back(probed.message());
         }
         if (result.cancelled) break;
@@ -276,8 +286,13 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
           logger->info("event=peer_reachable name={} ordinal={} endpoint={}", peer.candidate.name,
                        peer.candidate.ordinal, EndpointText(*peer.answered));
         } else {
-          peer.state = PeerState::kUnreachable;
+          peer.state = only_refusals && !why.empty() ? PeerState::kRefused
+                                                     : PeerState::kUnreachable;
           peer.detail = fmt::format("{}", fmt::join(why, "; "));
+          if (peer.state == PeerState::kRefused) {
+            logger->warn("event=peer_refused name={} ordinal={} reason={}", peer.candidate.name,
+                         peer.candidate.ordinal, log::Quote(peer.detail));
+          }
         }
       }
       if (result.cancelled || co_await Cancelled()) {

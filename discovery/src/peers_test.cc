@@ -62,10 +62,13 @@ class FakeResolver : public Resolver {
 class FakeProber : public Prober {
  public:
   std::set<asio::ip::tcp::endpoint> up;
+  // Endpoints that answer but say no for good (an authenticated prober's wrong secret).
+  std::map<asio::ip::tcp::endpoint, Status> refusing;
   std::vector<asio::ip::tcp::endpoint> probed;
   asio::awaitable<Status> Probe(asio::ip::tcp::endpoint endpoint) override {
     probed.push_back(endpoint);
     if (up.count(endpoint)) co_return Status::Ok();
+    if (auto it = refusing.find(endpoint); it != refusing.end()) co_return it->second;
     co_return Status(StatusCode::kUnavailable, "refused");
   }
 };
@@ -284,6 +287,41 @@ TEST(DiscoverPeersTest, UnreachablePeersAreRetried) {
   EXPECT_TRUE(d.deadline_passed);
   EXPECT_GT(d.rounds, 1);
   EXPECT_EQ(d.peers[0].state, PeerState::kUnreachable);
+}
+
+TEST(DiscoverPeersTest, RefusingPeersAreSkippedAndNotRetried) {
+  FakeResolver r;
+  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}},
+             {"mysql-0.mysql", {make_address("127.0.0.10")}}};
+  FakeProber p;
+  p.refusing = {
+      {Ep("127.0.0.11"), Status(StatusCode::kPermissionDenied, "authentication failed at x")},
+      {Ep("127.0.0.10"), Status(StatusCode::kInvalidArgument, "donor runs 10.6 (10.6 vs 10.11)")}};
+  auto o = Options(2);
+  o.deadline = milliseconds(1000);
+  Discovery d = Discover(r, p, o);
+  EXPECT_FALSE(d.Donor());
+  EXPECT_EQ(d.rounds, 1);  // nothing worth retrying
+  EXPECT_FALSE(d.deadline_passed);
+  EXPECT_EQ(d.peers[0].state, PeerState::kRefused);
+  EXPECT_EQ(d.peers[0].Summary(), "refused: authentication failed at x");
+  EXPECT_EQ(d.peers[1].state, PeerState::kRefused);
+  EXPECT_NE(d.peers[1].detail.find("10.6 vs 10.11"), std::string::npos);
+}
+
+TEST(DiscoverPeersTest, ARefusalNextToAnUnreachablePeerIsStillRetried) {
+  FakeResolver r;
+  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}},
+             {"mysql-0.mysql", {make_address("127.0.0.10")}}};
+  FakeProber p;
+  p.refusing = {{Ep("127.0.0.11"), Status(StatusCode::kPermissionDenied, "wrong secret")}};
+  auto o = Options(2);
+  o.deadline = milliseconds(30);
+  Discovery d = Discover(r, p, o);
+  EXPECT_FALSE(d.Donor());
+  EXPECT_GT(d.rounds, 1);  // mysql-0 may still come up
+  EXPECT_EQ(d.peers[0].state, PeerState::kRefused);
+  EXPECT_EQ(d.peers[1].state, PeerState::kUnreachable);
 }
 
 TEST(DiscoverPeersTest, ThePrimaryHasNothingToDiscover) {

@@ -1,6 +1,7 @@
 // BackupServer: the donor side of a clone, run on every node (`[backup] listen`).
 //
-// Per client: authenticate (protocol.h), refuse with `busy` past max_concurrent, send the
+// Per client: authenticate (protocol.h); answer a probe with the donor's facts and close
+// (no backup tool is started for it); otherwise refuse with `busy` past max_concurrent, send the
 // stream header, run the backup tool (`mariabackup --backup --stream=xbstream
 // --slave-info`, or `xtrabackup` for MySQL) with the backup user's credentials in a 0600
 // option file, forward its stdout to the client and end with a trailer.
@@ -8,7 +9,9 @@
 // Threads: the accept loop is an Asio coroutine on the caller's io_context; each accepted
 // client gets its own thread, because the stream is moved with splice(2) from the tool's
 // pipe straight into the socket (no copy through user space), which is a blocking,
-// poll-driven loop that must not hold the I/O thread. max_concurrent is small (default 1),
+// poll-driven loop that must not hold the I/O thread. Over TLS (options.tls) splice
+// cannot be used (the bytes must be encrypted in user space): the tool's output is read
+// into a buffer and written with SSL_write, same frames, pacing and idle timeout. max_concurrent is small (default 1),
 // so threads stay few.
 //
 // Donor safety: the backup tool is killed (SIGKILL to its process group, then reaped) when
@@ -31,14 +34,25 @@
 #include <thread>
 
 #include "replboot/base/status.h"
+#include "replboot/clone/tls.h"
+
+namespace replboot::db {
+struct ConnectOptions;
+}  // namespace replboot::db
 
 namespace replboot::clone {
+
+namespace net {
+class Socket;
+class TlsContext;
+}  // namespace net
 
 struct ServerOptions {
   std::string listen = "0.0.0.0:3307";
   std::string secret;               // shared secret; never logged
   std::string flavour = "mariadb";  // "mariadb" | "mysql"
   std::string tool;                 // "" = mariabackup / xtrabackup by flavour
+  TlsOptions tls;                   // backup.tls*: clients must speak TLS
   // How the backup tool and the header query reach the local server.
   std::string user;
   std::string password;  // never logged, never on argv
@@ -54,6 +68,9 @@ struct ServerOptions {
   // Called (on the session's thread) after each backup that was sent whole, e.g. to feed
   // the node's /metrics.
   std::function<void()> on_backup_served;
+  // What a probe reports as the server version; empty (the default) asks the local server
+  // (SELECT VERSION()). A seam for tests without mysqld.
+  std::function<Result<std::string>()> probe_server_version;
 };
 
 std::string DefaultTool(const std::string& flavour);  // "mariabackup" / "xtrabackup"
@@ -72,21 +89,26 @@ class BackupServer {
 
   uint16_t port() const { return port_; }
   uint64_t backups_served() const { return backups_served_.load(); }
+  uint64_t probes_answered() const { return probes_answered_.load(); }
   int active_backups() const { return active_.load(); }
 
  private:
   struct Session;
   boost::asio::awaitable<void> AcceptLoop();
   void RunSession(int fd);
+  void AnswerProbe(net::Socket& sock);
+  db::ConnectOptions ConnectOptions() const;
   void ReapFinishedSessions();
 
   boost::asio::io_context& io_;
   ServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<const net::TlsContext> tls_;  // set by Start() when options.tls.enabled
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
   std::atomic<uint64_t> backups_served_{0};
+  std::atomic<uint64_t> probes_answered_{0};
   std::mutex sessions_mu_;
   struct SessionThread {
     std::thread thread;

@@ -18,6 +18,7 @@
 
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
+#include "replboot/clone/tls.h"
 
 namespace replboot::clone {
 
@@ -27,6 +28,7 @@ struct CloneOptions {
   std::string flavour = "mariadb";  // the local server's flavour
   std::string tool;                 // local backup tool; "" = by flavour
   std::string use_memory = "1G";    // --use-memory for --prepare
+  TlsOptions tls;                   // backup.tls*: TLS to the donor
   std::string owner = "mysql";      // the prepared files are chowned to this user (when root)
   bool force_reclone = false;       // replace an existing datadir (kept aside until commit)
   bool check_free_space = true;
@@ -54,6 +56,15 @@ struct CloneResult {
 // kPermissionDenied "authentication failed at <peer>", kUnavailable for busy / unreachable
 // / a donor that died mid-stream, kCorruption for a bad stream, kNoSpace "no space left".
 Result<CloneResult> CloneFrom(const std::string& peer, const CloneOptions& options);
+
+// An authenticated probe of `peer` (protocol.h, mode probe): the same mutual
+// authentication as CloneFrom, then the donor's flavour, server version and load; the
+// donor starts nothing. Bounded by `timeout` overall. Ok only when a clone from it could
+// start now: kPermissionDenied "authentication failed at <peer>", kUnavailable when it is
+// busy, unreachable or its server does not answer, kTimeout, kInvalidArgument when its
+// flavour or major.minor version does not match the local backup tool (the pre-flight).
+Result<ProbeInfo> ProbeDonor(const std::string& peer, const CloneOptions& options,
+                             std::chrono::milliseconds timeout);
 
 // Tries `peers` in order (nearest first), each failure discarding the staging dir, with
 // exponential backoff between rounds (1 s doubling to `max_backoff`). A peer that refused

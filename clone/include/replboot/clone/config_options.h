@@ -13,6 +13,9 @@ namespace replboot::clone {
 // "mariadb"/"mysql": config.node.flavour, or the server binary's --version when "auto".
 Result<std::string> ResolveFlavour(const conf::Config& config);
 
+// backup.secret from its inline value or file; "" when neither is set.
+Result<std::string> BackupSecret(const conf::Config& config);
+
 // kInvalidArgument when no shared secret is configured: a backup endpoint without
 // authentication would hand the whole database to anyone who reaches the port.
 Result<ServerOptions> ServerOptionsFromConfig(const conf::Config& config);

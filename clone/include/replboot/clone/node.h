@@ -2,7 +2,8 @@
 //
 //   Recover() the datadir (datadir.h table: finish an interrupted commit, drop leftovers)
 //   → if the table still says kClone: discover peers in policy order (dns.policy,
-//     nearest-lower by default, via discovery/), clone from the first reachable one,
+//     nearest-lower by default, via discovery/; each probed with the authenticated hello,
+//     prober.h), clone from the first that would serve us,
 //     on failure from the next; rounds with backoff until a clone commits or `stopping`
 //
 // A peer that refuses our secret is skipped for a few rounds (no tight loop). The primary

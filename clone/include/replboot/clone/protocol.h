@@ -4,21 +4,44 @@
 // Control frames carry at most kMaxControlPayload bytes; DATA frames at most kMaxDataPayload.
 //
 //   client                                   server
-//   HELLO     "replboot-backup" ‖ version u16 BE   →
+//   [TLS handshake, when backup.tls = true on both sides]
+//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8   →
 //                                            ←  CHALLENGE server_nonce (32 random bytes)
 //   RESPONSE  mac_c (32) ‖ client_nonce (32)       →
-//       mac_c = HMAC-SHA256(secret, server_nonce ‖ client_nonce ‖ "replboot-backup-v1")
+//       mac_c = HMAC-SHA256(secret, server_nonce ‖ client_nonce ‖ "replboot-backup-v1" ‖ ekm)
 //                                            ←  PROOF mac_s (32)         (or ERROR auth_failed)
-//       mac_s = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ "replboot-backup-v1 server")
-//                                            ←  HEADER JSON              (or ERROR busy /
-//                                            backup_failed) ←  DATA raw xbstream bytes, repeated ←
-//                                            TRAILER JSON
+//       mac_s = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ "replboot-backup-v1 server"
+//                           ‖ ekm)
+//   mode 0 (backup):
+//                                            ←  HEADER JSON   (or ERROR busy / backup_failed)
+//                                            ←  DATA raw xbstream bytes, repeated
+//                                            ←  TRAILER JSON
+//   mode 1 (probe):
+//                                            ←  PROBE_INFO JSON (flavour, server_version, tool,
+//                                               busy), then the server closes
 //
 // Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
 // a recorded session cannot be replayed against either side. The two MACs use different
 // labels so a server's proof can never be reflected as a client's response. The client
 // checks the server's proof before trusting the header, so an impostor donor cannot feed a
 // replica a datadir.
+//
+// Why a probe mode: discovery must pick a donor that would actually serve us (same secret,
+// a compatible server version, not busy), which a TCP connect cannot tell. A probe runs the
+// same mutual authentication and gets the facts the pre-flight needs, but the server never
+// starts the backup tool for it. A HELLO without the mode byte (the first clients) means
+// backup, so old clients keep working; an old server refuses the longer HELLO with ERROR
+// protocol, which the prober reports as such.
+//
+// Why `ekm` (channel binding): with TLS, ekm is 32 bytes of keying material exported from
+// the TLS session (RFC 5705/8446, label kTlsExporterLabel, no context); without TLS it is
+// empty and the MACs are as in the first version. When backup.tls_ca is not set, nobody
+// verifies certificates, so a man in the middle could terminate TLS towards each side and
+// relay the HELLO/CHALLENGE/RESPONSE/PROOF frames unchanged, reading the stream. The two TLS
+// sessions he would run have different keying material, so a MAC computed by the real
+// client over its session does not verify at the real server (and the other way round):
+// the relayed authentication fails without the secret ever being exposed. With a CA the
+// binding costs nothing and still ties the secret to this very connection.
 //
 // Why a TRAILER: xbstream has no end marker, so a stream cut at a chunk boundary looks
 // complete. Only the trailer (the backup tool's exit status and its last stderr line,
@@ -46,6 +69,11 @@ inline constexpr size_t kMacSize = 32;
 inline constexpr size_t kFrameHeaderSize = 5;
 inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
 inline constexpr uint32_t kMaxDataPayload = 16 * 1024 * 1024;
+inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
+inline constexpr size_t kChannelBindingSize = 32;
+// The first byte a TLS client sends (a handshake record): a plaintext server seeing it
+// knows the peer has backup.tls = true.
+inline constexpr uint8_t kTlsHandshakeRecord = 0x16;
 
 enum class FrameType : uint8_t {
   kHello = 1,
@@ -56,6 +84,7 @@ enum class FrameType : uint8_t {
   kError = 6,
   kData = 7,
   kTrailer = 8,
+  kProbeInfo = 9,
 };
 std::string_view FrameTypeName(FrameType type);
 
@@ -78,14 +107,21 @@ Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize>
 // Fresh random bytes from OpenSSL's CSPRNG; kInternal when it fails.
 Result<Nonce> RandomNonce();
 
-Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce);
-Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce);
+// `binding` is the TLS channel binding (see above); empty without TLS.
+Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
+              std::span<const uint8_t> binding = {});
+Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce,
+              std::span<const uint8_t> binding = {});
 // Constant-time comparison (CRYPTO_memcmp), so timing does not leak how much matched.
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
-std::string EncodeHello();
-// kCorruption when the magic is wrong; kInvalidArgument for another protocol version.
-Status CheckHello(std::string_view payload);
+enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
+std::string_view HelloModeName(HelloMode mode);  // "backup" | "probe"
+
+std::string EncodeHello(HelloMode mode = HelloMode::kBackup);
+// The mode the client asks for (kBackup when the mode byte is absent). kCorruption when
+// the magic is wrong; kInvalidArgument for another protocol version or an unknown mode.
+Result<HelloMode> CheckHello(std::string_view payload);
 
 // What the donor tells the replica before the stream, for the pre-flight and progress.
 struct StreamHeader {
@@ -98,6 +134,19 @@ struct StreamHeader {
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
+
+// What the donor answers a probe: enough for the replica's pre-flight, nothing started.
+struct ProbeInfo {
+  std::string flavour;
+  std::string server_version;  // "" when `error` is set
+  std::string tool;
+  bool busy = false;  // max_concurrent backups running: a backup now would be refused
+  int64_t active = 0;
+  int64_t max_concurrent = 0;
+  std::string error;  // the donor cannot serve now (e.g. its server does not answer)
+};
+std::string EncodeProbeInfo(const ProbeInfo& info);
+Result<ProbeInfo> DecodeProbeInfo(std::string_view payload);
 
 struct StreamTrailer {
   int exit_code = -1;

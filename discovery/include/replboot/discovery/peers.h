@@ -69,6 +69,9 @@ enum class PeerState {
   kDnsFailed,    // see dns_failure
   kUnreachable,  // resolved, but no address answered; see detail
   kReachable,    // `answered` answered
+  // Answered, but would not serve us and retrying will not change that: the prober said
+  // kPermissionDenied (wrong secret) or kInvalidArgument (flavour/version mismatch).
+  kRefused,
 };
 std::string_view PeerStateName(PeerState state);  // "not-tried", "dns-failed", ...
 
@@ -82,7 +85,7 @@ struct PeerReport {
   std::string detail;  // why not reachable, per address
   std::optional<boost::asio::ip::tcp::endpoint> answered;
   int lookups = 0;  // DNS lookups of this name, over all rounds
-  // "reachable at 127.0.0.11:3307", "unreachable: ...", "nxdomain: ..."
+  // "reachable at 127.0.0.11:3307", "unreachable: ...", "refused: ...", "nxdomain: ..."
   std::string Summary() const;
 };
 

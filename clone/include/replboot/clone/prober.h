@@ -1,0 +1,52 @@
+// AuthenticatedProber: discovery's Prober (discovery/prober.h) that asks a peer's backup
+// endpoint for an authenticated probe (protocol.h, HELLO mode probe) instead of a bare TCP
+// connect, so that discovery only picks a donor that would serve us: it knows our secret,
+// runs our flavour and major.minor version, and is not busy. The donor starts nothing.
+//
+// The handshake is blocking (poll with deadlines, net.h); it runs on a small thread pool
+// owned by the prober so that the caller's io_context never blocks. A probe takes at most
+// `timeout`; cancelling the awaiting coroutine is noticed when the probe returns.
+#ifndef REPLBOOT_CLONE_PROBER_H_
+#define REPLBOOT_CLONE_PROBER_H_
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <memory>
+
+#include "replboot/base/status.h"
+#include "replboot/clone/clone.h"
+#include "replboot/conf/config.h"
+#include "replboot/discovery/prober.h"
+
+namespace replboot::clone {
+
+class AuthenticatedProber final : public discovery::Prober {
+ public:
+  // `options`: secret, flavour, local tool (for the version check) and TLS settings.
+  AuthenticatedProber(CloneOptions options, std::chrono::milliseconds timeout, int threads = 2);
+  ~AuthenticatedProber() override;  // waits for probes in flight (each bounded by timeout)
+  AuthenticatedProber(const AuthenticatedProber&) = delete;
+  AuthenticatedProber& operator=(const AuthenticatedProber&) = delete;
+
+  // Ok when a clone from `endpoint` could start now. Otherwise, naming the endpoint:
+  // kPermissionDenied (wrong secret), kUnavailable (refused, busy, its server down),
+  // kTimeout, kInvalidArgument (flavour or version mismatch), kCancelled.
+  boost::asio::awaitable<Status> Probe(boost::asio::ip::tcp::endpoint endpoint) override;
+
+ private:
+  CloneOptions options_;
+  std::chrono::milliseconds timeout_;
+  boost::asio::thread_pool pool_;
+};
+
+// The prober `replboot peers` and `replboot run` use: an AuthenticatedProber when
+// backup.secret is configured, nullptr when it is not (the caller falls back to a TCP
+// connect and says so). Configuration errors (unreadable secret file, ...) are errors.
+Result<std::unique_ptr<discovery::Prober>> AuthenticatedProberFromConfig(
+    const conf::Config& config, std::chrono::milliseconds timeout);
+
+}  // namespace replboot::clone
+
+#endif  // REPLBOOT_CLONE_PROBER_H_

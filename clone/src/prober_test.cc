@@ -1,0 +1,218 @@
+// The authenticated probe (HELLO mode probe) against a real BackupServer over loopback, and
+// AuthenticatedProber on an io_context. No mysqld: the server's version query is replaced by
+// its probe_server_version seam, and the backup tools are scripts that leave a mark.
+#include "replboot/clone/prober.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "replboot/base/files.h"
+#include "replboot/clone/backup_server.h"
+#include "replboot/clone/clone.h"
+
+namespace replboot::clone {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+class ProbeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/replboot-probe-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    // The donor's backup tool: any run at all leaves a mark.
+    server_tool_ = WriteScript("server-tool", "#!/bin/sh\necho \"$@\" >> '" + Mark() + "'\n");
+    // The local tool the pre-flight asks for its version.
+    local_tool_ = WriteScript(
+        "local-tool",
+        "#!/bin/sh\necho 'mariabackup based on MariaDB server 10.11.6-MariaDB Linux (x86_64)'\n");
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    (void)files::RemoveAll(root_);
+  }
+  std::string Mark() const { return root_ + "/tool-ran"; }
+  std::string WriteScript(const std::string& name, const std::string& text) {
+    std::string path = root_ + "/" + name;
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), 0755);
+    return path;
+  }
+  void StartServer(std::string version = "10.11.6-MariaDB", int64_t max_concurrent = 1) {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.secret = "right-secret";
+    o.tool = server_tool_;
+    o.socket = "/nonexistent/replboot-test.sock";
+    o.user = "nobody";
+    o.max_concurrent = max_concurrent;
+    o.work_dir = root_;
+    o.probe_server_version = [version]() -> Result<std::string> { return version; };
+    server_ = std::make_unique<BackupServer>(io_, o);
+    ASSERT_TRUE(server_->Start().ok());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  CloneOptions Client(const std::string& secret) {
+    CloneOptions c;
+    c.datadir = root_ + "/data";
+    c.secret = secret;
+    c.tool = local_tool_;
+    return c;
+  }
+  std::string Peer() { return "127.0.0.1:" + std::to_string(server_->port()); }
+
+  asio::io_context io_;
+  std::unique_ptr<BackupServer> server_;
+  std::thread thread_;
+  std::string root_;
+  std::string server_tool_;
+  std::string local_tool_;
+};
+
+TEST_F(ProbeTest, RightSecretAnswersWithoutStartingABackup) {
+  StartServer();
+  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(info->flavour, "mariadb");
+  EXPECT_EQ(info->server_version, "10.11.6-MariaDB");
+  EXPECT_FALSE(info->busy);
+  EXPECT_EQ(server_->probes_answered(), 1u);
+  EXPECT_EQ(server_->backups_served(), 0u);
+  EXPECT_EQ(server_->active_backups(), 0);
+  EXPECT_FALSE(std::filesystem::exists(Mark())) << "the donor ran its backup tool for a probe";
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/data.replboot-staging"));
+}
+
+TEST_F(ProbeTest, WrongSecretIsPermissionDenied) {
+  StartServer();
+  auto info = ProbeDonor(Peer(), Client("wrong-secret"), milliseconds(5000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(info.error().message().find("authentication failed at " + Peer()), std::string::npos)
+      << info.error().message();
+  EXPECT_EQ(server_->probes_answered(), 0u);
+}
+
+TEST_F(ProbeTest, BusyDonorIsUnavailableWithTheReason) {
+  StartServer("10.11.6-MariaDB", /*max_concurrent=*/0);
+  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kUnavailable);
+  EXPECT_NE(info.error().message().find("busy"), std::string::npos) << info.error().message();
+  EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+TEST_F(ProbeTest, VersionMismatchIsRefusedNamingBothVersions) {
+  StartServer("10.6.18-MariaDB");
+  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(info.error().message().find("10.6 vs 10.11"), std::string::npos)
+      << info.error().message();
+}
+
+TEST_F(ProbeTest, FlavourMismatchIsRefused) {
+  StartServer();
+  CloneOptions c = Client("right-secret");
+  c.flavour = "mysql";
+  auto info = ProbeDonor(Peer(), c, milliseconds(5000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(info.error().message().find("cannot cross flavours"), std::string::npos);
+}
+
+TEST_F(ProbeTest, ServerThatCannotQueryItsDatabaseIsUnavailable) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.secret = "right-secret";
+  o.tool = server_tool_;
+  o.socket = "/nonexistent/replboot-test.sock";  // the real version query fails
+  o.user = "nobody";
+  server_ = std::make_unique<BackupServer>(io_, o);
+  ASSERT_TRUE(server_->Start().ok());
+  thread_ = std::thread([this] { io_.run(); });
+  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kUnavailable);
+  EXPECT_NE(info.error().message().find("cannot query the local server"), std::string::npos)
+      << info.error().message();
+}
+
+TEST_F(ProbeTest, NothingListeningIsUnavailable) {
+  uint16_t port;
+  {
+    asio::ip::tcp::acceptor a(io_, {asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  auto info = ProbeDonor("127.0.0.1:" + std::to_string(port), Client("right-secret"),
+                         milliseconds(5000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kUnavailable) << info.error().ToString();
+}
+
+// A listener that accepts (the kernel does) but never says a word.
+TEST_F(ProbeTest, SilentServerTimesOutWithinTheBound) {
+  asio::ip::tcp::acceptor silent(io_, {asio::ip::make_address("127.0.0.1"), 0});
+  auto start = std::chrono::steady_clock::now();
+  auto info = ProbeDonor("127.0.0.1:" + std::to_string(silent.local_endpoint().port()),
+                         Client("right-secret"), milliseconds(300));
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kTimeout) << info.error().ToString();
+  EXPECT_GE(elapsed, milliseconds(250));
+  EXPECT_LT(elapsed, milliseconds(5000));  // the whole probe is bounded, not each step
+}
+
+// The prober runs the blocking handshake on its own pool: the caller's io_context keeps
+// running its other work while a probe waits on a silent peer.
+TEST_F(ProbeTest, AuthenticatedProberDoesNotBlockTheCallersLoop) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+  AuthenticatedProber prober(Client("right-secret"), milliseconds(1500));
+  std::optional<Status> result;
+  bool timer_fired_first = false;
+  asio::steady_timer timer(io, milliseconds(50));
+  timer.async_wait([&](boost::system::error_code) { timer_fired_first = !result.has_value(); });
+  asio::co_spawn(io, prober.Probe(silent.local_endpoint()),
+                 [&](std::exception_ptr e, Status s) {
+                   EXPECT_FALSE(e);
+                   result = std::move(s);
+                 });
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->code(), StatusCode::kTimeout) << result->ToString();
+  EXPECT_TRUE(timer_fired_first);
+}
+
+TEST_F(ProbeTest, AuthenticatedProberAcceptsTheRightDonor) {
+  StartServer();
+  asio::io_context io;
+  AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
+  std::optional<Status> result;
+  asio::co_spawn(io, prober.Probe({asio::ip::make_address("127.0.0.1"), server_->port()}),
+                 [&](std::exception_ptr e, Status s) {
+                   EXPECT_FALSE(e);
+                   result = std::move(s);
+                 });
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_TRUE(result->ok()) << result->ToString();
+  EXPECT_EQ(server_->backups_served(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+}  // namespace
+}  // namespace replboot::clone
