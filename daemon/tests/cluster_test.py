@@ -213,6 +213,13 @@ class Writer(threading.Thread):
         assert not self.is_alive(), "writer did not stop"
 
 
+def same_executable(pid, other):
+    try:
+        return os.readlink(f"/proc/{pid}/exe") == os.readlink(f"/proc/{other}/exe")
+    except OSError:
+        return False
+
+
 class LeakWatcher(threading.Thread):
     """Scans every process while the cluster runs: no secret in any argv, nor in the environment
     of anything but the replboot processes the test started (they get REPLBOOT_* from the test)."""
@@ -246,8 +253,12 @@ class LeakWatcher(threading.Thread):
             # scan can run between the spawn and the test recording the pid).
             parent = parents.get(pid)
             wrapper_mount = proc_comm(pid) == "mount" and (parent in self.allowed or parents.get(parent) == me)
+            # A node the test has just started (the scan can run before its pid is recorded),
+            # and a node's fork that has not exec'd yet (still the parent's executable and memory,
+            # environment included): both hold only what the test gave replboot itself.
+            own_env = parent == me or (parent in self.allowed and same_executable(pid, parent))
             for what in ("cmdline", "environ"):
-                if what == "environ" and (pid in self.allowed or wrapper_mount):
+                if what == "environ" and (pid in self.allowed or wrapper_mount or own_env):
                     continue
                 try:
                     with open(f"/proc/{pid}/{what}", "rb") as f:
