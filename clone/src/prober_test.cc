@@ -4,6 +4,7 @@
 #include "replboot/clone/prober.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,9 +16,11 @@
 #include <optional>
 #include <thread>
 
+#include "net.h"
 #include "replboot/base/files.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/clone.h"
+#include "tls_test_util.h"
 
 namespace replboot::clone {
 namespace {
@@ -51,8 +54,10 @@ class ProbeTest : public ::testing::Test {
     ::chmod(path.c_str(), 0755);
     return path;
   }
-  void StartServer(std::string version = "10.11.6-MariaDB", int64_t max_concurrent = 1) {
+  void StartServer(std::string version = "10.11.6-MariaDB", int64_t max_concurrent = 1,
+                   TlsOptions tls = {}) {
     ServerOptions o;
+    o.tls = std::move(tls);
     o.listen = "127.0.0.1:0";
     o.secret = "right-secret";
     o.tool = server_tool_;
@@ -212,6 +217,114 @@ TEST_F(ProbeTest, AuthenticatedProberAcceptsTheRightDonor) {
   EXPECT_TRUE(result->ok()) << result->ToString();
   EXPECT_EQ(server_->backups_served(), 0u);
   EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+// --- TLS (backup.tls) ---
+
+class TlsProbeTest : public ProbeTest {
+ protected:
+  void SetUp() override {
+    ProbeTest::SetUp();
+    auto pki = MakeTestPki();
+    ASSERT_TRUE(pki) << pki.error().ToString();
+    pki_ = std::move(*pki);
+  }
+  CloneOptions TlsClient(const TlsOptions& tls) {
+    CloneOptions c = Client("right-secret");
+    c.tls = tls;
+    return c;
+  }
+  std::unique_ptr<TestPki> pki_;
+};
+
+TEST_F(TlsProbeTest, ProbeOverTlsWithMutualVerification) {
+  StartServer("10.11.6-MariaDB", 1, pki_->server);
+  auto info = ProbeDonor(Peer(), TlsClient(pki_->client), milliseconds(10000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(server_->probes_answered(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+TEST_F(TlsProbeTest, CertificateFromAnotherCaIsPermissionDenied) {
+  StartServer("10.11.6-MariaDB", 1, pki_->server);
+  auto info = ProbeDonor(Peer(), TlsClient(pki_->stranger), milliseconds(10000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kPermissionDenied) << info.error().ToString();
+  EXPECT_NE(info.error().message().find("TLS handshake with " + Peer() + " failed"),
+            std::string::npos)
+      << info.error().message();
+  EXPECT_EQ(server_->probes_answered(), 0u);
+}
+
+TEST_F(TlsProbeTest, TlsClientAgainstAPlaintextServerSaysSo) {
+  StartServer();
+  auto info = ProbeDonor(Peer(), TlsClient(pki_->client), milliseconds(10000));
+  ASSERT_FALSE(info);
+  EXPECT_NE(info.error().message().find("TLS handshake with " + Peer() + " failed"),
+            std::string::npos)
+      << info.error().message();
+  EXPECT_NE(info.error().message().find("backup.tls = true on " + Peer()), std::string::npos)
+      << info.error().message();
+}
+
+TEST_F(TlsProbeTest, PlaintextClientAgainstATlsServerSaysSo) {
+  StartServer("10.11.6-MariaDB", 1, pki_->server);
+  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(10000));
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kUnavailable);
+  EXPECT_NE(info.error().message().find(Peer() + " expects TLS"), std::string::npos)
+      << info.error().message();
+}
+
+// A man in the middle with his own certificate terminates TLS towards both sides (no CA:
+// nobody verifies) and relays the handshake frames unchanged. Without channel binding the
+// relayed MACs would verify and he would read the stream; with it the server refuses.
+TEST_F(TlsProbeTest, ChannelBindingDefeatsATlsTerminatingRelay) {
+  TlsOptions unverified_server = pki_->server;
+  unverified_server.ca.clear();
+  TlsOptions unverified_client = pki_->client;
+  unverified_client.ca.clear();
+  TlsOptions mitm = pki_->stranger;
+  mitm.ca.clear();
+  StartServer("10.11.6-MariaDB", 1, unverified_server);
+
+  asio::io_context relay_io;
+  asio::ip::tcp::acceptor listener(relay_io, {asio::ip::make_address("127.0.0.1"), 0});
+  const uint16_t relay_port = listener.local_endpoint().port();
+  const uint16_t server_port = server_->port();
+  auto relay_ctx = net::TlsContext::Create(mitm, net::TlsContext::Role::kServer);
+  auto upstream_ctx = net::TlsContext::Create(mitm, net::TlsContext::Role::kClient);
+  ASSERT_TRUE(relay_ctx && upstream_ctx);
+  std::atomic<int> relayed{0};
+  std::thread relay([&] {
+    const milliseconds t(10000);
+    asio::ip::tcp::socket accepted(relay_io);
+    boost::system::error_code ec;
+    listener.accept(accepted, ec);
+    if (ec) return;
+    int fd = accepted.release(ec);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    net::Socket down(fd, "victim-client");
+    if (!down.StartTls(**relay_ctx, t).ok()) return;
+    auto up = net::Connect("127.0.0.1", server_port, t);
+    if (!up || !up->StartTls(**upstream_ctx, t).ok()) return;
+    // HELLO →, CHALLENGE ←, RESPONSE →, PROOF or ERROR ←: forwarded byte for byte.
+    for (int i = 0; i < 2; ++i) {
+      auto from_client = down.ReadControlFrame(t);
+      if (!from_client || !up->WriteFrame(from_client->type, from_client->payload, t).ok()) return;
+      auto from_server = up->ReadControlFrame(t);
+      if (!from_server || !down.WriteFrame(from_server->type, from_server->payload, t).ok())
+        return;
+      relayed.fetch_add(1);
+    }
+  });
+  auto info = ProbeDonor("127.0.0.1:" + std::to_string(relay_port), TlsClient(unverified_client),
+                         milliseconds(10000));
+  relay.join();
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code(), StatusCode::kPermissionDenied) << info.error().ToString();
+  EXPECT_EQ(relayed.load(), 2) << "the relay did not get as far as the authentication";
+  EXPECT_EQ(server_->probes_answered(), 0u);
 }
 
 }  // namespace
