@@ -45,7 +45,7 @@ class Cluster:
             self._slow = self.serve(self.h.addr(3), "serve-slow", bandwidth=3_000_000)
         return self._slow
 
-    def config(self, name, listen="127.0.0.1:3307", secret_file=None, bandwidth=0, datadir=None):
+    def config(self, name, listen="127.0.0.1:3307", secret_file=None, bandwidth=0, datadir=None, extra=""):
         path = self.h.path(f"{name}.toml")
         with open(path, "w") as f:
             f.write(f"""[node]
@@ -61,18 +61,18 @@ password_file = "{self.password_file}"
 secret_file = "{secret_file or self.secret_file}"
 bandwidth_limit = {bandwidth}
 use_memory = "64M"
-""")
+{extra}""")
         return path
 
-    def serve(self, addr, name, bandwidth=0):
-        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth)
+    def serve(self, addr, name, bandwidth=0, extra=""):
+        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra)
         proc = self.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
         wait_until(lambda: "backup_server_listening" in read(proc.log_path), 20, f"{name} to listen")
         proc.addr = addr
         return proc
 
-    def clone_proc(self, name, source, datadir, secret_file=None, extra=()):
-        cfg = self.config(name, secret_file=secret_file, datadir=datadir)
+    def clone_proc(self, name, source, datadir, secret_file=None, extra=(), config_extra=""):
+        cfg = self.config(name, secret_file=secret_file, datadir=datadir, extra=config_extra)
         return self.h.spawn([replboot_bin(), "clone", "--config", cfg, "--from", source, *extra], log_name=name)
 
 
@@ -341,6 +341,71 @@ def test_clone_from_replica_leaves_its_replication_running():
     assert after.get("Slave_SQL_Running") == "Yes" and after.get("Slave_IO_Running") == "Yes", after
     p.sql("INSERT INTO app.t VALUES (%d, 'after the clone');" % (ROWS + 1))
     wait_until(lambda: donor.value("SELECT COUNT(*) FROM app.t") == str(ROWS + 1), 30, "replication after the clone")
+
+
+def make_pki(h):
+    """A throwaway CA, two node certificates it signs, and a stranger signed by another CA."""
+    d = h.path("pki")
+    os.makedirs(d, mode=0o700)
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{d}/{ca}.key", "-out", f"{d}/{ca}.pem", "-days", "1", "-subj", f"/CN={ca}")
+    for serial, (leaf, ca) in enumerate((("donor", "ca"), ("replica", "ca"), ("stranger", "other-ca")), 2):
+        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{d}/{leaf}.key", "-out", f"{d}/{leaf}.csr", "-subj", f"/CN={leaf}")
+        ssl("x509", "-req", "-in", f"{d}/{leaf}.csr", "-CA", f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key",
+            "-set_serial", str(serial), "-days", "1", "-out", f"{d}/{leaf}.pem")
+
+    def tls(leaf, ca):
+        return (f'tls = true\ntls_cert = "{d}/{leaf}.pem"\ntls_key = "{d}/{leaf}.key"\n'
+                f'tls_ca = "{d}/{ca}.pem"\n')
+
+    return {"donor": tls("donor", "ca"), "replica": tls("replica", "ca"),
+            "stranger": tls("stranger", "other-ca")}
+
+
+def test_clone_over_tls():
+    c = cluster()
+    pki = make_pki(c.h)
+    donor = c.serve(c.h.addr(7), "serve-tls", extra=pki["donor"])
+    assert "tls=verify-peer" in read(donor.log_path), read(donor.log_path)
+    datadir = c.h.path("tls-data")
+    rc, log = run_clone(c, "clone-tls", f"{donor.addr}:3307", datadir, config_extra=pki["replica"])
+    assert rc == 0, log
+    assert "event=clone_done" in log, log
+    assert "event=backup_served" in read(donor.log_path)
+    assert_good_clone(c, datadir, 8)
+    assert_no_secret_in_logs(c)
+
+
+def test_tls_mismatches_are_named():
+    c = cluster()
+    pki = make_pki(c.h)
+    donor = c.serve(c.h.addr(7), "serve-tls", extra=pki["donor"])
+    # A certificate from another CA: refused as authentication (exit 3), naming the peer.
+    datadir = c.h.path("tls-wrong-ca-data")
+    rc, log = run_clone(c, "clone-tls-wrong-ca", f"{donor.addr}:3307", datadir, config_extra=pki["stranger"])
+    assert rc == 3, log
+    assert f"TLS handshake with {donor.addr}:3307 failed" in log, log
+    assert "certificate" in log, log
+    assert not os.path.exists(datadir)
+    # A TLS client against the plaintext server: both sides say which side speaks TLS.
+    rc, log = run_clone(c, "clone-tls-to-plain", f"{c.fast.addr}:3307", c.h.path("tls-to-plain-data"),
+                        config_extra=pki["replica"])
+    assert rc == 1, log
+    assert f"TLS handshake with {c.fast.addr}:3307 failed" in log and "backup.tls = true on" in log, log
+    wait_until(lambda: "speaks TLS but backup.tls is false" in read(c.fast.log_path), 10, "the plaintext server's log")
+    # A plaintext client against the TLS server.
+    rc, log = run_clone(c, "clone-plain-to-tls", f"{donor.addr}:3307", c.h.path("plain-to-tls-data"))
+    assert rc == 1, log
+    assert f"{donor.addr}:3307 expects TLS" in log, log
+    wait_until(lambda: "speaks plaintext but backup.tls is true" in read(donor.log_path), 10, "the TLS server's log")
+    assert "event=backup_started" not in read(donor.log_path)
+    assert_no_secret_in_logs(c)
 
 
 if __name__ == "__main__":
