@@ -4,6 +4,7 @@ mid-stream, a relay that corrupts the stream, a wrong secret, and replboot SIGKI
 the transfer and during prepare. Every failure must leave no committed datadir; every retry
 must converge to a clone that mariadbd starts on with the primary's rows.
 """
+import json
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests,
+from replboot_harness import (Dnsmasq, Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests,
                               wait_until, write_private)
 
 SECRET = "clone-test-secret-" + "s" * 12
@@ -341,6 +342,37 @@ def test_clone_from_replica_leaves_its_replication_running():
     assert after.get("Slave_SQL_Running") == "Yes" and after.get("Slave_IO_Running") == "Yes", after
     p.sql("INSERT INTO app.t VALUES (%d, 'after the clone');" % (ROWS + 1))
     wait_until(lambda: donor.value("SELECT COUNT(*) FROM app.t") == str(ROWS + 1), 30, "replication after the clone")
+
+
+def test_peers_probes_with_the_authenticated_hello():
+    """`replboot peers` with a secret: the real donor answers the probe (no backup started), a
+    donor with another secret is listed as refused and not chosen."""
+    c = cluster()
+    h = c.h
+    other = write_private(h.path("other-secret"), "another-secret\n")
+    cfg = c.config("serve-other-secret", listen=f"{h.addr(1)}:3307", secret_file=other)
+    imposter = h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-other-secret")
+    wait_until(lambda: "backup_server_listening" in read(imposter.log_path), 20, "the other server to listen")
+    dns = Dnsmasq(h, f"{h.subnet}.2")
+    dns.add_host("mysql-0.mysql", c.fast.addr).add_host("mysql-1.mysql", h.addr(1)).start()
+    resolv = h.path("resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("options ndots:1\n")
+    r = subprocess.run([replboot_bin(), "peers", "--config", c.config("peers"), "--hostname", "mysql-2", "--json",
+                        "--dns-server", f"{dns.addr}:{dns.port}", "--set", f"dns.resolv_conf={resolv}",
+                        "--set", "dns.lookup_deadline=30"], capture_output=True, text=True, timeout=60)
+    docs = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert r.returncode == 0 and docs, r.stdout + r.stderr
+    doc = json.loads(docs[-1])
+    assert doc["probe"] == "authenticated", doc
+    assert doc["donor"]["ordinal"] == 0, doc
+    peers = {p["ordinal"]: p for p in doc["peers"]}
+    assert peers[1]["state"] == "refused" and "authentication failed" in peers[1]["summary"], peers[1]
+    assert peers[0]["state"] == "reachable", peers[0]
+    wait_until(lambda: "event=backup_probe_answered" in read(c.fast.log_path), 10, "the donor to log the probe")
+    assert "event=backup_started" not in read(c.fast.log_path), "a probe started a backup"
+    assert "event=auth_refused" in read(imposter.log_path)
+    assert_no_secret_in_logs(c)
 
 
 def make_pki(h):

@@ -107,6 +107,7 @@ def test_all_peers_present():
             assert rc == 0, rc
             assert doc["donor"]["ordinal"] == 2, doc
             assert doc["donor"]["endpoint"] == f"{h.addr(2)}:{BACKUP_PORT}", doc
+            assert doc["probe"] == "tcp", doc  # no backup.secret: a TCP connect only
             peers = by_ordinal(doc)
             assert sorted(peers) == [0, 1, 2]
             for i in range(3):
