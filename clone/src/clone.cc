@@ -105,6 +105,20 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
   return Status::Ok();
 }
 
+void Report(const CloneOptions& options, const CloneProgressEvent& event) {
+  if (options.on_progress) options.on_progress(event);
+}
+
+CloneProgressEvent Event(std::string phase, std::string donor = "", uint64_t bytes = 0,
+                         uint64_t estimated_bytes = 0) {
+  CloneProgressEvent event;
+  event.phase = std::move(phase);
+  event.donor = std::move(donor);
+  event.bytes = bytes;
+  event.estimated_bytes = estimated_bytes;
+  return event;
+}
+
 // Reads DATA frames into the extractor until the TRAILER.
 Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
@@ -114,6 +128,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
+  auto next_report = start;
   for (;;) {
     if (options.cancel && options.cancel->load())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
@@ -163,8 +178,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       bytes += *n;
     }
     auto now = Clock::now();
-    if (now >= next_progress) {
-      next_progress = now + options.progress_interval;
+    if (now >= next_progress || (options.on_progress && now >= next_report)) {
       double elapsed = Seconds(start);
       double mbps = elapsed > 0 ? static_cast<double>(bytes) / 1e6 / elapsed : 0;
       // -1: no estimate to go by. The estimate is the donor's datadir size, so the stream
@@ -176,9 +190,19 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                                          mbps)
                   : 0;
       }
-      Log()->info(
-          "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}", peer,
-          bytes, header.estimated_bytes, mbps, eta);
+      if (now >= next_report) {
+        next_report = now + options.progress_report_interval;
+        CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
+        event.bytes_per_second = mbps * 1e6;
+        if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
+        Report(options, event);
+      }
+      if (now >= next_progress) {
+        next_progress = now + options.progress_interval;
+        Log()->info(
+            "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}",
+            peer, bytes, header.estimated_bytes, mbps, eta);
+      }
     }
   }
 }
@@ -326,6 +350,7 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
       peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
       header->estimated_bytes);
   if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
+  Report(options, Event("streaming", peer, 0, header->estimated_bytes));
 
   struct DiscardStaging {
     std::string dir;
@@ -374,12 +399,17 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", peer, bytes,
               static_cast<int64_t>(result.fetch_seconds * 1000));
 
+  const CloneProgressEvent received = Event("preparing", peer, bytes, header->estimated_bytes);
+  Report(options, received);
   auto prepare_start = Clock::now();
   if (Status s = Prepare(staging, options); !s.ok()) return Error(s);
   result.prepare_seconds = Seconds(prepare_start);
   Log()->info("event=prepare_done dir={} elapsed_ms={}", log::Quote(staging),
               static_cast<int64_t>(result.prepare_seconds * 1000));
 
+  CloneProgressEvent committing = received;
+  committing.phase = "committing";
+  Report(options, committing);
   auto commit_start = Clock::now();
   if (Status s = ChownTree(staging, options.owner); !s.ok()) return Error(s);
   if (Status s = SyncTree(staging); !s.ok()) return Error(s);
@@ -410,6 +440,9 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
       "commit_s={:.1f}",
       peer, log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
       result.commit_seconds);
+  CloneProgressEvent done = received;
+  done.phase = "done";
+  Report(options, done);
   return result;
 }
 
@@ -449,7 +482,20 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
   std::map<std::string, int> auth_skip;  // peer → rounds left to skip
   milliseconds backoff = policy.first_backoff;
   Status last(StatusCode::kUnavailable, "no peer to clone from");
+  int attempts = 0;
+  std::string last_error;
+  // Each attempt's events carry the attempt number and the previous attempt's error.
+  CloneOptions attempt_options = options;
+  if (options.on_progress) {
+    attempt_options.on_progress = [&](const CloneProgressEvent& event) {
+      CloneProgressEvent e = event;
+      e.attempt = attempts;
+      if (e.error.empty()) e.error = last_error;
+      options.on_progress(e);
+    };
+  }
   for (int round = 1; policy.max_rounds == 0 || round <= policy.max_rounds; ++round) {
+    Report(attempt_options, Event("discovering"));
     auto peers = peers_fn();
     for (const auto& peer : peers) {
       if (options.cancel && options.cancel->load())
@@ -458,9 +504,12 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
         --it->second;
         continue;
       }
-      auto result = CloneFrom(peer, options);
+      ++attempts;
+      auto result = CloneFrom(peer, attempt_options);
       if (result) return result;
       last = result.error();
+      last_error = last.message();
+      Report(attempt_options, Event("failed", peer));
       Log()->warn("event=clone_attempt_failed peer={} round={} code={} error={}", peer, round,
                   StatusCodeName(last.code()), log::Quote(last.message()));
       if (last.code() == StatusCode::kPermissionDenied) auth_skip[peer] = policy.auth_skip_rounds;

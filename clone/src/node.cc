@@ -71,7 +71,8 @@ std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::
 }  // namespace
 
 Status CloneIntoDatadir(const conf::Config& config, const conf::Identity& identity,
-                        const std::function<bool()>& stopping) {
+                        const std::function<bool()>& stopping,
+                        const CloneProgressCallback& on_progress) {
   const bool is_primary = identity.role == conf::Role::kPrimary;
   auto action = Recover(config.mysql.datadir, is_primary, /*force_reclone=*/false);
   if (!action) return action.error();
@@ -92,6 +93,7 @@ Status CloneIntoDatadir(const conf::Config& config, const conf::Identity& identi
     }
   });
   options->cancel = &cancel;
+  options->on_progress = on_progress;
   RetryPolicy policy;  // until a clone commits or we are stopped
   // Candidates are probed with the authenticated hello, so a peer with another secret, an
   // incompatible version or no free backup slot is not chosen in the first place.

@@ -33,8 +33,22 @@ Status NodeServices::OnStart(NodeContext& ctx) {
 
 Status NodeServices::PrepareDatadir(NodeContext& ctx) {
   Supervisor* supervisor = ctx.supervisor;
+  replication::CloneProgress* progress = node_ ? &node_->clone_progress() : nullptr;
+  auto on_progress = [progress](const clone::CloneProgressEvent& event) {
+    if (progress == nullptr) return;
+    replication::CloneProgress::View view;
+    view.phase = event.phase;
+    view.donor = event.donor;
+    view.bytes = event.bytes;
+    view.total_bytes = event.estimated_bytes;
+    view.bytes_per_second = event.bytes_per_second;
+    view.eta_seconds = event.eta_seconds;
+    view.attempts = event.attempt;
+    view.error = event.error;
+    progress->Set(std::move(view));
+  };
   return clone::CloneIntoDatadir(ctx.config(), ctx.identity,
-                                 [supervisor] { return supervisor->Stopping(); });
+                                 [supervisor] { return supervisor->Stopping(); }, on_progress);
 }
 
 Status NodeServices::AfterReady(NodeContext& ctx) {

@@ -261,6 +261,16 @@ def test_pods_scale_restart_recreate():
             # so after the clone's idle timeout the clone moves on to another peer.
             p3 = pods.start(3, extra=["--set", f"backup.idle_timeout={CLONE_IDLE_TIMEOUT_S}"])
             wait_log(p3, rf"event=clone_header peer={re.escape(net.addr(2))}:3307", 120, "mysql-3 to stream from mysql-2")
+            # mysqld does not exist yet on mysql-3, but its HTTP server shows the clone.
+            donor2 = f"{net.addr(2)}:3307"
+
+            def streaming_from_mysql_2():
+                clone = json.loads(pods.http(3, "/status")[1])["clone"]
+                return clone["active"] and clone["phase"] == "streaming" and clone["donor"] == donor2 \
+                    and clone["bytes"] > 0 and clone["total_bytes"] > 0
+            wait_until(streaming_from_mysql_2, 30, "mysql-3 /status to show the clone from mysql-2", interval=0.2)
+            code, body = pods.http(3, "/health")
+            assert code == 503 and body.startswith(f"cloning: streaming from {donor2}: "), (code, body)
             time.sleep(1)
             net.cut(2)
             cut_at = time.time()
@@ -270,6 +280,9 @@ def test_pods_scale_restart_recreate():
             assert re.search(rf"event=clone_attempt_failed peer={re.escape(net.addr(2))}:3307 ", log), log[-3000:]
             m = re.search(r"event=clone_done peer=(\S+) ", log)
             assert m and m.group(1) in (f"{net.addr(1)}:3307", f"{net.addr(0)}:3307"), log[-3000:]
+            clone = json.loads(pods.http(3, "/status")[1])["clone"]
+            assert clone["phase"] == "done" and not clone["active"] and clone["donor"] == m.group(1), clone
+            assert clone["attempts"] >= 2 and clone["bytes"] > 0, clone
             pods.sql(0, "INSERT INTO pods.t VALUES (30, 'after mysql-3')")
             expected.append(["30", "after mysql-3"])
             for i in (1, 3):

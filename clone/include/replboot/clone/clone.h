@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,21 @@
 #include "replboot/clone/tls.h"
 
 namespace replboot::clone {
+
+// What a clone is doing, for the node's /status (the daemon maps it onto the HTTP view).
+struct CloneProgressEvent {
+  // "discovering" (a round of discovery and probes), "streaming", "preparing", "committing",
+  // then "done"; "failed" after an attempt failed (a retry follows unless it was the last).
+  std::string phase;
+  std::string donor;  // host:port of the current or last attempt
+  uint64_t bytes = 0;
+  uint64_t estimated_bytes = 0;  // the donor's estimate; 0 unknown
+  double bytes_per_second = 0;
+  std::optional<double> eta_seconds;
+  int attempt = 0;    // attempts started by CloneFromPeers (0 for a lone CloneFrom)
+  std::string error;  // the last failed attempt's error
+};
+using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
 
 struct CloneOptions {
   std::string datadir;
@@ -36,7 +52,11 @@ struct CloneOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds handshake_timeout{15'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the donor
-  std::chrono::milliseconds progress_interval{5'000};
+  std::chrono::milliseconds progress_interval{5'000};  // log lines
+  // Called from the cloning thread at each phase and every `progress_report_interval` while
+  // streaming; must be cheap and must not throw.
+  CloneProgressCallback on_progress;
+  std::chrono::milliseconds progress_report_interval{500};
   // Received bytes queued for the unpacking thread at most (it waits for the disk).
   size_t pipeline_bytes = 64u << 20;
   const std::atomic<bool>* cancel = nullptr;  // set to stop between frames (shutdown)

@@ -14,6 +14,7 @@
 #include <functional>
 
 #include "replboot/base/status.h"
+#include "replboot/clone/clone.h"
 #include "replboot/conf/config.h"
 #include "replboot/conf/identity.h"
 
@@ -21,8 +22,10 @@ namespace replboot::clone {
 
 // Blocks (run it on a worker thread, never an I/O thread). Ok when the datadir holds a
 // committed clone or data of its own afterwards; kCancelled when `stopping` said so.
+// `on_progress` (optional) sees every phase and the streaming progress (clone.h).
 Status CloneIntoDatadir(const conf::Config& config, const conf::Identity& identity,
-                        const std::function<bool()>& stopping);
+                        const std::function<bool()>& stopping,
+                        const CloneProgressCallback& on_progress = {});
 
 }  // namespace replboot::clone
 
