@@ -19,13 +19,6 @@
 #include "replboot/conf/render.h"
 #include "replboot/db/client.h"
 
-// For functions returning Status (REPLBOOT_RETURN_IF_ERROR is for Result<T>).
-#define RETURN_STATUS_IF_ERROR(expr)                 \
-  do {                                               \
-    ::replboot::Status daemon_status_ = (expr);      \
-    if (!daemon_status_.ok()) return daemon_status_; \
-  } while (0)
-
 namespace replboot::daemon {
 namespace {
 
@@ -103,7 +96,7 @@ Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUse
 Status ClearDir(const std::string& datadir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(datadir, ec)) {
-    RETURN_STATUS_IF_ERROR(files::RemoveAll(entry.path().string()));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(entry.path().string()));
   }
   if (ec)
     return Status(StatusCode::kIOError, fmt::format("list datadir {}: {}", datadir, ec.message()));
@@ -166,7 +159,7 @@ Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, con
   if (supervisor.Stopping() || !status->ok()) {
     // What the step started may outlive it (install-db's mariadbd --bootstrap);
     // it must be gone before the datadir is cleared or replboot exits.
-    RETURN_STATUS_IF_ERROR(EndProcessGroup(child->pid, what));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(EndProcessGroup(child->pid, what));
   }
   if (supervisor.Stopping()) {
     return Status(StatusCode::kCancelled,
@@ -396,15 +389,15 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   log->info("event=config_rendered path={} flavour={} role={} server_id={}",
             log::Quote(ctx.defaults_file), conf::FlavourName(ctx.flavour),
             conf::RoleName(ctx.identity.role), ctx.identity.server_id);
-  if (hooks.on_start) RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
+  if (hooks.on_start) REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
 
   auto os_user = MysqlOsUser(config);
   if (!os_user) return os_user.error();
   std::optional<std::string> user_flag;
   if (*os_user) user_flag = (*os_user)->name;
-  RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
   const std::string socket_dir = ParentDir(config.mysql.socket);
-  RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, *os_user, "socket directory"));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, *os_user, "socket directory"));
 
   auto state = InspectDatadir(config.mysql.datadir);
   if (!state) return state.error();
@@ -434,7 +427,7 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
         return s;
       }
       // Before the first start: if it is interrupted, the next run sets the password.
-      RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(marker, "root password not set yet\n", 0600));
+      REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(marker, "root password not set yet\n", 0600));
       set_root_password = true;
       break;
     }
@@ -450,9 +443,9 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
       set_root_password = true;
       break;
     case BootstrapAction::kClone:
-      RETURN_STATUS_IF_ERROR(hooks.prepare_datadir(ctx));
+      REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.prepare_datadir(ctx));
       // The clone wrote as root: hand the new files to mysqld's user.
-      RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
+      REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
       break;
     case BootstrapAction::kNoClone:
       return Status(
@@ -494,15 +487,15 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
     if (!removed.ok())
       log->error("event=init_file_remove_failed error={}", log::Quote(removed.ToString()));
   }
-  RETURN_STATUS_IF_ERROR(ready);
+  REPLBOOT_RETURN_STATUS_IF_ERROR(ready);
   if (set_root_password) {
-    RETURN_STATUS_IF_ERROR(files::RemoveAll(marker));
-    RETURN_STATUS_IF_ERROR(files::FsyncDir(config.mysql.datadir));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(marker));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(files::FsyncDir(config.mysql.datadir));
     log->info("event=root_password_set users=\"root@localhost root@%\"");
   }
 
   if (hooks.after_ready) {
-    RETURN_STATUS_IF_ERROR(hooks.after_ready(ctx));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.after_ready(ctx));
     log->info("event=after_ready_done");
   }
   return Status::Ok();
