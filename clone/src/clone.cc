@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -54,6 +55,18 @@ Result<StreamHeader> ReadHeader(net::Socket& sock, const CloneOptions& options) 
   return header;
 }
 
+// `<tool> --version` output, run once per tool and process: every probe of every round checks
+// it, and the local binary does not change under a running replboot.
+Result<std::string> ToolVersionText(const std::string& tool) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(tool); it != cache.end()) return it->second;
+  auto version = process::RunCapture({tool, "--version"}, process::ChildEnvironment());
+  if (!version) return Error(version.error().WithContext(fmt::format("running {} --version", tool)));
+  return cache.emplace(tool, version->out + version->err).first->second;
+}
+
 // Flavour and major.minor of the donor's server against the local backup tool: --prepare
 // refuses a backup of another version, so a mismatch is refused before any byte is written.
 Status CheckCompatible(const std::string& peer, const std::string& flavour,
@@ -64,9 +77,9 @@ Status CheckCompatible(const std::string& peer, const std::string& flavour,
                               peer, flavour, server_version, options.flavour));
   }
   const std::string tool = LocalTool(options);
-  auto version = process::RunCapture({tool, "--version"}, process::ChildEnvironment());
-  if (!version) return version.error().WithContext(fmt::format("running {} --version", tool));
-  std::string text = version->out + version->err;
+  auto version = ToolVersionText(tool);
+  if (!version) return version.error();
+  const std::string& text = *version;
   // "mariabackup based on MariaDB server 10.11.19-MariaDB Linux (x86_64)".
   auto local =
       MajorMinor(text.substr(text.find("server") == std::string::npos ? 0 : text.find("server")));

@@ -214,7 +214,8 @@ void AddCommands(CLI::App& app, ProberFactory make_prober) {
                                  "resolve the peers through DNS, probe their backup endpoints, "
                                  "and show which one would be the donor; retries until "
                                  "dns.lookup_deadline while none answers (--set "
-                                 "dns.lookup_deadline=0 for a single round). With backup.secret "
+                                 "dns.lookup_deadline=1 to give up after about a second). With "
+                                 "backup.secret "
                                  "set, each endpoint gets the authenticated hello (secret, "
                                  "flavour, version, busy); without it only a TCP connect");
   auto flags = std::make_shared<conf::ConfigFlags>();
