@@ -23,11 +23,6 @@ auto Log() { return log::Get("clone"); }
 // A probe is a TCP connect, the HMAC handshake and one query on the donor.
 constexpr std::chrono::milliseconds kProbeTimeout{3000};
 
-std::string EndpointText(const boost::asio::ip::tcp::endpoint& e) {
-  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                             : fmt::format("{}:{}", e.address().to_string(), e.port());
-}
-
 // One discovery round on a private event loop: every reachable candidate's backup
 // endpoint, in policy order. Empty when none answers before the discovery deadline.
 std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::Identity& identity,
@@ -61,7 +56,7 @@ std::vector<std::string> DiscoverDonors(const conf::Config& config, const conf::
                   peer.candidate.ordinal, peer.candidate.name, discovery::PeerStateName(peer.state),
                   log::Quote(peer.Summary()));
       if (peer.state == discovery::PeerState::kReachable && peer.answered)
-        donors.push_back(EndpointText(*peer.answered));
+        donors.push_back(discovery::EndpointText(*peer.answered));
     }
   }
   resolver->reset();  // before the io_context goes

@@ -13,12 +13,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string EndpointText(const asio::ip::tcp::endpoint& endpoint) {
-  std::ostringstream out;
-  out << endpoint;  // "[::1]:3307" for IPv6
-  return out.str();
-}
-
 // Runs on the prober's pool: blocking is fine there.
 asio::awaitable<Status> ProbeOnPool(std::string peer, const CloneOptions* options,
                                     std::chrono::milliseconds timeout) {
@@ -42,11 +36,12 @@ AuthenticatedProber::~AuthenticatedProber() { pool_.join(); }
 
 asio::awaitable<Status> AuthenticatedProber::Probe(asio::ip::tcp::endpoint endpoint) {
   Status status = co_await asio::co_spawn(
-      pool_, ProbeOnPool(EndpointText(endpoint), &options_, timeout_), asio::use_awaitable);
+      pool_, ProbeOnPool(discovery::EndpointText(endpoint), &options_, timeout_),
+      asio::use_awaitable);
   // The blocking probe cannot be interrupted; a cancellation that arrived meanwhile wins.
   if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
     co_return Status(StatusCode::kCancelled,
-                     fmt::format("probe of {} cancelled", EndpointText(endpoint)));
+                     fmt::format("probe of {} cancelled", discovery::EndpointText(endpoint)));
   }
   co_return status;
 }

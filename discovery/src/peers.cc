@@ -73,11 +73,6 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-std::string EndpointText(const asio::ip::tcp::endpoint& endpoint) {
-  std::ostringstream out;
-  out << endpoint;
-  return out.str();
-}
 }  // namespace
 
 std::optional<uint16_t> SrvPortFor(const std::vector<SrvRecord>& records, std::string_view name) {
@@ -286,8 +281,8 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
           logger->info("event=peer_reachable name={} ordinal={} endpoint={}", peer.candidate.name,
                        peer.candidate.ordinal, EndpointText(*peer.answered));
         } else {
-          peer.state = only_refusals && !why.empty() ? PeerState::kRefused
-                                                     : PeerState::kUnreachable;
+          peer.state =
+              only_refusals && !why.empty() ? PeerState::kRefused : PeerState::kUnreachable;
           peer.detail = fmt::format("{}", fmt::join(why, "; "));
           if (peer.state == PeerState::kRefused) {
             logger->warn("event=peer_refused name={} ordinal={} reason={}", peer.candidate.name,

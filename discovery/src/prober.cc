@@ -12,13 +12,11 @@ namespace replboot::discovery {
 
 namespace asio = boost::asio;
 
-namespace {
 std::string EndpointText(const asio::ip::tcp::endpoint& endpoint) {
   std::ostringstream out;
-  out << endpoint;  // "[::1]:3307" for IPv6
+  out << endpoint;  // brackets around IPv6 addresses
   return out.str();
 }
-}  // namespace
 
 asio::awaitable<Status> TcpProber::Probe(asio::ip::tcp::endpoint endpoint) {
   auto executor = co_await asio::this_coro::executor;

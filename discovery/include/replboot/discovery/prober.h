@@ -6,10 +6,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
+#include <string>
 
 #include "replboot/base/status.h"
 
 namespace replboot::discovery {
+
+// "10.0.0.7:3307", "[fd00::7]:3307": how endpoints appear in logs, reports and peer lists.
+std::string EndpointText(const boost::asio::ip::tcp::endpoint& endpoint);
 
 class Prober {
  public:
