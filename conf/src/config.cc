@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <set>
 #include <system_error>
 #include <variant>
 
@@ -78,6 +79,8 @@ const std::vector<Setting>& Settings() {
        "application user's password"},
       {"cluster.app_password_file", REPLBOOT_FIELD(cluster, app_password_file), false,
        "file holding the application password"},
+      {"cluster.app_databases", REPLBOOT_FIELD(cluster, app_databases), false,
+       "databases the application user may use, created if missing; \"*\" = all, mysql included"},
 
       {"dns.servers", REPLBOOT_FIELD(dns, servers), false,
        "DNS servers host[:port]; empty = resolv_conf"},
@@ -705,6 +708,19 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
                "must be a DNS name (letters, digits, '-', '.')");
   }
   check.NotEmpty("cluster.app_user", c.cluster.app_user);
+  for (const std::string& name : c.cluster.app_databases) {
+    static const std::set<std::string, std::less<>> kSystem = {
+        "mysql", "sys", "performance_schema", "information_schema", "replboot"};
+    if (name == "*") continue;
+    if (name.empty() || name.size() > 64 ||
+        name.find_first_of(std::string_view("`/\\.\0", 5)) != std::string::npos) {
+      check.Fail("cluster.app_databases", Quoted(name),
+                 "must be a database name (1 to 64 characters, no '`', '/', '\\', '.') or \"*\"");
+    } else if (kSystem.contains(name)) {
+      check.Fail("cluster.app_databases", Quoted(name),
+                 "is a system schema: the application user gets no grants there");
+    }
+  }
 
   for (const std::string& server : c.dns.servers) check.HostPort("dns.servers", server, false);
   check.AtLeast("dns.timeout_ms", c.dns.timeout_ms, 1);

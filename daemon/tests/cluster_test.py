@@ -384,11 +384,17 @@ def test_three_node_cluster_end_to_end():
         assert st["role"] == "primary" and st["read_only"] is False and st["server_id"] == 100, st
 
         # The app user (created by replboot from the Secret) writes over TCP on the primary.
-        r = p0.app_sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, origin VARCHAR(16) NOT NULL, "
+        # `app` exists already: the primary creates cluster.app_databases with the accounts.
+        r = p0.app_sql("CREATE DATABASE IF NOT EXISTS app; CREATE TABLE app.t (id INT PRIMARY KEY, origin VARCHAR(16) NOT NULL, "
                        "pad VARCHAR(200) NOT NULL) ENGINE=InnoDB;"
                        "USE app; INSERT INTO app.t SELECT seq, 'seed', REPEAT(MD5(seq), 4) FROM seq_1_to_500;")
         assert r.returncode == 0, r.stderr.decode()
         expected = set(range(1, 501))
+        # Its grants are on `app` only: the grant tables are out of its reach.
+        r = p0.app_sql("INSERT INTO mysql.global_priv VALUES ('%', 'intruder', '{}')")
+        assert r.returncode != 0 and b"denied" in r.stderr, r.stderr.decode()
+        r = p0.app_sql("CREATE DATABASE elsewhere")
+        assert r.returncode != 0 and b"denied" in r.stderr, r.stderr.decode()
 
         # --- mysql-1: empty datadir, discovers mysql-0 through DNS, clones it, replicates.
         step("starting mysql-1 (empty datadir)")

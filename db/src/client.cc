@@ -30,6 +30,16 @@ bool Row::Has(const std::string& column) const {
   return false;
 }
 
+std::string QuoteIdentifier(const std::string& name) {
+  std::string out = "`";
+  for (char c : name) {
+    if (c == '`') out.push_back('`');
+    out.push_back(c);
+  }
+  out.push_back('`');
+  return out;
+}
+
 std::string QuoteLiteral(const std::string& value) {
   std::string out;
   out.reserve(value.size() + 2);

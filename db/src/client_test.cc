@@ -25,6 +25,12 @@ TEST(RowTest, DefaultRowHasNoColumns) {
   EXPECT_EQ(row.Get("a"), std::nullopt);
 }
 
+TEST(QuoteIdentifierTest, DoublesBackticks) {
+  EXPECT_EQ(QuoteIdentifier("app"), "`app`");
+  EXPECT_EQ(QuoteIdentifier("a`b"), "`a``b`");
+  EXPECT_EQ(QuoteIdentifier("my_app"), "`my_app`");
+}
+
 TEST(QuoteLiteralTest, EscapesQuotesBackslashesAndControlBytes) {
   EXPECT_EQ(QuoteLiteral("plain"), "'plain'");
   EXPECT_EQ(QuoteLiteral("it's"), "'it\\'s'");

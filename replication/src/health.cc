@@ -36,6 +36,7 @@ std::string Bytes(uint64_t n) {
 // Replication threads and lag, shared by /ready and /replica.
 Decision ReplicaWithin(const Snapshot& s, double max_lag) {
   if (!s.mysqld_up) return MysqldDown(s);
+  if (!s.set_up) return No("mysqld is up; replboot is still setting up replication");
   if (!s.replica) {
     return No(s.last_error.empty() ? "replication is not configured"
                                    : "replication is not configured: " + s.last_error);
@@ -95,6 +96,7 @@ Decision DecideHealth(const Snapshot& s) {
 Decision DecidePrimary(const Snapshot& s) {
   if (!s.mysqld_up) return MysqldDown(s);
   if (s.node.role != NodeRole::kPrimary) return No("this node is a replica");
+  if (!s.set_up) return No("mysqld is up; replboot is still setting up its accounts");
   if (!s.read_only.has_value()) return No("read_only is unknown");
   if (*s.read_only) return No("the primary is read-only");
   return Yes("writable primary");
@@ -117,6 +119,7 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
   j["server_id"] = s.node.server_id;
   j["flavour"] = FlavourName(s.node.flavour);
   j["mysqld_up"] = s.mysqld_up;
+  j["set_up"] = s.set_up;
   if (!s.mysqld_error.empty()) j["mysqld_error"] = s.mysqld_error;
   j["read_only"] = s.read_only ? nlohmann::json(*s.read_only) : nlohmann::json(nullptr);
   j["gtid_position"] = s.gtid_position;

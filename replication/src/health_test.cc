@@ -202,6 +202,25 @@ TEST(CloneProgressTest, ActivePhasesExplainWhyMysqldIsDown) {
   EXPECT_NE(SnapshotMetrics(s).find("replboot_clone_active 0\n"), std::string::npos);
 }
 
+TEST(HealthTest, NotReadyUntilSetUp) {
+  Snapshot s;
+  s.node = Replica();
+  s.mysqld_up = true;
+  s.read_only = false;
+  s.set_up = false;
+  EXPECT_TRUE(DecideHealth(s).ok);
+  EXPECT_EQ(DecideReady(s, 30).reason, "mysqld is up; replboot is still setting up replication");
+  EXPECT_FALSE(DecideReplica(s, 30).ok);
+  s.node.role = NodeRole::kPrimary;
+  // Writable, but the application account may not exist yet: not a primary to route to.
+  Decision primary = DecidePrimary(s);
+  EXPECT_FALSE(primary.ok);
+  EXPECT_EQ(primary.reason, "mysqld is up; replboot is still setting up its accounts");
+  s.set_up = true;
+  EXPECT_TRUE(DecidePrimary(s).ok);
+  EXPECT_EQ(SnapshotJson(s, 30)["set_up"], true);
+}
+
 TEST(WaitForGtidTest, MapsResultsPerFlavour) {
   FakeSession fake;
   fake.OnRows("SELECT MASTER_GTID_WAIT('0-100-5', 3)", {MakeRow({{"r", "0"}})});

@@ -162,6 +162,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   std::atomic<unsigned short> port{0};
   std::atomic<int> waits{0};
   std::atomic<bool> heartbeat_started{false};
+  std::atomic<bool> set_up{true};
 
   mutable std::mutex mu;
   std::mutex collect_mu;   // serializes CollectOnce (poll_session)
@@ -181,6 +182,7 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
       if (!last_error.empty()) s.last_error = last_error;
     }
     s.clone = clone.Get();
+    s.set_up = set_up.load();
     s.backups_served = backups_served.load();
     return s;
   }
@@ -408,7 +410,11 @@ struct Node::Impl : std::enable_shared_from_this<Node::Impl> {
   }
 };
 
-Node::Node(NodeOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+Node::Node(NodeOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+  impl_->set_up = impl_->options.set_up;
+}
+
+void Node::MarkSetUp() { impl_->set_up = true; }
 
 Node::~Node() {
   Stop();
@@ -570,6 +576,7 @@ Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
   if (!local) return tl::unexpected(local.error());
   NodeOptions options = NodeOptionsFromConfig(config, identity, flavour, *local);
   options.write_heartbeat = false;  // its table exists once FinishReplicationSetup ran
+  options.set_up = false;
   auto node = std::make_unique<Node>(std::move(options));
   Status started = node->StartInBackground();
   if (!started.ok()) return tl::unexpected(started);
@@ -584,17 +591,8 @@ Status FinishReplicationSetup(Node& node, const conf::Config& config,
   if (!prepared.fatal.ok()) return prepared.fatal;
   node.SetLastError(prepared.error);
   if (identity.role == conf::Role::kPrimary) node.StartHeartbeat();
+  node.MarkSetUp();
   return Status::Ok();
-}
-
-Result<std::unique_ptr<Node>> StartReplicationAgent(const conf::Config& config,
-                                                     const conf::Identity& identity,
-                                                     conf::Flavour flavour) {
-  auto node = StartNodeServer(config, identity, flavour);
-  if (!node) return node;
-  Status finished = FinishReplicationSetup(**node, config, identity, flavour);
-  if (!finished.ok()) return tl::unexpected(finished);
-  return node;
 }
 
 }  // namespace replboot::replication

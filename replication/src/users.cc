@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "replboot/base/log.h"
 
 namespace replboot::replication {
@@ -29,6 +31,7 @@ Result<Accounts> AccountsFromConfig(const conf::Config& config) {
   if (!config.cluster.app_user.empty()) {
     resolve(config.cluster.app_password, config.cluster.app_password_file, "cluster.app_password",
             &accounts.app, config.cluster.app_user);
+    accounts.app_databases = config.cluster.app_databases;
   }
   if (accounts.replication.user.empty()) problems.push_back("replication.user is empty");
   if (accounts.backup.user.empty()) problems.push_back("backup.user is empty");
@@ -41,6 +44,17 @@ Result<Accounts> AccountsFromConfig(const conf::Config& config) {
 }
 
 namespace {
+
+// A database in a GRANT: '_' and '%' are wildcards there (`my_app`.* would also cover
+// `myXapp`), so they are escaped to mean themselves.
+std::string GrantDatabase(const std::string& database) {
+  std::string literal;
+  for (char c : database) {
+    if (c == '_' || c == '%') literal.push_back('\\');
+    literal.push_back(c);
+  }
+  return db::QuoteIdentifier(literal);
+}
 
 std::string Name(const std::string& user, const std::string& host) {
   return db::QuoteLiteral(user) + "@" + db::QuoteLiteral(host);
@@ -63,8 +77,10 @@ std::string NativePasswordHash(const std::string& password) {
   return hex;
 }
 
+// `converge`: revoke everything first, so the grants are exactly `grants` afterwards.
 void AddAccount(std::vector<Statement>* out, Flavour flavour, const Account& account,
-                const std::string& host, const std::vector<std::string>& grants) {
+                const std::string& host, const std::vector<std::string>& grants,
+                bool converge = false) {
   std::string name = Name(account.user, host);
   std::string identified = flavour == Flavour::kMariaDB
                                ? "IDENTIFIED BY PASSWORD " + db::QuoteLiteral(NativePasswordHash(account.password))
@@ -77,6 +93,7 @@ void AddAccount(std::vector<Statement>* out, Flavour flavour, const Account& acc
   alter.sql = "ALTER USER " + name + " " + identified;
   alter.redacted = "ALTER USER " + name + " IDENTIFIED BY '<redacted>'";
   out->push_back(std::move(alter));
+  if (converge) out->push_back(Plain("REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + name));
   for (const std::string& grant : grants) out->push_back(Plain("GRANT " + grant + " TO " + name));
 }
 
@@ -100,7 +117,18 @@ std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts)
                 "SELECT ON performance_schema.log_status"});
   }
   if (!accounts.app.user.empty()) {
-    AddAccount(&out, flavour, accounts.app, "%", {std::string(kAppPrivileges) + " ON *.*"});
+    std::vector<std::string> grants;
+    const bool everything = std::find(accounts.app_databases.begin(), accounts.app_databases.end(),
+                                      "*") != accounts.app_databases.end();
+    if (everything) {
+      grants.push_back(std::string(kAppPrivileges) + " ON *.*");
+    } else {
+      for (const std::string& database : accounts.app_databases) {
+        out.push_back(Plain("CREATE DATABASE IF NOT EXISTS " + db::QuoteIdentifier(database)));
+        grants.push_back(fmt::format("{} ON {}.*", kAppPrivileges, GrantDatabase(database)));
+      }
+    }
+    AddAccount(&out, flavour, accounts.app, "%", grants, /*converge=*/true);
   }
   return out;
 }

@@ -85,6 +85,7 @@ class Cluster:
                 "--set", f"backup.password_file={self.secrets['backup']}",
                 "--set", f"cluster.app_password_file={self.secrets['app']}",
                 "--set", "cluster.app_user=app",
+                "--set", "cluster.app_databases=appdb",
                 "--set", "replication.connect_retry=1",
                 "--set", "replication.start_deadline=30",
                 "--set", "replication.max_lag=5",

@@ -53,6 +53,9 @@ struct Config {
     std::string app_user = "app";    // ordinary application user (no SUPER)
     std::string app_password;        // secret
     std::string app_password_file;
+    // The databases the app user works in (created if missing); "*" = every database, the
+    // mysql schema included, which lets the app user edit the grant tables.
+    std::vector<std::string> app_databases = {"app"};
   } cluster;
 
   struct Dns {

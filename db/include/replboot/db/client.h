@@ -71,6 +71,8 @@ Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options);
 // Quotes a string literal for SQL ('...' with backslash and quote escaped) for the few
 // statements that cannot take parameters (CHANGE MASTER, CREATE USER).
 std::string QuoteLiteral(const std::string& value);
+// Quotes an identifier (`...` with backticks doubled) for a name that comes from the config.
+std::string QuoteIdentifier(const std::string& name);
 
 }  // namespace replboot::db
 

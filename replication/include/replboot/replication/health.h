@@ -102,6 +102,9 @@ struct Snapshot {
   std::string lag_source;               // "heartbeat", "seconds_behind_master" or "" (unknown)
   std::string last_error;               // configure/start errors and collection errors
   CloneProgress::View clone;
+  // False from the node's start until users and replication are set up (FinishReplicationSetup):
+  // mysqld may answer, even writable, before the application account exists.
+  bool set_up = true;
   uint64_t backups_served = 0;
   std::chrono::system_clock::time_point collected_at{};
 };

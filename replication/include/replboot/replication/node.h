@@ -40,6 +40,7 @@ struct NodeOptions {
   bool write_heartbeat = false;       // the primary writes replboot.heartbeat every poll_interval
   std::chrono::seconds max_wait{60};  // cap on /wait?timeout=
   int max_concurrent_waits = 4;       // more are refused with 503 (each holds a connection)
+  bool set_up = true;  // false: /ready, /primary, /replica say "setting up" until MarkSetUp()
 };
 
 class Node {
@@ -57,6 +58,8 @@ class Node {
   // Starts the primary's heartbeat writer if Start() did not (options.write_heartbeat false):
   // `replboot run` starts the server before the heartbeat table exists. Idempotent.
   void StartHeartbeat();
+  // Users and replication are set up: readiness may turn 200 (see NodeOptions::set_up).
+  void MarkSetUp();
   // Stops accepting, stops polling and writing heartbeats. Idempotent, does not block.
   void Stop();
 
@@ -97,19 +100,14 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
 // the datadir is initialized or cloned: /status shows the clone's progress) and replication
 // is set up once mysqld is ready:
 // StartNodeServer: LocalRootOptions, a Node from the config without heartbeat, started in the
-// background. FinishReplicationSetup: PrepareReplication (its fatal error is returned), the
-// replica's setup error as the Node's last error, the primary's heartbeat.
+// background, its readiness "setting up" until FinishReplicationSetup: PrepareReplication (its
+// fatal error is returned), the replica's setup error as the Node's last error, the primary's
+// heartbeat, MarkSetUp(). (`replboot replication-agent` prepares first, then serves.)
 Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
                                                const conf::Identity& identity,
                                                conf::Flavour flavour);
 Status FinishReplicationSetup(Node& node, const conf::Config& config,
                               const conf::Identity& identity, conf::Flavour flavour);
-
-// Both steps at once (`replboot replication-agent`, against a running mysqld). Keep the Node
-// until shutdown.
-Result<std::unique_ptr<Node>> StartReplicationAgent(const conf::Config& config,
-                                                     const conf::Identity& identity,
-                                                     conf::Flavour flavour);
 
 }  // namespace replboot::replication
 

@@ -8,7 +8,8 @@
 //   MONITOR backup.user (MySQL 8)         'localhost' BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES,
 //   REPLICATION CLIENT
 //                                             + SELECT ON performance_schema.log_status
-//   cluster.app_user              '%'         ordinary DML/DDL (kAppPrivileges) on *.*
+//   cluster.app_user              '%'         ordinary DML/DDL (kAppPrivileges) on each of
+//                                             cluster.app_databases (default `app`.*)
 //
 // Why these:
 // * mariabackup runs next to mysqld and connects through the socket, hence 'localhost'.
@@ -18,9 +19,12 @@
 //   copied consistently under backup locks without stopping replication.
 // * The app user has no SUPER, READ_ONLY ADMIN, CONNECTION ADMIN, GRANT OPTION, CREATE USER,
 //   FILE, PROCESS, RELOAD or REPLICATION privilege, so read_only (and MySQL super_read_only)
-//   refuses its writes on a replica. Limitation: MariaDB cannot grant "every schema but the
-//   system ones" (no partial revokes), so its grants are on *.* and technically include the
-//   `mysql` schema; a dedicated application schema setting would narrow this.
+//   refuses its writes on a replica. Its grants are per database, not on *.*: MariaDB has no
+//   partial revokes, so "everything but the system schemas" cannot be said, and DML on *.*
+//   would include the `mysql` grant tables (INSERT INTO mysql.global_priv = root at the next
+//   restart). "*" in cluster.app_databases asks for *.* anyway.
+//   The app user's grants converge to the setting: they are revoked and granted again at every
+//   primary start, so a database taken out of the list loses its grants.
 //
 // CREATE USER IF NOT EXISTS + ALTER USER … IDENTIFIED BY converge the password to the Secret
 // on every start (a rotated Secret takes effect at the next primary start).
@@ -55,6 +59,9 @@ struct Accounts {
   Account replication;
   Account backup;
   Account app;  // skipped when user is empty
+  // Where the app user's grants apply: each database is created if missing and granted as
+  // `name`.*; "*" grants on *.* instead.
+  std::vector<std::string> app_databases = {"app"};
 };
 
 // Resolves the passwords (inline or *_file, conf::ResolveSecret). kInvalidArgument naming the
