@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -17,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "replboot/testing/temp_dir.h"
 #include "xbstream_test_util.h"
 
 namespace replboot::backup {
@@ -40,15 +40,9 @@ std::string Slurp(const fs::path& p) {
 class ExtractorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/replboot_xbx_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
-    target_ = base_ / "target";
-    outside_ = base_ / "outside";
     fs::create_directory(target_);
     fs::create_directory(outside_);
   }
-  void TearDown() override { fs::remove_all(base_); }
 
   // Runs the full ExtractStream over an in-memory descriptor.
   Result<ExtractResult> Extract(const std::vector<uint8_t>& bytes, ExtractOptions options = {},
@@ -77,7 +71,8 @@ class ExtractorTest : public ::testing::Test {
     return out;
   }
 
-  fs::path base_, target_, outside_;
+  replboot::testing::TempDir tmp_{"xbstream-extractor-test"};
+  const fs::path target_ = tmp_.Path("target"), outside_ = tmp_.Path("outside");
 };
 
 TEST_F(ExtractorTest, InterleavedNestedAndEmptyFiles) {
@@ -130,7 +125,7 @@ TEST_F(ExtractorTest, ReadAndMapPathsGiveTheSameTree) {
 TEST_F(ExtractorTest, TruncationAtEveryBytePositionNeverSucceeds) {
   const auto full = OpenAtEveryBoundaryStream().bytes();
   for (size_t len = 0; len < full.size(); ++len) {
-    fs::path dir = base_ / fmt::format("t{}", len);
+    fs::path dir = tmp_.Path(fmt::format("t{}", len));
     fs::create_directory(dir);
     auto r = Extract(Prefix(full, len), {}, dir);
     ASSERT_FALSE(r) << "prefix of " << len << " bytes extracted successfully";
@@ -381,7 +376,7 @@ TEST_F(ExtractorTest, EmptyStreamAndMissingTargetFail) {
   EXPECT_THAT(r.error().message(), HasSubstr("empty"));
   StreamBuilder b;
   b.File("a", "b");
-  auto missing = Extract(b.bytes(), {}, base_ / "nope");
+  auto missing = Extract(b.bytes(), {}, tmp_.Path("nope"));
   ASSERT_FALSE(missing);
   EXPECT_THAT(missing.error().message(), HasSubstr("open target directory"));
 }

@@ -7,12 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "replboot/base/files.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::clone {
 namespace {
@@ -33,17 +32,13 @@ uint16_t RefusingPort() {
 class CloneFromPeersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/replboot-clone-peers-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    options_.datadir = root_ + "/data";
+    options_.datadir = tmp_.Path("data");
     options_.secret = "clone-test-secret";
     options_.connect_timeout = std::chrono::milliseconds(2000);
     options_.on_progress = [this](const CloneProgressEvent& e) { events_.push_back(e); };
   }
-  void TearDown() override { (void)files::RemoveAll(root_); }
 
-  std::string root_;
+  replboot::testing::TempDir tmp_{"clone-test"};
   CloneOptions options_;
   std::vector<CloneProgressEvent> events_;
 };

@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "replboot/base/files.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::clone {
 namespace {
@@ -54,14 +54,6 @@ TEST(DecideTest, Table) {
 
 class DatadirFsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/replboot-clone-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    datadir_ = root_ + "/data";
-  }
-  void TearDown() override { (void)files::RemoveAll(root_); }
-
   void Put(const std::string& path, const std::string& content) {
     fs::create_directories(fs::path(path).parent_path());
     std::ofstream(path) << content;
@@ -71,8 +63,8 @@ class DatadirFsTest : public ::testing::Test {
     return r ? *r : "<missing>";
   }
 
-  std::string root_;
-  std::string datadir_;
+  replboot::testing::TempDir tmp_{"datadir-test"};
+  const std::string datadir_ = tmp_.Path("data");
 };
 
 TEST_F(DatadirFsTest, InspectSeesEachState) {

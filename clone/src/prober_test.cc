@@ -17,9 +17,9 @@
 #include <thread>
 
 #include "net.h"
-#include "replboot/base/files.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/clone.h"
+#include "replboot/testing/temp_dir.h"
 #include "tls_test_util.h"
 
 namespace replboot::clone {
@@ -31,9 +31,6 @@ using std::chrono::milliseconds;
 class ProbeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/replboot-probe-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
     // The donor's backup tool: any run at all leaves a mark.
     server_tool_ = WriteScript("server-tool", "#!/bin/sh\necho \"$@\" >> '" + Mark() + "'\n");
     // The local tool the pre-flight asks for its version.
@@ -45,11 +42,10 @@ class ProbeTest : public ::testing::Test {
     if (server_) server_->Stop();
     io_.stop();
     if (thread_.joinable()) thread_.join();
-    (void)files::RemoveAll(root_);
   }
-  std::string Mark() const { return root_ + "/tool-ran"; }
+  std::string Mark() const { return tmp_.Path("tool-ran"); }
   std::string WriteScript(const std::string& name, const std::string& text) {
-    std::string path = root_ + "/" + name;
+    std::string path = tmp_.Path(name);
     std::ofstream(path) << text;
     ::chmod(path.c_str(), 0755);
     return path;
@@ -64,7 +60,7 @@ class ProbeTest : public ::testing::Test {
     o.socket = "/nonexistent/replboot-test.sock";
     o.user = "nobody";
     o.max_concurrent = max_concurrent;
-    o.work_dir = root_;
+    o.work_dir = tmp_.path();
     o.probe_server_version = [version]() -> Result<std::string> { return version; };
     server_ = std::make_unique<BackupServer>(io_, o);
     ASSERT_TRUE(server_->Start().ok());
@@ -72,17 +68,25 @@ class ProbeTest : public ::testing::Test {
   }
   CloneOptions Client(const std::string& secret) {
     CloneOptions c;
-    c.datadir = root_ + "/data";
+    c.datadir = tmp_.Path("data");
     c.secret = secret;
     c.tool = local_tool_;
     return c;
   }
   std::string Peer() { return "127.0.0.1:" + std::to_string(server_->port()); }
+  // Probes the server started here as `client`: refused with `code`, the message naming `why`.
+  void ExpectRefused(const CloneOptions& client, StatusCode code, const std::string& why) {
+    auto info = ProbeDonor(Peer(), client, milliseconds(5000));
+    ASSERT_FALSE(info);
+    EXPECT_EQ(info.error().code(), code);
+    EXPECT_NE(info.error().message().find(why), std::string::npos) << info.error().message();
+  }
 
+  // Declared first, so removed last: after the server and its thread are gone.
+  replboot::testing::TempDir tmp_{"prober-test"};
   asio::io_context io_;
   std::unique_ptr<BackupServer> server_;
   std::thread thread_;
-  std::string root_;
   std::string server_tool_;
   std::string local_tool_;
 };
@@ -98,45 +102,32 @@ TEST_F(ProbeTest, RightSecretAnswersWithoutStartingABackup) {
   EXPECT_EQ(server_->backups_served(), 0u);
   EXPECT_EQ(server_->active_backups(), 0);
   EXPECT_FALSE(std::filesystem::exists(Mark())) << "the donor ran its backup tool for a probe";
-  EXPECT_FALSE(std::filesystem::exists(root_ + "/data.replboot-staging"));
+  EXPECT_FALSE(std::filesystem::exists(tmp_.Path("data.replboot-staging")));
 }
 
 TEST_F(ProbeTest, WrongSecretIsPermissionDenied) {
   StartServer();
-  auto info = ProbeDonor(Peer(), Client("wrong-secret"), milliseconds(5000));
-  ASSERT_FALSE(info);
-  EXPECT_EQ(info.error().code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(info.error().message().find("authentication failed at " + Peer()), std::string::npos)
-      << info.error().message();
+  ExpectRefused(Client("wrong-secret"), StatusCode::kPermissionDenied,
+                "authentication failed at " + Peer());
   EXPECT_EQ(server_->probes_answered(), 0u);
 }
 
 TEST_F(ProbeTest, BusyDonorIsUnavailableWithTheReason) {
   StartServer("10.11.6-MariaDB", /*max_concurrent=*/0);
-  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
-  ASSERT_FALSE(info);
-  EXPECT_EQ(info.error().code(), StatusCode::kUnavailable);
-  EXPECT_NE(info.error().message().find("busy"), std::string::npos) << info.error().message();
+  ExpectRefused(Client("right-secret"), StatusCode::kUnavailable, "busy");
   EXPECT_FALSE(std::filesystem::exists(Mark()));
 }
 
 TEST_F(ProbeTest, VersionMismatchIsRefusedNamingBothVersions) {
   StartServer("10.6.18-MariaDB");
-  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
-  ASSERT_FALSE(info);
-  EXPECT_EQ(info.error().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(info.error().message().find("10.6 vs 10.11"), std::string::npos)
-      << info.error().message();
+  ExpectRefused(Client("right-secret"), StatusCode::kInvalidArgument, "10.6 vs 10.11");
 }
 
 TEST_F(ProbeTest, FlavourMismatchIsRefused) {
   StartServer();
   CloneOptions c = Client("right-secret");
   c.flavour = "mysql";
-  auto info = ProbeDonor(Peer(), c, milliseconds(5000));
-  ASSERT_FALSE(info);
-  EXPECT_EQ(info.error().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(info.error().message().find("cannot cross flavours"), std::string::npos);
+  ExpectRefused(c, StatusCode::kInvalidArgument, "cannot cross flavours");
 }
 
 TEST_F(ProbeTest, ServerThatCannotQueryItsDatabaseIsUnavailable) {
@@ -149,11 +140,7 @@ TEST_F(ProbeTest, ServerThatCannotQueryItsDatabaseIsUnavailable) {
   server_ = std::make_unique<BackupServer>(io_, o);
   ASSERT_TRUE(server_->Start().ok());
   thread_ = std::thread([this] { io_.run(); });
-  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
-  ASSERT_FALSE(info);
-  EXPECT_EQ(info.error().code(), StatusCode::kUnavailable);
-  EXPECT_NE(info.error().message().find("cannot query the local server"), std::string::npos)
-      << info.error().message();
+  ExpectRefused(Client("right-secret"), StatusCode::kUnavailable, "cannot query the local server");
 }
 
 TEST_F(ProbeTest, NothingListeningIsUnavailable) {

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "net.h"
-#include "replboot/base/files.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/clone.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::clone {
 namespace {
@@ -27,29 +27,26 @@ class ServerTest : public ::testing::Test {
     server_ = std::make_unique<BackupServer>(io_, o);
     ASSERT_TRUE(server_->Start().ok());
     thread_ = std::thread([this] { io_.run(); });
-    char tmpl[] = "/tmp/replboot-clone-server-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
   }
   void TearDown() override {
     if (server_) server_->Stop();
     io_.stop();
     if (thread_.joinable()) thread_.join();
-    if (!root_.empty()) (void)files::RemoveAll(root_);
   }
   CloneOptions Client(const std::string& secret) {
     CloneOptions c;
-    c.datadir = root_ + "/data";
+    c.datadir = tmp_.Path("data");
     c.secret = secret;
     c.handshake_timeout = std::chrono::milliseconds(5000);
     return c;
   }
   std::string Peer() { return "127.0.0.1:" + std::to_string(server_->port()); }
 
+  // Declared first, so removed last: after the server and its thread are gone.
+  replboot::testing::TempDir tmp_{"server-test"};
   boost::asio::io_context io_;
   std::unique_ptr<BackupServer> server_;
   std::thread thread_;
-  std::string root_;
 };
 
 TEST_F(ServerTest, WrongSecretIsRefused) {
@@ -59,7 +56,7 @@ TEST_F(ServerTest, WrongSecretIsRefused) {
   EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied);
   EXPECT_NE(r.error().message().find("authentication failed at 127.0.0.1:"), std::string::npos)
       << r.error().message();
-  EXPECT_FALSE(std::filesystem::exists(root_ + "/data.replboot-staging"));
+  EXPECT_FALSE(std::filesystem::exists(tmp_.Path("data.replboot-staging")));
 }
 
 TEST_F(ServerTest, RightSecretPassesAuthentication) {
@@ -68,7 +65,7 @@ TEST_F(ServerTest, RightSecretPassesAuthentication) {
   ASSERT_FALSE(r);  // no mysqld behind this server
   EXPECT_EQ(r.error().code(), StatusCode::kUnavailable);
   EXPECT_NE(r.error().message().find("backup_failed"), std::string::npos) << r.error().message();
-  EXPECT_FALSE(std::filesystem::exists(root_ + "/data.replboot-staging"));
+  EXPECT_FALSE(std::filesystem::exists(tmp_.Path("data.replboot-staging")));
 }
 
 TEST_F(ServerTest, BusyPastMaxConcurrent) {

@@ -7,7 +7,7 @@
 
 #include <fstream>
 
-#include "replboot/base/files.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::conf {
 namespace {
@@ -18,22 +18,17 @@ using ::testing::Not;
 class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/replboot_conf_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     // Never read the machine's /etc/replboot/replboot.toml.
-    options_.default_config_file = dir_ + "/absent.toml";
+    options_.default_config_file = tmp_.Path("absent.toml");
     options_.flags["node.hostname"] = "mysql-1";
   }
-  void TearDown() override { ASSERT_TRUE(files::RemoveAll(dir_).ok()); }
-
   std::string WriteToml(const std::string& text, const std::string& name = "replboot.toml") {
-    std::string path = dir_ + "/" + name;
+    std::string path = tmp_.Path(name);
     std::ofstream(path) << text;
     return path;
   }
 
-  std::string dir_;
+  replboot::testing::TempDir tmp_{"config-test"};
   LoadOptions options_;
 };
 
@@ -96,10 +91,10 @@ TEST_F(ConfigTest, ConfigFileFromEnvironmentAndDefaultPath) {
 }
 
 TEST_F(ConfigTest, MissingExplicitConfigFileIsAnError) {
-  options_.config_file = dir_ + "/nope.toml";
+  options_.config_file = tmp_.Path("nope.toml");
   auto loaded = LoadConfig(options_);
   ASSERT_FALSE(loaded);
-  EXPECT_THAT(loaded.error().message(), HasSubstr(dir_ + "/nope.toml"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr(tmp_.Path("nope.toml")));
 }
 
 TEST_F(ConfigTest, AllTypesFromToml) {
@@ -350,10 +345,10 @@ TEST_F(ConfigTest, ResolveSecret) {
   ASSERT_TRUE(from_file);
   EXPECT_EQ(*from_file, "from-file");
 
-  auto missing = ResolveSecret("", dir_ + "/missing", "mysql.root_password");
+  auto missing = ResolveSecret("", tmp_.Path("missing"), "mysql.root_password");
   ASSERT_FALSE(missing);
   EXPECT_THAT(missing.error().message(), HasSubstr("mysql.root_password"));
-  EXPECT_THAT(missing.error().message(), HasSubstr(dir_ + "/missing"));
+  EXPECT_THAT(missing.error().message(), HasSubstr(tmp_.Path("missing")));
 }
 
 TEST(ProcessEnvironmentTest, OnlyReplbootVariables) {

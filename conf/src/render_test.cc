@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "replboot/base/files.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::conf {
 namespace {
@@ -121,27 +122,20 @@ TEST(FlavourTest, FromRealVersionStrings) {
 
 class DetectTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/replboot_render_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { ASSERT_TRUE(files::RemoveAll(dir_).ok()); }
-
   // A stand-in server binary that prints `text` for --version and exits `code`.
   std::string FakeServer(const std::string& text, int code = 0) {
-    std::string path = dir_ + "/fake-mysqld";
+    std::string path = tmp_.Path("fake-mysqld");
     std::ofstream(path) << "#!/bin/sh\necho '" << text << "'\nexit " << code << "\n";
     ::chmod(path.c_str(), 0755);
     return path;
   }
 
-  std::string dir_;
+  replboot::testing::TempDir tmp_{"render-test"};
 };
 
 TEST_F(DetectTest, ConfiguredFlavourWinsWithoutRunningAnything) {
   Config c;
-  c.mysql.mysqld = dir_ + "/does-not-exist";
+  c.mysql.mysqld = tmp_.Path("does-not-exist");
   c.node.flavour = "mysql";
   auto f = DetectFlavour(c);
   ASSERT_TRUE(f) << f.error().ToString();
@@ -165,11 +159,11 @@ TEST_F(DetectTest, RunsTheServerBinary) {
 
 TEST_F(DetectTest, MissingOrFailingBinaryIsAClearError) {
   Config c;
-  c.mysql.mysqld = dir_ + "/does-not-exist";
+  c.mysql.mysqld = tmp_.Path("does-not-exist");
   auto f = DetectFlavour(c);
   ASSERT_FALSE(f);
   EXPECT_EQ(f.error().code(), StatusCode::kNotFound);
-  EXPECT_THAT(f.error().message(), HasSubstr(dir_ + "/does-not-exist"));
+  EXPECT_THAT(f.error().message(), HasSubstr(tmp_.Path("does-not-exist")));
   EXPECT_THAT(f.error().message(), HasSubstr("node.flavour"));
 
   c.mysql.mysqld = FakeServer("boom", 3);
@@ -187,7 +181,7 @@ TEST(ServerBinaryTest, ByFlavourUnlessConfigured) {
 }
 
 TEST_F(DetectTest, WriteMysqldConfigCreatesDirAndFile) {
-  std::string dir = dir_ + "/etc/replboot";
+  std::string dir = tmp_.Path("etc/replboot");
   auto path = WriteMysqldConfig(dir, "[mysqld]\nserver-id=101\n");
   ASSERT_TRUE(path) << path.error().ToString();
   EXPECT_EQ(*path, dir + "/replboot.cnf");
@@ -200,10 +194,10 @@ TEST_F(DetectTest, WriteMysqldConfigCreatesDirAndFile) {
   ASSERT_TRUE(WriteMysqldConfig(dir, "[mysqld]\nserver-id=102\n"));
   EXPECT_EQ(*files::ReadFile(*path), "[mysqld]\nserver-id=102\n");
 
-  std::ofstream(dir_ + "/plain-file") << "x";
-  auto bad = WriteMysqldConfig(dir_ + "/plain-file", "x");
+  std::ofstream(tmp_.Path("plain-file")) << "x";
+  auto bad = WriteMysqldConfig(tmp_.Path("plain-file"), "x");
   ASSERT_FALSE(bad);
-  EXPECT_THAT(bad.error().message(), HasSubstr(dir_ + "/plain-file"));
+  EXPECT_THAT(bad.error().message(), HasSubstr(tmp_.Path("plain-file")));
 }
 
 }  // namespace

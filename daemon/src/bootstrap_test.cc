@@ -8,11 +8,13 @@
 #include <string>
 
 #include "replboot/base/files.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
 namespace {
 
 using conf::Role;
+using ::replboot::testing::TempDir;
 
 TEST(DecideBootstrapTest, Table) {
   struct Row {
@@ -43,22 +45,9 @@ TEST(DecideBootstrapTest, Table) {
   }
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char buf[] = "/tmp/replboot-daemon-test-XXXXXX";
-    path_ = ::mkdtemp(buf);
-  }
-  ~TempDir() { (void)files::RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 TEST(InspectDatadirTest, MissingEmptyPendingInitialized) {
-  TempDir tmp;
-  std::string datadir = tmp.path() + "/data";
+  TempDir tmp("bootstrap-test");
+  std::string datadir = tmp.Path("data");
   auto missing = InspectDatadir(datadir);
   ASSERT_TRUE(missing) << missing.error().ToString();
   EXPECT_EQ(*missing, DatadirState::kEmpty);
@@ -106,7 +95,7 @@ TEST(RootPasswordInitSqlTest, EscapesThePasswordAndKeepsOneStatementPerLine) {
 }
 
 TEST(InitFileTest, PrivateModesAndRemoval) {
-  TempDir tmp;
+  TempDir tmp("bootstrap-test");
   std::string dir, path;
   {
     auto file = InitFile::Create(tmp.path(), "ALTER USER ...;\n", std::nullopt, std::nullopt);

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "replboot/base/process.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
 namespace {
@@ -63,13 +63,6 @@ TEST(ExitCodeTest, StopSignals) {
 class SupervisorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { ASSERT_TRUE(Supervisor::BlockSignals().ok()); }
-
-  void SetUp() override {
-    char dir_template[] = "/tmp/replboot-sup-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir_template), nullptr);
-    dir_ = dir_template;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   static SupervisorOptions Fast() {
     SupervisorOptions o;
@@ -144,7 +137,7 @@ class SupervisorTest : public ::testing::Test {
 
   static bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
-  std::string dir_;  // scratch files of one test
+  replboot::testing::TempDir tmp_{"supervisor-test"};  // scratch files of one test
 };
 
 // How mysqld's end, alone or after a signal replboot received, becomes replboot's exit code.
@@ -178,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<EndCase>& info) { return std::string(info.param.name); });
 
 TEST_F(SupervisorTest, OtherSignalsAreForwardedWithoutStopping) {
-  std::string marker = dir_ + "/hup";
+  std::string marker = tmp_.Path("hup");
   int code = RunMysqld(Traps("trap 'touch " + marker + "' HUP; trap 'exit 0' TERM"),
                        [&](Supervisor& s, pid_t) {
                          ::kill(::getpid(), SIGHUP);
@@ -200,7 +193,7 @@ TEST_F(SupervisorTest, ChildIgnoringSigtermIsKilledAfterGrace) {
 }
 
 TEST_F(SupervisorTest, OrphanedGrandchildIsReaped) {
-  std::string pid_file = dir_ + "/orphan.pid";
+  std::string pid_file = tmp_.Path("orphan.pid");
   pid_t orphan = 0;
   std::string state_while_running;
   // The subshell exits at once, so `sleep` is re-parented to us (subreaper).

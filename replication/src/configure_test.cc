@@ -4,32 +4,20 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 
 #include "fake_session.h"
 #include "replboot/base/files.h"
 #include "replboot/replication/replica_state.h"
 #include "replboot/replication/users.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::replication {
 namespace {
 
+using ::replboot::testing::TempDir;
 using testing::FakeSession;
 using testing::MakeRow;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/replboot-configure-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)files::RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 db::Row MariaStatus(const std::string& host, const std::string& io, const std::string& sql,
                     std::optional<std::string> behind = std::nullopt,
@@ -91,7 +79,7 @@ int Count(const std::vector<std::string>& v, const std::string& prefix) {
 }
 
 TEST(ConfigureTest, ConfiguresOnceAndRecordsWithoutPassword) {
-  TempDir dir;
+  TempDir dir("configure-test");
   FakeSession fake;
   bool changed = false, started = false;
   ScriptFreshMariaDb(&fake, &changed, &started);
@@ -100,12 +88,12 @@ TEST(ConfigureTest, ConfiguresOnceAndRecordsWithoutPassword) {
   EXPECT_EQ(*outcome, ConfigureOutcome::kConfigured);
   EXPECT_EQ(Count(fake.executed, "SET GLOBAL gtid_slave_pos='0-100-7'"), 1);
   EXPECT_EQ(Count(fake.executed, "CHANGE MASTER TO"), 1);
-  auto record = files::ReadFile(dir.path() + "/" + kIntentFileName);
+  auto record = files::ReadFile(dir.Path(kIntentFileName));
   ASSERT_TRUE(record.has_value());
   EXPECT_NE(record->find("\"state\": \"configured\""), std::string::npos) << *record;
   EXPECT_NE(record->find("\"threads_running\": true"), std::string::npos) << *record;
   EXPECT_EQ(record->find("pw-secret"), std::string::npos) << *record;
-  EXPECT_EQ(std::filesystem::status(dir.path() + "/" + kIntentFileName).permissions() &
+  EXPECT_EQ(std::filesystem::status(dir.Path(kIntentFileName)).permissions() &
                 std::filesystem::perms::others_read,
             std::filesystem::perms::none);
 
@@ -120,7 +108,7 @@ TEST(ConfigureTest, ConfiguresOnceAndRecordsWithoutPassword) {
 }
 
 TEST(ConfigureTest, AlreadyConfiguredButStoppedIsStartedNotReconfigured) {
-  TempDir dir;
+  TempDir dir("configure-test");
   FakeSession fake;
   bool started = false;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
@@ -140,10 +128,8 @@ TEST(ConfigureTest, AlreadyConfiguredButStoppedIsStartedNotReconfigured) {
 }
 
 TEST(ConfigureTest, RefusesToReconfigureAfterAResetByHand) {
-  TempDir dir;
-  ASSERT_TRUE(
-      files::WriteFileAtomic(dir.path() + "/" + kIntentFileName, R"({"state": "configured"})")
-          .ok());
+  TempDir dir("configure-test");
+  ASSERT_TRUE(files::WriteFileAtomic(dir.Path(kIntentFileName), R"({"state": "configured"})").ok());
   FakeSession fake;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
   auto outcome = ConfigureReplica(fake, Gtid("0-100-7"), MakeSetup(dir.path()));
@@ -153,9 +139,8 @@ TEST(ConfigureTest, RefusesToReconfigureAfterAResetByHand) {
 }
 
 TEST(ConfigureTest, IntentWithoutConfiguredReplicationIsRedone) {
-  TempDir dir;
-  ASSERT_TRUE(
-      files::WriteFileAtomic(dir.path() + "/" + kIntentFileName, R"({"state": "intent"})").ok());
+  TempDir dir("configure-test");
+  ASSERT_TRUE(files::WriteFileAtomic(dir.Path(kIntentFileName), R"({"state": "intent"})").ok());
   FakeSession fake;
   bool changed = false, started = false;
   ScriptFreshMariaDb(&fake, &changed, &started);
@@ -165,7 +150,7 @@ TEST(ConfigureTest, IntentWithoutConfiguredReplicationIsRedone) {
 }
 
 TEST(ConfigureTest, ThreadsNotRunningByTheDeadlineIsAnErrorWithTheReason) {
-  TempDir dir;
+  TempDir dir("configure-test");
   FakeSession fake;
   bool changed = false;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
@@ -184,7 +169,7 @@ TEST(ConfigureTest, ThreadsNotRunningByTheDeadlineIsAnErrorWithTheReason) {
   EXPECT_NE(outcome.error().message().find("IO thread Connecting: error 2003: Can't connect"),
             std::string::npos)
       << outcome.error().message();
-  auto record = files::ReadFile(dir.path() + "/" + kIntentFileName);
+  auto record = files::ReadFile(dir.Path(kIntentFileName));
   ASSERT_TRUE(record.has_value());
   EXPECT_NE(record->find("\"threads_running\": false"), std::string::npos) << *record;
 }
@@ -203,7 +188,7 @@ TEST(ConfigureTest, SqlThreadErrorFailsWithoutWaitingForTheDeadline) {
 }
 
 TEST(ConfigureTest, FailedStatementIsReportedRedacted) {
-  TempDir dir;
+  TempDir dir("configure-test");
   FakeSession fake;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "10.11.19-MariaDB"}})});
   fake.OnError("CHANGE MASTER", Status(StatusCode::kInternal, "error 1198"), 1198);
@@ -214,7 +199,7 @@ TEST(ConfigureTest, FailedStatementIsReportedRedacted) {
 }
 
 TEST(ConfigureTest, MySqlUsesReplicaStatementsAndResetsOnlyWhenNeeded) {
-  TempDir dir;
+  TempDir dir("configure-test");
   FakeSession fake;
   bool changed = false;
   fake.OnRows("SELECT VERSION()", {MakeRow({{"v", "8.4.3"}})});
@@ -325,9 +310,9 @@ TEST(UsersTest, AccountsFromConfigResolvesAndReportsMissing) {
   EXPECT_NE(missing.error().message().find("replication.password"), std::string::npos);
   EXPECT_NE(missing.error().message().find("backup.password"), std::string::npos);
   EXPECT_NE(missing.error().message().find("cluster.app_password"), std::string::npos);
-  TempDir dir;
-  ASSERT_TRUE(files::WriteFileAtomic(dir.path() + "/repl", "from-file\n", 0600).ok());
-  config.replication.password_file = dir.path() + "/repl";
+  TempDir dir("configure-test");
+  ASSERT_TRUE(files::WriteFileAtomic(dir.Path("repl"), "from-file\n", 0600).ok());
+  config.replication.password_file = dir.Path("repl");
   config.backup.password = "b";
   config.cluster.app_password = "a";
   auto ok = AccountsFromConfig(config);
