@@ -14,6 +14,7 @@ import time
 
 from replboot_harness import (Dnsmasq, Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests,
                               wait_until, write_private)
+from replboot_harness import make_pki as harness_make_pki
 
 SECRET = "clone-test-secret-" + "s" * 12
 BACKUP_PASSWORD = "backup-pw-" + "p" * 12
@@ -377,20 +378,7 @@ def test_peers_probes_with_the_authenticated_hello():
 
 def make_pki(h):
     """A throwaway CA, two node certificates it signs, and a stranger signed by another CA."""
-    d = h.path("pki")
-    os.makedirs(d, mode=0o700)
-
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    for ca in ("ca", "other-ca"):
-        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{d}/{ca}.key", "-out", f"{d}/{ca}.pem", "-days", "1", "-subj", f"/CN={ca}")
-    for serial, (leaf, ca) in enumerate((("donor", "ca"), ("replica", "ca"), ("stranger", "other-ca")), 2):
-        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{d}/{leaf}.key", "-out", f"{d}/{leaf}.csr", "-subj", f"/CN={leaf}")
-        ssl("x509", "-req", "-in", f"{d}/{leaf}.csr", "-CA", f"{d}/{ca}.pem", "-CAkey", f"{d}/{ca}.key",
-            "-set_serial", str(serial), "-days", "1", "-out", f"{d}/{leaf}.pem")
+    d = harness_make_pki(h.path("pki"), ("donor", "replica"), other_ca_leaves=("stranger",))
 
     def tls(leaf, ca):
         return (f'tls = true\ntls_cert = "{d}/{leaf}.pem"\ntls_key = "{d}/{leaf}.key"\n'

@@ -20,8 +20,9 @@ import subprocess
 import threading
 import time
 
-from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, proc_comm,
-                              process_parents, regular_files, replboot_bin, run_tests, wait_until, write_private)
+from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, make_pki,
+                              proc_comm, process_parents, regular_files, replboot_bin, run_tests, wait_until,
+                              write_private)
 
 HTTP_PORT = 8008
 SECRETS = {
@@ -83,6 +84,7 @@ class Node:
         self.app_cnf = write_private(os.path.join(self.base, "app.cnf"),
                                      f"[client]\nuser=app\npassword={SECRETS['app']}\n")
         self.dns = dns
+        self.pki = h.path("pki")
         self.proc = None
         self.starts = 0
 
@@ -103,7 +105,12 @@ class Node:
                "--set", "dns.lookup_deadline=60",
                "--set", "replication.connect_retry=1",
                "--set", "replication.start_deadline=30",
-               "--set", "replication.max_lag=5"]
+               "--set", "replication.max_lag=5",
+               # Backups cross the network over TLS here (the pods test keeps plaintext and splice).
+               "--set", "backup.tls=true",
+               "--set", f"backup.tls_cert={self.pki}/{self.name}.pem",
+               "--set", f"backup.tls_key={self.pki}/{self.name}.key",
+               "--set", f"backup.tls_ca={self.pki}/ca.pem"]
         # A private mount namespace whose /etc/resolv.conf names the dnsmasq: the mariadbd
         # started by replboot resolves mysql-0.mysql through it, as in a pod. unshare and sh
         # exec, so the pid is replboot's.
@@ -365,6 +372,7 @@ def test_three_node_cluster_end_to_end():
     with Harness("cluster") as H:
         dns = Dnsmasq(H, H.addr(9), port=53)
         dns.add_host("mysql-0.mysql", H.addr(0)).start()
+        make_pki(H.path("pki"), [f"mysql-{i}" for i in range(3)])
         nodes = [Node(H, i, dns) for i in range(3)]
         p0, r1, r2 = nodes
         allowed_environ = set()
@@ -403,6 +411,7 @@ def test_three_node_cluster_end_to_end():
         r1.wait_log(r"event=bootstrap_decision action=clone", 30)
         m = r1.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-1's clone")
         assert m.group(1) == f"{H.addr(0)}:3307", m.group(0)
+        assert "event=backup_server_listening" in p0.log() and "tls=verify-peer" in p0.log(), p0.log()[-2000:]
         r1.wait_http("/replica", 200, 90, "replicating after the clone")
         log1 = r1.log()
         m = re.search(r"event=replication_configured source=(\S+) .*origin=(\S+)", log1)

@@ -440,3 +440,26 @@ def http_get(url, timeout=10):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def make_pki(directory, leaves, other_ca_leaves=()):
+    """A throwaway PKI for backup.tls in `directory` (made 0700): ca.pem signs each name in
+    `leaves`, other-ca.pem each in `other_ca_leaves` (a stranger to ca.pem). Every name gets
+    <name>.pem and <name>.key; P-256 keys, valid for a day. Returns `directory`."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    signed = [(leaf, "ca") for leaf in leaves] + [(leaf, "other-ca") for leaf in other_ca_leaves]
+    for ca in sorted({ca for _, ca in signed}):
+        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{directory}/{ca}.key", "-out", f"{directory}/{ca}.pem", "-days", "1",
+            "-subj", f"/CN={ca}")
+    for serial, (leaf, ca) in enumerate(signed, 2):
+        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{directory}/{leaf}.key", "-out", f"{directory}/{leaf}.csr", "-subj", f"/CN={leaf}")
+        ssl("x509", "-req", "-in", f"{directory}/{leaf}.csr", "-CA", f"{directory}/{ca}.pem",
+            "-CAkey", f"{directory}/{ca}.key", "-set_serial", str(serial), "-days", "1",
+            "-out", f"{directory}/{leaf}.pem")
+    return directory
