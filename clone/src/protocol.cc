@@ -141,60 +141,70 @@ Result<HelloMode> CheckHello(std::string_view payload) {
   return static_cast<HelloMode>(mode);
 }
 
-std::string EncodeProbeInfo(const ProbeInfo& info) {
-  nlohmann::json j;
-  j["flavour"] = info.flavour;
-  j["server_version"] = info.server_version;
-  j["tool"] = info.tool;
-  j["busy"] = info.busy;
-  j["active"] = info.active;
-  j["max_concurrent"] = info.max_concurrent;
-  j["error"] = info.error;
+namespace {
+
+// Control payloads are JSON. Text from tools and servers may hold invalid UTF-8: it is
+// replaced, so that encoding a payload never throws.
+std::string DumpPayload(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
+// Parses a control payload and reads it with `read`; any JSON error (syntax, a missing key,
+// a wrong type) is kCorruption naming `what`.
+template <typename T, typename Read>
+Result<T> ParsePayload(std::string_view payload, std::string_view what, Read read) {
   try {
     auto j = nlohmann::json::parse(payload);
-    ProbeInfo info;
-    info.flavour = j.at("flavour").get<std::string>();
-    info.server_version = j.at("server_version").get<std::string>();
-    info.tool = j.at("tool").get<std::string>();
-    info.busy = j.at("busy").get<bool>();
+    T out;
+    read(j, out);
+    return out;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(StatusCode::kCorruption, "bad {}: {}", what, e.what());
+  }
+}
+
+}  // namespace
+
+std::string EncodeProbeInfo(const ProbeInfo& info) {
+  return DumpPayload({{"flavour", info.flavour},
+                      {"server_version", info.server_version},
+                      {"tool", info.tool},
+                      {"busy", info.busy},
+                      {"active", info.active},
+                      {"max_concurrent", info.max_concurrent},
+                      {"error", info.error}});
+}
+
+Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
+  return ParsePayload<ProbeInfo>(payload, "probe answer", [](const auto& j, ProbeInfo& info) {
+    j.at("flavour").get_to(info.flavour);
+    j.at("server_version").get_to(info.server_version);
+    j.at("tool").get_to(info.tool);
+    j.at("busy").get_to(info.busy);
     info.active = j.value("active", int64_t{0});
     info.max_concurrent = j.value("max_concurrent", int64_t{0});
     info.error = j.value("error", std::string());
-    return info;
-  } catch (const nlohmann::json::exception& e) {
-    return Error(StatusCode::kCorruption, "bad probe answer: {}", e.what());
-  }
+  });
 }
 
 std::string EncodeStreamHeader(const StreamHeader& header) {
-  nlohmann::json j;
-  j["protocol"] = header.protocol;
-  j["flavour"] = header.flavour;
-  j["server_version"] = header.server_version;
-  j["tool"] = header.tool;
-  j["tool_version"] = header.tool_version;
-  j["estimated_bytes"] = header.estimated_bytes;
-  return j.dump();
+  return DumpPayload({{"protocol", header.protocol},
+                      {"flavour", header.flavour},
+                      {"server_version", header.server_version},
+                      {"tool", header.tool},
+                      {"tool_version", header.tool_version},
+                      {"estimated_bytes", header.estimated_bytes}});
 }
 
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
-  try {
-    auto j = nlohmann::json::parse(payload);
-    StreamHeader header;
-    header.protocol = j.at("protocol").get<uint16_t>();
-    header.flavour = j.at("flavour").get<std::string>();
-    header.server_version = j.at("server_version").get<std::string>();
-    header.tool = j.at("tool").get<std::string>();
-    header.tool_version = j.at("tool_version").get<std::string>();
-    header.estimated_bytes = j.at("estimated_bytes").get<uint64_t>();
-    return header;
-  } catch (const nlohmann::json::exception& e) {
-    return Error(StatusCode::kCorruption, "bad stream header: {}", e.what());
-  }
+  return ParsePayload<StreamHeader>(payload, "stream header", [](const auto& j, StreamHeader& h) {
+    j.at("protocol").get_to(h.protocol);
+    j.at("flavour").get_to(h.flavour);
+    j.at("server_version").get_to(h.server_version);
+    j.at("tool").get_to(h.tool);
+    j.at("tool_version").get_to(h.tool_version);
+    j.at("estimated_bytes").get_to(h.estimated_bytes);
+  });
 }
 
 bool StreamTrailer::ok() const {
@@ -202,43 +212,33 @@ bool StreamTrailer::ok() const {
 }
 
 std::string EncodeStreamTrailer(const StreamTrailer& trailer) {
-  nlohmann::json j;
-  j["exit_code"] = trailer.exit_code;
-  j["signal"] = trailer.signal;
-  j["last_line"] = trailer.last_line;
-  j["bytes"] = trailer.bytes;
-  // Invalid UTF-8 in a tool's stderr must not make the trailer unencodable.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return DumpPayload({{"exit_code", trailer.exit_code},
+                      {"signal", trailer.signal},
+                      {"last_line", trailer.last_line},
+                      {"bytes", trailer.bytes}});
 }
 
 Result<StreamTrailer> DecodeStreamTrailer(std::string_view payload) {
-  try {
-    auto j = nlohmann::json::parse(payload);
-    StreamTrailer trailer;
-    trailer.exit_code = j.at("exit_code").get<int>();
-    trailer.signal = j.at("signal").get<int>();
-    trailer.last_line = j.at("last_line").get<std::string>();
-    trailer.bytes = j.at("bytes").get<uint64_t>();
-    return trailer;
-  } catch (const nlohmann::json::exception& e) {
-    return Error(StatusCode::kCorruption, "bad stream trailer: {}", e.what());
-  }
+  return ParsePayload<StreamTrailer>(payload, "stream trailer",
+                                     [](const auto& j, StreamTrailer& t) {
+                                       j.at("exit_code").get_to(t.exit_code);
+                                       j.at("signal").get_to(t.signal);
+                                       j.at("last_line").get_to(t.last_line);
+                                       j.at("bytes").get_to(t.bytes);
+                                     });
 }
 
 std::string EncodeErrorMessage(const ErrorMessage& error) {
-  nlohmann::json j;
-  j["code"] = error.code;
-  j["message"] = error.message;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return DumpPayload({{"code", error.code}, {"message", error.message}});
 }
 
 ErrorMessage DecodeErrorMessage(std::string_view payload) {
-  try {
-    auto j = nlohmann::json::parse(payload);
-    return {j.value("code", std::string("unknown")), j.value("message", std::string())};
-  } catch (const nlohmann::json::exception&) {
-    return {"unknown", std::string(payload.substr(0, 200))};
-  }
+  auto decoded = ParsePayload<ErrorMessage>(payload, "error", [](const auto& j, ErrorMessage& e) {
+    e.code = j.value("code", std::string("unknown"));
+    e.message = j.value("message", std::string());
+  });
+  // An error frame is shown to the user whatever it holds.
+  return decoded ? *decoded : ErrorMessage{"unknown", std::string(payload.substr(0, 200))};
 }
 
 std::optional<std::string> MajorMinor(std::string_view text) {

@@ -180,6 +180,18 @@ TEST(TrailerTest, InvalidUtf8InLastLineStillEncodes) {
   EXPECT_TRUE(DecodeStreamTrailer(EncodeStreamTrailer(t)));
 }
 
+TEST(HeaderTest, InvalidUtf8InAVersionStillEncodes) {
+  StreamHeader h;
+  h.tool_version = std::string("mariabackup \xc3\x28 10.11");
+  auto decoded = DecodeStreamHeader(EncodeStreamHeader(h));
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_NE(decoded->tool_version.find("10.11"), std::string::npos);
+  auto bad = DecodeStreamHeader(R"({"protocol": 1})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.error().message().find("bad stream header"), std::string::npos);
+}
+
 TEST(ErrorMessageTest, RoundTripAndGarbage) {
   auto e = DecodeErrorMessage(EncodeErrorMessage({"busy", "1 running"}));
   EXPECT_EQ(e.code, "busy");
