@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <set>
 
 #include "replboot/base/log.h"
 
@@ -47,13 +48,23 @@ namespace {
 
 // A database in a GRANT: '_' and '%' are wildcards there (`my_app`.* would also cover
 // `myXapp`), so they are escaped to mean themselves.
-std::string GrantDatabase(const std::string& database) {
+// As stored in mysql.db.Db.
+std::string EscapedGrantDatabase(const std::string& database) {
   std::string literal;
   for (char c : database) {
     if (c == '_' || c == '%') literal.push_back('\\');
     literal.push_back(c);
   }
-  return db::QuoteIdentifier(literal);
+  return literal;
+}
+
+std::string GrantDatabase(const std::string& database) {
+  return db::QuoteIdentifier(EscapedGrantDatabase(database));
+}
+
+bool GrantsEverything(const Accounts& accounts) {
+  return std::find(accounts.app_databases.begin(), accounts.app_databases.end(), "*") !=
+         accounts.app_databases.end();
 }
 
 std::string Name(const std::string& user, const std::string& host) {
@@ -77,14 +88,13 @@ std::string NativePasswordHash(const std::string& password) {
   return hex;
 }
 
-// `converge`: revoke everything first, so the grants are exactly `grants` afterwards.
 void AddAccount(std::vector<Statement>* out, Flavour flavour, const Account& account,
-                const std::string& host, const std::vector<std::string>& grants,
-                bool converge = false) {
+                const std::string& host, const std::vector<std::string>& grants) {
   std::string name = Name(account.user, host);
-  std::string identified = flavour == Flavour::kMariaDB
-                               ? "IDENTIFIED BY PASSWORD " + db::QuoteLiteral(NativePasswordHash(account.password))
-                               : "IDENTIFIED BY " + db::QuoteLiteral(account.password);
+  std::string identified =
+      flavour == Flavour::kMariaDB
+          ? "IDENTIFIED BY PASSWORD " + db::QuoteLiteral(NativePasswordHash(account.password))
+          : "IDENTIFIED BY " + db::QuoteLiteral(account.password);
   Statement create;
   create.sql = "CREATE USER IF NOT EXISTS " + name + " " + identified;
   create.redacted = "CREATE USER IF NOT EXISTS " + name + " IDENTIFIED BY '<redacted>'";
@@ -93,7 +103,6 @@ void AddAccount(std::vector<Statement>* out, Flavour flavour, const Account& acc
   alter.sql = "ALTER USER " + name + " " + identified;
   alter.redacted = "ALTER USER " + name + " IDENTIFIED BY '<redacted>'";
   out->push_back(std::move(alter));
-  if (converge) out->push_back(Plain("REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + name));
   for (const std::string& grant : grants) out->push_back(Plain("GRANT " + grant + " TO " + name));
 }
 
@@ -118,9 +127,7 @@ std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts)
   }
   if (!accounts.app.user.empty()) {
     std::vector<std::string> grants;
-    const bool everything = std::find(accounts.app_databases.begin(), accounts.app_databases.end(),
-                                      "*") != accounts.app_databases.end();
-    if (everything) {
+    if (GrantsEverything(accounts)) {
       grants.push_back(std::string(kAppPrivileges) + " ON *.*");
     } else {
       for (const std::string& database : accounts.app_databases) {
@@ -128,16 +135,51 @@ std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts)
         grants.push_back(fmt::format("{} ON {}.*", kAppPrivileges, GrantDatabase(database)));
       }
     }
-    AddAccount(&out, flavour, accounts.app, "%", grants, /*converge=*/true);
+    AddAccount(&out, flavour, accounts.app, "%", grants);
+    // Without "*", privileges at the global level are stale (an earlier *.* grant): REVOKE
+    // ... ON *.* takes only those, the database-level grants above stay.
+    if (!GrantsEverything(accounts)) {
+      out.push_back(
+          Plain(fmt::format("REVOKE ALL PRIVILEGES ON *.* FROM {}", Name(accounts.app.user, "%"))));
+    }
+  }
+  return out;
+}
+
+std::vector<Statement> StaleAppGrantRevokes(const Accounts& accounts,
+                                            const std::vector<std::string>& granted_databases) {
+  std::vector<Statement> out;
+  if (accounts.app.user.empty()) return out;
+  const bool everything = GrantsEverything(accounts);
+  std::set<std::string> wanted;
+  for (const std::string& database : accounts.app_databases)
+    wanted.insert(EscapedGrantDatabase(database));
+  for (const std::string& stored : granted_databases) {
+    if (!everything && wanted.contains(stored)) continue;
+    out.push_back(Plain(fmt::format("REVOKE ALL PRIVILEGES ON {}.* FROM {}",
+                                    db::QuoteIdentifier(stored), Name(accounts.app.user, "%"))));
   }
   return out;
 }
 
 Status EnsureUsers(db::Session& session, Flavour flavour, const Accounts& accounts) {
   auto logger = log::Get("replication");
-  for (const Statement& s : UserStatements(flavour, accounts)) {
-    Status status = session.Execute(s.sql);
-    if (!status.ok()) return status.WithContext(fmt::format("ensure users: {}", s.redacted));
+  auto execute = [&](const std::vector<Statement>& statements) {
+    for (const Statement& s : statements) {
+      Status status = session.Execute(s.sql);
+      if (!status.ok()) return status.WithContext(fmt::format("ensure users: {}", s.redacted));
+    }
+    return Status::Ok();
+  };
+  REPLBOOT_RETURN_STATUS_IF_ERROR(execute(UserStatements(flavour, accounts)));
+  if (!accounts.app.user.empty()) {
+    // Granted first, revoked after: the app user never goes without its grants.
+    auto rows = session.Query(fmt::format("SELECT Db FROM mysql.db WHERE User = {} AND Host = '%'",
+                                          db::QuoteLiteral(accounts.app.user)));
+    if (!rows) return rows.error().WithContext("ensure users: reading the app user's grants");
+    std::vector<std::string> granted;
+    for (const db::Row& row : *rows) granted.push_back(row.Get("Db").value_or(""));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(execute(StaleAppGrantRevokes(accounts, granted)));
   }
   logger->info("event=users_ensured replication_user={} backup_user={} app_user={}",
                log::Quote(accounts.replication.user), log::Quote(accounts.backup.user),

@@ -258,5 +258,25 @@ def test_stopped_replication_turns_unready_and_wait_times_out():
         assert http_get(c.url(1, f"/wait?gtid={later}&timeout=10"))[0] == 200
 
 
+def test_app_grants_follow_the_setting():
+    """What an earlier configuration granted the app user beyond cluster.app_databases (a *.*
+    grant, a database no longer listed) is revoked at the primary's next start; the listed
+    database keeps its grants throughout."""
+    with Harness("repl-grants") as H:
+        c = bring_up(H)
+        c.primary.sql("CREATE DATABASE olddb; GRANT SELECT ON *.* TO 'app'@'%';"
+                      "GRANT SELECT, INSERT ON olddb.* TO 'app'@'%';")
+        c.stop_agent(0)
+        p = c.start_agent(0)
+        assert "event=users_ensured" in read_log(p), read_log(p)[-2000:]
+        grants = [row[0] for row in c.primary.sql("SHOW GRANTS FOR 'app'@'%'")]
+        assert not any("olddb" in g for g in grants), grants
+        assert any(g.startswith("GRANT USAGE ON *.*") for g in grants), grants
+        assert any("ON `appdb`.*" in g and "INSERT" in g for g in grants), grants
+        c.primary.sql("INSERT INTO appdb.t VALUES (7000, 'after-the-restart')", user="app", password=APP_PW)
+        r = c.primary.sql("SELECT COUNT(*) FROM mysql.user", user="app", password=APP_PW, check=False)
+        assert r.returncode != 0 and b"denied" in r.stderr, r.stderr
+
+
 if __name__ == "__main__":
     run_tests(globals())

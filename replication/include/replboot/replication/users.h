@@ -23,8 +23,9 @@
 //   partial revokes, so "everything but the system schemas" cannot be said, and DML on *.*
 //   would include the `mysql` grant tables (INSERT INTO mysql.global_priv = root at the next
 //   restart). "*" in cluster.app_databases asks for *.* anyway.
-//   The app user's grants converge to the setting: they are revoked and granted again at every
-//   primary start, so a database taken out of the list loses its grants.
+//   The app user's grants converge to the setting at every primary start without a moment
+//   without them: the wanted grants first, then the stale ones revoked (database-level grants
+//   read from mysql.db; global ones by REVOKE ... ON *.*, which leaves the others alone).
 //
 // CREATE USER IF NOT EXISTS + ALTER USER … IDENTIFIED BY converge the password to the Secret
 // on every start (a rotated Secret takes effect at the next primary start).
@@ -71,7 +72,13 @@ Result<Accounts> AccountsFromConfig(const conf::Config& config);
 // The statements, in order (heartbeat schema, then the accounts). Pure.
 std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts);
 
-// Runs UserStatements; an error names the failing statement in its redacted form.
+// REVOKEs for the app user's database-level grants no longer in app_databases, given the
+// databases it holds grants on now (mysql.db.Db, escaped as stored). Pure.
+std::vector<Statement> StaleAppGrantRevokes(const Accounts& accounts,
+                                            const std::vector<std::string>& granted_databases);
+
+// Runs UserStatements, then the StaleAppGrantRevokes of the grants it finds; an error names
+// the failing statement in its redacted form.
 Status EnsureUsers(db::Session& session, Flavour flavour, const Accounts& accounts);
 
 }  // namespace replboot::replication
