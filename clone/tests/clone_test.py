@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 
-from replboot_harness import (Dnsmasq, Harness, MariaDB, assert_no_secret_in_procs, replboot_bin, run_tests,
-                              wait_until, write_private)
+from replboot_harness import (Dnsmasq, Harness, MariaDB, assert_no_secret_in_procs, proc_read, processes_mentioning,
+                              replboot_bin, run_tests, wait_until, write_private)
 from replboot_harness import make_pki as harness_make_pki
 
 SECRET = "clone-test-secret-" + "s" * 12
@@ -247,17 +247,8 @@ def test_corrupted_stream():
 
 
 def find_prepare(staging):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if b"--prepare" in cmd and staging.encode() in cmd:
-            return int(pid)
-    return None
+    return next((pid for pid in processes_mentioning(staging)
+                 if b"--prepare" in (proc_read(pid, "cmdline") or b"")), None)
 
 
 def test_sigkill_during_transfer_then_rerun():

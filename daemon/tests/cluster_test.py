@@ -21,8 +21,8 @@ import threading
 import time
 
 from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, make_pki,
-                              proc_comm, process_parents, regular_files, replboot_bin, run_tests, wait_until,
-                              write_private)
+                              other_pids, proc_comm, proc_read, process_parents, processes_mentioning,
+                              regular_files, replboot_bin, run_tests, wait_until, write_private)
 
 HTTP_PORT = 8008
 SECRETS = {
@@ -250,10 +250,7 @@ class LeakWatcher(threading.Thread):
                 p = parents.get(p)
             if p:
                 self.seen_comms.add(proc_comm(pid))
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == me:
-                continue
-            pid = int(entry)
+        for pid in other_pids():
             # The test's own wrapper forks `mount` from the shell that becomes replboot: it
             # carries the environment the test gave replboot, like replboot itself.
             # Its parent is a direct child of this test (it may not be in self.allowed yet: the
@@ -267,10 +264,8 @@ class LeakWatcher(threading.Thread):
             for what in ("cmdline", "environ"):
                 if what == "environ" and (pid in self.allowed or wrapper_mount or own_env):
                     continue
-                try:
-                    with open(f"/proc/{pid}/{what}", "rb") as f:
-                        data = f.read()
-                except OSError:
+                data = proc_read(pid, what)
+                if data is None:
                     continue
                 for name, needle in needles:
                     if needle in data:
@@ -590,15 +585,7 @@ def test_three_node_cluster_end_to_end():
         tree = H.dir
 
     # The harness is closed: nothing of the cluster runs any more.
-    left = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if tree.encode() in f.read():
-                        left.append(int(entry))
-            except OSError:
-                pass
+    left = processes_mentioning(tree)
     assert not left, f"processes still mention {tree}: {left}"
     assert not deferred, deferred
     step("done")

@@ -15,7 +15,7 @@ import sys
 import time
 
 from replboot_harness import (Harness, assert_no_secret_in_procs, descendants, files_containing, proc_state,
-                              replboot_bin, run_tests, wait_until, write_private)
+                              processes_mentioning, replboot_bin, run_tests, wait_until, write_private)
 
 
 def read_log(p):
@@ -151,20 +151,6 @@ def test_primary_initializes_serves_and_stops_cleanly():
         assert "Shutdown complete" in read_log(p2)
         assert password not in read_log(p2)
         assert not descendants(p2.pid)
-
-
-def processes_mentioning(text):
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def test_stop_during_initialization_leaves_an_empty_datadir():

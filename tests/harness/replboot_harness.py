@@ -325,17 +325,10 @@ def free_port(addr="127.0.0.1", udp=False):
 def assert_no_secret_in_procs(secret, also_environ=True):
     """No running process has `secret` in its argv (and environ, when asked)."""
     needle = secret.encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        names = ["cmdline"] + (["environ"] if also_environ else [])
-        for name in names:
-            try:
-                with open(f"/proc/{pid}/{name}", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            assert needle not in data, f"secret found in /proc/{pid}/{name}: {data[:200]!r}"
+    for pid in other_pids():
+        for name in ["cmdline"] + (["environ"] if also_environ else []):
+            data = proc_read(pid, name)
+            assert data is None or needle not in data, f"secret found in /proc/{pid}/{name}: {data[:200]!r}"
 
 
 def run_tests(namespace, only=None):
@@ -367,6 +360,27 @@ def run_tests(namespace, only=None):
 
 
 # --- Process tree and file contents, from /proc and the file system (daemon tests) ---
+
+def other_pids():
+    """Every live pid but this process's."""
+    me = os.getpid()
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
+
+
+def proc_read(pid, name):
+    """The bytes of /proc/<pid>/<name> (cmdline, environ, ...); None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def processes_mentioning(text):
+    """Pids (but this one) whose argv contains `text`."""
+    needle = text.encode()
+    return [pid for pid in other_pids() if needle in (proc_read(pid, "cmdline") or b"")]
+
 
 def process_parents():
     """pid -> parent pid of every live process (from /proc/*/stat)."""
