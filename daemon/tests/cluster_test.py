@@ -14,31 +14,18 @@ mariadbd it starts resolves MASTER_HOST=mysql-0.mysql the way a pod does.
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import threading
 import time
 
-from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, make_pki,
+from replboot_harness import (SECRET_ENV_NAMES, Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, make_pki,
                               other_pids, proc_comm, proc_read, process_parents, processes_mentioning,
-                              regular_files, replboot_bin, run_tests, wait_until, write_private)
+                              random_secrets, regular_files, replboot_bin, run_tests, wait_until,
+                              write_private)
 
 HTTP_PORT = 8008
-SECRETS = {
-    "root": "root-" + secrets.token_hex(10),
-    "repl": "repl-" + secrets.token_hex(10),
-    "backup": "backup-" + secrets.token_hex(10),
-    "secret": "shared-" + secrets.token_hex(10),
-    "app": "app-" + secrets.token_hex(10),
-}
-ENV_NAMES = {
-    "root": "REPLBOOT_MYSQL_ROOT_PASSWORD",
-    "repl": "REPLBOOT_REPLICATION_PASSWORD",
-    "backup": "REPLBOOT_BACKUP_PASSWORD",
-    "secret": "REPLBOOT_BACKUP_SECRET",
-    "app": "REPLBOOT_CLUSTER_APP_PASSWORD",
-}
+SECRETS = random_secrets()
 
 
 def read(path):
@@ -54,7 +41,7 @@ def child_env():
     for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
         if k in os.environ:
             env[k] = os.environ[k]
-    for name, var in ENV_NAMES.items():
+    for name, var in SECRET_ENV_NAMES.items():
         env[var] = SECRETS[name]
     return env
 

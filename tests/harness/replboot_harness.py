@@ -7,6 +7,7 @@ differs per test so tests can run in parallel.
 """
 import atexit
 import hashlib
+import secrets
 import os
 import shutil
 import signal
@@ -477,3 +478,18 @@ def make_pki(directory, leaves, other_ca_leaves=()):
             "-CAkey", f"{directory}/{ca}.key", "-set_serial", str(serial), "-days", "1",
             "-out", f"{directory}/{leaf}.pem")
     return directory
+
+
+# The secrets `replboot run` reads from its environment, by short name.
+SECRET_ENV_NAMES = {
+    "root": "REPLBOOT_MYSQL_ROOT_PASSWORD",
+    "repl": "REPLBOOT_REPLICATION_PASSWORD",
+    "backup": "REPLBOOT_BACKUP_PASSWORD",
+    "secret": "REPLBOOT_BACKUP_SECRET",
+    "app": "REPLBOOT_CLUSTER_APP_PASSWORD",
+}
+
+
+def random_secrets():
+    """Fresh values for SECRET_ENV_NAMES, by short name ("root-1f2e…"), for a test to look for."""
+    return {name: f"{name}-{secrets.token_hex(10)}" for name in SECRET_ENV_NAMES}

@@ -11,25 +11,19 @@ clones again).
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from replboot_harness import Dnsmasq, Harness, replboot_bin, run_tests, wait_until, write_private
+from replboot_harness import (SECRET_ENV_NAMES, Dnsmasq, Harness, random_secrets, replboot_bin, run_tests, wait_until,
+                              write_private)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
 
-SECRETS = {
-    "REPLBOOT_MYSQL_ROOT_PASSWORD": "root-" + secrets.token_hex(10),
-    "REPLBOOT_REPLICATION_PASSWORD": "repl-" + secrets.token_hex(10),
-    "REPLBOOT_BACKUP_PASSWORD": "backup-" + secrets.token_hex(10),
-    "REPLBOOT_BACKUP_SECRET": "secret-" + secrets.token_hex(10),
-    "REPLBOOT_CLUSTER_APP_PASSWORD": "app-" + secrets.token_hex(10),
-}
+SECRETS = random_secrets()
 
 
 # mysql-2 serves backups at this rate, so a clone from it takes several seconds.
@@ -86,14 +80,14 @@ class Pods:
         self.procs = {}
         self.starts = {}
         self.cnf = write_private(h.path("root.cnf"),
-                                 f"[client]\nuser=root\npassword={SECRETS['REPLBOOT_MYSQL_ROOT_PASSWORD']}\n")
+                                 f"[client]\nuser=root\npassword={SECRETS['root']}\n")
 
     def dir(self, i, *parts):
         return self.h.path(f"mysql-{i}", *parts)
 
     def env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
-        env.update(SECRETS)
+        env.update({SECRET_ENV_NAMES[name]: value for name, value in SECRETS.items()})
         return env
 
     def start(self, i, extra=()):
