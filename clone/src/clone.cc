@@ -63,7 +63,8 @@ Result<std::string> ToolVersionText(const std::string& tool) {
   std::lock_guard lock(mu);
   if (auto it = cache.find(tool); it != cache.end()) return it->second;
   auto version = process::RunCapture({tool, "--version"}, process::ChildEnvironment());
-  if (!version) return Error(version.error().WithContext(fmt::format("running {} --version", tool)));
+  if (!version)
+    return Error(version.error().WithContext(fmt::format("running {} --version", tool)));
   return cache.emplace(tool, version->out + version->err).first->second;
 }
 
@@ -72,9 +73,10 @@ Result<std::string> ToolVersionText(const std::string& tool) {
 Status CheckCompatible(const std::string& peer, const std::string& flavour,
                        const std::string& server_version, const CloneOptions& options) {
   if (flavour != options.flavour) {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours",
-                              peer, flavour, server_version, options.flavour));
+    return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours", peer,
+                    flavour, server_version, options.flavour));
   }
   const std::string tool = LocalTool(options);
   auto version = ToolVersionText(tool);
@@ -175,20 +177,29 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     }
     uint32_t left = frame->length;
     while (left > 0) {
-      auto n =
-          sock.ReadSome(buffer.data(), std::min<size_t>(left, buffer.size()), options.idle_timeout);
-      if (!n) {
-        return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout
-                                                              : StatusCode::kUnavailable,
-                     "stream from {} broke after {} bytes: {}", peer, bytes, n.error().message());
+      // The buffer is filled before it is handed on: over TLS one read returns one 16 KiB
+      // record, and every Write is a queue push (lock, allocation, wake-up) to the disk thread.
+      const size_t want = std::min<size_t>(left, buffer.size());
+      size_t got = 0;
+      while (got < want) {
+        auto n = sock.ReadSome(buffer.data() + got, want - got, options.idle_timeout);
+        if (!n) {
+          return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout
+                                                                : StatusCode::kUnavailable,
+                       "stream from {} broke after {} bytes: {}", peer, bytes + got,
+                       n.error().message());
+        }
+        if (*n == 0) {
+          return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer,
+                       bytes + got);
+        }
+        got += *n;
       }
-      if (*n == 0)
-        return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer, bytes);
-      s = extractor.Write(std::span(buffer.data(), *n));
+      s = extractor.Write(std::span(buffer.data(), got));
       if (!s.ok())
         return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-      left -= static_cast<uint32_t>(*n);
-      bytes += *n;
+      left -= static_cast<uint32_t>(got);
+      bytes += got;
     }
     auto now = Clock::now();
     if (now >= next_progress || (options.on_progress && now >= next_report)) {
@@ -377,26 +388,26 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
 
   auto native = MakeExtractor(staging, options.flavour);
   if (!native) return Error(native.error());
-  auto extractor = tl::expected<std::unique_ptr<StreamExtractor>, Status>(
-      MakePipelined(std::move(*native), options.pipeline_bytes));
+  std::unique_ptr<StreamExtractor> extractor =
+      MakePipelined(std::move(*native), options.pipeline_bytes);
   uint64_t bytes = 0;
-  auto trailer = Receive(*sock, **extractor, *header, options, &bytes);
+  auto trailer = Receive(*sock, *extractor, *header, options, &bytes);
   if (!trailer) {
-    (*extractor)->Abort();
+    extractor->Abort();
     return Error(trailer.error());
   }
   sock->Close();
   if (!trailer->ok()) {
-    (*extractor)->Abort();
+    extractor->Abort();
     return Error(StatusCode::kUnavailable, "the backup on {} failed (exit code {}, signal {}): {}",
                  peer, trailer->exit_code, trailer->signal, trailer->last_line);
   }
   if (trailer->bytes != bytes) {
-    (*extractor)->Abort();
+    extractor->Abort();
     return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer,
                  trailer->bytes, bytes);
   }
-  if (Status s = (*extractor)->Finish(); !s.ok())
+  if (Status s = extractor->Finish(); !s.ok())
     return Error(s.WithContext(fmt::format("stream from {}", peer)));
   std::string checkpoints;
   if (!HasCheckpoints(staging, &checkpoints)) {
@@ -468,8 +479,8 @@ Result<ProbeInfo> ProbeDonor(const std::string& peer_text, const CloneOptions& o
   auto sock = ConnectAuthenticated(hp->first, hp->second, HelloMode::kProbe, options, deadline);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
-  auto left = std::max(milliseconds(1),
-                       std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+  auto left =
+      std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
   auto frame = sock->ReadControlFrame(left);
   if (!frame) return Error(frame.error().WithContext(fmt::format("probing {}", peer)));
   if (frame->type == FrameType::kError) return Error(ServerErrorStatus(peer, frame->payload));

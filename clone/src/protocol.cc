@@ -107,10 +107,6 @@ bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string_view HelloModeName(HelloMode mode) {
-  return mode == HelloMode::kProbe ? "probe" : "backup";
-}
-
 std::string EncodeHello(HelloMode mode) {
   std::string out(kHelloMagic);
   out.push_back(static_cast<char>(kProtocolVersion >> 8));

@@ -11,27 +11,25 @@
 //                                  `--prepare` succeeded: a staging dir holding it is a
 //                                  committed clone, one without it is garbage.
 //
+// clang-format off
 // Decision table (Decide(); Recover() carries out the first four rows, in order, on start):
 //
 //  staging          | datadir                      | old     | action
 //  -----------------+------------------------------+---------+-------------------------------------
-//  committed        | absent or empty              | any     | kFinishSwap: staging → datadir, drop
-//  old committed        | data, marker replace=true    | absent  | kFinishSwap: datadir → old,
-//  staging → datadir committed        | data, otherwise              | any     | kDiscardStaging
-//  (never overwrite data) uncommitted      | any                          | any     |
-//  kDiscardStaging (killed mid-clone) absent           | absent or empty              | present |
-//  kRestoreOld (a force-reclone that never
-//                   |                              |         |   committed: the old datadir comes
-//                   back)
+//  committed        | absent or empty              | any     | kFinishSwap: staging → datadir, drop old
+//  committed        | data, marker replace=true    | absent  | kFinishSwap: datadir → old, staging → datadir
+//  committed        | data, otherwise              | any     | kDiscardStaging (never overwrite data)
+//  uncommitted      | any                          | any     | kDiscardStaging (killed mid-clone)
+//  absent           | absent or empty              | present | kRestoreOld (a force-reclone that never
+//                   |                              |         |   committed: the old datadir comes back)
 //  absent           | has marker                   | present | kDropOld (the new clone is in place)
-//  absent           | absent or empty              | absent  | primary: kInitialize; replica:
-//  kClone absent           | marker, or data without one  | absent  | primary: kStart (a primary
-//  never clones);
-//                   |                              |         |   replica with --force-reclone:
-//                   kClone |                              |         |   (the old one is kept aside
-//                   until the |                              |         |   new one commits); else
-//                   kStart (existing |                              |         |   data is never
-//                   overwritten)
+//  absent           | absent or empty              | absent  | primary: kInitialize; replica: kClone
+//  absent           | marker, or data without one  | absent  | primary: kStart (a primary never clones);
+//                   |                              |         |   replica with --force-reclone: kClone
+//                   |                              |         |   (the old one is kept aside until the
+//                   |                              |         |   new one commits); else kStart (existing
+//                   |                              |         |   data is never overwritten)
+// clang-format on
 #ifndef REPLBOOT_CLONE_DATADIR_H_
 #define REPLBOOT_CLONE_DATADIR_H_
 

@@ -116,7 +116,6 @@ Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& s
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
 enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
-std::string_view HelloModeName(HelloMode mode);  // "backup" | "probe"
 
 std::string EncodeHello(HelloMode mode = HelloMode::kBackup);
 // The mode the client asks for (kBackup when the mode byte is absent). kCorruption when
