@@ -297,6 +297,23 @@ TEST_F(ConfigTest, ValidateListenAddressesAndTls) {
   EXPECT_THAT(s.message(), HasSubstr("6 configuration problems"));
 }
 
+TEST_F(ConfigTest, ValidateAppDatabases) {
+  LoadedConfig loaded;
+  loaded.config.node.hostname = "mysql-0";
+  EXPECT_EQ(loaded.config.cluster.app_databases, std::vector<std::string>{"app"});
+  loaded.config.cluster.app_databases = {"shop", "my_app", "*"};
+  EXPECT_TRUE(Validate(loaded).ok()) << Validate(loaded).ToString();
+  loaded.config.cluster.app_databases = {"mysql", "a`b", "", "db.x", std::string(65, 'd'), "ok"};
+  Status s = Validate(loaded);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(),
+              HasSubstr("cluster.app_databases = \"mysql\" (from default): is a system schema"));
+  EXPECT_THAT(s.message(), HasSubstr("cluster.app_databases = \"a`b\""));
+  EXPECT_THAT(s.message(), HasSubstr("cluster.app_databases = \"db.x\""));
+  EXPECT_THAT(s.message(), Not(HasSubstr("\"ok\"")));
+  EXPECT_THAT(s.message(), HasSubstr("5 configuration problems"));
+}
+
 TEST_F(ConfigTest, HostnameDefaultsToGethostname) {
   options_.flags.clear();
   auto loaded = LoadConfig(options_);

@@ -32,10 +32,10 @@ Status NodeServices::OnStart(NodeContext& ctx) {
 }
 
 Status NodeServices::PrepareDatadir(NodeContext& ctx) {
+  if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
   Supervisor* supervisor = ctx.supervisor;
-  replication::CloneProgress* progress = node_ ? &node_->clone_progress() : nullptr;
+  replication::CloneProgress* progress = &node_->clone_progress();
   auto on_progress = [progress](const clone::CloneProgressEvent& event) {
-    if (progress == nullptr) return;
     replication::CloneProgress::View view;
     view.phase = event.phase;
     view.donor = event.donor;
@@ -47,8 +47,8 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
     view.error = event.error;
     progress->Set(std::move(view));
   };
-  return clone::CloneIntoDatadir(ctx.config(), ctx.identity,
-                                 [supervisor] { return supervisor->Stopping(); }, on_progress);
+  return clone::CloneIntoDatadir(
+      ctx.config(), ctx.identity, [supervisor] { return supervisor->Stopping(); }, on_progress);
 }
 
 Status NodeServices::AfterReady(NodeContext& ctx) {
@@ -56,8 +56,8 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // Replication first: a primary that cannot create its accounts is not a working primary
   // (replicas could neither clone nor replicate), so that error stops the node.
   if (!node_) return Status(StatusCode::kInternal, "after_ready without on_start");
-  if (Status s = replication::FinishReplicationSetup(*node_, ctx.config(), ctx.identity,
-                                                     ctx.flavour);
+  if (Status s =
+          replication::FinishReplicationSetup(*node_, ctx.config(), ctx.identity, ctx.flavour);
       !s.ok()) {
     return s.WithContext("replication");
   }
@@ -67,8 +67,10 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // the node still runs (a single primary does not need it).
   auto server_options = clone::ServerOptionsFromConfig(ctx.config());
   if (!server_options) {
-    log->error("event=backup_server_disabled error={}", log::Quote(server_options.error().message()));
-    node_->SetLastError("backup server disabled: " + server_options.error().message());
+    log->error("event=backup_server_disabled error={}",
+               log::Quote(server_options.error().message()));
+    // Added to a replica's replication error, if any, not replacing it.
+    node_->AddError("backup server disabled: " + server_options.error().message());
     return Status::Ok();
   }
   replication::Node* node_ptr = node_.get();

@@ -556,7 +556,8 @@ def test_three_node_cluster_end_to_end():
             mysqld_pids.append(int(re.findall(r"event=mysqld_started pid=(\d+)", node.log())[-1]))
             code = node.stop()
             assert code == 0, (node.name, code, node.log()[-3000:])
-            assert not descendants(node.proc.pid)
+            left = processes_mentioning(node.base)  # its descendants are orphans by now
+            assert not left, (node.name, left)
         for pid in mysqld_pids:
             assert proc_comm(pid) is None, f"mysqld {pid} still running"
 

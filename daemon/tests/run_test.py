@@ -14,13 +14,22 @@ import subprocess
 import sys
 import time
 
-from replboot_harness import (Harness, assert_no_secret_in_procs, descendants, files_containing, proc_state,
-                              processes_mentioning, replboot_bin, run_tests, wait_until, write_private)
+from replboot_harness import (Harness, assert_no_secret_in_procs, descendants, files_containing, proc_comm,
+                              proc_state, processes_mentioning, replboot_bin, run_tests, wait_until, write_private)
 
 
 def read_log(p):
     with open(p.log_path, "rb") as f:
         return f.read().decode(errors="replace")
+
+
+def assert_nothing_outlives(H, p):
+    """After replboot `p` exited: no mysqld it started and no process naming the test's dir is
+    left. (Its descendants cannot be asked for any more: orphans belong to another parent.)"""
+    for pid in map(int, re.findall(r"event=mysqld_started pid=(\d+)", read_log(p))):
+        assert proc_comm(pid) is None, f"mysqld {pid} outlived replboot"
+    left = processes_mentioning(H.dir)
+    assert not left, f"processes still mention {H.dir}: {left}"
 
 
 def wait_log(p, pattern, timeout, what=None):
@@ -150,7 +159,7 @@ def test_primary_initializes_serves_and_stops_cleanly():
         assert stop(p2) == 0, read_log(p2)[-3000:]
         assert "Shutdown complete" in read_log(p2)
         assert password not in read_log(p2)
-        assert not descendants(p2.pid)
+        assert_nothing_outlives(H, p2)
 
 
 def test_stop_during_initialization_leaves_an_empty_datadir():
@@ -282,7 +291,7 @@ def test_runs_as_pid_1_of_a_pid_namespace():
         p = H.spawn(["unshare", "--pid", "--fork", "--mount-proc"] + node_args(H, mysqld=standin),
                     log_name="replboot", env=child_env())
         wait_log(p, r"event=reaped_orphan pid=\d+ status=\"exit code 0\"", 20, "the orphan to be reaped by PID 1")
-        kids = [pid for pid in descendants(p.pid) if open(f"/proc/{pid}/comm").read().strip() == "replboot"]
+        kids = [pid for pid in descendants(p.pid) if proc_comm(pid) == "replboot"]
         assert len(kids) == 1, kids
         with open(f"/proc/{kids[0]}/status") as f:
             nspid = [line.split()[1:] for line in f if line.startswith("NSpid:")][0]
@@ -320,7 +329,8 @@ def test_mysqld_never_answering_times_out_naming_the_socket():
         assert re.search(r"event=startup_failed .*did not accept a connection as root on socket " + re.escape(sock)
                          + r" within 2s .*last error", log), log[-2000:]
         # The silent stand-in was stopped (sleep dies on SIGTERM) and nothing is left.
-        assert "event=mysqld_exited" in log and not descendants(p.pid)
+        assert "event=mysqld_exited" in log
+        assert_nothing_outlives(H, p)
 
 
 def test_replica_with_empty_datadir_and_no_donor_waits_and_stops_promptly():
@@ -340,7 +350,7 @@ def test_replica_with_empty_datadir_and_no_donor_waits_and_stops_promptly():
         assert code != 0, log[-2000:]
         assert "event=mysqld_started" not in log, log[-2000:]
         assert [e for e in os.listdir(H.path("data"))] == [], "replica datadir was written without a clone"
-        assert not descendants(p.pid)
+        assert_nothing_outlives(H, p)
 
 
 def test_hostname_without_ordinal_exits_2():

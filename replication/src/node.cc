@@ -495,6 +495,10 @@ void Node::SetLastError(std::string error) {
   std::lock_guard lock(impl_->mu);
   impl_->last_error = std::move(error);
 }
+void Node::AddError(const std::string& error) {
+  std::lock_guard lock(impl_->mu);
+  impl_->last_error = impl_->last_error.empty() ? error : impl_->last_error + "; " + error;
+}
 Snapshot Node::Current() const { return impl_->Current(); }
 
 Flavour FromConf(conf::Flavour flavour) {
@@ -570,8 +574,8 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
 }
 
 Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
-                                               const conf::Identity& identity,
-                                               conf::Flavour flavour) {
+                                              const conf::Identity& identity,
+                                              conf::Flavour flavour) {
   auto local = LocalRootOptions(config);
   if (!local) return tl::unexpected(local.error());
   NodeOptions options = NodeOptionsFromConfig(config, identity, flavour, *local);

@@ -42,28 +42,14 @@ class CloneProgress {
     std::string phase = "none";
     std::string donor;
     uint64_t bytes = 0;
-    uint64_t total_bytes = 0;      // the donor's estimate; 0 when unknown
-    double bytes_per_second = 0;   // over the current attempt
+    uint64_t total_bytes = 0;           // the donor's estimate; 0 when unknown
+    double bytes_per_second = 0;        // over the current attempt
     std::optional<double> eta_seconds;  // from the estimate; nullopt when unknown
-    int attempts = 0;              // attempts started (a retry after a failure counts again)
+    int attempts = 0;                   // attempts started (a retry after a failure counts again)
     std::string error;
     // True from discovery to the commit: mysqld is not expected to answer yet.
     bool Active() const;
   };
-  void SetPhase(std::string phase, std::string donor = "") {
-    std::lock_guard lock(mu_);
-    view_.phase = std::move(phase);
-    if (!donor.empty()) view_.donor = std::move(donor);
-  }
-  void SetBytes(uint64_t bytes, uint64_t total_bytes = 0) {
-    std::lock_guard lock(mu_);
-    view_.bytes = bytes;
-    if (total_bytes != 0) view_.total_bytes = total_bytes;
-  }
-  void SetError(std::string error) {
-    std::lock_guard lock(mu_);
-    view_.error = std::move(error);
-  }
   // Replaces the whole view (the clone reports everything at once).
   void Set(View view) {
     std::lock_guard lock(mu_);

@@ -11,10 +11,10 @@
 //
 // Wiring in `replboot run` (daemon/node_services.cc): StartNodeServer() when the node starts,
 // before its datadir is initialized or cloned; FinishReplicationSetup() once mysqld is ready;
-// at shutdown node->Stop() before stopping mysqld, and the Node destroyed after mysqld is gone
-// (a /wait in flight ends when mysqld closes its connection).
-// `replboot replication-agent` (commands.h) runs exactly this against an already running
-// mysqld; the integration tests drive it.
+// at shutdown, once mysqld has ended (readiness turns 503 while it shuts down), node->Stop(),
+// then the Node is destroyed (a /wait in flight ended when mysqld closed its connection).
+// `replboot replication-agent` (commands.h) does the same against an already running mysqld;
+// the integration tests drive it.
 #ifndef REPLBOOT_REPLICATION_NODE_H_
 #define REPLBOOT_REPLICATION_NODE_H_
 
@@ -69,6 +69,8 @@ class Node {
   // An error to show in /status and the readiness reason (e.g. replication did not start);
   // "" clears it.
   void SetLastError(std::string error);
+  // Adds to the last error instead of replacing it ("a; b").
+  void AddError(const std::string& error);
   Snapshot Current() const;
 
   struct Impl;
@@ -104,8 +106,8 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
 // fatal error is returned), the replica's setup error as the Node's last error, the primary's
 // heartbeat, MarkSetUp(). (`replboot replication-agent` prepares first, then serves.)
 Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
-                                               const conf::Identity& identity,
-                                               conf::Flavour flavour);
+                                              const conf::Identity& identity,
+                                              conf::Flavour flavour);
 Status FinishReplicationSetup(Node& node, const conf::Config& config,
                               const conf::Identity& identity, conf::Flavour flavour);
 
