@@ -13,6 +13,13 @@ namespace replboot::files {
 
 namespace fs = std::filesystem;
 
+std::string ParentDir(const std::string& path) {
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  auto parent = std::filesystem::path(trimmed).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
 Result<std::string> ReadFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error(ErrnoStatus(errno, "open " + path));

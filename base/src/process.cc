@@ -220,15 +220,30 @@ Result<ExitStatus> Wait(pid_t pid, std::optional<std::chrono::milliseconds> time
 }
 
 Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                            std::optional<std::string> stdin_data) {
+                            std::optional<std::string> stdin_data, std::stop_token stop) {
   SpawnOptions options;
   options.argv = argv;
   options.env = env;
   options.stdin_mode = stdin_data ? Stdio::kPipe : Stdio::kNull;
   options.stdout_mode = Stdio::kPipe;
   options.stderr_mode = Stdio::kPipe;
+  options.new_process_group = stop.stop_possible();  // so a stop ends all it started
   auto child = Spawn(options);
   if (!child) return Error(child.error());
+  // A stop request ends the child's whole group: SIGTERM now, SIGKILL after kStopGrace. The
+  // loop below then sees the pipes close and reaps the child as usual.
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  const pid_t group = child->pid;
+  auto check_stop = [&] {
+    if (!stop.stop_requested()) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!kill_at) {
+      ::kill(-group, SIGTERM);
+      kill_at = now + kStopGrace;
+    } else if (now >= *kill_at) {
+      ::kill(-group, SIGKILL);
+    }
+  };
 
   Captured captured;
   size_t written = 0;
@@ -242,7 +257,9 @@ Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vec
     if (out_fd >= 0) fds.push_back({out_fd, POLLIN, 0});
     if (err_fd >= 0) fds.push_back({err_fd, POLLIN, 0});
     if (in_fd >= 0) fds.push_back({in_fd, POLLOUT, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    check_stop();
+    // Woken every 200 ms while a stop is possible, to notice it; else only by the child.
+    if (::poll(fds.data(), fds.size(), stop.stop_possible() ? 200 : -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -268,8 +285,23 @@ Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vec
       }
     }
   }
-  auto status = Wait(child->pid);
+  auto status = Wait(child->pid, stop.stop_possible() ? std::optional(std::chrono::milliseconds(200))
+                                                     : std::nullopt);
+  while (!status && status.error().code() == StatusCode::kTimeout) {
+    check_stop();  // the pipes closed, but the child has not ended yet
+    status = Wait(child->pid, std::chrono::milliseconds(200));
+  }
   if (!status) return Error(status.error());
+  if (kill_at) {
+    // What the child started (in its group) must be gone too before we report.
+    const auto give_up = *kill_at + kStopGrace;
+    while (::kill(-group, 0) == 0 && std::chrono::steady_clock::now() < give_up) {
+      if (std::chrono::steady_clock::now() >= *kill_at) ::kill(-group, SIGKILL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return Error(StatusCode::kCancelled, "{} stopped by a stop request ({})", argv[0],
+                 status->ToString());
+  }
   captured.status = *status;
   return captured;
 }

@@ -34,3 +34,24 @@ TEST(StatusTest, FullDiskIsNoSpace) {
 
 }  // namespace
 }  // namespace replboot
+
+// The one exit-code table (base/exit_code.h) every subcommand uses.
+#include "replboot/base/exit_code.h"
+
+namespace replboot {
+namespace {
+
+TEST(ExitCodeTest, StatusesMapToTheTable) {
+  EXPECT_EQ(cli::ExitCodeFor(Status::Ok()), 0);
+  EXPECT_EQ(cli::ExitCodeFor(Status(StatusCode::kInvalidArgument, "x")), cli::kExitConfig);
+  EXPECT_EQ(cli::ExitCodeFor(Status(StatusCode::kPermissionDenied, "x")), cli::kExitRefused);
+  EXPECT_EQ(cli::ExitCodeFor(Status(StatusCode::kNoSpace, "x")), cli::kExitNoSpace);
+  EXPECT_EQ(cli::ExitCodeFor(Status(StatusCode::kCorruption, "x")), cli::kExitFailed);
+  EXPECT_EQ(cli::ExitCodeFor(Status(StatusCode::kUnavailable, "x")), cli::kExitFailed);
+  // Distinct codes: a script can tell each case apart.
+  EXPECT_NE(cli::kExitUnavailable, cli::kExitRefused);
+  EXPECT_NE(cli::kExitRefused, cli::kExitNoSpace);
+}
+
+}  // namespace
+}  // namespace replboot

@@ -19,6 +19,7 @@
 #include "net.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
+#include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/db/client.h"
@@ -96,30 +97,26 @@ BackupServer::~BackupServer() { Stop(); }
 Status BackupServer::Start() {
   // splice(2) into a socket whose peer is gone raises SIGPIPE; the error code is enough.
   ::signal(SIGPIPE, SIG_IGN);
+  if (options_.tls.enabled && !tls_) tls_ = options_.tls_context;
   if (options_.tls.enabled && !tls_) {
     auto context = net::TlsContext::Create(options_.tls, net::TlsContext::Role::kServer);
     if (!context) return context.error().WithContext("backup.tls");
     tls_ = std::move(*context);
   }
-  auto hp = net::SplitHostPort(options_.listen, 3307, /*allow_zero=*/true);
-  if (!hp) return hp.error().WithContext("backup.listen");
+  const asio::ip::tcp::endpoint& endpoint = options_.listen;
+  const std::string listen_text = discovery::EndpointText(endpoint);
   boost::system::error_code ec;
-  auto address = asio::ip::make_address(hp->first, ec);
-  if (ec)
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("backup.listen: bad address {:?}", hp->first));
-  asio::ip::tcp::endpoint endpoint(address, hp->second);
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status(StatusCode::kIOError,
-                  fmt::format("listen on {}: {}", options_.listen, ec.message()));
+                  fmt::format("listen on {}: {}", listen_text, ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
   Log()->info("event=backup_server_listening listen={} port={} tool={} max_concurrent={} tls={}",
-              log::Quote(options_.listen), port_, options_.tool, options_.max_concurrent,
+              log::Quote(listen_text), port_, options_.tool, options_.max_concurrent,
               tls_ ? (options_.tls.ca.empty() ? "on" : "verify-peer") : "off");
   asio::co_spawn(io_, AcceptLoop(), asio::detached);
   return Status::Ok();
@@ -127,6 +124,7 @@ Status BackupServer::Start() {
 
 void BackupServer::Stop() {
   if (stopping_.exchange(true)) return;
+  stop_source_.request_stop();
   boost::system::error_code ec;
   acceptor_.close(ec);
   std::list<SessionThread> sessions;
@@ -222,7 +220,7 @@ void BackupServer::RunSession(int fd) {
   net::Socket sock(fd, net::PeerName(fd));
   const std::string peer = sock.peer();
   const milliseconds hs = options_.handshake_timeout;
-  sock.SetCancel(&stopping_);
+  sock.SetStop(stop_source_.get_token());
 
   // --- TLS, or not: both sides must agree, and a mismatch is named on the side that sees it
   auto first = sock.PeekByte(hs);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "net.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
+#include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/datadir.h"
 
@@ -32,11 +34,6 @@ auto Log() { return log::Get("clone"); }
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-std::string ParentOf(const std::string& path) {
-  auto parent = std::filesystem::path(path).parent_path().string();
-  return parent.empty() ? "." : parent;
 }
 
 // The stream header, right after the handshake. The socket is then at the first DATA frame.
@@ -106,7 +103,7 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
   if (Status s = CheckCompatible(peer, header.flavour, header.server_version, options); !s.ok())
     return s;
   if (options.check_free_space && header.estimated_bytes > 0) {
-    auto free = files::FreeBytes(ParentOf(options.datadir));
+    auto free = files::FreeBytes(files::ParentDir(options.datadir));
     if (!free) return free.error();
     auto need =
         static_cast<uint64_t>(static_cast<double>(header.estimated_bytes) * options.space_margin);
@@ -114,7 +111,7 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
       return Status(
           StatusCode::kNoSpace,
           fmt::format("no space left for the clone: {} needs about {} bytes, {} has {} free", peer,
-                      need, ParentOf(options.datadir), *free));
+                      need, files::ParentDir(options.datadir), *free));
     }
   }
   return Status::Ok();
@@ -145,7 +142,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
   auto next_progress = start + options.progress_interval;
   auto next_report = start;
   for (;;) {
-    if (options.cancel && options.cancel->load())
+    if (options.stop.stop_requested())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
     std::array<uint8_t, kFrameHeaderSize> raw;
     Status s = sock.ReadExact(raw.data(), raw.size(), options.idle_timeout);
@@ -263,7 +260,7 @@ Status Prepare(const std::string& staging, const CloneOptions& options) {
                                    "--target-dir=" + staging};
   Log()->info("event=prepare_started dir={} use_memory={}", log::Quote(staging),
               options.use_memory);
-  auto run = process::RunCapture(argv, process::ChildEnvironment());
+  auto run = process::RunCapture(argv, process::ChildEnvironment(), std::nullopt, options.stop);
   if (!run) return run.error().WithContext(fmt::format("running {} --prepare", tool));
   std::string output = run->out + run->err;
   auto tail = [&] {
@@ -295,31 +292,19 @@ Status Prepare(const std::string& staging, const CloneOptions& options) {
   return Status::Ok();
 }
 
-Status ChownTree(const std::string& dir, const std::string& owner) {
-  if (::geteuid() != 0 || owner.empty()) return Status::Ok();  // nothing to hand over
-  struct passwd* pw = ::getpwnam(owner.c_str());
-  if (pw == nullptr)
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("no such user {:?} to own {}", owner, dir));
-  if (::lchown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+Status ChownTree(const std::string& dir, const std::optional<FileOwner>& owner) {
+  if (!owner) return Status::Ok();  // nothing to hand over
+  if (::lchown(dir.c_str(), owner->uid, owner->gid) != 0)
     return ErrnoStatus(errno, fmt::format("chown {}", dir));
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (::lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+    if (::lchown(it->path().c_str(), owner->uid, owner->gid) != 0) {
       return ErrnoStatus(errno, fmt::format("chown {}", it->path().string()));
     }
   }
   if (ec) return Status(StatusCode::kIOError, fmt::format("walking {}: {}", dir, ec.message()));
   return Status::Ok();
-}
-
-std::string ReadOptional(const std::string& dir, std::initializer_list<const char*> names) {
-  for (const char* name : names) {
-    auto text = files::ReadFile(dir + "/" + name);
-    if (text) return *text;
-  }
-  return "";
 }
 
 // Fsyncs every file of the staging dir (the tool unpacker does not), so the commit
@@ -347,23 +332,26 @@ std::string LocalTool(const CloneOptions& options) {
   return options.flavour == "mysql" ? "xtrabackup" : "mariabackup";
 }
 
-Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& options) {
+Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {
   ::signal(SIGPIPE, SIG_IGN);  // a dead unpacker or donor is an error code, not a signal
   const auto start = Clock::now();
   const std::string staging = StagingPath(options.datadir);
-  auto hp = net::SplitHostPort(peer_text, 3307);
-  if (!hp) return Error(hp.error());
 
-  // Leftovers of an earlier attempt never mix with this one.
-  auto action = Recover(options.datadir, /*is_primary=*/false, options.force_reclone);
-  if (!action) return Error(action.error());
-  if (*action != Action::kClone) {
+  // A clean slate: the caller settled leftovers (datadir.h), so they never mix with this one.
+  auto state = InspectDatadir(options.datadir);
+  if (!state) return Error(state.error());
+  if (state->staging != DirState::kAbsent || state->old_present) {
+    return Error(StatusCode::kInternal,
+                 "{} has a staging or old dir left: settle the datadir before cloning",
+                 options.datadir);
+  }
+  if ((state->datadir == DirState::kData || state->datadir == DirState::kCommitted) &&
+      !options.force_reclone) {
     return Error(StatusCode::kInvalidArgument,
-                 "{} already holds data ({}); use --force-reclone to replace it", options.datadir,
-                 ActionName(*action));
+                 "{} already holds data; use --force-reclone to replace it", options.datadir);
   }
 
-  auto sock = ConnectAuthenticated(hp->first, hp->second, HelloMode::kBackup, options);
+  auto sock = ConnectAuthenticated(donor, HelloMode::kBackup, options);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
   Log()->info("event=clone_connected peer={} datadir={}", peer, log::Quote(options.datadir));
@@ -446,11 +434,6 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   marker["committed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
-  marker["binlog_info"] =
-      ReadOptional(staging, {"xtrabackup_binlog_info", "mariadb_backup_binlog_info"});
-  marker["slave_info"] =
-      ReadOptional(staging, {"xtrabackup_slave_info", "mariadb_backup_slave_info"});
-  marker["binlog_pos_innodb"] = ReadOptional(staging, {"xtrabackup_binlog_pos_innodb"});
   if (Status s = WriteMarker(
           staging, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
       !s.ok()) {
@@ -470,13 +453,11 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   return result;
 }
 
-Result<ProbeInfo> ProbeDonor(const std::string& peer_text, const CloneOptions& options,
+Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
                              std::chrono::milliseconds timeout) {
   ::signal(SIGPIPE, SIG_IGN);
   const auto deadline = Clock::now() + timeout;
-  auto hp = net::SplitHostPort(peer_text, 3307);
-  if (!hp) return Error(hp.error());
-  auto sock = ConnectAuthenticated(hp->first, hp->second, HelloMode::kProbe, options, deadline);
+  auto sock = ConnectAuthenticated(donor, HelloMode::kProbe, options, deadline);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
   auto left =
@@ -501,9 +482,9 @@ Result<ProbeInfo> ProbeDonor(const std::string& peer_text, const CloneOptions& o
   return info;
 }
 
-Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>()>& peers_fn,
+Result<CloneResult> CloneFromPeers(const std::function<std::vector<Endpoint>()>& peers_fn,
                                    const CloneOptions& options, const RetryPolicy& policy) {
-  std::map<std::string, int> auth_skip;  // peer → rounds left to skip
+  std::map<Endpoint, int> auth_skip;  // peer → rounds left to skip
   milliseconds backoff = policy.first_backoff;
   Status last(StatusCode::kUnavailable, "no peer to clone from");
   int attempts = 0;
@@ -521,22 +502,22 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
   for (int round = 1; policy.max_rounds == 0 || round <= policy.max_rounds; ++round) {
     Report(attempt_options, Event("discovering"));
     auto peers = peers_fn();
-    for (const auto& peer : peers) {
-      if (options.cancel && options.cancel->load())
-        return Error(StatusCode::kCancelled, "clone cancelled");
-      if (auto it = auth_skip.find(peer); it != auth_skip.end() && it->second > 0) {
+    for (const auto& endpoint : peers) {
+      if (options.stop.stop_requested()) return Error(StatusCode::kCancelled, "clone cancelled");
+      const std::string peer = discovery::EndpointText(endpoint);
+      if (auto it = auth_skip.find(endpoint); it != auth_skip.end() && it->second > 0) {
         --it->second;
         continue;
       }
       ++attempts;
-      auto result = CloneFrom(peer, attempt_options);
+      auto result = CloneFrom(endpoint, attempt_options);
       if (result) return result;
       last = result.error();
       last_error = last.message();
       Report(attempt_options, Event("failed", peer));
       Log()->warn("event=clone_attempt_failed peer={} round={} code={} error={}", peer, round,
                   StatusCodeName(last.code()), log::Quote(last.message()));
-      if (last.code() == StatusCode::kPermissionDenied) auth_skip[peer] = policy.auth_skip_rounds;
+      if (last.code() == StatusCode::kPermissionDenied) auth_skip[endpoint] = policy.auth_skip_rounds;
       if (last.code() == StatusCode::kNoSpace || last.code() == StatusCode::kCancelled)
         return Error(last);
       if (last.code() == StatusCode::kInvalidArgument &&
@@ -546,11 +527,13 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>(
     }
     if (policy.max_rounds != 0 && round == policy.max_rounds) break;
     Log()->info("event=clone_backoff round={} wait_ms={}", round, backoff.count());
-    auto until = Clock::now() + backoff;
-    while (Clock::now() < until) {
-      if (options.cancel && options.cancel->load())
-        return Error(StatusCode::kCancelled, "clone cancelled");
-      std::this_thread::sleep_for(milliseconds(100));
+    // Sleeps the backoff, woken at once by a stop request.
+    std::mutex mu;
+    std::condition_variable_any wake;
+    std::unique_lock lock(mu);
+    if (wake.wait_for(lock, options.stop, backoff, [] { return false; }) ||
+        options.stop.stop_requested()) {
+      return Error(StatusCode::kCancelled, "clone cancelled");
     }
     backoff = std::min(backoff * 2, policy.max_backoff);
   }

@@ -44,7 +44,8 @@ class CloneFromPeersTest : public ::testing::Test {
 };
 
 TEST_F(CloneFromPeersTest, FailedRoundsReportEachAttemptAndItsError) {
-  const std::string peer = "127.0.0.1:" + std::to_string(RefusingPort());
+  const Endpoint endpoint{boost::asio::ip::make_address("127.0.0.1"), RefusingPort()};
+  const std::string peer = "127.0.0.1:" + std::to_string(endpoint.port());
   RetryPolicy policy;
   policy.max_rounds = 2;
   policy.first_backoff = std::chrono::milliseconds(10);
@@ -52,7 +53,7 @@ TEST_F(CloneFromPeersTest, FailedRoundsReportEachAttemptAndItsError) {
   auto result = CloneFromPeers(
       [&] {
         ++discoveries;
-        return std::vector<std::string>{peer};
+        return std::vector<Endpoint>{endpoint};
       },
       options_, policy);
   ASSERT_FALSE(result);
@@ -77,7 +78,7 @@ TEST_F(CloneFromPeersTest, FailedRoundsReportEachAttemptAndItsError) {
 TEST_F(CloneFromPeersTest, NoPeersIsUnavailableAfterTheRounds) {
   RetryPolicy policy;
   policy.max_rounds = 1;
-  auto result = CloneFromPeers([] { return std::vector<std::string>{}; }, options_, policy);
+  auto result = CloneFromPeers([] { return std::vector<Endpoint>{}; }, options_, policy);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), StatusCode::kUnavailable);
   ASSERT_EQ(events_.size(), 1u);

@@ -21,11 +21,6 @@ std::string Trim(std::string path) {
   return path;
 }
 
-std::string ParentOf(const std::string& path) {
-  auto parent = std::filesystem::path(path).parent_path().string();
-  return parent.empty() ? "." : parent;
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
@@ -73,26 +68,6 @@ std::string_view DirStateName(DirState state) {
   return "unknown";
 }
 
-std::string_view ActionName(Action action) {
-  switch (action) {
-    case Action::kFinishSwap:
-      return "finish_swap";
-    case Action::kDiscardStaging:
-      return "discard_staging";
-    case Action::kRestoreOld:
-      return "restore_old";
-    case Action::kDropOld:
-      return "drop_old";
-    case Action::kStart:
-      return "start";
-    case Action::kInitialize:
-      return "initialize";
-    case Action::kClone:
-      return "clone";
-  }
-  return "unknown";
-}
-
 Result<DatadirInspection> InspectDatadir(const std::string& datadir_in) {
   const std::string datadir = Trim(datadir_in);
   DatadirInspection out;
@@ -116,28 +91,12 @@ Result<DatadirInspection> InspectDatadir(const std::string& datadir_in) {
   return out;
 }
 
-Action Decide(const DatadirInspection& st, bool is_primary, bool force_reclone) {
-  const bool datadir_void = st.datadir == DirState::kAbsent || st.datadir == DirState::kEmpty;
-  if (st.staging == DirState::kCommitted) {
-    if (datadir_void) return Action::kFinishSwap;
-    if (st.staging_replaces && !st.old_present) return Action::kFinishSwap;
-    return Action::kDiscardStaging;
-  }
-  if (st.staging != DirState::kAbsent) return Action::kDiscardStaging;
-  if (st.old_present) return datadir_void ? Action::kRestoreOld : Action::kDropOld;
-  // A primary never clones.
-  if (is_primary) return datadir_void ? Action::kInitialize : Action::kStart;
-  if (datadir_void || force_reclone) return Action::kClone;
-  // A committed clone, or real data without a marker: the node's own data, never overwritten.
-  return Action::kStart;
-}
-
 Status WriteMarker(const std::string& staging, const std::string& json) {
   Status s = files::WriteFileAtomic(staging + "/" + std::string(kMarkerName), json, 0644);
   if (!s.ok()) return s;
   s = files::FsyncDir(staging);
   if (!s.ok()) return s;
-  return files::FsyncDir(ParentOf(staging));
+  return files::FsyncDir(files::ParentDir(staging));
 }
 
 Status FinishSwap(const std::string& datadir_in) {
@@ -160,7 +119,7 @@ Status FinishSwap(const std::string& datadir_in) {
   }
   Status s = Rename(staging, datadir);
   if (!s.ok()) return s;
-  s = files::FsyncDir(ParentOf(datadir));
+  s = files::FsyncDir(files::ParentDir(datadir));
   if (!s.ok()) return s;
   Log()->info("event=clone_committed datadir={}", log::Quote(datadir));
   if (Exists(old)) {
@@ -171,38 +130,29 @@ Status FinishSwap(const std::string& datadir_in) {
   return Status::Ok();
 }
 
-Result<Action> Recover(const std::string& datadir_in, bool is_primary, bool force_reclone) {
+Status DiscardStaging(const std::string& datadir) {
+  const std::string staging = StagingPath(Trim(datadir));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(staging));
+  Log()->info("event=staging_discarded path={}", log::Quote(staging));
+  return Status::Ok();
+}
+
+Status RestoreOld(const std::string& datadir_in) {
   const std::string datadir = Trim(datadir_in);
-  for (int step = 0; step < 8; ++step) {
-    auto st = InspectDatadir(datadir);
-    if (!st) return Error(st.error());
-    Action action = Decide(*st, is_primary, force_reclone);
-    Log()->info("event=datadir_decision datadir={} datadir_state={} staging={} old={} action={}",
-                log::Quote(datadir), DirStateName(st->datadir), DirStateName(st->staging),
-                st->old_present, ActionName(action));
-    Status s;
-    switch (action) {
-      case Action::kFinishSwap:
-        s = FinishSwap(datadir);
-        break;
-      case Action::kDiscardStaging:
-        s = files::RemoveAll(StagingPath(datadir));
-        break;
-      case Action::kRestoreOld:
-        if (st->datadir == DirState::kEmpty) s = files::RemoveAll(datadir);
-        if (s.ok()) s = Rename(OldPath(datadir), datadir);
-        if (s.ok()) s = files::FsyncDir(ParentOf(datadir));
-        break;
-      case Action::kDropOld:
-        s = files::RemoveAll(OldPath(datadir));
-        break;
-      default:
-        return action;
-    }
-    if (!s.ok())
-      return Error(s.WithContext(fmt::format("recovering {} ({})", datadir, ActionName(action))));
-  }
-  return Error(StatusCode::kInternal, "recovering {}: no stable state after 8 steps", datadir);
+  auto d = StateOf(datadir);
+  if (!d) return d.error();
+  if (*d == DirState::kEmpty) REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(datadir));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(Rename(OldPath(datadir), datadir));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::FsyncDir(files::ParentDir(datadir)));
+  Log()->info("event=old_datadir_restored datadir={}", log::Quote(datadir));
+  return Status::Ok();
+}
+
+Status DropOld(const std::string& datadir) {
+  const std::string old = OldPath(Trim(datadir));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(old));
+  Log()->info("event=old_datadir_removed path={}", log::Quote(old));
+  return Status::Ok();
 }
 
 }  // namespace replboot::clone

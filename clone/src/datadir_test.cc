@@ -15,43 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-DatadirInspection St(DirState d, DirState s = DirState::kAbsent, bool old = false,
-                     bool replaces = false) {
-  DatadirInspection st;
-  st.datadir = d;
-  st.staging = s;
-  st.old_present = old;
-  st.staging_replaces = replaces;
-  return st;
-}
-
-TEST(DecideTest, Table) {
-  using D = DirState;
-  // Staging rows.
-  EXPECT_EQ(Decide(St(D::kAbsent, D::kCommitted), false, false), Action::kFinishSwap);
-  EXPECT_EQ(Decide(St(D::kEmpty, D::kCommitted, true), false, false), Action::kFinishSwap);
-  EXPECT_EQ(Decide(St(D::kData, D::kCommitted, false, true), false, false), Action::kFinishSwap);
-  EXPECT_EQ(Decide(St(D::kData, D::kCommitted, true, true), false, false), Action::kDiscardStaging);
-  EXPECT_EQ(Decide(St(D::kData, D::kCommitted), false, false), Action::kDiscardStaging);
-  EXPECT_EQ(Decide(St(D::kAbsent, D::kData), false, false), Action::kDiscardStaging);
-  EXPECT_EQ(Decide(St(D::kCommitted, D::kEmpty), false, false), Action::kDiscardStaging);
-  // Old rows.
-  EXPECT_EQ(Decide(St(D::kAbsent, D::kAbsent, true), false, false), Action::kRestoreOld);
-  EXPECT_EQ(Decide(St(D::kEmpty, D::kAbsent, true), false, false), Action::kRestoreOld);
-  EXPECT_EQ(Decide(St(D::kCommitted, D::kAbsent, true), false, false), Action::kDropOld);
-  // Steady rows.
-  EXPECT_EQ(Decide(St(D::kCommitted), false, false), Action::kStart);
-  EXPECT_EQ(Decide(St(D::kAbsent), false, false), Action::kClone);
-  EXPECT_EQ(Decide(St(D::kEmpty), false, false), Action::kClone);
-  EXPECT_EQ(Decide(St(D::kData), false, false), Action::kStart);
-  EXPECT_EQ(Decide(St(D::kData), false, true), Action::kClone);
-  EXPECT_EQ(Decide(St(D::kCommitted), false, true), Action::kClone);
-  // The primary never clones.
-  EXPECT_EQ(Decide(St(D::kAbsent), true, false), Action::kInitialize);
-  EXPECT_EQ(Decide(St(D::kEmpty), true, true), Action::kInitialize);
-  EXPECT_EQ(Decide(St(D::kData), true, true), Action::kStart);
-}
-
 class DatadirFsTest : public ::testing::Test {
  protected:
   void Put(const std::string& path, const std::string& content) {
@@ -97,26 +60,6 @@ TEST_F(DatadirFsTest, CommitIntoAbsentDatadir) {
   EXPECT_EQ(InspectDatadir(datadir_)->datadir, DirState::kCommitted);
 }
 
-TEST_F(DatadirFsTest, CommitReplacesEmptyDatadir) {
-  fs::create_directories(datadir_);
-  Put(StagingPath(datadir_) + "/ibdata1", "new");
-  ASSERT_TRUE(WriteMarker(StagingPath(datadir_), "{}").ok());
-  auto action = Recover(datadir_, false, false);
-  ASSERT_TRUE(action) << action.error().ToString();
-  EXPECT_EQ(*action, Action::kStart);
-  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "new");
-}
-
-TEST_F(DatadirFsTest, UncommittedStagingIsDiscardedAndDataKept) {
-  Put(datadir_ + "/ibdata1", "mine");
-  Put(StagingPath(datadir_) + "/ibdata1", "partial");
-  auto action = Recover(datadir_, false, false);
-  ASSERT_TRUE(action);
-  EXPECT_EQ(*action, Action::kStart);
-  EXPECT_FALSE(fs::exists(StagingPath(datadir_)));
-  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "mine");
-}
-
 TEST_F(DatadirFsTest, ForceRecloneKeepsOldUntilCommit) {
   Put(datadir_ + "/ibdata1", "old");
   Put(StagingPath(datadir_) + "/ibdata1", "new");
@@ -124,36 +67,6 @@ TEST_F(DatadirFsTest, ForceRecloneKeepsOldUntilCommit) {
   ASSERT_TRUE(FinishSwap(datadir_).ok());
   EXPECT_EQ(Read(datadir_ + "/ibdata1"), "new");
   EXPECT_FALSE(fs::exists(OldPath(datadir_)));
-}
-
-TEST_F(DatadirFsTest, KilledBetweenTheTwoRenamesFinishesTheSwap) {
-  // datadir already moved aside, committed staging not yet renamed.
-  Put(OldPath(datadir_) + "/ibdata1", "old");
-  Put(StagingPath(datadir_) + "/ibdata1", "new");
-  ASSERT_TRUE(WriteMarker(StagingPath(datadir_), "{\"replace\": true}").ok());
-  auto action = Recover(datadir_, false, false);
-  ASSERT_TRUE(action);
-  EXPECT_EQ(*action, Action::kStart);
-  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "new");
-  EXPECT_FALSE(fs::exists(OldPath(datadir_)));
-}
-
-TEST_F(DatadirFsTest, UncommittedForceRecloneRestoresOld) {
-  Put(OldPath(datadir_) + "/ibdata1", "old");
-  Put(StagingPath(datadir_) + "/ibdata1", "partial");
-  auto action = Recover(datadir_, false, false);
-  ASSERT_TRUE(action);
-  EXPECT_EQ(*action, Action::kStart);
-  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "old");
-  EXPECT_FALSE(fs::exists(StagingPath(datadir_)));
-}
-
-TEST_F(DatadirFsTest, EmptyReplicaDatadirAsksForClone) {
-  fs::create_directories(datadir_);
-  auto action = Recover(datadir_, false, false);
-  ASSERT_TRUE(action);
-  EXPECT_EQ(*action, Action::kClone);
-  EXPECT_EQ(*Recover(datadir_, true, false), Action::kInitialize);
 }
 
 }  // namespace

@@ -37,17 +37,21 @@ Status ServerErrorStatus(const std::string& peer, const std::string& payload) {
                             e.code == "protocol" ? "connection" : "backup", e.code, e.message));
 }
 
-Result<net::Socket> ConnectAuthenticated(const std::string& host, uint16_t port, HelloMode mode,
+Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
                                          const CloneOptions& options,
                                          std::optional<Clock::time_point> deadline) {
-  auto sock = net::Connect(host, port, Bounded(options.connect_timeout, deadline));
+  auto sock = net::Connect(donor, Bounded(options.connect_timeout, deadline), options.stop);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
   auto hs = [&] { return Bounded(options.handshake_timeout, deadline); };
   if (options.tls.enabled) {
-    auto context = net::TlsContext::Create(options.tls, net::TlsContext::Role::kClient);
-    if (!context) return Error(context.error());
-    if (Status s = sock->StartTls(**context, hs()); !s.ok()) {
+    std::shared_ptr<const net::TlsContext> context = options.tls_context;
+    if (!context) {
+      auto created = net::TlsContext::Create(options.tls, net::TlsContext::Role::kClient);
+      if (!created) return Error(created.error());
+      context = std::move(*created);
+    }
+    if (Status s = sock->StartTls(*context, hs()); !s.ok()) {
       if (s.code() == StatusCode::kPermissionDenied) return Error(s);
       // A plaintext server closes on seeing a ClientHello (it logs "speaks TLS").
       return Error(s.code(), "{} (is backup.tls = true on {} too?)", s.message(), peer);

@@ -16,14 +16,14 @@
 
 namespace replboot::clone {
 
-// Connects to host:port and authenticates both ways. Each step waits at most
+// Connects to `donor` and authenticates both ways; the socket honours options.stop. Each step waits at most
 // options.connect_timeout / handshake_timeout, and never past `deadline` when given (the
 // probe's overall bound). Afterwards the socket is positioned at the server's first frame
 // after PROOF (HEADER for a backup, PROBE_INFO for a probe).
 // Errors name the peer: kPermissionDenied "authentication failed at <peer>",
 // kUnavailable (refused, busy, closed), kTimeout, kCorruption (not our protocol).
 Result<net::Socket> ConnectAuthenticated(
-    const std::string& host, uint16_t port, HelloMode mode, const CloneOptions& options,
+    const Endpoint& donor, HelloMode mode, const CloneOptions& options,
     std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
 // The status for an ERROR frame's payload from `peer`.

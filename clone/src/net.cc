@@ -74,7 +74,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsOptions& o
 }
 
 Socket::Socket(Socket&& other) noexcept
-    : fd_(other.fd_), peer_(std::move(other.peer_)), ssl_(other.ssl_), cancel_(other.cancel_) {
+    : fd_(other.fd_), peer_(std::move(other.peer_)), ssl_(other.ssl_), stop_(std::move(other.stop_)) {
   other.fd_ = -1;
   other.ssl_ = nullptr;
 }
@@ -85,7 +85,7 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     fd_ = other.fd_;
     peer_ = std::move(other.peer_);
     ssl_ = other.ssl_;
-    cancel_ = other.cancel_;
+    stop_ = std::move(other.stop_);
     other.fd_ = -1;
     other.ssl_ = nullptr;
   }
@@ -110,15 +110,15 @@ Status Socket::WaitFor(short events, milliseconds timeout, std::string_view what
   pollfd p{fd_, events, 0};
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    // Slices of at most 500 ms when a cancel flag is watched, so Stop() is never held up.
+    // Slices of at most 500 ms when a stop can be requested, so a stop is never held up.
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left < milliseconds(0)) left = milliseconds(0);
-    auto slice = cancel_ != nullptr ? std::min(left, milliseconds(500)) : left;
+    auto slice = stop_.stop_possible() ? std::min(left, milliseconds(500)) : left;
     int rc = ::poll(&p, 1, static_cast<int>(slice.count()));
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return ErrnoStatus(errno, fmt::format("poll on connection to {}", peer_));
     if (rc > 0) return Status::Ok();
-    if (cancel_ != nullptr && cancel_->load()) {
+    if (stop_.stop_requested()) {
       return Status(StatusCode::kCancelled, fmt::format("{} {}: cancelled", what, peer_));
     }
     if (Clock::now() >= deadline) {
@@ -374,56 +374,43 @@ std::string PeerName(int fd) {
                                     : fmt::format("{}:{}", host, serv);
 }
 
-Result<Socket> Connect(const std::string& host, uint16_t port, std::chrono::milliseconds timeout) {
-  std::string peer = host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
-                                                         : fmt::format("{}:{}", host, port);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_family = AF_UNSPEC;
-  addrinfo* list = nullptr;
-  std::string port_text = std::to_string(port);
-  int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &list);
-  if (rc != 0)
-    return Error(StatusCode::kUnavailable, "cannot resolve {}: {}", host, gai_strerror(rc));
-  Status last(StatusCode::kUnavailable, fmt::format("no address for {}", host));
-  for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-    int fd =
-        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0) {
-      last = ErrnoStatus(errno, "socket");
-      continue;
-    }
-    Socket sock(fd, peer);
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      last = Status(StatusCode::kUnavailable,
-                    fmt::format("connect to {}: {}", peer, std::strerror(errno)));
-      continue;
-    }
-    pollfd p{fd, POLLOUT, 0};
-    int prc;
-    do {
-      prc = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    } while (prc < 0 && errno == EINTR);
-    if (prc == 0) {
-      last = Status(StatusCode::kTimeout,
-                    fmt::format("connect to {}: no answer in {} ms", peer, timeout.count()));
-      continue;
-    }
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      last = Status(StatusCode::kUnavailable,
-                    fmt::format("connect to {}: {}", peer, std::strerror(err)));
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ::freeaddrinfo(list);
-    return sock;
+Result<Socket> Connect(const boost::asio::ip::tcp::endpoint& endpoint,
+                       std::chrono::milliseconds timeout, std::stop_token stop) {
+  const std::string peer = endpoint.address().is_v6()
+                               ? fmt::format("[{}]:{}", endpoint.address().to_string(), endpoint.port())
+                               : fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+  int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Error(ErrnoStatus(errno, "socket"));
+  Socket sock(fd, peer);
+  sock.SetStop(std::move(stop));
+  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0 &&
+      errno != EINPROGRESS) {
+    return Error(StatusCode::kUnavailable, "connect to {}: {}", peer, std::strerror(errno));
   }
-  ::freeaddrinfo(list);
-  return Error(last);
+  if (Status s = sock.WaitFor(POLLOUT, timeout, "connect to"); !s.ok()) {
+    if (s.code() == StatusCode::kTimeout)
+      return Error(StatusCode::kTimeout, "connect to {}: no answer in {} ms", peer,
+                   timeout.count());
+    return Error(s);
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) return Error(StatusCode::kUnavailable, "connect to {}: {}", peer, std::strerror(err));
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return sock;
 }
 
 }  // namespace replboot::clone::net
+
+namespace replboot::clone {
+
+Result<std::shared_ptr<const net::TlsContext>> MakeTlsContext(const TlsOptions& options,
+                                                              TlsSide side) {
+  return net::TlsContext::Create(options, side == TlsSide::kServer
+                                              ? net::TlsContext::Role::kServer
+                                              : net::TlsContext::Role::kClient);
+}
+
+}  // namespace replboot::clone

@@ -7,10 +7,13 @@
 
 #include <openssl/ssl.h>
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,9 +57,9 @@ class Socket {
   bool tls() const { return ssl_ != nullptr; }
   void Close();
 
-  // Every later wait gives up with kCancelled within half a second of *cancel turning
-  // true (a server shutting down); *cancel must outlive the socket.
-  void SetCancel(const std::atomic<bool>* cancel) { cancel_ = cancel; }
+  // Every later wait gives up with kCancelled within half a second of a stop request on
+  // `stop` (a server shutting down, replboot stopping mid-clone).
+  void SetStop(std::stop_token stop) { stop_ = std::move(stop); }
 
   // The first byte the peer sent, without consuming it (plaintext only): tells a TLS
   // ClientHello (kTlsHandshakeRecord) from a HELLO frame.
@@ -88,13 +91,15 @@ class Socket {
   Result<Frame> ReadControlFrame(std::chrono::milliseconds timeout);
 
  private:
+  friend Result<Socket> Connect(const boost::asio::ip::tcp::endpoint&, std::chrono::milliseconds,
+                                std::stop_token);
   Status WaitFor(short events, std::chrono::milliseconds timeout, std::string_view what);
   // After a failed SSL_* call returning `rc`: Ok to retry (after waiting as asked), or why not.
   Status TlsRetry(int rc, std::chrono::milliseconds timeout, std::string_view what);
   int fd_ = -1;
   std::string peer_;
   SSL* ssl_ = nullptr;
-  const std::atomic<bool>* cancel_ = nullptr;
+  std::stop_token stop_;
 };
 
 // "host:port" / "[v6]:port" / "host" (default port) → host and port. Port 0 (any free
@@ -102,9 +107,10 @@ class Socket {
 Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, uint16_t default_port,
                                                        bool allow_zero = false);
 
-// Resolves and connects (non-blocking connect with a deadline), then sets the socket
-// non-blocking: every later call waits with poll().
-Result<Socket> Connect(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
+// Connects (non-blocking, every later call waits with poll()) within `timeout` (kTimeout), or until a stop request on `stop` (kCancelled), which
+// the socket keeps watching afterwards.
+Result<Socket> Connect(const boost::asio::ip::tcp::endpoint& endpoint,
+                       std::chrono::milliseconds timeout, std::stop_token stop = {});
 
 std::string PeerName(int fd);
 

@@ -5,7 +5,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <sstream>
 
-#include "replboot/clone/config_options.h"
 
 namespace replboot::clone {
 
@@ -14,7 +13,7 @@ namespace asio = boost::asio;
 namespace {
 
 // Runs on the prober's pool: blocking is fine there.
-asio::awaitable<Status> ProbeOnPool(std::string peer, const CloneOptions* options,
+asio::awaitable<Status> ProbeOnPool(Endpoint peer, const CloneOptions* options,
                                     std::chrono::milliseconds timeout) {
   auto info = ProbeDonor(peer, *options, timeout);
   co_return info ? Status::Ok() : info.error();
@@ -36,7 +35,7 @@ AuthenticatedProber::~AuthenticatedProber() { pool_.join(); }
 
 asio::awaitable<Status> AuthenticatedProber::Probe(asio::ip::tcp::endpoint endpoint) {
   Status status = co_await asio::co_spawn(
-      pool_, ProbeOnPool(discovery::EndpointText(endpoint), &options_, timeout_),
+      pool_, ProbeOnPool(endpoint, &options_, timeout_),
       asio::use_awaitable);
   // The blocking probe cannot be interrupted; a cancellation that arrived meanwhile wins.
   if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
@@ -44,18 +43,6 @@ asio::awaitable<Status> AuthenticatedProber::Probe(asio::ip::tcp::endpoint endpo
                      fmt::format("probe of {} cancelled", discovery::EndpointText(endpoint)));
   }
   co_return status;
-}
-
-Result<std::unique_ptr<discovery::Prober>> AuthenticatedProberFromConfig(
-    const conf::Config& config, std::chrono::milliseconds timeout) {
-  auto secret = BackupSecret(config);
-  if (!secret) return Error(secret.error());
-  // No secret: nothing to authenticate with, the caller probes with a TCP connect.
-  if (secret->empty()) return std::unique_ptr<discovery::Prober>();
-  auto options = CloneOptionsFromConfig(config);
-  if (!options) return Error(options.error());
-  return std::unique_ptr<discovery::Prober>(
-      std::make_unique<AuthenticatedProber>(std::move(*options), timeout));
 }
 
 }  // namespace replboot::clone

@@ -25,6 +25,8 @@
 namespace replboot::clone {
 namespace {
 
+Endpoint Loopback(uint16_t port) { return {boost::asio::ip::make_address("127.0.0.1"), port}; }
+
 namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
@@ -54,7 +56,7 @@ class ProbeTest : public ::testing::Test {
                    TlsOptions tls = {}) {
     ServerOptions o;
     o.tls = std::move(tls);
-    o.listen = "127.0.0.1:0";
+    o.listen = {boost::asio::ip::make_address("127.0.0.1"), 0};
     o.secret = "right-secret";
     o.tool = server_tool_;
     o.socket = "/nonexistent/replboot-test.sock";
@@ -74,9 +76,10 @@ class ProbeTest : public ::testing::Test {
     return c;
   }
   std::string Peer() { return "127.0.0.1:" + std::to_string(server_->port()); }
+  Endpoint PeerEndpoint() { return Loopback(server_->port()); }
   // Probes the server started here as `client`: refused with `code`, the message naming `why`.
   void ExpectRefused(const CloneOptions& client, StatusCode code, const std::string& why) {
-    auto info = ProbeDonor(Peer(), client, milliseconds(5000));
+    auto info = ProbeDonor(PeerEndpoint(), client, milliseconds(5000));
     ASSERT_FALSE(info);
     EXPECT_EQ(info.error().code(), code);
     EXPECT_NE(info.error().message().find(why), std::string::npos) << info.error().message();
@@ -93,7 +96,7 @@ class ProbeTest : public ::testing::Test {
 
 TEST_F(ProbeTest, RightSecretAnswersWithoutStartingABackup) {
   StartServer();
-  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(5000));
+  auto info = ProbeDonor(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
   ASSERT_TRUE(info) << info.error().ToString();
   EXPECT_EQ(info->flavour, "mariadb");
   EXPECT_EQ(info->server_version, "10.11.6-MariaDB");
@@ -132,7 +135,7 @@ TEST_F(ProbeTest, FlavourMismatchIsRefused) {
 
 TEST_F(ProbeTest, ServerThatCannotQueryItsDatabaseIsUnavailable) {
   ServerOptions o;
-  o.listen = "127.0.0.1:0";
+  o.listen = {boost::asio::ip::make_address("127.0.0.1"), 0};
   o.secret = "right-secret";
   o.tool = server_tool_;
   o.socket = "/nonexistent/replboot-test.sock";  // the real version query fails
@@ -149,7 +152,7 @@ TEST_F(ProbeTest, NothingListeningIsUnavailable) {
     asio::ip::tcp::acceptor a(io_, {asio::ip::make_address("127.0.0.1"), 0});
     port = a.local_endpoint().port();
   }
-  auto info = ProbeDonor("127.0.0.1:" + std::to_string(port), Client("right-secret"),
+  auto info = ProbeDonor(Loopback(port), Client("right-secret"),
                          milliseconds(5000));
   ASSERT_FALSE(info);
   EXPECT_EQ(info.error().code(), StatusCode::kUnavailable) << info.error().ToString();
@@ -159,7 +162,7 @@ TEST_F(ProbeTest, NothingListeningIsUnavailable) {
 TEST_F(ProbeTest, SilentServerTimesOutWithinTheBound) {
   asio::ip::tcp::acceptor silent(io_, {asio::ip::make_address("127.0.0.1"), 0});
   auto start = std::chrono::steady_clock::now();
-  auto info = ProbeDonor("127.0.0.1:" + std::to_string(silent.local_endpoint().port()),
+  auto info = ProbeDonor(Loopback(silent.local_endpoint().port()),
                          Client("right-secret"), milliseconds(300));
   auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(info);
@@ -226,7 +229,7 @@ class TlsProbeTest : public ProbeTest {
 
 TEST_F(TlsProbeTest, ProbeOverTlsWithMutualVerification) {
   StartServer("10.11.6-MariaDB", 1, pki_->server);
-  auto info = ProbeDonor(Peer(), TlsClient(pki_->client), milliseconds(10000));
+  auto info = ProbeDonor(PeerEndpoint(), TlsClient(pki_->client), milliseconds(10000));
   ASSERT_TRUE(info) << info.error().ToString();
   EXPECT_EQ(server_->probes_answered(), 1u);
   EXPECT_FALSE(std::filesystem::exists(Mark()));
@@ -234,7 +237,7 @@ TEST_F(TlsProbeTest, ProbeOverTlsWithMutualVerification) {
 
 TEST_F(TlsProbeTest, CertificateFromAnotherCaIsPermissionDenied) {
   StartServer("10.11.6-MariaDB", 1, pki_->server);
-  auto info = ProbeDonor(Peer(), TlsClient(pki_->stranger), milliseconds(10000));
+  auto info = ProbeDonor(PeerEndpoint(), TlsClient(pki_->stranger), milliseconds(10000));
   ASSERT_FALSE(info);
   EXPECT_EQ(info.error().code(), StatusCode::kPermissionDenied) << info.error().ToString();
   EXPECT_NE(info.error().message().find("TLS handshake with " + Peer() + " failed"),
@@ -245,7 +248,7 @@ TEST_F(TlsProbeTest, CertificateFromAnotherCaIsPermissionDenied) {
 
 TEST_F(TlsProbeTest, TlsClientAgainstAPlaintextServerSaysSo) {
   StartServer();
-  auto info = ProbeDonor(Peer(), TlsClient(pki_->client), milliseconds(10000));
+  auto info = ProbeDonor(PeerEndpoint(), TlsClient(pki_->client), milliseconds(10000));
   ASSERT_FALSE(info);
   EXPECT_NE(info.error().message().find("TLS handshake with " + Peer() + " failed"),
             std::string::npos)
@@ -256,7 +259,7 @@ TEST_F(TlsProbeTest, TlsClientAgainstAPlaintextServerSaysSo) {
 
 TEST_F(TlsProbeTest, PlaintextClientAgainstATlsServerSaysSo) {
   StartServer("10.11.6-MariaDB", 1, pki_->server);
-  auto info = ProbeDonor(Peer(), Client("right-secret"), milliseconds(10000));
+  auto info = ProbeDonor(PeerEndpoint(), Client("right-secret"), milliseconds(10000));
   ASSERT_FALSE(info);
   EXPECT_EQ(info.error().code(), StatusCode::kUnavailable);
   EXPECT_NE(info.error().message().find(Peer() + " expects TLS"), std::string::npos)
@@ -293,7 +296,7 @@ TEST_F(TlsProbeTest, ChannelBindingDefeatsATlsTerminatingRelay) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     net::Socket down(fd, "victim-client");
     if (!down.StartTls(**relay_ctx, t).ok()) return;
-    auto up = net::Connect("127.0.0.1", server_port, t);
+    auto up = net::Connect(Loopback(server_port), t);
     if (!up || !up->StartTls(**upstream_ctx, t).ok()) return;
     // HELLO →, CHALLENGE ←, RESPONSE →, PROOF or ERROR ←: forwarded byte for byte.
     for (int i = 0; i < 2; ++i) {
@@ -305,7 +308,7 @@ TEST_F(TlsProbeTest, ChannelBindingDefeatsATlsTerminatingRelay) {
       relayed.fetch_add(1);
     }
   });
-  auto info = ProbeDonor("127.0.0.1:" + std::to_string(relay_port), TlsClient(unverified_client),
+  auto info = ProbeDonor(Loopback(relay_port), TlsClient(unverified_client),
                          milliseconds(10000));
   relay.join();
   ASSERT_FALSE(info);

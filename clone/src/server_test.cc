@@ -15,11 +15,13 @@
 namespace replboot::clone {
 namespace {
 
+Endpoint Loopback(uint16_t port) { return {boost::asio::ip::make_address("127.0.0.1"), port}; }
+
 class ServerTest : public ::testing::Test {
  protected:
   void StartServer(int64_t max_concurrent) {
     ServerOptions o;
-    o.listen = "127.0.0.1:0";
+    o.listen = {boost::asio::ip::make_address("127.0.0.1"), 0};
     o.secret = "right-secret";
     o.socket = "/nonexistent/replboot-test.sock";  // the header query fails: backup_failed
     o.user = "nobody";
@@ -41,6 +43,7 @@ class ServerTest : public ::testing::Test {
     return c;
   }
   std::string Peer() { return "127.0.0.1:" + std::to_string(server_->port()); }
+  Endpoint PeerEndpoint() { return Loopback(server_->port()); }
 
   // Declared first, so removed last: after the server and its thread are gone.
   replboot::testing::TempDir tmp_{"server-test"};
@@ -51,7 +54,7 @@ class ServerTest : public ::testing::Test {
 
 TEST_F(ServerTest, WrongSecretIsRefused) {
   StartServer(1);
-  auto r = CloneFrom(Peer(), Client("wrong-secret"));
+  auto r = CloneFrom(PeerEndpoint(), Client("wrong-secret"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied);
   EXPECT_NE(r.error().message().find("authentication failed at 127.0.0.1:"), std::string::npos)
@@ -61,7 +64,7 @@ TEST_F(ServerTest, WrongSecretIsRefused) {
 
 TEST_F(ServerTest, RightSecretPassesAuthentication) {
   StartServer(1);
-  auto r = CloneFrom(Peer(), Client("right-secret"));
+  auto r = CloneFrom(PeerEndpoint(), Client("right-secret"));
   ASSERT_FALSE(r);  // no mysqld behind this server
   EXPECT_EQ(r.error().code(), StatusCode::kUnavailable);
   EXPECT_NE(r.error().message().find("backup_failed"), std::string::npos) << r.error().message();
@@ -70,7 +73,7 @@ TEST_F(ServerTest, RightSecretPassesAuthentication) {
 
 TEST_F(ServerTest, BusyPastMaxConcurrent) {
   StartServer(0);
-  auto r = CloneFrom(Peer(), Client("right-secret"));
+  auto r = CloneFrom(PeerEndpoint(), Client("right-secret"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), StatusCode::kUnavailable);
   EXPECT_NE(r.error().message().find("busy"), std::string::npos) << r.error().message();
@@ -78,7 +81,7 @@ TEST_F(ServerTest, BusyPastMaxConcurrent) {
 
 TEST_F(ServerTest, GarbageClientIsDropped) {
   StartServer(1);
-  auto sock = net::Connect("127.0.0.1", server_->port(), std::chrono::milliseconds(2000));
+  auto sock = net::Connect(Loopback(server_->port()), std::chrono::milliseconds(2000));
   ASSERT_TRUE(sock);
   ASSERT_TRUE(
       sock->WriteAll("GET / HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(2000)).ok());

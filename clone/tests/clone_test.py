@@ -163,7 +163,7 @@ def test_wrong_secret():
     c = cluster()
     datadir = c.h.path("wrong-secret-data")
     rc, log = run_clone(c, "clone-wrong-secret", f"{c.fast.addr}:3307", datadir, secret_file=c.wrong_secret_file)
-    assert rc == 3, log
+    assert rc == 4, log  # refused (base/exit_code.h)
     assert f"authentication failed at {c.fast.addr}:3307" in log, log
     assert not os.path.exists(datadir)
     assert f"event=auth_refused peer={c.h.addr(0)}" in read(c.fast.log_path) or \
@@ -397,10 +397,10 @@ def test_tls_mismatches_are_named():
     c = cluster()
     pki = make_pki(c.h)
     donor = c.serve(c.h.addr(7), "serve-tls", extra=pki["donor"])
-    # A certificate from another CA: refused as authentication (exit 3), naming the peer.
+    # A certificate from another CA: refused as authentication (exit 4), naming the peer.
     datadir = c.h.path("tls-wrong-ca-data")
     rc, log = run_clone(c, "clone-tls-wrong-ca", f"{donor.addr}:3307", datadir, config_extra=pki["stranger"])
-    assert rc == 3, log
+    assert rc == 4, log
     assert f"TLS handshake with {donor.addr}:3307 failed" in log, log
     assert "certificate" in log, log
     assert not os.path.exists(datadir)

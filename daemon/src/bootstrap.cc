@@ -30,38 +30,6 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir + (dir.ends_with('/') ? "" : "/") + name;
 }
 
-std::string ParentDir(const std::string& path) {
-  auto parent = fs::path(path).parent_path().string();
-  return parent.empty() ? "." : parent;
-}
-
-struct OsUser {
-  std::string name;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-
-// The user mysqld runs as, when replboot runs as root (and so must hand over
-// ownership and pass --user); nullopt when replboot is unprivileged and mysqld
-// runs as replboot's own user.
-Result<std::optional<OsUser>> MysqlOsUser(const conf::Config& config) {
-  if (::geteuid() != 0) return std::optional<OsUser>();
-  struct passwd pw;
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  int rc = ::getpwnam_r(config.mysql.user.c_str(), &pw, buf.data(), buf.size(), &found);
-  if (rc != 0) return Error(ErrnoStatus(rc, "look up mysql.user " + config.mysql.user));
-  if (found == nullptr) {
-    return Error(StatusCode::kInvalidArgument,
-                 "mysql.user {}: no such OS user (mysqld must not run as root)", config.mysql.user);
-  }
-  OsUser user;
-  user.name = config.mysql.user;
-  user.uid = pw.pw_uid;
-  user.gid = pw.pw_gid;
-  return std::optional<OsUser>(user);
-}
-
 // mkdir -p with `mode` for the directories it creates, then hands `path` itself
 // (not its parents, which may be a mounted volume's root) to the mysqld user.
 Status EnsureDir(const std::string& path, mode_t mode, const std::optional<OsUser>& owner,
@@ -183,7 +151,7 @@ Status WaitUntilReady(NodeContext& ctx) {
   db::ConnectOptions options;
   options.socket = config.mysql.socket;
   options.user = "root";
-  options.password = ctx.root_password;
+  options.password = ctx.settings->root_password;
   options.connect_timeout = std::chrono::seconds(2);
   options.read_timeout = std::chrono::seconds(5);
   std::string last_error = "no attempt yet";
@@ -230,6 +198,14 @@ Status WaitUntilReady(NodeContext& ctx) {
 
 std::string_view BootstrapActionName(BootstrapAction action) {
   switch (action) {
+    case BootstrapAction::kFinishSwap:
+      return "finish_swap";
+    case BootstrapAction::kDiscardStaging:
+      return "discard_staging";
+    case BootstrapAction::kRestoreOld:
+      return "restore_old";
+    case BootstrapAction::kDropOld:
+      return "drop_old";
     case BootstrapAction::kInitialize:
       return "initialize";
     case BootstrapAction::kFinishInitialize:
@@ -244,28 +220,81 @@ std::string_view BootstrapActionName(BootstrapAction action) {
   return "unknown";
 }
 
-BootstrapAction DecideBootstrap(conf::Role role, DatadirState state, bool can_clone) {
-  switch (state) {
-    case DatadirState::kRootPasswordPending:
-      return BootstrapAction::kFinishInitialize;
-    case DatadirState::kInitialized:
-      return BootstrapAction::kUseAsIs;
-    case DatadirState::kEmpty:
-      if (role == conf::Role::kPrimary) return BootstrapAction::kInitialize;
-      return can_clone ? BootstrapAction::kClone : BootstrapAction::kNoClone;
+BootstrapAction DecideBootstrap(conf::Role role, const DatadirFacts& facts, bool can_clone,
+                                bool force_reclone) {
+  using clone::DirState;
+  const auto& p = facts.paths;
+  const bool datadir_void = p.datadir == DirState::kAbsent || p.datadir == DirState::kEmpty;
+  // Recovery rows.
+  if (p.staging == DirState::kCommitted) {
+    if (datadir_void) return BootstrapAction::kFinishSwap;
+    if (p.staging_replaces && !p.old_present) return BootstrapAction::kFinishSwap;
+    return BootstrapAction::kDiscardStaging;
   }
+  if (p.staging != DirState::kAbsent) return BootstrapAction::kDiscardStaging;
+  if (p.old_present) return datadir_void ? BootstrapAction::kRestoreOld : BootstrapAction::kDropOld;
+  // Final rows.
+  if (facts.root_password_pending) return BootstrapAction::kFinishInitialize;
+  if (role == conf::Role::kPrimary)
+    return datadir_void ? BootstrapAction::kInitialize : BootstrapAction::kUseAsIs;
+  if (datadir_void || force_reclone)
+    return can_clone ? BootstrapAction::kClone : BootstrapAction::kNoClone;
+  // A committed clone, or data without a marker: the node's own, never overwritten.
   return BootstrapAction::kUseAsIs;
 }
 
-Result<DatadirState> InspectDatadir(const std::string& datadir) {
-  auto empty = files::IsEmptyDir(datadir);
-  if (!empty) return Error(empty.error().WithContext("inspect datadir"));
-  if (*empty) return DatadirState::kEmpty;
+Result<DatadirFacts> ReadDatadirFacts(const std::string& datadir) {
+  DatadirFacts facts;
+  auto paths = clone::InspectDatadir(datadir);
+  if (!paths) return Error(paths.error().WithContext("inspect datadir"));
+  facts.paths = *paths;
   struct stat st;
   std::string marker = JoinPath(datadir, kRootPasswordPendingMarker);
-  if (::stat(marker.c_str(), &st) == 0) return DatadirState::kRootPasswordPending;
-  if (errno != ENOENT) return Error(ErrnoStatus(errno, "stat " + marker));
-  return DatadirState::kInitialized;
+  if (::stat(marker.c_str(), &st) == 0) {
+    facts.root_password_pending = true;
+  } else if (errno != ENOENT && errno != ENOTDIR) {
+    return Error(ErrnoStatus(errno, "stat " + marker));
+  }
+  return facts;
+}
+
+Result<BootstrapAction> SettleDatadir(const std::string& datadir, conf::Role role, bool can_clone,
+                                      bool force_reclone) {
+  auto log = log::Get("daemon");
+  // Each recovery row removes the condition that chose it, so a few rounds always settle.
+  for (int round = 0; round < 8; ++round) {
+    auto facts = ReadDatadirFacts(datadir);
+    if (!facts) return Error(facts.error());
+    BootstrapAction action = DecideBootstrap(role, *facts, can_clone, force_reclone);
+    log->info(
+        "event=bootstrap_decision action={} role={} datadir={} datadir_state={} staging={} "
+        "old={} root_password_pending={}",
+        BootstrapActionName(action), conf::RoleName(role), log::Quote(datadir),
+        clone::DirStateName(facts->paths.datadir), clone::DirStateName(facts->paths.staging),
+        facts->paths.old_present, facts->root_password_pending);
+    Status s;
+    switch (action) {
+      case BootstrapAction::kFinishSwap:
+        s = clone::FinishSwap(datadir);
+        break;
+      case BootstrapAction::kDiscardStaging:
+        s = clone::DiscardStaging(datadir);
+        break;
+      case BootstrapAction::kRestoreOld:
+        s = clone::RestoreOld(datadir);
+        break;
+      case BootstrapAction::kDropOld:
+        s = clone::DropOld(datadir);
+        break;
+      default:
+        return action;
+    }
+    if (!s.ok()) {
+      return Error(
+          s.WithContext(fmt::format("recovering {} ({})", datadir, BootstrapActionName(action))));
+    }
+  }
+  return Error(StatusCode::kInternal, "recovering {}: no stable state after 8 steps", datadir);
 }
 
 std::string RootPasswordInitSql(const std::string& root_password,
@@ -374,52 +403,46 @@ std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Confi
 
 Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   auto log = log::Get("daemon");
+  const NodeSettings& settings = *ctx.settings;
   const conf::Config& config = ctx.config();
+  const conf::Identity& identity = ctx.identity();
   Supervisor& sup = *ctx.supervisor;
-
-  auto flavour = conf::DetectFlavour(config);
-  if (!flavour) return flavour.error().WithContext("detect flavour");
-  ctx.flavour = *flavour;
-  const std::string server = conf::ServerBinary(config, ctx.flavour);
+  const std::string& server = settings.server_binary;
 
   auto defaults_file = conf::WriteMysqldConfig(
-      config.mysql.config_dir, conf::RenderMysqldConfig(config, ctx.identity, ctx.flavour));
+      config.mysql.config_dir, conf::RenderMysqldConfig(config, identity, settings.flavour));
   if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
   ctx.defaults_file = *defaults_file;
   log->info("event=config_rendered path={} flavour={} role={} server_id={}",
-            log::Quote(ctx.defaults_file), conf::FlavourName(ctx.flavour),
-            conf::RoleName(ctx.identity.role), ctx.identity.server_id);
+            log::Quote(ctx.defaults_file), conf::FlavourName(settings.flavour),
+            conf::RoleName(identity.role), identity.server_id);
   if (hooks.on_start) REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
 
-  auto os_user = MysqlOsUser(config);
-  if (!os_user) return os_user.error();
+  const std::optional<OsUser>& os_user = settings.mysql_user;
   std::optional<std::string> user_flag;
-  if (*os_user) user_flag = (*os_user)->name;
-  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
-  const std::string socket_dir = ParentDir(config.mysql.socket);
-  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, *os_user, "socket directory"));
+  if (os_user) user_flag = os_user->name;
+  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, os_user, "datadir"));
+  const std::string socket_dir = files::ParentDir(config.mysql.socket);
+  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, os_user, "socket directory"));
 
-  auto state = InspectDatadir(config.mysql.datadir);
-  if (!state) return state.error();
-  BootstrapAction action =
-      DecideBootstrap(ctx.identity.role, *state, static_cast<bool>(hooks.prepare_datadir));
-  log->info("event=bootstrap_decision action={} role={} datadir={}", BootstrapActionName(action),
-            conf::RoleName(ctx.identity.role), log::Quote(config.mysql.datadir));
+  auto action = SettleDatadir(config.mysql.datadir, identity.role,
+                              static_cast<bool>(hooks.prepare_datadir));
+  if (!action) return action.error();
 
   const std::string marker = JoinPath(config.mysql.datadir, kRootPasswordPendingMarker);
   bool set_root_password = false;
-  switch (action) {
+  switch (*action) {
     case BootstrapAction::kInitialize: {
-      if (ctx.root_password.empty()) {
+      if (settings.root_password.empty()) {
         return Status(
             StatusCode::kInvalidArgument,
             fmt::format("datadir {} is empty and must be initialized, but no root password is set "
                         "(mysql.root_password_file, or REPLBOOT_MYSQL_ROOT_PASSWORD)",
                         config.mysql.datadir));
       }
-      Status s =
-          RunStep(sup, InitializeArgv(ctx.flavour, config, server, ctx.defaults_file, user_flag),
-                  "initialize_datadir");
+      Status s = RunStep(
+          sup, InitializeArgv(settings.flavour, config, server, ctx.defaults_file, user_flag),
+          "initialize_datadir");
       if (!s.ok()) {
         Status cleared = ClearDir(config.mysql.datadir);
         if (!cleared.ok())
@@ -427,12 +450,13 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
         return s;
       }
       // Before the first start: if it is interrupted, the next run sets the password.
-      REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(marker, "root password not set yet\n", 0600));
+      REPLBOOT_RETURN_STATUS_IF_ERROR(
+          files::WriteFileAtomic(marker, "root password not set yet\n", 0600));
       set_root_password = true;
       break;
     }
     case BootstrapAction::kFinishInitialize:
-      if (ctx.root_password.empty()) {
+      if (settings.root_password.empty()) {
         return Status(
             StatusCode::kInvalidArgument,
             fmt::format(
@@ -443,9 +467,8 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
       set_root_password = true;
       break;
     case BootstrapAction::kClone:
+      // The clone hands its files to mysqld's user itself (CloneOptions::owner).
       REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.prepare_datadir(ctx));
-      // The clone wrote as root: hand the new files to mysqld's user.
-      REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, *os_user, "datadir"));
       break;
     case BootstrapAction::kNoClone:
       return Status(
@@ -453,22 +476,27 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
           fmt::format(
               "datadir {} is empty and cloning is not available (replica {} needs a copy of a "
               "peer's data)",
-              config.mysql.datadir, ctx.identity.hostname));
+              config.mysql.datadir, identity.hostname));
     case BootstrapAction::kUseAsIs:
       break;
+    default:
+      return Status(StatusCode::kInternal,
+                    fmt::format("datadir {} not settled: {}", config.mysql.datadir,
+                                BootstrapActionName(*action)));
   }
 
   std::optional<InitFile> init_file;
   if (set_root_password) {
-    auto created =
-        InitFile::Create(socket_dir, RootPasswordInitSql(ctx.root_password, MachineHostnames()),
-                         *os_user ? std::optional<uid_t>((*os_user)->uid) : std::nullopt,
-                         *os_user ? std::optional<gid_t>((*os_user)->gid) : std::nullopt);
+    auto created = InitFile::Create(
+        socket_dir, RootPasswordInitSql(settings.root_password, MachineHostnames()),
+        os_user ? std::optional<uid_t>(os_user->uid) : std::nullopt,
+        os_user ? std::optional<gid_t>(os_user->gid) : std::nullopt);
     if (!created) return created.error().WithContext("root password init file");
     init_file.emplace(std::move(*created));
   }
 
-  if (sup.Stopping()) return Status(StatusCode::kCancelled, "stop requested before mysqld started");
+  if (ctx.stop.stop_requested())
+    return Status(StatusCode::kCancelled, "stop requested before mysqld started");
   process::SpawnOptions options;
   options.argv =
       MysqldArgv(server, ctx.defaults_file, user_flag,

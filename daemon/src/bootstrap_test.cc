@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -16,50 +17,156 @@ namespace {
 using conf::Role;
 using ::replboot::testing::TempDir;
 
-TEST(DecideBootstrapTest, Table) {
-  struct Row {
-    Role role;
-    DatadirState state;
-    bool can_clone;
-    BootstrapAction want;
-  };
-  const Row rows[] = {
-      {Role::kPrimary, DatadirState::kEmpty, false, BootstrapAction::kInitialize},
-      {Role::kPrimary, DatadirState::kEmpty, true, BootstrapAction::kInitialize},
-      {Role::kPrimary, DatadirState::kRootPasswordPending, false,
-       BootstrapAction::kFinishInitialize},
-      {Role::kPrimary, DatadirState::kInitialized, false, BootstrapAction::kUseAsIs},
-      {Role::kPrimary, DatadirState::kInitialized, true, BootstrapAction::kUseAsIs},
-      {Role::kReplica, DatadirState::kEmpty, true, BootstrapAction::kClone},
-      {Role::kReplica, DatadirState::kEmpty, false, BootstrapAction::kNoClone},
-      {Role::kReplica, DatadirState::kRootPasswordPending, true,
-       BootstrapAction::kFinishInitialize},
-      {Role::kReplica, DatadirState::kInitialized, true, BootstrapAction::kUseAsIs},
-      {Role::kReplica, DatadirState::kInitialized, false, BootstrapAction::kUseAsIs},
-  };
-  for (const Row& r : rows) {
-    EXPECT_EQ(DecideBootstrap(r.role, r.state, r.can_clone), r.want)
-        << conf::RoleName(r.role) << " state=" << static_cast<int>(r.state)
-        << " clone=" << r.can_clone << " got "
-        << BootstrapActionName(DecideBootstrap(r.role, r.state, r.can_clone));
+using A = BootstrapAction;
+using D = clone::DirState;
+
+DatadirFacts Facts(D datadir, D staging = D::kAbsent, bool old = false, bool replaces = false,
+                   bool root_pending = false) {
+  DatadirFacts f;
+  f.paths.datadir = datadir;
+  f.paths.staging = staging;
+  f.paths.old_present = old;
+  f.paths.staging_replaces = replaces;
+  f.root_password_pending = root_pending;
+  return f;
+}
+
+// Every row of the one table (bootstrap.h), for both roles where the role does not matter.
+TEST(DecideBootstrapTest, RecoveryRowsComeFirstForEitherRole) {
+  for (Role role : {Role::kPrimary, Role::kReplica}) {
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kAbsent, D::kCommitted), true), A::kFinishSwap);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kEmpty, D::kCommitted, true), true), A::kFinishSwap);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kData, D::kCommitted, false, true), true),
+              A::kFinishSwap);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kData, D::kCommitted, true, true), true),
+              A::kDiscardStaging);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kData, D::kCommitted), true), A::kDiscardStaging);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kAbsent, D::kData), true), A::kDiscardStaging);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kCommitted, D::kEmpty), true), A::kDiscardStaging);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kAbsent, D::kAbsent, true), true), A::kRestoreOld);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kEmpty, D::kAbsent, true), true), A::kRestoreOld);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kCommitted, D::kAbsent, true), true), A::kDropOld);
+    // A staging dir wins over a pending root password: settle the paths first.
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kData, D::kData, false, false, true), true),
+              A::kDiscardStaging);
+    EXPECT_EQ(DecideBootstrap(role, Facts(D::kData, D::kAbsent, false, false, true), true),
+              A::kFinishInitialize);
   }
 }
 
-TEST(InspectDatadirTest, MissingEmptyPendingInitialized) {
+TEST(DecideBootstrapTest, FinalRows) {
+  struct Row {
+    Role role;
+    D datadir;
+    bool can_clone;
+    bool force;
+    A want;
+  };
+  const Row rows[] = {
+      {Role::kPrimary, D::kAbsent, false, false, A::kInitialize},
+      {Role::kPrimary, D::kEmpty, true, false, A::kInitialize},
+      {Role::kPrimary, D::kData, true, false, A::kUseAsIs},
+      {Role::kPrimary, D::kData, true, true, A::kUseAsIs},  // a primary never clones
+      {Role::kPrimary, D::kCommitted, true, false, A::kUseAsIs},
+      {Role::kReplica, D::kEmpty, true, false, A::kClone},
+      {Role::kReplica, D::kAbsent, true, false, A::kClone},
+      {Role::kReplica, D::kEmpty, false, false, A::kNoClone},
+      {Role::kReplica, D::kData, true, false, A::kUseAsIs},
+      {Role::kReplica, D::kCommitted, true, false, A::kUseAsIs},
+      {Role::kReplica, D::kData, true, true, A::kClone},  // force-reclone keeps it aside
+      {Role::kReplica, D::kCommitted, true, true, A::kClone},
+      {Role::kReplica, D::kData, false, true, A::kNoClone},
+  };
+  for (const Row& r : rows) {
+    A got = DecideBootstrap(r.role, Facts(r.datadir), r.can_clone, r.force);
+    EXPECT_EQ(got, r.want) << conf::RoleName(r.role) << " datadir=" << clone::DirStateName(r.datadir)
+                           << " clone=" << r.can_clone << " force=" << r.force << " got "
+                           << BootstrapActionName(got);
+  }
+}
+
+TEST(ReadDatadirFactsTest, MissingEmptyPendingData) {
   TempDir tmp("bootstrap-test");
   std::string datadir = tmp.Path("data");
-  auto missing = InspectDatadir(datadir);
+  auto missing = ReadDatadirFacts(datadir);
   ASSERT_TRUE(missing) << missing.error().ToString();
-  EXPECT_EQ(*missing, DatadirState::kEmpty);
+  EXPECT_EQ(missing->paths.datadir, D::kAbsent);
+  EXPECT_FALSE(missing->root_password_pending);
 
   ASSERT_EQ(::mkdir(datadir.c_str(), 0750), 0);
-  EXPECT_EQ(*InspectDatadir(datadir), DatadirState::kEmpty);
+  EXPECT_EQ(ReadDatadirFacts(datadir)->paths.datadir, D::kEmpty);
 
   ASSERT_TRUE(files::WriteFileAtomic(datadir + "/ibdata1", "x").ok());
-  EXPECT_EQ(*InspectDatadir(datadir), DatadirState::kInitialized);
+  EXPECT_EQ(ReadDatadirFacts(datadir)->paths.datadir, D::kData);
 
   ASSERT_TRUE(files::WriteFileAtomic(datadir + "/" + kRootPasswordPendingMarker, "x").ok());
-  EXPECT_EQ(*InspectDatadir(datadir), DatadirState::kRootPasswordPending);
+  EXPECT_TRUE(ReadDatadirFacts(datadir)->root_password_pending);
+}
+
+// SettleDatadir on real directories: the recovery rows are carried out until a final one.
+class SettleDatadirTest : public ::testing::Test {
+ protected:
+  void Put(const std::string& path, const std::string& content) {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << content;
+  }
+  std::string Read(const std::string& path) {
+    auto r = files::ReadFile(path);
+    return r ? *r : "<missing>";
+  }
+
+  TempDir tmp_{"settle-test"};
+  const std::string datadir_ = tmp_.Path("data");
+};
+
+TEST_F(SettleDatadirTest, CommitReplacesEmptyDatadir) {
+  std::filesystem::create_directories(datadir_);
+  Put(clone::StagingPath(datadir_) + "/ibdata1", "new");
+  ASSERT_TRUE(clone::WriteMarker(clone::StagingPath(datadir_), "{}").ok());
+  auto action = SettleDatadir(datadir_, Role::kReplica, true);
+  ASSERT_TRUE(action) << action.error().ToString();
+  EXPECT_EQ(*action, BootstrapAction::kUseAsIs);
+  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "new");
+}
+
+TEST_F(SettleDatadirTest, UncommittedStagingIsDiscardedAndDataKept) {
+  Put(datadir_ + "/ibdata1", "mine");
+  Put(clone::StagingPath(datadir_) + "/ibdata1", "partial");
+  auto action = SettleDatadir(datadir_, Role::kReplica, true);
+  ASSERT_TRUE(action);
+  EXPECT_EQ(*action, BootstrapAction::kUseAsIs);
+  EXPECT_FALSE(std::filesystem::exists(clone::StagingPath(datadir_)));
+  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "mine");
+}
+
+TEST_F(SettleDatadirTest, KilledBetweenTheTwoRenamesFinishesTheSwap) {
+  // datadir already moved aside, committed staging not yet renamed.
+  Put(clone::OldPath(datadir_) + "/ibdata1", "old");
+  Put(clone::StagingPath(datadir_) + "/ibdata1", "new");
+  ASSERT_TRUE(clone::WriteMarker(clone::StagingPath(datadir_), "{\"replace\": true}").ok());
+  auto action = SettleDatadir(datadir_, Role::kReplica, true);
+  ASSERT_TRUE(action);
+  EXPECT_EQ(*action, BootstrapAction::kUseAsIs);
+  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "new");
+  EXPECT_FALSE(std::filesystem::exists(clone::OldPath(datadir_)));
+}
+
+TEST_F(SettleDatadirTest, UncommittedForceRecloneRestoresOld) {
+  Put(clone::OldPath(datadir_) + "/ibdata1", "old");
+  Put(clone::StagingPath(datadir_) + "/ibdata1", "partial");
+  auto action = SettleDatadir(datadir_, Role::kReplica, true);
+  ASSERT_TRUE(action);
+  EXPECT_EQ(*action, BootstrapAction::kUseAsIs);
+  EXPECT_EQ(Read(datadir_ + "/ibdata1"), "old");
+  EXPECT_FALSE(std::filesystem::exists(clone::StagingPath(datadir_)));
+}
+
+TEST_F(SettleDatadirTest, EmptyReplicaDatadirAsksForClone) {
+  std::filesystem::create_directories(datadir_);
+  auto action = SettleDatadir(datadir_, Role::kReplica, true);
+  ASSERT_TRUE(action);
+  EXPECT_EQ(*action, BootstrapAction::kClone);
+  EXPECT_EQ(*SettleDatadir(datadir_, Role::kPrimary, true), BootstrapAction::kInitialize);
 }
 
 TEST(RootPasswordInitSqlTest, SetsPasswordAndDropsPasswordlessUsers) {

@@ -10,6 +10,7 @@
 #include "replboot/conf/identity.h"
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/daemon/node_services.h"
+#include "replboot/daemon/node_settings.h"
 #include "replboot/daemon/supervisor.h"
 
 namespace replboot::daemon {
@@ -31,17 +32,14 @@ int Run(const conf::ConfigFlags& flags) {
     return kConfigError;
   }
   const conf::Config& config = loaded->config;
-  auto identity = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset);
-  if (!identity) {
-    log->error("event=identity_invalid error={}", log::Quote(identity.error().message()));
+  // Everything derived from the configuration, once (hostname, secrets, flavour, TLS
+  // certificates): a problem with any of them stops replboot before anything starts.
+  auto settings = ResolveSettings(config);
+  if (!settings) {
+    log->error("event=config_invalid error={}", log::Quote(settings.error().message()));
     return kConfigError;
   }
-  auto root_password = conf::ResolveSecret(config.mysql.root_password,
-                                           config.mysql.root_password_file, "mysql.root_password");
-  if (!root_password) {
-    log->error("event=secret_invalid error={}", log::Quote(root_password.error().message()));
-    return kConfigError;
-  }
+  const conf::Identity* identity = &settings->identity;
   log->info("event=starting hostname={} ordinal={} role={} server_id={} datadir={}",
             log::Quote(identity->hostname), identity->ordinal, conf::RoleName(identity->role),
             identity->server_id, log::Quote(config.mysql.datadir));
@@ -50,10 +48,9 @@ int Run(const conf::ConfigFlags& flags) {
   options.shutdown_grace = std::chrono::seconds(config.mysql.shutdown_grace);
   Supervisor supervisor(options);
   NodeContext ctx;
-  ctx.loaded = &*loaded;
-  ctx.identity = *identity;
-  ctx.root_password = std::move(*root_password);
+  ctx.settings = &*settings;
   ctx.supervisor = &supervisor;
+  ctx.stop = supervisor.StopToken();
   NodeServices services;
   BootstrapHooks hooks = services.Hooks();
   int code = supervisor.Run([&](Supervisor&) { return RunNode(ctx, hooks); });

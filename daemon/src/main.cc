@@ -4,11 +4,8 @@
 
 #include "replboot/backup/commands.h"
 #include "replboot/base/exit_code.h"
-#include "replboot/clone/commands.h"
-#include "replboot/clone/prober.h"
 #include "replboot/conf/commands.h"
 #include "replboot/daemon/commands.h"
-#include "replboot/discovery/commands.h"
 #include "replboot/replication/commands.h"
 
 int main(int argc, char** argv) {
@@ -18,9 +15,8 @@ int main(int argc, char** argv) {
   replboot::conf::AddCommands(app);         // config render | show | keys
   replboot::daemon::AddCommands(app);       // run
   replboot::backup::AddCommands(app);       // xbstream extract | list
-  // peers; probes with the clone's authenticated hello when backup.secret is set
-  replboot::discovery::AddCommands(app, replboot::clone::AuthenticatedProberFromConfig);
-  replboot::clone::AddCommands(app);        // clone, serve-backup
+  replboot::daemon::AddPeersCommand(app);   // peers
+  replboot::daemon::AddCloneCommands(app);  // clone, serve-backup
   replboot::replication::AddCommands(app);  // status, replication-agent
   try {
     app.parse(argc, argv);

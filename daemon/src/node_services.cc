@@ -4,8 +4,7 @@
 
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
-#include "replboot/clone/config_options.h"
-#include "replboot/clone/node.h"
+#include "replboot/daemon/clone_step.h"
 #include "replboot/replication/node.h"
 
 namespace replboot::daemon {
@@ -25,7 +24,7 @@ BootstrapHooks NodeServices::Hooks() {
 Status NodeServices::OnStart(NodeContext& ctx) {
   // The HTTP server first: while the datadir is initialized or cloned, /status shows what is
   // happening and /health says why mysqld does not answer yet.
-  auto node = replication::StartNodeServer(ctx.config(), ctx.identity, ctx.flavour);
+  auto node = replication::StartNodeServer(ctx.config(), ctx.identity(), ctx.settings->flavour);
   if (!node) return node.error().WithContext("http");
   node_ = std::move(*node);
   return Status::Ok();
@@ -33,7 +32,8 @@ Status NodeServices::OnStart(NodeContext& ctx) {
 
 Status NodeServices::PrepareDatadir(NodeContext& ctx) {
   if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
-  Supervisor* supervisor = ctx.supervisor;
+  auto step = CloneStep::Create(*ctx.settings);
+  if (!step) return step.error().WithContext("clone");
   replication::CloneProgress* progress = &node_->clone_progress();
   auto on_progress = [progress](const clone::CloneProgressEvent& event) {
     replication::CloneProgress::View view;
@@ -47,8 +47,7 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
     view.error = event.error;
     progress->Set(std::move(view));
   };
-  return clone::CloneIntoDatadir(
-      ctx.config(), ctx.identity, [supervisor] { return supervisor->Stopping(); }, on_progress);
+  return (*step)->Run(ctx.stop, on_progress);
 }
 
 Status NodeServices::AfterReady(NodeContext& ctx) {
@@ -57,7 +56,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // (replicas could neither clone nor replicate), so that error stops the node.
   if (!node_) return Status(StatusCode::kInternal, "after_ready without on_start");
   if (Status s =
-          replication::FinishReplicationSetup(*node_, ctx.config(), ctx.identity, ctx.flavour);
+          replication::FinishReplicationSetup(*node_, ctx.config(), ctx.identity(), ctx.settings->flavour);
       !s.ok()) {
     return s.WithContext("replication");
   }
@@ -65,7 +64,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // Every node serves backups, so the next replica can clone from its nearest lower peer.
   // Without a shared secret the endpoint would hand the data to anyone: it stays off, and
   // the node still runs (a single primary does not need it).
-  auto server_options = clone::ServerOptionsFromConfig(ctx.config());
+  auto server_options = ServerOptionsFor(*ctx.settings);
   if (!server_options) {
     log->error("event=backup_server_disabled error={}",
                log::Quote(server_options.error().message()));

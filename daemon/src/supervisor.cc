@@ -112,6 +112,7 @@ void Supervisor::BeginStop(int signo, const char* reason) {
   auto log = log::Get("daemon");
   int expected = 0;
   bool first = stop_signal_.compare_exchange_strong(expected, signo);
+  if (first) stop_source_.request_stop();  // callbacks run here, on the signal thread: short
   std::lock_guard lock(mutex_);
   if (first) {
     log->info("event=stop_requested signal={} reason={} grace_s={:.1f}", SignalName(signo), reason,

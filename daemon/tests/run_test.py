@@ -359,7 +359,7 @@ def test_hostname_without_ordinal_exits_2():
         code = p.wait(timeout=30)
         log = read_log(p)
         assert code == 2, (code, log)
-        assert "mysql" in log and "event=identity_invalid" in log, log
+        assert "mysql" in log and "event=config_invalid" in log, log
 
 
 if __name__ == "__main__":

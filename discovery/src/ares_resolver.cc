@@ -105,14 +105,6 @@ LookupFailure FailureFromAres(int status, std::string_view what, const std::stri
 
 }  // namespace
 
-AresOptions AresOptions::FromConfig(const conf::Config& config) {
-  AresOptions options;
-  options.servers = config.dns.servers;
-  options.resolv_conf = config.dns.resolv_conf;
-  options.timeout = std::chrono::milliseconds(config.dns.timeout_ms);
-  options.tries = static_cast<int>(config.dns.tries);
-  return options;
-}
 
 // One c-ares socket. Handlers of its pending waits share it, so that a wait
 // completing after c-ares closed the socket (or after the fd number was reused

@@ -54,13 +54,13 @@ std::vector<int64_t> CandidateOrdinals(int64_t ordinal, Policy policy) {
   return ordinals;
 }
 
-std::vector<Candidate> Candidates(const conf::Identity& self, const std::string& service,
-                                  Policy policy) {
+std::vector<Candidate> Candidates(int64_t ordinal, const std::string& prefix,
+                                  const std::string& service, Policy policy) {
   std::vector<Candidate> candidates;
-  for (int64_t k : CandidateOrdinals(self.ordinal, policy)) {
+  for (int64_t k : CandidateOrdinals(ordinal, policy)) {
     Candidate c;
     c.ordinal = k;
-    c.name = self.PeerName(k, service);
+    c.name = fmt::format("{}-{}.{}", prefix, k, service);
     candidates.push_back(std::move(c));
   }
   return candidates;
@@ -138,24 +138,6 @@ milliseconds BackoffDelay(const Backoff& backoff, int attempt, double unit) {
   base = std::min(base, static_cast<double>(backoff.max.count()));
   unit = std::clamp(unit, 0.0, 1.0);
   return milliseconds(static_cast<int64_t>(base / 2 + base / 2 * unit));
-}
-
-Result<DiscoverOptions> OptionsFromConfig(const conf::Config& config, const conf::Identity& self) {
-  auto policy = ParsePolicy(config.dns.policy);
-  if (!policy) return Error(policy.error());
-  DiscoverOptions options;
-  options.candidates = Candidates(self, config.cluster.service, *policy);
-  if (config.backup.port <= 0 || config.backup.port > 65535) {
-    return Error(StatusCode::kInvalidArgument, "backup.port {} is not a TCP port",
-                 config.backup.port);
-  }
-  options.default_port = static_cast<uint16_t>(config.backup.port);
-  if (!config.dns.srv_port_name.empty()) {
-    options.srv_name = fmt::format("_{}._tcp.{}", config.dns.srv_port_name, config.cluster.service);
-  }
-  options.deadline = std::chrono::seconds(std::max<int64_t>(config.dns.lookup_deadline, 0));
-  if (*policy == Policy::kAnyReplica) options.primary_after = options.deadline / 2;
-  return options;
 }
 
 namespace {

@@ -17,15 +17,6 @@ namespace asio = boost::asio;
 using asio::ip::make_address;
 using std::chrono::milliseconds;
 
-conf::Identity Self(int64_t ordinal) {
-  conf::Identity self;
-  self.hostname = "mysql-" + std::to_string(ordinal);
-  self.prefix = "mysql";
-  self.ordinal = ordinal;
-  self.role = ordinal == 0 ? conf::Role::kPrimary : conf::Role::kReplica;
-  return self;
-}
-
 // Answers from a table; a name can be made to fail its first N lookups.
 class FakeResolver : public Resolver {
  public:
@@ -79,7 +70,7 @@ asio::ip::tcp::endpoint Ep(const char* addr, uint16_t port = 3307) {
 
 DiscoverOptions Options(int64_t ordinal, Policy policy = Policy::kNearestLower) {
   DiscoverOptions o;
-  o.candidates = Candidates(Self(ordinal), "mysql", policy);
+  o.candidates = Candidates(ordinal, "mysql", "mysql", policy);
   o.default_port = 3307;
   o.deadline = milliseconds(2000);
   o.backoff.initial = milliseconds(2);
@@ -122,9 +113,7 @@ TEST(CandidateOrdinalsTest, ThePrimaryHasNoCandidates) {
 }
 
 TEST(CandidatesTest, NamesComeFromPrefixAndService) {
-  conf::Identity self = Self(3);
-  self.prefix = "db-main";
-  auto c = Candidates(self, "db-headless", Policy::kNearestLower);
+  auto c = Candidates(3, "db-main", "db-headless", Policy::kNearestLower);
   ASSERT_EQ(c.size(), 3u);
   EXPECT_EQ(c[0].name, "db-main-2.db-headless");
   EXPECT_EQ(c[0].ordinal, 2);
@@ -449,25 +438,6 @@ TEST(PeerReportTest, SummarySaysWhy) {
   p.state = PeerState::kReachable;
   p.answered = Ep("::1", 3307);
   EXPECT_EQ(p.Summary(), "reachable at [::1]:3307");
-}
-
-TEST(OptionsFromConfigTest, BuildsNamesSrvAndDeadline) {
-  conf::Config config;
-  config.cluster.service = "db";
-  config.dns.srv_port_name = "backup";
-  config.dns.lookup_deadline = 40;
-  config.dns.policy = "any-replica";
-  config.backup.port = 4000;
-  auto o = OptionsFromConfig(config, Self(2));
-  ASSERT_TRUE(o) << o.error().ToString();
-  ASSERT_EQ(o->candidates.size(), 2u);
-  EXPECT_EQ(o->candidates[0].name, "mysql-1.db");
-  EXPECT_EQ(o->srv_name, "_backup._tcp.db");
-  EXPECT_EQ(o->default_port, 4000);
-  EXPECT_EQ(o->deadline, milliseconds(40000));
-  EXPECT_EQ(o->primary_after, milliseconds(20000));
-  config.dns.policy = "closest";
-  EXPECT_FALSE(OptionsFromConfig(config, Self(2)));
 }
 
 }  // namespace

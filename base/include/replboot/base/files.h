@@ -14,6 +14,9 @@ namespace replboot::files {
 
 Result<std::string> ReadFile(const std::string& path);
 
+// The directory holding `path` ("." for a bare name); a trailing '/' names the dir itself.
+std::string ParentDir(const std::string& path);
+
 // Writes `content` to `path` so that a reader sees the old file or the new one, never a
 // mix: temp file in the same directory (created with `mode`, so a secret is never
 // world-readable even briefly), fsync, rename, fsync of the directory.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -76,8 +77,13 @@ struct Captured {
 };
 // Runs a command to completion, capturing stdout and stderr (for `--version`,
 // install-db, prepare). `stdin_data`, when given, is written to its stdin.
+// With a `stop` token that can be stopped, the child leads a process group of its own and a
+// stop request ends that group (SIGTERM, SIGKILL after `kStopGrace`): kCancelled, once every
+// process of the group is reaped, so nothing it started outlives the request.
+inline constexpr std::chrono::seconds kStopGrace{5};
 Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                            std::optional<std::string> stdin_data = std::nullopt);
+                            std::optional<std::string> stdin_data = std::nullopt,
+                            std::stop_token stop = {});
 
 // This process's environment without anything a child must not inherit:
 // every REPLBOOT_* variable (they can carry passwords and the backup secret)

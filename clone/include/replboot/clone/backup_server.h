@@ -30,6 +30,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -48,11 +49,12 @@ class TlsContext;
 }  // namespace net
 
 struct ServerOptions {
-  std::string listen = "0.0.0.0:3307";
+  boost::asio::ip::tcp::endpoint listen;  // port 0 picks a free one (port() tells which)
   std::string secret;               // shared secret; never logged
   std::string flavour = "mariadb";  // "mariadb" | "mysql"
   std::string tool;                 // "" = mariabackup / xtrabackup by flavour
   TlsOptions tls;                   // backup.tls*: clients must speak TLS
+  std::shared_ptr<const net::TlsContext> tls_context;  // built once from `tls`; null: Start() builds it
   // How the backup tool and the header query reach the local server.
   std::string user;
   std::string password;  // never logged, never on argv
@@ -106,6 +108,7 @@ class BackupServer {
   std::shared_ptr<const net::TlsContext> tls_;  // set by Start() when options.tls.enabled
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::stop_source stop_source_;  // requested by Stop(): sessions' sockets give up at once
   std::atomic<int> active_{0};
   std::atomic<uint64_t> backups_served_{0};
   std::atomic<uint64_t> probes_answered_{0};

@@ -9,11 +9,14 @@
 #ifndef REPLBOOT_CLONE_CLONE_H_
 #define REPLBOOT_CLONE_CLONE_H_
 
-#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -23,12 +26,15 @@
 
 namespace replboot::clone {
 
+// A donor's backup endpoint, as discovery found it (address and port, no name to resolve).
+using Endpoint = boost::asio::ip::tcp::endpoint;
+
 // What a clone is doing, for the node's /status (the daemon maps it onto the HTTP view).
 struct CloneProgressEvent {
   // "discovering" (a round of discovery and probes), "streaming", "preparing", "committing",
   // then "done"; "failed" after an attempt failed (a retry follows unless it was the last).
   std::string phase;
-  std::string donor;  // host:port of the current or last attempt
+  std::string donor;  // address:port of the current or last attempt
   uint64_t bytes = 0;
   uint64_t estimated_bytes = 0;  // the donor's estimate; 0 unknown
   double bytes_per_second = 0;
@@ -38,6 +44,11 @@ struct CloneProgressEvent {
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
 
+struct FileOwner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
 struct CloneOptions {
   std::string datadir;
   std::string secret;               // never logged
@@ -45,7 +56,12 @@ struct CloneOptions {
   std::string tool;                 // local backup tool; "" = by flavour
   std::string use_memory = "1G";    // --use-memory for --prepare
   TlsOptions tls;                   // backup.tls*: TLS to the donor
-  std::string owner = "mysql";      // the prepared files are chowned to this user (when root)
+  // Built once from `tls` (MakeTlsContext) and shared by every attempt and probe; when null,
+  // each connection loads `tls` itself.
+  std::shared_ptr<const net::TlsContext> tls_context;
+  // The prepared files are handed to mysqld's user (replboot runs as root); nullopt: kept as
+  // they are (replboot runs as that user already).
+  std::optional<FileOwner> owner;
   bool force_reclone = false;       // replace an existing datadir (kept aside until commit)
   bool check_free_space = true;
   double space_margin = 1.05;  // need estimated_bytes × margin free
@@ -59,7 +75,9 @@ struct CloneOptions {
   std::chrono::milliseconds progress_report_interval{500};
   // Received bytes queued for the unpacking thread at most (it waits for the disk).
   size_t pipeline_bytes = 64u << 20;
-  const std::atomic<bool>* cancel = nullptr;  // set to stop between frames (shutdown)
+  // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
+  // stream (within half a second), prepare (the tool's process group is ended), backoff.
+  std::stop_token stop;
 };
 
 struct CloneResult {
@@ -72,10 +90,12 @@ struct CloneResult {
   double commit_seconds = 0;   // marker, chown, swap
 };
 
-// One attempt from `peer` ("host:port"); no retries. Errors name the peer:
+// One attempt from `peer`, into a clean slate: the caller has settled the datadir's state
+// first (the daemon's decision table; `replboot clone` the same way), so a staging dir left
+// here is an error, not something to recover. No retries. Errors name the peer:
 // kPermissionDenied "authentication failed at <peer>", kUnavailable for busy / unreachable
 // / a donor that died mid-stream, kCorruption for a bad stream, kNoSpace "no space left".
-Result<CloneResult> CloneFrom(const std::string& peer, const CloneOptions& options);
+Result<CloneResult> CloneFrom(const Endpoint& peer, const CloneOptions& options);
 
 // An authenticated probe of `peer` (protocol.h, mode probe): the same mutual
 // authentication as CloneFrom, then the donor's flavour, server version and load; the
@@ -83,7 +103,7 @@ Result<CloneResult> CloneFrom(const std::string& peer, const CloneOptions& optio
 // start now: kPermissionDenied "authentication failed at <peer>", kUnavailable when it is
 // busy, unreachable or its server does not answer, kTimeout, kInvalidArgument when its
 // flavour or major.minor version does not match the local backup tool (the pre-flight).
-Result<ProbeInfo> ProbeDonor(const std::string& peer, const CloneOptions& options,
+Result<ProbeInfo> ProbeDonor(const Endpoint& peer, const CloneOptions& options,
                              std::chrono::milliseconds timeout);
 
 // Tries `peers` in order (nearest first), each failure discarding the staging dir, with
@@ -97,7 +117,7 @@ struct RetryPolicy {
   std::chrono::milliseconds max_backoff{60'000};
   int auth_skip_rounds = 3;
 };
-Result<CloneResult> CloneFromPeers(const std::function<std::vector<std::string>()>& peers,
+Result<CloneResult> CloneFromPeers(const std::function<std::vector<Endpoint>()>& peers,
                                    const CloneOptions& options, const RetryPolicy& policy);
 
 // "mariabackup" or "xtrabackup" when options.tool is empty.

@@ -11,25 +11,9 @@
 //                                  `--prepare` succeeded: a staging dir holding it is a
 //                                  committed clone, one without it is garbage.
 //
-// clang-format off
-// Decision table (Decide(); Recover() carries out the first four rows, in order, on start):
-//
-//  staging          | datadir                      | old     | action
-//  -----------------+------------------------------+---------+-------------------------------------
-//  committed        | absent or empty              | any     | kFinishSwap: staging → datadir, drop old
-//  committed        | data, marker replace=true    | absent  | kFinishSwap: datadir → old, staging → datadir
-//  committed        | data, otherwise              | any     | kDiscardStaging (never overwrite data)
-//  uncommitted      | any                          | any     | kDiscardStaging (killed mid-clone)
-//  absent           | absent or empty              | present | kRestoreOld (a force-reclone that never
-//                   |                              |         |   committed: the old datadir comes back)
-//  absent           | has marker                   | present | kDropOld (the new clone is in place)
-//  absent           | absent or empty              | absent  | primary: kInitialize; replica: kClone
-//  absent           | marker, or data without one  | absent  | primary: kStart (a primary never clones);
-//                   |                              |         |   replica with --force-reclone: kClone
-//                   |                              |         |   (the old one is kept aside until the
-//                   |                              |         |   new one commits); else kStart (existing
-//                   |                              |         |   data is never overwritten)
-// clang-format on
+// What to do about each combination of the three is decided in one place, the daemon's
+// bootstrap table (daemon/bootstrap.h), which carries out the steps below. A clone starts
+// from a clean slate: no staging dir, no old dir.
 #ifndef REPLBOOT_CLONE_DATADIR_H_
 #define REPLBOOT_CLONE_DATADIR_H_
 
@@ -60,31 +44,23 @@ struct DatadirInspection {
 // Looks at the three paths. The datadir's trailing '/' is ignored.
 Result<DatadirInspection> InspectDatadir(const std::string& datadir);
 
-enum class Action {
-  kFinishSwap,
-  kDiscardStaging,
-  kRestoreOld,
-  kDropOld,
-  kStart,
-  kInitialize,
-  kClone,
-};
-std::string_view ActionName(Action action);
-
-// The table above; pure.
-Action Decide(const DatadirInspection& state, bool is_primary, bool force_reclone);
-
-// Applies kFinishSwap / kDiscardStaging / kRestoreOld / kDropOld until none applies and
-// returns the remaining action (kStart, kInitialize or kClone). Logs each step.
-Result<Action> Recover(const std::string& datadir, bool is_primary, bool force_reclone);
-
 // The commit point: writes the marker (fsynced) into the prepared staging dir. `json` is
 // the marker's content; `replace` records --force-reclone for a restart between the two
 // renames of the swap.
 Status WriteMarker(const std::string& staging, const std::string& json);
 
-// Moves a committed staging dir into place (rows 1 and 2), fsyncing the parent.
+// Moves a committed staging dir into place, fsyncing the parent: an empty or absent datadir is
+// replaced; one with data is kept aside as the old dir until the swap is done.
 Status FinishSwap(const std::string& datadir);
+
+// Removes a staging dir that was never committed (a clone killed midway).
+Status DiscardStaging(const std::string& datadir);
+
+// A force-reclone that never committed: the old datadir comes back in place of an empty one.
+Status RestoreOld(const std::string& datadir);
+
+// The new clone is in place: the old datadir it replaced goes.
+Status DropOld(const std::string& datadir);
 
 }  // namespace replboot::clone
 

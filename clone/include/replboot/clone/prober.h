@@ -17,7 +17,6 @@
 
 #include "replboot/base/status.h"
 #include "replboot/clone/clone.h"
-#include "replboot/conf/config.h"
 #include "replboot/discovery/prober.h"
 
 namespace replboot::clone {
@@ -40,12 +39,6 @@ class AuthenticatedProber final : public discovery::Prober {
   std::chrono::milliseconds timeout_;
   boost::asio::thread_pool pool_;
 };
-
-// The prober `replboot peers` and `replboot run` use: an AuthenticatedProber when
-// backup.secret is configured, nullptr when it is not (the caller falls back to a TCP
-// connect and says so). Configuration errors (unreadable secret file, ...) are errors.
-Result<std::unique_ptr<discovery::Prober>> AuthenticatedProberFromConfig(
-    const conf::Config& config, std::chrono::milliseconds timeout);
 
 }  // namespace replboot::clone
 

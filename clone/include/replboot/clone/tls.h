@@ -3,9 +3,16 @@
 #ifndef REPLBOOT_CLONE_TLS_H_
 #define REPLBOOT_CLONE_TLS_H_
 
+#include <memory>
 #include <string>
 
+#include "replboot/base/status.h"
+
 namespace replboot::clone {
+
+namespace net {
+class TlsContext;  // an SSL_CTX with our certificate, key and CA loaded (net.h)
+}  // namespace net
 
 struct TlsOptions {
   bool enabled = false;
@@ -18,6 +25,13 @@ struct TlsOptions {
   // passing the HMAC authentication.
   std::string ca;
 };
+
+enum class TlsSide { kClient, kServer };
+// Loads the certificate, key and CA once; every connection of that side shares the context
+// (CloneOptions::tls_context, ServerOptions::tls_context). kInvalidArgument naming the file
+// that cannot be loaded.
+Result<std::shared_ptr<const net::TlsContext>> MakeTlsContext(const TlsOptions& options,
+                                                              TlsSide side);
 
 }  // namespace replboot::clone
 

@@ -4,19 +4,39 @@
 //   prepare dirs -> decide (table below) -> initialize | clone | as is
 //     -> start mysqld -> wait for a real connection -> after_ready -> supervise
 //
-// Decision table (DecideBootstrap), from the role and what is in the datadir:
+// clang-format off
+// The datadir decision table (DecideBootstrap), the only one: evaluated at every start from
+// the role and what is on disk: the datadir, <datadir>.replboot-staging (a clone being received
+// or prepared; "committed" once it holds the clone's marker), <datadir>.replboot-old (a datadir
+// kept aside by a force-reclone until the new one commits) and the root-password marker.
+// SettleDatadir carries out the recovery rows, reading the disk again after each, until a
+// final row applies; only then does anything start.
 //
-//   role     datadir                          action
-//   -------  -------------------------------  ---------------------------------------------
-//   primary  empty (or missing)               kInitialize: install-db / --initialize-insecure,
-//                                             then first start with the root-password init file
-//   any      initialized, root password       kFinishInitialize: a previous first start ended
-//            still pending (marker file)      before the password was set; start with the
-//                                             init file again (never re-initialize)
-//   replica  empty, clone hook present        kClone: prepare_datadir fills it from a peer
-//   replica  empty, no clone hook             kNoClone: error "datadir is empty and cloning
-//                                             is not available"
-//   any      anything else                    kUseAsIs: started as it is, never re-initialized
+//   staging      datadir                        old      role     action
+//   -----------  -----------------------------  -------  -------  -------------------------------
+//   recovery rows (a start after a kill at any moment converges):
+//   committed    absent or empty                any      any      kFinishSwap: staging → datadir
+//   committed    data, marker says replace      absent   any      kFinishSwap: datadir → old, staging
+//                                                                   → datadir (force-reclone)
+//   committed    data, otherwise                any      any      kDiscardStaging (never overwrite data)
+//   uncommitted  any                            any      any      kDiscardStaging (killed mid-clone)
+//   absent       absent or empty                present  any      kRestoreOld (a force-reclone that
+//                                                                   never committed)
+//   absent       data                           present  any      kDropOld (the new clone is in place)
+//   final rows (no staging, no old):
+//   absent       root-password marker           absent   any      kFinishInitialize: a first start
+//                                                                   ended before root's password was
+//                                                                   set; start with the init file again
+//   absent       absent or empty                absent   primary  kInitialize: install-db /
+//                                                                   --initialize-insecure, first start
+//                                                                   with the root-password init file
+//   absent       absent or empty                absent   replica  kClone (prepare_datadir hook), or
+//                                                                   kNoClone (no hook: an error)
+//   absent       data                           absent   replica  kClone with force_reclone (the data
+//                                                                   is kept aside until the clone
+//                                                                   commits), else kUseAsIs
+//   absent       data                           absent   primary  kUseAsIs (a primary never clones)
+// clang-format on
 //
 // The seams are BootstrapHooks: on_start (the HTTP server, from the first second),
 // prepare_datadir (clone a replica from a peer) and after_ready (users, replication,
@@ -28,30 +48,49 @@
 
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
 #include "replboot/base/status.h"
 #include "replboot/conf/config.h"
 #include "replboot/conf/identity.h"
+#include "replboot/clone/datadir.h"
+#include "replboot/daemon/node_settings.h"
 #include "replboot/daemon/supervisor.h"
 
 namespace replboot::daemon {
 
-enum class DatadirState {
-  kEmpty,                // missing or no entries
-  kRootPasswordPending,  // initialized by us, root password not yet set (marker present)
-  kInitialized,          // anything else: a datadir someone made, used as is
+enum class BootstrapAction {
+  // Recovery rows: carried out, then the table is read again.
+  kFinishSwap,
+  kDiscardStaging,
+  kRestoreOld,
+  kDropOld,
+  // Final rows.
+  kInitialize,
+  kFinishInitialize,
+  kClone,
+  kNoClone,
+  kUseAsIs,
 };
-
-enum class BootstrapAction { kInitialize, kFinishInitialize, kClone, kNoClone, kUseAsIs };
 std::string_view BootstrapActionName(BootstrapAction action);
 
-// The table above. Pure.
-BootstrapAction DecideBootstrap(conf::Role role, DatadirState state, bool can_clone);
+// What the table reads from the disk.
+struct DatadirFacts {
+  clone::DatadirInspection paths;      // the datadir, staging and old dirs
+  bool root_password_pending = false;  // kRootPasswordPendingMarker in the datadir
+};
+Result<DatadirFacts> ReadDatadirFacts(const std::string& datadir);
 
-// Inspects `datadir` (a missing dir is kEmpty).
-Result<DatadirState> InspectDatadir(const std::string& datadir);
+// The table above. Pure.
+BootstrapAction DecideBootstrap(conf::Role role, const DatadirFacts& facts, bool can_clone,
+                                bool force_reclone = false);
+
+// Reads the facts, carries out recovery rows until a final row applies (logging each
+// decision), and returns that final action.
+Result<BootstrapAction> SettleDatadir(const std::string& datadir, conf::Role role, bool can_clone,
+                                      bool force_reclone = false);
 
 // Name of the marker file, inside the datadir, that says "initialized by replboot,
 // root password not set yet". Written right after install-db, removed once mysqld
@@ -92,14 +131,14 @@ class InitFile {
 
 // What a step knows about the node. Lives as long as the run.
 struct NodeContext {
-  const conf::LoadedConfig* loaded = nullptr;
-  conf::Identity identity;
-  conf::Flavour flavour = conf::Flavour::kMariaDB;
-  std::string root_password;  // may be empty: an existing datadir without one
-  std::string defaults_file;  // the rendered replboot.cnf
+  const NodeSettings* settings = nullptr;  // resolved once (node_settings.h)
+  std::string defaults_file;               // the rendered replboot.cnf
   Supervisor* supervisor = nullptr;
+  // Requested by the supervisor on SIGTERM/SIGINT/SIGQUIT: every step gives up at once.
+  std::stop_token stop;
 
-  const conf::Config& config() const { return loaded->config; }
+  const conf::Config& config() const { return settings->config; }
+  const conf::Identity& identity() const { return settings->identity; }
 };
 
 struct BootstrapHooks {
@@ -107,8 +146,8 @@ struct BootstrapHooks {
   // must answer while the datadir is initialized or cloned (the HTTP status server). An
   // error stops replboot.
   std::function<Status(NodeContext&)> on_start;
-  // Fills the empty datadir of a replica (clone from a peer). Unset: a replica
-  // with an empty datadir is an error. Must give up when supervisor->Stopping().
+  // Fills the empty datadir of a replica (clone from a peer), which SettleDatadir has left
+  // clean. Unset: a replica with an empty datadir is an error. Must give up on ctx.stop.
   std::function<Status(NodeContext&)> prepare_datadir;
   // Runs once mysqld accepts connections (replication setup, users, HTTP). An
   // error stops mysqld and replboot exits non-zero.

@@ -1,4 +1,6 @@
-// `replboot run`: the container ENTRYPOINT (see supervisor.h and bootstrap.h).
+// The subcommands that are wired from the configuration (node_settings.h): `replboot run`, the
+// container ENTRYPOINT (see supervisor.h and bootstrap.h), and the tools that run one of its
+// steps by hand.
 #ifndef REPLBOOT_DAEMON_COMMANDS_H_
 #define REPLBOOT_DAEMON_COMMANDS_H_
 
@@ -6,7 +8,12 @@
 
 namespace replboot::daemon {
 
+// run
 void AddCommands(CLI::App& app);
+// clone, serve-backup (clone_commands.cc)
+void AddCloneCommands(CLI::App& app);
+// peers (peers_command.cc): probes with the clone's authenticated hello when backup.secret is set
+void AddPeersCommand(CLI::App& app);
 
 }  // namespace replboot::daemon
 

@@ -2,7 +2,7 @@
 //
 //   on_start                   replication/: the HTTP health server (/status shows the
 //                              clone's progress; /health says mysqld is not up yet)
-//   prepare_datadir (replica)  clone/: recover leftovers, discover a donor, clone, commit
+//   prepare_datadir (replica)  clone_step.h: discover a donor, clone, commit
 //   after_ready                replication/: users + heartbeat (primary) or CHANGE MASTER at
 //                              most once (replica); clone/: the backup server every node
 //                              runs for the next replica

@@ -17,6 +17,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 
 #include "replboot/base/process.h"
 #include "replboot/base/status.h"
@@ -77,6 +78,9 @@ class Supervisor {
   void SetStepChild(pid_t pid);
   // True once a stop signal arrived; the worker gives up at its next check.
   bool Stopping() const { return stop_signal_.load() != 0; }
+  // Requested with the first stop signal: the one token every bootstrap step and the
+  // libraries under it (discovery, connect, stream, prepare) watch.
+  std::stop_token StopToken() const { return stop_source_.get_token(); }
   // mysqld's status once it has ended (and been reaped).
   std::optional<process::ExitStatus> MainExit() const;
   // Sleeps up to `d`, returning early (false) when stopping or mysqld has ended.
@@ -90,6 +94,7 @@ class Supervisor {
 
   SupervisorOptions options_;
   std::atomic<int> stop_signal_{0};
+  std::stop_source stop_source_;
   mutable std::mutex mutex_;
   pid_t main_pid_ = 0;
   pid_t step_pid_ = 0;

@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "replboot/base/status.h"
-#include "replboot/conf/config.h"
 #include "replboot/discovery/resolver.h"
 
 namespace replboot::discovery {
@@ -37,7 +36,6 @@ struct AresOptions {
   std::chrono::milliseconds timeout{2000};  // first try; c-ares grows it on later tries
   int tries = 3;
 
-  static AresOptions FromConfig(const conf::Config& config);
 };
 
 class AresResolver final : public Resolver {

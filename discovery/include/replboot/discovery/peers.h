@@ -33,8 +33,6 @@
 #include <vector>
 
 #include "replboot/base/status.h"
-#include "replboot/conf/config.h"
-#include "replboot/conf/identity.h"
 #include "replboot/discovery/prober.h"
 #include "replboot/discovery/resolver.h"
 
@@ -55,9 +53,9 @@ struct Candidate {
   std::string name;  // "mysql-1.mysql"
 };
 
-// Candidates with their DNS names, from this node's identity.
-std::vector<Candidate> Candidates(const conf::Identity& self, const std::string& service,
-                                  Policy policy);
+// Candidates of node `<prefix>-<ordinal>` with their DNS names "<prefix>-<k>.<service>".
+std::vector<Candidate> Candidates(int64_t ordinal, const std::string& prefix,
+                                  const std::string& service, Policy policy);
 
 // The port the SRV records give for `name`: a record whose target is the name
 // itself or the name under some domain ("mysql-1.mysql.ns.svc.cluster.local"),
@@ -117,9 +115,6 @@ struct DiscoverOptions {
   // Random draws in [0, 1) for the jitter; a seeded generator when empty.
   std::function<double()> random;
 };
-
-// Options from the configuration; kInvalidArgument for an unknown policy.
-Result<DiscoverOptions> OptionsFromConfig(const conf::Config& config, const conf::Identity& self);
 
 struct Discovery {
   std::vector<PeerReport> peers;  // one per candidate, in candidate order

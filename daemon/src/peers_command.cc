@@ -1,4 +1,4 @@
-#include "replboot/discovery/commands.h"
+// `replboot peers`: which peers DNS knows, which answer, and which would be the donor.
 
 #include <signal.h>
 
@@ -16,13 +16,16 @@
 #include "replboot/base/log.h"
 #include "replboot/conf/cli_flags.h"
 #include "replboot/conf/identity.h"
+#include "replboot/daemon/commands.h"
+#include "replboot/daemon/node_settings.h"
 #include "replboot/discovery/ares_resolver.h"
 #include "replboot/discovery/peers.h"
 #include "replboot/discovery/prober.h"
 
-namespace replboot::discovery {
+namespace replboot::daemon {
 
 namespace asio = boost::asio;
+using namespace discovery;  // NOLINT: this file is discovery's command line
 
 namespace {
 
@@ -125,45 +128,45 @@ void PrintJson(const conf::Identity& self, Policy policy, const Discovery& d,
   std::cout << doc.dump() << std::endl;
 }
 
-int RunPeers(const conf::ConfigFlags& flags, bool json, const ProberFactory& make_prober) {
+int RunPeers(const conf::ConfigFlags& flags, bool json) {
   auto loaded = conf::LoadFromFlags(flags);
   if (!loaded) {
     std::cerr << "replboot peers: " << loaded.error().message() << "\n";
-    return 2;
+    return cli::kExitConfig;
   }
   const conf::Config& config = loaded->config;
-  auto self = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset);
-  if (!self) {
-    std::cerr << "replboot peers: " << self.error().message() << "\n";
-    return 2;
+  // The flavour only matters to the authenticated probe (the donor's must match ours).
+  const bool authenticate = !config.backup.secret.empty() || !config.backup.secret_file.empty();
+  auto settings =
+      ResolveSettings(config, {.identity = true, .flavour = authenticate, .mysql_user = false});
+  if (!settings) {
+    std::cerr << "replboot peers: " << settings.error().message() << "\n";
+    return cli::kExitConfig;
   }
+  const conf::Identity* self = &settings->identity;
   auto policy = ParsePolicy(config.dns.policy);
-  auto options = OptionsFromConfig(config, *self);
+  auto options = DiscoverOptionsFor(*settings);
   if (!policy || !options) {
     std::cerr << "replboot peers: " << (policy ? options.error() : policy.error()).message()
               << "\n";
-    return 2;
+    return cli::kExitConfig;
   }
   options->probe_all = true;  // the table shows every candidate, not only up to the donor
 
   asio::io_context io;
-  auto resolver = AresResolver::Create(io.get_executor(), AresOptions::FromConfig(config));
+  auto resolver = AresResolver::Create(io.get_executor(), AresOptionsFor(config));
   if (!resolver) {
     std::cerr << "replboot peers: " << resolver.error().message() << "\n";
-    return resolver.error().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    return cli::ExitCodeFor(resolver.error());
   }
-  std::unique_ptr<Prober> authenticated;
-  if (make_prober) {
-    auto made = make_prober(config, kProbeTimeout);
-    if (!made) {
-      std::cerr << "replboot peers: " << made.error().message() << "\n";
-      return 2;
-    }
-    authenticated = std::move(*made);
+  auto authenticated = MakeAuthenticatedProber(*settings, kProbeTimeout);
+  if (!authenticated) {
+    std::cerr << "replboot peers: " << authenticated.error().message() << "\n";
+    return cli::kExitConfig;
   }
   TcpProber tcp_prober(kProbeTimeout);
-  Prober& prober = authenticated ? *authenticated : tcp_prober;
-  const std::string probe_kind = authenticated ? "authenticated" : "tcp";
+  Prober& prober = *authenticated ? **authenticated : tcp_prober;
+  const std::string probe_kind = *authenticated ? "authenticated" : "tcp";
 
   // SIGTERM/SIGINT cancel the discovery through its cancellation slot (timers,
   // probes and lookups in flight complete at once) so the command returns promptly.
@@ -196,20 +199,20 @@ int RunPeers(const conf::ConfigFlags& flags, bool json, const ProberFactory& mak
   io.run();
   if (!discovery) {
     std::cerr << "replboot peers: discovery failed: " << failure << "\n";
-    return 1;
+    return cli::kExitFailed;
   }
   if (json) {
     PrintJson(*self, *policy, *discovery, probe_kind);
   } else {
     PrintTable(*self, *discovery, probe_kind);
   }
-  if (signal_number != 0) return 128 + signal_number;
-  return discovery->Donor() ? 0 : 1;
+  if (signal_number != 0) return cli::kExitSignalBase + signal_number;
+  return discovery->Donor() ? cli::kExitOk : cli::kExitUnavailable;
 }
 
 }  // namespace
 
-void AddCommands(CLI::App& app, ProberFactory make_prober) {
+void AddPeersCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("peers",
                                  "resolve the peers through DNS, probe their backup endpoints, "
                                  "and show which one would be the donor; retries until "
@@ -222,9 +225,7 @@ void AddCommands(CLI::App& app, ProberFactory make_prober) {
   auto json = std::make_shared<bool>(false);
   conf::AddConfigFlags(cmd, flags.get());
   cmd->add_flag("--json", *json, "one JSON document instead of the table");
-  cmd->callback([flags, json, make_prober] {
-    cli::ExitCode() = RunPeers(*flags, *json, make_prober);
-  });
+  cmd->callback([flags, json] { cli::ExitCode() = RunPeers(*flags, *json); });
 }
 
-}  // namespace replboot::discovery
+}  // namespace replboot::daemon

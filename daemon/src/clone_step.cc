@@ -1,0 +1,89 @@
+#include "replboot/daemon/clone_step.h"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <optional>
+
+#include "replboot/base/log.h"
+#include "replboot/clone/prober.h"
+#include "replboot/discovery/peers.h"
+
+namespace replboot::daemon {
+
+namespace asio = boost::asio;
+
+namespace {
+
+auto Log() { return log::Get("clone"); }
+
+// A probe is a TCP connect, the HMAC handshake and one query on the donor.
+constexpr std::chrono::milliseconds kProbeTimeout{3000};
+
+}  // namespace
+
+Result<std::unique_ptr<CloneStep>> CloneStep::Create(const NodeSettings& settings) {
+  std::unique_ptr<CloneStep> step(new CloneStep());
+  auto clone_options = CloneOptionsFor(settings);
+  if (!clone_options) return Error(clone_options.error());
+  step->clone_ = std::move(*clone_options);
+  auto discover = DiscoverOptionsFor(settings);
+  if (!discover) return Error(discover.error());
+  step->discover_ = std::move(*discover);
+  step->discover_.probe_all = true;  // the next candidates are the fallbacks when one fails
+  auto resolver =
+      discovery::AresResolver::Create(step->io_.get_executor(), AresOptionsFor(settings.config));
+  if (!resolver) return Error(resolver.error());
+  step->resolver_ = std::move(*resolver);
+  // Candidates are probed with the authenticated hello, so a peer with another secret, an
+  // incompatible version or no free backup slot is not chosen in the first place.
+  step->prober_ = std::make_unique<clone::AuthenticatedProber>(step->clone_, kProbeTimeout);
+  return step;
+}
+
+CloneStep::~CloneStep() {
+  prober_.reset();
+  resolver_.reset();  // before the io_context goes
+}
+
+std::vector<clone::Endpoint> CloneStep::DiscoverDonors(std::stop_token stop) {
+  std::optional<discovery::Discovery> found;
+  asio::cancellation_signal cancel;
+  io_.restart();
+  asio::co_spawn(io_, discovery::DiscoverPeers(*resolver_, *prober_, discover_),
+                 asio::bind_cancellation_slot(cancel.slot(),
+                                              [&](std::exception_ptr e, discovery::Discovery d) {
+                                                if (!e) found = std::move(d);
+                                              }));
+  // A stop request cancels lookups, probes and the backoff timer at once, on the loop's thread.
+  std::stop_callback on_stop(stop, [&] {
+    asio::post(io_, [&] {
+      cancel.emit(asio::cancellation_type::terminal);
+      resolver_->Cancel();
+    });
+  });
+  io_.run();
+  std::vector<clone::Endpoint> donors;
+  if (!found) return donors;
+  for (const auto& peer : found->peers) {
+    Log()->info("event=clone_candidate ordinal={} name={} state={} summary={}",
+                peer.candidate.ordinal, peer.candidate.name, discovery::PeerStateName(peer.state),
+                log::Quote(peer.Summary()));
+    if (peer.state == discovery::PeerState::kReachable && peer.answered)
+      donors.push_back(*peer.answered);
+  }
+  return donors;
+}
+
+Status CloneStep::Run(std::stop_token stop, const clone::CloneProgressCallback& on_progress) {
+  clone::CloneOptions options = clone_;
+  options.stop = stop;
+  options.on_progress = on_progress;
+  clone::RetryPolicy policy;  // until a clone commits or we are stopped
+  auto result = clone::CloneFromPeers([&] { return DiscoverDonors(stop); }, options, policy);
+  if (!result) return result.error();
+  return Status::Ok();
+}
+
+}  // namespace replboot::daemon

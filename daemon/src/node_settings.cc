@@ -1,0 +1,255 @@
+#include "replboot/daemon/node_settings.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <vector>
+
+#include "replboot/clone/prober.h"
+#include "replboot/conf/render.h"
+
+namespace replboot::daemon {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// "host:port", "[v6]:port" or "host" → host and port text ("" when absent).
+Result<std::pair<std::string, std::string>> SplitHostPort(const std::string& text,
+                                                          const char* what) {
+  std::string host, port;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos)
+      return Error(StatusCode::kInvalidArgument, "{} {:?}: unterminated '['", what, text);
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':')
+        return Error(StatusCode::kInvalidArgument, "{} {:?}: expected ':' after ']'", what, text);
+      port = text.substr(close + 2);
+      if (port.empty())
+        return Error(StatusCode::kInvalidArgument, "{} {:?}: empty port after ':'", what, text);
+    }
+  } else if (size_t colon = text.rfind(':'); colon != std::string::npos) {
+    if (text.find(':') != colon)
+      return Error(StatusCode::kInvalidArgument, "{} {:?}: an IPv6 address needs [brackets]",
+                   what, text);
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (port.empty())
+      return Error(StatusCode::kInvalidArgument, "{} {:?}: empty port after ':'", what, text);
+  } else {
+    host = text;
+  }
+  return std::make_pair(host, port);
+}
+
+Result<uint16_t> ParsePort(const std::string& text, const std::string& whole, const char* what,
+                           bool allow_zero) {
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value > 65535 ||
+      (value == 0 && !allow_zero)) {
+    return Error(StatusCode::kInvalidArgument, "{} {:?}: {:?} is not a TCP port", what, whole,
+                 text);
+  }
+  return static_cast<uint16_t>(value);
+}
+
+Result<std::optional<OsUser>> LookUpMysqlUser(const std::string& name) {
+  if (::geteuid() != 0) return std::optional<OsUser>();
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0) return Error(ErrnoStatus(rc, "look up mysql.user " + name));
+  if (found == nullptr) {
+    return Error(StatusCode::kInvalidArgument,
+                 "mysql.user {}: no such OS user (mysqld must not run as root)", name);
+  }
+  return std::optional<OsUser>(OsUser{name, pw.pw_uid, pw.pw_gid});
+}
+
+}  // namespace
+
+Result<clone::Endpoint> BackupEndpoint(const std::string& text, uint16_t default_port) {
+  auto parts = SplitHostPort(text, "backup endpoint");
+  if (!parts) return Error(parts.error());
+  if (parts->first.empty())
+    return Error(StatusCode::kInvalidArgument, "backup endpoint {:?} has no host", text);
+  uint16_t port = default_port;
+  if (!parts->second.empty()) {
+    auto parsed = ParsePort(parts->second, text, "backup endpoint", false);
+    if (!parsed) return Error(parsed.error());
+    port = *parsed;
+  }
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(parts->first, ec);
+  if (!ec) return clone::Endpoint(address, port);
+  // A name: resolved once, here; the clone connects to the address.
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(parts->first, std::to_string(port), ec);
+  if (ec || results.empty()) {
+    return Error(StatusCode::kUnavailable, "cannot resolve {}: {}", parts->first,
+                 ec ? ec.message() : "no address");
+  }
+  return results.begin()->endpoint();
+}
+
+Result<clone::Endpoint> ListenEndpoint(const std::string& text, const char* key) {
+  auto parts = SplitHostPort(text, key);
+  if (!parts) return Error(parts.error());
+  if (parts->second.empty())
+    return Error(StatusCode::kInvalidArgument, "{} {:?} has no port", key, text);
+  auto port = ParsePort(parts->second, text, key, /*allow_zero=*/true);
+  if (!port) return Error(port.error());
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(parts->first.empty() ? "0.0.0.0" : parts->first, ec);
+  if (ec)
+    return Error(StatusCode::kInvalidArgument, "{} {:?}: {:?} is not an IP address", key, text,
+                 parts->first);
+  return clone::Endpoint(address, *port);
+}
+
+Result<NodeSettings> ResolveSettings(const conf::Config& config, SettingsNeeds needs) {
+  NodeSettings s;
+  s.config = config;
+  if (needs.identity) {
+    auto identity = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset);
+    if (!identity) return Error(identity.error());
+    s.identity = *identity;
+  }
+  if (needs.flavour) {
+    auto flavour = conf::DetectFlavour(config);
+    if (!flavour) return Error(flavour.error().WithContext("detect flavour"));
+    s.flavour = *flavour;
+    s.server_binary = conf::ServerBinary(config, s.flavour);
+  }
+  if (needs.mysql_user) {
+    auto user = LookUpMysqlUser(config.mysql.user);
+    if (!user) return Error(user.error());
+    s.mysql_user = std::move(*user);
+  }
+  auto root = conf::ResolveSecret(config.mysql.root_password, config.mysql.root_password_file,
+                                  "mysql.root_password");
+  if (!root) return Error(root.error());
+  s.root_password = std::move(*root);
+  auto secret =
+      conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
+  if (!secret) return Error(secret.error());
+  s.backup_secret = std::move(*secret);
+  auto password =
+      conf::ResolveSecret(config.backup.password, config.backup.password_file, "backup.password");
+  if (!password) return Error(password.error());
+  s.backup_password = std::move(*password);
+  if (config.backup.tls) {
+    clone::TlsOptions tls{true, config.backup.tls_cert, config.backup.tls_key, config.backup.tls_ca};
+    auto client = clone::MakeTlsContext(tls, clone::TlsSide::kClient);
+    if (!client) return Error(client.error().WithContext("backup.tls"));
+    auto server = clone::MakeTlsContext(tls, clone::TlsSide::kServer);
+    if (!server) return Error(server.error().WithContext("backup.tls"));
+    s.tls_client = std::move(*client);
+    s.tls_server = std::move(*server);
+  }
+  return s;
+}
+
+namespace {
+
+clone::TlsOptions TlsOf(const conf::Config& config) {
+  return clone::TlsOptions{config.backup.tls, config.backup.tls_cert, config.backup.tls_key,
+                           config.backup.tls_ca};
+}
+
+Status RequireSecret(const NodeSettings& settings) {
+  if (!settings.backup_secret.empty()) return Status::Ok();
+  return Status(
+      StatusCode::kInvalidArgument,
+      "backup.secret (or backup.secret_file) is not set: peers cannot authenticate each other");
+}
+
+}  // namespace
+
+Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
+  REPLBOOT_RETURN_IF_ERROR(RequireSecret(settings));
+  const conf::Config& config = settings.config;
+  clone::CloneOptions o;
+  o.secret = settings.backup_secret;
+  o.flavour = std::string(conf::FlavourName(settings.flavour));
+  o.tls = TlsOf(config);
+  o.tls_context = settings.tls_client;
+  o.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);
+  o.tool = config.backup.tool;
+  o.datadir = config.mysql.datadir;
+  o.use_memory = config.backup.use_memory;
+  if (settings.mysql_user)
+    o.owner = clone::FileOwner{settings.mysql_user->uid, settings.mysql_user->gid};
+  return o;
+}
+
+Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
+  REPLBOOT_RETURN_IF_ERROR(RequireSecret(settings));
+  const conf::Config& config = settings.config;
+  auto listen = ListenEndpoint(config.backup.listen, "backup.listen");
+  if (!listen) return Error(listen.error());
+  clone::ServerOptions o;
+  o.listen = *listen;
+  o.secret = settings.backup_secret;
+  o.flavour = std::string(conf::FlavourName(settings.flavour));
+  o.tls = TlsOf(config);
+  o.tls_context = settings.tls_server;
+  o.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);
+  o.password = settings.backup_password;
+  o.tool = config.backup.tool.empty() ? clone::DefaultTool(o.flavour) : config.backup.tool;
+  o.user = config.backup.user;
+  o.socket = config.mysql.socket;
+  o.port = config.mysql.port;
+  o.max_concurrent = config.backup.max_concurrent;
+  o.bandwidth_limit = config.backup.bandwidth_limit;
+  o.parallel = config.backup.parallel;
+  return o;
+}
+
+Result<discovery::DiscoverOptions> DiscoverOptionsFor(const NodeSettings& settings) {
+  const conf::Config& config = settings.config;
+  auto policy = discovery::ParsePolicy(config.dns.policy);
+  if (!policy) return Error(policy.error());
+  if (config.backup.port <= 0 || config.backup.port > 65535) {
+    return Error(StatusCode::kInvalidArgument, "backup.port {} is not a TCP port",
+                 config.backup.port);
+  }
+  discovery::DiscoverOptions options;
+  options.candidates = discovery::Candidates(settings.identity.ordinal, settings.identity.prefix,
+                                             config.cluster.service, *policy);
+  options.default_port = static_cast<uint16_t>(config.backup.port);
+  if (!config.dns.srv_port_name.empty()) {
+    options.srv_name = fmt::format("_{}._tcp.{}", config.dns.srv_port_name, config.cluster.service);
+  }
+  options.deadline = std::chrono::seconds(std::max<int64_t>(config.dns.lookup_deadline, 0));
+  if (*policy == discovery::Policy::kAnyReplica) options.primary_after = options.deadline / 2;
+  return options;
+}
+
+discovery::AresOptions AresOptionsFor(const conf::Config& config) {
+  discovery::AresOptions options;
+  options.servers = config.dns.servers;
+  options.resolv_conf = config.dns.resolv_conf;
+  options.timeout = std::chrono::milliseconds(config.dns.timeout_ms);
+  options.tries = static_cast<int>(config.dns.tries);
+  return options;
+}
+
+Result<std::unique_ptr<discovery::Prober>> MakeAuthenticatedProber(
+    const NodeSettings& settings, std::chrono::milliseconds timeout) {
+  if (settings.backup_secret.empty()) return std::unique_ptr<discovery::Prober>();
+  auto options = CloneOptionsFor(settings);
+  if (!options) return Error(options.error());
+  return std::unique_ptr<discovery::Prober>(
+      std::make_unique<clone::AuthenticatedProber>(std::move(*options), timeout));
+}
+
+}  // namespace replboot::daemon

@@ -1,0 +1,153 @@
+// The one wiring point: settings resolved once reach each library's typed options, and the
+// typed endpoints are parsed strictly.
+#include "replboot/daemon/node_settings.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "replboot/testing/temp_dir.h"
+
+namespace replboot::daemon {
+namespace {
+
+using std::chrono::milliseconds;
+
+conf::Config BaseConfig() {
+  conf::Config c;
+  c.node.hostname = "mysql-2";
+  c.node.flavour = "mariadb";
+  c.backup.secret = "a-secret-of-sixteen-or-more-bytes";
+  c.backup.password = "pw";
+  c.backup.idle_timeout = 42;
+  c.backup.listen = "127.0.0.1:4000";
+  return c;
+}
+
+SettingsNeeds NoUser() { return {.identity = true, .flavour = true, .mysql_user = false}; }
+
+TEST(NodeSettingsTest, SharedValuesReachBothSides) {
+  auto settings = ResolveSettings(BaseConfig(), NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  EXPECT_EQ(settings->identity.ordinal, 2);
+  auto server = ServerOptionsFor(*settings);
+  ASSERT_TRUE(server) << server.error().ToString();
+  auto client = CloneOptionsFor(*settings);
+  ASSERT_TRUE(client) << client.error().ToString();
+  EXPECT_EQ(server->secret, "a-secret-of-sixteen-or-more-bytes");
+  EXPECT_EQ(client->secret, server->secret);
+  EXPECT_EQ(server->flavour, "mariadb");
+  EXPECT_EQ(client->flavour, "mariadb");
+  EXPECT_EQ(server->idle_timeout, std::chrono::seconds(42));
+  EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
+  EXPECT_EQ(server->password, "pw");
+  EXPECT_EQ(server->listen.port(), 4000);
+  EXPECT_EQ(server->listen.address().to_string(), "127.0.0.1");
+  EXPECT_FALSE(client->tls.enabled);
+  EXPECT_EQ(client->tls_context, nullptr);
+}
+
+TEST(NodeSettingsTest, SecretsAreReadOnceFromTheirFiles) {
+  testing::TempDir dir("node-settings");
+  const std::string file = dir.Path("secret");
+  { std::ofstream(file) << "from-the-file-0123456789\n"; }
+  conf::Config c = BaseConfig();
+  c.backup.secret.clear();
+  c.backup.secret_file = file;
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  std::remove(file.c_str());  // read once: the options no longer need the file
+  auto client = CloneOptionsFor(*settings);
+  ASSERT_TRUE(client) << client.error().ToString();
+  EXPECT_EQ(client->secret, "from-the-file-0123456789");
+}
+
+TEST(NodeSettingsTest, NoSecretNoBackupOptions) {
+  conf::Config c = BaseConfig();
+  c.backup.secret.clear();
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings);
+  auto server = ServerOptionsFor(*settings);
+  ASSERT_FALSE(server);
+  EXPECT_NE(server.error().message().find("backup.secret"), std::string::npos);
+  auto prober = MakeAuthenticatedProber(*settings, milliseconds(100));
+  ASSERT_TRUE(prober);
+  EXPECT_EQ(*prober, nullptr);  // the caller falls back to a TCP connect
+}
+
+TEST(NodeSettingsTest, TlsFilesAreLoadedOnceAtResolveAndNamedWhenMissing) {
+  conf::Config c = BaseConfig();
+  c.backup.tls = true;
+  c.backup.tls_cert = "/nonexistent/node.pem";
+  c.backup.tls_key = "/nonexistent/node.key";
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_FALSE(settings);
+  EXPECT_NE(settings.error().message().find("/nonexistent/node.pem"), std::string::npos)
+      << settings.error().message();
+}
+
+TEST(NodeSettingsTest, BadHostnameIsAnError) {
+  conf::Config c = BaseConfig();
+  c.node.hostname = "mysql";
+  EXPECT_FALSE(ResolveSettings(c, NoUser()));
+  // ... unless the command does not need an identity (`replboot clone`).
+  EXPECT_TRUE(ResolveSettings(c, {.identity = false, .flavour = true, .mysql_user = false}));
+}
+
+TEST(NodeSettingsTest, DiscoverOptionsBuildNamesSrvAndDeadline) {
+  conf::Config c = BaseConfig();
+  c.cluster.service = "db";
+  c.dns.srv_port_name = "backup";
+  c.dns.lookup_deadline = 40;
+  c.dns.policy = "any-replica";
+  c.backup.port = 4001;
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings);
+  auto o = DiscoverOptionsFor(*settings);
+  ASSERT_TRUE(o) << o.error().ToString();
+  ASSERT_EQ(o->candidates.size(), 2u);
+  EXPECT_EQ(o->candidates[0].name, "mysql-1.db");
+  EXPECT_EQ(o->srv_name, "_backup._tcp.db");
+  EXPECT_EQ(o->default_port, 4001);
+  EXPECT_EQ(o->deadline, milliseconds(40000));
+  EXPECT_EQ(o->primary_after, milliseconds(20000));
+  settings->config.dns.policy = "closest";
+  EXPECT_FALSE(DiscoverOptionsFor(*settings));
+}
+
+TEST(EndpointTest, BackupEndpointsAreTyped) {
+  auto v4 = BackupEndpoint("10.0.0.7", 3307);
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->address().to_string(), "10.0.0.7");
+  EXPECT_EQ(v4->port(), 3307);
+  auto with_port = BackupEndpoint("10.0.0.7:4000", 3307);
+  ASSERT_TRUE(with_port);
+  EXPECT_EQ(with_port->port(), 4000);
+  auto v6 = BackupEndpoint("[::1]:4000", 3307);
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->address().is_v6());
+  auto name = BackupEndpoint("localhost:4000", 3307);
+  ASSERT_TRUE(name) << name.error().ToString();
+  EXPECT_TRUE(name->address().is_loopback());
+  for (const char* bad : {"", ":4000", "10.0.0.7:", "10.0.0.7:0", "10.0.0.7:65536",
+                          "10.0.0.7:4x", "10.0.0.7:-1", "::1:4000", "[::1", "[::1]4000"}) {
+    auto r = BackupEndpoint(bad, 3307);
+    EXPECT_FALSE(r) << bad;
+  }
+}
+
+TEST(EndpointTest, ListenEndpoints) {
+  auto any = ListenEndpoint(":3307", "backup.listen");
+  ASSERT_TRUE(any);
+  EXPECT_EQ(any->address().to_string(), "0.0.0.0");
+  auto zero = ListenEndpoint("127.0.0.1:0", "backup.listen");
+  ASSERT_TRUE(zero);  // port 0 picks a free one
+  auto no_port = ListenEndpoint("127.0.0.1", "backup.listen");
+  ASSERT_FALSE(no_port);
+  EXPECT_NE(no_port.error().message().find("backup.listen"), std::string::npos);
+  EXPECT_FALSE(ListenEndpoint("mysql-0:3307", "backup.listen"));  // an address, not a name
+}
+
+}  // namespace
+}  // namespace replboot::daemon
