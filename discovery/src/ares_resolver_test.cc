@@ -293,8 +293,8 @@ TEST_F(AresResolverTest, SrvNxDomain) {
   EXPECT_EQ(result.error().error, LookupError::kNxDomain);
 }
 
-// The names are formatted rather than built with "n" + std::to_string(i) + ".test": GCC 12 at -O3
-// inlines that operator+ chain and reports a false -Wrestrict overlap in its memcpy (GCC PR 105651).
+// The names are formatted, not built with "n" + std::to_string(i) + ".test": GCC 12 at -O3
+// inlines that operator+ chain and reports a false -Wrestrict overlap in memcpy (GCC PR 105651).
 std::string NumberedName(int i) { return fmt::format("n{}.test", i); }
 
 TEST_F(AresResolverTest, ManyLookupsAtOnce) {
