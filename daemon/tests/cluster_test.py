@@ -24,6 +24,8 @@ from replboot_harness import (Dnsmasq, Harness, LeakWatcher, assert_clean_descen
 from replboot_harness import Node as HarnessNode
 
 SECRETS = random_secrets()
+# mysql-1's backup.bandwidth_limit (see where it starts).
+DONOR_BYTES_PER_S = 4 * 1024 * 1024
 
 
 class Node(HarnessNode):
@@ -218,7 +220,9 @@ def test_three_node_cluster_end_to_end():
         # --- mysql-1: empty datadir, discovers mysql-0 through DNS, clones it, replicates.
         step("starting mysql-1 (empty datadir)")
         dns.add_host("mysql-1.mysql", H.addr(1)).reload()
-        r1.start()
+        # mysql-1 serves mysql-2's clone at a limited rate, so the backup runs for some seconds and
+        # the watcher's scans see its mariabackup (a full-speed one can start and end between two).
+        r1.start(["--set", f"backup.bandwidth_limit={DONOR_BYTES_PER_S}"])
         r1.wait_log(r"event=bootstrap_decision action=clone", 30)
         m = r1.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-1's clone")
         assert m.group(1) == f"{H.addr(0)}:3307", m.group(0)
