@@ -237,7 +237,8 @@ def test_leak_watcher_reports_a_planted_leak():
         n = node(H, values=values, launcher=resolv_conf_launcher(resolv))
         watcher = LeakWatcher(values, scope=H.dir, interval=0.02).start()
         try:
-            def started_child():
+            def started_child(script):
+                """replboot running `script` as its server; replboot's Popen and the script's pid."""
                 p = n.start(standin(write_standin(H, f"standin-{n.starts}.sh", script),
                                     "--set", "mysql.startup_timeout=120"))
                 m = wait_log(p, r"event=mysqld_started pid=(\d+)", 30)
@@ -245,8 +246,7 @@ def test_leak_watcher_reports_a_planted_leak():
                 wait_until(lambda: proc_comm(pid) == "sleep", 10, "the stand-in to exec sleep")
                 return p, pid
 
-            script = "#!/bin/sh\nexec sleep 600\n"
-            p, child = started_child()
+            p, child = started_child("#!/bin/sh\nexec sleep 600\n")
             scans = watcher.scans
             wait_until(lambda: watcher.scans >= scans + 20, 30, "the watcher to scan the running node")
             assert not watcher.found, f"reported without a leak: {watcher.found[:5]}"
@@ -254,8 +254,7 @@ def test_leak_watcher_reports_a_planted_leak():
             n.stop()
 
             # The child copies the backup secret into its own environment: a leak.
-            script = f"#!/bin/sh\nexport COPIED_SECRET='{values['backup']}'\nexec sleep 600\n"
-            p, child = started_child()
+            p, child = started_child(f"#!/bin/sh\nexport COPIED_SECRET='{values['backup']}'\nexec sleep 600\n")
             assert leaks_in(child, values) == [("backup", child, "sleep", "environ")], leaks_in(child, values)
             wait_until(lambda: watcher.found, 10, "the watcher to report the planted leak")
             assert set(watcher.found) == {("backup", child, "sleep", "environ")}, watcher.found
