@@ -589,8 +589,9 @@ def leaks_in(pid, values):
 class LeakWatcher:
     """Scans every process in a thread while a test runs: no secret of `values` (name -> text)
     on any command line or in any environment but the test's own (leaks_in). `scope` (a path)
-    names what the scans are meant to cover: the command names of the processes whose argv
-    mention it are collected in seen_comms, so a test can show the scans saw its backups run."""
+    names what the scans are meant to cover: the command names of the processes whose argv (or
+    whose parent's) mention it are collected in seen_comms, so a test can show the scans saw its
+    backups run."""
 
     def __init__(self, values, scope=None, interval=0.25):
         self.values = dict(values)
@@ -605,11 +606,19 @@ class LeakWatcher:
     def scan(self):
         for pid in other_pids():
             self.found += leaks_in(pid, self.values)
-            if self.scope and self.scope in (proc_read(pid, "cmdline") or b""):
+            if self.scope and self._in_scope(pid):
                 comm = proc_comm(pid)
                 if comm:
                     self.seen_comms.add(comm)
         self.scans += 1
+
+    def _in_scope(self, pid):
+        """Its argv or its parent's names the scope (a donor's mariabackup works in a temp dir,
+        its parent replboot has the node's --datadir)."""
+        if self.scope in (proc_read(pid, "cmdline") or b""):
+            return True
+        parent = proc_parent(pid)
+        return bool(parent) and self.scope in (proc_read(parent, "cmdline") or b"")
 
     def _run(self):
         while not self._halt.is_set():
