@@ -310,7 +310,12 @@ def test_sigkill_of_replboot_alone_during_prepare_leaves_no_tool_running():
     prepare = wait_until(preparing, 120, "the prepare to start")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    wait_until(lambda: find_prepare(staging) is None, 10, f"the prepare ({prepare}) to end with replboot")
+    try:
+        wait_until(lambda: find_prepare(staging) is None, 10, f"the prepare ({prepare}) to end with replboot")
+    finally:
+        # Its group leader is gone, so the harness would not end it: a failure leaves no sleeper.
+        if find_prepare(staging) is not None:
+            os.kill(prepare, signal.SIGKILL)
 
 
 def slave_status(db):
