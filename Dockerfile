@@ -21,8 +21,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # Only the executable: the tests need servers and run outside the image (ctest). RelWithDebInfo
-# (-O2), the configuration CI builds and tests, stripped below; GCC 12 at -O3 (Release) reports
-# false -Wrestrict errors inside std::string, which -Werror turns into a failed build.
+# (-O2), the configuration CI builds and tests, stripped below.
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && cmake --build /build --target replboot -j "$(nproc)" \
  && install -D -m 0755 -s /build/daemon/replboot /out/usr/local/bin/replboot

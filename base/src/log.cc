@@ -1,9 +1,12 @@
 #include "replboot/base/log.h"
 
+#include <fmt/chrono.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <chrono>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 namespace replboot::log {
 namespace {
@@ -11,12 +14,44 @@ namespace {
 std::mutex g_mutex;
 spdlog::level::level_enum g_level = spdlog::level::info;
 
+std::unique_ptr<spdlog::formatter> LogfmtFormatter() {
+  return std::make_unique<spdlog::pattern_formatter>(
+      "%Y-%m-%dT%H:%M:%S.%eZ level=%l component=%n %v", spdlog::pattern_time_type::utc);
+}
+
+// One JSON object per line: time, level and component, then the message's logfmt fields.
+class JsonFormatter : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    using namespace std::chrono;
+    auto since_epoch = msg.time.time_since_epoch();
+    auto millis = duration_cast<milliseconds>(since_epoch).count() % 1000;
+    std::time_t seconds = duration_cast<std::chrono::seconds>(since_epoch).count();
+    nlohmann::ordered_json line;
+    line["time"] = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(seconds), millis);
+    auto level = spdlog::level::to_string_view(msg.level);
+    line["level"] = std::string(level.data(), level.size());
+    line["component"] = std::string(msg.logger_name.data(), msg.logger_name.size());
+    for (auto& [key, value] :
+         ParseLogfmt(std::string_view(msg.payload.data(), msg.payload.size()))) {
+      // The three above are the line's own: a message field of the same name does not replace them.
+      if (!line.contains(key)) line[key] = std::move(value);
+    }
+    // Bytes that are not UTF-8 (a path, a tool's output) become U+FFFD instead of an exception.
+    std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    text += '\n';
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonFormatter>();
+  }
+};
+
 spdlog::sink_ptr StdoutSink() {
   // One sink shared by every component so lines never interleave mid-line.
   static spdlog::sink_ptr sink = [] {
     auto s = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    s->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        "%Y-%m-%dT%H:%M:%S.%eZ level=%l component=%n %v", spdlog::pattern_time_type::utc));
+    s->set_formatter(LogfmtFormatter());
     return s;
   }();
   return sink;
@@ -31,6 +66,60 @@ bool SetLevel(std::string_view level) {
   g_level = parsed;
   spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) { l->set_level(parsed); });
   return true;
+}
+
+bool SetFormat(std::string_view format) {
+  if (format == "logfmt") {
+    StdoutSink()->set_formatter(LogfmtFormatter());
+  } else if (format == "json") {
+    StdoutSink()->set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> ParseLogfmt(std::string_view message) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::string words;  // what is not key=value
+  size_t i = 0;
+  auto at_space = [&] { return message[i] == ' '; };
+  while (i < message.size()) {
+    if (at_space()) {
+      ++i;
+      continue;
+    }
+    size_t start = i;
+    while (i < message.size() && !at_space() && message[i] != '=') ++i;
+    if (i < message.size() && message[i] == '=' && i > start) {
+      std::string key(message.substr(start, i - start));
+      std::string value;
+      ++i;
+      if (i < message.size() && message[i] == '"') {
+        // DoubleQuoted(): \" and \\ escaped, a newline as \n; ends at the unescaped quote.
+        for (++i; i < message.size() && message[i] != '"'; ++i) {
+          if (message[i] == '\\' && i + 1 < message.size()) {
+            ++i;
+            value += message[i] == 'n' ? '\n' : message[i];
+          } else {
+            value += message[i];
+          }
+        }
+        if (i < message.size()) ++i;  // the closing quote
+      } else {
+        size_t begin = i;
+        while (i < message.size() && !at_space()) ++i;
+        value = message.substr(begin, i - begin);
+      }
+      fields.emplace_back(std::move(key), std::move(value));
+    } else {
+      while (i < message.size() && !at_space()) ++i;
+      if (!words.empty()) words += ' ';
+      words += message.substr(start, i - start);
+    }
+  }
+  if (!words.empty()) fields.emplace_back("msg", std::move(words));
+  return fields;
 }
 
 std::shared_ptr<spdlog::logger> Get(const std::string& component) {

@@ -4,13 +4,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -43,6 +47,169 @@ struct Pipe {
     read_end = write_end = -1;
   }
 };
+
+// The one thread that forks children with a parent-death signal (SpawnOptions). The kernel
+// sends that signal when the thread that forked the child ends: mysqld is started from the
+// supervisor's start-up thread and a backup's tool from a connection's thread, and both threads
+// may end while the child must live on. This thread never ends before the process does.
+class ForkThread {
+ public:
+  static ForkThread& Instance() {
+    // Never destroyed: the thread must outlive every static destructor.
+    static ForkThread* instance = new ForkThread;
+    return *instance;
+  }
+
+  // Runs `job` on the fork thread and returns what it returned.
+  int Run(const std::function<int()>& job) {
+    Job j{&job};
+    std::unique_lock lock(mutex_);
+    queue_.push_back(&j);
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return j.done; });
+    return j.result;
+  }
+
+ private:
+  struct Job {
+    const std::function<int()>* fn;
+    int result = 0;
+    bool done = false;
+  };
+
+  ForkThread() {
+    // Every signal blocked in this thread: the supervisor waits for signals in its own thread,
+    // and a signal delivered here instead would be lost (or kill the process).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    std::thread([this] { Loop(); }).detach();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  void Loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !queue_.empty(); });
+      Job* job = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      int result = (*job->fn)();
+      lock.lock();
+      job->result = result;
+      job->done = true;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Job*> queue_;
+};
+
+// argv[0] as posix_spawnp finds it: as is when it holds a '/', else the first executable
+// regular file of that name in this process's PATH.
+Result<std::string> FindExecutable(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = ::getenv("PATH");
+  std::string_view dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    size_t colon = dirs.find(':');
+    std::string_view dir = dirs.substr(0, colon);
+    std::string candidate = dir.empty() ? name : std::string(dir) + "/" + name;
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return Error(ErrnoStatus(ENOENT, "start " + name));
+}
+
+// What the forked child does before exec, prepared by the parent: after fork() in a
+// threaded process the child may only make async-signal-safe calls.
+struct ExecPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  int death_signal = 0;
+  pid_t parent = -1;
+  bool new_process_group = false;
+  int stdin_dup = -1, stdout_dup = -1, stderr_dup = -1;  // descriptor to dup2 onto 0/1/2
+  bool stdin_null = false, stdout_null = false, stderr_null = false;
+  // The child writes errno here when it cannot exec (O_CLOEXEC: closed by a successful exec).
+  int report_fd = -1;
+};
+
+// The child's end when it cannot exec: errno to the parent, exit 127.
+[[noreturn]] void ChildFailed(int report_fd) {
+  int e = errno;
+  [[maybe_unused]] ssize_t n = ::write(report_fd, &e, sizeof e);
+  ::_exit(127);
+}
+
+[[noreturn]] void ChildAfterFork(const ExecPlan& plan) {
+  auto fail = [&] { ChildFailed(plan.report_fd); };
+  // Set before anything else, then checked: replboot may have died before the prctl.
+  if (::prctl(PR_SET_PDEATHSIG, plan.death_signal) != 0) fail();
+  if (::getppid() != plan.parent) ::_exit(127);
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // KILL/STOP refuse: fine
+  sigset_t empty;
+  sigemptyset(&empty);
+  if (::sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) fail();
+  if (plan.new_process_group && ::setpgid(0, 0) != 0) fail();
+  auto place = [&](int target, int dup, bool null, int null_flags) {
+    if (null) {
+      int fd = ::open("/dev/null", null_flags);
+      if (fd < 0) fail();
+      if (fd != target && (::dup2(fd, target) < 0 || ::close(fd) != 0)) fail();
+    } else if (dup >= 0 && ::dup2(dup, target) < 0) {
+      fail();
+    }
+  };
+  place(STDIN_FILENO, plan.stdin_dup, plan.stdin_null, O_RDONLY);
+  place(STDOUT_FILENO, plan.stdout_dup, plan.stdout_null, O_WRONLY);
+  place(STDERR_FILENO, plan.stderr_dup, plan.stderr_null, O_WRONLY);
+  ::execve(plan.path, plan.argv, plan.envp);
+  ChildFailed(plan.report_fd);
+}
+
+// Forks on the fork thread and execs `plan` in the child; 0 and the pid, or an errno (the
+// child's, when it could not exec, after it has been reaped).
+int ForkExec(ExecPlan plan, pid_t* pid) {
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return errno;
+  plan.report_fd = report[1];
+  int rc = ForkThread::Instance().Run([&]() -> int {
+    // Registering under the lock means ReapChildren() can never see this pid as an orphan.
+    std::lock_guard lock(g_mutex);
+    pid_t forked = ::fork();
+    if (forked == 0) ChildAfterFork(plan);
+    if (forked < 0) return errno;
+    g_ours.insert(forked);
+    *pid = forked;
+    return 0;
+  });
+  ::close(report[1]);
+  if (rc == 0) {
+    int child_errno = 0;
+    ssize_t n;
+    do {
+      n = ::read(report[0], &child_errno, sizeof child_errno);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof child_errno)) {
+      rc = child_errno;
+      (void)Wait(*pid);  // it has exited with 127
+    }
+  }
+  ::close(report[0]);
+  return rc;
+}
 
 }  // namespace
 
@@ -80,6 +247,62 @@ Result<Child> Spawn(const SpawnOptions& options) {
     }
   }
 
+  std::vector<char*> argv;
+  for (auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  auto adopt = [&](pid_t pid) {
+    Child child;
+    child.pid = pid;
+    if (in.write_end >= 0) {
+      child.stdin_fd = in.write_end;
+      ::close(in.read_end);
+    }
+    if (out.read_end >= 0) {
+      child.stdout_fd = out.read_end;
+      ::close(out.write_end);
+    }
+    if (err.read_end >= 0) {
+      child.stderr_fd = err.read_end;
+      ::close(err.write_end);
+    }
+    return child;
+  };
+
+  if (options.parent_death_signal != 0) {
+    auto path = FindExecutable(options.argv[0]);
+    if (!path) {
+      cleanup();
+      return Error(path.error());
+    }
+    ExecPlan plan;
+    plan.path = path->c_str();
+    plan.argv = argv.data();
+    plan.envp = envp.data();
+    plan.death_signal = options.parent_death_signal;
+    plan.parent = ::getpid();
+    plan.new_process_group = options.new_process_group;
+    plan.stdin_null = options.stdin_mode == Stdio::kNull;
+    plan.stdin_dup = options.stdin_mode == Stdio::kPipe ? in.read_end : -1;
+    if (options.stdout_fd >= 0) {
+      plan.stdout_dup = options.stdout_fd;
+    } else {
+      plan.stdout_null = options.stdout_mode == Stdio::kNull;
+      plan.stdout_dup = options.stdout_mode == Stdio::kPipe ? out.write_end : -1;
+    }
+    plan.stderr_null = options.stderr_mode == Stdio::kNull;
+    plan.stderr_dup = options.stderr_mode == Stdio::kPipe ? err.write_end : -1;
+    pid_t pid = -1;
+    if (int rc = ForkExec(plan, &pid); rc != 0) {
+      cleanup();
+      return Error(ErrnoStatus(rc, "start " + options.argv[0]));
+    }
+    return adopt(pid);
+  }
+
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   auto setup = [&](int target, Stdio mode, Pipe& pipe, bool child_reads) {
@@ -113,13 +336,6 @@ Result<Child> Spawn(const SpawnOptions& options) {
   }
   posix_spawnattr_setflags(&attr, flags);
 
-  std::vector<char*> argv;
-  for (auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-
   pid_t pid = -1;
   int rc;
   {
@@ -134,21 +350,7 @@ Result<Child> Spawn(const SpawnOptions& options) {
     cleanup();
     return Error(ErrnoStatus(rc, "start " + options.argv[0]));
   }
-  Child child;
-  child.pid = pid;
-  if (in.write_end >= 0) {
-    child.stdin_fd = in.write_end;
-    ::close(in.read_end);
-  }
-  if (out.read_end >= 0) {
-    child.stdout_fd = out.read_end;
-    ::close(out.write_end);
-  }
-  if (err.read_end >= 0) {
-    child.stderr_fd = err.read_end;
-    ::close(err.write_end);
-  }
-  return child;
+  return adopt(pid);
 }
 
 void EnableCentralReaper() { g_central_reaper = true; }
@@ -228,6 +430,7 @@ Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vec
   options.stdout_mode = Stdio::kPipe;
   options.stderr_mode = Stdio::kPipe;
   options.new_process_group = stop.stop_possible();  // so a stop ends all it started
+  options.parent_death_signal = SIGKILL;
   auto child = Spawn(options);
   if (!child) return Error(child.error());
   // A stop request ends the child's whole group: SIGTERM now, SIGKILL after kStopGrace. The

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace replboot::process {
@@ -91,6 +94,118 @@ TEST(ProcessTest, ChildEnvironmentDropsSecrets) {
   }
   ::unsetenv("REPLBOOT_MYSQL_ROOT_PASSWORD");
   ::unsetenv("MYSQL_PWD");
+}
+
+// Starts `sleep 60` from a thread that ends at once, as the supervisor's start-up thread and a
+// backup connection's thread do; the sleeper's pid.
+pid_t SleeperFromEndedThread(int parent_death_signal) {
+  pid_t pid = -1;
+  std::thread([&] {
+    SpawnOptions options;
+    options.argv = {"sleep", "60"};
+    options.parent_death_signal = parent_death_signal;
+    auto child = Spawn(options);
+    if (child) pid = child->pid;
+  }).join();
+  return pid;
+}
+
+bool Gone(pid_t pid) {
+  // Killed and reaped by init, or a zombie until it is.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  return line.substr(line.rfind(')') + 2, 1) == "Z";
+}
+
+// Not a test of its own: run by ParentDeathSignalReachesTheChildWhenReplbootIsKilled in a child
+// process (this binary again), which it SIGKILLs. Prints the sleeper's pid, then waits.
+TEST(ProcessTest, ParentDeathHelper) {
+  const char* mode = ::getenv("REPLBOOT_TEST_PARENT_DEATH_HELPER");
+  if (!mode) GTEST_SKIP() << "helper of ParentDeathSignalReachesTheChildWhenReplbootIsKilled";
+  pid_t pid = SleeperFromEndedThread(std::string(mode) == "on" ? SIGKILL : 0);
+  std::printf("%d\n", pid);
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+// Runs the helper in `mode` ("on": with a parent-death signal, "off": without), SIGKILLs it
+// once its sleeper runs; the sleeper's pid.
+pid_t SleeperOfAKilledParent(const std::string& mode) {
+  SpawnOptions options;
+  options.argv = {"/proc/self/exe", "--gtest_filter=ProcessTest.ParentDeathHelper"};
+  options.env = ChildEnvironment();
+  options.env.push_back("REPLBOOT_TEST_PARENT_DEATH_HELPER=" + mode);
+  options.stdout_mode = Stdio::kPipe;
+  auto helper = Spawn(options);
+  if (!helper) return -1;
+  std::string out;
+  char c;
+  // gtest prints its banner first; the pid is the first line that is a number.
+  while (::read(helper->stdout_fd, &c, 1) == 1) {
+    if (c != '\n') {
+      out += c;
+    } else if (!out.empty() && out.find_first_not_of("0123456789") == std::string::npos) {
+      break;
+    } else {
+      out.clear();
+    }
+  }
+  ::close(helper->stdout_fd);
+  ::kill(helper->pid, SIGKILL);
+  (void)Wait(helper->pid);
+  return out.empty() ? -1 : std::stoi(out);
+}
+
+TEST(ProcessTest, ParentDeathSignalReachesTheChildWhenReplbootIsKilled) {
+  pid_t sleeper = SleeperOfAKilledParent("on");
+  ASSERT_GT(sleeper, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!Gone(sleeper) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(Gone(sleeper)) << "the child outlived its killed parent";
+  ::kill(sleeper, SIGKILL);
+
+  // Without the signal the same child outlives its parent: the check above can fail.
+  sleeper = SleeperOfAKilledParent("off");
+  ASSERT_GT(sleeper, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(Gone(sleeper));
+  ::kill(sleeper, SIGKILL);
+}
+
+TEST(ProcessTest, ParentDeathSignalChildOutlivesTheThreadThatStartedIt) {
+  pid_t pid = SleeperFromEndedThread(SIGKILL);
+  ASSERT_GT(pid, 0);
+  // The starting thread has ended; the child must still run (the kernel signals the child
+  // when the thread that forked it ends, which is the one fork thread, not that one).
+  auto w = Wait(pid, std::chrono::milliseconds(300));
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().code(), StatusCode::kTimeout);
+  ::kill(pid, SIGKILL);
+  auto done = Wait(pid);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->signal, SIGKILL);
+}
+
+TEST(ProcessTest, ParentDeathSignalSpawnKeepsStdioEnvironmentAndErrors) {
+  // RunCapture takes the fork path: pipes, stdin, the environment given and nothing else.
+  auto r = RunCapture({"sh", "-c", "cat; echo \"[$ONLY]\" >&2; echo \"[$HOME]\""}, {"ONLY=this"},
+                      std::string("in"));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->out, "in[]\n");
+  EXPECT_EQ(r->err, "[this]\n");
+  SpawnOptions options;
+  options.argv = {"replboot-no-such-binary-in-path"};
+  options.parent_death_signal = SIGKILL;
+  auto missing = Spawn(options);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("replboot-no-such-binary-in-path"), std::string::npos);
+  options.argv = {"/etc/passwd"};  // exists, not executable: the child's execve fails
+  missing = Spawn(options);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("/etc/passwd"), std::string::npos);
 }
 
 }  // namespace

@@ -388,6 +388,7 @@ void BackupServer::RunSession(int fd) {
   spawn.stdout_mode = process::Stdio::kPipe;
   spawn.stderr_mode = process::Stdio::kPipe;
   spawn.new_process_group = true;
+  spawn.parent_death_signal = SIGKILL;  // no backup runs on for a replboot that is gone
   auto child = process::Spawn(spawn);
   if (!child)
     return fail(fmt::format("cannot start {}: {}", options_.tool, child.error().message()));

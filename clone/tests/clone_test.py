@@ -13,7 +13,7 @@ import threading
 import time
 
 from replboot_harness import (Dnsmasq, Harness, MariaDB, assert_no_secret_in_procs, proc_read, processes_mentioning,
-                              replboot_bin, run_tests, wait_until, write_private)
+                              read_log, read_text, replboot_bin, run_tests, wait_until, write_private)
 from replboot_harness import make_pki as harness_make_pki
 
 SECRET = "clone-test-secret-" + "s" * 12
@@ -69,7 +69,7 @@ use_memory = "64M"
     def serve(self, addr, name, bandwidth=0, extra=""):
         cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra)
         proc = self.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
-        wait_until(lambda: "backup_server_listening" in read(proc.log_path), 20, f"{name} to listen")
+        wait_until(lambda: "backup_server_listening" in read_log(proc), 20, f"{name} to listen")
         proc.addr = addr
         return proc
 
@@ -89,18 +89,10 @@ def cluster():
     return _CLUSTER
 
 
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
 def run_clone(c, name, source, datadir, timeout=300, **kw):
     proc = c.clone_proc(name, source, datadir, **kw)
     rc = proc.wait(timeout=timeout)
-    return rc, read(proc.log_path)
+    return rc, read_log(proc)
 
 
 def assert_not_committed(datadir):
@@ -130,7 +122,7 @@ def assert_good_clone(c, datadir, index):
 def assert_no_secret_in_logs(c):
     for name in os.listdir(c.h.dir):
         if name.endswith(".log"):
-            text = read(c.h.path(name))
+            text = read_text(c.h.path(name))
             assert SECRET not in text, f"secret in {name}"
             assert BACKUP_PASSWORD not in text, f"backup password in {name}"
 
@@ -140,15 +132,15 @@ def test_clone_from_primary():
     datadir = c.h.path("happy-data")
     proc = c.clone_proc("clone-happy", f"{c.fast.addr}:3307", datadir)
     # While the clone runs, neither side has the secret or the password on argv or environ.
-    wait_until(lambda: proc.poll() is not None or "clone_header" in read(proc.log_path), 60, "clone header")
+    wait_until(lambda: proc.poll() is not None or "clone_header" in read_log(proc), 60, "clone header")
     assert_no_secret_in_procs(SECRET)
     assert_no_secret_in_procs(BACKUP_PASSWORD)
     rc = proc.wait(timeout=300)
-    log = read(proc.log_path)
+    log = read_log(proc)
     assert rc == 0, log
     assert "event=clone_done" in log
     assert_good_clone(c, datadir, 1)
-    assert "event=backup_served" in read(c.fast.log_path)
+    assert "event=backup_served" in read_log(c.fast)
     # A second clone into the committed datadir is refused without --force-reclone.
     rc, log = run_clone(c, "clone-again", f"{c.fast.addr}:3307", datadir)
     assert rc == 2 and "--force-reclone" in log, log
@@ -166,8 +158,8 @@ def test_wrong_secret():
     assert rc == 4, log  # refused (base/exit_code.h)
     assert f"authentication failed at {c.fast.addr}:3307" in log, log
     assert not os.path.exists(datadir)
-    assert f"event=auth_refused peer={c.h.addr(0)}" in read(c.fast.log_path) or \
-        "event=auth_refused" in read(c.fast.log_path)
+    assert f"event=auth_refused peer={c.h.addr(0)}" in read_log(c.fast) or \
+        "event=auth_refused" in read_log(c.fast)
     assert_no_secret_in_logs(c)
 
 
@@ -181,7 +173,7 @@ def test_donor_killed_mid_stream():
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
     rc = proc.wait(timeout=120)
-    log = read(proc.log_path)
+    log = read_log(proc)
     assert rc == 1, log
     assert "event=clone_failed" in log and f"{victim.addr}:3307" in log, log
     assert_not_committed(datadir)
@@ -262,7 +254,7 @@ def test_sigkill_during_transfer_then_rerun():
     assert os.path.isdir(datadir + ".replboot-staging"), "expected leftovers of the killed clone"
     assert not os.path.exists(datadir)
     # The donor notices the client went away and kills its backup tool.
-    wait_until(lambda: "event=backup_aborted" in read(c.slow.log_path), 60, "donor to abort the backup")
+    wait_until(lambda: "event=backup_aborted" in read_log(c.slow), 60, "donor to abort the backup")
     rc, log = run_clone(c, "clone-kill-transfer-rerun", f"{c.fast.addr}:3307", datadir)
     assert rc == 0, log
     assert "action=discard_staging" in log, log
@@ -280,7 +272,7 @@ def test_sigkill_during_prepare_then_rerun():
         pid = find_prepare(staging)
         if pid is None:
             time.sleep(0.01)
-    assert pid is not None, "never saw --prepare running: " + read(proc.log_path)
+    assert pid is not None, "never saw --prepare running: " + read_log(proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     wait_until(lambda: find_prepare(staging) is None, 20, "prepare to die")
@@ -289,6 +281,41 @@ def test_sigkill_during_prepare_then_rerun():
     rc, log = run_clone(c, "clone-kill-prepare-rerun", f"{c.fast.addr}:3307", datadir)
     assert rc == 0, log
     assert_good_clone(c, datadir, 3)
+
+
+# mariabackup, except that --prepare never ends by itself: replboot is killed while it runs.
+SLOW_PREPARE_TOOL = """#!/usr/bin/env python3
+import os, sys, time
+if "--prepare" in sys.argv:
+    time.sleep(600)
+os.execvp("mariabackup", ["mariabackup"] + sys.argv[1:])
+"""
+
+
+def test_sigkill_of_replboot_alone_during_prepare_leaves_no_tool_running():
+    """Outside a container no PID namespace takes down what a killed replboot started: its tools
+    get a parent-death signal. Only replboot is killed here, not its process group."""
+    c = cluster()
+    tool = c.h.path("mariabackup-slow-prepare")
+    with open(tool, "w") as f:
+        f.write(SLOW_PREPARE_TOOL)
+    os.chmod(tool, 0o755)
+    datadir = c.h.path("kill-replboot-data")
+    staging = datadir + ".replboot-staging"
+    proc = c.clone_proc("clone-kill-replboot", f"{c.fast.addr}:3307", datadir, config_extra=f'tool = "{tool}"\n')
+
+    def preparing():
+        assert proc.poll() is None, f"clone exited ({proc.returncode}) before prepare: {read_log(proc)[-2000:]}"
+        return find_prepare(staging)
+    prepare = wait_until(preparing, 120, "the prepare to start")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    try:
+        wait_until(lambda: find_prepare(staging) is None, 10, f"the prepare ({prepare}) to end with replboot")
+    finally:
+        # Its group leader is gone, so the harness would not end it: a failure leaves no sleeper.
+        if find_prepare(staging) is not None:
+            os.kill(prepare, signal.SIGKILL)
 
 
 def slave_status(db):
@@ -323,7 +350,7 @@ def test_clone_from_replica_leaves_its_replication_running():
     with open(cfg, "w") as f:
         f.write(text)
     server = c.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-donor")
-    wait_until(lambda: "backup_server_listening" in read(server.log_path), 20, "donor's backup server")
+    wait_until(lambda: "backup_server_listening" in read_log(server), 20, "donor's backup server")
     datadir = c.h.path("from-replica-data")
     rc, log = run_clone(c, "clone-from-replica", f"{donor.addr}:3307", datadir)
     assert rc == 0, log
@@ -344,7 +371,7 @@ def test_peers_probes_with_the_authenticated_hello():
     other = write_private(h.path("other-secret"), "another-secret\n")
     cfg = c.config("serve-other-secret", listen=f"{h.addr(1)}:3307", secret_file=other)
     imposter = h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-other-secret")
-    wait_until(lambda: "backup_server_listening" in read(imposter.log_path), 20, "the other server to listen")
+    wait_until(lambda: "backup_server_listening" in read_log(imposter), 20, "the other server to listen")
     dns = Dnsmasq(h, f"{h.subnet}.2")
     dns.add_host("mysql-0.mysql", c.fast.addr).add_host("mysql-1.mysql", h.addr(1)).start()
     resolv = h.path("resolv.conf")
@@ -361,9 +388,9 @@ def test_peers_probes_with_the_authenticated_hello():
     peers = {p["ordinal"]: p for p in doc["peers"]}
     assert peers[1]["state"] == "refused" and "authentication failed" in peers[1]["summary"], peers[1]
     assert peers[0]["state"] == "reachable", peers[0]
-    wait_until(lambda: "event=backup_probe_answered" in read(c.fast.log_path), 10, "the donor to log the probe")
-    assert "event=backup_started" not in read(c.fast.log_path), "a probe started a backup"
-    assert "event=auth_refused" in read(imposter.log_path)
+    wait_until(lambda: "event=backup_probe_answered" in read_log(c.fast), 10, "the donor to log the probe")
+    assert "event=backup_started" not in read_log(c.fast), "a probe started a backup"
+    assert "event=auth_refused" in read_log(imposter)
     assert_no_secret_in_logs(c)
 
 
@@ -383,12 +410,12 @@ def test_clone_over_tls():
     c = cluster()
     pki = make_pki(c.h)
     donor = c.serve(c.h.addr(7), "serve-tls", extra=pki["donor"])
-    assert "tls=verify-peer" in read(donor.log_path), read(donor.log_path)
+    assert "tls=verify-peer" in read_log(donor), read_log(donor)
     datadir = c.h.path("tls-data")
     rc, log = run_clone(c, "clone-tls", f"{donor.addr}:3307", datadir, config_extra=pki["replica"])
     assert rc == 0, log
     assert "event=clone_done" in log, log
-    assert "event=backup_served" in read(donor.log_path)
+    assert "event=backup_served" in read_log(donor)
     assert_good_clone(c, datadir, 8)
     assert_no_secret_in_logs(c)
 
@@ -409,13 +436,13 @@ def test_tls_mismatches_are_named():
                         config_extra=pki["replica"])
     assert rc == 1, log
     assert f"TLS handshake with {c.fast.addr}:3307 failed" in log and "backup.tls = true on" in log, log
-    wait_until(lambda: "speaks TLS but backup.tls is false" in read(c.fast.log_path), 10, "the plaintext server's log")
+    wait_until(lambda: "speaks TLS but backup.tls is false" in read_log(c.fast), 10, "the plaintext server's log")
     # A plaintext client against the TLS server.
     rc, log = run_clone(c, "clone-plain-to-tls", f"{donor.addr}:3307", c.h.path("plain-to-tls-data"))
     assert rc == 1, log
     assert f"{donor.addr}:3307 expects TLS" in log, log
-    wait_until(lambda: "speaks plaintext but backup.tls is true" in read(donor.log_path), 10, "the TLS server's log")
-    assert "event=backup_started" not in read(donor.log_path)
+    wait_until(lambda: "speaks plaintext but backup.tls is true" in read_log(donor), 10, "the TLS server's log")
+    assert "event=backup_started" not in read_log(donor)
     assert_no_secret_in_logs(c)
 
 

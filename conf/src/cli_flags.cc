@@ -71,8 +71,9 @@ LoadOptions OptionsFromFlags(const ConfigFlags& flags) {
 Result<LoadedConfig> LoadFromFlags(const ConfigFlags& flags) {
   auto loaded = LoadConfig(OptionsFromFlags(flags));
   if (!loaded) return loaded;
-  // Validate() accepted the level, so this cannot fail.
+  // Validate() accepted the level and the format, so these cannot fail.
   log::SetLevel(loaded->config.log.level);
+  log::SetFormat(loaded->config.log.format);
   return loaded;
 }
 

@@ -4,17 +4,14 @@ import os
 import shutil
 import subprocess
 
-from replboot_harness import Harness, replboot_bin, run_tests, write_private
+from replboot_harness import Harness, node_env, replboot_bin, run_tests, write_private
 
 SECRET = "pw-" + "Zq8" * 4  # distinctive, so a leak is unambiguous
 
 
 def clean_env(**extra):
-    # The test runner's own REPLBOOT_* variables (REPLBOOT_BIN, ...) are allowed ones.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("REPLBOOT_") or k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR")}
-    env.update(extra)
-    return env
+    """The harness's environment for replboot (no REPLBOOT_* settings), with `extra`."""
+    return dict(node_env(), **extra)
 
 
 def replboot(*args, env=None):

@@ -117,6 +117,7 @@ Status RunStep(Supervisor& supervisor, const std::vector<std::string>& argv, con
   options.argv = argv;
   options.env = process::ChildEnvironment();
   options.new_process_group = true;  // see Supervisor::SetStepChild
+  options.parent_death_signal = SIGKILL;  // a step is of no use once replboot is gone
   auto child = process::Spawn(options);
   if (!child) return child.error().WithContext(what);
   supervisor.SetStepChild(child->pid);
@@ -502,6 +503,9 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
       MysqldArgv(server, ctx.defaults_file, user_flag,
                  init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
   options.env = process::ChildEnvironment();
+  // A clean shutdown when replboot is gone (killed outside a container); kept only while
+  // mysqld runs as the user replboot started it as (see SpawnOptions).
+  options.parent_death_signal = SIGTERM;
   auto child = process::Spawn(options);
   if (!child) return child.error().WithContext("start mysqld");
   sup.SetMainChild(child->pid);

@@ -14,139 +14,52 @@ mariadbd it starts resolves MASTER_HOST=mysql-0.mysql the way a pod does.
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
 
-from replboot_harness import (SECRET_ENV_NAMES, Dnsmasq, Harness, assert_no_secret_in_procs, descendants, http_get, make_pki,
-                              other_pids, proc_comm, proc_read, process_parents, processes_mentioning,
-                              random_secrets, regular_files, replboot_bin, run_tests, wait_until,
-                              write_private)
+from replboot_harness import (Dnsmasq, Harness, LeakWatcher, assert_clean_descendants, assert_no_secret_in_procs,
+                              make_pki, proc_comm, processes_mentioning, random_secrets, read_text, regular_files,
+                              resolv_conf_launcher, run_tests, wait_until, write_private)
+from replboot_harness import Node as HarnessNode
 
-HTTP_PORT = 8008
 SECRETS = random_secrets()
+# mysql-1's backup.bandwidth_limit (see where it starts).
+DONOR_BYTES_PER_S = 4 * 1024 * 1024
 
 
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def child_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
-    for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    for name, var in SECRET_ENV_NAMES.items():
-        env[var] = SECRETS[name]
-    return env
-
-
-class Node:
-    """One `replboot run` (mysql-i) with its own datadir, socket, config dir and tmpdir."""
+class Node(HarnessNode):
+    """mysql-i of the cluster: the harness's node, in a mount namespace whose /etc/resolv.conf
+    names the dnsmasq, with backups over TLS and short DNS and replication timeouts."""
 
     def __init__(self, h, i, dns):
-        self.h = h
-        self.i = i
-        self.addr = h.addr(i)
-        self.name = f"mysql-{i}"
-        self.base = h.path(self.name)
-        self.datadir = os.path.join(self.base, "data")
-        self.socket = os.path.join(self.base, "run", "mysqld.sock")
-        self.tmpdir = os.path.join(self.base, "tmp")
-        os.makedirs(self.tmpdir, exist_ok=True)
-        os.chmod(self.base, 0o755)
-        # mariadbd deletes stale #sql* files in its tmpdir at start: never share one between servers.
-        os.chmod(self.tmpdir, 0o1777)
-        self.resolv = os.path.join(self.base, "resolv.conf")
+        base = h.path(f"mysql-{i}")
+        os.makedirs(base, exist_ok=True)
+        self.resolv = os.path.join(base, "resolv.conf")
         with open(self.resolv, "w") as f:
             f.write(f"nameserver {dns.addr}\noptions timeout:1 attempts:2\n")
         os.chmod(self.resolv, 0o644)
+        super().__init__(h, i, base=base, values=SECRETS, dns=dns, launcher=resolv_conf_launcher(self.resolv))
         self.root_cnf = write_private(os.path.join(self.base, "root.cnf"),
                                       f"[client]\nuser=root\npassword={SECRETS['root']}\nsocket={self.socket}\n")
         self.app_cnf = write_private(os.path.join(self.base, "app.cnf"),
                                      f"[client]\nuser=app\npassword={SECRETS['app']}\n")
-        self.dns = dns
         self.pki = h.path("pki")
-        self.proc = None
-        self.starts = 0
 
-    def argv(self):
-        run = [replboot_bin(), "run", "--hostname", self.name, "--flavour", "mariadb", "--datadir", self.datadir,
-               "--dns-server", f"{self.dns.addr}:{self.dns.port}",
-               "--set", f"mysql.socket={self.socket}",
-               "--set", f"mysql.config_dir={os.path.join(self.base, 'etc')}",
-               "--set", f"mysql.bind_address={self.addr}",
-               "--set", f"http.listen={self.addr}:{HTTP_PORT}",
-               "--set", f"backup.listen={self.addr}:3307",
-               "--set", f"mysql.options.tmpdir={self.tmpdir}",
-               "--set", "mysql.options.innodb_buffer_pool_size=64M",
-               "--set", "mysql.options.innodb_log_file_size=48M",
-               "--set", "backup.use_memory=64M",
-               "--set", "dns.timeout_ms=500",
-               "--set", "dns.tries=2",
-               "--set", "dns.lookup_deadline=60",
-               "--set", "replication.connect_retry=1",
-               "--set", "replication.start_deadline=30",
-               "--set", "replication.max_lag=5",
-               # Backups cross the network over TLS here (the pods test keeps plaintext and splice).
-               "--set", "backup.tls=true",
-               "--set", f"backup.tls_cert={self.pki}/{self.name}.pem",
-               "--set", f"backup.tls_key={self.pki}/{self.name}.key",
-               "--set", f"backup.tls_ca={self.pki}/ca.pem"]
-        # A private mount namespace whose /etc/resolv.conf names the dnsmasq: the mariadbd
-        # started by replboot resolves mysql-0.mysql through it, as in a pod. unshare and sh
-        # exec, so the pid is replboot's.
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                'mount --bind "$0" /etc/resolv.conf && exec "$@"', self.resolv] + run
-
-    def start(self):
-        self.starts += 1
-        self.proc = self.h.spawn(self.argv(), log_name=f"{self.name}-{self.starts}", env=child_env())
-        return self.proc
-
-    def log(self):
-        return read(self.proc.log_path)
-
-    def url(self, path):
-        return f"http://{self.addr}:{HTTP_PORT}{path}"
-
-    def get(self, path, timeout=10):
-        return http_get(self.url(path), timeout=timeout)
-
-    def wait_log(self, pattern, timeout, what=None):
-        def found():
-            m = re.search(pattern, self.log())
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}) before {what or pattern}:\n"
-                                     f"{self.log()[-4000:]}")
-            return None
-        try:
-            return wait_until(found, timeout, f"{self.name}: {what or pattern}", interval=0.2)
-        except AssertionError:
-            print(f"=== {self.name} log tail\n{self.log()[-4000:]}")
-            raise
-
-    def wait_http(self, path, code, timeout, what=None):
-        def ok():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
-            return self.get(path, timeout=5)[0] == code
-        try:
-            wait_until(ok, timeout, f"{self.name} {path} -> {code}" + (f" ({what})" if what else ""), interval=0.2)
-        except AssertionError:
-            try:
-                print(f"=== {self.name} {path}: {self.get(path, timeout=5)}; /status: {self.get('/status', 5)}")
-            except OSError as e:
-                print(f"=== {self.name} {path}: {e}")
-            print(f"=== {self.name} log tail\n{self.log()[-4000:]}")
-            raise
+    def argv(self, extra=()):
+        return super().argv([
+            "--set", "backup.use_memory=64M",
+            "--set", "dns.timeout_ms=500",
+            "--set", "dns.tries=2",
+            "--set", "dns.lookup_deadline=60",
+            "--set", "replication.connect_retry=1",
+            "--set", "replication.start_deadline=30",
+            "--set", "replication.max_lag=5",
+            # Backups cross the network over TLS here (the pods test keeps plaintext and splice).
+            "--set", "backup.tls=true",
+            "--set", f"backup.tls_cert={self.pki}/{self.name}.pem",
+            "--set", f"backup.tls_key={self.pki}/{self.name}.key",
+            "--set", f"backup.tls_ca={self.pki}/ca.pem", *extra])
 
     def status(self):
         code, body = self.get("/status")
@@ -166,11 +79,6 @@ class Node:
         return subprocess.run(["mariadb", f"--defaults-extra-file={self.app_cnf}", "-N", "-B",
                                f"--host={self.addr}", "--port=3306", "--protocol=TCP"],
                               input=statement.encode(), capture_output=True)
-
-    def stop(self, timeout=90):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        return code
 
 
 class Writer(threading.Thread):
@@ -205,68 +113,6 @@ class Writer(threading.Thread):
         self.halt.set()
         self.join(timeout=30)
         assert not self.is_alive(), "writer did not stop"
-
-
-def same_executable(pid, other):
-    try:
-        return os.readlink(f"/proc/{pid}/exe") == os.readlink(f"/proc/{other}/exe")
-    except OSError:
-        return False
-
-
-class LeakWatcher(threading.Thread):
-    """Scans every process while the cluster runs: no secret in any argv, nor in the environment
-    of anything but the replboot processes the test started (they get REPLBOOT_* from the test)."""
-
-    def __init__(self, allowed_environ_pids):
-        super().__init__(daemon=True)
-        self.allowed = allowed_environ_pids  # a set the test updates as it starts nodes
-        self.found = []
-        self.scans = 0
-        self.seen_comms = set()
-        self.halt = threading.Event()
-
-    def scan(self):
-        needles = [(name, s.encode()) for name, s in SECRETS.items()]
-        me = os.getpid()
-        # The names of the nodes' children, to show what the scans covered (mariabackup included).
-        parents = process_parents()
-        for pid in parents:
-            p = parents.get(pid)
-            while p and p not in self.allowed:
-                p = parents.get(p)
-            if p:
-                self.seen_comms.add(proc_comm(pid))
-        for pid in other_pids():
-            # The test's own wrapper forks `mount` from the shell that becomes replboot: it
-            # carries the environment the test gave replboot, like replboot itself.
-            # Its parent is a direct child of this test (it may not be in self.allowed yet: the
-            # scan can run between the spawn and the test recording the pid).
-            parent = parents.get(pid)
-            wrapper_mount = proc_comm(pid) == "mount" and (parent in self.allowed or parents.get(parent) == me)
-            # A node the test has just started (the scan can run before its pid is recorded),
-            # and a node's fork that has not exec'd yet (still the parent's executable and memory,
-            # environment included): both hold only what the test gave replboot itself.
-            own_env = parent == me or (parent in self.allowed and same_executable(pid, parent))
-            for what in ("cmdline", "environ"):
-                if what == "environ" and (pid in self.allowed or wrapper_mount or own_env):
-                    continue
-                data = proc_read(pid, what)
-                if data is None:
-                    continue
-                for name, needle in needles:
-                    if needle in data:
-                        self.found.append((name, pid, proc_comm(pid), what))
-        self.scans += 1
-
-    def run(self):
-        while not self.halt.is_set():
-            self.scan()
-            time.sleep(0.25)
-
-    def stop(self):
-        self.halt.set()
-        self.join(timeout=30)
 
 
 def table_state(node):
@@ -314,20 +160,7 @@ def wait_applied(node, gtid, timeout=60):
 
 def check_mysqld_children(node, mysqld_pid):
     """mysqld (and every other child of replboot) carries no secret in argv or environment."""
-    kids = descendants(node.proc.pid)
-    assert mysqld_pid in kids, (node.name, mysqld_pid, kids)
-    for pid in kids:
-        for what in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{pid}/{what}", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            for name, s in SECRETS.items():
-                assert s.encode() not in data, f"{name} secret in /proc/{pid}/{what} ({proc_comm(pid)}) of {node.name}"
-            if what == "environ":
-                assert b"REPLBOOT_" not in data or pid == node.proc.pid, \
-                    f"REPLBOOT_* variable in the environment of {proc_comm(pid)} ({pid}) under {node.name}"
+    assert_clean_descendants(node.proc.pid, SECRETS, must_include=mysqld_pid)
 
 
 def files_with_secrets(root):
@@ -357,14 +190,12 @@ def test_three_node_cluster_end_to_end():
         make_pki(H.path("pki"), [f"mysql-{i}" for i in range(3)])
         nodes = [Node(H, i, dns) for i in range(3)]
         p0, r1, r2 = nodes
-        allowed_environ = set()
         deferred = []  # failures that must not stop the later cases
-        watcher = LeakWatcher(allowed_environ)
-        watcher.start()
+        watcher = LeakWatcher(SECRETS, scope=H.dir).start()
 
         # --- mysql-0: initialized, primary, ready.
         step("starting mysql-0")
-        allowed_environ.add(p0.start().pid)
+        p0.start()
         p0.wait_log(r"event=after_ready_done", 120, "mysql-0 ready and its services started")
         p0.wait_http("/ready", 200, 30)
         p0.wait_http("/primary", 200, 10)
@@ -389,7 +220,9 @@ def test_three_node_cluster_end_to_end():
         # --- mysql-1: empty datadir, discovers mysql-0 through DNS, clones it, replicates.
         step("starting mysql-1 (empty datadir)")
         dns.add_host("mysql-1.mysql", H.addr(1)).reload()
-        allowed_environ.add(r1.start().pid)
+        # mysql-1 serves mysql-2's clone at a limited rate, so the backup runs for some seconds and
+        # the watcher's scans see its mariabackup (a full-speed one can start and end between two).
+        r1.start(["--set", f"backup.bandwidth_limit={DONOR_BYTES_PER_S}"])
         r1.wait_log(r"event=bootstrap_decision action=clone", 30)
         m = r1.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-1's clone")
         assert m.group(1) == f"{H.addr(0)}:3307", m.group(0)
@@ -409,7 +242,7 @@ def test_three_node_cluster_end_to_end():
         wait_until(lambda: len(writer.committed) >= 50, 30, "the writer to commit rows")
         step("writer running; starting mysql-2 (empty datadir)")
         dns.add_host("mysql-2.mysql", H.addr(2)).reload()
-        allowed_environ.add(r2.start().pid)
+        r2.start()
         r2.wait_log(r"event=clone_header", 120, "mysql-2's clone to start")
         during_clone = len(writer.committed)
         m = r2.wait_log(r"event=clone_done peer=(\S+)", 180, "mysql-2's clone")
@@ -523,7 +356,7 @@ def test_three_node_cluster_end_to_end():
         assert "Shutdown complete" in r2.log() or "event=mysqld_exited" in r2.log()
         r = p0.app_sql("INSERT INTO app.t (id, origin, pad) VALUES (900003, 'while-down', 'x')")
         assert r.returncode == 0, r.stderr.decode()
-        allowed_environ.add(r2.start().pid)
+        r2.start()
         r2.wait_http("/replica", 200, 90, "after the restart")
         log = r2.log()
         assert "event=replication_already_configured" in log, log[-3000:]
@@ -564,7 +397,7 @@ def test_three_node_cluster_end_to_end():
         # --- No secret in any log or file the nodes wrote.
         for fname in os.listdir(H.dir):
             if fname.endswith(".log"):
-                text = read(H.path(fname))
+                text = read_text(H.path(fname))
                 for name, s in SECRETS.items():
                     assert s not in text, f"{name} secret in {fname}"
         hits = files_with_secrets(H.dir)

@@ -8,19 +8,14 @@ then waits for a connection that never comes, which is where a SIGTERM finds it.
 """
 import os
 import re
-import secrets
 import signal
 import subprocess
-import sys
 import time
 
-from replboot_harness import (Harness, assert_no_secret_in_procs, descendants, files_containing, proc_comm,
-                              proc_state, processes_mentioning, replboot_bin, run_tests, wait_until, write_private)
-
-
-def read_log(p):
-    with open(p.log_path, "rb") as f:
-        return f.read().decode(errors="replace")
+from replboot_harness import (Harness, LeakWatcher, Node, assert_clean_descendants, assert_no_secret_in_procs,
+                              descendants, files_containing, leaks_in, proc_comm, proc_state, processes_mentioning,
+                              random_secrets, read_log, resolv_conf_launcher, run_tests, wait_log, wait_until,
+                              write_private)
 
 
 def assert_nothing_outlives(H, p):
@@ -32,62 +27,14 @@ def assert_nothing_outlives(H, p):
     assert not left, f"processes still mention {H.dir}: {left}"
 
 
-def wait_log(p, pattern, timeout, what=None):
-    def found():
-        m = re.search(pattern, read_log(p))
-        if m:
-            return m
-        if p.poll() is not None:
-            raise AssertionError(f"replboot exited ({p.returncode}) before {what or pattern}:\n{read_log(p)[-3000:]}")
-        return None
-    try:
-        return wait_until(found, timeout, what or pattern)
-    except AssertionError:
-        print(read_log(p)[-4000:])
-        raise
+def node(H, hostname="mysql-0", values=None, launcher=None):
+    """The test's one node, its files directly in the test's dir (data, run, etc, tmp)."""
+    return Node(H, 0, base=H.dir, hostname=hostname, values=values, launcher=launcher)
 
 
-# Independent of the root password, so a leak check of one never matches another.
-OTHER_SECRETS = {name: name + "-" + secrets.token_hex(8) for name in ("repl", "backup", "secret", "app")}
-
-
-def child_env(password=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
-    # conf accepts these two test-runner variables; keep the environment otherwise clean.
-    for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    if password is not None:
-        env["REPLBOOT_MYSQL_ROOT_PASSWORD"] = password
-        # A primary creates its replication, backup and app accounts after the first start.
-        env["REPLBOOT_REPLICATION_PASSWORD"] = OTHER_SECRETS["repl"]
-        env["REPLBOOT_BACKUP_PASSWORD"] = OTHER_SECRETS["backup"]
-        env["REPLBOOT_BACKUP_SECRET"] = OTHER_SECRETS["secret"]
-        env["REPLBOOT_CLUSTER_APP_PASSWORD"] = OTHER_SECRETS["app"]
-    return env
-
-
-def private_tmpdir(H):
-    """mariadbd deletes stale #sql* files in its tmpdir at start: never share one between servers."""
-    path = H.path("tmp")
-    os.makedirs(path, exist_ok=True)
-    os.chmod(path, 0o1777)
-    return path
-
-
-def node_args(H, hostname="mysql-0", mysqld=None, extra=()):
-    args = [replboot_bin(), "run", "--hostname", hostname, "--flavour", "mariadb", "--datadir", H.path("data"),
-            "--set", f"mysql.socket={H.path('run', 'mysqld.sock')}",
-            "--set", f"mysql.config_dir={H.path('etc')}",
-            "--set", f"mysql.bind_address={H.addr(0)}",
-            "--set", f"http.listen={H.addr(0)}:8008",
-            "--set", f"backup.listen={H.addr(0)}:3307",
-            "--set", f"mysql.options.tmpdir={private_tmpdir(H)}",
-            "--set", "mysql.options.innodb_buffer_pool_size=64M",
-            "--set", "mysql.options.innodb_log_file_size=48M"]
-    if mysqld:
-        args += ["--set", f"mysql.mysqld={mysqld}"]
-    return args + list(extra)
+def standin(mysqld, *extra):
+    """replboot arguments running `mysqld` (a stand-in script) as the server."""
+    return ["--set", f"mysql.mysqld={mysqld}", *extra]
 
 
 def sql_tcp(H, cnf, statement, check=True):
@@ -98,15 +45,12 @@ def sql_tcp(H, cnf, statement, check=True):
     return r
 
 
-def stop(p, timeout=90):
-    p.send_signal(signal.SIGTERM)
-    return p.wait(timeout=timeout)
-
-
 def test_primary_initializes_serves_and_stops_cleanly():
     with Harness("daemon-run") as H:
-        password = "rb-root-" + secrets.token_hex(12)
-        p = H.spawn(node_args(H), log_name="replboot", env=child_env(password))
+        values = random_secrets()
+        password = values["root"]
+        n = node(H, values=values)
+        p = n.start()
         wait_log(p, r"event=root_password_set", 120, "mysqld to be initialized and ready")
         log = read_log(p)
         assert "action=initialize" in log, log[-2000:]
@@ -122,20 +66,12 @@ def test_primary_initializes_serves_and_stops_cleanly():
 
         # The secret is on no command line, in no child's environment, in no file.
         assert_no_secret_in_procs(password, also_environ=False)
-        kids = descendants(p.pid)
-        assert mysqld_pid in kids, (mysqld_pid, kids)
-        for pid in kids:
-            for name in ("environ", "cmdline"):
-                try:
-                    with open(f"/proc/{pid}/{name}", "rb") as f:
-                        assert password.encode() not in f.read(), f"secret in /proc/{pid}/{name}"
-                except FileNotFoundError:
-                    pass
+        assert_clean_descendants(p.pid, values, must_include=mysqld_pid)
         assert not [n for n in os.listdir(H.path("run")) if n.startswith("replboot-init")], \
             os.listdir(H.path("run"))
         assert not os.path.exists(H.path("data", "replboot-root-password.pending"))
 
-        assert stop(p) == 0, read_log(p)[-3000:]
+        assert n.stop() == 0, read_log(p)[-3000:]
         log = read_log(p)
         assert "Shutdown complete" in log, log[-3000:]
         assert re.search(r"event=mysqld_exited status=\"exit code 0\" requested=true killed=false", log), log[-2000:]
@@ -145,18 +81,20 @@ def test_primary_initializes_serves_and_stops_cleanly():
         assert not leaked, f"root password left in {leaked}"
         # The accounts the primary creates after the first start: no clear password in the
         # binlog (replicas and REPLICATION SLAVE holders read it) or in the log.
-        for name, secret in OTHER_SECRETS.items():
+        for name, secret in values.items():
+            if name == "root":
+                continue
             assert secret not in log, f"{name} secret in the log"
             leaked = files_containing(H.dir, secret.encode(), skip={cnf})
             assert not leaked, f"{name} secret left in {leaked}"
 
         # Second start on the same datadir: used as is, not re-initialized.
-        p2 = H.spawn(node_args(H), log_name="replboot-2", env=child_env(password))
+        p2 = n.start()
         wait_log(p2, r"event=mysqld_ready", 90, "second start ready")
         log2 = read_log(p2)
         assert "action=use_as_is" in log2 and "initialize_datadir" not in log2, log2[-2000:]
         assert sql_tcp(H, cnf, "SELECT 1").stdout.decode().strip() == "1"
-        assert stop(p2) == 0, read_log(p2)[-3000:]
+        assert n.stop() == 0, read_log(p2)[-3000:]
         assert "Shutdown complete" in read_log(p2)
         assert password not in read_log(p2)
         assert_nothing_outlives(H, p2)
@@ -164,11 +102,11 @@ def test_primary_initializes_serves_and_stops_cleanly():
 
 def test_stop_during_initialization_leaves_an_empty_datadir():
     with Harness("daemon-initstop") as H:
-        password = "rb-root-" + secrets.token_hex(12)
-        p = H.spawn(node_args(H), log_name="replboot", env=child_env(password))
+        n = node(H, values=random_secrets())
+        p = n.start()
         wait_log(p, r"event=step_started step=initialize_datadir", 30)
         time.sleep(0.3)  # install-db is now running mariadbd --bootstrap
-        code = stop(p, timeout=60)
+        code = n.stop(timeout=60)
         log = read_log(p)
         assert code == 128 + signal.SIGTERM, (code, log[-2000:])
         assert "event=startup_cancelled" in log, log[-2000:]
@@ -188,14 +126,16 @@ def test_first_start_interrupted_before_the_password_is_finished_later():
                        check=True, capture_output=True)
         with open(H.path("data", "replboot-root-password.pending"), "w") as f:
             f.write("root password not set yet\n")
-        password = "rb-root-" + secrets.token_hex(12)
-        p = H.spawn(node_args(H), log_name="replboot", env=child_env(password))
+        values = random_secrets()
+        password = values["root"]
+        n = node(H, values=values)
+        p = n.start()
         wait_log(p, r"event=root_password_set", 90)
         assert "action=finish_initialize" in read_log(p)
         cnf = write_private(H.path("client.cnf"), f"[client]\nuser=root\npassword={password}\n")
         assert sql_tcp(H, cnf, "SELECT CURRENT_USER()").stdout.decode().strip() == "root@%"
         assert not os.path.exists(H.path("data", "replboot-root-password.pending"))
-        assert stop(p) == 0, read_log(p)[-2000:]
+        assert n.stop() == 0, read_log(p)[-2000:]
 
 
 STANDIN_IGNORES_TERM = """#!/usr/bin/env python3
@@ -239,10 +179,9 @@ def test_child_ignoring_sigterm_is_killed_after_grace_and_orphan_is_reaped():
     with Harness("daemon-standin") as H:
         populated_datadir(H)
         pid_file = H.path("orphan.pid")
-        standin = write_standin(H, "standin-ignore-term.py", STANDIN_IGNORES_TERM.format(pid_file=pid_file))
-        p = H.spawn(node_args(H, mysqld=standin, extra=["--set", "mysql.shutdown_grace=2",
-                                                        "--set", "mysql.startup_timeout=120"]),
-                    log_name="replboot", env=child_env())
+        script = write_standin(H, "standin-ignore-term.py", STANDIN_IGNORES_TERM.format(pid_file=pid_file))
+        n = node(H)
+        p = n.start(standin(script, "--set", "mysql.shutdown_grace=2", "--set", "mysql.startup_timeout=120"))
         wait_log(p, r"event=mysqld_started pid=\d+", 30)
         standin_pid = int(re.search(r"event=mysqld_started pid=(\d+)", read_log(p)).group(1))
         orphan = int(wait_until(lambda: os.path.exists(pid_file) and open(pid_file).read(), 10, "orphan pid"))
@@ -254,7 +193,7 @@ def test_child_ignoring_sigterm_is_killed_after_grace_and_orphan_is_reaped():
         assert p.poll() is None, "replboot ended early"
 
         start = time.time()
-        code = stop(p, timeout=30)
+        code = n.stop(timeout=30)
         elapsed = time.time() - start
         log = read_log(p)
         assert code == 137, (code, log[-2000:])
@@ -282,14 +221,57 @@ while True:
 """
 
 
+def test_leak_watcher_reports_a_planted_leak():
+    """The secret watchers' own test (LeakWatcher, leaks_in, assert_clean_descendants): replboot,
+    the launcher that execs it and a child started with replboot's scrubbed environment are not
+    reported; a child of replboot that holds a secret in its environment is. (With the scrubbing
+    in process::ChildEnvironment disabled, the first child holds replboot's secrets: this fails.)"""
+    with Harness("daemon-leak") as H:
+        populated_datadir(H)
+        values = random_secrets()
+        resolv = H.path("resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver 127.0.0.1\n")
+        os.chmod(resolv, 0o644)
+        # Launched as the cluster test does (unshare, sh, mount, then replboot), watched closely.
+        n = node(H, values=values, launcher=resolv_conf_launcher(resolv))
+        watcher = LeakWatcher(values, scope=H.dir, interval=0.02).start()
+        try:
+            def started_child(script):
+                """replboot running `script` as its server; replboot's Popen and the script's pid."""
+                p = n.start(standin(write_standin(H, f"standin-{n.starts}.sh", script),
+                                    "--set", "mysql.startup_timeout=120"))
+                m = wait_log(p, r"event=mysqld_started pid=(\d+)", 30)
+                pid = int(m.group(1))
+                wait_until(lambda: proc_comm(pid) == "sleep", 10, "the stand-in to exec sleep")
+                return p, pid
+
+            p, child = started_child("#!/bin/sh\nexec sleep 600\n")
+            scans = watcher.scans
+            wait_until(lambda: watcher.scans >= scans + 20, 30, "the watcher to scan the running node")
+            assert not watcher.found, f"reported without a leak: {watcher.found[:5]}"
+            assert_clean_descendants(p.pid, values, must_include=child)
+            n.stop()
+
+            # The child copies the backup secret into its own environment: a leak.
+            p, child = started_child(f"#!/bin/sh\nexport COPIED_SECRET='{values['backup']}'\nexec sleep 600\n")
+            assert leaks_in(child, values) == [("backup", child, "sleep", "environ")], leaks_in(child, values)
+            wait_until(lambda: watcher.found, 10, "the watcher to report the planted leak")
+            assert set(watcher.found) == {("backup", child, "sleep", "environ")}, watcher.found
+            n.stop()
+        finally:
+            watcher.stop()
+        assert "replboot" in watcher.seen_comms, watcher.seen_comms
+
+
 def test_runs_as_pid_1_of_a_pid_namespace():
     # As a container ENTRYPOINT: PID 1, where the kernel gives no default signal
     # action, and orphans come to it without PR_SET_CHILD_SUBREAPER.
     with Harness("daemon-pid1") as H:
         populated_datadir(H)
-        standin = write_standin(H, "standin-clean.py", STANDIN_CLEAN)
-        p = H.spawn(["unshare", "--pid", "--fork", "--mount-proc"] + node_args(H, mysqld=standin),
-                    log_name="replboot", env=child_env())
+        script = write_standin(H, "standin-clean.py", STANDIN_CLEAN)
+        p = node(H, launcher=lambda n, argv: ["unshare", "--pid", "--fork", "--mount-proc"] + argv).start(
+            standin(script))
         wait_log(p, r"event=reaped_orphan pid=\d+ status=\"exit code 0\"", 20, "the orphan to be reaped by PID 1")
         kids = [pid for pid in descendants(p.pid) if proc_comm(pid) == "replboot"]
         assert len(kids) == 1, kids
@@ -307,8 +289,8 @@ def test_runs_as_pid_1_of_a_pid_namespace():
 def test_mysqld_ending_on_its_own_exits_nonzero():
     with Harness("daemon-selfexit") as H:
         populated_datadir(H)
-        standin = write_standin(H, "standin-exit0.sh", "#!/bin/sh\nsleep 1\nexit 0\n")
-        p = H.spawn(node_args(H, mysqld=standin), log_name="replboot", env=child_env())
+        script = write_standin(H, "standin-exit0.sh", "#!/bin/sh\nsleep 1\nexit 0\n")
+        p = node(H).start(standin(script))
         code = p.wait(timeout=30)
         log = read_log(p)
         assert code == 1, (code, log[-2000:])
@@ -319,9 +301,8 @@ def test_mysqld_ending_on_its_own_exits_nonzero():
 def test_mysqld_never_answering_times_out_naming_the_socket():
     with Harness("daemon-timeout") as H:
         populated_datadir(H)
-        standin = write_standin(H, "standin-silent.sh", "#!/bin/sh\nexec sleep 600\n")
-        p = H.spawn(node_args(H, mysqld=standin, extra=["--set", "mysql.startup_timeout=2"]),
-                    log_name="replboot", env=child_env())
+        script = write_standin(H, "standin-silent.sh", "#!/bin/sh\nexec sleep 600\n")
+        p = node(H).start(standin(script, "--set", "mysql.startup_timeout=2"))
         code = p.wait(timeout=30)
         log = read_log(p)
         assert code == 1, (code, log[-2000:])
@@ -337,10 +318,8 @@ def test_replica_with_empty_datadir_and_no_donor_waits_and_stops_promptly():
     # No DNS entry and no peer answers: the replica keeps looking for a donor, says why, never
     # starts mysqld on its empty datadir, and a SIGTERM ends the wait at once.
     with Harness("daemon-replica") as H:
-        p = H.spawn(node_args(H, hostname="mysql-1", extra=["--dns-server", f"{H.addr(9)}:53",
-                                                            "--set", "dns.timeout_ms=200",
-                                                            "--set", "dns.tries=1"]),
-                    log_name="replboot", env=child_env("x" * 12))
+        p = node(H, hostname="mysql-1", values=random_secrets()).start(
+            ["--dns-server", f"{H.addr(9)}:53", "--set", "dns.timeout_ms=200", "--set", "dns.tries=1"])
         wait_log(p, r"event=bootstrap_decision action=clone", 30)
         time.sleep(3)
         assert p.poll() is None, read_log(p)[-2000:]
@@ -355,7 +334,7 @@ def test_replica_with_empty_datadir_and_no_donor_waits_and_stops_promptly():
 
 def test_hostname_without_ordinal_exits_2():
     with Harness("daemon-badhost") as H:
-        p = H.spawn(node_args(H, hostname="mysql"), log_name="replboot", env=child_env())
+        p = node(H, hostname="mysql").start()
         code = p.wait(timeout=30)
         log = read_log(p)
         assert code == 2, (code, log)

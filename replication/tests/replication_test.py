@@ -18,8 +18,8 @@ import signal
 import subprocess
 import time
 
-from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, http_get, replboot_bin, run_tests,
-                              wait_until, write_private)
+from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, http_get, node_env, read_log, replboot_bin,
+                              run_tests, wait_until, write_private)
 
 REPL_PW = "repl-pw-" + os.urandom(6).hex()
 BACKUP_PW = "backup-pw-" + os.urandom(6).hex()
@@ -39,19 +39,6 @@ class NamespacedMariaDB(MariaDB):
     def args(self):
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                 'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts_path] + super().args()
-
-
-def child_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
-    for k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    return env
-
-
-def read_log(p):
-    with open(p.log_path, "rb") as f:
-        return f.read().decode(errors="replace")
 
 
 class Cluster:
@@ -94,7 +81,7 @@ class Cluster:
     def start_agent(self, i):
         db = self.primary if i == 0 else self.replica
         self.started += 1
-        p = self.H.spawn(self.agent_args(i, db), log_name=f"agent-{i}-{self.started}", env=child_env())
+        p = self.H.spawn(self.agent_args(i, db), log_name=f"agent-{i}-{self.started}", env=node_env())
         self.agents[i] = p
 
         def listening():

@@ -11,7 +11,8 @@ import os
 import re
 import subprocess
 
-from replboot_harness import Harness, assert_no_secret_in_procs, replboot_bin, run_tests, source_dir
+from replboot_harness import (Harness, assert_no_secret_in_procs, replboot_bin, run_tests, source_dir, wait_until,
+                              write_private)
 
 SCRIPT = os.path.join(source_dir(), "scripts", "cluster")
 
@@ -85,7 +86,7 @@ def test_up_scale_sql_status_down():
             r = c.run("sql", "1", "INSERT INTO demo.greetings (note) VALUES ('x')", check=False)
             assert r.returncode != 0 and "read" in r.stderr.lower(), "a replica accepted a write"
 
-            rows = status_rows(c.run("status").stdout)
+            rows = status_rows(c.run("status").stdout)  # exit 0: every node running and ready
             assert [rows[f"mysql-{i}"][3] for i in range(3)] == ["primary", "replica", "replica"], rows
             assert all(rows[f"mysql-{i}"][4] == "yes" for i in range(3)), rows
 
@@ -96,10 +97,28 @@ def test_up_scale_sql_status_down():
                     with open(log) as f, open(os.path.join(c.dir, "secrets", name)) as s:
                         assert s.read().strip() not in f.read(), f"a secret appears in {log}"
 
-            # down keeps the datadirs; every process is gone.
+            # A replica not ready (its replication stopped): status says so and exits non-zero,
+            # and 0 again once it is ready.
+            with open(os.path.join(c.dir, "secrets", "root-password")) as f:
+                root_cnf = write_private(h.path("root.cnf"), f"[client]\nuser=root\npassword={f.read().strip()}\n")
+
+            def root_sql(i, statement):
+                subprocess.run(["mariadb", f"--defaults-extra-file={root_cnf}", f"--host={h.subnet}.{10 + i}",
+                                "--port=3306", "--protocol=TCP", "-e", statement], check=True, timeout=30)
+            root_sql(1, "STOP SLAVE")
+            r = wait_until(lambda: (r := c.run("status", check=False)).returncode != 0 and r, 30,
+                           "status to see mysql-1 unready")
+            assert r.returncode == 1 and status_rows(r.stdout)["mysql-1"][4] == "no", r.stdout
+            assert "2 of 3 nodes running and ready" in r.stderr, r.stderr
+            root_sql(1, "START SLAVE")
+            wait_until(lambda: c.run("status", check=False).returncode == 0, 60, "status to exit 0 again")
+
+            # down keeps the datadirs; every process is gone; status exits non-zero.
             pids = c.pids()
             c.run("down")
             assert not any(alive(p) for p in pids.values()), "a node survived `down`"
+            r = c.run("status", check=False)
+            assert r.returncode == 1 and "0 of 3 nodes running and ready" in r.stderr, (r.returncode, r.stderr)
             for i in range(3):
                 assert os.path.isdir(os.path.join(c.dir, f"mysql-{i}", "data", "mysql")), f"mysql-{i}'s datadir is gone"
 

@@ -7,14 +7,16 @@ differs per test so tests can run in parallel.
 """
 import atexit
 import hashlib
-import secrets
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -324,12 +326,11 @@ def free_port(addr="127.0.0.1", udp=False):
 
 
 def assert_no_secret_in_procs(secret, also_environ=True):
-    """No running process has `secret` in its argv (and environ, when asked)."""
-    needle = secret.encode()
-    for pid in other_pids():
-        for name in ["cmdline"] + (["environ"] if also_environ else []):
-            data = proc_read(pid, name)
-            assert data is None or needle not in data, f"secret found in /proc/{pid}/{name}: {data[:200]!r}"
+    """No running process has `secret` in its argv (and, when asked, in an environment that is
+    not the test's own: see leaks_in)."""
+    found = [hit for pid in other_pids() for hit in leaks_in(pid, {"secret": secret})
+             if also_environ or hit[3] == "cmdline"]
+    assert not found, f"secret found in processes: {found[:5]}"
 
 
 def run_tests(namespace, only=None):
@@ -493,3 +494,283 @@ SECRET_ENV_NAMES = {
 def random_secrets():
     """Fresh values for SECRET_ENV_NAMES, by short name ("root-1f2e…"), for a test to look for."""
     return {name: f"{name}-{secrets.token_hex(10)}" for name in SECRET_ENV_NAMES}
+
+
+# --- Which process may hold a secret: the test's own marker ---
+#
+# Every replboot a test starts (through node_env) gets REPLBOOT_TEST_OWN=<token> beside its
+# secrets. replboot drops every REPLBOOT_* variable from its children's environment
+# (process::ChildEnvironment), so the marker is held only by the launcher the test runs
+# (unshare, sh, mount, ...), by replboot itself, and by a fork of replboot that has not exec'd
+# yet (it still is replboot's memory). A secret in the environment of any other process is a
+# leak. The verdict needs no picture of the process tree taken earlier, so a process started
+# between two reads cannot be mistaken for a stranger.
+OWN_MARKER_NAME = "REPLBOOT_TEST_OWN"
+OWN_MARKER = secrets.token_hex(12)
+# What the tests' launchers exec on the way to replboot (sh is dash on Debian).
+LAUNCHER_EXECUTABLES = {"unshare", "sh", "dash", "bash", "mount", "hostname", "ip", "nsenter", "env"}
+
+
+def node_env(values=None):
+    """The environment for a replboot a test starts: this one without REPLBOOT_* settings
+    (REPLBOOT_BIN and REPLBOOT_SOURCE_DIR stay), the secrets in `values` (short name ->
+    value, as random_secrets() gives) under their SECRET_ENV_NAMES, and the own-process marker."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("REPLBOOT_") or k in ("REPLBOOT_BIN", "REPLBOOT_SOURCE_DIR")}
+    for name, value in (values or {}).items():
+        env[SECRET_ENV_NAMES[name]] = value
+    env[OWN_MARKER_NAME] = OWN_MARKER
+    return env
+
+
+def proc_identity(pid):
+    """(start time, executable) of a live process; None when it is gone, a zombie or a kernel
+    thread. An exec changes the executable, a reused pid the start time."""
+    stat = proc_read(pid, "stat")
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        # Field 22 (starttime), counted after the last ')': comm may hold ')' or spaces.
+        return int(stat.rsplit(b")", 1)[1].split()[19]), exe
+    except (OSError, AttributeError, IndexError, ValueError):
+        return None
+
+
+def proc_parent(pid):
+    """The parent pid of a live process, None once it is gone."""
+    stat = proc_read(pid, "stat")
+    try:
+        return int(stat.rsplit(b")", 1)[1].split()[1])
+    except (AttributeError, IndexError, ValueError):
+        return None
+
+
+def _is_launcher(pid):
+    """A launcher tool this test process started (its child), or one such a launcher forked
+    (sh -c 'mount ... && exec replboot')."""
+    me = os.getpid()
+    parent = proc_parent(pid)
+    if parent == me:
+        return True
+    ident = proc_identity(parent) if parent else None
+    return bool(ident) and os.path.basename(ident[1]) in LAUNCHER_EXECUTABLES and proc_parent(parent) == me
+
+
+def _is_own(pid, exe):
+    """Whether a process holding the marker is allowed to: replboot (or its fork before exec),
+    or the launcher chain that execs it. Read now, not from an earlier picture."""
+    if exe == os.path.realpath(replboot_bin()):
+        return True
+    return os.path.basename(exe) in LAUNCHER_EXECUTABLES and _is_launcher(pid)
+
+
+def leaks_in(pid, values):
+    """[(name, pid, comm, "cmdline" | "environ")] for each secret in `values` (name -> text or
+    bytes) that process `pid` holds where it must not: on its command line, or in an environment
+    that is not the test's own (see OWN_MARKER). A process that vanished or exec'd while it was
+    read is unknown, not guilty, and gives []."""
+    needles = {name: v.encode() if isinstance(v, str) else v for name, v in values.items()}
+    before = proc_identity(pid)
+    if before is None:
+        return []
+    cmdline = proc_read(pid, "cmdline") or b""
+    environ = proc_read(pid, "environ") or b""
+    hits = [(name, "cmdline") for name, n in needles.items() if n in cmdline]
+    env_hits = [(name, "environ") for name, n in needles.items() if n in environ]
+    # The marker and the secrets come from one read of the environment: the same instant.
+    if env_hits and f"{OWN_MARKER_NAME}={OWN_MARKER}".encode() in environ and _is_own(pid, before[1]):
+        env_hits = []
+    hits += env_hits
+    if not hits or proc_identity(pid) != before:
+        return []
+    comm = proc_comm(pid)
+    return [(name, pid, comm, what) for name, what in hits]
+
+
+class LeakWatcher:
+    """Scans every process in a thread while a test runs: no secret of `values` (name -> text)
+    on any command line or in any environment but the test's own (leaks_in). `scope` (a path)
+    names what the scans are meant to cover: the command names of the processes whose argv (or
+    whose parent's) mention it are collected in seen_comms, so a test can show the scans saw its
+    backups run."""
+
+    def __init__(self, values, scope=None, interval=0.25):
+        self.values = dict(values)
+        self.scope = scope.encode() if scope else None
+        self.interval = interval
+        self.found = []
+        self.scans = 0
+        self.seen_comms = set()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def scan(self):
+        for pid in other_pids():
+            self.found += leaks_in(pid, self.values)
+            if self.scope and self._in_scope(pid):
+                comm = proc_comm(pid)
+                if comm:
+                    self.seen_comms.add(comm)
+        self.scans += 1
+
+    def _in_scope(self, pid):
+        """Its argv or its parent's names the scope (a donor's mariabackup works in a temp dir,
+        its parent replboot has the node's --datadir)."""
+        if self.scope in (proc_read(pid, "cmdline") or b""):
+            return True
+        parent = proc_parent(pid)
+        return bool(parent) and self.scope in (proc_read(parent, "cmdline") or b"")
+
+    def _run(self):
+        while not self._halt.is_set():
+            self.scan()
+            self._halt.wait(self.interval)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._halt.set()
+        self._thread.join(timeout=30)
+
+
+def assert_clean_descendants(root, values, must_include=None):
+    """No descendant of `root` (a replboot) holds a secret of `values`, or any REPLBOOT_*
+    variable, where it must not (leaks_in); `must_include`, a pid that has to be among them."""
+    kids = descendants(root)
+    if must_include is not None:
+        assert must_include in kids, (must_include, kids)
+    found = [hit for pid in kids for hit in leaks_in(pid, dict(values, **{"REPLBOOT_*": b"REPLBOOT_"}))
+             if not (hit[0] == "REPLBOOT_*" and hit[3] == "cmdline")]
+    assert not found, f"secrets in the processes under {root}: {found[:5]}"
+
+
+# --- Logs of the processes a Harness started, and the one way tests start a node ---
+
+def read_text(path):
+    """A file's text ("" while it does not exist), undecodable bytes replaced."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def read_log(p):
+    """The log (stdout and stderr) of a process started with Harness.spawn, so far."""
+    return read_text(p.log_path)
+
+
+def wait_log(p, pattern, timeout, what=None, name="replboot"):
+    """The first match of `pattern` in p's log, waiting up to `timeout` s; fails at once, with
+    the log's tail, when p exits first."""
+    def found():
+        m = re.search(pattern, read_log(p))
+        if m:
+            return m
+        if p.poll() is not None:
+            raise AssertionError(f"{name} exited ({p.returncode}) before {what or pattern}:\n{read_log(p)[-4000:]}")
+        return None
+    try:
+        return wait_until(found, timeout, f"{name}: {what or pattern}", interval=0.2)
+    except AssertionError:
+        print(f"=== {name} log tail\n{read_log(p)[-4000:]}", flush=True)
+        raise
+
+
+class Node:
+    """One `replboot run` node as every test starts it: mysql-<ordinal> with its datadir, socket,
+    config dir and private tmpdir under `base`, mysqld/backup/HTTP on `addr` (3306, 3307, 8008),
+    the secrets in `values` (short name -> value) in its environment with the own-process marker
+    (node_env), a log per start. `launcher` wraps the replboot argv (a mount namespace for
+    resolv.conf, a pod's namespaces, PID 1), and must exec so the started pid is replboot's;
+    `hostname=None` leaves --hostname out (replboot reads the real one), `flavour=None` --flavour."""
+
+    HTTP_PORT = 8008
+
+    def __init__(self, h, ordinal=0, addr=None, base=None, hostname="", values=None, dns=None, launcher=None,
+                 flavour="mariadb"):
+        self.h = h
+        self.i = ordinal
+        self.name = f"mysql-{ordinal}"
+        self.addr = addr or h.addr(ordinal)
+        self.base = base or h.path(self.name)
+        self.hostname = self.name if hostname == "" else hostname
+        self.values = values
+        self.dns = dns
+        self.launcher = launcher
+        self.flavour = flavour
+        self.datadir = os.path.join(self.base, "data")
+        self.socket = os.path.join(self.base, "run", "mysqld.sock")
+        self.tmpdir = os.path.join(self.base, "tmp")
+        os.makedirs(self.tmpdir, exist_ok=True)
+        os.chmod(self.base, 0o755)
+        # mariadbd deletes stale #sql* files in its tmpdir at start: never share one between servers.
+        os.chmod(self.tmpdir, 0o1777)
+        self.proc = None
+        self.starts = 0
+
+    def argv(self, extra=()):
+        run = [replboot_bin(), "run", "--datadir", self.datadir]
+        if self.flavour is not None:
+            run += ["--flavour", self.flavour]
+        if self.hostname is not None:
+            run += ["--hostname", self.hostname]
+        if self.dns is not None:
+            run += ["--dns-server", f"{self.dns.addr}:{self.dns.port}"]
+        run += ["--set", f"mysql.socket={self.socket}",
+                "--set", f"mysql.config_dir={os.path.join(self.base, 'etc')}",
+                "--set", f"mysql.bind_address={self.addr}",
+                "--set", f"http.listen={self.addr}:{self.HTTP_PORT}",
+                "--set", f"backup.listen={self.addr}:3307",
+                "--set", f"mysql.options.tmpdir={self.tmpdir}",
+                "--set", "mysql.options.innodb_buffer_pool_size=64M",
+                "--set", "mysql.options.innodb_log_file_size=48M", *extra]
+        return self.launcher(self, run) if self.launcher else run
+
+    def start(self, extra=()):
+        """Starts replboot (again); its log is <dir>/mysql-i-<n>.log for the n-th start."""
+        self.starts += 1
+        self.proc = self.h.spawn(self.argv(extra), log_name=f"{self.name}-{self.starts}", env=node_env(self.values))
+        return self.proc
+
+    def log(self):
+        return read_log(self.proc)
+
+    def wait_log(self, pattern, timeout, what=None):
+        return wait_log(self.proc, pattern, timeout, what, name=self.name)
+
+    def url(self, path):
+        return f"http://{self.addr}:{self.HTTP_PORT}{path}"
+
+    def get(self, path, timeout=10):
+        return http_get(self.url(path), timeout=timeout)
+
+    def wait_http(self, path, code, timeout, what=None):
+        def ok():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
+            return self.get(path, timeout=5)[0] == code
+        try:
+            wait_until(ok, timeout, f"{self.name} {path} -> {code}" + (f" ({what})" if what else ""), interval=0.2)
+        except AssertionError:
+            try:
+                print(f"=== {self.name} {path}: {self.get(path, timeout=5)}; /status: {self.get('/status', 5)}")
+            except OSError as e:
+                print(f"=== {self.name} {path}: {e}")
+            print(f"=== {self.name} log tail\n{self.log()[-4000:]}")
+            raise
+
+    def stop(self, timeout=90):
+        """SIGTERM to replboot (launchers exec: the started pid is replboot); its exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def resolv_conf_launcher(resolv):
+    """A Node launcher: a private mount namespace whose /etc/resolv.conf is `resolv`, so the
+    mariadbd replboot starts resolves the test's names the way a pod does."""
+    def wrap(node, argv):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv] + argv
+    return wrap

@@ -24,7 +24,7 @@ except ImportError:
         os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
     raise
 
-from replboot_harness import replboot_bin, run_tests, source_dir
+from replboot_harness import node_env, replboot_bin, run_tests, source_dir
 
 K8S_DIR = os.path.join(source_dir(), "k8s")
 
@@ -214,7 +214,7 @@ def test_configmap_toml_is_accepted_by_replboot_config_render():
         path = os.path.join(d, "replboot.toml")
         with open(path, "w") as f:
             f.write(toml_text)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_") or k in ("REPLBOOT_BIN",)}
+        env = node_env()
         for host, server_id, replica in (("mysql-0", 100, False), ("mysql-1", 101, True), ("mysql-2", 102, True)):
             r = subprocess.run([replboot_bin(), "config", "render", "--config", path, "--hostname", host,
                                 "--flavour", "mariadb"], capture_output=True, text=True, env=env, timeout=60)

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from replboot_harness import (SECRET_ENV_NAMES, Dnsmasq, Harness, random_secrets, replboot_bin, run_tests, wait_until,
-                              write_private)
+from replboot_harness import (Dnsmasq, Harness, LeakWatcher, Node, random_secrets, read_log, run_tests, wait_log,
+                              wait_until, write_private)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
@@ -31,23 +31,6 @@ DONOR_BYTES_PER_S = 2 * 1024 * 1024
 # The clone gives up on a donor that sends nothing for this long (backup.idle_timeout, given to
 # mysql-3): the cut-link case waits this long before the clone moves on.
 CLONE_IDLE_TIMEOUT_S = 15
-
-
-def wait_log(p, pattern, timeout, what):
-    def found():
-        if p.poll() is not None:
-            raise AssertionError(f"exited {p.returncode} before {what}:\n{read_log(p)[-3000:]}")
-        return re.search(pattern, read_log(p))
-    try:
-        return wait_until(found, timeout, what)
-    except AssertionError:
-        print(read_log(p)[-3000:])
-        raise
-
-
-def read_log(p):
-    with open(p.log_path, "rb") as f:
-        return f.read().decode(errors="replace")
 
 
 class SwitchDnsmasq(Dnsmasq):
@@ -78,17 +61,12 @@ class Pods:
         self.net = net
         self.dns = dns
         self.procs = {}
-        self.starts = {}
+        self.nodes = {}
         self.cnf = write_private(h.path("root.cnf"),
                                  f"[client]\nuser=root\npassword={SECRETS['root']}\n")
 
     def dir(self, i, *parts):
         return self.h.path(f"mysql-{i}", *parts)
-
-    def env(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
-        env.update({SECRET_ENV_NAMES[name]: value for name, value in SECRETS.items()})
-        return env
 
     def start(self, i, extra=()):
         """Starts pod mysql-i: namespace (first time), DNS record, then the ENTRYPOINT."""
@@ -97,30 +75,25 @@ class Pods:
         if f"{name}.mysql" not in self.dns.hosts:
             self.dns.add_host(f"{name}.mysql", self.net.addr(i))
             self.dns.reload()
-        for sub in ("data", "run", "etc", "tmp"):
+        for sub in ("data", "run", "etc"):
             os.makedirs(self.dir(i, sub), exist_ok=True)
-        os.chmod(self.dir(i, "tmp"), 0o1777)
         # The pod's resolv.conf, as the kubelet writes it: the Service domain to search and
         # the cluster DNS; bind-mounted over /etc/resolv.conf in the pod's mount namespace so
         # replboot (c-ares) and mysqld (glibc, for MASTER_HOST) both use it.
         resolv = self.dir(i, "resolv.conf")
         with open(resolv, "w") as f:
             f.write(f"search mysql\nnameserver {self.net.gateway}\noptions timeout:1 attempts:2\n")
-        addr = self.net.addr(i)
-        entrypoint = [replboot_bin(), "run", "--datadir", self.dir(i, "data"),
-                      "--set", f"mysql.socket={self.dir(i, 'run', 'mysqld.sock')}",
-                      "--set", f"mysql.config_dir={self.dir(i, 'etc')}",
-                      "--set", f"mysql.bind_address={addr}",
-                      "--set", f"backup.listen={addr}:3307",
-                      "--set", f"http.listen={addr}:8008",
-                      "--set", f"mysql.options.tmpdir={self.dir(i, 'tmp')}",
-                      "--set", "mysql.options.innodb_buffer_pool_size=64M",
-                      "--set", "mysql.options.innodb_log_file_size=48M", *extra]
-        pod = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",
-               'hostname "$1" && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"',
-               "sh", name, resolv] + entrypoint
-        self.starts[i] = self.starts.get(i, 0) + 1
-        p = self.h.spawn(self.net.exec_argv(ns, pod), log_name=f"{name}-{self.starts[i]}", env=self.env())
+        if i not in self.nodes:
+            # The ENTRYPOINT as a container runs it: no --hostname (replboot reads the pod's),
+            # no --flavour; the pod's hostname and resolv.conf set up by sh, which then execs.
+            def pod(node, entrypoint):
+                return self.net.exec_argv(ns, [
+                    "unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",
+                    'hostname "$1" && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"',
+                    "sh", name, resolv] + entrypoint)
+            self.nodes[i] = Node(self.h, i, addr=self.net.addr(i), hostname=None, flavour=None, values=SECRETS,
+                                 launcher=pod)
+        p = self.nodes[i].start(extra)
         self.procs[i] = p
         return p
 
@@ -202,6 +175,8 @@ def test_pods_scale_restart_recreate():
             net = netns.PodNetwork()
             dns = SwitchDnsmasq(h, net).start()
             pods = Pods(h, net, dns)
+            # No secret on a command line or in a child's environment in any pod, all along.
+            watcher = LeakWatcher(SECRETS, scope=h.dir).start()
 
             # Scale 1 -> 3: mysql-0 initializes as primary, each replica clones and replicates.
             pods.start(0)
@@ -287,6 +262,9 @@ def test_pods_scale_restart_recreate():
 
             for i in (2, 1, 0):
                 pods.stop(i)
+            watcher.stop()
+            assert {"mariabackup", "mariadbd"} <= watcher.seen_comms, watcher.seen_comms
+            assert not watcher.found, f"secrets seen in processes: {watcher.found[:5]}"
             for p in h.procs:
                 for secret in SECRETS.values():
                     assert secret not in read_log(p), f"a secret appears in {p.log_path}"

@@ -44,6 +44,13 @@ struct SpawnOptions {
   Stdio stderr_mode = Stdio::kInherit;
   int stdout_fd = -1;  // when >= 0, the child's stdout is this descriptor (overrides mode)
   bool new_process_group = false;
+  // When not 0, the child gets this signal when replboot ends, however it ends (SIGKILL
+  // included), so a tool replboot runs does not outlive it outside a container, where no
+  // PID namespace takes every process down with PID 1. The kernel sends it when the *thread*
+  // that forked the child ends, so such children are forked by one thread that lives as long
+  // as the process, whichever thread calls Spawn(). It does not survive a change of user
+  // (mysqld started as root with --user drops it when it switches to that user).
+  int parent_death_signal = 0;
 };
 
 struct Child {
@@ -76,7 +83,8 @@ struct Captured {
   std::string err;
 };
 // Runs a command to completion, capturing stdout and stderr (for `--version`,
-// install-db, prepare). `stdin_data`, when given, is written to its stdin.
+// install-db, prepare). `stdin_data`, when given, is written to its stdin. The command is
+// SIGKILLed when replboot ends (parent_death_signal): nobody would read its output any more.
 // With a `stop` token that can be stopped, the child leads a process group of its own and a
 // stop request ends that group (SIGTERM, SIGKILL after `kStopGrace`): kCancelled, once every
 // process of the group is reaped, so nothing it started outlives the request.
