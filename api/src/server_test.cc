@@ -1,18 +1,17 @@
-#include "replboot/replication/node.h"
+#include "replboot/api/server.h"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "replboot/replication/commands.h"
-#include "replboot/replication/http_get.h"
+#include "replboot/api/http_get.h"
 
-namespace replboot::replication {
+namespace replboot::api {
 namespace {
 
-NodeOptions Options() {
-  NodeOptions o;
-  o.info.role = NodeRole::kReplica;
+ServerOptions Options() {
+  ServerOptions o;
+  o.info.role = replication::NodeRole::kReplica;
   o.info.ordinal = 2;
   o.info.server_id = 102;
   o.local.socket = "/nonexistent/replboot-node-test.sock";
@@ -23,15 +22,15 @@ NodeOptions Options() {
   return o;
 }
 
-HttpResponse Get(const Node& node, const std::string& path) {
+HttpResponse Get(const Server& node, const std::string& path) {
   auto r =
       HttpGet(fmt::format("http://127.0.0.1:{}{}", node.port(), path), std::chrono::seconds(5));
   EXPECT_TRUE(r.has_value()) << r.error().ToString();
   return r.value_or(HttpResponse{});
 }
 
-TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
-  Node node(Options());
+TEST(ServerTest, ServesDecisionsAndStatusWithoutADatabase) {
+  Server node(Options());
   ASSERT_TRUE(node.StartInBackground().ok());
   ASSERT_NE(node.port(), 0);
   node.SetLastError("replication threads not running within 60000 ms: IO thread Connecting");
@@ -70,12 +69,6 @@ TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
   EXPECT_EQ(j["last_error"],
             "replication threads not running within 60000 ms: IO thread Connecting; backup server "
             "disabled: no secret");
-  std::string table = FormatStatus(j);
-  EXPECT_NE(table.find("role                   replica\n"), std::string::npos) << table;
-  EXPECT_NE(table.find("clone                  done from mysql-1.mysql: 4096 bytes of 4096 bytes "
-                       "(100%)\n"),
-            std::string::npos)
-      << table;
   HttpResponse metrics = Get(node, "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("replboot_mysqld_up 0\n"), std::string::npos);
@@ -83,19 +76,19 @@ TEST(NodeTest, ServesDecisionsAndStatusWithoutAServer) {
   node.Stop();
 }
 
-TEST(NodeTest, ListenErrorsNameTheAddress) {
-  NodeOptions o = Options();
+TEST(ServerTest, ListenErrorsNameTheAddress) {
+  ServerOptions o = Options();
   o.listen = "not-an-ip:8008";
-  Node bad(o);
+  Server bad(o);
   Status status = bad.StartInBackground();
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("not-an-ip"), std::string::npos);
 
-  Node first(Options());
+  Server first(Options());
   ASSERT_TRUE(first.StartInBackground().ok());
   o = Options();
   o.listen = fmt::format("127.0.0.1:{}", first.port());
-  Node second(o);
+  Server second(o);
   status = second.StartInBackground();
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find(o.listen), std::string::npos) << status.message();
@@ -110,4 +103,4 @@ TEST(HttpGetTest, UnreachableIsUnavailableNamingTheUrl) {
 }
 
 }  // namespace
-}  // namespace replboot::replication
+}  // namespace replboot::api
