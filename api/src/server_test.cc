@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <thread>
+#include <vector>
 
 #include "replboot/api/http_get.h"
 
@@ -56,6 +59,15 @@ TEST(ServerTest, ServesDecisionsAndStatusWithoutADatabase) {
   EXPECT_EQ(Get(node, "/nope").status, 404);
   EXPECT_EQ(Get(node, "/wait").status, 400);
   EXPECT_EQ(Get(node, "/wait?gtid=0-1-2&timeout=x").status, 400);
+  // Numbers are refused before anything touches the database, naming the parameter.
+  for (const char* timeout : {"inf", "nan", "-1", "1e300", "61", "%69nf"}) {
+    HttpResponse r = Get(node, fmt::format("/wait?gtid=0-1-2&timeout={}", timeout));
+    EXPECT_EQ(r.status, 400) << timeout;
+    EXPECT_EQ(r.body.rfind("timeout '", 0), 0u) << r.body;
+  }
+  HttpResponse lag = Get(node, "/replica?lag=inf");
+  EXPECT_EQ(lag.status, 400);
+  EXPECT_EQ(lag.body, "lag 'inf' is not a finite number\n");
   EXPECT_EQ(Get(node, "/wait?gtid=0-1-2&timeout=1").status, 503);  // server unavailable
   HttpResponse status = Get(node, "/status");
   ASSERT_EQ(status.status, 200);
@@ -92,6 +104,45 @@ TEST(ServerTest, ListenErrorsNameTheAddress) {
   status = second.StartInBackground();
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find(o.listen), std::string::npos) << status.message();
+}
+
+TEST(ServerTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCounted) {
+  ServerOptions o = Options();
+  o.max_connections = 2;
+  Server node(o);
+  ASSERT_TRUE(node.StartInBackground().ok());
+  namespace asio = boost::asio;
+  asio::io_context io;
+  auto endpoint = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), node.port());
+  std::vector<asio::ip::tcp::socket> held;
+  for (int i = 0; i < 2; ++i) {
+    held.emplace_back(io);
+    held.back().connect(endpoint);
+  }
+  // Accepted in order: the first two hold the slots (idle, within the read timeout).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  asio::ip::tcp::socket extra(io);
+  extra.connect(endpoint);
+  char byte = 0;
+  boost::system::error_code error;
+  extra.read_some(asio::buffer(&byte, 1), error);  // the server closes it: EOF, not a hang
+  EXPECT_EQ(error, asio::error::eof) << error.message();
+  EXPECT_FALSE(
+      HttpGet(fmt::format("http://127.0.0.1:{}/metrics", node.port()), std::chrono::seconds(2))
+          .has_value());
+  held.clear();  // slots free again
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.empty(); ++i) {
+    auto r =
+        HttpGet(fmt::format("http://127.0.0.1:{}/metrics", node.port()), std::chrono::seconds(2));
+    if (r)
+      metrics = r->body;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(metrics.find("replboot_http_connections_refused_total 2\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("replboot_http_connections 1\n"), std::string::npos) << metrics;
 }
 
 TEST(HttpGetTest, UnreachableIsUnavailableNamingTheUrl) {

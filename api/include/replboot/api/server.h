@@ -2,9 +2,12 @@
 // coroutines), answering from the node's first second, the 1 s state poller and, on the
 // primary, the heartbeat writer. Typed options only: the daemon maps its configuration.
 //
-// Threads: the Asio I/O thread only parses requests and serves the cached Snapshot; every SQL
-// call runs on the Server's own thread pools (one for the poller and heartbeat, one for /wait),
-// each with its own db::Session, never shared between threads at the same time.
+// Threads: the Asio I/O thread only parses requests and serves the poller's Snapshot (refreshed
+// every poll_interval, never by a request). The poller and the heartbeat each have a thread and
+// a db::Session of their own, so no request load delays a heartbeat; /wait runs on a pool of
+// max_concurrent_waits threads, each wait on a connection of its own, bounded by the request's
+// timeout and killed (from one more thread and session) when its client leaves or the deadline
+// passes.
 //
 // Endpoints (see replication/health.h for the decisions): GET /health /ready /primary
 // /replica[?lag=N] (text, 200 or 503 with the reason), /status (JSON), /metrics (Prometheus
@@ -42,6 +45,9 @@ struct ServerOptions {
   bool write_heartbeat = false;       // the primary writes replboot.heartbeat every poll_interval
   std::chrono::seconds max_wait{60};  // cap on /wait?timeout=
   int max_concurrent_waits = 4;       // more are refused with 503 (each holds a connection)
+  // Open HTTP connections; further ones are closed at once
+  // (replboot_http_connections_refused_total).
+  int max_connections = 64;
   bool set_up = true;  // false: /ready, /primary, /replica say "setting up" until MarkSetUp()
 };
 
