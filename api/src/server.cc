@@ -152,7 +152,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   }
 
   ServerOptions options;
-  std::shared_ptr<spdlog::logger> log = log::Get("replication");
+  std::shared_ptr<spdlog::logger> log = log::Get("api");
   // The poller and the heartbeat each run on a thread of their own with a session of their
   // own, apart from the I/O thread and the request pools: no request load can delay a
   // heartbeat (replicas would report lag) or make the poller collect more often.

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -120,7 +121,6 @@ TEST(ServerTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCounted) {
     held.back().connect(endpoint);
   }
   // Accepted in order: the first two hold the slots (idle, within the read timeout).
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   asio::ip::tcp::socket extra(io);
   extra.connect(endpoint);
   char byte = 0;
@@ -140,8 +140,12 @@ TEST(ServerTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCounted) {
     else
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_NE(metrics.find("replboot_http_connections_refused_total 2\n"), std::string::npos)
+  // The extra connection and the GET, and any retry above made before the slots were free.
+  std::smatch refused;
+  ASSERT_TRUE(std::regex_search(metrics, refused,
+                                std::regex("\nreplboot_http_connections_refused_total (\\d+)\n")))
       << metrics;
+  EXPECT_GE(std::stoi(refused[1]), 2) << metrics;
   EXPECT_NE(metrics.find("replboot_http_connections 1\n"), std::string::npos) << metrics;
 }
 
