@@ -41,9 +41,10 @@ struct ServerOptions {
   db::ConnectOptions local;             // root over the local socket
   std::string listen = "0.0.0.0:8008";  // host:port, [v6]:port; port 0 picks a free one
   double max_lag = 30;                  // seconds, for /ready and /replica without ?lag=
+  // The poller collects the Snapshot that every request is answered from this often.
   std::chrono::milliseconds poll_interval{1000};
   bool write_heartbeat = false;       // the primary writes replboot.heartbeat every poll_interval
-  std::chrono::seconds max_wait{60};  // cap on /wait?timeout=
+  std::chrono::seconds max_wait{60};  // the largest /wait?timeout= (beyond: 400)
   int max_concurrent_waits = 4;       // more are refused with 503 (each holds a connection)
   // Open HTTP connections; further ones are closed at once
   // (replboot_http_connections_refused_total).
