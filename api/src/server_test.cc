@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <regex>
 #include <thread>
 #include <vector>
 
@@ -141,11 +140,11 @@ TEST(ServerTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCounted) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // The extra connection and the GET, and any retry above made before the slots were free.
-  std::smatch refused;
-  ASSERT_TRUE(std::regex_search(metrics, refused,
-                                std::regex("\nreplboot_http_connections_refused_total (\\d+)\n")))
-      << metrics;
-  EXPECT_GE(std::stoi(refused[1]), 2) << metrics;
+  // (std::regex trips GCC 12's -Wmaybe-uninitialized under the sanitizers.)
+  const std::string refused_line = "\nreplboot_http_connections_refused_total ";
+  size_t at = metrics.find(refused_line);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stoi(metrics.substr(at + refused_line.size())), 2) << metrics;
   EXPECT_NE(metrics.find("replboot_http_connections 1\n"), std::string::npos) << metrics;
 }
 
