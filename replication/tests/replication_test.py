@@ -169,7 +169,10 @@ def test_replica_follows_primary_from_the_clone_position():
         grants = c.primary.sql("SHOW GRANTS FOR 'replboot_repl'@'%'")
         assert "GRANT REPLICATION SLAVE ON *.* TO" in grants[0][0], grants
         assert len(grants) == 1, grants
-        # Lag comes from the heartbeat, and is small.
+        # Lag comes from the heartbeat, and is small. /status is the poller's snapshot (once a
+        # second): the first heartbeat may reach the replica after the first one.
+        wait_until(lambda: json.loads(http_get(c.url(1, "/status"))[1])["lag_source"] == "heartbeat", 5,
+                   "lag from the heartbeat on the replica's /status")
         st = json.loads(http_get(c.url(1, "/status"))[1])
         assert st["role"] == "replica" and st["server_id"] == 101 and st["ready"], st
         assert st["lag_source"] == "heartbeat" and st["lag_seconds"] < 5, st
