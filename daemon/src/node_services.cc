@@ -2,6 +2,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 
+#include "replboot/api/server.h"
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/daemon/clone_step.h"
@@ -72,7 +73,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
     node_->AddError("backup server disabled: " + server_options.error().message());
     return Status::Ok();
   }
-  replication::Node* node_ptr = node_.get();
+  api::Server* node_ptr = node_.get();
   server_options->on_backup_served = [node_ptr] { node_ptr->CountBackupServed(); };
   backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
   if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");

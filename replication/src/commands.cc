@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <memory>
 
+#include "replboot/api/http_get.h"
 #include "replboot/base/exit_code.h"
 #include "replboot/base/log.h"
 #include "replboot/conf/cli_flags.h"
 #include "replboot/conf/identity.h"
 #include "replboot/conf/render.h"
-#include "replboot/replication/http_get.h"
 #include "replboot/replication/node.h"
 
 namespace replboot::replication {
@@ -30,7 +30,7 @@ std::string At(const nlohmann::json& j, const char* key) {
 }
 
 void RunStatus(const std::string& url, int timeout_ms) {
-  auto response = HttpGet(url, std::chrono::milliseconds(timeout_ms));
+  auto response = api::HttpGet(url, std::chrono::milliseconds(timeout_ms));
   if (!response) {
     fmt::print(stderr, "replboot status: {}\n", response.error().message());
     cli::ExitCode() = 1;
@@ -69,7 +69,7 @@ void RunAgent(const conf::ConfigFlags& flags) {
   if (!prepared.fatal.ok()) return fail(prepared.fatal, 1);
 
   boost::asio::io_context io;
-  Node node(NodeOptionsFromConfig(config, *identity, *flavour, *local));
+  api::Server node(ServerOptionsFromConfig(config, *identity, *flavour, *local));
   node.SetLastError(prepared.error);
   Status started = node.Start(io);
   if (!started.ok()) return fail(started, 1);

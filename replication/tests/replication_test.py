@@ -11,11 +11,14 @@ missing or doubled on the replica would show the position is off by a transactio
 The replica mariadbd runs in a private mount namespace whose /etc/hosts maps mysql-0.mysql
 to the primary's loopback address, so MASTER_HOST is the real StatefulSet name.
 """
+import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, http_get, node_env, read_log, replboot_bin,
@@ -153,7 +156,10 @@ def test_replica_follows_primary_from_the_clone_position():
         grants = c.primary.sql("SHOW GRANTS FOR 'replboot_repl'@'%'")
         assert "GRANT REPLICATION SLAVE ON *.* TO" in grants[0][0], grants
         assert len(grants) == 1, grants
-        # Lag comes from the heartbeat, and is small.
+        # Lag comes from the heartbeat, and is small. /status is the poller's snapshot (once a
+        # second): the first heartbeat may reach the replica after the first one.
+        wait_until(lambda: json.loads(http_get(c.url(1, "/status"))[1])["lag_source"] == "heartbeat", 5,
+                   "lag from the heartbeat on the replica's /status")
         st = json.loads(http_get(c.url(1, "/status"))[1])
         assert st["role"] == "replica" and st["server_id"] == 101 and st["ready"], st
         assert st["lag_source"] == "heartbeat" and st["lag_seconds"] < 5, st
@@ -263,6 +269,125 @@ def test_app_grants_follow_the_setting():
         c.primary.sql("INSERT INTO appdb.t VALUES (7000, 'after-the-restart')", user="app", password=APP_PW)
         r = c.primary.sql("SELECT COUNT(*) FROM mysql.user", user="app", password=APP_PW, check=False)
         assert r.returncode != 0 and b"denied" in r.stderr, r.stderr
+
+
+def gtid_waits(db):
+    """The MASTER_GTID_WAIT calls running on db's server (this query excluded)."""
+    return int(db.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE INFO LIKE '%MASTER_GTID_WAIT%' AND ID <> CONNECTION_ID()"))
+
+
+def metric(text, name):
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert m, f"no {name} in:\n{text}"
+    return float(m.group(1))
+
+
+def test_wait_is_bounded_and_ended_when_its_client_leaves():
+    """/wait: bad numbers are 400 before anything reaches the database; a valid timeout is a
+    504 with no MASTER_GTID_WAIT left behind; a client that leaves ends its server-side wait."""
+    with Harness("repl-wait-bounds") as H:
+        c = bring_up(H)
+        unknown = "0-100-999999999"
+        for timeout in ("inf", "nan", "-1", "1e300", "%69nf"):
+            status, body = http_get(c.url(1, f"/wait?gtid={unknown}&timeout={timeout}"))
+            assert status == 400 and body.startswith("timeout '"), (timeout, status, body)
+        assert http_get(c.url(1, "/replica?lag=nan"))[0] == 400
+        assert gtid_waits(c.replica) == 0
+
+        status, body = http_get(c.url(1, f"/wait?gtid={unknown}&timeout=1"), timeout=20)
+        assert status == 504, (status, body)
+        assert gtid_waits(c.replica) == 0, c.replica.sql("SHOW PROCESSLIST")
+
+        # Clients that leave before their (long) timeout: each wait is seen running, then gone
+        # within a second or two of the disconnect, not 30 s later.
+        clients = []
+        for _ in range(3):
+            s = socket.create_connection((H.addr(1), HTTP_PORT), timeout=5)
+            s.sendall(f"GET /wait?gtid={unknown}&timeout=30 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            clients.append(s)
+        wait_until(lambda: gtid_waits(c.replica) == 3, 10, "3 MASTER_GTID_WAIT running")
+        left = time.time()
+        for s in clients:
+            s.close()
+        wait_until(lambda: gtid_waits(c.replica) == 0, 5, "the waits ended after their clients left")
+        print(f"3 waits ended {time.time() - left:.2f}s after their clients left")
+        metrics = http_get(c.url(1, "/metrics"))[1]
+        assert metric(metrics, "replboot_http_waits_killed_total") == 3, metrics
+        # The wait slots are free again: a real wait still works.
+        gtid = c.primary.value("SELECT @@gtid_current_pos")
+        assert http_get(c.url(1, f"/wait?gtid={gtid}&timeout=5"), timeout=20)[0] == 200
+
+
+def questions(db):
+    return int(db.sql("SHOW GLOBAL STATUS LIKE 'Questions'")[0][1])
+
+
+def flood(url_host, port, paths, total, concurrency):
+    """`total` GETs over `concurrency` keep-alive connections; returns (answers by status, errors)."""
+    counts, errors, lock = {}, [], threading.Lock()
+
+    def worker(n):
+        conn = http.client.HTTPConnection(url_host, port, timeout=10)
+        try:
+            for i in range(n):
+                conn.request("GET", paths[i % len(paths)])
+                r = conn.getresponse()
+                r.read()
+                with lock:
+                    counts[r.status] = counts.get(r.status, 0) + 1
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            with lock:
+                errors.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(total // concurrency,)) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts, errors
+
+
+def test_status_flood_costs_one_collection_per_second():
+    """20 000 /status and /metrics requests, 50 at a time, against the primary: the database
+    runs what the 1 s poller and the heartbeat run, not queries per request; the replica's
+    heartbeat lag stays under 2 s and /ready stays 200 throughout."""
+    with Harness("repl-flood") as H:
+        c = bring_up(H)
+        before, t0 = questions(c.primary), time.time()
+        time.sleep(3)
+        idle_rate = (questions(c.primary) - before - 1) / (time.time() - t0)
+
+        samples, stop = [], threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                ready = http_get(c.url(1, "/ready"))[0]
+                primary = http_get(c.url(0, "/primary"))[0]
+                lag = json.loads(http_get(c.url(1, "/status"))[1])["lag_seconds"]
+                samples.append((ready, primary, lag))
+                time.sleep(0.2)
+        watcher = threading.Thread(target=watch)
+        before, t0 = questions(c.primary), time.time()
+        watcher.start()
+        counts, errors = flood(H.addr(0), HTTP_PORT, ["/status", "/metrics"], 20000, 50)
+        elapsed = time.time() - t0
+        stop.set()
+        watcher.join()
+        ran = questions(c.primary) - before - 1
+        rate = ran / elapsed
+        lags = [lag for _, _, lag in samples]
+        print(f"flood: {sum(counts.values())} answers in {elapsed:.1f}s ({sum(counts.values()) / elapsed:.0f}/s), "
+              f"{ran} queries on the primary ({rate:.1f}/s, idle {idle_rate:.1f}/s), "
+              f"replica lag max {max(lags, default=None)}s over {len(samples)} samples")
+        assert not errors and counts == {200: 20000}, (counts, errors[:5])
+        # The poller's collection (2 statements on a primary) and the heartbeat, once a second
+        # each: a request that queried would show as thousands.
+        assert rate <= max(idle_rate, 1) * 1.5 + 1, (ran, elapsed, idle_rate)
+        assert samples and all(ready == 200 and primary == 200 for ready, primary, _ in samples), samples
+        assert all(lag is not None and lag < 2 for lag in lags), samples
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 // What `replboot run` adds around mysqld once the modules are wired together:
 //
-//   on_start                   replication/: the HTTP health server (/status shows the
+//   on_start                   api/: the HTTP health server (/status shows the
 //                              clone's progress; /health says mysqld is not up yet)
 //   prepare_datadir (replica)  clone_step.h: discover a donor, clone, commit
 //   after_ready                replication/: users + heartbeat (primary) or CHANGE MASTER at
@@ -23,8 +23,8 @@
 namespace replboot::clone {
 class BackupServer;
 }
-namespace replboot::replication {
-class Node;
+namespace replboot::api {
+class Server;
 }
 
 namespace replboot::daemon {
@@ -46,7 +46,7 @@ class NodeServices {
   Status PrepareDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);
 
-  std::unique_ptr<replication::Node> node_;
+  std::unique_ptr<api::Server> node_;
   boost::asio::io_context backup_io_;
   std::unique_ptr<clone::BackupServer> backup_server_;
   std::thread backup_thread_;

@@ -1,4 +1,4 @@
-#include "replboot/replication/http_get.h"
+#include "replboot/api/http_get.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -6,7 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-namespace replboot::replication {
+namespace replboot::api {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -82,4 +82,4 @@ Result<HttpResponse> HttpGet(const std::string& url, std::chrono::milliseconds t
   return out;
 }
 
-}  // namespace replboot::replication
+}  // namespace replboot::api

@@ -1,13 +1,13 @@
 // A minimal HTTP/1.1 GET client for `replboot status` and tests (plain http only).
-#ifndef REPLBOOT_REPLICATION_HTTP_GET_H_
-#define REPLBOOT_REPLICATION_HTTP_GET_H_
+#ifndef REPLBOOT_API_HTTP_GET_H_
+#define REPLBOOT_API_HTTP_GET_H_
 
 #include <chrono>
 #include <string>
 
 #include "replboot/base/status.h"
 
-namespace replboot::replication {
+namespace replboot::api {
 
 struct HttpResponse {
   int status = 0;
@@ -18,6 +18,6 @@ struct HttpResponse {
 // kUnavailable naming the URL when the peer cannot be reached or answers garbage.
 Result<HttpResponse> HttpGet(const std::string& url, std::chrono::milliseconds timeout);
 
-}  // namespace replboot::replication
+}  // namespace replboot::api
 
-#endif  // REPLBOOT_REPLICATION_HTTP_GET_H_
+#endif  // REPLBOOT_API_HTTP_GET_H_
