@@ -16,6 +16,9 @@ Result<std::string> BackupSecret(const conf::Config& config) {
   auto secret =
       conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
   if (!secret) return Error(secret.error());
+  REPLBOOT_RETURN_IF_ERROR(conf::CheckBackupSecret(*secret, config.backup.secret_file.empty()
+                                                                ? "the configuration"
+                                                                : config.backup.secret_file));
   return secret;
 }
 

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "replboot/base/files.h"
+#include "replboot/testing/temp_dir.h"
+
 namespace replboot::clone {
 namespace {
 
@@ -11,7 +14,7 @@ conf::Config TlsConfig() {
   conf::Config c;
   c.node.hostname = "mysql-1";
   c.node.flavour = "mariadb";
-  c.backup.secret = "s3cret";
+  c.backup.secret = "s3cret-of-32-bytes-for-the-test";
   c.backup.password = "pw";
   c.backup.idle_timeout = 42;
   c.backup.tls = true;
@@ -33,8 +36,8 @@ TEST(ConfigOptionsTest, TlsIsAcceptedAndReachesBothSides) {
     EXPECT_EQ(tls->key, "/tls/node.key");
     EXPECT_EQ(tls->ca, "/tls/ca.pem");
   }
-  EXPECT_EQ(server->secret, "s3cret");
-  EXPECT_EQ(client->secret, "s3cret");
+  EXPECT_EQ(server->secret, "s3cret-of-32-bytes-for-the-test");
+  EXPECT_EQ(client->secret, "s3cret-of-32-bytes-for-the-test");
   EXPECT_EQ(server->flavour, "mariadb");
   EXPECT_EQ(client->flavour, "mariadb");
   EXPECT_EQ(server->idle_timeout, std::chrono::seconds(42));
@@ -57,6 +60,25 @@ TEST(ConfigOptionsTest, BothSidesRequireTheSecret) {
   auto secret = BackupSecret(c);
   ASSERT_TRUE(secret);
   EXPECT_TRUE(secret->empty());
+}
+
+TEST(ConfigOptionsTest, AShortSecretFromAFileIsRefusedNamingTheFile) {
+  replboot::testing::TempDir tmp("config-options-test");
+  conf::Config c = TlsConfig();
+  c.backup.secret_file = tmp.Path("backup-secret");
+  ASSERT_TRUE(files::WriteFileAtomic(c.backup.secret_file, "short-secret\n", 0600).ok());
+  auto secret = BackupSecret(c);
+  ASSERT_FALSE(secret);
+  EXPECT_EQ(secret.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(secret.error().message().find(c.backup.secret_file), std::string::npos);
+  EXPECT_NE(secret.error().message().find("at least 16 bytes"), std::string::npos);
+  EXPECT_EQ(secret.error().message().find("short-secret"), std::string::npos);
+  EXPECT_FALSE(ServerOptionsFromConfig(c));
+  EXPECT_FALSE(CloneOptionsFromConfig(c));
+
+  ASSERT_TRUE(files::WriteFileAtomic(c.backup.secret_file, "sixteen-bytes-ok\n", 0600).ok());
+  ASSERT_TRUE(BackupSecret(c));
+  EXPECT_EQ(*BackupSecret(c), "sixteen-bytes-ok");
 }
 
 }  // namespace

@@ -39,7 +39,9 @@ TEST_P(GoldenTest, MatchesByteForByte) {
   const GoldenCase& gc = GetParam();
   auto id = ParseIdentity(gc.hostname, 100);
   ASSERT_TRUE(id) << id.error().ToString();
-  std::string rendered = RenderMysqldConfig(GoldenConfig(), *id, gc.flavour);
+  auto result = RenderMysqldConfig(GoldenConfig(), *id, gc.flavour);
+  ASSERT_TRUE(result) << result.error().ToString();
+  const std::string& rendered = *result;
   std::string path = std::string(REPLBOOT_CONF_TESTDATA) + "/" + gc.file;
   if (const char* update = ::getenv("REPLBOOT_TEST_UPDATE_GOLDEN"); update && *update == '1') {
     std::ofstream(path, std::ios::binary) << rendered;
@@ -60,7 +62,9 @@ INSTANTIATE_TEST_SUITE_P(
 std::string Render(const std::string& hostname, Flavour flavour, const Config& c = Config()) {
   auto id = ParseIdentity(hostname, c.node.server_id_offset);
   EXPECT_TRUE(id);
-  return RenderMysqldConfig(c, *id, flavour);
+  auto rendered = RenderMysqldConfig(c, *id, flavour);
+  EXPECT_TRUE(rendered) << rendered.error().ToString();
+  return rendered.value_or("");
 }
 
 TEST(RenderTest, RoleAndFlavourSettings) {
@@ -102,7 +106,7 @@ TEST(RenderTest, OptionsComeLastAndAreQuotedWhenNeeded) {
   EXPECT_GT(out.find("aa_first=2"), options);
   EXPECT_THAT(out, HasSubstr("\ninit_connect=\"SET NAMES 'utf8mb4' # comment-like\"\n"));
   EXPECT_THAT(out, HasSubstr("\ntmpdir=\"C:\\\\tmp\"\n"));
-  EXPECT_THAT(out, HasSubstr("\ndatadir=/data/my sql\n"));
+  EXPECT_THAT(out, HasSubstr("\ndatadir=\"/data/my sql\"\n"));
 }
 
 TEST(FlavourTest, FromRealVersionStrings) {
