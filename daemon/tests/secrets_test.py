@@ -22,8 +22,8 @@ import signal
 import subprocess
 import tempfile
 
-from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, files_containing, http_get, replboot_bin,
-                              run_tests, wait_until, write_private)
+from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, files_containing, http_get,
+                              processes_mentioning, replboot_bin, run_tests, wait_until, write_private)
 
 HTTP_PORT = 8008
 NAMES = ("root", "app", "repl", "backup", "secret")
@@ -271,6 +271,51 @@ def test_stale_secret_files_of_a_killed_run_are_swept_at_start():
         finally:
             os.close(live_fd)
             subprocess.run(["rm", "-rf", live_backup, stale_backup], check=False)
+
+
+def backup_dirs():
+    return {e for e in os.listdir("/tmp") if e.startswith("replboot-backup-")}
+
+
+def test_a_donor_killed_mid_backup_leaves_no_secret_after_its_next_start():
+    """SIGKILL of a donor's replboot (and its mysqld) while mariabackup streams: its
+    /tmp/replboot-backup-*/backup.cnf (the backup password) stays, and the next start removes it."""
+    values = {name: nasty(name) for name in NAMES}
+    with Harness("secrets-kill") as H:
+        dns = Dnsmasq(H, H.addr(9), port=53)
+        dns.add_host("mysql-0.mysql", H.addr(0)).add_host("mysql-1.mysql", H.addr(1)).start()
+        # A slow donor (64 KiB/s), so the backup is still running when it is killed.
+        p0 = Node(H, 0, dns, values, ["backup.bandwidth_limit=65536"])
+        r1 = Node(H, 1, dns, values)
+        p0.start()
+        p0.wait_log(r"event=after_ready_done", 120, "mysql-0 ready")
+        before = backup_dirs()
+        r1.start()
+        p0.wait_log(r"event=backup_started", 60, "mysql-0 serving mysql-1's clone")
+        ours = wait_until(lambda: [d for d in backup_dirs() - before
+                                   if values["backup"][-12:] in read(os.path.join("/tmp", d, "backup.cnf"))],
+                          10, "the backup's option file")
+        assert len(ours) == 1, ours
+        stale = os.path.join("/tmp", ours[0])
+        # replboot and the mysqld it started share its process group; mariabackup has its own.
+        tool_pids = processes_mentioning(stale)
+        os.killpg(p0.proc.pid, signal.SIGKILL)
+        p0.proc.wait(timeout=30)
+        for pid in tool_pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.killpg(r1.proc.pid, signal.SIGKILL)
+        r1.proc.wait(timeout=30)
+        wait_until(lambda: not processes_mentioning(p0.base), 30, "mysql-0's processes gone")
+        assert os.path.exists(os.path.join(stale, "backup.cnf")), "the killed backup left nothing to sweep"
+
+        p0.start()
+        p0.wait_log(r"event=backup_server_listening", 120, "mysql-0's backup server after the restart")
+        assert not os.path.exists(stale), os.listdir(stale)
+        assert re.search(r"event=stale_backup_dirs_removed .*count=[1-9]", p0.log()), p0.log()[-3000:]
+        assert p0.stop() == 0, p0.log()[-2000:]
 
 
 if __name__ == "__main__":
