@@ -88,22 +88,11 @@ Status WriteAll(int fd, std::string_view content, const std::string& what) {
 
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
-  fs::path target(path);
-  std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
-  std::string name = target.filename().string();
-  if (name.empty() || name == "." || name == "..") {
-    return Status(StatusCode::kInvalidArgument, "write " + path + ": not a file name");
+Status WriteFileAtomicAt(int dir_fd, const std::string& dir, const std::string& name,
+                         std::string_view content, mode_t mode) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    return Status(StatusCode::kInvalidArgument, "write " + dir + "/" + name + ": not a file name");
   }
-  // Everything below is relative to this one directory handle: the directory cannot be
-  // swapped for another between creating the temp file and renaming it.
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoStatus(errno, "open directory " + dir);
-  struct CloseDir {
-    int fd;
-    ~CloseDir() { ::close(fd); }
-  } close_dir{dir_fd};
-
   std::string tmp_name;
   int fd = -1;
   for (int attempt = 0; fd < 0; ++attempt) {
@@ -128,12 +117,55 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
   if (::fsync(fd) != 0) return fail(ErrnoStatus(errno, "fsync " + tmp));
   ::close(fd);
   fd = -1;
-  // rename replaces whatever is at `path` (a symlink included) instead of writing through it.
+  // rename replaces whatever is at `name` (a symlink included) instead of writing through it.
   if (::renameat(dir_fd, tmp_name.c_str(), dir_fd, name.c_str()) != 0) {
-    return fail(ErrnoStatus(errno, "rename " + tmp + " to " + path));
+    return fail(ErrnoStatus(errno, "rename " + tmp + " to " + dir + "/" + name));
   }
   if (::fsync(dir_fd) != 0) return ErrnoStatus(errno, "fsync directory " + dir);
   return Status::Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+  fs::path target(path);
+  std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  // Everything happens relative to this one directory handle: the directory cannot be
+  // swapped for another between creating the temp file and renaming it.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoStatus(errno, "open directory " + dir);
+  Status s = WriteFileAtomicAt(dir_fd, dir, target.filename().string(), content, mode);
+  ::close(dir_fd);
+  return s;
+}
+
+Result<int> MakeDirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return Error(StatusCode::kInvalidArgument, "create directory: empty path");
+  std::string walked = path[0] == '/' ? "/" : ".";
+  int fd = ::open(walked.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Error(ErrnoStatus(errno, "open directory " + walked));
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(pos, end - pos);
+    pos = end + 1;
+    if (part.empty() || part == ".") continue;
+    walked = walked == "/" ? "/" + part : walked + "/" + part;
+    bool created = ::mkdirat(fd, part.c_str(), mode) == 0;
+    if (!created && errno != EEXIST) {
+      int err = errno;
+      ::close(fd);
+      return Error(ErrnoStatus(err, "create directory " + walked));
+    }
+    // A directory made here is opened without following a symlink: one put in its place
+    // (by whoever can write the parent) is refused. Existing ones are the operator's layout.
+    int next =
+        ::openat(fd, part.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (created ? O_NOFOLLOW : 0));
+    int err = errno;
+    ::close(fd);
+    if (next < 0) return Error(ErrnoStatus(err, "open directory " + walked));
+    fd = next;
+  }
+  return fd;
 }
 
 Status RemoveAll(const std::string& path) {

@@ -1,5 +1,6 @@
 #include "replboot/base/files.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,6 +129,27 @@ TEST_F(FilesTest, SweepRemovesOnlyUnlockedLeftoversAndFollowsNoSymlink) {
   ASSERT_TRUE(live->Remove().ok());
   EXPECT_EQ(*SweepStaleTempDirs(tmp_.path(), "replboot-backup-"), 0);
   EXPECT_EQ(*SweepStaleTempDirs(tmp_.Path("missing"), "replboot-backup-"), 0);
+}
+
+TEST_F(FilesTest, MakeDirsCreatesTheTreeAndWritesThroughItsHandle) {
+  std::string dir = tmp_.Path("a/b/c");
+  auto fd = MakeDirs(dir, 0755);
+  ASSERT_TRUE(fd) << fd.error().message();
+  ASSERT_TRUE(WriteFileAtomicAt(*fd, dir, "f.cnf", "x", 0600).ok());
+  ::close(*fd);
+  EXPECT_EQ(*ReadFile(dir + "/f.cnf"), "x");
+  // Existing components (the operator's layout, symlinks included) are fine.
+  std::filesystem::create_directory_symlink(tmp_.Path("a"), tmp_.Path("link"));
+  auto again = MakeDirs(tmp_.Path("link/b/c/d"), 0755);
+  ASSERT_TRUE(again) << again.error().message();
+  ::close(*again);
+  EXPECT_TRUE(std::filesystem::is_directory(tmp_.Path("a/b/c/d")));
+  // A file where a directory belongs is an error naming the path.
+  ASSERT_TRUE(WriteFileAtomic(tmp_.Path("file"), "x").ok());
+  auto bad = MakeDirs(tmp_.Path("file/sub"), 0755);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find(tmp_.Path("file")), std::string::npos);
+  EXPECT_FALSE(WriteFileAtomicAt(AT_FDCWD, ".", "../escape", "x").ok());
 }
 
 }  // namespace

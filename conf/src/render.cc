@@ -1,7 +1,7 @@
 #include "replboot/conf/render.h"
 
 #include <fmt/format.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
@@ -147,22 +147,14 @@ std::string ServerBinary(const Config& config, Flavour flavour) {
 Result<std::string> WriteMysqldConfig(const std::string& dir, const std::string& content) {
   if (dir.empty()) return Error(StatusCode::kInvalidArgument, "config directory is empty");
   // Like `mkdir -p`: the config dir is often an emptyDir volume mounted fresh.
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string prefix = dir.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      return Error(ErrnoStatus(errno, "create config directory " + prefix));
-    }
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return Error(ErrnoStatus(errno, "stat " + dir));
-  if (!S_ISDIR(st.st_mode)) {
-    return Error(StatusCode::kInvalidArgument, "config directory {} is not a directory", dir);
-  }
+  auto dir_fd = files::MakeDirs(dir, 0755);
+  if (!dir_fd) return Error(dir_fd.error().WithContext("config directory"));
   std::string path = dir + (dir.ends_with('/') ? "" : "/") + "replboot.cnf";
   // 0644: mysqld may run as another user than replboot and must read it; it holds
   // no secret.
-  REPLBOOT_RETURN_IF_ERROR(files::WriteFileAtomic(path, content, 0644));
+  Status written = files::WriteFileAtomicAt(*dir_fd, dir, "replboot.cnf", content, 0644);
+  ::close(*dir_fd);
+  REPLBOOT_RETURN_IF_ERROR(written);
   return path;
 }
 

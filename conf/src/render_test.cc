@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -197,6 +198,15 @@ TEST_F(DetectTest, WriteMysqldConfigCreatesDirAndFile) {
   // Rewriting replaces the content.
   ASSERT_TRUE(WriteMysqldConfig(dir, "[mysqld]\nserver-id=102\n"));
   EXPECT_EQ(*files::ReadFile(*path), "[mysqld]\nserver-id=102\n");
+
+  // A symlink planted at the file's name is replaced, not written through.
+  std::ofstream(tmp_.Path("victim")) << "untouched";
+  ASSERT_EQ(::unlink(path->c_str()), 0);
+  ASSERT_EQ(::symlink(tmp_.Path("victim").c_str(), path->c_str()), 0);
+  ASSERT_TRUE(WriteMysqldConfig(dir, "[mysqld]\nserver-id=103\n"));
+  EXPECT_EQ(*files::ReadFile(tmp_.Path("victim")), "untouched");
+  ASSERT_EQ(::lstat(path->c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
 
   std::ofstream(tmp_.Path("plain-file")) << "x";
   auto bad = WriteMysqldConfig(tmp_.Path("plain-file"), "x");

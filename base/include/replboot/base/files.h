@@ -52,6 +52,16 @@ class OwnedTempDir {
 // removes none.
 Result<int> SweepStaleTempDirs(const std::string& parent, const std::string& prefix);
 
+// WriteFileAtomic inside the directory open as `dir_fd` (`dir` names it in errors): `name`
+// is a plain file name.
+Status WriteFileAtomicAt(int dir_fd, const std::string& dir, const std::string& name,
+                         std::string_view content, mode_t mode = 0644);
+
+// Like `mkdir -p path` (new directories get `mode`, less the umask); returns an O_DIRECTORY
+// descriptor of `path` for the caller to close. Directories it creates are opened with
+// O_NOFOLLOW, so a symlink swapped in for one of them is refused, not followed.
+Result<int> MakeDirs(const std::string& path, mode_t mode);
+
 // fsync of a directory, so that renames and creations inside it survive a crash.
 Status FsyncDir(const std::string& dir);
 
