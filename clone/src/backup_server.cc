@@ -19,6 +19,7 @@
 #include "net.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
+#include "replboot/base/option_file.h"
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/protocol.h"
@@ -38,12 +39,27 @@ namespace {
 
 auto Log() { return log::Get("clone"); }
 
-// Option-file values are written verbatim; a newline would inject another option.
-Result<std::string> OptionFileValue(const std::string& value, std::string_view name) {
-  if (value.find_first_of("\n\r") != std::string::npos) {
-    return Error(StatusCode::kInvalidArgument, "backup {} contains a newline", name);
+// Per-backup private dirs under ServerOptions::work_dir (files::OwnedTempDir).
+constexpr char kWorkDirPrefix[] = "replboot-backup-";
+
+// The tool's [client] options: the password verbatim, quoted and escaped for the option
+// parser (a bare `p#1` would reach mariabackup as `p`).
+Result<std::string> BackupOptionFile(const ServerOptions& o) {
+  std::string cnf = "[client]\n";
+  std::vector<std::pair<std::string_view, std::string>> lines = {{"user", o.user},
+                                                                 {"password", o.password}};
+  if (!o.socket.empty()) {
+    lines.emplace_back("socket", o.socket);
+  } else {
+    lines.emplace_back("host", o.host);
+    lines.emplace_back("port", std::to_string(o.port));
   }
-  return value;
+  for (const auto& [name, value] : lines) {
+    auto line = option_file::Line(name, value);
+    if (!line) return Error(line.error().WithContext("backup option file"));
+    cnf += *line;
+  }
+  return cnf;
 }
 
 uint64_t DirectorySize(const std::string& dir) {
@@ -95,6 +111,15 @@ BackupServer::BackupServer(asio::io_context& io, ServerOptions options)
 BackupServer::~BackupServer() { Stop(); }
 
 Status BackupServer::Start() {
+  // A killed server leaves its per-backup dirs (the backup password's option file) behind;
+  // those of live servers sharing work_dir (a local cluster's nodes share /tmp) stay.
+  if (auto swept = files::SweepStaleTempDirs(options_.work_dir, kWorkDirPrefix); !swept) {
+    Log()->warn("event=stale_backup_dirs_sweep_failed error={}",
+                log::Quote(swept.error().ToString()));
+  } else if (*swept > 0) {
+    Log()->info("event=stale_backup_dirs_removed dir={} count={}", log::Quote(options_.work_dir),
+                *swept);
+  }
   // splice(2) into a socket whose peer is gone raises SIGPIPE; the error code is enough.
   ::signal(SIGPIPE, SIG_IGN);
   if (options_.tls.enabled && !tls_) tls_ = options_.tls_context;
@@ -357,26 +382,13 @@ void BackupServer::RunSession(int fd) {
   std::optional<ReplicaState> before = ReadReplicaState(**session);
 
   // --- private work dir: 0600 option file and the tool's --target-dir ---
-  std::string tmpl = options_.work_dir + "/replboot-backup-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    return fail(ErrnoStatus(errno, fmt::format("mkdtemp in {}", options_.work_dir)).message());
-  }
-  const std::string work = tmpl;
-  struct RemoveWork {
-    std::string dir;
-    ~RemoveWork() { (void)files::RemoveAll(dir); }
-  } remove_work{work};
-  auto user = OptionFileValue(options_.user, "user");
-  auto password = OptionFileValue(options_.password, "password");
-  if (!user || !password) return fail(user ? password.error().message() : user.error().message());
-  std::string cnf = fmt::format("[client]\nuser={}\npassword={}\n", *user, *password);
-  if (!options_.socket.empty()) {
-    cnf += fmt::format("socket={}\n", options_.socket);
-  } else {
-    cnf += fmt::format("host={}\nport={}\n", options_.host, options_.port);
-  }
+  auto work_dir = files::OwnedTempDir::Create(options_.work_dir, kWorkDirPrefix);
+  if (!work_dir) return fail(work_dir.error().message());
+  const std::string work = work_dir->path();
+  auto cnf = BackupOptionFile(options_);
+  if (!cnf) return fail(cnf.error().message());
   const std::string cnf_path = work + "/backup.cnf";
-  if (Status s = files::WriteFileAtomic(cnf_path, cnf, 0600); !s.ok()) return fail(s.message());
+  if (Status s = files::WriteFileAtomic(cnf_path, *cnf, 0600); !s.ok()) return fail(s.message());
   const std::string target = work + "/target";
 
   process::SpawnOptions spawn;

@@ -36,7 +36,7 @@ class Cluster:
         # ~12 MB of rows so a throttled stream lasts long enough to be interrupted.
         p.sql("USE app; INSERT INTO app.t SELECT seq, REPEAT(MD5(seq), 128) FROM seq_1_to_%d;" % ROWS)
         self.secret_file = write_private(h.path("secret"), SECRET + "\n")
-        self.wrong_secret_file = write_private(h.path("wrong-secret"), "not-the-secret\n")
+        self.wrong_secret_file = write_private(h.path("wrong-secret"), "not-the-secret-but-long-enough\n")
         self.password_file = write_private(h.path("backup-password"), BACKUP_PASSWORD + "\n")
         self.fast = self.serve(h.addr(0), "serve-fast")
         self._slow = None
@@ -368,7 +368,7 @@ def test_peers_probes_with_the_authenticated_hello():
     donor with another secret is listed as refused and not chosen."""
     c = cluster()
     h = c.h
-    other = write_private(h.path("other-secret"), "another-secret\n")
+    other = write_private(h.path("other-secret"), "another-secret-long-enough\n")
     cfg = c.config("serve-other-secret", listen=f"{h.addr(1)}:3307", secret_file=other)
     imposter = h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-other-secret")
     wait_until(lambda: "backup_server_listening" in read_log(imposter), 20, "the other server to listen")

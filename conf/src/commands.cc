@@ -35,12 +35,13 @@ void RunRender(const RenderArgs& args) {
   if (!identity) return Fail(kConfigError, identity.error());
   auto flavour = DetectFlavour(config);
   if (!flavour) return Fail(kConfigError, flavour.error());
-  std::string content = RenderMysqldConfig(config, *identity, *flavour);
+  auto content = RenderMysqldConfig(config, *identity, *flavour);
+  if (!content) return Fail(kConfigError, content.error());
   if (args.out_dir.empty()) {
-    fmt::print("{}", content);
+    fmt::print("{}", *content);
     return;
   }
-  auto path = WriteMysqldConfig(args.out_dir, content);
+  auto path = WriteMysqldConfig(args.out_dir, *content);
   if (!path) return Fail(kIOError, path.error());
   fmt::print("{}\n", *path);
 }

@@ -1,7 +1,5 @@
 #include "replboot/conf/config.h"
 
-#include "replboot/base/log.h"
-
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
@@ -12,11 +10,14 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <optional>
 #include <set>
 #include <system_error>
+#include <utility>
 #include <variant>
 
 #include "replboot/base/files.h"
+#include "replboot/base/log.h"
 
 extern char** environ;
 
@@ -650,6 +651,18 @@ const std::map<std::string, std::string_view>& ManagedOptions() {
   return kManaged;
 }
 
+// The managed option `name` sets, if any. MariaDB also takes an unambiguous prefix of an
+// option's name (getopt-prefix-matching, on by default: "read_o" is read_only), so a
+// prefix of a managed name counts as that name.
+std::optional<std::pair<std::string, std::string_view>> ManagedOption(std::string_view name) {
+  const std::string canonical = CanonicalOptionName(name);
+  if (canonical.empty()) return std::nullopt;
+  for (const auto& [managed, why] : ManagedOptions()) {
+    if (managed.starts_with(canonical)) return std::make_pair(managed, why);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool IsAllowedExtraVariable(std::string_view name) {
@@ -692,10 +705,10 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
       check.Fail(key, Quoted(value), "option names are letters, digits, '_', '-' and '.'");
       continue;
     }
-    std::string normalized = Lower(name);
-    std::replace(normalized.begin(), normalized.end(), '-', '_');
-    if (auto it = ManagedOptions().find(normalized); it != ManagedOptions().end()) {
-      check.Fail(key, Quoted(value), fmt::format("replboot manages this option: {}", it->second));
+    if (auto managed = ManagedOption(name)) {
+      check.Fail(
+          key, Quoted(value),
+          fmt::format("replboot manages this option ({}): {}", managed->first, managed->second));
     }
     check.OneLine(key, value);
   }
@@ -728,6 +741,13 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("dns.lookup_deadline", c.dns.lookup_deadline, 1);
   check.OneOf("dns.policy", c.dns.policy, {"nearest-lower", "primary", "any-replica"});
 
+  if (c.backup.secret_file.empty() && !c.backup.secret.empty() &&
+      c.backup.secret.size() < kMinBackupSecretBytes) {
+    check.Fail("backup.secret", "<redacted>",
+               fmt::format("is {} bytes; it must be at least {} bytes (it keys the peers' "
+                           "handshake, which a short one does not protect)",
+                           c.backup.secret.size(), kMinBackupSecretBytes));
+  }
   check.HostPort("backup.listen", c.backup.listen, true);
   check.Range("backup.port", c.backup.port, 1, 65535);
   check.NotEmpty("backup.user", c.backup.user);
@@ -767,6 +787,33 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
 }
 
 }  // namespace
+
+std::string CanonicalOptionName(std::string_view name) {
+  std::string out = Lower(name);
+  std::replace(out.begin(), out.end(), '-', '_');
+  // my_getopt strips "loose-" first, then one of the others; stripping them in any order
+  // and any number also covers spellings mysqld would refuse.
+  static constexpr std::string_view kPrefixes[] = {"loose_",   "skip_",    "enable_",
+                                                   "disable_", "maximum_", "autoset_"};
+  for (bool stripped = true; stripped;) {
+    stripped = false;
+    for (std::string_view prefix : kPrefixes) {
+      if (out.size() > prefix.size() && out.starts_with(prefix)) {
+        out.erase(0, prefix.size());
+        stripped = true;
+      }
+    }
+  }
+  return out;
+}
+
+Status CheckBackupSecret(std::string_view secret, std::string_view origin) {
+  if (secret.empty() || secret.size() >= kMinBackupSecretBytes) return Status::Ok();
+  return Status(StatusCode::kInvalidArgument,
+                fmt::format("backup.secret from {} is {} bytes; it must be at least {} bytes "
+                            "(e.g. `head -c 32 /dev/urandom | base64`)",
+                            origin, secret.size(), kMinBackupSecretBytes));
+}
 
 Status Validate(const LoadedConfig& loaded) { return Problems(ValidationProblems(loaded)); }
 

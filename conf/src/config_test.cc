@@ -326,7 +326,7 @@ TEST_F(ConfigTest, HostnameDefaultsToGethostname) {
 
 TEST_F(ConfigTest, ShowRedactsSecrets) {
   options_.env = {{"REPLBOOT_MYSQL_ROOT_PASSWORD", "s3cr3t-root"},
-                  {"REPLBOOT_BACKUP_SECRET", "s3cr3t-backup"}};
+                  {"REPLBOOT_BACKUP_SECRET", "s3cr3t-backup-of-32-bytes-length"}};
   options_.sets = {"mysql.options.max_connections=20"};
   auto loaded = LoadConfig(options_);
   ASSERT_TRUE(loaded) << loaded.error().ToString();
@@ -350,6 +350,78 @@ TEST_F(ConfigTest, SecretValueNeverInErrors) {
   ASSERT_FALSE(loaded);
   EXPECT_THAT(loaded.error().message(), Not(HasSubstr("s3cr3t")));
   EXPECT_THAT(loaded.error().message(), HasSubstr("did you mean mysql.root_password?"));
+}
+
+// Every spelling mysqld resolves to a managed option is refused, on a replica too, where
+// read_only is what keeps it from diverging.
+TEST_F(ConfigTest, ManagedOptionsAreRefusedInEverySpelling) {
+  const char* spellings[] = {
+      "read_only",
+      "read-only",
+      "READ_ONLY",
+      "skip-read-only",
+      "loose-read_only",
+      "loose-skip-read-only",
+      "enable-read-only",
+      "disable_read_only",
+      "maximum-read_only",
+      "autoset-read_only",
+      "read_o",
+      "super-read-only",
+      "Skip_Super_Read_Only",
+      "server-id",
+      "loose_server_id",
+      "PORT",
+      "loose-datadir",
+      "Socket",
+      "bind-address",
+      "skip-bind-address",
+  };
+  for (const char* name : spellings) {
+    options_.sets = {std::string("mysql.options.") + name + "=1"};
+    options_.flags["node.hostname"] = "mysql-2";
+    auto loaded = LoadConfig(options_);
+    ASSERT_FALSE(loaded) << name << " was accepted";
+    EXPECT_THAT(loaded.error().message(), HasSubstr(std::string("mysql.options.") + name))
+        << loaded.error().message();
+    EXPECT_THAT(loaded.error().message(), HasSubstr("replboot manages this option"));
+  }
+  // Options that only look alike pass.
+  options_.sets = {"mysql.options.skip-name-resolve=1", "mysql.options.port_open_timeout=5",
+                   "mysql.options.read_buffer_size=1M", "mysql.options.loose-innodb-foo=1",
+                   "mysql.options.server_audit_logging=1"};
+  auto loaded = LoadConfig(options_);
+  EXPECT_TRUE(loaded) << loaded.error().ToString();
+}
+
+TEST(CanonicalOptionNameTest, StripsWhatMysqldStrips) {
+  EXPECT_EQ(CanonicalOptionName("loose-Skip-Read-Only"), "read_only");
+  EXPECT_EQ(CanonicalOptionName("enable-log_bin"), "log_bin");
+  EXPECT_EQ(CanonicalOptionName("skip"), "skip");
+  EXPECT_EQ(CanonicalOptionName("loose-"), "loose_");
+  EXPECT_EQ(CanonicalOptionName("max_connections"), "max_connections");
+}
+
+TEST_F(ConfigTest, ShortBackupSecretIsAnErrorThatSaysSoWithoutTheSecret) {
+  options_.env = {{"REPLBOOT_BACKUP_SECRET", "fifteen-bytes!!"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("backup.secret = <redacted>"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("is 15 bytes; it must be at least 16 bytes"));
+  EXPECT_THAT(loaded.error().message(), Not(HasSubstr("fifteen")));
+
+  options_.env = {{"REPLBOOT_BACKUP_SECRET", "sixteen-bytes-ok"}};
+  EXPECT_TRUE(LoadConfig(options_));
+  // Unset stays valid here (commands that need the secret say so themselves).
+  options_.env.clear();
+  EXPECT_TRUE(LoadConfig(options_));
+
+  EXPECT_TRUE(CheckBackupSecret("", "x").ok());
+  EXPECT_TRUE(CheckBackupSecret("0123456789abcdef", "x").ok());
+  Status s = CheckBackupSecret("0123456789abcde", "/run/secrets/backup-secret");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("/run/secrets/backup-secret"));
+  EXPECT_THAT(s.message(), Not(HasSubstr("0123456789")));
 }
 
 TEST_F(ConfigTest, ResolveSecret) {

@@ -1,42 +1,32 @@
 #include "replboot/conf/render.h"
 
 #include <fmt/format.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <string_view>
 
 #include "replboot/base/files.h"
+#include "replboot/base/option_file.h"
 #include "replboot/base/process.h"
 
 namespace replboot::conf {
 namespace {
 
-// mysqld option files treat '#' as a comment and '\' as an escape, and trim
-// surrounding blanks; such values go in double quotes with '\' and '"' escaped,
-// which mysqld's option-file reader undoes.
-std::string OptionValue(std::string_view value) {
-  bool plain = !value.empty() && value.find_first_of("#\\'\"") == std::string_view::npos &&
-               value.front() != ' ' && value.back() != ' ' && value.front() != '\t' &&
-               value.back() != '\t';
-  if (plain) return std::string(value);
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '\\' || c == '"') out += '\\';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
-void Line(std::string& out, std::string_view name, std::string_view value) {
-  out += fmt::format("{}={}\n", name, OptionValue(value));
+// Every value goes through option_file::Line: quoted and escaped, so '#', quotes,
+// backslashes and surrounding blanks in a path or an option reach mysqld unchanged.
+Status Line(std::string& out, std::string_view name, std::string_view value) {
+  auto line = option_file::Line(name, value);
+  if (!line) return line.error();
+  out += *line;
+  return Status::Ok();
 }
 
 }  // namespace
 
-std::string RenderMysqldConfig(const Config& config, const Identity& identity, Flavour flavour) {
+Result<std::string> RenderMysqldConfig(const Config& config, const Identity& identity,
+                                       Flavour flavour) {
   const bool replica = identity.role == Role::kReplica;
   const bool mariadb = flavour == Flavour::kMariaDB;
   std::string out;
@@ -47,13 +37,14 @@ std::string RenderMysqldConfig(const Config& config, const Identity& identity, F
   out += "[mysqld]\n";
   out += fmt::format("server-id={}\n", identity.server_id);
   out += fmt::format("port={}\n", config.mysql.port);
-  Line(out, "bind-address", config.mysql.bind_address);
-  Line(out, "socket", config.mysql.socket);
-  Line(out, "datadir", config.mysql.datadir);
+  REPLBOOT_RETURN_IF_ERROR(Line(out, "bind-address", config.mysql.bind_address));
+  REPLBOOT_RETURN_IF_ERROR(Line(out, "socket", config.mysql.socket));
+  REPLBOOT_RETURN_IF_ERROR(Line(out, "datadir", config.mysql.datadir));
   out += "# Clients and peers are pods whose reverse DNS is slow and means nothing.\n";
   out += "skip-name-resolve=ON\n";
   out += "# Shown by SHOW REPLICA HOSTS on the source: the name peers reach this node by.\n";
-  Line(out, "report-host", identity.PeerName(identity.ordinal, config.cluster.service));
+  REPLBOOT_RETURN_IF_ERROR(
+      Line(out, "report-host", identity.PeerName(identity.ordinal, config.cluster.service)));
 
   out += "\n# Binary log on every node, not just the primary: a replica seeds the next\n";
   out += "# one (its backup must carry a position) and can be promoted.\n";
@@ -99,7 +90,9 @@ std::string RenderMysqldConfig(const Config& config, const Identity& identity, F
   if (!config.mysql.options.empty()) {
     // std::map is sorted by key: the output is deterministic.
     out += "\n# [mysql.options]: last, so they override the lines above.\n";
-    for (const auto& [name, value] : config.mysql.options) Line(out, name, value);
+    for (const auto& [name, value] : config.mysql.options) {
+      REPLBOOT_RETURN_IF_ERROR(Line(out, name, value));
+    }
   }
   return out;
 }
@@ -154,22 +147,14 @@ std::string ServerBinary(const Config& config, Flavour flavour) {
 Result<std::string> WriteMysqldConfig(const std::string& dir, const std::string& content) {
   if (dir.empty()) return Error(StatusCode::kInvalidArgument, "config directory is empty");
   // Like `mkdir -p`: the config dir is often an emptyDir volume mounted fresh.
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string prefix = dir.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      return Error(ErrnoStatus(errno, "create config directory " + prefix));
-    }
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return Error(ErrnoStatus(errno, "stat " + dir));
-  if (!S_ISDIR(st.st_mode)) {
-    return Error(StatusCode::kInvalidArgument, "config directory {} is not a directory", dir);
-  }
+  auto dir_fd = files::MakeDirs(dir, 0755);
+  if (!dir_fd) return Error(dir_fd.error().WithContext("config directory"));
   std::string path = dir + (dir.ends_with('/') ? "" : "/") + "replboot.cnf";
   // 0644: mysqld may run as another user than replboot and must read it; it holds
   // no secret.
-  REPLBOOT_RETURN_IF_ERROR(files::WriteFileAtomic(path, content, 0644));
+  Status written = files::WriteFileAtomicAt(*dir_fd, dir, "replboot.cnf", content, 0644);
+  ::close(*dir_fd);
+  REPLBOOT_RETURN_IF_ERROR(written);
   return path;
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -39,7 +40,9 @@ TEST_P(GoldenTest, MatchesByteForByte) {
   const GoldenCase& gc = GetParam();
   auto id = ParseIdentity(gc.hostname, 100);
   ASSERT_TRUE(id) << id.error().ToString();
-  std::string rendered = RenderMysqldConfig(GoldenConfig(), *id, gc.flavour);
+  auto result = RenderMysqldConfig(GoldenConfig(), *id, gc.flavour);
+  ASSERT_TRUE(result) << result.error().ToString();
+  const std::string& rendered = *result;
   std::string path = std::string(REPLBOOT_CONF_TESTDATA) + "/" + gc.file;
   if (const char* update = ::getenv("REPLBOOT_TEST_UPDATE_GOLDEN"); update && *update == '1') {
     std::ofstream(path, std::ios::binary) << rendered;
@@ -60,7 +63,9 @@ INSTANTIATE_TEST_SUITE_P(
 std::string Render(const std::string& hostname, Flavour flavour, const Config& c = Config()) {
   auto id = ParseIdentity(hostname, c.node.server_id_offset);
   EXPECT_TRUE(id);
-  return RenderMysqldConfig(c, *id, flavour);
+  auto rendered = RenderMysqldConfig(c, *id, flavour);
+  EXPECT_TRUE(rendered) << rendered.error().ToString();
+  return rendered.value_or("");
 }
 
 TEST(RenderTest, RoleAndFlavourSettings) {
@@ -102,7 +107,7 @@ TEST(RenderTest, OptionsComeLastAndAreQuotedWhenNeeded) {
   EXPECT_GT(out.find("aa_first=2"), options);
   EXPECT_THAT(out, HasSubstr("\ninit_connect=\"SET NAMES 'utf8mb4' # comment-like\"\n"));
   EXPECT_THAT(out, HasSubstr("\ntmpdir=\"C:\\\\tmp\"\n"));
-  EXPECT_THAT(out, HasSubstr("\ndatadir=/data/my sql\n"));
+  EXPECT_THAT(out, HasSubstr("\ndatadir=\"/data/my sql\"\n"));
 }
 
 TEST(FlavourTest, FromRealVersionStrings) {
@@ -193,6 +198,15 @@ TEST_F(DetectTest, WriteMysqldConfigCreatesDirAndFile) {
   // Rewriting replaces the content.
   ASSERT_TRUE(WriteMysqldConfig(dir, "[mysqld]\nserver-id=102\n"));
   EXPECT_EQ(*files::ReadFile(*path), "[mysqld]\nserver-id=102\n");
+
+  // A symlink planted at the file's name is replaced, not written through.
+  std::ofstream(tmp_.Path("victim")) << "untouched";
+  ASSERT_EQ(::unlink(path->c_str()), 0);
+  ASSERT_EQ(::symlink(tmp_.Path("victim").c_str(), path->c_str()), 0);
+  ASSERT_TRUE(WriteMysqldConfig(dir, "[mysqld]\nserver-id=103\n"));
+  EXPECT_EQ(*files::ReadFile(tmp_.Path("victim")), "untouched");
+  ASSERT_EQ(::lstat(path->c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
 
   std::ofstream(tmp_.Path("plain-file")) << "x";
   auto bad = WriteMysqldConfig(tmp_.Path("plain-file"), "x");

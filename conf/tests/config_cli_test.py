@@ -201,6 +201,24 @@ def test_real_mariadbd_accepts_rendered_config():
             assert values["init-connect"] == "SET NAMES 'utf8mb4' # utf8", values["init-connect"]
 
 
+def test_managed_options_refused_in_every_spelling():
+    """On a replica, read_only is what keeps it from diverging: no spelling may override it."""
+    for name in ("read_only", "skip-read-only", "loose-read_only", "read-only", "Loose-Skip-Read-Only",
+                 "disable-read-only", "read_o", "skip-super-read-only", "loose-server-id", "loose-port"):
+        r = replboot("config", "render", "--hostname", "mysql-2", "--flavour", "mariadb",
+                     "--set", f"mysql.options.{name}=1")
+        assert r.returncode == 2, (name, r.returncode, r.stdout)
+        assert f"mysql.options.{name}" in r.stderr and "replboot manages this option" in r.stderr, r.stderr
+
+
+def test_short_backup_secret_is_a_configuration_error():
+    r = replboot("config", "show", "--hostname", "mysql-1",
+                 env=clean_env(REPLBOOT_BACKUP_SECRET="short-Zq8Zq8"))
+    assert r.returncode == 2, (r.returncode, r.stdout)
+    assert "backup.secret = <redacted>" in r.stderr and "at least 16 bytes" in r.stderr, r.stderr
+    assert "short-Zq8Zq8" not in r.stderr + r.stdout
+
+
 def test_keys_lists_every_setting():
     r = replboot("config", "keys")
     assert r.returncode == 0, r.stderr

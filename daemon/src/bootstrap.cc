@@ -306,6 +306,11 @@ std::string RootPasswordInitSql(const std::string& root_password,
   // Not binlogged: the binlog would keep the password in clear text (a replica
   // gets these users with the cloned datadir, not by replaying them).
   sql += "SET SESSION sql_log_bin=0;\n";
+  // mysqld reads this file with the server's sql_mode: QuoteLiteral needs backslash escapes.
+  sql += std::string(db::kBackslashEscapesSql) + ";\n";
+  // And with the server's character set (latin1 by default): the password's bytes are UTF-8,
+  // as on every replboot session.
+  sql += "SET NAMES utf8mb4;\n";
   sql += "ALTER USER 'root'@'localhost' IDENTIFIED BY " + pw + ";\n";
   sql += "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY " + pw + ";\n";
   sql += "ALTER USER 'root'@'%' IDENTIFIED BY " + pw + ";\n";
@@ -324,42 +329,27 @@ std::string RootPasswordInitSql(const std::string& root_password,
 
 Result<InitFile> InitFile::Create(const std::string& parent, const std::string& content,
                                   std::optional<uid_t> uid, std::optional<gid_t> gid) {
-  std::string pattern = JoinPath(parent, "replboot-init.XXXXXX");
-  std::vector<char> buf(pattern.begin(), pattern.end());
-  buf.push_back('\0');
-  // mkdtemp creates it 0700: nobody else can even look up the file inside.
-  if (::mkdtemp(buf.data()) == nullptr)
-    return Error(ErrnoStatus(errno, "create private dir " + pattern));
-  std::string dir(buf.data());
-  InitFile file(dir, JoinPath(dir, "init.sql"));
-  if (uid && ::chown(dir.c_str(), *uid, gid.value_or(static_cast<gid_t>(-1))) != 0) {
-    return Error(ErrnoStatus(errno, "chown " + dir));
+  // Random name, 0700, locked while this run lives: nobody else can even look up the file
+  // inside, and a later start removes it only once this run is gone.
+  auto dir = files::OwnedTempDir::Create(parent, kInitDirPrefix);
+  if (!dir) return Error(dir.error().WithContext("create private dir"));
+  std::string path = JoinPath(dir->path(), "init.sql");
+  // Written while the directory is still root's alone, handed to mysqld's user after.
+  REPLBOOT_RETURN_IF_ERROR(files::WriteFileAtomic(path, content, 0600));
+  const gid_t group = gid.value_or(static_cast<gid_t>(-1));
+  if (uid && ::chown(path.c_str(), *uid, group) != 0) {
+    return Error(ErrnoStatus(errno, "chown " + path));
   }
-  REPLBOOT_RETURN_IF_ERROR(files::WriteFileAtomic(file.path_, content, 0600));
-  if (uid && ::chown(file.path_.c_str(), *uid, gid.value_or(static_cast<gid_t>(-1))) != 0) {
-    return Error(ErrnoStatus(errno, "chown " + file.path_));
+  if (uid && ::chown(dir->path().c_str(), *uid, group) != 0) {
+    return Error(ErrnoStatus(errno, "chown " + dir->path()));
   }
-  return file;
-}
-
-InitFile::InitFile(InitFile&& other) noexcept
-    : dir_(std::move(other.dir_)), path_(std::move(other.path_)) {
-  other.dir_.clear();
-  other.path_.clear();
-}
-
-InitFile::~InitFile() {
-  if (!dir_.empty()) (void)Remove();
+  return InitFile(std::move(*dir), std::move(path));
 }
 
 Status InitFile::Remove() {
-  if (dir_.empty()) return Status::Ok();
-  Status s = files::RemoveAll(dir_);
-  if (s.ok()) {
-    dir_.clear();
-    path_.clear();
-  }
-  return s;
+  REPLBOOT_RETURN_STATUS_IF_ERROR(dir_.Remove());
+  path_.clear();
+  return Status::Ok();
 }
 
 std::vector<std::string> MysqldArgv(const std::string& server_binary,
@@ -410,8 +400,9 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   Supervisor& sup = *ctx.supervisor;
   const std::string& server = settings.server_binary;
 
-  auto defaults_file = conf::WriteMysqldConfig(
-      config.mysql.config_dir, conf::RenderMysqldConfig(config, identity, settings.flavour));
+  auto rendered = conf::RenderMysqldConfig(config, identity, settings.flavour);
+  if (!rendered) return rendered.error().WithContext("render mysqld config");
+  auto defaults_file = conf::WriteMysqldConfig(config.mysql.config_dir, *rendered);
   if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
   ctx.defaults_file = *defaults_file;
   log->info("event=config_rendered path={} flavour={} role={} server_id={}",
@@ -425,6 +416,13 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, os_user, "datadir"));
   const std::string socket_dir = files::ParentDir(config.mysql.socket);
   REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, os_user, "socket directory"));
+
+  // A killed run leaves its init file (the root password) behind: gone before anything else.
+  if (auto swept = files::SweepStaleTempDirs(socket_dir, kInitDirPrefix); !swept) {
+    log->warn("event=stale_init_files_sweep_failed error={}", log::Quote(swept.error().ToString()));
+  } else if (*swept > 0) {
+    log->info("event=stale_init_files_removed dir={} count={}", log::Quote(socket_dir), *swept);
+  }
 
   auto action = SettleDatadir(config.mysql.datadir, identity.role,
                               static_cast<bool>(hooks.prepare_datadir));

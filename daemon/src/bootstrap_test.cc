@@ -9,6 +9,7 @@
 #include <string>
 
 #include "replboot/base/files.h"
+#include "replboot/db/client.h"
 #include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
@@ -173,6 +174,11 @@ TEST(RootPasswordInitSqlTest, SetsPasswordAndDropsPasswordlessUsers) {
   std::string sql = RootPasswordInitSql("s3cret", {"buildhost"});
   // The binlog must not keep the password: logging is off before the first statement.
   EXPECT_EQ(sql.rfind("SET SESSION sql_log_bin=0;\n", 0), 0u) << sql;
+  // The literals below use backslash escapes, whatever sql_mode the server was given.
+  EXPECT_NE(
+      sql.find(std::string("\n") + db::kBackslashEscapesSql + ";\nSET NAMES utf8mb4;\nALTER USER"),
+      std::string::npos)
+      << sql;
   EXPECT_NE(sql.find("ALTER USER 'root'@'localhost' IDENTIFIED BY 's3cret';\n"), std::string::npos)
       << sql;
   EXPECT_NE(sql.find("CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY 's3cret';\n"),

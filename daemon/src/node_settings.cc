@@ -141,6 +141,10 @@ Result<NodeSettings> ResolveSettings(const conf::Config& config, SettingsNeeds n
   auto secret =
       conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
   if (!secret) return Error(secret.error());
+  if (!secret->empty()) {
+    REPLBOOT_RETURN_IF_ERROR(conf::CheckBackupSecret(
+        *secret, config.backup.secret_file.empty() ? "the configuration" : config.backup.secret_file));
+  }
   s.backup_secret = std::move(*secret);
   auto password =
       conf::ResolveSecret(config.backup.password, config.backup.password_file, "backup.password");

@@ -76,6 +76,19 @@ TEST(NodeSettingsTest, NoSecretNoBackupOptions) {
   EXPECT_EQ(*prober, nullptr);  // the caller falls back to a TCP connect
 }
 
+TEST(NodeSettingsTest, AShortSecretFromAFileIsRefusedNamingTheFile) {
+  testing::TempDir dir("node-settings");
+  conf::Config c = BaseConfig();
+  c.backup.secret.clear();
+  c.backup.secret_file = dir.Path("backup-secret");
+  { std::ofstream(c.backup.secret_file) << "short-secret\n"; }
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_FALSE(settings);
+  EXPECT_EQ(settings.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(settings.error().message().find(c.backup.secret_file), std::string::npos)
+      << settings.error().message();
+}
+
 TEST(NodeSettingsTest, TlsFilesAreLoadedOnceAtResolveAndNamedWhenMissing) {
   conf::Config c = BaseConfig();
   c.backup.tls = true;

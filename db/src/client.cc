@@ -5,6 +5,7 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 
+#include <cstring>
 #include <mutex>
 #include <utility>
 
@@ -217,6 +218,19 @@ Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
     Status status(CodeFor(err),
                   fmt::format("db connect {} as {}: error {} ({}): {}", where, options.user, err,
                               mysql_sqlstate(mysql), mysql_error(mysql)));
+    mysql_close(mysql);
+    return tl::unexpected(std::move(status));
+  }
+  // QuoteLiteral escapes with backslashes; under an operator's NO_BACKSLASH_ESCAPES they would
+  // be taken literally and change a password. The server reports the mode in every OK packet:
+  // checked after the SET, so no session is handed out that would read a literal otherwise.
+  if (mysql_real_query(mysql, kBackslashEscapesSql, std::strlen(kBackslashEscapesSql)) != 0 ||
+      (mysql->server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0) {
+    unsigned err = mysql_errno(mysql);
+    Status status(err != 0 ? CodeFor(err) : StatusCode::kInternal,
+                  fmt::format("db connect {}: cannot turn off NO_BACKSLASH_ESCAPES for the "
+                              "session: error {}: {}",
+                              where, err, err != 0 ? mysql_error(mysql) : "the mode stayed on"));
     mysql_close(mysql);
     return tl::unexpected(std::move(status));
   }

@@ -172,6 +172,19 @@ std::map<std::string, std::string> ProcessEnvironment();
 Result<std::string> ResolveSecret(const std::string& inline_value, const std::string& file,
                                   const std::string& name);
 
+// backup.secret keys the handshake's MAC: a short one falls to an offline brute force of
+// one captured handshake.
+inline constexpr size_t kMinBackupSecretBytes = 16;
+// kInvalidArgument naming `origin` (never the secret) when a set secret is shorter than
+// kMinBackupSecretBytes; "" (not set) is for the caller to judge. Validate() checks the
+// inline value; whoever resolves backup.secret_file checks what it read.
+Status CheckBackupSecret(std::string_view secret, std::string_view origin);
+
+// The name mysqld resolves an option-file option to, for comparing names: lower case,
+// '-' as '_', without the prefixes mysqld's option parser strips (loose-, skip-, enable-,
+// disable-, maximum-, autoset-): "loose-Skip-Read-Only" is "read_only".
+std::string CanonicalOptionName(std::string_view name);
+
 // "section.key = value" lines of the effective settings, secrets redacted.
 std::string ShowConfig(const LoadedConfig& loaded);
 

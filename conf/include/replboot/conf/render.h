@@ -11,7 +11,10 @@
 namespace replboot::conf {
 
 // "[mysqld]\nserver-id=102\n..." for this node. Deterministic (golden-file tested).
-std::string RenderMysqldConfig(const Config& config, const Identity& identity, Flavour flavour);
+// kInvalidArgument when a value cannot be written as one option-file line (a NUL byte, too
+// long; see option_file::Line).
+Result<std::string> RenderMysqldConfig(const Config& config, const Identity& identity,
+                                       Flavour flavour);
 
 // Flavour of a server binary from its `--version` output ("... MariaDB ..." or MySQL).
 Flavour FlavourFromVersionText(const std::string& version_text);

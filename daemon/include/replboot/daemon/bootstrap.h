@@ -52,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "replboot/base/files.h"
 #include "replboot/base/status.h"
 #include "replboot/conf/config.h"
 #include "replboot/conf/identity.h"
@@ -107,25 +108,28 @@ inline constexpr char kRootPasswordPendingMarker[] = "replboot-root-password.pen
 std::string RootPasswordInitSql(const std::string& root_password,
                                 const std::vector<std::string>& hostnames);
 
-// An --init-file holding a secret: a fresh private directory (0700) under
+// An --init-file holding a secret: a fresh private directory (0700, kInitDirPrefix) under
 // `parent` with one 0600 file, both owned by `uid`:`gid` (mysqld reads it after
-// dropping to its user). Removed by Remove() or the destructor, whichever first.
+// dropping to its user). Removed by Remove() or the destructor, whichever first; one left
+// by a killed run is removed at the next start (files::SweepStaleTempDirs).
+inline constexpr char kInitDirPrefix[] = "replboot-init.";
 class InitFile {
  public:
   static Result<InitFile> Create(const std::string& parent, const std::string& content,
                                  std::optional<uid_t> uid, std::optional<gid_t> gid);
-  InitFile(InitFile&& other) noexcept;
+  InitFile(InitFile&& other) noexcept = default;
   InitFile& operator=(InitFile&&) = delete;
   InitFile(const InitFile&) = delete;
-  ~InitFile();
+  ~InitFile() = default;
 
   const std::string& path() const { return path_; }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
   Status Remove();
 
  private:
-  InitFile(std::string dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
-  std::string dir_;
+  InitFile(files::OwnedTempDir dir, std::string path)
+      : dir_(std::move(dir)), path_(std::move(path)) {}
+  files::OwnedTempDir dir_;
   std::string path_;
 };
 

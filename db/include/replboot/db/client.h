@@ -69,8 +69,16 @@ class Session {
 Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options);
 
 // Quotes a string literal for SQL ('...' with backslash and quote escaped) for the few
-// statements that cannot take parameters (CHANGE MASTER, CREATE USER).
+// statements that cannot take parameters (CHANGE MASTER, CREATE USER). Right only where
+// backslashes escape: every Session from Connect() runs kBackslashEscapesSql first, and SQL
+// read by mysqld itself (an --init-file) must start with it.
 std::string QuoteLiteral(const std::string& value);
+
+// Removes NO_BACKSLASH_ESCAPES (and only it) from the session's sql_mode, whatever else the
+// operator set (mysql.options.sql_mode); one statement, no trailing ';'.
+inline constexpr char kBackslashEscapesSql[] =
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), "
+    "',NO_BACKSLASH_ESCAPES,', ','))";
 // Quotes an identifier (`...` with backticks doubled) for a name that comes from the config.
 std::string QuoteIdentifier(const std::string& name);
 
