@@ -22,6 +22,7 @@
 #include "replboot/base/process.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/db/client.h"
+#include "replboot/db/dialect.h"
 
 namespace replboot::clone {
 
@@ -61,18 +62,13 @@ uint64_t DirectorySize(const std::string& dir) {
 }
 
 // The replica threads' state, for donor safety. nullopt when not a replica or unreadable.
-struct ReplicaState {
-  bool sql_running = false;
-  bool io_running = false;
-};
-
-std::optional<ReplicaState> ReadReplicaState(db::Session& session) {
-  auto rows = session.Query("SHOW SLAVE STATUS");
-  if (!rows || rows->empty()) return std::nullopt;
-  ReplicaState state;
-  state.sql_running = (*rows)[0].Get("Slave_SQL_Running").value_or("") == "Yes";
-  state.io_running = (*rows)[0].Get("Slave_IO_Running").value_or("") != "No";
-  return state;
+std::optional<db::ReplicaState> ReplicaThreads(db::Session& session, const db::Dialect& dialect) {
+  auto state = db::ReadReplicaState(session, dialect);
+  if (!state) {
+    Log()->warn("event=replication_check_failed error={}", log::Quote(state.error().message()));
+    return std::nullopt;
+  }
+  return *state;
 }
 
 Result<std::string> QueryServerVersion(const db::ConnectOptions& connect) {
@@ -356,7 +352,10 @@ void BackupServer::RunSession(int fd) {
     auto nl = text.find('\n');
     header.tool_version = text.substr(0, nl);
   }
-  std::optional<ReplicaState> before = ReadReplicaState(**session);
+  // The statements and columns of this server (MySQL 8.4 has no SHOW SLAVE STATUS).
+  const db::Dialect dialect(ParseFlavour(options_.flavour).value_or(Flavour::kMariaDB),
+                            db::ParseServerVersion(header.server_version).value_or(0));
+  std::optional<db::ReplicaState> before = ReplicaThreads(**session, dialect);
 
   // --- private work dir: 0600 option file and the tool's --target-dir ---
   std::string tmpl = options_.work_dir + "/replboot-backup-XXXXXX";
@@ -625,12 +624,12 @@ void BackupServer::RunSession(int fd) {
   }
 
   // --- donor safety: leave replication as it was ---
-  if (before && before->sql_running) {
+  if (before && before->SqlRunning()) {
     auto after_session = db::Connect(connect);
     if (after_session) {
-      auto after = ReadReplicaState(**after_session);
-      if (after && !after->sql_running) {
-        Status s = (*after_session)->Execute("START SLAVE SQL_THREAD");
+      auto after = ReplicaThreads(**after_session, dialect);
+      if (after && !after->SqlRunning()) {
+        Status s = (*after_session)->Execute(dialect.StartSqlThread());
         if (s.ok()) {
           Log()->warn("event=replication_restarted thread=sql reason={}",
                       log::Quote("stopped during the backup"));

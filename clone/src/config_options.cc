@@ -9,7 +9,7 @@ Result<std::string> ResolveFlavour(const conf::Config& config) {
     return config.node.flavour;
   auto flavour = conf::DetectFlavour(config);
   if (!flavour) return Error(flavour.error());
-  return std::string(conf::FlavourName(*flavour));
+  return std::string(FlavourName(*flavour));
 }
 
 Result<std::string> BackupSecret(const conf::Config& config) {

@@ -94,7 +94,7 @@ class InitFile {
 struct NodeContext {
   const conf::LoadedConfig* loaded = nullptr;
   conf::Identity identity;
-  conf::Flavour flavour = conf::Flavour::kMariaDB;
+  Flavour flavour = Flavour::kMariaDB;
   std::string root_password;  // may be empty: an existing datadir without one
   std::string defaults_file;  // the rendered replboot.cnf
   Supervisor* supervisor = nullptr;
@@ -128,7 +128,7 @@ std::vector<std::string> MysqldArgv(const std::string& server_binary,
                                     const std::optional<std::string>& init_file);
 
 // The initialization command of the flavour (never carries a password).
-std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Config& config,
+std::vector<std::string> InitializeArgv(Flavour flavour, const conf::Config& config,
                                         const std::string& server_binary,
                                         const std::string& defaults_file,
                                         const std::optional<std::string>& user);

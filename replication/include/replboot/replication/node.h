@@ -82,10 +82,8 @@ class Node {
 // The root connection to the local server: mysql.socket, user root, mysql.root_password[_file].
 Result<db::ConnectOptions> LocalRootOptions(const conf::Config& config);
 
-Flavour FromConf(conf::Flavour flavour);
-
 NodeOptions NodeOptionsFromConfig(const conf::Config& config, const conf::Identity& identity,
-                                  conf::Flavour flavour, const db::ConnectOptions& local);
+                                  Flavour flavour, const db::ConnectOptions& local);
 
 struct Prepared {
   Status fatal;       // not ok: the node cannot work (primary without its users); stop
@@ -96,7 +94,7 @@ struct Prepared {
 // heartbeat schema); on a replica, SetupReplica from the clone's position in the datadir,
 // replicating from <prefix>-0.<service>:mysql.port with the replication account.
 Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity,
-                            conf::Flavour flavour, const db::ConnectOptions& local);
+                            Flavour flavour, const db::ConnectOptions& local);
 
 // `replboot run` in two steps, so that the HTTP server answers from the first second (while
 // the datadir is initialized or cloned: /status shows the clone's progress) and replication
@@ -106,10 +104,9 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
 // fatal error is returned), the replica's setup error as the Node's last error, the primary's
 // heartbeat, MarkSetUp(). (`replboot replication-agent` prepares first, then serves.)
 Result<std::unique_ptr<Node>> StartNodeServer(const conf::Config& config,
-                                              const conf::Identity& identity,
-                                              conf::Flavour flavour);
+                                              const conf::Identity& identity, Flavour flavour);
 Status FinishReplicationSetup(Node& node, const conf::Config& config,
-                              const conf::Identity& identity, conf::Flavour flavour);
+                              const conf::Identity& identity, Flavour flavour);
 
 }  // namespace replboot::replication
 
