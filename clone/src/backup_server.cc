@@ -30,8 +30,8 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-std::string DefaultTool(const std::string& flavour) {
-  return flavour == "mysql" ? "xtrabackup" : "mariabackup";
+std::string DefaultTool(Flavour flavour) {
+  return flavour == Flavour::kMySQL ? "xtrabackup" : "mariabackup";
 }
 
 namespace {
@@ -176,7 +176,7 @@ asio::awaitable<void> BackupServer::AcceptLoop() {
 // server version costs one query (a probe is rare: a few per clone attempt).
 void BackupServer::AnswerProbe(net::Socket& sock) {
   ProbeInfo info;
-  info.flavour = options_.flavour;
+  info.flavour = FlavourName(options_.flavour);
   info.tool = options_.tool;
   info.active = active_.load();
   info.max_concurrent = options_.max_concurrent;
@@ -340,7 +340,7 @@ void BackupServer::RunSession(int fd) {
     return fail(fmt::format("SELECT VERSION(): {}", rows ? "no row" : rows.error().message()));
   }
   StreamHeader header;
-  header.flavour = options_.flavour;
+  header.flavour = FlavourName(options_.flavour);
   header.server_version = (*rows)[0].Get("v").value_or("");
   header.tool = options_.tool;
   header.estimated_bytes = DirectorySize((*rows)[0].Get("d").value_or(""));
@@ -353,7 +353,7 @@ void BackupServer::RunSession(int fd) {
     header.tool_version = text.substr(0, nl);
   }
   // The statements and columns of this server (MySQL 8.4 has no SHOW SLAVE STATUS).
-  const db::Dialect dialect(ParseFlavour(options_.flavour).value_or(Flavour::kMariaDB),
+  const db::Dialect dialect(options_.flavour,
                             db::ParseServerVersion(header.server_version).value_or(0));
   std::optional<db::ReplicaState> before = ReplicaThreads(**session, dialect);
 

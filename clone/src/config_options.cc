@@ -4,14 +4,6 @@
 
 namespace replboot::clone {
 
-Result<std::string> ResolveFlavour(const conf::Config& config) {
-  if (config.node.flavour == "mariadb" || config.node.flavour == "mysql")
-    return config.node.flavour;
-  auto flavour = conf::DetectFlavour(config);
-  if (!flavour) return Error(flavour.error());
-  return std::string(FlavourName(*flavour));
-}
-
 Result<std::string> BackupSecret(const conf::Config& config) {
   auto secret =
       conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
@@ -25,7 +17,7 @@ namespace {
 // the flavour, TLS and the idle timeout.
 struct Shared {
   std::string secret;
-  std::string flavour;
+  Flavour flavour = Flavour::kMariaDB;
   TlsOptions tls;
   std::chrono::milliseconds idle_timeout{0};
 };
@@ -40,9 +32,9 @@ Result<Shared> ResolveShared(const conf::Config& config) {
         "backup.secret (or backup.secret_file) is not set: peers cannot authenticate each other");
   }
   shared.secret = std::move(*secret);
-  auto flavour = ResolveFlavour(config);
+  auto flavour = conf::DetectFlavour(config);
   if (!flavour) return Error(flavour.error());
-  shared.flavour = std::move(*flavour);
+  shared.flavour = *flavour;
   // Validate() already requires cert and key when tls is true.
   shared.tls.enabled = config.backup.tls;
   shared.tls.cert = config.backup.tls_cert;
@@ -59,7 +51,7 @@ Result<ServerOptions> ServerOptionsFromConfig(const conf::Config& config) {
   if (!shared) return Error(shared.error());
   ServerOptions o;
   o.secret = std::move(shared->secret);
-  o.flavour = std::move(shared->flavour);
+  o.flavour = shared->flavour;
   o.tls = std::move(shared->tls);
   o.idle_timeout = shared->idle_timeout;
   auto password =
@@ -82,7 +74,7 @@ Result<CloneOptions> CloneOptionsFromConfig(const conf::Config& config) {
   if (!shared) return Error(shared.error());
   CloneOptions o;
   o.secret = std::move(shared->secret);
-  o.flavour = std::move(shared->flavour);
+  o.flavour = shared->flavour;
   o.tls = std::move(shared->tls);
   o.idle_timeout = shared->idle_timeout;
   o.tool = config.backup.tool;

@@ -35,8 +35,8 @@ TEST(ConfigOptionsTest, TlsIsAcceptedAndReachesBothSides) {
   }
   EXPECT_EQ(server->secret, "s3cret");
   EXPECT_EQ(client->secret, "s3cret");
-  EXPECT_EQ(server->flavour, "mariadb");
-  EXPECT_EQ(client->flavour, "mariadb");
+  EXPECT_EQ(server->flavour, Flavour::kMariaDB);
+  EXPECT_EQ(client->flavour, Flavour::kMariaDB);
   EXPECT_EQ(server->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
 }

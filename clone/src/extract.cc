@@ -109,11 +109,8 @@ std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> 
   return std::make_unique<PipelinedExtractor>(std::move(inner), max_queued);
 }
 
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir,
-                                                       const std::string& flavour) {
-  auto f = ParseFlavour(flavour);
-  if (!f) return Error(f.error());
-  return NativeExtractor::Create(dir, *f);
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, Flavour flavour) {
+  return NativeExtractor::Create(dir, flavour);
 }
 
 }  // namespace replboot::clone

@@ -33,6 +33,7 @@
 #include <string>
 #include <thread>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/tls.h"
 
@@ -50,8 +51,8 @@ class TlsContext;
 struct ServerOptions {
   std::string listen = "0.0.0.0:3307";
   std::string secret;               // shared secret; never logged
-  std::string flavour = "mariadb";  // "mariadb" | "mysql"
-  std::string tool;                 // "" = mariabackup / xtrabackup by flavour
+  Flavour flavour = Flavour::kMariaDB;
+  std::string tool;  // "" = mariabackup / xtrabackup by flavour
   TlsOptions tls;                   // backup.tls*: clients must speak TLS
   // How the backup tool and the header query reach the local server.
   std::string user;
@@ -73,7 +74,7 @@ struct ServerOptions {
   std::function<Result<std::string>()> probe_server_version;
 };
 
-std::string DefaultTool(const std::string& flavour);  // "mariabackup" / "xtrabackup"
+std::string DefaultTool(Flavour flavour);  // "mariabackup" / "xtrabackup"
 
 class BackupServer {
  public:

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/clone/tls.h"
@@ -41,8 +42,8 @@ using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
 struct CloneOptions {
   std::string datadir;
   std::string secret;               // never logged
-  std::string flavour = "mariadb";  // the local server's flavour
-  std::string tool;                 // local backup tool; "" = by flavour
+  Flavour flavour = Flavour::kMariaDB;  // the local server's flavour
+  std::string tool;                     // local backup tool; "" = by flavour
   std::string use_memory = "1G";    // --use-memory for --prepare
   TlsOptions tls;                   // backup.tls*: TLS to the donor
   std::string owner = "mysql";      // the prepared files are chowned to this user (when root)

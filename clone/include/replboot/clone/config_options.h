@@ -10,9 +10,6 @@
 
 namespace replboot::clone {
 
-// "mariadb"/"mysql": config.node.flavour, or the server binary's --version when "auto".
-Result<std::string> ResolveFlavour(const conf::Config& config);
-
 // backup.secret from its inline value or file; "" when neither is set.
 Result<std::string> BackupSecret(const conf::Config& config);
 
