@@ -43,6 +43,12 @@ Result<std::unique_ptr<InputFile>> OpenInput(const std::string& path) {
   return in;
 }
 
+// "percona" (Percona XtraBackup's stream) is accepted as a spelling of mysql: xtrabackup is
+// the MySQL flavour's tool.
+Result<Flavour> StreamFlavour(const std::string& name) {
+  return ParseFlavour(name == "percona" ? "mysql" : name);
+}
+
 int Fail(const Status& status) {
   std::fprintf(stderr, "replboot xbstream: %s\n", status.message().c_str());
   return 1;
@@ -50,7 +56,7 @@ int Fail(const Status& status) {
 
 int RunExtract(const std::string& flavour_name, bool decompress, const std::string& dir,
                const std::string& input) {
-  auto flavour = ParseFlavour(flavour_name);
+  auto flavour = StreamFlavour(flavour_name);
   if (!flavour) return Fail(flavour.error());
   auto in = OpenInput(input);
   if (!in) return Fail(in.error());
@@ -133,7 +139,7 @@ class ListSink final : public XbstreamSink {
 };
 
 int RunList(const std::string& flavour_name, const std::string& input) {
-  auto flavour = ParseFlavour(flavour_name);
+  auto flavour = StreamFlavour(flavour_name);
   if (!flavour) return Fail(flavour.error());
   auto in = OpenInput(input);
   if (!in) return Fail(in.error());

@@ -80,17 +80,6 @@ std::string NormalizePath(std::string_view path) {
 
 }  // namespace
 
-Result<Flavour> ParseFlavour(std::string_view name) {
-  if (name == "mariadb") return Flavour::kMariaDB;
-  if (name == "mysql" || name == "percona") return Flavour::kMySQL;
-  return Error(StatusCode::kInvalidArgument,
-               "unknown xbstream flavour '{}' (expected mariadb or mysql)", name);
-}
-
-std::string_view FlavourName(Flavour flavour) {
-  return flavour == Flavour::kMariaDB ? "mariadb" : "mysql";
-}
-
 Status CheckStreamPath(std::string_view path) {
   auto bad = [&](std::string_view why) {
     return Status(StatusCode::kCorruption,

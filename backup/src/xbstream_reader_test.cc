@@ -22,11 +22,6 @@ using testing::StreamBuilder;
 using testing::U32Bytes;
 using testing::U64Bytes;
 
-TEST(XbstreamReader, FlavourNames) {
-  EXPECT_EQ(*ParseFlavour("mariadb"), Flavour::kMariaDB);
-  EXPECT_EQ(*ParseFlavour("mysql"), Flavour::kMySQL);
-  EXPECT_EQ(ParseFlavour("oracle").error().code(), StatusCode::kInvalidArgument);
-}
 
 // The first chunk of a real 10.11.19 stream (reference 1.2): 'P' aria_log_control,
 // 52 bytes at offset 0, CRC 0xab305b86 (computed by our builder from the payload);

@@ -24,6 +24,7 @@
 #include "replboot/base/process.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/db/client.h"
+#include "replboot/db/dialect.h"
 
 namespace replboot::clone {
 
@@ -31,8 +32,8 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-std::string DefaultTool(const std::string& flavour) {
-  return flavour == "mysql" ? "xtrabackup" : "mariabackup";
+std::string DefaultTool(Flavour flavour) {
+  return flavour == Flavour::kMySQL ? "xtrabackup" : "mariabackup";
 }
 
 namespace {
@@ -78,18 +79,13 @@ uint64_t DirectorySize(const std::string& dir) {
 }
 
 // The replica threads' state, for donor safety. nullopt when not a replica or unreadable.
-struct ReplicaState {
-  bool sql_running = false;
-  bool io_running = false;
-};
-
-std::optional<ReplicaState> ReadReplicaState(db::Session& session) {
-  auto rows = session.Query("SHOW SLAVE STATUS");
-  if (!rows || rows->empty()) return std::nullopt;
-  ReplicaState state;
-  state.sql_running = (*rows)[0].Get("Slave_SQL_Running").value_or("") == "Yes";
-  state.io_running = (*rows)[0].Get("Slave_IO_Running").value_or("") != "No";
-  return state;
+std::optional<db::ReplicaState> ReplicaThreads(db::Session& session, const db::Dialect& dialect) {
+  auto state = db::ReadReplicaState(session, dialect);
+  if (!state) {
+    Log()->warn("event=replication_check_failed error={}", log::Quote(state.error().message()));
+    return std::nullopt;
+  }
+  return *state;
 }
 
 Result<std::string> QueryServerVersion(const db::ConnectOptions& connect) {
@@ -203,7 +199,7 @@ asio::awaitable<void> BackupServer::AcceptLoop() {
 // server version costs one query (a probe is rare: a few per clone attempt).
 void BackupServer::AnswerProbe(net::Socket& sock) {
   ProbeInfo info;
-  info.flavour = options_.flavour;
+  info.flavour = FlavourName(options_.flavour);
   info.tool = options_.tool;
   info.active = active_.load();
   info.max_concurrent = options_.max_concurrent;
@@ -367,7 +363,7 @@ void BackupServer::RunSession(int fd) {
     return fail(fmt::format("SELECT VERSION(): {}", rows ? "no row" : rows.error().message()));
   }
   StreamHeader header;
-  header.flavour = options_.flavour;
+  header.flavour = FlavourName(options_.flavour);
   header.server_version = (*rows)[0].Get("v").value_or("");
   header.tool = options_.tool;
   header.estimated_bytes = DirectorySize((*rows)[0].Get("d").value_or(""));
@@ -379,7 +375,10 @@ void BackupServer::RunSession(int fd) {
     auto nl = text.find('\n');
     header.tool_version = text.substr(0, nl);
   }
-  std::optional<ReplicaState> before = ReadReplicaState(**session);
+  // The statements and columns of this server (MySQL 8.4 has no SHOW SLAVE STATUS).
+  const db::Dialect dialect(options_.flavour,
+                            db::ParseServerVersion(header.server_version).value_or(0));
+  std::optional<db::ReplicaState> before = ReplicaThreads(**session, dialect);
 
   // --- private work dir: 0600 option file and the tool's --target-dir ---
   auto work_dir = files::OwnedTempDir::Create(options_.work_dir, kWorkDirPrefix);
@@ -636,12 +635,12 @@ void BackupServer::RunSession(int fd) {
   }
 
   // --- donor safety: leave replication as it was ---
-  if (before && before->sql_running) {
+  if (before && before->SqlRunning()) {
     auto after_session = db::Connect(connect);
     if (after_session) {
-      auto after = ReadReplicaState(**after_session);
-      if (after && !after->sql_running) {
-        Status s = (*after_session)->Execute("START SLAVE SQL_THREAD");
+      auto after = ReplicaThreads(**after_session, dialect);
+      if (after && !after->SqlRunning()) {
+        Status s = (*after_session)->Execute(dialect.StartSqlThread());
         if (s.ok()) {
           Log()->warn("event=replication_restarted thread=sql reason={}",
                       log::Quote("stopped during the backup"));

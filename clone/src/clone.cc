@@ -21,6 +21,7 @@
 #include "replboot/base/log.h"
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
+#include "replboot/clone/backup_server.h"
 #include "replboot/clone/datadir.h"
 
 namespace replboot::clone {
@@ -69,11 +70,11 @@ Result<std::string> ToolVersionText(const std::string& tool) {
 // refuses a backup of another version, so a mismatch is refused before any byte is written.
 Status CheckCompatible(const std::string& peer, const std::string& flavour,
                        const std::string& server_version, const CloneOptions& options) {
-  if (flavour != options.flavour) {
+  if (flavour != FlavourName(options.flavour)) {
     return Status(
         StatusCode::kInvalidArgument,
         fmt::format("donor {} runs {} {}, this node is {}: a backup cannot cross flavours", peer,
-                    flavour, server_version, options.flavour));
+                    flavour, server_version, FlavourName(options.flavour)));
   }
   const std::string tool = LocalTool(options);
   auto version = ToolVersionText(tool);
@@ -283,7 +284,7 @@ Status Prepare(const std::string& staging, const CloneOptions& options) {
                   fmt::format("{} has no checkpoints file after --prepare", staging));
   }
   std::string type = BackupType(checkpoints);
-  const char* want = options.flavour == "mysql" ? "full-prepared" : "log-applied";
+  const char* want = options.flavour == Flavour::kMySQL ? "full-prepared" : "log-applied";
   if (type != want) {
     return Status(StatusCode::kCorruption,
                   fmt::format("{}: backup_type is {:?} after --prepare, expected {}", checkpoints,
@@ -329,7 +330,7 @@ Status SyncTree(const std::string& dir) {
 
 std::string LocalTool(const CloneOptions& options) {
   if (!options.tool.empty()) return options.tool;
-  return options.flavour == "mysql" ? "xtrabackup" : "mariabackup";
+  return DefaultTool(options.flavour);
 }
 
 Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {

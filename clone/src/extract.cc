@@ -17,7 +17,7 @@ namespace {
 class NativeExtractor : public StreamExtractor {
  public:
   static Result<std::unique_ptr<StreamExtractor>> Create(const std::string& dir,
-                                                         backup::Flavour flavour) {
+                                                         Flavour flavour) {
     backup::ExtractOptions options;
     options.flavour = flavour;
     auto sink = backup::XbstreamExtractor::Create(dir, options);
@@ -35,9 +35,9 @@ class NativeExtractor : public StreamExtractor {
   void Abort() override {}  // the caller wipes the directory; descriptors close with the sink
 
  private:
-  NativeExtractor(std::unique_ptr<backup::XbstreamExtractor> sink, backup::Flavour flavour)
+  NativeExtractor(std::unique_ptr<backup::XbstreamExtractor> sink, Flavour flavour)
       : sink_(std::move(sink)), reader_(ReaderOptions(flavour), sink_.get()) {}
-  static backup::XbstreamReader::Options ReaderOptions(backup::Flavour flavour) {
+  static backup::XbstreamReader::Options ReaderOptions(Flavour flavour) {
     backup::XbstreamReader::Options options;
     options.flavour = flavour;
     return options;
@@ -109,11 +109,8 @@ std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> 
   return std::make_unique<PipelinedExtractor>(std::move(inner), max_queued);
 }
 
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir,
-                                                       const std::string& flavour) {
-  auto f = backup::ParseFlavour(flavour);
-  if (!f) return Error(f.error());
-  return NativeExtractor::Create(dir, *f);
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, Flavour flavour) {
+  return NativeExtractor::Create(dir, flavour);
 }
 
 }  // namespace replboot::clone

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 
 namespace replboot::clone {
@@ -24,8 +25,7 @@ class StreamExtractor {
 };
 
 // Unpacks into `dir` (which exists and is empty) for a stream of `flavour`.
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir,
-                                                       const std::string& flavour);
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, Flavour flavour);
 
 // Runs `inner` on a thread of its own behind a queue of at most `max_queued` bytes, so
 // that the network keeps flowing (and the donor's backup tool keeps producing) while a

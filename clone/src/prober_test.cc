@@ -129,7 +129,7 @@ TEST_F(ProbeTest, VersionMismatchIsRefusedNamingBothVersions) {
 TEST_F(ProbeTest, FlavourMismatchIsRefused) {
   StartServer();
   CloneOptions c = Client("right-secret");
-  c.flavour = "mysql";
+  c.flavour = Flavour::kMySQL;
   ExpectRefused(c, StatusCode::kInvalidArgument, "cannot cross flavours");
 }
 

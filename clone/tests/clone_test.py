@@ -359,6 +359,9 @@ def test_clone_from_replica_leaves_its_replication_running():
     assert "slave_info" in marker and "gtid_slave_pos" in marker, marker
     after = slave_status(donor)
     assert after.get("Slave_SQL_Running") == "Yes" and after.get("Slave_IO_Running") == "Yes", after
+    # The donor read its replica status through its SQL dialect (db/dialect.h) before and after
+    # the backup: a wrong statement or column name is logged as a failed check.
+    assert "replication_check_failed" not in read(server.log_path), read(server.log_path)
     p.sql("INSERT INTO app.t VALUES (%d, 'after the clone');" % (ROWS + 1))
     wait_until(lambda: donor.value("SELECT COUNT(*) FROM app.t") == str(ROWS + 1), 30, "replication after the clone")
 

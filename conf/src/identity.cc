@@ -21,16 +21,6 @@ tl::unexpected<Status> BadHostname(const std::string& hostname, std::string_view
 
 }  // namespace
 
-std::string_view FlavourName(Flavour f) {
-  switch (f) {
-    case Flavour::kMariaDB:
-      return "mariadb";
-    case Flavour::kMySQL:
-      return "mysql";
-  }
-  return "unknown";
-}
-
 std::string_view RoleName(Role r) {
   switch (r) {
     case Role::kPrimary:

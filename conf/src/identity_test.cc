@@ -91,9 +91,7 @@ TEST(IdentityTest, PeerName) {
   EXPECT_EQ(id->PeerName(1, ""), "db-west-1");
 }
 
-TEST(NamesTest, FlavourAndRole) {
-  EXPECT_EQ(FlavourName(Flavour::kMariaDB), "mariadb");
-  EXPECT_EQ(FlavourName(Flavour::kMySQL), "mysql");
+TEST(NamesTest, Role) {
   EXPECT_EQ(RoleName(Role::kPrimary), "primary");
   EXPECT_EQ(RoleName(Role::kReplica), "replica");
 }

@@ -109,8 +109,11 @@ Flavour FlavourFromVersionText(const std::string& version_text) {
 }
 
 Result<Flavour> DetectFlavour(const Config& config) {
-  if (config.node.flavour == "mariadb") return Flavour::kMariaDB;
-  if (config.node.flavour == "mysql") return Flavour::kMySQL;
+  if (config.node.flavour != "auto") {
+    auto flavour = ParseFlavour(config.node.flavour);
+    if (!flavour) return tl::unexpected(flavour.error().WithContext("node.flavour"));
+    return *flavour;
+  }
 
   std::vector<std::string> candidates;
   if (!config.mysql.mysqld.empty()) {

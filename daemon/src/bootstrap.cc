@@ -362,12 +362,12 @@ std::vector<std::string> MysqldArgv(const std::string& server_binary,
   return argv;
 }
 
-std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Config& config,
+std::vector<std::string> InitializeArgv(Flavour flavour, const conf::Config& config,
                                         const std::string& server_binary,
                                         const std::string& defaults_file,
                                         const std::optional<std::string>& user) {
   std::vector<std::string> argv;
-  if (flavour == conf::Flavour::kMariaDB) {
+  if (flavour == Flavour::kMariaDB) {
     // --no-defaults: install-db only creates the system tables; the rendered
     // options (binlog, read_only) belong to the real start.
     argv = {config.mysql.install_db, "--no-defaults", "--datadir=" + config.mysql.datadir,
@@ -406,7 +406,7 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
   ctx.defaults_file = *defaults_file;
   log->info("event=config_rendered path={} flavour={} role={} server_id={}",
-            log::Quote(ctx.defaults_file), conf::FlavourName(settings.flavour),
+            log::Quote(ctx.defaults_file), FlavourName(settings.flavour),
             conf::RoleName(identity.role), identity.server_id);
   if (hooks.on_start) REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
 

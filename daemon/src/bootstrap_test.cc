@@ -258,7 +258,7 @@ TEST(ArgvTest, InitializeByFlavour) {
   conf::Config config;
   config.mysql.datadir = "/var/lib/mysql";
   config.mysql.root_password = "never-on-argv";
-  auto maria = InitializeArgv(conf::Flavour::kMariaDB, config, "mariadbd",
+  auto maria = InitializeArgv(Flavour::kMariaDB, config, "mariadbd",
                               "/etc/replboot/replboot.cnf", std::string("mysql"));
   EXPECT_EQ(maria[0], "mariadb-install-db");
   EXPECT_EQ(maria[1], "--no-defaults");
@@ -268,7 +268,7 @@ TEST(ArgvTest, InitializeByFlavour) {
   EXPECT_TRUE(has(maria, "--datadir=/var/lib/mysql"));
   EXPECT_TRUE(has(maria, "--auth-root-authentication-method=normal"));
   EXPECT_TRUE(has(maria, "--user=mysql"));
-  auto mysql = InitializeArgv(conf::Flavour::kMySQL, config, "/usr/sbin/mysqld",
+  auto mysql = InitializeArgv(Flavour::kMySQL, config, "/usr/sbin/mysqld",
                               "/etc/replboot/replboot.cnf", std::nullopt);
   EXPECT_EQ(mysql[0], "/usr/sbin/mysqld");
   EXPECT_EQ(mysql[1], "--defaults-file=/etc/replboot/replboot.cnf");

@@ -183,7 +183,7 @@ Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
   const conf::Config& config = settings.config;
   clone::CloneOptions o;
   o.secret = settings.backup_secret;
-  o.flavour = std::string(conf::FlavourName(settings.flavour));
+  o.flavour = settings.flavour;
   o.tls = TlsOf(config);
   o.tls_context = settings.tls_client;
   o.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);
@@ -203,7 +203,7 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   clone::ServerOptions o;
   o.listen = *listen;
   o.secret = settings.backup_secret;
-  o.flavour = std::string(conf::FlavourName(settings.flavour));
+  o.flavour = settings.flavour;
   o.tls = TlsOf(config);
   o.tls_context = settings.tls_server;
   o.idle_timeout = std::chrono::seconds(config.backup.idle_timeout);

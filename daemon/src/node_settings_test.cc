@@ -37,8 +37,8 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   ASSERT_TRUE(client) << client.error().ToString();
   EXPECT_EQ(server->secret, "a-secret-of-sixteen-or-more-bytes");
   EXPECT_EQ(client->secret, server->secret);
-  EXPECT_EQ(server->flavour, "mariadb");
-  EXPECT_EQ(client->flavour, "mariadb");
+  EXPECT_EQ(server->flavour, Flavour::kMariaDB);
+  EXPECT_EQ(client->flavour, Flavour::kMariaDB);
   EXPECT_EQ(server->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(server->password, "pw");

@@ -7,7 +7,6 @@
 
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
-#include "replboot/replication/replica_state.h"
 
 namespace replboot::replication {
 
@@ -45,19 +44,19 @@ Result<std::string> ReadRecordState(const std::string& datadir) {
 
 }  // namespace
 
-Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version,
+Status WaitForReplicaThreads(db::Session& session, const db::Dialect& dialect,
                              std::chrono::milliseconds deadline,
                              std::chrono::milliseconds poll_interval) {
   auto logger = log::Get("replication");
   auto until = std::chrono::steady_clock::now() + deadline;
   std::string why = "no replica status yet";
   while (true) {
-    auto state = ReadReplicaState(session, flavour, version);
+    auto state = db::ReadReplicaState(session, dialect);
     if (!state) return state.error();
     if (!state->has_value()) {
       why = "replication is not configured";
     } else {
-      const ReplicaState& s = **state;
+      const db::ReplicaState& s = **state;
       if (s.IoRunning() && s.SqlRunning()) {
         logger->info("event=replication_running source={}:{}", s.source_host, s.source_port);
         return Status::Ok();
@@ -79,21 +78,21 @@ Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version,
 Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& position,
                                           const ReplicaSetup& setup) {
   auto logger = log::Get("replication");
-  auto version = ReadServerVersion(session);
-  if (!version) return tl::unexpected(version.error());
-  auto existing = ReadReplicaState(session, setup.flavour, *version);
+  auto dialect = db::ReadDialect(session, setup.flavour);
+  if (!dialect) return tl::unexpected(dialect.error());
+  auto existing = db::ReadReplicaState(session, *dialect);
   if (!existing) return tl::unexpected(existing.error());
   if (existing->has_value()) {
-    const ReplicaState& s = **existing;
+    const db::ReplicaState& s = **existing;
     logger->info("event=replication_already_configured source={}:{} io={} sql={}", s.source_host,
                  s.source_port, s.io_running, s.sql_running);
     if (!s.IoRunning() || !s.SqlRunning()) {
-      std::string start = StartReplicaSql(setup.flavour, *version);
+      std::string start = dialect->StartReplica();
       Status status = session.Execute(start);
       if (!status.ok()) return tl::unexpected(status.WithContext(start));
     }
-    REPLBOOT_RETURN_IF_ERROR(WaitForReplicaThreads(session, setup.flavour, *version,
-                                                   setup.start_deadline, setup.poll_interval));
+    REPLBOOT_RETURN_IF_ERROR(
+        WaitForReplicaThreads(session, *dialect, setup.start_deadline, setup.poll_interval));
     return ConfigureOutcome::kAlreadyConfigured;
   }
 
@@ -113,12 +112,11 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
         IntentPath(setup.datadir));
   }
 
-  ServerInfo server;
-  server.flavour = setup.flavour;
-  server.version = *version;
+  ServerInfo server{*dialect, ""};
   if (setup.flavour == Flavour::kMySQL) {
-    auto rows = session.Query("SELECT @@GLOBAL.gtid_executed AS g");
-    if (!rows) return tl::unexpected(rows.error().WithContext("SELECT @@GLOBAL.gtid_executed"));
+    const std::string sql = fmt::format("SELECT {} AS g", dialect->ExecutedGtidExpression());
+    auto rows = session.Query(sql);
+    if (!rows) return tl::unexpected(rows.error().WithContext(sql));
     if (!rows->empty()) server.gtid_executed = rows->front().Get("g").value_or("");
     auto normal = NormalizeGtid(server.gtid_executed, Flavour::kMySQL);
     if (normal) server.gtid_executed = *normal;
@@ -161,8 +159,8 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
                setup.source.host, setup.source.port, log::Quote(position.gtid),
                log::Quote(position.log_file), position.log_pos, log::Quote(position.origin));
 
-  Status running = WaitForReplicaThreads(session, setup.flavour, *version, setup.start_deadline,
-                                         setup.poll_interval);
+  Status running =
+      WaitForReplicaThreads(session, *dialect, setup.start_deadline, setup.poll_interval);
   record["threads_running"] = running.ok();
   if (!running.ok()) record["error"] = running.message();
   Status written = WriteRecord(setup.datadir, record);
@@ -172,9 +170,9 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
 }
 
 Result<ConfigureOutcome> SetupReplica(db::Session& session, const ReplicaSetup& setup) {
-  auto version = ReadServerVersion(session);
-  if (!version) return tl::unexpected(version.error());
-  auto existing = ReadReplicaState(session, setup.flavour, *version);
+  auto dialect = db::ReadDialect(session, setup.flavour);
+  if (!dialect) return tl::unexpected(dialect.error());
+  auto existing = db::ReadReplicaState(session, *dialect);
   if (!existing) return tl::unexpected(existing.error());
   Position position;
   if (!existing->has_value()) {

@@ -6,10 +6,9 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "fake_session.h"
 #include "replboot/base/files.h"
-#include "replboot/replication/replica_state.h"
 #include "replboot/replication/users.h"
+#include "replboot/testing/fake_session.h"
 #include "replboot/testing/temp_dir.h"
 
 namespace replboot::replication {
@@ -179,8 +178,8 @@ TEST(ConfigureTest, SqlThreadErrorFailsWithoutWaitingForTheDeadline) {
   fake.OnRows("SHOW SLAVE STATUS",
               {MariaStatus("mysql-0.mysql", "Yes", "No", std::nullopt, "", 1062)});
   auto start = std::chrono::steady_clock::now();
-  Status status = WaitForReplicaThreads(fake, Flavour::kMariaDB, 101119, std::chrono::seconds(30),
-                                        std::chrono::milliseconds(5));
+  Status status = WaitForReplicaThreads(fake, db::Dialect(Flavour::kMariaDB, 101119),
+                                        std::chrono::seconds(30), std::chrono::milliseconds(5));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("SQL thread No: error 1062: Duplicate entry"), std::string::npos)
@@ -225,25 +224,6 @@ TEST(ConfigureTest, MySqlUsesReplicaStatementsAndResetsOnlyWhenNeeded) {
   EXPECT_EQ(Count(fake.executed, "START REPLICA"), 1);
 }
 
-TEST(ReplicaStateTest, ParsesBothColumnNamings) {
-  ReplicaState maria = ParseReplicaState(MariaStatus("mysql-0.mysql", "Yes", "Yes", "3"));
-  EXPECT_TRUE(maria.Configured());
-  EXPECT_TRUE(maria.IoRunning());
-  EXPECT_EQ(maria.seconds_behind, 3);
-  EXPECT_EQ(maria.retrieved_gtid, "0-100-5");
-  ReplicaState mysql = ParseReplicaState(MakeRow({{"Source_Host", "h"},
-                                                  {"Source_Port", "3306"},
-                                                  {"Replica_IO_Running", "Connecting"},
-                                                  {"Replica_SQL_Running", "Yes"},
-                                                  {"Seconds_Behind_Source", std::nullopt},
-                                                  {"Retrieved_Gtid_Set", "u:1-3"}}));
-  EXPECT_FALSE(mysql.IoRunning());
-  EXPECT_TRUE(mysql.SqlRunning());
-  EXPECT_EQ(mysql.seconds_behind, std::nullopt);
-  EXPECT_EQ(mysql.source_port, 3306);
-  EXPECT_EQ(mysql.WhyNotRunning(), "IO thread Connecting");
-}
-
 TEST(UsersTest, StatementsPerFlavourAndRedaction) {
   Accounts a;
   a.replication = {"replboot_repl", "r-pw"};
@@ -260,7 +240,9 @@ TEST(UsersTest, StatementsPerFlavourAndRedaction) {
   // (Python: '*' + hashlib.sha1(hashlib.sha1(b'r-pw').digest()).hexdigest().upper())
   const std::string hash = "'*2F4A96DF2106889A0B9951DBB76E8195EF3AE517'";
   for (const auto& s : sql) EXPECT_EQ(s.find("r-pw"), std::string::npos) << s;
-  EXPECT_EQ(Count(sql, "CREATE USER IF NOT EXISTS 'replboot_repl'@'%' IDENTIFIED BY PASSWORD " + hash), 1);
+  EXPECT_EQ(
+      Count(sql, "CREATE USER IF NOT EXISTS 'replboot_repl'@'%' IDENTIFIED BY PASSWORD " + hash),
+      1);
   EXPECT_EQ(Count(sql, "ALTER USER 'replboot_repl'@'%' IDENTIFIED BY PASSWORD " + hash), 1);
   EXPECT_EQ(Count(sql, "GRANT REPLICATION SLAVE ON *.* TO 'replboot_repl'@'%'"), 1);
   EXPECT_EQ(Count(sql,

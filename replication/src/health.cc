@@ -5,7 +5,6 @@
 #include <map>
 #include <thread>
 
-#include "replboot/replication/statements.h"
 #include "replboot/replication/users.h"
 
 namespace replboot::replication {
@@ -127,7 +126,7 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
   j["lag_source"] = s.lag_source;
   j["max_lag_seconds"] = max_lag;
   if (s.replica) {
-    const ReplicaState& r = *s.replica;
+    const db::ReplicaState& r = *s.replica;
     j["replication"] = {
         {"source_host", r.source_host},
         {"source_port", r.source_port},
@@ -205,10 +204,9 @@ Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node) {
   Snapshot s;
   s.node = node;
   s.collected_at = std::chrono::system_clock::now();
-  const char* gtid_var =
-      node.flavour == Flavour::kMariaDB ? "@@GLOBAL.gtid_current_pos" : "@@GLOBAL.gtid_executed";
-  auto rows = session.Query(
-      fmt::format("SELECT @@GLOBAL.read_only AS ro, VERSION() AS v, {} AS g", gtid_var));
+  // The GTID expression is the same in every version of a flavour: the version is read here.
+  auto rows = session.Query(fmt::format("SELECT @@GLOBAL.read_only AS ro, VERSION() AS v, {} AS g",
+                                        db::Dialect(node.flavour, 0).ExecutedGtidExpression()));
   if (!rows) {
     s.mysqld_error = rows.error().message();
     return s;
@@ -217,12 +215,12 @@ Snapshot CollectSnapshot(db::Session& session, const NodeInfo& node) {
   if (!rows->empty()) {
     const db::Row& row = rows->front();
     if (auto ro = row.Get("ro")) s.read_only = *ro != "0";
-    if (auto v = row.Get("v")) s.version = ParseServerVersion(*v).value_or(0);
+    if (auto v = row.Get("v")) s.version = db::ParseServerVersion(*v).value_or(0);
     std::string g = row.Get("g").value_or("");
     std::erase_if(g, [](char c) { return c == '\n' || c == ' '; });
     s.gtid_position = g;
   }
-  auto replica = ReadReplicaState(session, node.flavour, s.version);
+  auto replica = db::ReadReplicaState(session, db::Dialect(node.flavour, s.version));
   if (!replica) {
     s.last_error = replica.error().message();
     return s;
@@ -299,17 +297,13 @@ Result<WaitResult> WaitForGtid(db::Session& session, Flavour flavour, const std:
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
-  std::string sql = flavour == Flavour::kMariaDB
-                        ? fmt::format("SELECT MASTER_GTID_WAIT({}, {}) AS r",
-                                      db::QuoteLiteral(*normal), timeout.count())
-                        : fmt::format("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {}) AS r",
-                                      db::QuoteLiteral(*normal), timeout.count());
-  auto rows = session.Query(sql);
+  // The wait functions are the same in every version of a flavour.
+  const db::Dialect dialect(flavour, 0);
+  auto rows = session.Query(dialect.WaitForGtid(*normal, timeout.count()));
   if (!rows) return tl::unexpected(rows.error().WithContext("wait for GTID " + *normal));
   std::optional<std::string> r = rows->empty() ? std::nullopt : rows->front().Get("r");
-  // MariaDB: 0 reached, -1 timeout. MySQL: 0 reached, 1 timeout.
-  if (r == "0") return WaitResult::kReached;
-  if (r == "-1" || r == "1") return WaitResult::kTimedOut;
+  if (auto timed_out = dialect.WaitTimedOut(r))
+    return *timed_out ? WaitResult::kTimedOut : WaitResult::kReached;
   return Error(StatusCode::kInternal, "wait for GTID {}: unexpected result {}", *normal,
                r.value_or("NULL"));
 }

@@ -2,7 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "fake_session.h"
+#include "replboot/testing/fake_session.h"
+#include "replboot/testing/vertical_row.h"
 
 namespace replboot::replication {
 namespace {
@@ -96,6 +97,50 @@ TEST(HealthTest, NullLagWithThreadsRunningIsUnknown) {
   Snapshot s = CollectSnapshot(fake, Replica());
   EXPECT_FALSE(s.lag_seconds.has_value());
   EXPECT_EQ(DecideReady(s, 30).reason, "replication lag is unknown");
+}
+
+// The recorded SHOW SLAVE/REPLICA STATUS rows of db/testdata: the snapshot sends the statement
+// of the server's flavour and version, reads its column names, and decides from them.
+TEST(HealthTest, RecordedStatusRowsPerFlavourAndVersion) {
+  struct Case {
+    Flavour flavour;
+    std::string version, show, gtid_variable, sample;
+    bool ready;
+    std::string reason;
+  };
+  for (const Case& c :
+       std::vector<Case>{{Flavour::kMariaDB, "10.11.19-MariaDB-0+deb12u1-log", "SHOW SLAVE STATUS",
+                          "gtid_current_pos", "mariadb-10.11/show-slave-status-connecting", false,
+                          "IO thread Connecting: error 2005: error connecting to master"},
+                         {Flavour::kMySQL, "8.0.21", "SHOW SLAVE STATUS", "gtid_executed",
+                          "mysql-8.0/show-slave-status-8.0.21-running", true,
+                          "replicating, lag 0.000s (seconds_behind_master)"},
+                         {Flavour::kMySQL, "8.0.36-28", "SHOW REPLICA STATUS", "gtid_executed",
+                          "mysql-8.0/show-replica-status-sql-error", false,
+                          "SQL thread No: error 1062: Error 'Duplicate entry '5'"},
+                         {Flavour::kMySQL, "8.4.3", "SHOW REPLICA STATUS", "gtid_executed",
+                          "mysql-8.4/show-replica-status-running", true,
+                          "replicating, lag 2.000s (seconds_behind_master)"}}) {
+    SCOPED_TRACE(c.sample);
+    auto row =
+        ::replboot::testing::ReadVerticalRow(std::string(REPLBOOT_DB_TESTDATA) + "/" + c.sample);
+    ASSERT_TRUE(row.has_value()) << row.error().ToString();
+    FakeSession fake;
+    fake.OnRows("SELECT @@GLOBAL.read_only", {MakeRow({{"ro", "1"}, {"v", c.version}, {"g", ""}})});
+    fake.OnRows(c.show, {*row});
+    fake.OnError("SELECT TIMESTAMPDIFF",
+                 replboot::Status(StatusCode::kInternal, "1146 no such table"), 1146);
+    NodeInfo node = Replica();
+    node.flavour = c.flavour;
+    Snapshot s = CollectSnapshot(fake, node);
+    ASSERT_FALSE(fake.executed.empty());
+    EXPECT_NE(fake.executed[0].find(c.gtid_variable), std::string::npos) << fake.executed[0];
+    ASSERT_TRUE(s.replica.has_value()) << s.last_error;
+    EXPECT_EQ(s.replica->source_host, "mysql-0.mysql");
+    Decision ready = DecideReady(s, 30);
+    EXPECT_EQ(ready.ok, c.ready) << ready.reason;
+    EXPECT_EQ(ready.reason.rfind(c.reason, 0), 0u) << ready.reason;
+  }
 }
 
 TEST(HealthTest, UnconfiguredReplicaIsNotReadyAndSaysWhy) {

@@ -6,10 +6,6 @@
 
 namespace replboot::replication {
 
-Flavour FromConf(conf::Flavour flavour) {
-  return flavour == conf::Flavour::kMariaDB ? Flavour::kMariaDB : Flavour::kMySQL;
-}
-
 Result<db::ConnectOptions> LocalRootOptions(const conf::Config& config) {
   auto password = conf::ResolveSecret(config.mysql.root_password, config.mysql.root_password_file,
                                       "mysql.root_password");
@@ -22,13 +18,13 @@ Result<db::ConnectOptions> LocalRootOptions(const conf::Config& config) {
 }
 
 api::ServerOptions ServerOptionsFromConfig(const conf::Config& config,
-                                           const conf::Identity& identity, conf::Flavour flavour,
+                                           const conf::Identity& identity, Flavour flavour,
                                            const db::ConnectOptions& local) {
   api::ServerOptions o;
   o.info.role = identity.role == conf::Role::kPrimary ? NodeRole::kPrimary : NodeRole::kReplica;
   o.info.ordinal = identity.ordinal;
   o.info.server_id = identity.server_id;
-  o.info.flavour = FromConf(flavour);
+  o.info.flavour = flavour;
   o.local = local;
   o.listen = config.http.listen;
   o.max_lag = static_cast<double>(config.replication.max_lag);
@@ -37,7 +33,7 @@ api::ServerOptions ServerOptionsFromConfig(const conf::Config& config,
 }
 
 Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity,
-                            conf::Flavour flavour, const db::ConnectOptions& local) {
+                            Flavour flavour, const db::ConnectOptions& local) {
   Prepared out;
   auto log = log::Get("replication");
   auto session = db::Connect(local);
@@ -51,7 +47,7 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
       out.fatal = accounts.error();
       return out;
     }
-    out.fatal = EnsureUsers(**session, FromConf(flavour), *accounts);
+    out.fatal = EnsureUsers(**session, flavour, *accounts);
     return out;
   }
   auto password = conf::ResolveSecret(config.replication.password, config.replication.password_file,
@@ -61,7 +57,7 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
     return out;
   }
   ReplicaSetup setup;
-  setup.flavour = FromConf(flavour);
+  setup.flavour = flavour;
   setup.source.host = identity.PeerName(0, config.cluster.service);
   setup.source.port = static_cast<int>(config.mysql.port);
   setup.source.user = config.replication.user;
@@ -81,7 +77,7 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
 
 Result<std::unique_ptr<api::Server>> StartNodeServer(const conf::Config& config,
                                                      const conf::Identity& identity,
-                                                     conf::Flavour flavour) {
+                                                     Flavour flavour) {
   auto local = LocalRootOptions(config);
   if (!local) return tl::unexpected(local.error());
   api::ServerOptions options = ServerOptionsFromConfig(config, identity, flavour, *local);
@@ -94,7 +90,7 @@ Result<std::unique_ptr<api::Server>> StartNodeServer(const conf::Config& config,
 }
 
 Status FinishReplicationSetup(api::Server& node, const conf::Config& config,
-                              const conf::Identity& identity, conf::Flavour flavour) {
+                              const conf::Identity& identity, Flavour flavour) {
   auto local = LocalRootOptions(config);
   if (!local) return local.error();
   Prepared prepared = PrepareReplication(config, identity, flavour, *local);

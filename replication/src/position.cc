@@ -10,10 +10,6 @@
 
 namespace replboot::replication {
 
-std::string_view FlavourName(Flavour flavour) {
-  return flavour == Flavour::kMariaDB ? "mariadb" : "mysql";
-}
-
 namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }

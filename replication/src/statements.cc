@@ -1,7 +1,5 @@
 #include "replboot/replication/statements.h"
 
-#include <cctype>
-
 #include "replboot/db/client.h"
 
 namespace replboot::replication {
@@ -11,30 +9,6 @@ Statement Plain(std::string sql) {
   s.redacted = sql;
   s.sql = std::move(sql);
   return s;
-}
-
-Result<int> ParseServerVersion(const std::string& version) {
-  int parts[3] = {0, 0, 0};
-  size_t i = 0;
-  for (int p = 0; p < 3; ++p) {
-    size_t start = i;
-    while (i < version.size() && std::isdigit(static_cast<unsigned char>(version[i])) &&
-           i - start < 4) {
-      parts[p] = parts[p] * 10 + (version[i] - '0');
-      ++i;
-    }
-    if (i == start)
-      return Error(StatusCode::kInvalidArgument, "server version '{}' is not major.minor.patch",
-                   version);
-    if (p < 2) {
-      if (i >= version.size() || version[i] != '.') {
-        return Error(StatusCode::kInvalidArgument, "server version '{}' is not major.minor.patch",
-                     version);
-      }
-      ++i;
-    }
-  }
-  return parts[0] * 10000 + parts[1] * 100 + parts[2];
 }
 
 namespace {
@@ -87,60 +61,46 @@ Result<std::vector<Statement>> ReplicaStatements(const Position& position,
   }
   std::vector<Statement> out;
   const bool gtid = position.HasGtid();
-  if (server.flavour == Flavour::kMariaDB) {
-    OptionList options;
-    options.Add("MASTER_HOST", db::QuoteLiteral(source.host));
-    options.Add("MASTER_PORT", std::to_string(source.port));
-    options.Add("MASTER_USER", db::QuoteLiteral(source.user));
-    options.AddSecret("MASTER_PASSWORD", source.password);
+  const db::Dialect& d = server.dialect;
+  OptionList options;
+  options.Add(d.SourceOption("HOST"), db::QuoteLiteral(source.host));
+  options.Add(d.SourceOption("PORT"), std::to_string(source.port));
+  options.Add(d.SourceOption("USER"), db::QuoteLiteral(source.user));
+  options.AddSecret(d.SourceOption("PASSWORD"), source.password);
+  if (d.flavour() == Flavour::kMariaDB) {
     if (gtid) {
-      out.push_back(Plain("SET GLOBAL gtid_slave_pos=" + db::QuoteLiteral(position.gtid)));
+      out.push_back(Plain(
+          fmt::format("SET GLOBAL {}={}", d.GtidStartVariable(), db::QuoteLiteral(position.gtid))));
       options.Add("MASTER_USE_GTID", "slave_pos");
     } else {
       options.Add("MASTER_LOG_FILE", db::QuoteLiteral(position.log_file));
       options.Add("MASTER_LOG_POS", std::to_string(position.log_pos));
       options.Add("MASTER_USE_GTID", "no");
     }
-    options.Add("MASTER_CONNECT_RETRY", std::to_string(source.connect_retry));
-    if (source.tls) options.Add("MASTER_SSL", "1");
-    out.push_back(options.Render("CHANGE MASTER TO"));
-    out.push_back(Plain("START SLAVE"));
-    return out;
-  }
-
-  // MySQL 8.
-  const bool new_syntax = server.version == 0 || server.version >= 80023;
-  const std::string p = new_syntax ? "SOURCE_" : "MASTER_";
-  if (gtid) {
-    auto executed = NormalizeGtid(server.gtid_executed, Flavour::kMySQL);
-    if (!executed) return tl::unexpected(executed.error().WithContext("replica's gtid_executed"));
-    // gtid_purged can only be set while gtid_executed is empty; a replica restored from a clone
-    // may already hold the set (PXB restores mysql.gtid_executed), then nothing is to be done.
-    if (*executed != position.gtid) {
-      if (!executed->empty()) {
-        out.push_back(
-            Plain(server.version >= 80400 ? "RESET BINARY LOGS AND GTIDS" : "RESET MASTER"));
-      }
-      out.push_back(Plain("SET GLOBAL gtid_purged=" + db::QuoteLiteral(position.gtid)));
-    }
-  }
-  OptionList options;
-  options.Add(p + "HOST", db::QuoteLiteral(source.host));
-  options.Add(p + "PORT", std::to_string(source.port));
-  options.Add(p + "USER", db::QuoteLiteral(source.user));
-  options.AddSecret(p + "PASSWORD", source.password);
-  if (gtid) {
-    options.Add(p + "AUTO_POSITION", "1");
   } else {
-    options.Add(p + "LOG_FILE", db::QuoteLiteral(position.log_file));
-    options.Add(p + "LOG_POS", std::to_string(position.log_pos));
+    if (gtid) {
+      auto executed = NormalizeGtid(server.gtid_executed, Flavour::kMySQL);
+      if (!executed) return tl::unexpected(executed.error().WithContext("replica's gtid_executed"));
+      // gtid_purged can only be set while gtid_executed is empty; a replica restored from a
+      // clone may already hold the set (PXB restores mysql.gtid_executed), then nothing is to
+      // be done.
+      if (*executed != position.gtid) {
+        if (!executed->empty()) out.push_back(Plain(d.ResetBinaryLogsAndGtids()));
+        out.push_back(Plain(fmt::format("SET GLOBAL {}={}", d.GtidStartVariable(),
+                                        db::QuoteLiteral(position.gtid))));
+      }
+      options.Add(d.SourceOption("AUTO_POSITION"), "1");
+    } else {
+      options.Add(d.SourceOption("LOG_FILE"), db::QuoteLiteral(position.log_file));
+      options.Add(d.SourceOption("LOG_POS"), std::to_string(position.log_pos));
+    }
+    // caching_sha2_password over a connection without TLS needs the source's RSA key.
+    options.Add(d.GetSourcePublicKeyOption(), "1");
   }
-  // caching_sha2_password over a connection without TLS needs the source's RSA key.
-  options.Add(new_syntax ? "GET_SOURCE_PUBLIC_KEY" : "GET_MASTER_PUBLIC_KEY", "1");
-  options.Add(p + "CONNECT_RETRY", std::to_string(source.connect_retry));
-  if (source.tls) options.Add(p + "SSL", "1");
-  out.push_back(options.Render(new_syntax ? "CHANGE REPLICATION SOURCE TO" : "CHANGE MASTER TO"));
-  out.push_back(Plain(new_syntax ? "START REPLICA" : "START SLAVE"));
+  options.Add(d.SourceOption("CONNECT_RETRY"), std::to_string(source.connect_retry));
+  if (source.tls) options.Add(d.SourceOption("SSL"), "1");
+  out.push_back(options.Render(d.ChangeSourceTo()));
+  out.push_back(Plain(d.StartReplica()));
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "replboot/base/log.h"
+#include "replboot/db/dialect.h"
 
 namespace replboot::replication {
 
@@ -117,14 +118,8 @@ std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts)
                         "server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB",
                         kHeartbeatTable)));
   AddAccount(&out, flavour, accounts.replication, "%", {"REPLICATION SLAVE ON *.*"});
-  if (flavour == Flavour::kMariaDB) {
-    AddAccount(&out, flavour, accounts.backup, "localhost",
-               {"RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.*"});
-  } else {
-    AddAccount(&out, flavour, accounts.backup, "localhost",
-               {"BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*",
-                "SELECT ON performance_schema.log_status"});
-  }
+  // The grants are the same in every version of a flavour.
+  AddAccount(&out, flavour, accounts.backup, "localhost", db::Dialect(flavour, 0).BackupGrants());
   if (!accounts.app.user.empty()) {
     std::vector<std::string> grants;
     if (GrantsEverything(accounts)) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "fake_session.h"
+#include "replboot/testing/fake_session.h"
 
 namespace replboot::replication {
 namespace {

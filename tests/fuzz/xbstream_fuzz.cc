@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t control = data[0];
   ++data;
   --size;
-  for (auto flavour : {replboot::backup::Flavour::kMariaDB, replboot::backup::Flavour::kMySQL}) {
+  for (auto flavour : {replboot::Flavour::kMariaDB, replboot::Flavour::kMySQL}) {
     CheckingSink sink;
     replboot::backup::XbstreamReader::Options options;
     options.flavour = flavour;

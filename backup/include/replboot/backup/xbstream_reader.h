@@ -22,7 +22,10 @@
 //   'D' delete [MariaDB] nothing
 //
 // The letter 'S' means different things in the two flavours, so the caller says
-// which one it reads. The checksum precedes the payload, so a payload's bytes are
+// which one it reads. The stream format is the server flavour's (replboot::Flavour) rather than
+// a concept of its own: each flavour has exactly one backup tool (mariabackup for MariaDB,
+// xtrabackup for MySQL and Percona Server) and a clone never crosses flavours, so "which tool
+// wrote this stream" and "which server the stream is for" are one answer. The checksum precedes the payload, so a payload's bytes are
 // delivered *before* they are verified (OnPayloadEnd confirms them): a sink that
 // writes as it goes must treat any later error as fatal for everything it wrote,
 // which suits backups, where a stream is all-or-nothing.
@@ -37,15 +40,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 
 namespace replboot::backup {
-
-enum class Flavour { kMariaDB, kMySQL };
-
-// "mariadb" or "mysql" (also "percona"); anything else is kInvalidArgument.
-Result<Flavour> ParseFlavour(std::string_view name);
-std::string_view FlavourName(Flavour flavour);
 
 inline constexpr char kXbstreamMagic[] = "XBSTCK01";
 inline constexpr size_t kXbstreamMagicSize = 8;

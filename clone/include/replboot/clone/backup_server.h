@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/tls.h"
 
@@ -51,8 +52,8 @@ class TlsContext;
 struct ServerOptions {
   boost::asio::ip::tcp::endpoint listen;  // port 0 picks a free one (port() tells which)
   std::string secret;               // shared secret; never logged
-  std::string flavour = "mariadb";  // "mariadb" | "mysql"
-  std::string tool;                 // "" = mariabackup / xtrabackup by flavour
+  Flavour flavour = Flavour::kMariaDB;
+  std::string tool;  // "" = mariabackup / xtrabackup by flavour
   TlsOptions tls;                   // backup.tls*: clients must speak TLS
   std::shared_ptr<const net::TlsContext> tls_context;  // built once from `tls`; null: Start() builds it
   // How the backup tool and the header query reach the local server.
@@ -75,7 +76,7 @@ struct ServerOptions {
   std::function<Result<std::string>()> probe_server_version;
 };
 
-std::string DefaultTool(const std::string& flavour);  // "mariabackup" / "xtrabackup"
+std::string DefaultTool(Flavour flavour);  // "mariabackup" / "xtrabackup"
 
 class BackupServer {
  public:

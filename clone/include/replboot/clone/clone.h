@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/clone/tls.h"
@@ -52,8 +53,8 @@ struct FileOwner {
 struct CloneOptions {
   std::string datadir;
   std::string secret;               // never logged
-  std::string flavour = "mariadb";  // the local server's flavour
-  std::string tool;                 // local backup tool; "" = by flavour
+  Flavour flavour = Flavour::kMariaDB;  // the local server's flavour
+  std::string tool;                     // local backup tool; "" = by flavour
   std::string use_memory = "1G";    // --use-memory for --prepare
   TlsOptions tls;                   // backup.tls*: TLS to the donor
   // Built once from `tls` (MakeTlsContext) and shared by every attempt and probe; when null,

@@ -15,12 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 
 namespace replboot::conf {
-
-enum class Flavour { kMariaDB, kMySQL };
-std::string_view FlavourName(Flavour f);  // "mariadb" / "mysql"
 
 enum class Role { kPrimary, kReplica };
 std::string_view RoleName(Role r);  // "primary" / "replica"

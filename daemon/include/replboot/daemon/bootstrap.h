@@ -171,7 +171,7 @@ std::vector<std::string> MysqldArgv(const std::string& server_binary,
                                     const std::optional<std::string>& init_file);
 
 // The initialization command of the flavour (never carries a password).
-std::vector<std::string> InitializeArgv(conf::Flavour flavour, const conf::Config& config,
+std::vector<std::string> InitializeArgv(Flavour flavour, const conf::Config& config,
                                         const std::string& server_binary,
                                         const std::string& defaults_file,
                                         const std::optional<std::string>& user);

@@ -42,7 +42,7 @@ struct OsUser {
 struct NodeSettings {
   conf::Config config;
   conf::Identity identity;  // when needs.identity
-  conf::Flavour flavour = conf::Flavour::kMariaDB;
+  Flavour flavour = Flavour::kMariaDB;
   std::string server_binary;
   // mysql.user, looked up once when replboot runs as root (it must then hand files over and
   // pass --user); nullopt when unprivileged: mysqld runs as replboot's own user.

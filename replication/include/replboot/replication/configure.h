@@ -24,6 +24,7 @@
 
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
+#include "replboot/db/dialect.h"
 #include "replboot/replication/position.h"
 #include "replboot/replication/statements.h"
 
@@ -52,7 +53,7 @@ Result<ConfigureOutcome> ConfigureReplica(db::Session& session, const Position& 
 Result<ConfigureOutcome> SetupReplica(db::Session& session, const ReplicaSetup& setup);
 
 // Waits for both replication threads to run (see ConfigureReplica).
-Status WaitForReplicaThreads(db::Session& session, Flavour flavour, int version,
+Status WaitForReplicaThreads(db::Session& session, const db::Dialect& dialect,
                              std::chrono::milliseconds deadline,
                              std::chrono::milliseconds poll_interval);
 

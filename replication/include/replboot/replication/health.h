@@ -24,8 +24,8 @@
 
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
+#include "replboot/db/dialect.h"
 #include "replboot/replication/position.h"
-#include "replboot/replication/replica_state.h"
 
 namespace replboot::replication {
 
@@ -82,11 +82,11 @@ struct Snapshot {
   std::string mysqld_error;  // why it does not answer
   std::optional<bool> read_only;
   int version = 0;
-  std::string gtid_position;            // @@gtid_current_pos / @@gtid_executed
-  std::optional<ReplicaState> replica;  // nullopt: no replication configured
-  std::optional<double> lag_seconds;    // nullopt: unknown
-  std::string lag_source;               // "heartbeat", "seconds_behind_master" or "" (unknown)
-  std::string last_error;               // configure/start errors and collection errors
+  std::string gtid_position;                // @@gtid_current_pos / @@gtid_executed
+  std::optional<db::ReplicaState> replica;  // nullopt: no replication configured
+  std::optional<double> lag_seconds;        // nullopt: unknown
+  std::string lag_source;                   // "heartbeat", "seconds_behind_master" or "" (unknown)
+  std::string last_error;                   // configure/start errors and collection errors
   CloneProgress::View clone;
   // False from the node's start until users and replication are set up (FinishReplicationSetup):
   // mysqld may answer, even writable, before the application account exists.

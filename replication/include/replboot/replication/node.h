@@ -24,12 +24,10 @@ namespace replboot::replication {
 // The root connection to the local server: mysql.socket, user root, mysql.root_password[_file].
 Result<db::ConnectOptions> LocalRootOptions(const conf::Config& config);
 
-Flavour FromConf(conf::Flavour flavour);
-
 // The HTTP API's options for this node: role and identity, http.listen, replication.max_lag, the
 // heartbeat on the primary.
 api::ServerOptions ServerOptionsFromConfig(const conf::Config& config,
-                                           const conf::Identity& identity, conf::Flavour flavour,
+                                           const conf::Identity& identity, Flavour flavour,
                                            const db::ConnectOptions& local);
 
 struct Prepared {
@@ -41,7 +39,7 @@ struct Prepared {
 // heartbeat schema); on a replica, SetupReplica from the clone's position in the datadir,
 // replicating from <prefix>-0.<service>:mysql.port with the replication account.
 Prepared PrepareReplication(const conf::Config& config, const conf::Identity& identity,
-                            conf::Flavour flavour, const db::ConnectOptions& local);
+                            Flavour flavour, const db::ConnectOptions& local);
 
 // `replboot run` in two steps, so that the HTTP server answers from the first second (while
 // the datadir is initialized or cloned: /status shows the clone's progress) and replication
@@ -52,9 +50,9 @@ Prepared PrepareReplication(const conf::Config& config, const conf::Identity& id
 // heartbeat, MarkSetUp(). (`replboot replication-agent` prepares first, then serves.)
 Result<std::unique_ptr<api::Server>> StartNodeServer(const conf::Config& config,
                                                      const conf::Identity& identity,
-                                                     conf::Flavour flavour);
+                                                     Flavour flavour);
 Status FinishReplicationSetup(api::Server& node, const conf::Config& config,
-                              const conf::Identity& identity, conf::Flavour flavour);
+                              const conf::Identity& identity, Flavour flavour);
 
 }  // namespace replboot::replication
 

@@ -16,12 +16,10 @@
 #include <string>
 #include <string_view>
 
+#include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 
 namespace replboot::replication {
-
-enum class Flavour { kMariaDB, kMySQL };
-std::string_view FlavourName(Flavour flavour);  // "mariadb" / "mysql"
 
 struct Position {
   // GTID state to start from; empty when the file carries none. MariaDB: a comma list of

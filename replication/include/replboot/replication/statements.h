@@ -6,7 +6,7 @@
 //     MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=…[, MASTER_SSL=1];
 //   START SLAVE;
 // MariaDB, file/pos (no GTID in the clone): MASTER_LOG_FILE/MASTER_LOG_POS, MASTER_USE_GTID=no.
-// MySQL 8 (≥ 8.0.23 syntax; older 8.0 gets CHANGE MASTER/START SLAVE):
+// MySQL 8 (≥ 8.0.23 syntax; older 8.0 gets CHANGE MASTER/START SLAVE; see db/dialect.h):
 //   [RESET MASTER | RESET BINARY LOGS AND GTIDS (8.4);]   only when gtid_executed is not empty
 //   SET GLOBAL gtid_purged='…';                           and differs from the clone's set
 //   CHANGE REPLICATION SOURCE TO SOURCE_HOST=…, …, SOURCE_AUTO_POSITION=1,
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "replboot/base/status.h"
+#include "replboot/db/dialect.h"
 #include "replboot/replication/position.h"
 
 namespace replboot::replication {
@@ -31,15 +32,11 @@ struct Statement {
   std::string redacted;  // for logs, errors and the intent record
 };
 
-// What the replica's server is, for the few statements that differ by version.
+// What the replica's server is: its dialect (flavour and version) and, for MySQL, its GTIDs.
 struct ServerInfo {
-  Flavour flavour = Flavour::kMariaDB;
-  int version = 0;            // 100611 for 10.6.11, 80036 for 8.0.36, 80400 for 8.4.0
+  db::Dialect dialect{Flavour::kMariaDB, 0};
   std::string gtid_executed;  // MySQL: @@gtid_executed of the replica now (normalised)
 };
-
-// Parses SELECT VERSION() ("10.11.19-MariaDB-0+deb12u1", "8.4.3") into 101119 / 80403.
-Result<int> ParseServerVersion(const std::string& version);
 
 struct SourceOptions {
   std::string host;  // "<prefix>-0.<service>", e.g. "mysql-0.mysql"

@@ -2,14 +2,16 @@
 // every start of the primary (as root over the local socket). They are binlogged on purpose:
 // replicas receive them, so any replica can serve backups and be promoted.
 //
-//   account                       host        grants
-//   replication.user              '%'         REPLICATION SLAVE
-//   backup.user (MariaDB)         'localhost' RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE
-//   MONITOR backup.user (MySQL 8)         'localhost' BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES,
-//   REPLICATION CLIENT
-//                                             + SELECT ON performance_schema.log_status
-//   cluster.app_user              '%'         ordinary DML/DDL (kAppPrivileges) on each of
-//                                             cluster.app_databases (default `app`.*)
+//   account                  host        grants
+//   replication.user         '%'         REPLICATION SLAVE
+//   backup.user (MariaDB)    'localhost' RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR,
+//                                        SLAVE MONITOR
+//   backup.user (MySQL 8)    'localhost' BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES,
+//                                        REPLICATION CLIENT
+//                                        + SELECT ON performance_schema.log_status
+//   cluster.app_user         '%'         ordinary DML/DDL (kAppPrivileges) on each of
+//                                        cluster.app_databases (default `app`.*)
+// (the backup grants per flavour are db::Dialect::BackupGrants)
 //
 // Why these:
 // * mariabackup runs next to mysqld and connects through the socket, hence 'localhost'.

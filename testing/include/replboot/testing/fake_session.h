@@ -1,7 +1,8 @@
-// A scripted db::Session for unit tests: answers by statement prefix, records what ran, and
-// fails on request (the failure knobs the health and configure decisions are tested with).
-#ifndef REPLBOOT_REPLICATION_FAKE_SESSION_H_
-#define REPLBOOT_REPLICATION_FAKE_SESSION_H_
+// Test support only: a scripted db::Session for unit tests: answers by statement prefix, records
+// what ran, and fails on request (the failure knobs the health and configure decisions are
+// tested with). Only test binaries that link replboot_db may include it.
+#ifndef REPLBOOT_TESTING_FAKE_SESSION_H_
+#define REPLBOOT_TESTING_FAKE_SESSION_H_
 
 #include <functional>
 #include <map>
@@ -11,7 +12,7 @@
 
 #include "replboot/db/client.h"
 
-namespace replboot::replication::testing {
+namespace replboot::testing {
 
 inline db::Row MakeRow(
     const std::vector<std::pair<std::string, std::optional<std::string>>>& cells) {
@@ -67,6 +68,6 @@ class FakeSession : public db::Session {
   unsigned errno_ = 0;
 };
 
-}  // namespace replboot::replication::testing
+}  // namespace replboot::testing
 
-#endif  // REPLBOOT_REPLICATION_FAKE_SESSION_H_
+#endif  // REPLBOOT_TESTING_FAKE_SESSION_H_
