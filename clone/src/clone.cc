@@ -386,7 +386,7 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   if (::mkdir(staging.c_str(), 0750) != 0)
     return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
 
-  auto native = MakeExtractor(staging, options.flavour);
+  auto native = MakeExtractor(staging, options.flavour, options.reserved_names);
   if (!native) return Error(native.error());
   std::unique_ptr<StreamExtractor> extractor =
       MakePipelined(std::move(*native), options.pipeline_bytes);

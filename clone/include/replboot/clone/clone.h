@@ -60,6 +60,9 @@ struct CloneOptions {
   // Received bytes queued for the unpacking thread at most (it waits for the disk).
   size_t pipeline_bytes = 64u << 20;
   const std::atomic<bool>* cancel = nullptr;  // set to stop between frames (shutdown)
+  // Names of the node's own files at the top of a datadir (e.g. replication's intent file)
+  // that a donor's stream must not contain; the commit marker is always refused.
+  std::vector<std::string> reserved_names;
 };
 
 struct CloneResult {
