@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,7 +138,8 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
                               uint64_t* bytes_out) {
   const std::string& peer = sock.peer();
-  std::vector<uint8_t> buffer(4 << 20);
+  std::vector<uint8_t> buffer;
+  buffer.reserve(kMaxDataPayload);
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
@@ -147,60 +147,42 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
   for (;;) {
     if (options.cancel && options.cancel->load())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
-    std::array<uint8_t, kFrameHeaderSize> raw;
-    Status s = sock.ReadExact(raw.data(), raw.size(), options.idle_timeout);
-    if (!s.ok()) {
-      return Error(s.code() == StatusCode::kTimeout ? s.code() : StatusCode::kUnavailable,
+    // The whole frame, its tag checked, before any of its bytes go further (protocol.h).
+    auto type = sock.ReadFrame(buffer, options.idle_timeout, /*allow_data=*/true);
+    if (!type) {
+      const Status& s = type.error();
+      if (s.code() == StatusCode::kPermissionDenied) {
+        return Error(StatusCode::kPermissionDenied,
+                     "stream from {} refused at byte {}: {}; nothing from it is kept", peer, bytes,
+                     s.message());
+      }
+      if (s.code() == StatusCode::kCorruption) {
+        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+      }
+      return Error(s.code() == StatusCode::kTimeout || s.code() == StatusCode::kCancelled
+                       ? s.code()
+                       : StatusCode::kUnavailable,
                    "stream from {} broke after {} bytes: {}", peer, bytes, s.message());
     }
-    auto frame = DecodeFrameHeader(raw);
-    if (!frame)
-      return Error(
-          frame.error().WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-    if (frame->type == FrameType::kTrailer || frame->type == FrameType::kError) {
-      std::string payload(frame->length, '\0');
-      s = sock.ReadExact(payload.data(), payload.size(), options.idle_timeout);
-      if (!s.ok()) return Error(s);
-      if (frame->type == FrameType::kError) {
+    if (*type == FrameType::kTrailer || *type == FrameType::kError) {
+      std::string_view payload(reinterpret_cast<const char*>(buffer.data()), buffer.size());
+      if (*type == FrameType::kError) {
         ErrorMessage e = DecodeErrorMessage(payload);
         return Error(StatusCode::kUnavailable, "{} aborted the stream ({}): {}", peer, e.code,
                      e.message);
       }
       auto trailer = DecodeStreamTrailer(payload);
-      if (!trailer) return Error(trailer.error());
+      if (!trailer) return Error(trailer.error().WithContext(fmt::format("from {}", peer)));
       *bytes_out = bytes;
       return trailer;
     }
-    if (frame->type != FrameType::kData) {
+    if (*type != FrameType::kData) {
       return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
-                   FrameTypeName(frame->type), peer, bytes);
+                   FrameTypeName(*type), peer, bytes);
     }
-    uint32_t left = frame->length;
-    while (left > 0) {
-      // The buffer is filled before it is handed on: over TLS one read returns one 16 KiB
-      // record, and every Write is a queue push (lock, allocation, wake-up) to the disk thread.
-      const size_t want = std::min<size_t>(left, buffer.size());
-      size_t got = 0;
-      while (got < want) {
-        auto n = sock.ReadSome(buffer.data() + got, want - got, options.idle_timeout);
-        if (!n) {
-          return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout
-                                                                : StatusCode::kUnavailable,
-                       "stream from {} broke after {} bytes: {}", peer, bytes + got,
-                       n.error().message());
-        }
-        if (*n == 0) {
-          return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer,
-                       bytes + got);
-        }
-        got += *n;
-      }
-      s = extractor.Write(std::span(buffer.data(), got));
-      if (!s.ok())
-        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-      left -= static_cast<uint32_t>(got);
-      bytes += got;
-    }
+    if (Status s = extractor.Write(buffer); !s.ok())
+      return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+    bytes += buffer.size();
     auto now = Clock::now();
     if (now >= next_progress || (options.on_progress && now >= next_report)) {
       double elapsed = Seconds(start);
@@ -348,7 +330,6 @@ std::string LocalTool(const CloneOptions& options) {
 }
 
 Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& options) {
-  ::signal(SIGPIPE, SIG_IGN);  // a dead unpacker or donor is an error code, not a signal
   const auto start = Clock::now();
   const std::string staging = StagingPath(options.datadir);
   auto hp = net::SplitHostPort(peer_text, 3307);
@@ -399,8 +380,9 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
   sock->Close();
   if (!trailer->ok()) {
     extractor->Abort();
-    return Error(StatusCode::kUnavailable, "the backup on {} failed (exit code {}, signal {}): {}",
-                 peer, trailer->exit_code, trailer->signal, trailer->last_line);
+    return Error(StatusCode::kUnavailable, "the backup on {} failed ({}): {}", peer,
+                 process::ExitStatus{trailer->exit_code, trailer->signal}.ToString(),
+                 trailer->last_line);
   }
   if (trailer->bytes != bytes) {
     extractor->Abort();
@@ -472,7 +454,6 @@ Result<CloneResult> CloneFrom(const std::string& peer_text, const CloneOptions& 
 
 Result<ProbeInfo> ProbeDonor(const std::string& peer_text, const CloneOptions& options,
                              std::chrono::milliseconds timeout) {
-  ::signal(SIGPIPE, SIG_IGN);
   const auto deadline = Clock::now() + timeout;
   auto hp = net::SplitHostPort(peer_text, 3307);
   if (!hp) return Error(hp.error());

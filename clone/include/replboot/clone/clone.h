@@ -63,6 +63,9 @@ struct CloneOptions {
   // Names of the node's own files at the top of a datadir (e.g. replication's intent file)
   // that a donor's stream must not contain; the commit marker is always refused.
   std::vector<std::string> reserved_names;
+  // How this node names itself to the donor (its logs say who is cloning); "" = the host
+  // name.
+  std::string client_name;
 };
 
 struct CloneResult {
