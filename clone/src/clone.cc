@@ -144,6 +144,50 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
   auto next_report = start;
+  auto last_byte = start;
+  // Logs and reports progress when due; also called while a read waits, so a donor that
+  // stops sending shows as stalled (rate 0, no ETA) within kStallAfter and a report interval.
+  auto progress = [&] {
+    const auto now = Clock::now();
+    if (now < next_progress && !(options.on_progress && now >= next_report)) return;
+    const double elapsed = Seconds(start);
+    const double idle = std::chrono::duration<double>(now - last_byte).count();
+    const bool stalled = now - last_byte >= kStallAfter;
+    double mbps = elapsed > 0 && !stalled ? static_cast<double>(bytes) / 1e6 / elapsed : 0;
+    // -1: no estimate to go by, or stalled. The estimate may be a little short of the
+    // stream; the ETA then stays at 0.
+    int64_t eta = -1;
+    if (header.estimated_bytes > 0 && mbps > 0) {
+      eta = header.estimated_bytes > bytes
+                ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 /
+                                       mbps)
+                : 0;
+    }
+    if (now >= next_report) {
+      next_report = now + options.progress_report_interval;
+      CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
+      event.bytes_per_second = mbps * 1e6;
+      if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
+      if (stalled) event.stalled_seconds = idle;
+      Report(options, event);
+    }
+    if (now >= next_progress) {
+      next_progress = now + options.progress_interval;
+      if (stalled) {
+        Log()->warn("event=clone_progress peer={} bytes={} estimated_bytes={} stalled_s={:.0f}",
+                    peer, bytes, header.estimated_bytes, idle);
+      } else {
+        Log()->info(
+            "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}",
+            peer, bytes, header.estimated_bytes, mbps, eta);
+      }
+    }
+  };
+  sock.SetIdleHook(progress);
+  struct ClearHook {
+    net::Socket& sock;
+    ~ClearHook() { sock.SetIdleHook({}); }
+  } clear_hook{sock};
   for (;;) {
     if (options.cancel && options.cancel->load())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
@@ -183,33 +227,8 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     if (Status s = extractor.Write(buffer); !s.ok())
       return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
     bytes += buffer.size();
-    auto now = Clock::now();
-    if (now >= next_progress || (options.on_progress && now >= next_report)) {
-      double elapsed = Seconds(start);
-      double mbps = elapsed > 0 ? static_cast<double>(bytes) / 1e6 / elapsed : 0;
-      // -1: no estimate to go by. The estimate is the donor's datadir size, so the stream
-      // may overrun it a little; the ETA then stays at 0.
-      int64_t eta = -1;
-      if (header.estimated_bytes > 0 && mbps > 0) {
-        eta = header.estimated_bytes > bytes
-                  ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 /
-                                         mbps)
-                  : 0;
-      }
-      if (now >= next_report) {
-        next_report = now + options.progress_report_interval;
-        CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
-        event.bytes_per_second = mbps * 1e6;
-        if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
-        Report(options, event);
-      }
-      if (now >= next_progress) {
-        next_progress = now + options.progress_interval;
-        Log()->info(
-            "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}",
-            peer, bytes, header.estimated_bytes, mbps, eta);
-      }
-    }
+    last_byte = Clock::now();
+    progress();
   }
 }
 

@@ -167,7 +167,7 @@ Status Socket::WaitFor(short events, milliseconds timeout, std::string_view what
     // Slices of at most 500 ms when a cancel flag is watched, so Stop() is never held up.
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left < milliseconds(0)) left = milliseconds(0);
-    auto slice = cancel_ != nullptr ? std::min(left, milliseconds(500)) : left;
+    auto slice = cancel_ != nullptr || idle_hook_ ? std::min(left, milliseconds(500)) : left;
     int rc = ::poll(&p, 1, static_cast<int>(slice.count()));
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return ErrnoStatus(errno, fmt::format("poll on connection to {}", peer_));
@@ -175,6 +175,7 @@ Status Socket::WaitFor(short events, milliseconds timeout, std::string_view what
     if (cancel_ != nullptr && cancel_->load()) {
       return Status(StatusCode::kCancelled, fmt::format("{} {}: cancelled", what, peer_));
     }
+    if (idle_hook_) idle_hook_();
     if (Clock::now() >= deadline) {
       if (bounded) {
         return Status(StatusCode::kTimeout,

@@ -16,6 +16,7 @@
 #include <optional>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,6 +70,10 @@ class Socket {
   void SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
     deadline_ = deadline;
   }
+
+  // Called every half second or so while a wait gets nothing (e.g. to report a stall);
+  // must not use this socket. An empty function removes it.
+  void SetIdleHook(std::function<void()> hook) { idle_hook_ = std::move(hook); }
 
   // The first byte the peer sent, without consuming it (plaintext only): tells a TLS
   // ClientHello (kTlsHandshakeRecord) from a HELLO frame.
@@ -125,6 +130,7 @@ class Socket {
   SSL* ssl_ = nullptr;
   const std::atomic<bool>* cancel_ = nullptr;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::function<void()> idle_hook_;
   std::optional<FrameAuthenticator> send_auth_;
   std::optional<FrameAuthenticator> recv_auth_;
 };

@@ -31,12 +31,16 @@ struct CloneProgressEvent {
   std::string donor;  // host:port of the current or last attempt
   uint64_t bytes = 0;
   uint64_t estimated_bytes = 0;  // the donor's estimate; 0 unknown
-  double bytes_per_second = 0;
-  std::optional<double> eta_seconds;
+  double bytes_per_second = 0;     // 0 while stalled
+  std::optional<double> eta_seconds;  // none while stalled
+  // Set while streaming when no byte has arrived for kStallAfter or more: how long.
+  std::optional<double> stalled_seconds;
   int attempt = 0;    // attempts started by CloneFromPeers (0 for a lone CloneFrom)
   std::string error;  // the last failed attempt's error
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
+// No byte for this long while streaming: the progress says "stalled for N s".
+inline constexpr std::chrono::seconds kStallAfter{2};
 
 struct CloneOptions {
   std::string datadir;
