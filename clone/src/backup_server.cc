@@ -32,6 +32,57 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
+}
+
+// Top-level files of a datadir the backup tools copy whole: the system and undo
+// tablespaces, Aria's log and control file, MySQL's data dictionary. Everything else at the
+// top (binary and relay logs, the redo log of which only the tail is copied, temporary
+// tablespaces, error logs, pid files, sockets) is not part of the stream.
+bool CopiedAtTop(std::string_view name) {
+  return StartsWith(name, "ibdata") || StartsWith(name, "undo") || StartsWith(name, "aria_log") ||
+         name == "mysql.ibd";
+}
+
+// Directories under the datadir the tools do not copy as such.
+bool SkippedDirectory(std::string_view name) {
+  return name == "#innodb_temp" || name == "#innodb_redo" || name == "lost+found" ||
+         StartsWith(name, ".");
+}
+
+}  // namespace
+
+uint64_t EstimateBackupBytes(const std::string& datadir,
+                             const std::vector<std::string>& excluded_prefixes) {
+  namespace fs = std::filesystem;
+  uint64_t total = 0;
+  std::error_code ec;
+  auto excluded = [&](const fs::path& path) {
+    const std::string text = path.string();
+    return std::any_of(excluded_prefixes.begin(), excluded_prefixes.end(),
+                       [&](const std::string& p) { return !p.empty() && StartsWith(text, p); });
+  };
+  for (auto it = fs::recursive_directory_iterator(
+           datadir, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code type_ec;
+    if (it->is_directory(type_ec)) {
+      if (SkippedDirectory(name)) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(type_ec)) continue;
+    if (it.depth() == 0 ? !CopiedAtTop(name) : StartsWith(name, "#sql")) continue;
+    if (excluded(it->path())) continue;
+    auto size = it->file_size(type_ec);
+    if (!type_ec) total += size;
+  }
+  return total;
+}
+
 std::string DefaultTool(const std::string& flavour) {
   return flavour == "mysql" ? "xtrabackup" : "mariabackup";
 }
@@ -63,21 +114,6 @@ Result<std::string> OptionFileValue(const std::string& value, std::string_view n
     return Error(StatusCode::kInvalidArgument, "backup {} contains a newline", name);
   }
   return value;
-}
-
-uint64_t DirectorySize(const std::string& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(
-           dir, std::filesystem::directory_options::skip_permission_denied, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code size_ec;
-    if (it->is_regular_file(size_ec)) {
-      auto size = it->file_size(size_ec);
-      if (!size_ec) total += size;
-    }
-  }
-  return total;
 }
 
 // The replica threads' state, for donor safety. nullopt when not a replica or unreadable.
@@ -392,7 +428,18 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
   header.flavour = options_.flavour;
   header.server_version = (*rows)[0].Get("v").value_or("");
   header.tool = options_.tool;
-  header.estimated_bytes = DirectorySize((*rows)[0].Get("d").value_or(""));
+  {
+    // What the tool will stream, not the datadir's size: binary and relay logs (wherever
+    // they are) and temporary files are not in a backup.
+    std::vector<std::string> logs;
+    auto bases = (*session)->Query("SELECT @@log_bin_basename AS b, @@relay_log_basename AS r");
+    if (bases && !bases->empty()) {
+      for (const char* column : {"b", "r"}) {
+        if (auto base = (*bases)[0].Get(column); base && !base->empty()) logs.push_back(*base);
+      }
+    }
+    header.estimated_bytes = EstimateBackupBytes((*rows)[0].Get("d").value_or(""), logs);
+  }
   auto version = process::RunCapture({options_.tool, "--version"}, process::ChildEnvironment());
   if (!version)
     return fail(fmt::format("{} --version: {}", options_.tool, version.error().message()));

@@ -112,8 +112,10 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
     if (*free < need) {
       return Status(
           StatusCode::kNoSpace,
-          fmt::format("no space left for the clone: {} needs about {} bytes, {} has {} free", peer,
-                      need, ParentOf(options.datadir), *free));
+          fmt::format("no space left for the clone: {} streams about {} bytes, with the {:.0f} % "
+                      "margin {} are needed, {} has {} free",
+                      peer, header.estimated_bytes, (options.space_margin - 1) * 100, need,
+                      ParentOf(options.datadir), *free));
     }
   }
   return Status::Ok();

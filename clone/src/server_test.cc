@@ -98,6 +98,39 @@ TEST_F(ServerTest, GarbageClientIsDropped) {
   }
 }
 
+TEST(EstimateTest, CountsWhatTheToolCopiesNotLogsOrTemporaries) {
+  replboot::testing::TempDir tmp{"estimate-test"};
+  const std::string d = tmp.Path("datadir");
+  std::filesystem::create_directories(d + "/app");
+  std::filesystem::create_directories(d + "/#innodb_temp");
+  std::filesystem::create_directories(d + "/binlogs");
+  auto file = [&](const std::string& name, size_t size) {
+    std::ofstream(d + "/" + name) << std::string(size, 'x');
+  };
+  // Copied: 1000 + 100 + 10 + 5 + 2000 + 50 + 7 = 3172.
+  file("ibdata1", 1000);
+  file("undo001", 100);
+  file("aria_log.00000001", 10);
+  file("aria_log_control", 5);
+  file("app/t.ibd", 2000);
+  file("app/t.frm", 50);
+  file("app/db.opt", 7);
+  // Not copied.
+  file("mysql-bin.000001", 500000);
+  file("mysql-bin.index", 40);
+  file("mysql-1-relay-bin.000002", 70000);
+  file("ib_logfile0", 5000);
+  file("ibtmp1", 3000);
+  file("mysql-1.err", 300);
+  file("mysql-1.pid", 6);
+  file("app/#sql-alter-1.ibd", 999);
+  file("#innodb_temp/temp_1.ibt", 777);
+  file("binlogs/log.000001", 80000);
+  EXPECT_EQ(EstimateBackupBytes(d, {d + "/binlogs/log"}), 3172u);
+  EXPECT_EQ(EstimateBackupBytes(d), 3172u + 80000u);  // binlogs/ looks like a database
+  EXPECT_EQ(EstimateBackupBytes(tmp.Path("absent")), 0u);
+}
+
 // ---------------------------------------------------------------------------------------
 // The replica against a donor that speaks the protocol (the server's own handshake code)
 // and a relay on the path that tampers with the tagged frames after the handshake.

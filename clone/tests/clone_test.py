@@ -240,8 +240,147 @@ def test_corrupted_stream():
         rc, log = run_clone(c, "clone-corrupt", f"{c.h.addr(5)}:3307", datadir)
     finally:
         relay.close()
-    assert rc == 1, log
-    assert "code=corruption" in log, log
+    # The flipped byte fails its DATA frame's tag before the xbstream checksums see it.
+    assert rc == 3, log
+    assert f"stream from {c.h.addr(5)}:3307 refused at byte " in log, log
+    assert "failed authentication" in log, log
+    assert_not_committed(datadir)
+    assert not os.path.exists(datadir)
+
+
+def read_frame(sock, tagged):
+    """One protocol frame (protocol.h) from a blocking socket: (raw bytes, type, payload)."""
+    def exact(n):
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("closed")
+            out += chunk
+        return out
+    head = exact(5)
+    length = int.from_bytes(head[1:5], "big")
+    payload = exact(length)
+    tag = exact(16) if tagged else b""
+    return head + payload + tag, head[0], payload
+
+
+def frame(kind, payload, tag):
+    return bytes([kind]) + len(payload).to_bytes(4, "big") + payload + tag
+
+
+DATA, TRAILER, ERROR = 7, 8, 6
+
+
+class SubstitutingRelay:
+    """A man in the middle on addr:3307: passes the handshake between the replica and the donor
+    through (HELLO, RESPONSE one way; CHALLENGE, PROOF the other) and the donor's HEADER, then
+    sends `stream` (another datadir, a valid xbstream) and a trailer consistent with it instead
+    of the donor's. He does not hold the secret, so his tags are made up. With `tls`
+    (server and client ssl contexts) he terminates TLS towards each side."""
+
+    def __init__(self, addr, donor, stream, tls=None):
+        self.donor, self.stream, self.tls = donor, stream, tls
+        self.listener = socket.create_server((addr, 3307))
+        self.substituted = False
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            down, _ = self.listener.accept()
+            up = socket.create_connection(self.donor)
+            if self.tls:
+                down = self.tls[0].wrap_socket(down, server_side=True)
+                up = self.tls[1].wrap_socket(up)
+            for _ in range(2):
+                raw, _, _ = read_frame(down, False)
+                up.sendall(raw)
+                raw, kind, _ = read_frame(up, False)
+                down.sendall(raw)
+                if kind == ERROR:
+                    return
+            raw, kind, _ = read_frame(up, True)  # the real HEADER, tag and all
+            down.sendall(raw)
+            made_up = os.urandom(16)
+            for at in range(0, len(self.stream), 1 << 20):
+                down.sendall(frame(DATA, self.stream[at:at + (1 << 20)], made_up))
+            trailer = json.dumps({"exit_code": 0, "signal": 0, "last_line": "completed OK!",
+                                  "bytes": len(self.stream)}).encode()
+            down.sendall(frame(TRAILER, trailer, made_up))
+            self.substituted = True
+            time.sleep(1)
+        except (OSError, EOFError) as e:
+            self.error = e
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+def other_datadir_stream(c):
+    """A valid xbstream of a datadir that is not the donor's (mbstream -c of made-up files)."""
+    d = c.h.path("other-datadir")
+    os.makedirs(os.path.join(d, "mysql"), exist_ok=True)
+    files = {"xtrabackup_checkpoints": "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 1\n",
+             "ibdata1": "x" * 200_000, "mysql/global_priv.MAD": "attacker's root password"}
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    return subprocess.run(["mbstream", "-c", *files], cwd=d, check=True, capture_output=True).stdout
+
+
+def test_substituted_stream_is_refused():
+    """Without TLS the relay gets through the handshake and the real HEADER: the first
+    substituted DATA frame fails its tag, and nothing of the other datadir is kept."""
+    c = cluster()
+    datadir = c.h.path("substituted-data")
+    relay = SubstitutingRelay(c.h.addr(5), (c.fast.addr, 3307), other_datadir_stream(c))
+    try:
+        rc, log = run_clone(c, "clone-substituted", f"{c.h.addr(5)}:3307", datadir)
+    finally:
+        relay.close()
+    assert relay.substituted, relay.error
+    assert rc == 3, log
+    assert f"stream from {c.h.addr(5)}:3307 refused at byte 0" in log, log
+    assert_not_committed(datadir)
+    assert not os.path.exists(datadir)
+
+
+def test_substituted_stream_over_tls_is_refused():
+    """Over TLS the relay must terminate TLS towards both sides (with a CA it could not even
+    do that: its certificate does not verify, see test_tls_mismatches_are_named). Without a CA
+    it can, but the two TLS sessions have different channel bindings, so the relayed
+    RESPONSE does not verify at the donor: the relay never gets to substitute anything, and
+    the stream key (bound to the channel too) could not be his anyway."""
+    import ssl
+    c = cluster()
+    d = harness_make_pki(c.h.path("pki"), ("donor", "replica", "relay"))
+
+    def no_ca(leaf):
+        return f'tls = true\ntls_cert = "{d}/{leaf}.pem"\ntls_key = "{d}/{leaf}.key"\n'
+
+    donor = c.serve(c.h.addr(7), "serve-tls-no-ca", extra=no_ca("donor"))
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(f"{d}/relay.pem", f"{d}/relay.key")
+    client_side = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_side.check_hostname = False
+    client_side.verify_mode = ssl.CERT_NONE
+    client_side.load_cert_chain(f"{d}/relay.pem", f"{d}/relay.key")
+    datadir = c.h.path("substituted-tls-data")
+    relay = SubstitutingRelay(c.h.addr(5), (donor.addr, 3307), other_datadir_stream(c),
+                              tls=(server_side, client_side))
+    try:
+        rc, log = run_clone(c, "clone-substituted-tls", f"{c.h.addr(5)}:3307", datadir,
+                            config_extra=no_ca("replica"))
+    finally:
+        relay.close()
+    assert not relay.substituted
+    assert rc == 3, log
+    assert f"authentication failed at {c.h.addr(5)}:3307" in log, log
+    wait_until(lambda: "event=auth_refused" in read(donor.log_path), 10, "the donor's refusal")
+    assert "event=backup_started" not in read(donor.log_path)
     assert_not_committed(datadir)
     assert not os.path.exists(datadir)
 

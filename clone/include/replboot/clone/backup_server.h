@@ -43,6 +43,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "replboot/base/status.h"
 #include "replboot/clone/tls.h"
@@ -92,6 +93,15 @@ struct ServerOptions {
 };
 
 std::string DefaultTool(const std::string& flavour);  // "mariabackup" / "xtrabackup"
+
+// The bytes a backup of `datadir` streams, about: the tablespaces and table files the tools
+// copy (ibdata*, undo*, aria_log*, mysql.ibd at the top; every database directory's files
+// but #sql temporaries), not binary or relay logs (nor any file whose path starts with one
+// of `excluded_prefixes`, e.g. @@log_bin_basename), the redo log, temporary tablespaces,
+// error logs or pid files. The HEADER's estimated_bytes, for progress and the replica's
+// free-space pre-flight.
+uint64_t EstimateBackupBytes(const std::string& datadir,
+                             const std::vector<std::string>& excluded_prefixes = {});
 
 class BackupServer {
  public:

@@ -52,7 +52,10 @@ struct CloneOptions {
   std::string owner = "mysql";      // the prepared files are chowned to this user (when root)
   bool force_reclone = false;       // replace an existing datadir (kept aside until commit)
   bool check_free_space = true;
-  double space_margin = 1.05;  // need estimated_bytes × margin free
+  // The pre-flight needs estimated_bytes × margin free next to the datadir: the estimate
+  // counts what the donor's tool streams (no binary or relay logs); the 5 % covers the redo
+  // log's tail and what --prepare adds.
+  double space_margin = 1.05;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds handshake_timeout{15'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the donor

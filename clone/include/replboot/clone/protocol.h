@@ -188,7 +188,7 @@ struct StreamHeader {
   std::string server_version;    // SELECT VERSION(), e.g. "10.11.19-MariaDB"
   std::string tool;              // "mariabackup" | "xtrabackup"
   std::string tool_version;      // first line of `<tool> --version`
-  uint64_t estimated_bytes = 0;  // size of the donor's datadir
+  uint64_t estimated_bytes = 0;  // what the backup will stream (EstimateBackupBytes)
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
