@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -25,13 +27,14 @@ namespace {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(int64_t max_concurrent) {
+  void StartServer(int64_t max_concurrent, std::function<void(ServerOptions&)> tune = {}) {
     ServerOptions o;
     o.listen = "127.0.0.1:0";
     o.secret = "right-secret";
     o.socket = "/nonexistent/replboot-test.sock";  // the header query fails: backup_failed
     o.user = "nobody";
     o.max_concurrent = max_concurrent;
+    if (tune) tune(o);
     server_ = std::make_unique<BackupServer>(io_, o);
     ASSERT_TRUE(server_->Start().ok());
     thread_ = std::thread([this] { io_.run(); });
@@ -96,6 +99,64 @@ TEST_F(ServerTest, GarbageClientIsDropped) {
   if (n && *n > 0) {
     EXPECT_NE(static_cast<uint8_t>(buf[0]), static_cast<uint8_t>(FrameType::kChallenge));
   }
+}
+
+// Strangers that connect and trickle bytes: at most max_unauthenticated of them are let in,
+// the rest closed at once and counted; each one let in is closed at the handshake deadline
+// however it trickles; a real client gets through afterwards.
+TEST_F(ServerTest, AdmissionCapsStrangersAndOneDeadlineEndsEachHandshake) {
+  std::atomic<int> refused_callbacks{0};
+  StartServer(1, [&](ServerOptions& o) {
+    o.max_unauthenticated = 3;
+    o.max_unauthenticated_per_address = 3;
+    o.handshake_threads = 2;
+    o.handshake_timeout = std::chrono::milliseconds(1500);
+    o.on_connection_refused = [&] { refused_callbacks.fetch_add(1); };
+  });
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<int> strangers;
+  for (int i = 0; i < 8; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(server_->port());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    strangers.push_back(fd);
+  }
+  // Each sends one byte of a HELLO header every 300 ms: a per-read timeout would never fire.
+  std::vector<bool> closed(strangers.size(), false);
+  std::vector<double> closed_after(strangers.size(), 0);
+  for (int round = 0; round < 15; ++round) {
+    for (size_t i = 0; i < strangers.size(); ++i) {
+      if (closed[i]) continue;
+      char probe;
+      ssize_t r = ::recv(strangers[i], &probe, 1, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        closed[i] = true;
+        closed_after[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        continue;
+      }
+      const char byte = 1;
+      (void)::send(strangers[i], &byte, 1, MSG_NOSIGNAL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  int admitted = 0;
+  for (size_t i = 0; i < strangers.size(); ++i) {
+    EXPECT_TRUE(closed[i]) << "stranger " << i << " still open after 4.5 s";
+    if (closed_after[i] >= 1.2) ++admitted;
+    EXPECT_LT(closed_after[i], 3.5) << "stranger " << i;
+    ::close(strangers[i]);
+  }
+  EXPECT_EQ(admitted, 3);
+  EXPECT_EQ(server_->connections_refused(), 5u);
+  EXPECT_EQ(refused_callbacks.load(), 5);
+  EXPECT_EQ(server_->unauthenticated_connections(), 0);
+  // The server still serves: a real client authenticates (and fails later: no mysqld).
+  auto r = CloneFrom(Peer(), Client("right-secret"));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("backup_failed"), std::string::npos) << r.error().message();
 }
 
 TEST(EstimateTest, CountsWhatTheToolCopiesNotLogsOrTemporaries) {
