@@ -148,7 +148,10 @@ def test_clone_from_primary():
     assert rc == 0, log
     assert "event=clone_done" in log
     assert_good_clone(c, datadir, 1)
-    assert "event=backup_served" in read(c.fast.log_path)
+    donor_log = read(c.fast.log_path)
+    assert "event=backup_served" in donor_log
+    # The donor names the replica by the name it gave (its host name), not only its address.
+    assert f"event=backup_started peer={socket.gethostname()[:64]}/" in donor_log, donor_log
     # A second clone into the committed datadir is refused without --force-reclone.
     rc, log = run_clone(c, "clone-again", f"{c.fast.addr}:3307", datadir)
     assert rc == 2 and "--force-reclone" in log, log
@@ -504,6 +507,101 @@ def test_peers_probes_with_the_authenticated_hello():
     assert "event=backup_started" not in read(c.fast.log_path), "a probe started a backup"
     assert "event=auth_refused" in read(imposter.log_path)
     assert_no_secret_in_logs(c)
+
+
+def logged_number(log, event, key):
+    line = next(line for line in log.splitlines() if f"event={event} " in line)
+    return int(line.split(f" {key}=")[1].split()[0])
+
+
+def test_estimate_ignores_binlogs_and_a_tight_volume_is_accepted():
+    """~300 MB of binary logs beside a small dataset: the donor's estimate stays within 20 %
+    of the bytes it streams, and a volume that holds the clone but not the binlogs (a tmpfs
+    of the streamed size + 25 %) passes the pre-flight (estimate x 1.05) and the clone."""
+    c = cluster()
+    p = c.primary
+    p.sql("CREATE TABLE app.big (id INT PRIMARY KEY, pad LONGTEXT) ENGINE=InnoDB;"
+          "INSERT INTO app.big SELECT seq, REPEAT(MD5(seq), 3000) FROM seq_1_to_3300;"
+          "DROP TABLE app.big;")
+    binlogs = sum(os.path.getsize(os.path.join(p.datadir, n)) for n in os.listdir(p.datadir)
+                  if n.startswith("mysql-bin.0"))
+    assert binlogs > 250_000_000, binlogs
+    rc, log = run_clone(c, "clone-estimate", f"{c.fast.addr}:3307", c.h.path("estimate-data"))
+    assert rc == 0, log
+    estimated = logged_number(log, "clone_header", "estimated_bytes")
+    streamed = logged_number(log, "clone_received", "bytes")
+    assert abs(estimated - streamed) <= 0.2 * streamed, (estimated, streamed, binlogs)
+    tight = c.h.path("tight")
+    os.makedirs(tight)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(streamed * 1.25)}", "tmpfs", tight], check=True)
+    try:
+        rc, log = run_clone(c, "clone-tight", f"{c.fast.addr}:3307", os.path.join(tight, "data"))
+        assert rc == 0, log
+        assert "event=clone_done" in log, log
+    finally:
+        subprocess.run(["umount", "-l", tight], check=False)
+
+
+def thread_count(pid):
+    status = proc_read(pid, "status").decode()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_strangers_cannot_hold_the_donors_threads():
+    """200 connections from one address that each send one byte every 3 s. The donor lets at
+    most max_unauthenticated_per_address (8) of them authenticate, closes the others at once,
+    and closes each admitted one at the handshake deadline (10 s from the accept, however it
+    trickles). Handshakes run on a fixed pool, so the donor's thread count stays at its idle
+    count plus the one thread of the real backup that runs meanwhile (bound: idle + 1, where
+    idle = the I/O thread, 4 handshake threads and the main thread). The refusals are logged
+    in one line per burst, not one per connection."""
+    c = cluster()
+    donor = c.fast
+    idle_threads = thread_count(donor.pid)
+    strangers = []
+    for _ in range(200):
+        s = socket.create_connection((donor.addr, 3307), source_address=(c.h.addr(9), 0))
+        s.setblocking(False)
+        strangers.append(s)
+    datadir = c.h.path("flooded-data")
+    clone = c.clone_proc("clone-flooded", f"{donor.addr}:3307", datadir)
+    opened_at = time.time()
+    open_socks = set(range(len(strangers)))
+    closed_at = {}
+    max_threads = 0
+    while open_socks and time.time() - opened_at < 30:
+        for i in list(open_socks):
+            try:
+                if strangers[i].recv(1) == b"":
+                    raise ConnectionResetError
+            except BlockingIOError:
+                try:
+                    strangers[i].send(b"\x01")
+                except OSError:
+                    pass
+                continue
+            except OSError:
+                pass
+            open_socks.discard(i)
+            closed_at[i] = time.time() - opened_at
+        max_threads = max(max_threads, thread_count(donor.pid))
+        time.sleep(3)
+    rc = clone.wait(timeout=300)
+    log = read(clone.log_path)
+    for s in strangers:
+        s.close()
+    assert rc == 0, log
+    assert not open_socks, f"{len(open_socks)} strangers still open after 30 s"
+    late = [t for t in closed_at.values() if t > 5]
+    assert len(late) <= 8, f"{len(late)} strangers were held past 5 s: {sorted(late)}"
+    assert all(t < 16 for t in closed_at.values()), sorted(closed_at.values())
+    assert max_threads <= idle_threads + 1, (idle_threads, max_threads)
+    donor_log = read(donor.log_path)
+    refusal_lines = donor_log.count("event=backup_connection_refused") + donor_log.count(
+        "event=backup_connections_refused")
+    assert 1 <= refusal_lines <= 4, refusal_lines
+    assert "event=backup_served" in donor_log
+    assert_good_clone(c, datadir, 8)
 
 
 def make_pki(h):
