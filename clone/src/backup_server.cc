@@ -143,7 +143,7 @@ Result<std::string> QueryServerVersion(const db::ConnectOptions& connect) {
 }  // namespace
 
 BackupServer::BackupServer(asio::io_context& io, ServerOptions options)
-    : io_(io), options_(std::move(options)), acceptor_(io) {
+    : io_(io), options_(std::move(options)), acceptor_(io), refusal_timer_(io) {
   if (options_.tool.empty()) options_.tool = DefaultTool(options_.flavour);
 }
 
@@ -185,6 +185,7 @@ void BackupServer::Stop() {
   if (stopping_.exchange(true)) return;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  refusal_timer_.cancel();
   // Queued handshakes see stopping_ and return at once, running ones within a poll slice.
   if (handshake_pool_) handshake_pool_->join();
   std::list<SessionThread> sessions;
@@ -289,20 +290,17 @@ void BackupServer::Refused(const std::string& address, const std::string& why) {
     Log()->warn(
         "event=backup_connection_refused peer={} reason={} note={}", address, log::Quote(why),
         log::Quote("further refusals in the next 10 s are summed up in one line"));
-    asio::co_spawn(
-        io_,
-        [this]() -> asio::awaitable<void> {
-          asio::steady_timer timer(io_, kRefusalLogInterval);
-          co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-          uint64_t more = refused_in_burst_.exchange(0) - 1;
-          if (more > 0 && !stopping_) {
-            Log()->warn("event=backup_connections_refused count={} interval_s={} total={}", more,
-                        std::chrono::duration_cast<std::chrono::seconds>(kRefusalLogInterval)
-                            .count(),
-                        connections_refused_.load());
-          }
-        },
-        asio::detached);
+    refusal_timer_.expires_after(kRefusalLogInterval);
+    // A member timer, cancelled by Stop(): the handler never outlives the server's use.
+    refusal_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      uint64_t more = refused_in_burst_.exchange(0) - 1;
+      if (more > 0 && !stopping_) {
+        Log()->warn("event=backup_connections_refused count={} interval_s={} total={}", more,
+                    std::chrono::duration_cast<std::chrono::seconds>(kRefusalLogInterval).count(),
+                    connections_refused_.load());
+      }
+    });
   }
 }
 

@@ -32,6 +32,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
@@ -144,6 +145,7 @@ class BackupServer {
   boost::asio::io_context& io_;
   ServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer refusal_timer_;  // ends a burst of refusals (Refused)
   std::shared_ptr<const net::TlsContext> tls_;  // set by Start() when options.tls.enabled
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
