@@ -99,7 +99,8 @@ std::string DefaultTool(const std::string& flavour);  // "mariabackup" / "xtraba
 // copy (ibdata*, undo*, aria_log*, mysql.ibd at the top; every database directory's files
 // but #sql temporaries), not binary or relay logs (nor any file whose path starts with one
 // of `excluded_prefixes`, e.g. @@log_bin_basename), the redo log, temporary tablespaces,
-// error logs or pid files. The HEADER's estimated_bytes, for progress and the replica's
+// error logs or pid files. The HEADER's estimated_bytes (plus the redo log's checkpoint age,
+// the part of the redo log the tool copies) is this, for progress and the replica's
 // free-space pre-flight.
 uint64_t EstimateBackupBytes(const std::string& datadir,
                              const std::vector<std::string>& excluded_prefixes = {});
