@@ -145,6 +145,30 @@ Result<int> XbstreamExtractor::OpenDirectory(std::string_view dir, bool create) 
   return fd.release();
 }
 
+Status XbstreamExtractor::CheckReserved(std::string_view path, std::string_view what) const {
+  if (options_.reserved_names.empty()) return Status::Ok();
+  // The component that lands at the top of the target: OpenDirectory skips "" and ".",
+  // so "./x" and "//x" name the same file as "x".
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view part = path.substr(start, slash - start);
+    start = slash + 1;
+    if (part.empty() || part == ".") continue;
+    for (const auto& name : options_.reserved_names) {
+      if (part == name) {
+        return Status(StatusCode::kCorruption,
+                      fmt::format("stream member {:?} ({}) collides with {:?}, a name reserved "
+                                  "for the extracting program's own state in {}",
+                                  path, what, name, root_));
+      }
+    }
+    break;
+  }
+  return Status::Ok();
+}
+
 // The descriptor of `path`'s directory (the caller closes it); *leaf is its last component.
 Result<int> XbstreamExtractor::OpenParent(std::string_view path, bool create, std::string* leaf) {
   size_t slash = path.rfind('/');
@@ -218,6 +242,7 @@ Result<XbstreamExtractor::OpenFile*> XbstreamExtractor::Open(const ChunkHeader& 
     file.out_path = path.substr(0, path.size() - 4);
     if (Status s = CheckStreamPath(file.out_path); !s.ok()) return Error(s);
   }
+  if (Status s = CheckReserved(file.out_path, "file"); !s.ok()) return Error(s);
   if (Status s = EvictIfNeeded(); !s.ok()) return Error(s);
   std::string leaf;
   auto parent = OpenParent(file.out_path, true, &leaf);
@@ -383,6 +408,7 @@ Status XbstreamExtractor::SyncPending() {
 }
 
 Status XbstreamExtractor::OnRename(const ChunkHeader& chunk) {
+  REPLBOOT_RETURN_STATUS_IF_ERROR(CheckReserved(chunk.new_path, "rename target"));
   std::string from_leaf, to_leaf;
   auto from = OpenParent(chunk.path, false, &from_leaf);
   if (!from) return from.error();
@@ -409,6 +435,7 @@ Status XbstreamExtractor::OnRename(const ChunkHeader& chunk) {
 }
 
 Status XbstreamExtractor::OnDelete(const ChunkHeader& chunk) {
+  REPLBOOT_RETURN_STATUS_IF_ERROR(CheckReserved(chunk.path, "delete"));
   std::string leaf;
   auto parent = OpenParent(chunk.path, false, &leaf);
   if (!parent) return parent.error();

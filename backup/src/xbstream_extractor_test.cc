@@ -289,6 +289,40 @@ TEST_F(ExtractorTest, EncryptedAndQpressMembersAreRefusedAtFirstSight) {
   EXPECT_TRUE(fs::is_empty(target_));
 }
 
+TEST_F(ExtractorTest, ReservedNamesAreRefusedAsFileDirectoryRenameOrDelete) {
+  ExtractOptions options;
+  options.reserved_names = {"replboot-clone.json", "replboot-replication.json"};
+  std::vector<StreamBuilder> streams(7);
+  streams[0].File("replboot-clone.json", "{\"forged\": true}");
+  streams[1].File("./replboot-clone.json", "{}");
+  streams[2].File("./replboot-replication.json", "{}");
+  streams[3].File("replboot-clone.json/inner", "x");  // a directory in the marker's place
+  streams[4].File("db/t.ibd", "data").Rename("db/t.ibd", "replboot-clone.json");
+  streams[5].Delete("replboot-clone.json");
+  streams[6].File("a", "x").Rename("a", "./replboot-clone.json");
+  for (size_t i = 0; i < streams.size(); ++i) {
+    fs::remove_all(target_);
+    fs::create_directory(target_);
+    auto r = Extract(streams[i].bytes(), options);
+    ASSERT_FALSE(r) << "stream " << i;
+    EXPECT_EQ(r.error().code(), StatusCode::kCorruption) << r.error().message();
+    EXPECT_THAT(r.error().message(), HasSubstr("reserved")) << "stream " << i;
+    EXPECT_FALSE(fs::exists(target_ / "replboot-clone.json")) << "stream " << i;
+    EXPECT_FALSE(fs::exists(target_ / "replboot-replication.json")) << "stream " << i;
+  }
+  // Only the top level is reserved: the same name deeper down is an ordinary member, and
+  // without the option nothing is reserved at all.
+  fs::remove_all(target_);
+  fs::create_directory(target_);
+  StreamBuilder nested;
+  nested.File("db/replboot-clone.json", "ok");
+  ASSERT_TRUE(Extract(nested.bytes(), options));
+  EXPECT_EQ(Slurp(target_ / "db/replboot-clone.json"), "ok");
+  fs::remove_all(target_);
+  fs::create_directory(target_);
+  ASSERT_TRUE(Extract(streams[0].bytes()));
+}
+
 // Compresses with libarchive's write filters (raw format), as a test-side encoder.
 std::string Compress(const std::string& data, int filter) {
   struct archive* a = archive_write_new();

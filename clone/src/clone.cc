@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,8 +110,10 @@ Status Preflight(const std::string& peer, const StreamHeader& header, const Clon
     if (*free < need) {
       return Status(
           StatusCode::kNoSpace,
-          fmt::format("no space left for the clone: {} needs about {} bytes, {} has {} free", peer,
-                      need, files::ParentDir(options.datadir), *free));
+          fmt::format("no space left for the clone: {} streams about {} bytes, with the {:.0f} % "
+                      "margin {} are needed, {} has {} free",
+                      peer, header.estimated_bytes, (options.space_margin - 1) * 100, need,
+                      files::ParentDir(options.datadir), *free));
     }
   }
   return Status::Ok();
@@ -137,95 +138,97 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
                               uint64_t* bytes_out) {
   const std::string& peer = sock.peer();
-  std::vector<uint8_t> buffer(4 << 20);
+  std::vector<uint8_t> buffer;
+  buffer.reserve(kMaxDataPayload);
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
   auto next_report = start;
-  for (;;) {
-    if (options.stop.stop_requested())
-      return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
-    std::array<uint8_t, kFrameHeaderSize> raw;
-    Status s = sock.ReadExact(raw.data(), raw.size(), options.idle_timeout);
-    if (!s.ok()) {
-      return Error(s.code() == StatusCode::kTimeout ? s.code() : StatusCode::kUnavailable,
-                   "stream from {} broke after {} bytes: {}", peer, bytes, s.message());
+  auto last_byte = start;
+  // Logs and reports progress when due; also called while a read waits, so a donor that
+  // stops sending shows as stalled (rate 0, no ETA) within kStallAfter and a report interval.
+  auto progress = [&] {
+    const auto now = Clock::now();
+    if (now < next_progress && !(options.on_progress && now >= next_report)) return;
+    const double elapsed = Seconds(start);
+    const double idle = std::chrono::duration<double>(now - last_byte).count();
+    const bool stalled = now - last_byte >= kStallAfter;
+    double mbps = elapsed > 0 && !stalled ? static_cast<double>(bytes) / 1e6 / elapsed : 0;
+    // -1: no estimate to go by, or stalled. The estimate may be a little short of the
+    // stream; the ETA then stays at 0.
+    int64_t eta = -1;
+    if (header.estimated_bytes > 0 && mbps > 0) {
+      eta = header.estimated_bytes > bytes
+                ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 /
+                                       mbps)
+                : 0;
     }
-    auto frame = DecodeFrameHeader(raw);
-    if (!frame)
-      return Error(
-          frame.error().WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-    if (frame->type == FrameType::kTrailer || frame->type == FrameType::kError) {
-      std::string payload(frame->length, '\0');
-      s = sock.ReadExact(payload.data(), payload.size(), options.idle_timeout);
-      if (!s.ok()) return Error(s);
-      if (frame->type == FrameType::kError) {
-        ErrorMessage e = DecodeErrorMessage(payload);
-        return Error(StatusCode::kUnavailable, "{} aborted the stream ({}): {}", peer, e.code,
-                     e.message);
-      }
-      auto trailer = DecodeStreamTrailer(payload);
-      if (!trailer) return Error(trailer.error());
-      *bytes_out = bytes;
-      return trailer;
+    if (now >= next_report) {
+      next_report = now + options.progress_report_interval;
+      CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
+      event.bytes_per_second = mbps * 1e6;
+      if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
+      if (stalled) event.stalled_seconds = idle;
+      Report(options, event);
     }
-    if (frame->type != FrameType::kData) {
-      return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
-                   FrameTypeName(frame->type), peer, bytes);
-    }
-    uint32_t left = frame->length;
-    while (left > 0) {
-      // The buffer is filled before it is handed on: over TLS one read returns one 16 KiB
-      // record, and every Write is a queue push (lock, allocation, wake-up) to the disk thread.
-      const size_t want = std::min<size_t>(left, buffer.size());
-      size_t got = 0;
-      while (got < want) {
-        auto n = sock.ReadSome(buffer.data() + got, want - got, options.idle_timeout);
-        if (!n) {
-          return Error(n.error().code() == StatusCode::kTimeout ? StatusCode::kTimeout
-                                                                : StatusCode::kUnavailable,
-                       "stream from {} broke after {} bytes: {}", peer, bytes + got,
-                       n.error().message());
-        }
-        if (*n == 0) {
-          return Error(StatusCode::kUnavailable, "{} closed the stream after {} bytes", peer,
-                       bytes + got);
-        }
-        got += *n;
-      }
-      s = extractor.Write(std::span(buffer.data(), got));
-      if (!s.ok())
-        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-      left -= static_cast<uint32_t>(got);
-      bytes += got;
-    }
-    auto now = Clock::now();
-    if (now >= next_progress || (options.on_progress && now >= next_report)) {
-      double elapsed = Seconds(start);
-      double mbps = elapsed > 0 ? static_cast<double>(bytes) / 1e6 / elapsed : 0;
-      // -1: no estimate to go by. The estimate is the donor's datadir size, so the stream
-      // may overrun it a little; the ETA then stays at 0.
-      int64_t eta = -1;
-      if (header.estimated_bytes > 0 && mbps > 0) {
-        eta = header.estimated_bytes > bytes
-                  ? static_cast<int64_t>(static_cast<double>(header.estimated_bytes - bytes) / 1e6 /
-                                         mbps)
-                  : 0;
-      }
-      if (now >= next_report) {
-        next_report = now + options.progress_report_interval;
-        CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
-        event.bytes_per_second = mbps * 1e6;
-        if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
-        Report(options, event);
-      }
-      if (now >= next_progress) {
-        next_progress = now + options.progress_interval;
+    if (now >= next_progress) {
+      next_progress = now + options.progress_interval;
+      if (stalled) {
+        Log()->warn("event=clone_progress peer={} bytes={} estimated_bytes={} stalled_s={:.0f}",
+                    peer, bytes, header.estimated_bytes, idle);
+      } else {
         Log()->info(
             "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}",
             peer, bytes, header.estimated_bytes, mbps, eta);
       }
     }
+  };
+  sock.SetIdleHook(progress);
+  struct ClearHook {
+    net::Socket& sock;
+    ~ClearHook() { sock.SetIdleHook({}); }
+  } clear_hook{sock};
+  for (;;) {
+    if (options.stop.stop_requested())
+      return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
+    // The whole frame, its tag checked, before any of its bytes go further (protocol.h).
+    auto type = sock.ReadFrame(buffer, options.idle_timeout, /*allow_data=*/true);
+    if (!type) {
+      const Status& s = type.error();
+      if (s.code() == StatusCode::kPermissionDenied) {
+        return Error(StatusCode::kPermissionDenied,
+                     "stream from {} refused at byte {}: {}; nothing from it is kept", peer, bytes,
+                     s.message());
+      }
+      if (s.code() == StatusCode::kCorruption) {
+        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+      }
+      return Error(s.code() == StatusCode::kTimeout || s.code() == StatusCode::kCancelled
+                       ? s.code()
+                       : StatusCode::kUnavailable,
+                   "stream from {} broke after {} bytes: {}", peer, bytes, s.message());
+    }
+    if (*type == FrameType::kTrailer || *type == FrameType::kError) {
+      std::string_view payload(reinterpret_cast<const char*>(buffer.data()), buffer.size());
+      if (*type == FrameType::kError) {
+        ErrorMessage e = DecodeErrorMessage(payload);
+        return Error(StatusCode::kUnavailable, "{} aborted the stream ({}): {}", peer, e.code,
+                     e.message);
+      }
+      auto trailer = DecodeStreamTrailer(payload);
+      if (!trailer) return Error(trailer.error().WithContext(fmt::format("from {}", peer)));
+      *bytes_out = bytes;
+      return trailer;
+    }
+    if (*type != FrameType::kData) {
+      return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
+                   FrameTypeName(*type), peer, bytes);
+    }
+    if (Status s = extractor.Write(buffer); !s.ok())
+      return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+    bytes += buffer.size();
+    last_byte = Clock::now();
+    progress();
   }
 }
 
@@ -334,7 +337,6 @@ std::string LocalTool(const CloneOptions& options) {
 }
 
 Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {
-  ::signal(SIGPIPE, SIG_IGN);  // a dead unpacker or donor is an error code, not a signal
   const auto start = Clock::now();
   const std::string staging = StagingPath(options.datadir);
 
@@ -375,7 +377,7 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   if (::mkdir(staging.c_str(), 0750) != 0)
     return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
 
-  auto native = MakeExtractor(staging, options.flavour);
+  auto native = MakeExtractor(staging, options.flavour, options.reserved_names);
   if (!native) return Error(native.error());
   std::unique_ptr<StreamExtractor> extractor =
       MakePipelined(std::move(*native), options.pipeline_bytes);
@@ -388,8 +390,9 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   sock->Close();
   if (!trailer->ok()) {
     extractor->Abort();
-    return Error(StatusCode::kUnavailable, "the backup on {} failed (exit code {}, signal {}): {}",
-                 peer, trailer->exit_code, trailer->signal, trailer->last_line);
+    return Error(StatusCode::kUnavailable, "the backup on {} failed ({}): {}", peer,
+                 process::ExitStatus{trailer->exit_code, trailer->signal}.ToString(),
+                 trailer->last_line);
   }
   if (trailer->bytes != bytes) {
     extractor->Abort();
@@ -456,7 +459,6 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
 
 Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
                              std::chrono::milliseconds timeout) {
-  ::signal(SIGPIPE, SIG_IGN);
   const auto deadline = Clock::now() + timeout;
   auto sock = ConnectAuthenticated(donor, HelloMode::kProbe, options, deadline);
   if (!sock) return Error(sock.error());

@@ -7,6 +7,7 @@
 #include "replboot/backup/xbstream_extractor.h"
 #include "replboot/backup/xbstream_reader.h"
 #include "replboot/base/bounded_queue.h"
+#include "replboot/clone/datadir.h"
 
 namespace replboot::clone {
 
@@ -16,10 +17,12 @@ namespace {
 // extractor): no temporary copy of the stream, no extra pipe hop, no mbstream child.
 class NativeExtractor : public StreamExtractor {
  public:
-  static Result<std::unique_ptr<StreamExtractor>> Create(const std::string& dir,
-                                                         Flavour flavour) {
+  static Result<std::unique_ptr<StreamExtractor>> Create(
+      const std::string& dir, Flavour flavour, const std::vector<std::string>& reserved_names) {
     backup::ExtractOptions options;
     options.flavour = flavour;
+    options.reserved_names = reserved_names;
+    options.reserved_names.emplace_back(kMarkerName);
     auto sink = backup::XbstreamExtractor::Create(dir, options);
     if (!sink) return Error(sink.error());
     return std::unique_ptr<StreamExtractor>(new NativeExtractor(std::move(*sink), flavour));
@@ -109,8 +112,9 @@ std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> 
   return std::make_unique<PipelinedExtractor>(std::move(inner), max_queued);
 }
 
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, Flavour flavour) {
-  return NativeExtractor::Create(dir, flavour);
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(
+    const std::string& dir, Flavour flavour, const std::vector<std::string>& reserved_names) {
+  return NativeExtractor::Create(dir, flavour, reserved_names);
 }
 
 }  // namespace replboot::clone

@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
@@ -24,8 +25,12 @@ class StreamExtractor {
   virtual void Abort() = 0;
 };
 
-// Unpacks into `dir` (which exists and is empty) for a stream of `flavour`.
-Result<std::unique_ptr<StreamExtractor>> MakeExtractor(const std::string& dir, Flavour flavour);
+// Unpacks into `dir` (which exists and is empty) for a stream of `flavour`. A member named
+// like the commit marker (datadir.h) or one of `reserved_names` at the top of the stream
+// fails the extraction: a donor can never forge the node's own state files.
+Result<std::unique_ptr<StreamExtractor>> MakeExtractor(
+    const std::string& dir, Flavour flavour,
+    const std::vector<std::string>& reserved_names = {});
 
 // Runs `inner` on a thread of its own behind a queue of at most `max_queued` bytes, so
 // that the network keeps flowing (and the donor's backup tool keeps producing) while a

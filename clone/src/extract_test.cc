@@ -4,7 +4,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
+
+#include "xbstream_test_util.h"
+#include "replboot/clone/datadir.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::clone {
 namespace {
@@ -91,6 +96,24 @@ TEST(PipelinedExtractorTest, WriteLargerThanTheQueueStillProgresses) {
   ASSERT_TRUE(p->Write(Bytes(1000, 4)).ok());
   ASSERT_TRUE(p->Finish().ok());
   EXPECT_EQ(out.size(), 2000u);
+}
+
+TEST(NativeExtractorTest, RefusesTheCommitMarkerAndTheCallersNames) {
+  replboot::testing::TempDir tmp{"extract-test"};
+  for (std::string name : {std::string(kMarkerName), std::string("replboot-replication.json")}) {
+    const std::string dir = tmp.Path(name + ".staging");
+    std::filesystem::create_directory(dir);
+    auto extractor = MakeExtractor(dir, Flavour::kMariaDB, {"replboot-replication.json"});
+    ASSERT_TRUE(extractor) << extractor.error().message();
+    backup::testing::StreamBuilder stream;
+    stream.File("ibdata1", "data").File(name, "{\"donor\": \"forged\"}");
+    Status s = (*extractor)->Write(stream.bytes());
+    if (s.ok()) s = (*extractor)->Finish();
+    ASSERT_FALSE(s.ok()) << name;
+    EXPECT_EQ(s.code(), StatusCode::kCorruption);
+    EXPECT_NE(s.message().find(name), std::string::npos) << s.message();
+    EXPECT_FALSE(std::filesystem::exists(dir + "/" + name));
+  }
 }
 
 }  // namespace

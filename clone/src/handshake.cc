@@ -1,5 +1,7 @@
 #include "handshake.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -16,6 +18,15 @@ milliseconds Bounded(milliseconds step, const std::optional<Clock::time_point>& 
   if (!deadline) return step;
   auto left = std::chrono::duration_cast<milliseconds>(*deadline - Clock::now());
   return std::clamp(left, milliseconds(1), step);
+}
+
+// How this node names itself in HELLO: options.client_name, else the host name (in a
+// StatefulSet, the pod's name, e.g. mysql-2).
+std::string ClientName(const CloneOptions& options) {
+  if (!options.client_name.empty()) return options.client_name;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "";
+  return host;
 }
 
 }  // namespace
@@ -43,6 +54,9 @@ Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
   auto sock = net::Connect(donor, Bounded(options.connect_timeout, deadline), options.stop);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
+  // One bound for the whole handshake, however slowly a donor answers.
+  const auto handshake_deadline = Clock::now() + options.handshake_timeout;
+  sock->SetDeadline(deadline ? std::min(*deadline, handshake_deadline) : handshake_deadline);
   auto hs = [&] { return Bounded(options.handshake_timeout, deadline); };
   if (options.tls.enabled) {
     std::shared_ptr<const net::TlsContext> context = options.tls_context;
@@ -60,7 +74,7 @@ Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
   auto binding = sock->ChannelBinding();
   if (!binding) return Error(binding.error());
 
-  if (Status s = sock->WriteFrame(FrameType::kHello, EncodeHello(mode), hs()); !s.ok())
+  if (Status s = sock->WriteFrame(FrameType::kHello, EncodeHello(mode, ClientName(options)), hs()); !s.ok())
     return Error(s);
   auto challenge = sock->ReadControlFrame(hs());
   if (!challenge) return Error(challenge.error());
@@ -93,7 +107,100 @@ Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
     return Error(StatusCode::kPermissionDenied,
                  "authentication failed at {}: the server's proof is wrong", peer);
   }
+  auto auth = FrameAuthenticator::Create(
+      DeriveStreamKey(options.secret, *client_nonce, server_nonce, *binding));
+  if (!auth) return Error(auth.error());
+  sock->CheckReceivedFrames(std::move(*auth));
+  sock->SetDeadline(std::nullopt);
   return std::move(*sock);
+}
+
+}  // namespace replboot::clone
+
+namespace replboot::clone {
+
+Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view secret,
+                                           const net::TlsContext* tls, Clock::time_point deadline) {
+  const std::string& peer = sock.peer();
+  sock.SetDeadline(deadline);
+  // Each step may wait for what is left; the socket's deadline is the real bound.
+  auto left = [&] {
+    return std::max(milliseconds(1),
+                    std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+  };
+  // A refusal the client is told about; the socket closes with the caller.
+  auto refuse = [&](std::string_view code, const std::string& message, StatusCode status,
+                    const std::string& why) -> Status {
+    (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage({std::string(code), message}),
+                          left());
+    return Status(status, why);
+  };
+
+  // --- TLS, or not: both sides must agree, and a mismatch is named on the side that sees it
+  auto first = sock.PeekByte(left());
+  if (!first) return Error(first.error());
+  if (tls != nullptr) {
+    if (*first == static_cast<uint8_t>(FrameType::kHello)) {
+      return Error(refuse("tls_required", "this server requires TLS (backup.tls = true)",
+                          StatusCode::kUnavailable,
+                          fmt::format("peer {} speaks plaintext but backup.tls is true", peer)));
+    }
+    if (Status s = sock.StartTls(*tls, left()); !s.ok()) return Error(s);
+  } else if (*first == kTlsHandshakeRecord) {
+    return Error(StatusCode::kUnavailable, "peer {} speaks TLS but backup.tls is false", peer);
+  }
+  auto binding = sock.ChannelBinding();
+  if (!binding) return Error(binding.error());
+
+  auto hello_frame = sock.ReadControlFrame(left());
+  if (!hello_frame) return Error(hello_frame.error());
+  if (hello_frame->type != FrameType::kHello) {
+    return Error(StatusCode::kCorruption, "expected HELLO from {}, got {}", peer,
+                 FrameTypeName(hello_frame->type));
+  }
+  auto hello = ParseHello(hello_frame->payload);
+  if (!hello) {
+    if (hello.error().code() == StatusCode::kInvalidArgument) {
+      return Error(refuse("protocol", hello.error().message(), StatusCode::kInvalidArgument,
+                          hello.error().message()));
+    }
+    return Error(hello.error());
+  }
+  auto server_nonce = RandomNonce();
+  if (!server_nonce) return Error(server_nonce.error());
+  if (Status s = sock.WriteFrame(
+          FrameType::kChallenge,
+          std::string_view(reinterpret_cast<const char*>(server_nonce->data()), kNonceSize),
+          left());
+      !s.ok()) {
+    return Error(s);
+  }
+  auto response = sock.ReadControlFrame(left());
+  if (!response) return Error(response.error());
+  if (response->type != FrameType::kResponse || response->payload.size() != kMacSize + kNonceSize) {
+    return Error(StatusCode::kCorruption, "malformed RESPONSE from {}", peer);
+  }
+  Nonce client_nonce;
+  std::memcpy(client_nonce.data(), response->payload.data() + kMacSize, kNonceSize);
+  Mac expected = ClientMac(secret, *server_nonce, client_nonce, *binding);
+  auto given = std::span(reinterpret_cast<const uint8_t*>(response->payload.data()), kMacSize);
+  if (!MacEqual(expected, given)) {
+    return Error(refuse("auth_failed", "authentication failed", StatusCode::kPermissionDenied,
+                        fmt::format("authentication failed for {}", peer)));
+  }
+  Mac proof = ServerMac(secret, client_nonce, *server_nonce, *binding);
+  if (Status s = sock.WriteFrame(
+          FrameType::kProof, std::string_view(reinterpret_cast<const char*>(proof.data()), kMacSize),
+          left());
+      !s.ok()) {
+    return Error(s);
+  }
+  auto auth = FrameAuthenticator::Create(DeriveStreamKey(secret, client_nonce, *server_nonce,
+                                                         *binding));
+  if (!auth) return Error(auth.error());
+  sock.TagSentFrames(std::move(*auth));
+  sock.SetDeadline(std::nullopt);
+  return AcceptedClient{hello->mode, std::move(hello->client_name)};
 }
 
 }  // namespace replboot::clone

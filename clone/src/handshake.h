@@ -1,6 +1,7 @@
-// The client side of the authentication (protocol.h), shared by the clone and the probe so
-// there is one implementation: connect → TLS (backup.tls) → HELLO(mode) → CHALLENGE →
-// RESPONSE → PROOF checked, the MACs bound to the TLS session.
+// Both sides of the authentication (protocol.h), one implementation each: the client's
+// (shared by the clone and the probe: connect → TLS (backup.tls) → HELLO(mode) → CHALLENGE
+// → RESPONSE → PROOF checked) and the server's. Afterwards the server tags every frame it
+// sends and the client checks every frame it reads, with the session's stream key.
 // Internal to clone/.
 #ifndef REPLBOOT_CLONE_HANDSHAKE_H_
 #define REPLBOOT_CLONE_HANDSHAKE_H_
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "net.h"
 #include "replboot/base/status.h"
@@ -25,6 +27,19 @@ namespace replboot::clone {
 Result<net::Socket> ConnectAuthenticated(
     const Endpoint& donor, HelloMode mode, const CloneOptions& options,
     std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+
+struct AcceptedClient {
+  HelloMode mode = HelloMode::kBackup;
+  std::string name;  // the client's name from its HELLO, "" when it sent none
+};
+// The server side on an accepted (non-blocking) socket: TLS when `tls` is set, HELLO,
+// CHALLENGE, RESPONSE checked, PROOF. The whole exchange ends by `deadline`, however slowly
+// the bytes arrive. Sends the ERROR frame the protocol asks for (tls_required, protocol,
+// auth_failed) before failing; kPermissionDenied means a wrong MAC. On success the socket
+// tags every frame it sends from then on.
+Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view secret,
+                                           const net::TlsContext* tls,
+                                           std::chrono::steady_clock::time_point deadline);
 
 // The status for an ERROR frame's payload from `peer`.
 Status ServerErrorStatus(const std::string& peer, const std::string& payload);

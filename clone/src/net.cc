@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,11 +19,54 @@
 #include <charconv>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 namespace replboot::clone::net {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+namespace {
+
+// SIGPIPE blocked in this thread while OpenSSL may write (see net.h); a SIGPIPE raised
+// meanwhile is consumed, one that was already pending before is left alone.
+class SigpipeBlock {
+ public:
+  SigpipeBlock() {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~SigpipeBlock() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        const timespec zero{0, 0};
+        int rc;
+        do {
+          rc = sigtimedwait(&pipe, nullptr, &zero);
+        } while (rc < 0 && errno == EINTR);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlock(const SigpipeBlock&) = delete;
+  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+
+ private:
+  sigset_t old_;
+  bool was_pending_ = false;
+};
+
+}  // namespace
 
 std::string TlsErrors() {
   std::string out;
@@ -74,10 +119,12 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsOptions& o
 }
 
 Socket::Socket(Socket&& other) noexcept
-    : fd_(other.fd_), peer_(std::move(other.peer_)), ssl_(other.ssl_), stop_(std::move(other.stop_)) {
-  other.fd_ = -1;
-  other.ssl_ = nullptr;
-}
+    : fd_(std::exchange(other.fd_, -1)),
+      peer_(std::move(other.peer_)),
+      ssl_(std::exchange(other.ssl_, nullptr)),
+      stop_(std::move(other.stop_)),
+      send_auth_(std::move(other.send_auth_)),
+      recv_auth_(std::move(other.recv_auth_)) {}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -86,6 +133,8 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     peer_ = std::move(other.peer_);
     ssl_ = other.ssl_;
     stop_ = std::move(other.stop_);
+    send_auth_ = std::move(other.send_auth_);
+    recv_auth_ = std::move(other.recv_auth_);
     other.fd_ = -1;
     other.ssl_ = nullptr;
   }
@@ -97,7 +146,10 @@ Socket::~Socket() { Close(); }
 void Socket::Close() {
   if (ssl_ != nullptr) {
     // Best effort close_notify; never waits (the descriptor is non-blocking).
-    if (SSL_is_init_finished(ssl_)) (void)SSL_shutdown(ssl_);
+    if (SSL_is_init_finished(ssl_)) {
+      SigpipeBlock no_sigpipe;
+      (void)SSL_shutdown(ssl_);
+    }
     SSL_free(ssl_);
     ERR_clear_error();
     ssl_ = nullptr;
@@ -108,12 +160,14 @@ void Socket::Close() {
 
 Status Socket::WaitFor(short events, milliseconds timeout, std::string_view what) {
   pollfd p{fd_, events, 0};
-  const auto deadline = Clock::now() + timeout;
+  const auto idle_deadline = Clock::now() + timeout;
+  const bool bounded = deadline_ && *deadline_ < idle_deadline;
+  const auto deadline = bounded ? *deadline_ : idle_deadline;
   for (;;) {
     // Slices of at most 500 ms when a stop can be requested, so a stop is never held up.
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left < milliseconds(0)) left = milliseconds(0);
-    auto slice = stop_.stop_possible() ? std::min(left, milliseconds(500)) : left;
+    auto slice = stop_.stop_possible() || idle_hook_ ? std::min(left, milliseconds(500)) : left;
     int rc = ::poll(&p, 1, static_cast<int>(slice.count()));
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return ErrnoStatus(errno, fmt::format("poll on connection to {}", peer_));
@@ -121,7 +175,12 @@ Status Socket::WaitFor(short events, milliseconds timeout, std::string_view what
     if (stop_.stop_requested()) {
       return Status(StatusCode::kCancelled, fmt::format("{} {}: cancelled", what, peer_));
     }
+    if (idle_hook_) idle_hook_();
     if (Clock::now() >= deadline) {
+      if (bounded) {
+        return Status(StatusCode::kTimeout,
+                      fmt::format("{} {}: the exchange's deadline passed", what, peer_));
+      }
       return Status(StatusCode::kTimeout,
                     fmt::format("{} {}: no progress for {} ms", what, peer_, timeout.count()));
     }
@@ -181,6 +240,7 @@ Status Socket::StartTls(const TlsContext& context, milliseconds timeout) {
   } else {
     SSL_set_connect_state(ssl_);
   }
+  SigpipeBlock no_sigpipe;
   for (;;) {
     ERR_clear_error();
     errno = 0;
@@ -227,6 +287,7 @@ Result<std::vector<uint8_t>> Socket::ChannelBinding() const {
 
 Status Socket::WriteAll(std::string_view data, milliseconds timeout) {
   if (ssl_ != nullptr) {
+    SigpipeBlock no_sigpipe;
     size_t done = 0;
     while (done < data.size()) {
       ERR_clear_error();
@@ -265,6 +326,7 @@ Status Socket::WriteAll(std::string_view data, milliseconds timeout) {
 
 Result<size_t> Socket::ReadSome(void* buffer, size_t size, std::chrono::milliseconds timeout) {
   if (ssl_ != nullptr) {
+    SigpipeBlock no_sigpipe;  // SSL_read may answer a KeyUpdate
     for (;;) {
       ERR_clear_error();
       errno = 0;
@@ -306,23 +368,61 @@ Status Socket::ReadExact(void* buffer, size_t size, std::chrono::milliseconds ti
 
 Status Socket::WriteFrame(FrameType type, std::string_view payload,
                           std::chrono::milliseconds timeout) {
-  return WriteAll(EncodeFrame(type, payload), timeout);
+  std::vector<uint8_t> buffer(kFrameHeaderSize + payload.size() + kTagSize);
+  std::memcpy(buffer.data() + kFrameHeaderSize, payload.data(), payload.size());
+  return WriteFrameBuffer(type, buffer, payload.size(), timeout);
 }
 
-Result<Socket::Frame> Socket::ReadControlFrame(std::chrono::milliseconds timeout) {
+Status Socket::WriteFrameBuffer(FrameType type, std::vector<uint8_t>& buffer, size_t payload_size,
+                                std::chrono::milliseconds timeout) {
+  if (buffer.size() < kFrameHeaderSize + payload_size + kTagSize || payload_size > UINT32_MAX) {
+    return Status(StatusCode::kInternal, "frame buffer too small");
+  }
+  auto header = EncodeFrameHeader(type, static_cast<uint32_t>(payload_size));
+  std::memcpy(buffer.data(), header.data(), header.size());
+  size_t size = kFrameHeaderSize + payload_size;
+  if (send_auth_) {
+    auto tag = send_auth_->Seal(type, std::span(buffer.data() + kFrameHeaderSize, payload_size));
+    if (!tag) return tag.error();
+    std::memcpy(buffer.data() + size, tag->data(), tag->size());
+    size += tag->size();
+  }
+  return WriteAll(std::string_view(reinterpret_cast<const char*>(buffer.data()), size), timeout);
+}
+
+Result<FrameType> Socket::ReadFrame(std::vector<uint8_t>& payload, std::chrono::milliseconds timeout,
+                                    bool allow_data) {
   std::array<uint8_t, kFrameHeaderSize> raw;
   Status s = ReadExact(raw.data(), raw.size(), timeout);
   if (!s.ok()) return Error(s);
   auto header = DecodeFrameHeader(raw);
   if (!header) return Error(header.error().WithContext(fmt::format("from {}", peer_)));
-  if (header->type == FrameType::kData) {
+  if (header->type == FrameType::kData && !allow_data) {
     return Error(StatusCode::kCorruption, "unexpected DATA frame from {} during the handshake",
                  peer_);
   }
-  Frame frame{header->type, std::string(header->length, '\0')};
-  s = ReadExact(frame.payload.data(), frame.payload.size(), timeout);
+  payload.resize(header->length);
+  s = ReadExact(payload.data(), payload.size(), timeout);
   if (!s.ok()) return Error(s);
-  return frame;
+  if (recv_auth_) {
+    Tag tag;
+    s = ReadExact(tag.data(), tag.size(), timeout);
+    if (!s.ok()) return Error(s);
+    s = recv_auth_->Check(header->type, payload, tag);
+    if (!s.ok()) {
+      return Error(s.code(), "{} from {} failed authentication: the sender does not hold the "
+                   "secret, or the stream was altered on the way",
+                   s.message(), peer_);
+    }
+  }
+  return header->type;
+}
+
+Result<Socket::Frame> Socket::ReadControlFrame(std::chrono::milliseconds timeout) {
+  std::vector<uint8_t> payload;
+  auto type = ReadFrame(payload, timeout, /*allow_data=*/false);
+  if (!type) return Error(type.error());
+  return Frame{*type, std::string(payload.begin(), payload.end())};
 }
 
 Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, uint16_t default_port,

@@ -1,7 +1,12 @@
 // Blocking socket helpers with per-call deadlines (poll), shared by the backup server's
 // session threads and the clone client, optionally over TLS (OpenSSL on the same
-// non-blocking descriptor: SSL_ERROR_WANT_READ/WRITE wait in the same poll). Internal to
-// clone/.
+// non-blocking descriptor: SSL_ERROR_WANT_READ/WRITE wait in the same poll), and the
+// tagged frames of protocol version 2. Internal to clone/.
+//
+// SIGPIPE: plaintext sends use MSG_NOSIGNAL; OpenSSL writes with write(2), so every SSL_*
+// call runs with SIGPIPE blocked in the calling thread and a SIGPIPE it raised is consumed
+// (sigtimedwait) before the mask is restored. The process's signal dispositions are never
+// touched: a library must not change them under its host.
 #ifndef REPLBOOT_CLONE_NET_H_
 #define REPLBOOT_CLONE_NET_H_
 
@@ -10,8 +15,10 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -61,6 +68,16 @@ class Socket {
   // `stop` (a server shutting down, replboot stopping mid-clone).
   void SetStop(std::stop_token stop) { stop_ = std::move(stop); }
 
+  // Every later wait also ends (kTimeout) at `deadline`, however the bytes trickle in: one
+  // bound for a whole exchange such as the handshake. nullopt removes it.
+  void SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
+    deadline_ = deadline;
+  }
+
+  // Called every half second or so while a wait gets nothing (e.g. to report a stall);
+  // must not use this socket. An empty function removes it.
+  void SetIdleHook(std::function<void()> hook) { idle_hook_ = std::move(hook); }
+
   // The first byte the peer sent, without consuming it (plaintext only): tells a TLS
   // ClientHello (kTlsHandshakeRecord) from a HELLO frame.
   Result<uint8_t> PeekByte(std::chrono::milliseconds timeout);
@@ -82,13 +99,30 @@ class Socket {
   // Reads whatever is available (at least 1 byte); 0 means orderly EOF.
   Result<size_t> ReadSome(void* buffer, size_t size, std::chrono::milliseconds timeout);
 
-  // Control frames only (bounded by kMaxControlPayload).
+  // From now on every frame written carries a tag from `auth` (protocol.h, "Why tags").
+  void TagSentFrames(FrameAuthenticator auth) { send_auth_.emplace(std::move(auth)); }
+  // From now on every frame read must carry the right tag, else the read fails with
+  // kPermissionDenied naming the peer and the frame.
+  void CheckReceivedFrames(FrameAuthenticator auth) { recv_auth_.emplace(std::move(auth)); }
+  // Frames whose tag was checked so far.
+  uint64_t frames_checked() const { return recv_auth_ ? recv_auth_->frames() : 0; }
+
+  // A control frame (bounded by kMaxControlPayload), tagged when TagSentFrames was called.
   Status WriteFrame(FrameType type, std::string_view payload, std::chrono::milliseconds timeout);
+  // A frame assembled in place, sent with one write: `buffer` holds kFrameHeaderSize bytes
+  // of room, then `payload_size` payload bytes, then kTagSize bytes of room; the header and
+  // (when tagging) the tag are filled in here.
+  Status WriteFrameBuffer(FrameType type, std::vector<uint8_t>& buffer, size_t payload_size,
+                          std::chrono::milliseconds timeout);
   struct Frame {
     FrameType type;
     std::string payload;
   };
   Result<Frame> ReadControlFrame(std::chrono::milliseconds timeout);
+  // Any frame (DATA only with `allow_data`) into `payload`, its tag checked when
+  // CheckReceivedFrames was called: the payload is returned only once it is proven.
+  Result<FrameType> ReadFrame(std::vector<uint8_t>& payload, std::chrono::milliseconds timeout,
+                              bool allow_data);
 
  private:
   friend Result<Socket> Connect(const boost::asio::ip::tcp::endpoint&, std::chrono::milliseconds,
@@ -100,6 +134,10 @@ class Socket {
   std::string peer_;
   SSL* ssl_ = nullptr;
   std::stop_token stop_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::function<void()> idle_hook_;
+  std::optional<FrameAuthenticator> send_auth_;
+  std::optional<FrameAuthenticator> recv_auth_;
 };
 
 // "host:port" / "[v6]:port" / "host" (default port) → host and port. Port 0 (any free

@@ -20,7 +20,6 @@ constexpr milliseconds kTimeout{20'000};  // generous: the CI machine is busy
 class TlsSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ::signal(SIGPIPE, SIG_IGN);
     auto pki = MakeTestPki();
     ASSERT_TRUE(pki) << pki.error().ToString();
     pki_ = std::move(*pki);
@@ -74,6 +73,32 @@ TEST_F(TlsSocketTest, RoundTripWithMutualVerificationAndChannelBinding) {
   auto n = server_.ReadSome(&byte, 1, kTimeout);
   ASSERT_TRUE(n) << n.error().ToString();
   EXPECT_EQ(*n, 0u);
+}
+
+// OpenSSL writes with write(2): into a connection the peer closed that raises SIGPIPE, which
+// (default disposition) would kill the process. The socket blocks it around SSL calls and
+// consumes it, so the write is an error value and nothing is left pending.
+TEST_F(TlsSocketTest, WritingToAClosedPeerIsAnErrorNotASignal) {
+  struct sigaction old {};
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ASSERT_EQ(::sigaction(SIGPIPE, &dfl, &old), 0);
+  auto server_ctx = Context(pki_->server, TlsContext::Role::kServer);
+  auto client_ctx = Context(pki_->client, TlsContext::Role::kClient);
+  ASSERT_TRUE(server_ctx && client_ctx);
+  auto server = std::async(std::launch::async,
+                           [&]() -> Status { return server_.StartTls(*server_ctx, kTimeout); });
+  ASSERT_TRUE(client_.StartTls(*client_ctx, kTimeout).ok());
+  ASSERT_TRUE(server.get().ok());
+  server_.Close();
+  Status s;
+  for (int i = 0; i < 20 && s.ok(); ++i) s = client_.WriteAll(std::string(1 << 20, 'x'), kTimeout);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  client_.Close();  // SSL_shutdown writes too
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_EQ(sigismember(&pending, SIGPIPE), 0);
+  ::sigaction(SIGPIPE, &old, nullptr);
 }
 
 TEST_F(TlsSocketTest, PlainSocketHasNoChannelBinding) {

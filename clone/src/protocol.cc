@@ -5,7 +5,9 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cctype>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 namespace replboot::clone {
@@ -102,23 +104,112 @@ Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& s
   return Hmac(secret, client_nonce, server_nonce, kServerLabel, binding);
 }
 
+StreamKey DeriveStreamKey(std::string_view secret, const Nonce& client_nonce,
+                          const Nonce& server_nonce, std::span<const uint8_t> binding) {
+  return Hmac(secret, client_nonce, server_nonce, kStreamKeyLabel, binding);
+}
+
+Result<FrameAuthenticator> FrameAuthenticator::Create(const StreamKey& key) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx == nullptr) return Error(StatusCode::kInternal, "EVP_CIPHER_CTX_new failed");
+  FrameAuthenticator auth(ctx);  // frees ctx on every path below
+  // The key schedule once; each frame only sets its iv.
+  if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) != 1 ||
+      EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), nullptr) != 1) {
+    return Error(StatusCode::kInternal, "AES-256-GCM setup failed");
+  }
+  return auth;
+}
+
+FrameAuthenticator::FrameAuthenticator(FrameAuthenticator&& other) noexcept
+    : ctx_(std::exchange(other.ctx_, nullptr)), counter_(other.counter_) {}
+
+FrameAuthenticator& FrameAuthenticator::operator=(FrameAuthenticator&& other) noexcept {
+  if (this != &other) {
+    if (ctx_ != nullptr) EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_));
+    ctx_ = std::exchange(other.ctx_, nullptr);
+    counter_ = other.counter_;
+  }
+  return *this;
+}
+
+FrameAuthenticator::~FrameAuthenticator() {
+  if (ctx_ != nullptr) EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_));
+}
+
+Result<Tag> FrameAuthenticator::Compute(FrameType type, std::span<const uint8_t> payload) {
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(ctx_);
+  std::array<uint8_t, 12> iv{};
+  for (int i = 0; i < 8; ++i) iv[4 + i] = static_cast<uint8_t>(counter_ >> (56 - 8 * i));
+  auto header = EncodeFrameHeader(type, static_cast<uint32_t>(payload.size()));
+  int out = 0;
+  Tag tag{};
+  // GMAC: GCM over additional data only (the header, then the payload), no plaintext.
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, iv.data()) != 1 ||
+      EVP_EncryptUpdate(ctx, nullptr, &out, header.data(), static_cast<int>(header.size())) != 1 ||
+      (!payload.empty() && EVP_EncryptUpdate(ctx, nullptr, &out, payload.data(),
+                                             static_cast<int>(payload.size())) != 1) ||
+      EVP_EncryptFinal_ex(ctx, nullptr, &out) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag.size()), tag.data()) !=
+          1) {
+    return Error(StatusCode::kInternal, "AES-256-GMAC of frame {} failed", counter_);
+  }
+  return tag;
+}
+
+Result<Tag> FrameAuthenticator::Seal(FrameType type, std::span<const uint8_t> payload) {
+  auto tag = Compute(type, payload);
+  if (tag) ++counter_;
+  return tag;
+}
+
+Status FrameAuthenticator::Check(FrameType type, std::span<const uint8_t> payload,
+                                 std::span<const uint8_t> tag) {
+  auto expected = Compute(type, payload);
+  if (!expected) return expected.error();
+  if (!MacEqual(*expected, tag)) {
+    return Status(StatusCode::kPermissionDenied,
+                  fmt::format("{} frame #{} ({} bytes) has a wrong tag", FrameTypeName(type),
+                              counter_, payload.size()));
+  }
+  ++counter_;
+  return Status::Ok();
+}
+
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string EncodeHello(HelloMode mode) {
+namespace {
+
+bool ClientNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
+         c == ':';
+}
+
+}  // namespace
+
+std::string EncodeHello(HelloMode mode, std::string_view client_name) {
   std::string out(kHelloMagic);
   out.push_back(static_cast<char>(kProtocolVersion >> 8));
   out.push_back(static_cast<char>(kProtocolVersion & 0xff));
   out.push_back(static_cast<char>(mode));
+  std::string name(client_name.substr(0, kMaxClientName));
+  for (char& c : name) {
+    if (!ClientNameChar(c)) c = '_';
+  }
+  if (!name.empty()) {
+    out.push_back(static_cast<char>(name.size()));
+    out.append(name);
+  }
   return out;
 }
 
-Result<HelloMode> CheckHello(std::string_view payload) {
+Result<Hello> ParseHello(std::string_view payload) {
   const size_t base = kHelloMagic.size() + 2;
-  if ((payload.size() != base && payload.size() != base + 1) ||
-      payload.substr(0, kHelloMagic.size()) != kHelloMagic) {
+  if (payload.size() < base || payload.substr(0, kHelloMagic.size()) != kHelloMagic) {
     return Error(StatusCode::kCorruption, "not a replboot backup client (bad HELLO)");
   }
   uint16_t version =
@@ -129,12 +220,29 @@ Result<HelloMode> CheckHello(std::string_view payload) {
                  "client speaks protocol version {}, this server speaks {}", version,
                  kProtocolVersion);
   }
-  if (payload.size() == base) return HelloMode::kBackup;  // the first clients sent no mode
+  Hello hello;
+  if (payload.size() == base) return hello;  // no mode byte: backup
   auto mode = static_cast<uint8_t>(payload[base]);
   if (mode > static_cast<uint8_t>(HelloMode::kProbe)) {
     return Error(StatusCode::kInvalidArgument, "unknown HELLO mode {}", mode);
   }
-  return static_cast<HelloMode>(mode);
+  hello.mode = static_cast<HelloMode>(mode);
+  std::string_view rest = payload.substr(base + 1);
+  if (rest.empty()) return hello;
+  const size_t length = static_cast<uint8_t>(rest[0]);
+  std::string_view name = rest.substr(1);
+  if (length == 0 || length > kMaxClientName || name.size() != length ||
+      !std::all_of(name.begin(), name.end(), ClientNameChar)) {
+    return Error(StatusCode::kCorruption, "bad client name in HELLO");
+  }
+  hello.client_name = std::string(name);
+  return hello;
+}
+
+Result<HelloMode> CheckHello(std::string_view payload) {
+  auto hello = ParseHello(payload);
+  if (!hello) return Error(hello.error());
+  return hello->mode;
 }
 
 namespace {

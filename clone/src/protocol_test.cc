@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace replboot::clone {
 namespace {
 
@@ -52,6 +54,139 @@ TEST(AuthTest, NoncesAreFresh) {
   EXPECT_NE(*a, *b);
 }
 
+// A sender and a receiver of one session, and a few frames as the donor sends them.
+class FrameTagTest : public ::testing::Test {
+ protected:
+  static FrameAuthenticator Make(std::string_view secret, uint8_t nonce_fill = 1) {
+    auto a = FrameAuthenticator::Create(DeriveStreamKey(secret, Filled(nonce_fill), Filled(9)));
+    EXPECT_TRUE(a);
+    return std::move(*a);
+  }
+  static std::vector<uint8_t> Bytes(std::string_view text) {
+    return std::vector<uint8_t>(text.begin(), text.end());
+  }
+  struct Sent {
+    FrameType type;
+    std::vector<uint8_t> payload;
+    Tag tag;
+  };
+  std::vector<Sent> SendAll(FrameAuthenticator& sender) {
+    std::vector<Sent> out;
+    for (auto [type, text] : std::vector<std::pair<FrameType, std::string_view>>{
+             {FrameType::kHeader, "{\"flavour\":\"mariadb\"}"},
+             {FrameType::kData, "XBSTCK01 first chunk"},
+             {FrameType::kData, "XBSTCK01 second chunk"},
+             {FrameType::kTrailer, "{\"exit_code\":0}"}}) {
+      auto tag = sender.Seal(type, Bytes(text));
+      EXPECT_TRUE(tag);
+      out.push_back({type, Bytes(text), *tag});
+    }
+    return out;
+  }
+};
+
+TEST_F(FrameTagTest, TheFramesAsSentAreAccepted) {
+  auto sender = Make("secret");
+  auto receiver = Make("secret");
+  for (const auto& f : SendAll(sender)) {
+    EXPECT_TRUE(receiver.Check(f.type, f.payload, f.tag).ok());
+  }
+  EXPECT_EQ(receiver.frames(), 4u);
+}
+
+TEST_F(FrameTagTest, FlippedDataByteIsRefused) {
+  auto sender = Make("secret");
+  auto receiver = Make("secret");
+  auto frames = SendAll(sender);
+  ASSERT_TRUE(receiver.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+  frames[1].payload[3] ^= 0x01;
+  Status s = receiver.Check(frames[1].type, frames[1].payload, frames[1].tag);
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("DATA frame #1"), std::string::npos) << s.message();
+  // A flipped tag byte, or a payload cut short, just the same.
+  auto receiver2 = Make("secret");
+  auto sender2 = Make("secret");
+  frames = SendAll(sender2);
+  frames[0].tag[15] ^= 0x80;
+  EXPECT_FALSE(receiver2.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+  frames[0].tag[15] ^= 0x80;
+  frames[0].payload.pop_back();
+  EXPECT_FALSE(receiver2.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+}
+
+TEST_F(FrameTagTest, DroppedFrameIsRefused) {
+  auto sender = Make("secret");
+  auto receiver = Make("secret");
+  auto frames = SendAll(sender);
+  ASSERT_TRUE(receiver.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+  // Frame 1 never arrives: frame 2 is checked as frame 1 and fails.
+  EXPECT_EQ(receiver.Check(frames[2].type, frames[2].payload, frames[2].tag).code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(FrameTagTest, ReplayedOrReorderedFrameIsRefused) {
+  auto sender = Make("secret");
+  auto frames = SendAll(sender);
+  auto replay = Make("secret");
+  ASSERT_TRUE(replay.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+  ASSERT_TRUE(replay.Check(frames[1].type, frames[1].payload, frames[1].tag).ok());
+  EXPECT_FALSE(replay.Check(frames[1].type, frames[1].payload, frames[1].tag).ok());
+  auto reorder = Make("secret");
+  ASSERT_TRUE(reorder.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+  EXPECT_FALSE(reorder.Check(frames[2].type, frames[2].payload, frames[2].tag).ok());
+  // A frame of one session is worthless in another (other nonces, other key).
+  auto other_session = Make("secret", 2);
+  EXPECT_FALSE(other_session.Check(frames[0].type, frames[0].payload, frames[0].tag).ok());
+}
+
+TEST_F(FrameTagTest, ForgedTrailerIsRefused) {
+  auto sender = Make("secret");
+  auto frames = SendAll(sender);
+  auto receiver = Make("secret");
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(receiver.Check(frames[i].type, frames[i].payload, frames[i].tag).ok());
+  // Tagged by somebody without the secret...
+  auto forger = Make("not-the-secret");
+  for (int i = 0; i < 3; ++i) (void)forger.Seal(frames[i].type, frames[i].payload);
+  auto forged = Bytes("{\"exit_code\":0,\"bytes\":41}");
+  auto forged_tag = forger.Seal(FrameType::kTrailer, forged);
+  ASSERT_TRUE(forged_tag);
+  EXPECT_FALSE(receiver.Check(FrameType::kTrailer, forged, *forged_tag).ok());
+  // ...or the real trailer's tag on other contents, or a DATA frame passed off as a trailer.
+  EXPECT_FALSE(receiver.Check(FrameType::kTrailer, forged, frames[3].tag).ok());
+  auto data_as_trailer = Make("secret");
+  EXPECT_FALSE(data_as_trailer.Check(FrameType::kTrailer, frames[0].payload, frames[0].tag).ok());
+  EXPECT_TRUE(receiver.Check(frames[3].type, frames[3].payload, frames[3].tag).ok());
+}
+
+TEST_F(FrameTagTest, TheKeyDependsOnSecretNoncesAndChannelBinding) {
+  std::array<uint8_t, kChannelBindingSize> ekm{};
+  ekm[0] = 1;
+  StreamKey plain = DeriveStreamKey("k", Filled(1), Filled(2));
+  EXPECT_NE(plain, DeriveStreamKey("k2", Filled(1), Filled(2)));
+  EXPECT_NE(plain, DeriveStreamKey("k", Filled(2), Filled(1)));
+  EXPECT_NE(plain, DeriveStreamKey("k", Filled(1), Filled(2), ekm));
+  // Never equal to the handshake's MACs over the same inputs.
+  EXPECT_NE(Mac(plain), ServerMac("k", Filled(1), Filled(2)));
+}
+
+TEST(HelloTest, ClientNameRoundTripsAndIsSanitized) {
+  auto hello = ParseHello(EncodeHello(HelloMode::kBackup, "mysql-2"));
+  ASSERT_TRUE(hello) << hello.error().ToString();
+  EXPECT_EQ(hello->client_name, "mysql-2");
+  hello = ParseHello(EncodeHello(HelloMode::kProbe, "evil host\nlevel=error"));
+  ASSERT_TRUE(hello);
+  EXPECT_EQ(hello->mode, HelloMode::kProbe);
+  EXPECT_EQ(hello->client_name, "evil_host_level_error");
+  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, std::string(200, 'a')))->client_name.size(),
+            kMaxClientName);
+  std::string bad = EncodeHello(HelloMode::kBackup, "ab");
+  bad.back() = ' ';
+  EXPECT_EQ(ParseHello(bad).error().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, "ab") + "c").error().code(),
+            StatusCode::kCorruption);
+}
+
 TEST(FramingTest, HeaderRoundTrip) {
   auto raw = EncodeFrameHeader(FrameType::kData, 0x01020304 & (kMaxDataPayload - 1));
   auto h = DecodeFrameHeader(raw);
@@ -90,7 +225,7 @@ TEST(HelloTest, RoundTripAndVersionMismatch) {
   ASSERT_TRUE(mode) << mode.error().ToString();
   EXPECT_EQ(*mode, HelloMode::kBackup);
   std::string h = EncodeHello();
-  h[kHelloMagic.size() + 1] = 2;
+  h[kHelloMagic.size() + 1] = 1;  // version 1: untagged frames
   EXPECT_EQ(CheckHello(h).error().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(CheckHello("GET / HTTP/1.1\r\n").error().code(), StatusCode::kCorruption);
 }

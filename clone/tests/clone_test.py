@@ -140,7 +140,10 @@ def test_clone_from_primary():
     assert rc == 0, log
     assert "event=clone_done" in log
     assert_good_clone(c, datadir, 1)
-    assert "event=backup_served" in read_log(c.fast)
+    donor_log = read_log(c.fast)
+    assert "event=backup_served" in donor_log
+    # The donor names the replica by the name it gave (its host name), not only its address.
+    assert f"event=backup_started peer={socket.gethostname()[:64]}/" in donor_log, donor_log
     # A second clone into the committed datadir is refused without --force-reclone.
     rc, log = run_clone(c, "clone-again", f"{c.fast.addr}:3307", datadir)
     assert rc == 2 and "--force-reclone" in log, log
@@ -232,8 +235,147 @@ def test_corrupted_stream():
         rc, log = run_clone(c, "clone-corrupt", f"{c.h.addr(5)}:3307", datadir)
     finally:
         relay.close()
-    assert rc == 1, log
-    assert "code=corruption" in log, log
+    # The flipped byte fails its DATA frame's tag before the xbstream checksums see it.
+    assert rc == 3, log
+    assert f"stream from {c.h.addr(5)}:3307 refused at byte " in log, log
+    assert "failed authentication" in log, log
+    assert_not_committed(datadir)
+    assert not os.path.exists(datadir)
+
+
+def read_frame(sock, tagged):
+    """One protocol frame (protocol.h) from a blocking socket: (raw bytes, type, payload)."""
+    def exact(n):
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("closed")
+            out += chunk
+        return out
+    head = exact(5)
+    length = int.from_bytes(head[1:5], "big")
+    payload = exact(length)
+    tag = exact(16) if tagged else b""
+    return head + payload + tag, head[0], payload
+
+
+def frame(kind, payload, tag):
+    return bytes([kind]) + len(payload).to_bytes(4, "big") + payload + tag
+
+
+DATA, TRAILER, ERROR = 7, 8, 6
+
+
+class SubstitutingRelay:
+    """A man in the middle on addr:3307: passes the handshake between the replica and the donor
+    through (HELLO, RESPONSE one way; CHALLENGE, PROOF the other) and the donor's HEADER, then
+    sends `stream` (another datadir, a valid xbstream) and a trailer consistent with it instead
+    of the donor's. He does not hold the secret, so his tags are made up. With `tls`
+    (server and client ssl contexts) he terminates TLS towards each side."""
+
+    def __init__(self, addr, donor, stream, tls=None):
+        self.donor, self.stream, self.tls = donor, stream, tls
+        self.listener = socket.create_server((addr, 3307))
+        self.substituted = False
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            down, _ = self.listener.accept()
+            up = socket.create_connection(self.donor)
+            if self.tls:
+                down = self.tls[0].wrap_socket(down, server_side=True)
+                up = self.tls[1].wrap_socket(up)
+            for _ in range(2):
+                raw, _, _ = read_frame(down, False)
+                up.sendall(raw)
+                raw, kind, _ = read_frame(up, False)
+                down.sendall(raw)
+                if kind == ERROR:
+                    return
+            raw, kind, _ = read_frame(up, True)  # the real HEADER, tag and all
+            down.sendall(raw)
+            made_up = os.urandom(16)
+            for at in range(0, len(self.stream), 1 << 20):
+                down.sendall(frame(DATA, self.stream[at:at + (1 << 20)], made_up))
+            trailer = json.dumps({"exit_code": 0, "signal": 0, "last_line": "completed OK!",
+                                  "bytes": len(self.stream)}).encode()
+            down.sendall(frame(TRAILER, trailer, made_up))
+            self.substituted = True
+            time.sleep(1)
+        except (OSError, EOFError) as e:
+            self.error = e
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+def other_datadir_stream(c):
+    """A valid xbstream of a datadir that is not the donor's (mbstream -c of made-up files)."""
+    d = c.h.path("other-datadir")
+    os.makedirs(os.path.join(d, "mysql"), exist_ok=True)
+    files = {"xtrabackup_checkpoints": "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 1\n",
+             "ibdata1": "x" * 200_000, "mysql/global_priv.MAD": "attacker's root password"}
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    return subprocess.run(["mbstream", "-c", *files], cwd=d, check=True, capture_output=True).stdout
+
+
+def test_substituted_stream_is_refused():
+    """Without TLS the relay gets through the handshake and the real HEADER: the first
+    substituted DATA frame fails its tag, and nothing of the other datadir is kept."""
+    c = cluster()
+    datadir = c.h.path("substituted-data")
+    relay = SubstitutingRelay(c.h.addr(5), (c.fast.addr, 3307), other_datadir_stream(c))
+    try:
+        rc, log = run_clone(c, "clone-substituted", f"{c.h.addr(5)}:3307", datadir)
+    finally:
+        relay.close()
+    assert relay.substituted, relay.error
+    assert rc == 3, log
+    assert f"stream from {c.h.addr(5)}:3307 refused at byte 0" in log, log
+    assert_not_committed(datadir)
+    assert not os.path.exists(datadir)
+
+
+def test_substituted_stream_over_tls_is_refused():
+    """Over TLS the relay must terminate TLS towards both sides (with a CA it could not even
+    do that: its certificate does not verify, see test_tls_mismatches_are_named). Without a CA
+    it can, but the two TLS sessions have different channel bindings, so the relayed
+    RESPONSE does not verify at the donor: the relay never gets to substitute anything, and
+    the stream key (bound to the channel too) could not be his anyway."""
+    import ssl
+    c = cluster()
+    d = harness_make_pki(c.h.path("pki"), ("donor", "replica", "relay"))
+
+    def no_ca(leaf):
+        return f'tls = true\ntls_cert = "{d}/{leaf}.pem"\ntls_key = "{d}/{leaf}.key"\n'
+
+    donor = c.serve(c.h.addr(7), "serve-tls-no-ca", extra=no_ca("donor"))
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(f"{d}/relay.pem", f"{d}/relay.key")
+    client_side = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_side.check_hostname = False
+    client_side.verify_mode = ssl.CERT_NONE
+    client_side.load_cert_chain(f"{d}/relay.pem", f"{d}/relay.key")
+    datadir = c.h.path("substituted-tls-data")
+    relay = SubstitutingRelay(c.h.addr(5), (donor.addr, 3307), other_datadir_stream(c),
+                              tls=(server_side, client_side))
+    try:
+        rc, log = run_clone(c, "clone-substituted-tls", f"{c.h.addr(5)}:3307", datadir,
+                            config_extra=no_ca("replica"))
+    finally:
+        relay.close()
+    assert not relay.substituted
+    assert rc == 3, log
+    assert f"authentication failed at {c.h.addr(5)}:3307" in log, log
+    wait_until(lambda: "event=auth_refused" in read(donor.log_path), 10, "the donor's refusal")
+    assert "event=backup_started" not in read(donor.log_path)
     assert_not_committed(datadir)
     assert not os.path.exists(datadir)
 
@@ -395,6 +537,102 @@ def test_peers_probes_with_the_authenticated_hello():
     assert "event=backup_started" not in read_log(c.fast), "a probe started a backup"
     assert "event=auth_refused" in read_log(imposter)
     assert_no_secret_in_logs(c)
+
+
+def logged_number(log, event, key):
+    line = next(line for line in log.splitlines() if f"event={event} " in line)
+    return int(line.split(f" {key}=")[1].split()[0])
+
+
+def test_estimate_ignores_binlogs_and_a_tight_volume_is_accepted():
+    """~300 MB of binary logs beside a small dataset: the donor's estimate stays within 20 %
+    of the bytes it streams, and a volume that holds the clone but not the binlogs (a tmpfs
+    of the streamed size + 25 %) passes the pre-flight (estimate x 1.05) and the clone."""
+    c = cluster()
+    p = c.primary
+    # ROW format: in MIXED an INSERT ... SELECT from a sequence is logged as a short statement.
+    p.sql("SET SESSION binlog_format=ROW; USE app; CREATE TABLE app.big (id INT PRIMARY KEY, pad LONGTEXT) ENGINE=InnoDB;" + "".join(
+        f"INSERT INTO app.big SELECT seq, REPEAT(MD5(seq), 3000) FROM seq_{lo}_to_{lo + 1099};"
+        for lo in (1, 1101, 2201)) + "DROP TABLE app.big;")
+    binlogs = sum(os.path.getsize(os.path.join(p.datadir, n)) for n in os.listdir(p.datadir)
+                  if n.startswith("mysql-bin.0"))
+    assert binlogs > 250_000_000, binlogs
+    rc, log = run_clone(c, "clone-estimate", f"{c.fast.addr}:3307", c.h.path("estimate-data"))
+    assert rc == 0, log
+    estimated = logged_number(log, "clone_header", "estimated_bytes")
+    streamed = logged_number(log, "clone_received", "bytes")
+    assert abs(estimated - streamed) <= 0.2 * streamed, (estimated, streamed, binlogs)
+    tight = c.h.path("tight")
+    os.makedirs(tight)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(streamed * 1.25)}", "tmpfs", tight], check=True)
+    try:
+        rc, log = run_clone(c, "clone-tight", f"{c.fast.addr}:3307", os.path.join(tight, "data"))
+        assert rc == 0, log
+        assert "event=clone_done" in log, log
+    finally:
+        subprocess.run(["umount", "-l", tight], check=False)
+
+
+def thread_count(pid):
+    status = proc_read(pid, "status").decode()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_strangers_cannot_hold_the_donors_threads():
+    """200 connections from one address that each send one byte every 3 s. The donor lets at
+    most max_unauthenticated_per_address (8) of them authenticate, closes the others at once,
+    and closes each admitted one at the handshake deadline (10 s from the accept, however it
+    trickles). Handshakes run on a fixed pool, so the donor's thread count stays at its idle
+    count plus the one thread of the real backup that runs meanwhile (bound: idle + 1, where
+    idle = the I/O thread, 4 handshake threads and the main thread). The refusals are logged
+    in one line per burst, not one per connection."""
+    c = cluster()
+    donor = c.fast
+    idle_threads = thread_count(donor.pid)
+    strangers = []
+    for _ in range(200):
+        s = socket.create_connection((donor.addr, 3307), source_address=(c.h.addr(9), 0))
+        s.setblocking(False)
+        strangers.append(s)
+    datadir = c.h.path("flooded-data")
+    clone = c.clone_proc("clone-flooded", f"{donor.addr}:3307", datadir)
+    opened_at = time.time()
+    open_socks = set(range(len(strangers)))
+    closed_at = {}
+    max_threads = 0
+    while open_socks and time.time() - opened_at < 30:
+        for i in list(open_socks):
+            try:
+                if strangers[i].recv(1) == b"":
+                    raise ConnectionResetError
+            except BlockingIOError:
+                try:
+                    strangers[i].send(b"\x01")
+                except OSError:
+                    pass
+                continue
+            except OSError:
+                pass
+            open_socks.discard(i)
+            closed_at[i] = time.time() - opened_at
+        max_threads = max(max_threads, thread_count(donor.pid))
+        time.sleep(3)
+    rc = clone.wait(timeout=300)
+    log = read(clone.log_path)
+    for s in strangers:
+        s.close()
+    assert rc == 0, log
+    assert not open_socks, f"{len(open_socks)} strangers still open after 30 s"
+    late = [t for t in closed_at.values() if t > 5]
+    assert len(late) <= 8, f"{len(late)} strangers were held past 5 s: {sorted(late)}"
+    assert all(t < 16 for t in closed_at.values()), sorted(closed_at.values())
+    assert max_threads <= idle_threads + 1, (idle_threads, max_threads)
+    donor_log = read(donor.log_path)
+    refusal_lines = donor_log.count("event=backup_connection_refused") + donor_log.count(
+        "event=backup_connections_refused")
+    assert 1 <= refusal_lines <= 4, refusal_lines
+    assert "event=backup_served" in donor_log
+    assert_good_clone(c, datadir, 8)
 
 
 def make_pki(h):

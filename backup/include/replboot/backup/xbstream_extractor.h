@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "replboot/backup/xbstream_reader.h"
 #include "replboot/base/status.h"
@@ -46,6 +47,11 @@ struct ExtractOptions {
   size_t read_size = 4u << 20;
   // ExtractStream maps a regular-file source instead of reading it (one copy less).
   bool map_regular_files = true;
+  // Names the caller keeps for itself at the top of the target (e.g. a commit marker): a
+  // member that would create, rename onto or delete one of them, as a file or as a
+  // directory, fails the extraction (kCorruption) before anything is written under it, so
+  // a stream can never forge the caller's own state.
+  std::vector<std::string> reserved_names;
 };
 
 class Decompressor;
@@ -103,6 +109,8 @@ class XbstreamExtractor final : public XbstreamSink {
   Status EvictIfNeeded();
   Result<int> OpenDirectory(std::string_view dir, bool create);
   Result<int> OpenParent(std::string_view path, bool create, std::string* leaf);
+  // kCorruption when `path`'s first component (after "." and empty ones) is reserved.
+  Status CheckReserved(std::string_view path, std::string_view what) const;
   Status QueueSync(int fd, const std::string& path);
   Status SyncPending();
   void MarkDirty(std::string_view path);

@@ -4,15 +4,23 @@
 // (no backup tool is started for it); otherwise refuse with `busy` past max_concurrent, send the
 // stream header, run the backup tool (`mariabackup --backup --stream=xbstream
 // --slave-info`, or `xtrabackup` for MySQL) with the backup user's credentials in a 0600
-// option file, forward its stdout to the client and end with a trailer.
+// option file, forward its stdout to the client in tagged DATA frames and end with a
+// tagged trailer.
 //
-// Threads: the accept loop is an Asio coroutine on the caller's io_context; each accepted
-// client gets its own thread, because the stream is moved with splice(2) from the tool's
-// pipe straight into the socket (no copy through user space), which is a blocking,
-// poll-driven loop that must not hold the I/O thread. Over TLS (options.tls) splice
-// cannot be used (the bytes must be encrypted in user space): the tool's output is read
-// into a buffer and written with SSL_write, same frames, pacing and idle timeout. max_concurrent is small (default 1),
-// so threads stay few.
+// Admission before authentication: a stranger must not be able to hold the donor's threads
+// or memory. At most max_unauthenticated connections (and max_unauthenticated_per_address
+// from one address) may be authenticating at once; any further one is closed at once and
+// counted (connections_refused(), on_connection_refused), its refusal logged once per
+// burst, not once per connection. A handshake has one deadline, handshake_timeout from the
+// accept, however slowly its bytes trickle in. Handshakes run on a fixed pool of
+// handshake_threads threads, never a thread per connection; the accept loop (an Asio
+// coroutine on the caller's io_context) survives accept errors (EMFILE...) and thread
+// creation failing, logging them with a backoff.
+//
+// Threads: the caller's io_context thread(s), handshake_threads, and one per running backup
+// (at most max_concurrent: the busy check comes first), which moves the stream in a
+// blocking, poll-driven loop that must not hold the I/O thread. Over TLS (options.tls) the
+// same loop writes through SSL_write.
 //
 // Donor safety: the backup tool is killed (SIGKILL to its process group, then reaped) when
 // the client goes away or stalls, and when the donor is a replica its SQL thread is
@@ -24,15 +32,20 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stop_token>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
@@ -48,6 +61,7 @@ namespace net {
 class Socket;
 class TlsContext;
 }  // namespace net
+struct AcceptedClient;
 
 struct ServerOptions {
   boost::asio::ip::tcp::endpoint listen;  // port 0 picks a free one (port() tells which)
@@ -71,12 +85,28 @@ struct ServerOptions {
   // Called (on the session's thread) after each backup that was sent whole, e.g. to feed
   // the node's /metrics.
   std::function<void()> on_backup_served;
+  // Admission before authentication (see above).
+  int64_t max_unauthenticated = 32;
+  int64_t max_unauthenticated_per_address = 8;
+  int64_t handshake_threads = 4;
+  // Called (on the I/O thread) for each connection closed by admission, e.g. for /metrics.
+  std::function<void()> on_connection_refused;
   // What a probe reports as the server version; empty (the default) asks the local server
   // (SELECT VERSION()). A seam for tests without mysqld.
   std::function<Result<std::string>()> probe_server_version;
 };
 
 std::string DefaultTool(Flavour flavour);  // "mariabackup" / "xtrabackup"
+
+// The bytes a backup of `datadir` streams, about: the tablespaces and table files the tools
+// copy (ibdata*, undo*, aria_log*, mysql.ibd at the top; every database directory's files
+// but #sql temporaries), not binary or relay logs (nor any file whose path starts with one
+// of `excluded_prefixes`, e.g. @@log_bin_basename), the redo log, temporary tablespaces,
+// error logs or pid files. The HEADER's estimated_bytes (plus the redo log's checkpoint age,
+// the part of the redo log the tool copies) is this, for progress and the replica's
+// free-space pre-flight.
+uint64_t EstimateBackupBytes(const std::string& datadir,
+                             const std::vector<std::string>& excluded_prefixes = {});
 
 class BackupServer {
  public:
@@ -94,18 +124,32 @@ class BackupServer {
   uint64_t backups_served() const { return backups_served_.load(); }
   uint64_t probes_answered() const { return probes_answered_.load(); }
   int active_backups() const { return active_.load(); }
+  // Connections closed by admission before authentication, since Start().
+  uint64_t connections_refused() const { return connections_refused_.load(); }
+  uint64_t accept_errors() const { return accept_errors_.load(); }
+  int64_t unauthenticated_connections() const {
+    std::lock_guard lock(admission_mu_);
+    return unauthenticated_;
+  }
 
  private:
-  struct Session;
+  static constexpr std::chrono::seconds kRefusalLogInterval{10};
   boost::asio::awaitable<void> AcceptLoop();
-  void RunSession(int fd);
-  void AnswerProbe(net::Socket& sock);
+  void Admit(boost::asio::ip::tcp::socket socket);
+  void Authenticated(const std::string& address);
+  void Refused(const std::string& address, const std::string& why);
+  std::optional<AcceptedClient> Handshake(net::Socket& sock,
+                                          std::chrono::steady_clock::time_point deadline);
+  void StartBackup(net::Socket sock, AcceptedClient client);
+  void RunBackup(net::Socket& sock, const AcceptedClient& client);
+  void AnswerProbe(net::Socket& sock, const AcceptedClient& client);
   db::ConnectOptions ConnectOptions() const;
   void ReapFinishedSessions();
 
   boost::asio::io_context& io_;
   ServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer refusal_timer_;  // ends a burst of refusals (Refused)
   std::shared_ptr<const net::TlsContext> tls_;  // set by Start() when options.tls.enabled
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -113,6 +157,13 @@ class BackupServer {
   std::atomic<int> active_{0};
   std::atomic<uint64_t> backups_served_{0};
   std::atomic<uint64_t> probes_answered_{0};
+  std::atomic<uint64_t> connections_refused_{0};
+  std::atomic<uint64_t> accept_errors_{0};
+  std::atomic<uint64_t> refused_in_burst_{0};
+  mutable std::mutex admission_mu_;
+  int64_t unauthenticated_ = 0;
+  std::map<std::string, int64_t> per_address_;
+  std::unique_ptr<boost::asio::thread_pool> handshake_pool_;
   std::mutex sessions_mu_;
   struct SessionThread {
     std::thread thread;

@@ -38,12 +38,16 @@ struct CloneProgressEvent {
   std::string donor;  // address:port of the current or last attempt
   uint64_t bytes = 0;
   uint64_t estimated_bytes = 0;  // the donor's estimate; 0 unknown
-  double bytes_per_second = 0;
-  std::optional<double> eta_seconds;
+  double bytes_per_second = 0;     // 0 while stalled
+  std::optional<double> eta_seconds;  // none while stalled
+  // Set while streaming when no byte has arrived for kStallAfter or more: how long.
+  std::optional<double> stalled_seconds;
   int attempt = 0;    // attempts started by CloneFromPeers (0 for a lone CloneFrom)
   std::string error;  // the last failed attempt's error
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
+// No byte for this long while streaming: the progress says "stalled for N s".
+inline constexpr std::chrono::seconds kStallAfter{2};
 
 struct FileOwner {
   uid_t uid = 0;
@@ -65,7 +69,10 @@ struct CloneOptions {
   std::optional<FileOwner> owner;
   bool force_reclone = false;       // replace an existing datadir (kept aside until commit)
   bool check_free_space = true;
-  double space_margin = 1.05;  // need estimated_bytes × margin free
+  // The pre-flight needs estimated_bytes × margin free next to the datadir: the estimate
+  // counts what the donor's tool streams (no binary or relay logs); the 5 % covers the redo
+  // log's tail and what --prepare adds.
+  double space_margin = 1.05;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds handshake_timeout{15'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the donor
@@ -79,6 +86,12 @@ struct CloneOptions {
   // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
   // stream (within half a second), prepare (the tool's process group is ended), backoff.
   std::stop_token stop;
+  // Names of the node's own files at the top of a datadir (e.g. replication's intent file)
+  // that a donor's stream must not contain; the commit marker is always refused.
+  std::vector<std::string> reserved_names;
+  // How this node names itself to the donor (its logs say who is cloning); "" = the host
+  // name.
+  std::string client_name;
 };
 
 struct CloneResult {

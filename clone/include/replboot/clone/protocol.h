@@ -1,17 +1,22 @@
-// The backup protocol between a donor's BackupServer and a cloning replica, version 1.
+// The backup protocol between a donor's BackupServer and a cloning replica, version 2.
 //
-// Every message is a frame: | type u8 | length u32 big-endian | payload (length bytes) |.
+// Every message is a frame: | type u8 | length u32 big-endian | payload (length bytes) |,
+// and every frame the server sends after PROOF also carries a tag:
+//                           | type u8 | length u32 BE | payload | tag (16 bytes) |.
 // Control frames carry at most kMaxControlPayload bytes; DATA frames at most kMaxDataPayload.
 //
 //   client                                   server
 //   [TLS handshake, when backup.tls = true on both sides]
-//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8   →
+//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8 [‖ name_len u8 ‖ name]   →
+//             (name: the client's host name, for the donor's logs; at most kMaxClientName
+//              bytes of [A-Za-z0-9.:_-]; absent or empty when unknown)
 //                                            ←  CHALLENGE server_nonce (32 random bytes)
 //   RESPONSE  mac_c (32) ‖ client_nonce (32)       →
 //       mac_c = HMAC-SHA256(secret, server_nonce ‖ client_nonce ‖ "replboot-backup-v1" ‖ ekm)
 //                                            ←  PROOF mac_s (32)         (or ERROR auth_failed)
 //       mac_s = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ "replboot-backup-v1 server"
 //                           ‖ ekm)
+//   --- from here on every server frame is tagged (see "Why tags") ---
 //   mode 0 (backup):
 //                                            ←  HEADER JSON   (or ERROR busy / backup_failed)
 //                                            ←  DATA raw xbstream bytes, repeated
@@ -22,30 +27,43 @@
 //
 // Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
 // a recorded session cannot be replayed against either side. The two MACs use different
-// labels so a server's proof can never be reflected as a client's response. The client
-// checks the server's proof before trusting the header, so an impostor donor cannot feed a
-// replica a datadir.
+// labels so a server's proof can never be reflected as a client's response.
+//
+// Why tags (version 2): the handshake proves who is at the other end only at that moment.
+// Without TLS anybody on the path can let the real handshake through and then substitute
+// his own HEADER, DATA and TRAILER (a whole other datadir with a consistent trailer). So
+// every frame after PROOF is authenticated with a key only the two ends know:
+//       stream_key = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ kStreamKeyLabel ‖ ekm)
+//       tag_i      = AES-256-GMAC(stream_key, iv = 0x00000000 ‖ i as u64 BE,
+//                                 aad = type ‖ length ‖ payload)
+// where i counts the tagged frames from 0 (the first frame after PROOF). The counter makes
+// a dropped, repeated or reordered frame fail its tag, the type and length in the tag make
+// a DATA frame unusable as a TRAILER, and the TRAILER (tagged like the rest, carrying the
+// byte count) makes a cut stream fail. The key is fresh per session (both nonces), so an iv
+// never repeats under one key. The replica checks each frame's tag before any of its bytes
+// reach the extractor, and commits only after a tagged TRAILER. GMAC rather than HMAC:
+// with AES-NI and PCLMULQDQ it runs at several GB/s, so the donor's CPU, not the MAC, bounds
+// the stream; the price is that the donor reads the stream into memory (no splice(2)).
 //
 // Why a probe mode: discovery must pick a donor that would actually serve us (same secret,
 // a compatible server version, not busy), which a TCP connect cannot tell. A probe runs the
 // same mutual authentication and gets the facts the pre-flight needs, but the server never
-// starts the backup tool for it. A HELLO without the mode byte (the first clients) means
-// backup, so old clients keep working; an old server refuses the longer HELLO with ERROR
-// protocol, which the prober reports as such.
+// starts the backup tool for it. A HELLO without the mode byte means backup. A server
+// refuses a HELLO of another version with ERROR protocol, which the client reports as such.
 //
 // Why `ekm` (channel binding): with TLS, ekm is 32 bytes of keying material exported from
 // the TLS session (RFC 5705/8446, label kTlsExporterLabel, no context); without TLS it is
-// empty and the MACs are as in the first version. When backup.tls_ca is not set, nobody
-// verifies certificates, so a man in the middle could terminate TLS towards each side and
-// relay the HELLO/CHALLENGE/RESPONSE/PROOF frames unchanged, reading the stream. The two TLS
-// sessions he would run have different keying material, so a MAC computed by the real
-// client over its session does not verify at the real server (and the other way round):
-// the relayed authentication fails without the secret ever being exposed. With a CA the
-// binding costs nothing and still ties the secret to this very connection.
+// empty. When backup.tls_ca is not set, nobody verifies certificates, so a man in the middle
+// could terminate TLS towards each side and relay the HELLO/CHALLENGE/RESPONSE/PROOF frames
+// unchanged, reading the stream. The two TLS sessions he would run have different keying
+// material, so a MAC computed by the real client over its session does not verify at the
+// real server (and the other way round): the relayed authentication fails without the
+// secret ever being exposed. With a CA the binding costs nothing and still ties the secret
+// (and the stream key) to this very connection.
 //
 // Why a TRAILER: xbstream has no end marker, so a stream cut at a chunk boundary looks
 // complete. Only the trailer (the backup tool's exit status and its last stderr line,
-// which ends in "completed OK!") says the stream is whole.
+// which ends in "completed OK!", and the DATA byte count) says the stream is whole.
 #ifndef REPLBOOT_CLONE_PROTOCOL_H_
 #define REPLBOOT_CLONE_PROTOCOL_H_
 
@@ -60,7 +78,7 @@
 
 namespace replboot::clone {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
 inline constexpr std::string_view kHelloMagic = "replboot-backup";
 inline constexpr std::string_view kClientLabel = "replboot-backup-v1";
 inline constexpr std::string_view kServerLabel = "replboot-backup-v1 server";
@@ -68,7 +86,10 @@ inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kMacSize = 32;
 inline constexpr size_t kFrameHeaderSize = 5;
 inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
-inline constexpr uint32_t kMaxDataPayload = 16 * 1024 * 1024;
+// A DATA frame is held whole until its tag is checked: this bounds that buffer.
+inline constexpr uint32_t kMaxDataPayload = 4 * 1024 * 1024;
+inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v2 stream server-to-client";
+inline constexpr size_t kTagSize = 16;
 inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
 inline constexpr size_t kChannelBindingSize = 32;
 // The first byte a TLS client sends (a handshake record): a plaintext server seeing it
@@ -112,14 +133,52 @@ Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& c
               std::span<const uint8_t> binding = {});
 Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce,
               std::span<const uint8_t> binding = {});
+using StreamKey = std::array<uint8_t, 32>;
+using Tag = std::array<uint8_t, kTagSize>;
+// The key of the server's tagged frames (see "Why tags").
+StreamKey DeriveStreamKey(std::string_view secret, const Nonce& client_nonce,
+                          const Nonce& server_nonce, std::span<const uint8_t> binding = {});
+
+// Tags (sender) or checks (receiver) the frames of one direction of one session, in order.
+class FrameAuthenticator {
+ public:
+  // kInternal when OpenSSL cannot set up AES-256-GCM.
+  static Result<FrameAuthenticator> Create(const StreamKey& key);
+  FrameAuthenticator(FrameAuthenticator&&) noexcept;
+  FrameAuthenticator& operator=(FrameAuthenticator&&) noexcept;
+  ~FrameAuthenticator();
+
+  // The next frame's tag; advances the counter.
+  Result<Tag> Seal(FrameType type, std::span<const uint8_t> payload);
+  // kPermissionDenied when `tag` is not the tag of the next frame with this type and
+  // payload; the counter advances only on success (a receiver gives up on failure anyway).
+  Status Check(FrameType type, std::span<const uint8_t> payload, std::span<const uint8_t> tag);
+  // Frames tagged or checked so far.
+  uint64_t frames() const { return counter_; }
+
+ private:
+  explicit FrameAuthenticator(void* ctx) : ctx_(ctx) {}
+  Result<Tag> Compute(FrameType type, std::span<const uint8_t> payload);
+  void* ctx_ = nullptr;  // EVP_CIPHER_CTX, keyed once
+  uint64_t counter_ = 0;
+};
+
 // Constant-time comparison (CRYPTO_memcmp), so timing does not leak how much matched.
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
 enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
 
-std::string EncodeHello(HelloMode mode = HelloMode::kBackup);
-// The mode the client asks for (kBackup when the mode byte is absent). kCorruption when
-// the magic is wrong; kInvalidArgument for another protocol version or an unknown mode.
+inline constexpr size_t kMaxClientName = 64;
+// `client_name` is cut to kMaxClientName bytes; characters outside the allowed set become '_'.
+std::string EncodeHello(HelloMode mode = HelloMode::kBackup, std::string_view client_name = "");
+struct Hello {
+  HelloMode mode = HelloMode::kBackup;
+  std::string client_name;  // as claimed by the (not yet authenticated) client
+};
+// kCorruption when the magic or the name is malformed; kInvalidArgument for another
+// protocol version or an unknown mode.
+Result<Hello> ParseHello(std::string_view payload);
+// The mode the client asks for (kBackup when the mode byte is absent); errors as ParseHello.
 Result<HelloMode> CheckHello(std::string_view payload);
 
 // What the donor tells the replica before the stream, for the pre-flight and progress.
@@ -129,7 +188,7 @@ struct StreamHeader {
   std::string server_version;    // SELECT VERSION(), e.g. "10.11.19-MariaDB"
   std::string tool;              // "mariabackup" | "xtrabackup"
   std::string tool_version;      // first line of `<tool> --version`
-  uint64_t estimated_bytes = 0;  // size of the donor's datadir
+  uint64_t estimated_bytes = 0;  // what the backup will stream (EstimateBackupBytes)
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
