@@ -236,7 +236,7 @@ def test_corrupted_stream():
     finally:
         relay.close()
     # The flipped byte fails its DATA frame's tag before the xbstream checksums see it.
-    assert rc == 3, log
+    assert rc == 4, log
     assert f"stream from {c.h.addr(5)}:3307 refused at byte " in log, log
     assert "failed authentication" in log, log
     assert_not_committed(datadir)
@@ -337,7 +337,7 @@ def test_substituted_stream_is_refused():
     finally:
         relay.close()
     assert relay.substituted, relay.error
-    assert rc == 3, log
+    assert rc == 4, log
     assert f"stream from {c.h.addr(5)}:3307 refused at byte 0" in log, log
     assert_not_committed(datadir)
     assert not os.path.exists(datadir)
@@ -372,7 +372,7 @@ def test_substituted_stream_over_tls_is_refused():
     finally:
         relay.close()
     assert not relay.substituted
-    assert rc == 3, log
+    assert rc == 4, log
     assert f"authentication failed at {c.h.addr(5)}:3307" in log, log
     wait_until(lambda: "event=auth_refused" in read(donor.log_path), 10, "the donor's refusal")
     assert "event=backup_started" not in read(donor.log_path)
