@@ -374,8 +374,8 @@ def test_substituted_stream_over_tls_is_refused():
     assert not relay.substituted
     assert rc == 4, log
     assert f"authentication failed at {c.h.addr(5)}:3307" in log, log
-    wait_until(lambda: "event=auth_refused" in read(donor.log_path), 10, "the donor's refusal")
-    assert "event=backup_started" not in read(donor.log_path)
+    wait_until(lambda: "event=auth_refused" in read_text(donor.log_path), 10, "the donor's refusal")
+    assert "event=backup_started" not in read_text(donor.log_path)
     assert_not_committed(datadir)
     assert not os.path.exists(datadir)
 
@@ -496,14 +496,17 @@ def test_clone_from_replica_leaves_its_replication_running():
     datadir = c.h.path("from-replica-data")
     rc, log = run_clone(c, "clone-from-replica", f"{donor.addr}:3307", datadir)
     assert rc == 0, log
-    with open(os.path.join(datadir, "replboot-clone.json")) as f:
-        marker = f.read()
-    assert "slave_info" in marker and "gtid_slave_pos" in marker, marker
+    # The donor's replica position came with the stream (the marker no longer copies it).
+    slave_info = [n for n in ("xtrabackup_slave_info", "mariadb_backup_slave_info")
+                  if os.path.exists(os.path.join(datadir, n))]
+    assert slave_info, os.listdir(datadir)
+    with open(os.path.join(datadir, slave_info[0])) as f:
+        assert "gtid_slave_pos" in f.read()
     after = slave_status(donor)
     assert after.get("Slave_SQL_Running") == "Yes" and after.get("Slave_IO_Running") == "Yes", after
     # The donor read its replica status through its SQL dialect (db/dialect.h) before and after
     # the backup: a wrong statement or column name is logged as a failed check.
-    assert "replication_check_failed" not in read(server.log_path), read(server.log_path)
+    assert "replication_check_failed" not in read_text(server.log_path), read_text(server.log_path)
     p.sql("INSERT INTO app.t VALUES (%d, 'after the clone');" % (ROWS + 1))
     wait_until(lambda: donor.value("SELECT COUNT(*) FROM app.t") == str(ROWS + 1), 30, "replication after the clone")
 
@@ -618,7 +621,7 @@ def test_strangers_cannot_hold_the_donors_threads():
         max_threads = max(max_threads, thread_count(donor.pid))
         time.sleep(3)
     rc = clone.wait(timeout=300)
-    log = read(clone.log_path)
+    log = read_text(clone.log_path)
     for s in strangers:
         s.close()
     assert rc == 0, log
@@ -627,7 +630,7 @@ def test_strangers_cannot_hold_the_donors_threads():
     assert len(late) <= 8, f"{len(late)} strangers were held past 5 s: {sorted(late)}"
     assert all(t < 16 for t in closed_at.values()), sorted(closed_at.values())
     assert max_threads <= idle_threads + 1, (idle_threads, max_threads)
-    donor_log = read(donor.log_path)
+    donor_log = read_text(donor.log_path)
     refusal_lines = donor_log.count("event=backup_connection_refused") + donor_log.count(
         "event=backup_connections_refused")
     assert 1 <= refusal_lines <= 4, refusal_lines

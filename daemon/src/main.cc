@@ -6,7 +6,7 @@
 #include "replboot/base/exit_code.h"
 #include "replboot/conf/commands.h"
 #include "replboot/daemon/commands.h"
-#include "replboot/replication/commands.h"
+#include "replboot/daemon/replication_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"replboot: a self-assembling MariaDB/MySQL primary/replica cluster, one binary per pod"};
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   replboot::backup::AddCommands(app);       // xbstream extract | list
   replboot::daemon::AddPeersCommand(app);   // peers
   replboot::daemon::AddCloneCommands(app);  // clone, serve-backup
-  replboot::replication::AddCommands(app);  // status, replication-agent
+  replboot::daemon::AddReplicationCommands(app);  // status, replication-agent
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,7 +6,7 @@
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/daemon/clone_step.h"
-#include "replboot/replication/node.h"
+#include "replboot/daemon/replication_wiring.h"
 
 namespace replboot::daemon {
 
@@ -25,7 +25,7 @@ BootstrapHooks NodeServices::Hooks() {
 Status NodeServices::OnStart(NodeContext& ctx) {
   // The HTTP server first: while the datadir is initialized or cloned, /status shows what is
   // happening and /health says why mysqld does not answer yet.
-  auto node = replication::StartNodeServer(ctx.config(), ctx.identity(), ctx.settings->flavour);
+  auto node = StartNodeServer(*ctx.settings);
   if (!node) return node.error().WithContext("http");
   node_ = std::move(*node);
   return Status::Ok();
@@ -57,7 +57,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // (replicas could neither clone nor replicate), so that error stops the node.
   if (!node_) return Status(StatusCode::kInternal, "after_ready without on_start");
   if (Status s =
-          replication::FinishReplicationSetup(*node_, ctx.config(), ctx.identity(), ctx.settings->flavour);
+          FinishReplicationSetup(*node_, *ctx.settings);
       !s.ok()) {
     return s.WithContext("replication");
   }

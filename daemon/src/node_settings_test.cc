@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "replboot/daemon/replication_wiring.h"
 #include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
@@ -160,6 +161,30 @@ TEST(EndpointTest, ListenEndpoints) {
   ASSERT_FALSE(no_port);
   EXPECT_NE(no_port.error().message().find("backup.listen"), std::string::npos);
   EXPECT_FALSE(ListenEndpoint("mysql-0:3307", "backup.listen"));  // an address, not a name
+}
+
+TEST(AccountsForTest, ResolvesAndReportsMissing) {
+  conf::Config config = BaseConfig();
+  config.backup.password.clear();
+  auto settings = ResolveSettings(config, NoUser());
+  ASSERT_TRUE(settings);
+  auto missing = AccountsFor(*settings);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().message().find("replication.password"), std::string::npos);
+  EXPECT_NE(missing.error().message().find("backup.password"), std::string::npos);
+  EXPECT_NE(missing.error().message().find("cluster.app_password"), std::string::npos);
+  testing::TempDir dir("accounts-test");
+  { std::ofstream(dir.Path("repl")) << "from-file\n"; }
+  config.replication.password_file = dir.Path("repl");
+  config.backup.password = "b";
+  config.cluster.app_password = "a";
+  settings = ResolveSettings(config, NoUser());
+  ASSERT_TRUE(settings);
+  auto ok = AccountsFor(*settings);
+  ASSERT_TRUE(ok.has_value()) << ok.error().ToString();
+  EXPECT_EQ(ok->replication.password, "from-file");
+  EXPECT_EQ(ok->backup.password, "b");
+  EXPECT_EQ(ok->app.user, "app");
 }
 
 }  // namespace

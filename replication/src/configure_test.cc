@@ -285,23 +285,5 @@ TEST(UsersTest, EnsureUsersStopsAtTheFirstErrorRedacted) {
   EXPECT_EQ(status.message().find("b-pw"), std::string::npos);
 }
 
-TEST(UsersTest, AccountsFromConfigResolvesAndReportsMissing) {
-  conf::Config config;
-  auto missing = AccountsFromConfig(config);
-  ASSERT_FALSE(missing.has_value());
-  EXPECT_NE(missing.error().message().find("replication.password"), std::string::npos);
-  EXPECT_NE(missing.error().message().find("backup.password"), std::string::npos);
-  EXPECT_NE(missing.error().message().find("cluster.app_password"), std::string::npos);
-  TempDir dir("configure-test");
-  ASSERT_TRUE(files::WriteFileAtomic(dir.Path("repl"), "from-file\n", 0600).ok());
-  config.replication.password_file = dir.Path("repl");
-  config.backup.password = "b";
-  config.cluster.app_password = "a";
-  auto ok = AccountsFromConfig(config);
-  ASSERT_TRUE(ok.has_value()) << ok.error().ToString();
-  EXPECT_EQ(ok->replication.password, "from-file");
-  EXPECT_EQ(ok->app.user, "app");
-}
-
 }  // namespace
 }  // namespace replboot::replication

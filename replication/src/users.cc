@@ -10,40 +10,6 @@
 
 namespace replboot::replication {
 
-Result<Accounts> AccountsFromConfig(const conf::Config& config) {
-  Accounts accounts;
-  std::vector<std::string> problems;
-  auto resolve = [&](const std::string& inline_value, const std::string& file,
-                     const std::string& name, Account* account, const std::string& user) {
-    account->user = user;
-    auto secret = conf::ResolveSecret(inline_value, file, name);
-    if (!secret) {
-      problems.push_back(secret.error().message());
-    } else if (secret->empty()) {
-      problems.push_back(
-          fmt::format("{} (or {}_file) is empty: the account needs a password", name, name));
-    } else {
-      account->password = *secret;
-    }
-  };
-  resolve(config.replication.password, config.replication.password_file, "replication.password",
-          &accounts.replication, config.replication.user);
-  resolve(config.backup.password, config.backup.password_file, "backup.password", &accounts.backup,
-          config.backup.user);
-  if (!config.cluster.app_user.empty()) {
-    resolve(config.cluster.app_password, config.cluster.app_password_file, "cluster.app_password",
-            &accounts.app, config.cluster.app_user);
-    accounts.app_databases = config.cluster.app_databases;
-  }
-  if (accounts.replication.user.empty()) problems.push_back("replication.user is empty");
-  if (accounts.backup.user.empty()) problems.push_back("backup.user is empty");
-  if (!problems.empty()) {
-    std::string joined;
-    for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
-    return Error(StatusCode::kInvalidArgument, "accounts: {}", joined);
-  }
-  return accounts;
-}
 
 namespace {
 

@@ -38,7 +38,6 @@
 #include <vector>
 
 #include "replboot/base/status.h"
-#include "replboot/conf/config.h"
 #include "replboot/db/client.h"
 #include "replboot/replication/position.h"
 #include "replboot/replication/statements.h"
@@ -66,10 +65,6 @@ struct Accounts {
   // `name`.*; "*" grants on *.* instead.
   std::vector<std::string> app_databases = {"app"};
 };
-
-// Resolves the passwords (inline or *_file, conf::ResolveSecret). kInvalidArgument naming the
-// setting when the replication or backup password is missing, or the app user has none.
-Result<Accounts> AccountsFromConfig(const conf::Config& config);
 
 // The statements, in order (heartbeat schema, then the accounts). Pure.
 std::vector<Statement> UserStatements(Flavour flavour, const Accounts& accounts);

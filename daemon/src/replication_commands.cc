@@ -1,4 +1,4 @@
-#include "replboot/replication/commands.h"
+#include "replboot/daemon/replication_commands.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -11,9 +11,11 @@
 #include "replboot/conf/cli_flags.h"
 #include "replboot/conf/identity.h"
 #include "replboot/conf/render.h"
-#include "replboot/replication/node.h"
+#include "replboot/daemon/node_settings.h"
+#include "replboot/daemon/replication_wiring.h"
+#include "replboot/replication/health.h"
 
-namespace replboot::replication {
+namespace replboot::daemon {
 
 namespace {
 
@@ -46,7 +48,7 @@ void RunStatus(const std::string& url, int timeout_ms) {
   }
   fmt::print("{}", FormatStatus(status));
   // Like a health check: non-zero when the node is not ready, so scripts can branch on it.
-  if (!status.value("ready", false)) cli::ExitCode() = 3;
+  if (!status.value("ready", false)) cli::ExitCode() = cli::kExitUnavailable;
 }
 
 void RunAgent(const conf::ConfigFlags& flags) {
@@ -56,23 +58,19 @@ void RunAgent(const conf::ConfigFlags& flags) {
     cli::ExitCode() = code;
   };
   auto loaded = conf::LoadFromFlags(flags);
-  if (!loaded) return fail(loaded.error(), 2);
+  if (!loaded) return fail(loaded.error(), cli::kExitConfig);
   const conf::Config& config = loaded->config;
-  auto identity = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset);
-  if (!identity) return fail(identity.error(), 2);
-  auto flavour = conf::DetectFlavour(config);
-  if (!flavour) return fail(flavour.error(), 2);
-  auto local = LocalRootOptions(config);
-  if (!local) return fail(local.error(), 2);
+  auto settings = ResolveSettings(config, {.identity = true, .flavour = true, .mysql_user = false});
+  if (!settings) return fail(settings.error(), cli::kExitConfig);
 
-  Prepared prepared = PrepareReplication(config, *identity, *flavour, *local);
-  if (!prepared.fatal.ok()) return fail(prepared.fatal, 1);
+  Prepared prepared = PrepareReplication(*settings);
+  if (!prepared.fatal.ok()) return fail(prepared.fatal, cli::kExitFailed);
 
   boost::asio::io_context io;
-  api::Server node(ServerOptionsFromConfig(config, *identity, *flavour, *local));
+  api::Server node(ApiOptionsFor(*settings));
   node.SetLastError(prepared.error);
   Status started = node.Start(io);
-  if (!started.ok()) return fail(started, 1);
+  if (!started.ok()) return fail(started, cli::kExitFailed);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -130,7 +128,7 @@ std::string FormatStatus(const nlohmann::json& s) {
   return out;
 }
 
-void AddCommands(CLI::App& app) {
+void AddReplicationCommands(CLI::App& app) {
   struct StatusArgs {
     std::string url = "http://127.0.0.1:8008/status";
     int timeout_ms = 5000;
@@ -152,4 +150,4 @@ void AddCommands(CLI::App& app) {
   agent->callback([agent_flags] { RunAgent(*agent_flags); });
 }
 
-}  // namespace replboot::replication
+}  // namespace replboot::daemon

@@ -1,10 +1,12 @@
-#include "replboot/replication/commands.h"
+#include "replboot/daemon/replication_commands.h"
 
 #include <gtest/gtest.h>
 
 #include "replboot/replication/health.h"
 
-namespace replboot::replication {
+namespace replboot::daemon {
+
+using namespace replication;  // NOLINT: the status document comes from replication/
 namespace {
 
 // `replboot status` prints the table from the JSON a node's /status answers (SnapshotJson).
@@ -29,4 +31,4 @@ TEST(FormatStatusTest, TableFromAStatusDocument) {
 }
 
 }  // namespace
-}  // namespace replboot::replication
+}  // namespace replboot::daemon

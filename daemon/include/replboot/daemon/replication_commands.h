@@ -2,20 +2,20 @@
 // `replboot replication-agent` (hidden): what `replboot run` does once mysqld is ready
 // (users on the primary, replication on a replica, then the health server and heartbeat),
 // against a mysqld that is already running; used by the integration tests and for debugging.
-#ifndef REPLBOOT_REPLICATION_COMMANDS_H_
-#define REPLBOOT_REPLICATION_COMMANDS_H_
+#ifndef REPLBOOT_DAEMON_REPLICATION_COMMANDS_H_
+#define REPLBOOT_DAEMON_REPLICATION_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace replboot::replication {
+namespace replboot::daemon {
 
-void AddCommands(CLI::App& app);
+void AddReplicationCommands(CLI::App& app);
 
 // The table `replboot status` prints for a /status document.
 std::string FormatStatus(const nlohmann::json& status);
 
-}  // namespace replboot::replication
+}  // namespace replboot::daemon
 
-#endif  // REPLBOOT_REPLICATION_COMMANDS_H_
+#endif  // REPLBOOT_DAEMON_REPLICATION_COMMANDS_H_
