@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 
-from replboot_harness import (Dnsmasq, Harness, LeakWatcher, assert_clean_descendants, assert_no_secret_in_procs,
+from replboot_harness import (FAST_CLUSTER_SETTINGS, Dnsmasq, Harness, LeakWatcher, assert_clean_descendants, assert_no_secret_in_procs,
                               make_pki, proc_comm, processes_mentioning, random_secrets, read_text, regular_files,
                               resolv_conf_launcher, run_tests, wait_until, write_private)
 from replboot_harness import Node as HarnessNode
@@ -48,12 +48,7 @@ class Node(HarnessNode):
 
     def argv(self, extra=()):
         return super().argv([
-            "--set", "backup.use_memory=64M",
-            "--set", "dns.timeout_ms=500",
-            "--set", "dns.tries=2",
-            "--set", "dns.lookup_deadline=60",
-            "--set", "replication.connect_retry=1",
-            "--set", "replication.start_deadline=30",
+            *FAST_CLUSTER_SETTINGS,
             "--set", "replication.max_lag=5",
             # Backups cross the network over TLS here (the pods test keeps plaintext and splice).
             "--set", "backup.tls=true",

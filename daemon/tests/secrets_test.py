@@ -22,7 +22,7 @@ import signal
 import subprocess
 import tempfile
 
-from replboot_harness import (Dnsmasq, Harness, assert_no_secret_in_procs, files_containing, http_get,
+from replboot_harness import (FAST_CLUSTER_SETTINGS, Dnsmasq, Harness, assert_no_secret_in_procs, files_containing, http_get,
                               processes_mentioning, replboot_bin, run_tests, wait_until, write_private)
 
 HTTP_PORT = 8008
@@ -103,12 +103,7 @@ class Node:
                "--set", f"mysql.options.tmpdir={self.tmpdir}",
                "--set", "mysql.options.innodb_buffer_pool_size=64M",
                "--set", "mysql.options.innodb_log_file_size=48M",
-               "--set", "backup.use_memory=64M",
-               "--set", "dns.timeout_ms=500",
-               "--set", "dns.tries=2",
-               "--set", "dns.lookup_deadline=60",
-               "--set", "replication.connect_retry=1",
-               "--set", "replication.start_deadline=30",
+               *FAST_CLUSTER_SETTINGS,
                "--set", f"mysql.root_password_file={self.secret_files['root']}",
                "--set", f"cluster.app_password_file={self.secret_files['app']}",
                "--set", f"replication.password_file={self.secret_files['repl']}",

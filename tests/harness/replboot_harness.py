@@ -678,6 +678,18 @@ def wait_log(p, pattern, timeout, what=None, name="replboot"):
         raise
 
 
+# Short DNS and replication retries and a small --prepare, for multi-node tests that restart
+# nodes and wait on each other (the defaults are for pods that come up over minutes).
+FAST_CLUSTER_SETTINGS = [
+    "--set", "backup.use_memory=64M",
+    "--set", "dns.timeout_ms=500",
+    "--set", "dns.tries=2",
+    "--set", "dns.lookup_deadline=60",
+    "--set", "replication.connect_retry=1",
+    "--set", "replication.start_deadline=30",
+]
+
+
 class Node:
     """One `replboot run` node as every test starts it: mysql-<ordinal> with its datadir, socket,
     config dir and private tmpdir under `base`, mysqld/backup/HTTP on `addr` (3306, 3307, 8008),
