@@ -188,6 +188,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::string last_error;  // guarded by mu
   CloneProgress clone;
   std::atomic<uint64_t> backups_served{0};
+  std::atomic<uint64_t> backup_connections_refused{0};
 
   std::unique_ptr<asio::io_context> own_io;
   std::thread own_thread;
@@ -202,6 +203,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     s.clone = clone.Get();
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
+    s.backup_connections_refused = backup_connections_refused.load();
     return s;
   }
 
@@ -645,6 +647,7 @@ void Server::Stop() {
 unsigned short Server::port() const { return impl_->port; }
 CloneProgress& Server::clone_progress() { return impl_->clone; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
+void Server::CountBackupConnectionRefused() { impl_->backup_connections_refused.fetch_add(1); }
 void Server::SetLastError(std::string error) {
   std::lock_guard lock(impl_->mu);
   impl_->last_error = std::move(error);

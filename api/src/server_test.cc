@@ -44,6 +44,7 @@ TEST(ServerTest, ServesDecisionsAndStatusWithoutADatabase) {
   clone.bytes = clone.total_bytes = 4096;
   node.clone_progress().Set(clone);
   node.CountBackupServed();
+  node.CountBackupConnectionRefused();
   // Wait for the first poll (it fails: no server at the socket).
   for (int i = 0; i < 100 && node.Current().mysqld_error == "not checked yet"; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -85,6 +86,7 @@ TEST(ServerTest, ServesDecisionsAndStatusWithoutADatabase) {
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("replboot_mysqld_up 0\n"), std::string::npos);
   EXPECT_NE(metrics.body.find("replboot_backups_served_total 1\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("replboot_backup_connections_refused_total 1\n"), std::string::npos);
   node.Stop();
 }
 

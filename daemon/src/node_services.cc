@@ -75,6 +75,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   }
   api::Server* node_ptr = node_.get();
   server_options->on_backup_served = [node_ptr] { node_ptr->CountBackupServed(); };
+  server_options->on_connection_refused = [node_ptr] { node_ptr->CountBackupConnectionRefused(); };
   backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
   if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
   backup_thread_ = std::thread([this] {

@@ -197,6 +197,12 @@ std::string SnapshotMetrics(const Snapshot& s) {
       "replboot_backups_served_total "
       "counter\nreplboot_backups_served_total {}\n",
       s.backups_served);
+  out += fmt::format(
+      "# HELP replboot_backup_connections_refused_total Backup-port connections closed before "
+      "authentication (over the cap of unauthenticated ones).\n# TYPE "
+      "replboot_backup_connections_refused_total counter\n"
+      "replboot_backup_connections_refused_total {}\n",
+      s.backup_connections_refused);
   return out;
 }
 

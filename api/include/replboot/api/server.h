@@ -75,6 +75,7 @@ class Server {
   unsigned short port() const;  // the bound port (after Start)
   CloneProgress& clone_progress();
   void CountBackupServed();
+  void CountBackupConnectionRefused();  // the backup server closed one before authentication
   // An error to show in /status and the readiness reason (e.g. replication did not start);
   // "" clears it.
   void SetLastError(std::string error);

@@ -92,6 +92,9 @@ struct Snapshot {
   // mysqld may answer, even writable, before the application account exists.
   bool set_up = true;
   uint64_t backups_served = 0;
+  // Connections to the backup port closed before authentication: over the cap of
+  // unauthenticated connections (a stranger holding the port), counted by the backup server.
+  uint64_t backup_connections_refused = 0;
   std::chrono::system_clock::time_point collected_at{};
 };
 
