@@ -44,6 +44,7 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
     view.total_bytes = event.estimated_bytes;
     view.bytes_per_second = event.bytes_per_second;
     view.eta_seconds = event.eta_seconds;
+    view.stalled_seconds = event.stalled_seconds;
     view.attempts = event.attempt;
     view.error = event.error;
     progress->Set(std::move(view));

@@ -78,7 +78,9 @@ std::string DescribeClone(const CloneProgress::View& c) {
     out += fmt::format(" of {} ({:.0f}%)", Bytes(c.total_bytes),
                        100.0 * static_cast<double>(c.bytes) / static_cast<double>(c.total_bytes));
   }
-  if (c.phase == "streaming" && c.bytes_per_second > 0) {
+  if (c.phase == "streaming" && c.stalled_seconds) {
+    out += fmt::format(", stalled for {:.0f}s", *c.stalled_seconds);
+  } else if (c.phase == "streaming" && c.bytes_per_second > 0) {
     out += fmt::format(", {:.1f} MB/s", c.bytes_per_second / 1e6);
     if (c.eta_seconds) out += fmt::format(", ETA {:.0f}s", *c.eta_seconds);
   }
@@ -150,6 +152,9 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                 {"bytes_per_second", s.clone.bytes_per_second},
                 {"eta_seconds", s.clone.eta_seconds ? nlohmann::json(*s.clone.eta_seconds)
                                                     : nlohmann::json(nullptr)},
+                {"stalled_seconds", s.clone.stalled_seconds
+                                        ? nlohmann::json(*s.clone.stalled_seconds)
+                                        : nlohmann::json(nullptr)},
                 {"attempts", s.clone.attempts},
                 {"error", s.clone.error},
                 {"summary", DescribeClone(s.clone)}};

@@ -218,6 +218,13 @@ TEST(CloneProgressTest, DescribesEachPhase) {
   c.attempts = 1;
   EXPECT_EQ(DescribeClone(c),
             "streaming from mysql-1.mysql:3307: 1.50 GiB of 3.00 GiB (50%), 200.0 MB/s, ETA 8s");
+  // A donor that stopped sending: stalled, no rate, no ETA.
+  c.bytes_per_second = 0;
+  c.eta_seconds.reset();
+  c.stalled_seconds = 12;
+  EXPECT_EQ(DescribeClone(c),
+            "streaming from mysql-1.mysql:3307: 1.50 GiB of 3.00 GiB (50%), stalled for 12s");
+  c.stalled_seconds.reset();
   c.phase = "preparing";
   EXPECT_EQ(DescribeClone(c), "preparing from mysql-1.mysql:3307: 1.50 GiB of 3.00 GiB (50%)");
   c.total_bytes = 0;

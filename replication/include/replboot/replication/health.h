@@ -45,6 +45,8 @@ class CloneProgress {
     uint64_t total_bytes = 0;           // the donor's estimate; 0 when unknown
     double bytes_per_second = 0;        // over the current attempt
     std::optional<double> eta_seconds;  // from the estimate; nullopt when unknown
+    // Seconds without a byte from the donor while streaming (then the rate is 0, no ETA).
+    std::optional<double> stalled_seconds;
     int attempts = 0;                   // attempts started (a retry after a failure counts again)
     std::string error;
     // True from discovery to the commit: mysqld is not expected to answer yet.
