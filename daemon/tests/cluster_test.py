@@ -13,6 +13,7 @@ mariadbd it starts resolves MASTER_HOST=mysql-0.mysql the way a pod does.
 """
 import json
 import os
+import signal
 import re
 import subprocess
 import threading
@@ -403,6 +404,53 @@ def test_three_node_cluster_end_to_end():
     assert not left, f"processes still mention {tree}: {left}"
     assert not deferred, deferred
     step("done")
+
+
+def test_sigterm_ends_each_clone_phase_and_the_next_start_converges():
+    """SIGTERM reaches every phase of a replica's clone through the one stop token: while
+    discovery retries a name DNS does not know, and while the stream runs (the donor is slowed
+    down so it lasts). replboot exits 128+15 well within mysql.shutdown_grace, leaves no staging
+    dir, and the next start clones and replicates. (--prepare's stop is proven by the unit tests
+    of RunCapture and by daemon.run's kill during prepare.)"""
+    grace = 25  # mysql.shutdown_grace's default
+
+    def stop_within(node, what):
+        start = time.time()
+        code = node.stop(timeout=grace + 10)
+        elapsed = time.time() - start
+        assert code == 128 + signal.SIGTERM, (what, code, node.log()[-3000:])
+        assert elapsed < grace, (what, elapsed)
+        print(f"  {what}: exit {code} after {elapsed:.1f}s", flush=True)
+        assert not os.path.exists(node.datadir.rstrip("/") + ".replboot-staging"), what
+
+    with Harness("sigterm") as H:
+        dns = Dnsmasq(H, H.addr(9), port=53)
+        dns.add_host("mysql-0.mysql", H.addr(0)).start()
+        make_pki(H.path("pki"), ["mysql-0", "mysql-1"])
+        p0, r1 = Node(H, 0, dns), Node(H, 1, dns)
+        # A slow donor: the stream of a fresh datadir lasts several seconds.
+        p0.start(["--set", "backup.bandwidth_limit=2000000"])
+        p0.wait_http("/ready", 200, 120, "the primary")
+        dns.add_host("mysql-1.mysql", H.addr(1)).reload()
+
+        # Discovery: the donors' names are in no DNS zone, so the lookups retry until stopped.
+        r1.start(["--set", "cluster.service=nowhere"])
+        r1.wait_log(r"event=dns_retry", 60, "discovery retrying")
+        stop_within(r1, "discovering")
+
+        # Streaming.
+        r1.start()
+        r1.wait_log(r"event=clone_header", 60, "the stream to start")
+        time.sleep(1)
+        assert "event=clone_done" not in r1.log(), "the clone ended before the stop"
+        stop_within(r1, "streaming")
+
+        # The next start converges: a clean clone, then replication.
+        r1.start()
+        r1.wait_log(r"event=clone_done", 180, "the clone after the stops")
+        r1.wait_http("/replica", 200, 90, "replicating after the clone")
+        r1.stop()
+        p0.stop()
 
 
 if __name__ == "__main__":
