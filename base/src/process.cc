@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,6 +137,9 @@ struct ExecPlan {
   char* const* envp = nullptr;
   int death_signal = 0;
   pid_t parent = -1;
+  bool change_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
   bool new_process_group = false;
   int stdin_dup = -1, stdout_dup = -1, stderr_dup = -1;  // descriptor to dup2 onto 0/1/2
   bool stdin_null = false, stdout_null = false, stderr_null = false;
@@ -152,6 +156,12 @@ struct ExecPlan {
 
 [[noreturn]] void ChildAfterFork(const ExecPlan& plan) {
   auto fail = [&] { ChildFailed(plan.report_fd); };
+  // The user first: changing it clears the parent-death signal. Groups before the user,
+  // while we may still change them.
+  if (plan.change_user) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(plan.gid) != 0 || ::setuid(plan.uid) != 0)
+      fail();
+  }
   // Set before anything else, then checked: replboot may have died before the prctl.
   if (::prctl(PR_SET_PDEATHSIG, plan.death_signal) != 0) fail();
   if (::getppid() != plan.parent) ::_exit(127);
@@ -227,6 +237,8 @@ std::string ExitStatus::ToString() const {
 
 Result<Child> Spawn(const SpawnOptions& options) {
   if (options.argv.empty()) return Error(StatusCode::kInvalidArgument, "spawn: empty argv");
+  if (options.run_as && options.parent_death_signal == 0)
+    return Error(StatusCode::kInvalidArgument, "spawn: run_as needs a parent_death_signal");
   Pipe in, out, err;
   auto cleanup = [&] {
     in.Close();
@@ -284,6 +296,11 @@ Result<Child> Spawn(const SpawnOptions& options) {
     plan.envp = envp.data();
     plan.death_signal = options.parent_death_signal;
     plan.parent = ::getpid();
+    if (options.run_as) {
+      plan.change_user = true;
+      plan.uid = options.run_as->uid;
+      plan.gid = options.run_as->gid;
+    }
     plan.new_process_group = options.new_process_group;
     plan.stdin_null = options.stdin_mode == Stdio::kNull;
     plan.stdin_dup = options.stdin_mode == Stdio::kPipe ? in.read_end : -1;

@@ -48,9 +48,18 @@ struct SpawnOptions {
   // included), so a tool replboot runs does not outlive it outside a container, where no
   // PID namespace takes every process down with PID 1. The kernel sends it when the *thread*
   // that forked the child ends, so such children are forked by one thread that lives as long
-  // as the process, whichever thread calls Spawn(). It does not survive a change of user
-  // (mysqld started as root with --user drops it when it switches to that user).
+  // as the process, whichever thread calls Spawn(). The kernel clears it when the process
+  // changes its user, so a server that should keep it must not switch users itself (mysqld
+  // --user): start it as that user with `run_as` instead.
   int parent_death_signal = 0;
+  // When set (replboot runs as root), the child takes this user and group (and no
+  // supplementary groups) before exec, and the parent-death signal is set after that change,
+  // so it holds. Requires parent_death_signal.
+  struct User {
+    uid_t uid;
+    gid_t gid;
+  };
+  std::optional<User> run_as;
 };
 
 struct Child {
