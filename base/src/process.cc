@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <grp.h>
 #include <sys/wait.h>
@@ -185,6 +187,15 @@ struct ExecPlan {
   place(STDIN_FILENO, plan.stdin_dup, plan.stdin_null, O_RDONLY);
   place(STDOUT_FILENO, plan.stdout_dup, plan.stdout_null, O_WRONLY);
   place(STDERR_FILENO, plan.stderr_dup, plan.stderr_null, O_WRONLY);
+  // Nothing but 0, 1 and 2 crosses the exec (see Spawn in process.h). CLOEXEC rather than
+  // closing: report_fd must stay usable until the exec succeeds.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    rlimit limit{};
+    int max_fd = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                     ? static_cast<int>(limit.rlim_cur)
+                     : 65536;
+    for (int fd = 3; fd < max_fd; ++fd) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
   ::execve(plan.path, plan.argv, plan.envp);
   ChildFailed(plan.report_fd);
 }
@@ -336,6 +347,8 @@ Result<Child> Spawn(const SpawnOptions& options) {
     setup(STDOUT_FILENO, options.stdout_mode, out, false);
   }
   setup(STDERR_FILENO, options.stderr_mode, err, false);
+  // Last, after the dup2s onto 0/1/2: nothing else crosses the exec (see Spawn in process.h).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

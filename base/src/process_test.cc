@@ -1,6 +1,7 @@
 #include "replboot/base/process.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -206,6 +207,30 @@ TEST(ProcessTest, ParentDeathSignalHoldsForAChildStartedAsAnotherUser) {
   }
   EXPECT_TRUE(Gone(sleeper)) << "the child started as another user outlived its killed parent";
   ::kill(sleeper, SIGKILL);
+}
+
+// Asio's sockets are not O_CLOEXEC: a child must not inherit them (nor any other descriptor).
+TEST(ProcessTest, ChildrenInheritNoDescriptorButStdio) {
+  int leaky = ::socket(AF_INET, SOCK_STREAM, 0);  // no SOCK_CLOEXEC, as Asio opens them
+  ASSERT_GE(leaky, 3);
+  std::string probe = "ls /proc/self/fd | sort -n | tr '\\n' ' '";
+  for (int death_signal : {0, SIGKILL}) {  // posix_spawn and the fork path
+    SpawnOptions options;
+    options.argv = {"sh", "-c", probe};
+    options.parent_death_signal = death_signal;
+    options.stdout_mode = Stdio::kPipe;
+    auto child = Spawn(options);
+    ASSERT_TRUE(child) << child.error().ToString();
+    std::string out;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(child->stdout_fd, buf, sizeof buf)) > 0) out.append(buf, n);
+    ::close(child->stdout_fd);
+    ASSERT_TRUE(Wait(child->pid));
+    // 0-2, and 3: the directory `ls` itself opened.
+    EXPECT_EQ(out, "0 1 2 3 ") << "signal " << death_signal;
+  }
+  ::close(leaky);
 }
 
 TEST(ProcessTest, RunAsWithoutAParentDeathSignalIsRefused) {

@@ -70,7 +70,10 @@ struct Child {
 };
 
 // Starts a child with every signal unblocked and at its default action, whatever
-// replboot itself blocks or ignores. Descriptors opened by replboot are O_CLOEXEC.
+// replboot itself blocks or ignores, and with no descriptor of replboot's but its stdin,
+// stdout and stderr: Asio opens its sockets without O_CLOEXEC, and a
+// child holding the HTTP or backup listener (or a client's connection) would keep the
+// port busy after replboot ended and hand a stranger's connection to a server or tool.
 Result<Child> Spawn(const SpawnOptions& options);
 
 // Waits for `pid` to end; kTimeout when `timeout` passes first (the child keeps running).
