@@ -16,6 +16,7 @@
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 #include "replboot/base/process.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/conf/render.h"
 #include "replboot/db/client.h"
 
@@ -106,6 +107,27 @@ Status EndProcessGroup(pid_t pgid, const char* what) {
     }
     std::this_thread::sleep_for(milliseconds(50));
   }
+  return Status::Ok();
+}
+
+// The primary's datadir carries the cluster id (clone/cluster_id.h): made when it is
+// initialized, and by the first start of a datadir from before cluster ids; a clone brings
+// its donor's.
+Status EnsureClusterId(const std::string& datadir, const std::optional<OsUser>& owner,
+                       bool initialized) {
+  auto existing = clone::ReadClusterId(datadir);
+  if (!existing) return existing.error().WithContext("cluster id");
+  if (existing->has_value()) {
+    log::Get("daemon")->info("event=cluster_id id={}", **existing);
+    return Status::Ok();
+  }
+  auto id = clone::NewClusterId();
+  if (!id) return id.error();
+  std::optional<clone::FileOwner> file_owner;
+  if (owner) file_owner = clone::FileOwner{owner->uid, owner->gid};
+  REPLBOOT_RETURN_STATUS_IF_ERROR(clone::WriteClusterId(datadir, *id, file_owner));
+  log::Get("daemon")->info("event=cluster_id_created id={} reason={}", *id,
+                           initialized ? "initialized" : "datadir_without_id");
   return Status::Ok();
 }
 
@@ -482,6 +504,11 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
       return Status(StatusCode::kInternal,
                     fmt::format("datadir {} not settled: {}", config.mysql.datadir,
                                 BootstrapActionName(*action)));
+  }
+
+  if (identity.role == conf::Role::kPrimary) {
+    REPLBOOT_RETURN_STATUS_IF_ERROR(
+        EnsureClusterId(config.mysql.datadir, os_user, *action == BootstrapAction::kInitialize));
   }
 
   std::optional<InitFile> init_file;
