@@ -187,6 +187,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Snapshot snapshot;       // guarded by mu
   std::string last_error;  // guarded by mu
   CloneProgress clone;
+  replication::BootstrapStatus bootstrap;
   std::atomic<uint64_t> backups_served{0};
   std::atomic<uint64_t> backup_connections_refused{0};
 
@@ -201,6 +202,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (!last_error.empty()) s.last_error = last_error;
     }
     s.clone = clone.Get();
+    s.bootstrap = bootstrap.Get();
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
     s.backup_connections_refused = backup_connections_refused.load();
@@ -646,6 +648,7 @@ void Server::Stop() {
 
 unsigned short Server::port() const { return impl_->port; }
 CloneProgress& Server::clone_progress() { return impl_->clone; }
+replication::BootstrapStatus& Server::bootstrap_status() { return impl_->bootstrap; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
 void Server::CountBackupConnectionRefused() { impl_->backup_connections_refused.fetch_add(1); }
 void Server::SetLastError(std::string error) {

@@ -26,6 +26,7 @@
 #include "replboot/base/option_file.h"
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/db/client.h"
 #include "replboot/db/dialect.h"
@@ -145,13 +146,39 @@ std::optional<db::ReplicaState> ReplicaThreads(db::Session& session, const db::D
   return *state;
 }
 
-Result<std::string> QueryServerVersion(const db::ConnectOptions& connect) {
+// What a probe tells about the local server: its version and GTID state, one session.
+struct LocalFacts {
+  std::string version;
+  std::pair<std::string, std::string> gtid;  // binlog_state, current_pos
+};
+
+Result<LocalFacts> QueryLocalFacts(const db::ConnectOptions& connect, Flavour flavour) {
   auto session = db::Connect(connect);
   if (!session) return Error(session.error());
   auto rows = (*session)->Query("SELECT VERSION() AS v");
   if (!rows) return Error(rows.error());
   if (rows->empty()) return Error(StatusCode::kUnavailable, "SELECT VERSION() returned no row");
-  return (*rows)[0].Get("v").value_or("");
+  LocalFacts facts;
+  facts.version = (*rows)[0].Get("v").value_or("");
+  const db::Dialect dialect(flavour, db::ParseServerVersion(facts.version).value_or(0));
+  auto gtid = (*session)->Query(dialect.GtidStateQuery());
+  if (!gtid) return Error(gtid.error().WithContext("GTID state"));
+  if (gtid->empty()) return Error(StatusCode::kUnavailable, "the GTID state query returned no row");
+  facts.gtid = {(*gtid)[0].Get("binlog_state").value_or(""),
+                (*gtid)[0].Get("current_pos").value_or("")};
+  return facts;
+}
+
+// The node's cluster id for probes and HEADERs: "" when it has none (or it cannot be read,
+// which is logged: a peer then treats this node's data as of unknown origin).
+std::string LocalClusterId(const std::string& datadir) {
+  if (datadir.empty()) return "";
+  auto id = ReadClusterId(datadir);
+  if (!id) {
+    Log()->warn("event=cluster_id_unreadable error={}", log::Quote(id.error().message()));
+    return "";
+  }
+  return id->value_or("");
 }
 
 }  // namespace
@@ -380,19 +407,44 @@ void BackupServer::AnswerProbe(net::Socket& sock, const AcceptedClient& client) 
   info.active = active_.load();
   info.max_concurrent = options_.max_concurrent;
   info.busy = info.active >= options_.max_concurrent;
-  Result<std::string> version = options_.probe_server_version
-                                    ? options_.probe_server_version()
-                                    : QueryServerVersion(ConnectOptions());
-  if (version) {
-    info.server_version = *version;
+  info.role = options_.role;
+  info.cluster_id = LocalClusterId(options_.datadir);
+  Result<LocalFacts> facts = Error(StatusCode::kInternal, "unset");
+  if (options_.probe_server_version) {
+    auto version = options_.probe_server_version();
+    if (version) {
+      facts = LocalFacts{*version, {}};
+      if (options_.probe_gtid_state) {
+        auto gtid = options_.probe_gtid_state();
+        if (gtid) {
+          facts->gtid = *gtid;
+        } else {
+          facts = Error(gtid.error());
+        }
+      }
+    } else {
+      facts = Error(version.error());
+    }
   } else {
-    info.error = fmt::format("cannot query the local server: {}", version.error().message());
+    facts = QueryLocalFacts(ConnectOptions(), options_.flavour);
+  }
+  if (facts) {
+    info.server_version = facts->version;
+    info.gtid_binlog_state = facts->gtid.first;
+    info.gtid_current_pos = facts->gtid.second;
+    // A server that answers runs on a datadir: data, even if it holds no transaction yet.
+    info.has_data = options_.probe_gtid_state || !options_.probe_server_version;
+  } else {
+    info.error = fmt::format("cannot query the local server: {}", facts.error().message());
   }
   probes_answered_.fetch_add(1);
-  Log()->info("event=backup_probe_answered peer={} busy={} server_version={}{}",
-              ClientLabel(sock, client),
-              info.busy, log::Quote(info.server_version),
-              info.error.empty() ? "" : " error=" + log::Quote(info.error));
+  Log()->info(
+      "event=backup_probe_answered peer={} busy={} server_version={} cluster_id={} role={} "
+      "gtid_binlog_state={}{}",
+      ClientLabel(sock, client), info.busy, log::Quote(info.server_version),
+      info.cluster_id.empty() ? "-" : info.cluster_id, info.role.empty() ? "-" : info.role,
+      log::Quote(info.gtid_binlog_state),
+      info.error.empty() ? "" : " error=" + log::Quote(info.error));
   if (Status s = sock.WriteFrame(FrameType::kProbeInfo, EncodeProbeInfo(info),
                                  options_.handshake_timeout);
       !s.ok()) {
@@ -452,6 +504,7 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
   header.flavour = FlavourName(options_.flavour);
   header.server_version = (*rows)[0].Get("v").value_or("");
   header.tool = options_.tool;
+  header.cluster_id = LocalClusterId(options_.datadir);
   {
     // What the tool will stream, not the datadir's size: binary and relay logs (wherever
     // they are) and temporary files are not in a backup.

@@ -21,6 +21,7 @@
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/backup_server.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/datadir.h"
 
 namespace replboot::clone {
@@ -429,10 +430,20 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   auto commit_start = Clock::now();
   if (Status s = ChownTree(staging, options.owner); !s.ok()) return Error(s);
   if (Status s = SyncTree(staging); !s.ok()) return Error(s);
+  // The id travels in the HEADER (the tools do not copy it): written before the marker, so a
+  // committed clone always carries its cluster's id.
+  if (!header->cluster_id.empty()) {
+    if (Status s = WriteClusterId(staging, header->cluster_id, options.owner); !s.ok())
+      return Error(s.WithContext("writing the cluster id into the clone"));
+  }
+  if (options.before_commit) {
+    if (Status s = options.before_commit(staging, *header); !s.ok()) return Error(s);
+  }
   nlohmann::json marker;
   marker["donor"] = peer;
   marker["server_version"] = header->server_version;
   marker["flavour"] = header->flavour;
+  marker["cluster_id"] = header->cluster_id;
   marker["bytes"] = bytes;
   marker["replace"] = options.force_reclone;
   marker["committed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
@@ -457,8 +468,8 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   return result;
 }
 
-Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
-                             std::chrono::milliseconds timeout) {
+Result<ProbeInfo> ProbePeer(const Endpoint& donor, const CloneOptions& options,
+                            std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   auto sock = ConnectAuthenticated(donor, HelloMode::kProbe, options, deadline);
   if (!sock) return Error(sock.error());
@@ -474,13 +485,27 @@ Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
   }
   auto info = DecodeProbeInfo(frame->payload);
   if (!info) return Error(info.error().WithContext(fmt::format("from {}", peer)));
-  if (!info->error.empty())
-    return Error(StatusCode::kUnavailable, "{} cannot serve a backup: {}", peer, info->error);
-  if (info->busy) {
-    return Error(StatusCode::kUnavailable, "{} is busy: {} backup(s) running, max_concurrent={}",
-                 peer, info->active, info->max_concurrent);
+  return info;
+}
+
+Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneOptions& options) {
+  if (!info.error.empty()) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{} cannot serve a backup: {}", peer, info.error));
   }
-  if (Status s = CheckCompatible(peer, info->flavour, info->server_version, options); !s.ok())
+  if (info.busy) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{} is busy: {} backup(s) running, max_concurrent={}", peer,
+                              info.active, info.max_concurrent));
+  }
+  return CheckCompatible(peer, info.flavour, info.server_version, options);
+}
+
+Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
+                             std::chrono::milliseconds timeout) {
+  auto info = ProbePeer(donor, options, timeout);
+  if (!info) return info;
+  if (Status s = DonorRefusal(discovery::EndpointText(donor), *info, options); !s.ok())
     return Error(s);
   return info;
 }

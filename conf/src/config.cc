@@ -50,6 +50,10 @@ const std::vector<Setting>& Settings() {
       {"node.flavour", REPLBOOT_FIELD(node, flavour), false,
        "auto | mariadb | mysql; auto runs the server binary with --version"},
 
+      {"bootstrap.recover_wait", REPLBOOT_FIELD(bootstrap, recover_wait), false,
+       "seconds a primary with an empty datadir waits for peers in DNS to answer with this "
+       "cluster's data before it initializes (no peer in DNS: at once)"},
+
       {"mysql.datadir", REPLBOOT_FIELD(mysql, datadir), false, "mysqld data directory"},
       {"mysql.bind_address", REPLBOOT_FIELD(mysql, bind_address), false,
        "address mysqld listens on"},
@@ -691,6 +695,7 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.OneOf("node.flavour", c.node.flavour, {"auto", "mariadb", "mysql"});
   check.Range("node.server_id_offset", c.node.server_id_offset, 1, UINT32_MAX);
   check.OneLine("node.hostname", c.node.hostname);
+  check.Range("bootstrap.recover_wait", c.bootstrap.recover_wait, 0, 86400);
 
   check.AbsolutePath("mysql.datadir", c.mysql.datadir);
   check.AbsolutePath("mysql.socket", c.mysql.socket);

@@ -6,6 +6,7 @@
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/daemon/clone_step.h"
+#include "replboot/daemon/primary_recovery.h"
 #include "replboot/daemon/replication_wiring.h"
 
 namespace replboot::daemon {
@@ -18,6 +19,7 @@ BootstrapHooks NodeServices::Hooks() {
   BootstrapHooks hooks;
   hooks.on_start = [this](NodeContext& ctx) { return OnStart(ctx); };
   hooks.prepare_datadir = [this](NodeContext& ctx) { return PrepareDatadir(ctx); };
+  hooks.recover_primary = [this](NodeContext& ctx) { return RecoverPrimaryDatadir(ctx); };
   hooks.after_ready = [this](NodeContext& ctx) { return AfterReady(ctx); };
   return hooks;
 }
@@ -31,12 +33,11 @@ Status NodeServices::OnStart(NodeContext& ctx) {
   return Status::Ok();
 }
 
-Status NodeServices::PrepareDatadir(NodeContext& ctx) {
-  if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
-  auto step = CloneStep::Create(*ctx.settings);
-  if (!step) return step.error().WithContext("clone");
-  replication::CloneProgress* progress = &node_->clone_progress();
-  auto on_progress = [progress](const clone::CloneProgressEvent& event) {
+namespace {
+
+// The clone's events as the HTTP view shows them.
+clone::CloneProgressCallback ProgressInto(replication::CloneProgress* progress) {
+  return [progress](const clone::CloneProgressEvent& event) {
     replication::CloneProgress::View view;
     view.phase = event.phase;
     view.donor = event.donor;
@@ -49,7 +50,26 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
     view.error = event.error;
     progress->Set(std::move(view));
   };
-  return (*step)->Run(ctx.stop, on_progress);
+}
+
+}  // namespace
+
+Status NodeServices::PrepareDatadir(NodeContext& ctx) {
+  if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
+  auto step = CloneStep::Create(*ctx.settings);
+  if (!step) return step.error().WithContext("clone");
+  return (*step)->Run(ctx.stop, ProgressInto(&node_->clone_progress()));
+}
+
+Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
+  if (!node_) return Error(StatusCode::kInternal, "recover_primary without on_start");
+  RecoveryOptions options;
+  options.recover_wait = std::chrono::seconds(ctx.config().bootstrap.recover_wait);
+  replication::BootstrapStatus* status = &node_->bootstrap_status();
+  return RecoverPrimary(
+      *ctx.settings, options, ctx.stop,
+      [status](const RecoveryView& view) { status->Set(view); },
+      ProgressInto(&node_->clone_progress()));
 }
 
 Status NodeServices::AfterReady(NodeContext& ctx) {
@@ -57,6 +77,11 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // Replication first: a primary that cannot create its accounts is not a working primary
   // (replicas could neither clone nor replicate), so that error stops the node.
   if (!node_) return Status(StatusCode::kInternal, "after_ready without on_start");
+  // A primary recovered from a peer's clone takes over its history before anything else
+  // writes (users, heartbeat): replicas then continue from it without a re-clone.
+  if (ctx.identity().role == conf::Role::kPrimary) {
+    if (Status s = FinishPromotion(*ctx.settings); !s.ok()) return s.WithContext("promotion");
+  }
   if (Status s =
           FinishReplicationSetup(*node_, *ctx.settings);
       !s.ok()) {

@@ -215,6 +215,9 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.max_concurrent = config.backup.max_concurrent;
   o.bandwidth_limit = config.backup.bandwidth_limit;
   o.parallel = config.backup.parallel;
+  // Probes and HEADERs tell the node's cluster id (a file in the datadir) and role.
+  o.datadir = config.mysql.datadir;
+  if (!settings.identity.hostname.empty()) o.role = std::string(conf::RoleName(settings.identity.role));
   return o;
 }
 

@@ -22,6 +22,10 @@ Decision No(std::string reason) { return Decision{false, std::move(reason)}; }
 // While a clone runs mysqld is not started yet: say so, rather than "not answering".
 Decision MysqldDown(const Snapshot& s) {
   if (s.clone.Active()) return No("cloning: " + DescribeClone(s.clone));
+  if (s.bootstrap.Holding()) {
+    return No(fmt::format("asking the peers before initializing ({}): {}", s.bootstrap.reason,
+                          s.bootstrap.detail));
+  }
   return No("mysqld is not answering: " + s.mysqld_error);
 }
 
@@ -295,6 +299,12 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
       {"reclones", rv.reclones},
       {"last_reclone_reason", rv.last_reclone_reason},
       {"last_reclone_at", rv.last_reclone_at}};
+  j["bootstrap"] = {{"plan", s.bootstrap.plan},
+                    {"reason", s.bootstrap.reason},
+                    {"detail", s.bootstrap.detail},
+                    {"donor", s.bootstrap.donor},
+                    {"rounds", s.bootstrap.rounds},
+                    {"waited_seconds", s.bootstrap.waited_seconds}};
   j["backups_served"] = s.backups_served;
   Decision ready = DecideReady(s, max_lag);
   j["ready"] = ready.ok;

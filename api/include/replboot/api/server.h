@@ -74,6 +74,8 @@ class Server {
 
   unsigned short port() const;  // the bound port (after Start)
   CloneProgress& clone_progress();
+  // The primary's decision after asking its peers (daemon/primary_recovery.h), for /status.
+  replication::BootstrapStatus& bootstrap_status();
   void CountBackupServed();
   void CountBackupConnectionRefused();  // the backup server closed one before authentication
   // An error to show in /status and the readiness reason (e.g. replication did not start);

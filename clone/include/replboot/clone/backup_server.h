@@ -45,6 +45,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "replboot/base/flavour.h"
@@ -94,6 +95,14 @@ struct ServerOptions {
   // What a probe reports as the server version; empty (the default) asks the local server
   // (SELECT VERSION()). A seam for tests without mysqld.
   std::function<Result<std::string>()> probe_server_version;
+  // The node's place in the cluster, for probes and the stream HEADER: its datadir (where
+  // the cluster id file is, cluster_id.h; "" = no id) and its role ("primary" | "replica").
+  std::string datadir;
+  std::string role;
+  // The GTID state a probe reports (binlog_state, current_pos as Dialect::GtidStateQuery);
+  // with probe_server_version set and this empty, no GTID state is reported (has_data
+  // false). Without either seam both come from the local server in one session.
+  std::function<Result<std::pair<std::string, std::string>>()> probe_gtid_state;
 };
 
 std::string DefaultTool(Flavour flavour);  // "mariabackup" / "xtrabackup"

@@ -3,7 +3,8 @@
 //
 //   connect → authenticate (mutual) → header → pre-flight (flavour/version, free space)
 //   → receive + extract (progress every few seconds) → trailer + completeness checks
-//   → `<tool> --prepare` → commit marker (fsynced) → chown → swap into place (datadir.h)
+//   → `<tool> --prepare` → chown, fsync → the donor's cluster id (cluster_id.h) →
+//   before_commit → commit marker (fsynced) → swap into place (datadir.h)
 //
 // Any failure before the marker discards the staging dir; the datadir is untouched.
 #ifndef REPLBOOT_CLONE_CLONE_H_
@@ -92,6 +93,11 @@ struct CloneOptions {
   // How this node names itself to the donor (its logs say who is cloning); "" = the host
   // name.
   std::string client_name;
+  // Runs after --prepare, once the staging dir is synced and holds the donor's cluster id,
+  // right before the commit marker: files the node needs with this clone go in here, so a
+  // committed clone always has them. An error fails the attempt (the staging dir is
+  // discarded). Unset: nothing.
+  std::function<Status(const std::string& staging, const StreamHeader& header)> before_commit;
 };
 
 struct CloneResult {
@@ -119,6 +125,18 @@ Result<CloneResult> CloneFrom(const Endpoint& peer, const CloneOptions& options)
 // flavour or major.minor version does not match the local backup tool (the pre-flight).
 Result<ProbeInfo> ProbeDonor(const Endpoint& peer, const CloneOptions& options,
                              std::chrono::milliseconds timeout);
+
+// The same probe, returning whatever the peer answered (busy, its server down, another
+// version: see DonorRefusal): a primary that lost its datadir asks every peer for its place
+// in the cluster whether or not it could serve a clone right now. Errors only when there is
+// no authenticated, well-formed answer: kPermissionDenied, kUnavailable, kTimeout,
+// kCorruption.
+Result<ProbeInfo> ProbePeer(const Endpoint& peer, const CloneOptions& options,
+                            std::chrono::milliseconds timeout);
+
+// Why a peer that answered `info` could not serve a clone now (ProbeDonor's checks: its
+// error, busy, flavour and major.minor version against the local tool); Ok when it could.
+Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneOptions& options);
 
 // Tries `peers` in order (nearest first), each failure discarding the staging dir, with
 // exponential backoff between rounds (1 s doubling to `max_backoff`). A peer that refused

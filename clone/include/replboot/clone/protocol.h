@@ -23,7 +23,9 @@
 //                                            ←  TRAILER JSON
 //   mode 1 (probe):
 //                                            ←  PROBE_INFO JSON (flavour, server_version, tool,
-//                                               busy), then the server closes
+//                                               busy; the node's cluster position: cluster_id,
+//                                               has_data, role, GTID state), then the server
+//                                               closes
 //
 // Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
 // a recorded session cannot be replayed against either side. The two MACs use different
@@ -189,6 +191,9 @@ struct StreamHeader {
   std::string tool;              // "mariabackup" | "xtrabackup"
   std::string tool_version;      // first line of `<tool> --version`
   uint64_t estimated_bytes = 0;  // what the backup will stream (EstimateBackupBytes)
+  // The donor's cluster id (cluster_id.h), which the replica writes into its clone; "" when
+  // the donor has none (a datadir from before cluster ids). Absent from older donors' JSON.
+  std::string cluster_id;
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
@@ -202,7 +207,19 @@ struct ProbeInfo {
   int64_t active = 0;
   int64_t max_concurrent = 0;
   std::string error;  // the donor cannot serve now (e.g. its server does not answer)
+  // The node's place in the cluster, for a primary that lost its datadir (the fields are
+  // absent from older peers' JSON: "", false, "" then).
+  std::string cluster_id;  // "" when the node has none; else a lower-case UUID
+  bool has_data = false;   // its server answered with a GTID state: it holds a datadir
+  std::string role;        // "primary" | "replica" | ""
+  // MariaDB: @@gtid_binlog_state (every (domain, server_id) ever logged) and
+  // @@gtid_current_pos; MySQL: @@gtid_executed in both. "" when unknown.
+  std::string gtid_binlog_state;
+  std::string gtid_current_pos;
 };
+// Longest GTID text a probe answer may carry (a set of a few hundred sources); longer is
+// kCorruption, as is one that is not a GTID set of the answer's flavour.
+inline constexpr size_t kMaxGtidText = 16 * 1024;
 std::string EncodeProbeInfo(const ProbeInfo& info);
 Result<ProbeInfo> DecodeProbeInfo(std::string_view payload);
 

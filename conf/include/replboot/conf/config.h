@@ -30,6 +30,12 @@ struct Config {
     std::string flavour = "auto";    // auto | mariadb | mysql
   } node;
 
+  struct Bootstrap {
+    // Seconds a primary with an empty datadir waits for peers that are in DNS to answer
+    // before it initializes an empty database (none in DNS: at once).
+    int64_t recover_wait = 60;
+  } bootstrap;
+
   struct Mysql {
     std::string datadir = "/var/lib/mysql";
     std::string bind_address = "0.0.0.0";

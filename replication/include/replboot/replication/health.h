@@ -67,6 +67,34 @@ class CloneProgress {
   View view_;
 };
 
+// The primary's datadir decision when it started with an empty datadir and asked its peers
+// (daemon/primary_recovery.h): set by the bootstrap (any thread), read by /status.
+class BootstrapStatus {
+ public:
+  struct View {
+    std::string plan;    // "" (nothing asked), "wait", "conflict", "clone", "initialize"
+    std::string reason;  // a stable token, e.g. no_peers_in_dns, most_advanced_peer
+    std::string detail;  // in words
+    std::string donor;
+    int rounds = 0;
+    double waited_seconds = 0;
+    // Waiting or refusing: mysqld is not expected to answer yet.
+    bool Holding() const { return plan == "wait" || plan == "conflict"; }
+  };
+  void Set(View view) {
+    std::lock_guard lock(mu_);
+    view_ = std::move(view);
+  }
+  View Get() const {
+    std::lock_guard lock(mu_);
+    return view_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  View view_;
+};
+
 // "streaming from mysql-1.mysql:3307: 1.20 GiB of 2.60 GiB (46%), 210.0 MB/s, ETA 7s":
 // the clone's state in one line, for /health, /ready and `replboot status`.
 std::string DescribeClone(const CloneProgress::View& clone);
@@ -175,6 +203,7 @@ struct Snapshot {
   std::string last_error;                   // configure/start errors and collection errors
   CloneProgress::View clone;
   RecoveryView recovery;
+  BootstrapStatus::View bootstrap;
   // False from the node's start until users and replication are set up (FinishReplicationSetup):
   // mysqld may answer, even writable, before the application account exists.
   bool set_up = true;
