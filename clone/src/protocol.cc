@@ -297,7 +297,9 @@ std::string EncodeStreamHeader(const StreamHeader& header) {
                       {"server_version", header.server_version},
                       {"tool", header.tool},
                       {"tool_version", header.tool_version},
-                      {"estimated_bytes", header.estimated_bytes}});
+                      {"estimated_bytes", header.estimated_bytes},
+                      {"run_id", header.run_id},
+                      {"run_receivers", header.run_receivers}});
 }
 
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
@@ -308,6 +310,8 @@ Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
     j.at("tool").get_to(h.tool);
     j.at("tool_version").get_to(h.tool_version);
     j.at("estimated_bytes").get_to(h.estimated_bytes);
+    h.run_id = j.value("run_id", uint64_t{0});
+    h.run_receivers = j.value("run_receivers", uint64_t{0});
   });
 }
 

@@ -189,6 +189,11 @@ struct StreamHeader {
   std::string tool;              // "mariabackup" | "xtrabackup"
   std::string tool_version;      // first line of `<tool> --version`
   uint64_t estimated_bytes = 0;  // what the backup will stream (EstimateBackupBytes)
+  // The donor's backup run this stream belongs to (backup_server.h, "fan-out") and how many
+  // receivers it started with: more than 1 means the tool's output is shared. 0 and 0 from a
+  // donor that does not say (both optional in the JSON).
+  uint64_t run_id = 0;
+  uint64_t run_receivers = 0;
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
