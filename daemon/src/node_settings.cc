@@ -215,6 +215,7 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.max_concurrent = config.backup.max_concurrent;
   o.bandwidth_limit = config.backup.bandwidth_limit;
   o.parallel = config.backup.parallel;
+  o.fanout_window = std::chrono::milliseconds(config.backup.fanout_window_ms);
   return o;
 }
 
