@@ -45,6 +45,7 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(server->password, "pw");
   EXPECT_EQ(server->fanout_window, std::chrono::milliseconds(1234));
+  EXPECT_EQ(client->client_name, "mysql-2");
   EXPECT_EQ(server->listen.port(), 4000);
   EXPECT_EQ(server->listen.address().to_string(), "127.0.0.1");
   EXPECT_FALSE(client->tls.enabled);

@@ -60,7 +60,7 @@ def test_four_replicas_at_once_share_one_backup_and_a_killed_one_converges():
         # About 20 MB of rows on top of the system tablespaces.
         r = primary.app_sql("CREATE TABLE app.t (id INT PRIMARY KEY, origin VARCHAR(16) NOT NULL, "
                             "pad VARCHAR(1000) NOT NULL) ENGINE=InnoDB;"
-                            "INSERT INTO app.t SELECT seq, 'seed', REPEAT(MD5(seq), 25) FROM seq_1_to_20000;")
+                            "USE app; INSERT INTO app.t SELECT seq, 'seed', REPEAT(MD5(seq), 25) FROM seq_1_to_20000;")
         assert r.returncode == 0, r.stderr.decode()
         want = table_state(primary)
         step(f"mysql-0 ready with {want['count']} rows, checksum {want['checksum']}")
