@@ -339,8 +339,7 @@ void BackupServer::StartBackup(net::Socket sock, AcceptedClient client) {
   });
   if (!started.ok() && !stopping_) {
     // A pids limit: the client is told, the server goes on.
-    (void)shared->WriteFrame(FrameType::kError,
-                             EncodeErrorMessage({"busy", started.message()}),
+    (void)shared->WriteFrame(FrameType::kError, EncodeErrorMessage({"busy", started.message()}),
                              options_.handshake_timeout);
   }
 }
@@ -480,7 +479,8 @@ Result<BackupServer::RunSetup> BackupServer::SetUpRun() {
     header.tool_version = text.substr(0, nl);
   }
   // The statements and columns of this server (MySQL 8.4 has no SHOW SLAVE STATUS).
-  setup.dialect.emplace(options_.flavour, db::ParseServerVersion(header.server_version).value_or(0));
+  setup.dialect.emplace(options_.flavour,
+                        db::ParseServerVersion(header.server_version).value_or(0));
   setup.before = ReplicaThreads(**session, *setup.dialect);
   return setup;
 }
@@ -529,9 +529,11 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
     // The run whose window is open (full, or closing) counts as streaming already.
     if (!run && streaming + (joinable_ ? 1 : 0) < options_.max_concurrent) {
       fanout::Limits limits;
-      limits.buffer_bytes = static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 1));
+      limits.buffer_bytes =
+          static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 1));
       limits.grace = options_.fanout_grace;
-      limits.max_receivers = static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
+      limits.max_receivers =
+          static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
       run = std::make_shared<fanout::Run>(next_run_id_++, limits);
       index = *run->Join(client.name, sock.peer());
       joinable_ = run;

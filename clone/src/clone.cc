@@ -136,7 +136,8 @@ CloneProgressEvent Event(std::string phase, std::string donor = "", uint64_t byt
 // An event once the donor's header is in: its estimate and the run the bytes come from.
 CloneProgressEvent Event(std::string phase, std::string donor, uint64_t bytes,
                          const StreamHeader& header) {
-  CloneProgressEvent event = Event(std::move(phase), std::move(donor), bytes, header.estimated_bytes);
+  CloneProgressEvent event =
+      Event(std::move(phase), std::move(donor), bytes, header.estimated_bytes);
   event.donor_run = header.run_id;
   event.donor_run_receivers = header.run_receivers;
   return event;

@@ -88,8 +88,8 @@ bool Run::sole_receiver() const {
 
 size_t Run::live() const {
   std::lock_guard lock(mu_);
-  return static_cast<size_t>(
-      std::count_if(receivers_.begin(), receivers_.end(), [](const Receiver& r) { return r.Live(); }));
+  return static_cast<size_t>(std::count_if(receivers_.begin(), receivers_.end(),
+                                           [](const Receiver& r) { return r.Live(); }));
 }
 
 void Run::DropLocked(Receiver& r, std::string reason) {
@@ -131,13 +131,13 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
       }
       if (!r.holding_since) r.holding_since = now;
       if (now - *r.holding_since >= limits_.grace) {
-        DropLocked(r, fmt::format(
-                          "its {} buffer stayed full for {} ms while {} waited for data (the "
-                          "receiver takes bytes slower than the others of run {})",
-                          Size(limits_.buffer_bytes), limits_.grace.count(),
-                          starved->status.name.empty() ? starved->status.peer
-                                                       : starved->status.name,
-                          id_));
+        DropLocked(
+            r,
+            fmt::format("its {} buffer stayed full for {} ms while {} waited for data (the "
+                        "receiver takes bytes slower than the others of run {})",
+                        Size(limits_.buffer_bytes), limits_.grace.count(),
+                        starved->status.name.empty() ? starved->status.peer : starved->status.name,
+                        id_));
         if (dropped) dropped->push_back(r.status);
       }
     }

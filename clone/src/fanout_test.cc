@@ -115,8 +115,8 @@ TEST(FanoutRunTest, QueueIsBoundedAndALoneReceiverOnlySlowsTheProducer) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(run.Publish(MakeChunk(1000), {}, nullptr));
   EXPECT_EQ(run.Status()[0].queued_bytes, 3000u);
   std::vector<BackupReceiverStatus> dropped;
-  auto fourth = std::async(std::launch::async,
-                           [&] { return run.Publish(MakeChunk(1000), {}, &dropped); });
+  auto fourth =
+      std::async(std::launch::async, [&] { return run.Publish(MakeChunk(1000), {}, &dropped); });
   EXPECT_EQ(fourth.wait_for(milliseconds(400)), std::future_status::timeout)
       << "published past the receiver's buffer";
   auto item = run.Next(0, milliseconds(1000));
@@ -192,8 +192,8 @@ TEST(FanoutRunTest, NobodyIsDroppedWhenEveryReceiverIsFull) {
   ASSERT_TRUE(run.Publish(MakeChunk(1000), {}, nullptr));
   std::stop_source stop;
   std::vector<BackupReceiverStatus> dropped;
-  auto blocked = std::async(std::launch::async,
-                            [&] { return run.Publish(MakeChunk(1000), stop.get_token(), &dropped); });
+  auto blocked = std::async(
+      std::launch::async, [&] { return run.Publish(MakeChunk(1000), stop.get_token(), &dropped); });
   EXPECT_EQ(blocked.wait_for(milliseconds(500)), std::future_status::timeout);
   EXPECT_EQ(run.live(), 2u);
   stop.request_stop();
@@ -208,7 +208,8 @@ TEST(FanoutRunTest, AReceiverThatLeftIsNotWaitedForAndTheLastOneEndsTheRun) {
   run.Gone(1, "client went away");
   EXPECT_EQ(run.Status()[1].queued_bytes, 0u);
   // "a" is full, "b" gone: a publish waits for "a" alone and never drops it.
-  auto next = std::async(std::launch::async, [&] { return run.Publish(MakeChunk(1000), {}, nullptr); });
+  auto next =
+      std::async(std::launch::async, [&] { return run.Publish(MakeChunk(1000), {}, nullptr); });
   EXPECT_EQ(next.wait_for(milliseconds(300)), std::future_status::timeout);
   TakeHeader(run, 0);
   ASSERT_EQ(run.Next(0, milliseconds(500)).kind, Kind::kData);

@@ -104,7 +104,8 @@ class FanoutServerTest : public ::testing::Test {
     return c;
   }
   std::future<Result<CloneResult>> CloneAsync(const std::string& name) {
-    return std::async(std::launch::async, [this, name] { return CloneFrom(Donor(), Client(name)); });
+    return std::async(std::launch::async,
+                      [this, name] { return CloneFrom(Donor(), Client(name)); });
   }
   // A receiver that authenticates, takes its HEADER and then reads nothing (yet).
   net::Socket RawReceiver(const std::string& name) {
@@ -210,8 +211,8 @@ TEST_F(FanoutServerTest, SlowReceiverIsDroppedWithAnErrorThatSaysWhyAndTheOthers
     ASSERT_TRUE(type) << type.error().ToString();
     if (*type == FrameType::kData) continue;
     ASSERT_EQ(*type, FrameType::kError);
-    error = DecodeErrorMessage(std::string_view(reinterpret_cast<const char*>(payload.data()),
-                                                payload.size()));
+    error = DecodeErrorMessage(
+        std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
     break;
   }
   ASSERT_TRUE(error);

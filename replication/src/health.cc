@@ -253,9 +253,9 @@ std::string SnapshotMetrics(const Snapshot& s) {
       "# HELP replboot_backup_receiver_bytes Bytes sent to each receiver of the backup runs in "
       "progress.\n# TYPE replboot_backup_receiver_bytes gauge\n";
   for (const auto& r : s.backup.receivers) {
-    out += fmt::format("replboot_backup_receiver_bytes{{run=\"{}\",receiver=\"{}\",state=\"{}\"}} {}\n",
-                       r.run, LabelValue(r.name.empty() ? r.peer : r.name), LabelValue(r.state),
-                       r.bytes_sent);
+    out += fmt::format(
+        "replboot_backup_receiver_bytes{{run=\"{}\",receiver=\"{}\",state=\"{}\"}} {}\n", r.run,
+        LabelValue(r.name.empty() ? r.peer : r.name), LabelValue(r.state), r.bytes_sent);
   }
   gauge("replboot_clone_donor_run_receivers",
         "Receivers of the donor's backup run this clone's bytes come from (over 1: shared); 0 "

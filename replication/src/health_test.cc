@@ -228,8 +228,8 @@ TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
   std::string m = SnapshotMetrics(s);
   EXPECT_NE(m.find("replboot_backup_runs_total 1\n"), std::string::npos) << m;
   EXPECT_NE(m.find("replboot_backup_receivers_dropped_total 1\n"), std::string::npos) << m;
-  EXPECT_NE(m.find("replboot_backup_receiver_bytes{run=\"1\",receiver=\"mysql-2\",state=\"streaming\"} "
-                   "100\n"),
+  EXPECT_NE(m.find("replboot_backup_receiver_bytes{run=\"1\",receiver=\"mysql-2\","
+                   "state=\"streaming\"} 100\n"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find("receiver=\"10.0.0.3:4000\",state=\"done\"} 200\n"), std::string::npos) << m;

@@ -130,8 +130,8 @@ struct ServerOptions {
 // One receiver of a backup run, for the donor's /status.
 struct BackupReceiverStatus {
   uint64_t run = 0;
-  std::string name;   // the name it gave in HELLO (e.g. mysql-3), "" when none
-  std::string peer;   // address:port
+  std::string name;  // the name it gave in HELLO (e.g. mysql-3), "" when none
+  std::string peer;  // address:port
   // "joining" (the run's window is open), "streaming", "done" (sent whole), "dropped" (held
   // the others back: `reason`), "gone" (left or failed on its own: `reason`)
   std::string state;
