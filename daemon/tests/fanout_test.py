@@ -55,7 +55,8 @@ def test_four_replicas_at_once_share_one_backup_and_a_killed_one_converges():
         watcher = LeakWatcher(SECRETS, scope=H.dir).start()
 
         step("starting mysql-0")
-        primary.start(["--set", f"backup.bandwidth_limit={DONOR_BYTES_PER_S}"])
+        # The production window (FAST_CLUSTER_SETTINGS shortens it for the other tests).
+        primary.start(["--set", f"backup.bandwidth_limit={DONOR_BYTES_PER_S}", "--set", "backup.fanout_window_ms=5000"])
         primary.wait_http("/ready", 200, 180, "the primary")
         # About 20 MB of rows on top of the system tablespaces.
         r = primary.app_sql("CREATE TABLE app.t (id INT PRIMARY KEY, origin VARCHAR(16) NOT NULL, "
