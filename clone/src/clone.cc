@@ -134,6 +134,16 @@ CloneProgressEvent Event(std::string phase, std::string donor = "", uint64_t byt
   return event;
 }
 
+// An event once the donor's header is in: its estimate and the run the bytes come from.
+CloneProgressEvent Event(std::string phase, std::string donor, uint64_t bytes,
+                         const StreamHeader& header) {
+  CloneProgressEvent event =
+      Event(std::move(phase), std::move(donor), bytes, header.estimated_bytes);
+  event.donor_run = header.run_id;
+  event.donor_run_receivers = header.run_receivers;
+  return event;
+}
+
 // Reads DATA frames into the extractor until the TRAILER.
 Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
@@ -166,7 +176,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     }
     if (now >= next_report) {
       next_report = now + options.progress_report_interval;
-      CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
+      CloneProgressEvent event = Event("streaming", peer, bytes, header);
       event.bytes_per_second = mbps * 1e6;
       if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
       if (stalled) event.stalled_seconds = idle;
@@ -362,11 +372,12 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   auto header = ReadHeader(*sock, options);
   if (!header) return Error(header.error());
   Log()->info(
-      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}",
+      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={} "
+      "run={} run_receivers={}",
       peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
-      header->estimated_bytes);
+      header->estimated_bytes, header->run_id, header->run_receivers);
   if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
-  Report(options, Event("streaming", peer, 0, header->estimated_bytes));
+  Report(options, Event("streaming", peer, 0, *header));
 
   struct DiscardStaging {
     std::string dir;
@@ -416,7 +427,7 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", peer, bytes,
               static_cast<int64_t>(result.fetch_seconds * 1000));
 
-  const CloneProgressEvent received = Event("preparing", peer, bytes, header->estimated_bytes);
+  const CloneProgressEvent received = Event("preparing", peer, bytes, *header);
   Report(options, received);
   auto prepare_start = Clock::now();
   if (Status s = Prepare(staging, options); !s.ok()) return Error(s);

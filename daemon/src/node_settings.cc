@@ -190,6 +190,9 @@ Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
   o.tool = config.backup.tool;
   o.datadir = config.mysql.datadir;
   o.use_memory = config.backup.use_memory;
+  // The donor's logs and /status name its receivers by this (node.hostname, mysql-N), not by
+  // the machine's host name, which nodes sharing a machine (scripts/cluster, tests) share.
+  o.client_name = settings.identity.hostname;
   if (settings.mysql_user)
     o.owner = clone::FileOwner{settings.mysql_user->uid, settings.mysql_user->gid};
   return o;
@@ -218,6 +221,7 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   // Probes and HEADERs tell the node's cluster id (a file in the datadir) and role.
   o.datadir = config.mysql.datadir;
   if (!settings.identity.hostname.empty()) o.role = std::string(conf::RoleName(settings.identity.role));
+  o.fanout_window = std::chrono::milliseconds(config.backup.fanout_window_ms);
   return o;
 }
 

@@ -22,6 +22,7 @@ conf::Config BaseConfig() {
   c.backup.secret = "a-secret-of-sixteen-or-more-bytes";
   c.backup.password = "pw";
   c.backup.idle_timeout = 42;
+  c.backup.fanout_window_ms = 1234;
   c.backup.listen = "127.0.0.1:4000";
   return c;
 }
@@ -43,6 +44,8 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   EXPECT_EQ(server->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(server->password, "pw");
+  EXPECT_EQ(server->fanout_window, std::chrono::milliseconds(1234));
+  EXPECT_EQ(client->client_name, "mysql-2");
   EXPECT_EQ(server->listen.port(), 4000);
   EXPECT_EQ(server->listen.address().to_string(), "127.0.0.1");
   EXPECT_FALSE(client->tls.enabled);

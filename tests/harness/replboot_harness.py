@@ -687,6 +687,9 @@ FAST_CLUSTER_SETTINGS = [
     "--set", "dns.lookup_deadline=60",
     "--set", "replication.connect_retry=1",
     "--set", "replication.start_deadline=30",
+    # A donor waits this long for more replicas to share a backup run (default 5 s): the tests'
+    # nodes start within a second of each other.
+    "--set", "backup.fanout_window_ms=1500",
 ]
 
 

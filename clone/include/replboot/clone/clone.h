@@ -44,6 +44,10 @@ struct CloneProgressEvent {
   // Set while streaming when no byte has arrived for kStallAfter or more: how long.
   std::optional<double> stalled_seconds;
   int attempt = 0;    // attempts started by CloneFromPeers (0 for a lone CloneFrom)
+  // The donor's backup run (from its HEADER; 0 before it or from a donor that does not say)
+  // and the receivers it started with: more than 1 means a backup shared with others.
+  uint64_t donor_run = 0;
+  uint64_t donor_run_receivers = 0;
   std::string error;  // the last failed attempt's error
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;

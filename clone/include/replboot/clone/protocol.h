@@ -194,6 +194,11 @@ struct StreamHeader {
   // The donor's cluster id (cluster_id.h), which the replica writes into its clone; "" when
   // the donor has none (a datadir from before cluster ids). Absent from older donors' JSON.
   std::string cluster_id;
+  // The donor's backup run this stream belongs to (backup_server.h, "fan-out") and how many
+  // receivers it started with: more than 1 means the tool's output is shared. 0 and 0 from a
+  // donor that does not say (both optional in the JSON).
+  uint64_t run_id = 0;
+  uint64_t run_receivers = 0;
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
