@@ -5,9 +5,11 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
+#include "replboot/base/process.h"
 #include "replboot/clone/prober.h"
 #include "replboot/conf/render.h"
 
@@ -214,9 +216,12 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.port = config.mysql.port;
   o.max_concurrent = config.backup.max_concurrent;
   o.bandwidth_limit = config.backup.bandwidth_limit;
-  o.parallel = config.backup.parallel;
+  o.parallel = config.backup.parallel > 0 ? config.backup.parallel
+                                          : DefaultBackupParallel(process::UsableCpus());
   return o;
 }
+
+int64_t DefaultBackupParallel(int usable_cpus) { return std::max(1, usable_cpus / 2); }
 
 Result<discovery::DiscoverOptions> DiscoverOptionsFor(const NodeSettings& settings) {
   const conf::Config& config = settings.config;
