@@ -149,8 +149,10 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
                               uint64_t* bytes_out) {
   const std::string& peer = sock.peer();
+  // Every frame is read into a buffer of exactly kMaxDataPayload capacity, handed to the
+  // extractor whole (WriteBlock) and recycled: the stream's memory is the pipeline's cap
+  // plus this buffer and the pipeline's spare, whatever the frames' sizes (extract.h).
   std::vector<uint8_t> buffer;
-  buffer.reserve(kMaxDataPayload);
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
@@ -203,6 +205,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     if (options.stop.stop_requested())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
     // The whole frame, its tag checked, before any of its bytes go further (protocol.h).
+    if (buffer.capacity() < kMaxDataPayload) buffer.reserve(kMaxDataPayload);
     auto type = sock.ReadFrame(buffer, options.idle_timeout, /*allow_data=*/true);
     if (!type) {
       const Status& s = type.error();
@@ -235,9 +238,10 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
                    FrameTypeName(*type), peer, bytes);
     }
-    if (Status s = extractor.Write(buffer); !s.ok())
+    const size_t size = buffer.size();
+    if (Status s = extractor.WriteBlock(&buffer); !s.ok())
       return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-    bytes += buffer.size();
+    bytes += size;
     last_byte = Clock::now();
     progress();
   }

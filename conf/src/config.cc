@@ -118,7 +118,9 @@ const std::vector<Setting>& Settings() {
        "bytes/s per stream, 0 = unlimited"},
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
-      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false, "backup tool threads"},
+      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false,
+       "--parallel of the backup tool on this donor; 0 = half the CPUs replboot may use, at "
+       "least 1"},
       {"backup.idle_timeout", REPLBOOT_FIELD(backup, idle_timeout), false,
        "seconds without a byte before a backup stream is given up (both sides)"},
       {"backup.fanout_window_ms", REPLBOOT_FIELD(backup, fanout_window_ms), false,
@@ -766,7 +768,7 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.NotEmpty("backup.user", c.backup.user);
   check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
-  check.AtLeast("backup.parallel", c.backup.parallel, 1);
+  check.AtLeast("backup.parallel", c.backup.parallel, 0);
   check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
   check.Range("backup.fanout_window_ms", c.backup.fanout_window_ms, 0, 60'000);
   {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "replboot/base/process.h"
 #include "replboot/daemon/replication_wiring.h"
 #include "replboot/testing/temp_dir.h"
 
@@ -50,6 +51,25 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   EXPECT_EQ(server->listen.address().to_string(), "127.0.0.1");
   EXPECT_FALSE(client->tls.enabled);
   EXPECT_EQ(client->tls_context, nullptr);
+}
+
+TEST(NodeSettingsTest, BackupParallelDefaultsToHalfTheUsableCpus) {
+  EXPECT_EQ(DefaultBackupParallel(1), 1);
+  EXPECT_EQ(DefaultBackupParallel(2), 1);
+  EXPECT_EQ(DefaultBackupParallel(3), 1);
+  EXPECT_EQ(DefaultBackupParallel(8), 4);
+  auto settings = ResolveSettings(BaseConfig(), NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  auto server = ServerOptionsFor(*settings);
+  ASSERT_TRUE(server) << server.error().ToString();
+  EXPECT_EQ(server->parallel, DefaultBackupParallel(process::UsableCpus()));  // 0: the default
+  conf::Config c = BaseConfig();
+  c.backup.parallel = 3;
+  settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  server = ServerOptionsFor(*settings);
+  ASSERT_TRUE(server) << server.error().ToString();
+  EXPECT_EQ(server->parallel, 3);
 }
 
 TEST(NodeSettingsTest, SecretsAreReadOnceFromTheirFiles) {

@@ -86,8 +86,10 @@ struct CloneOptions {
   // streaming; must be cheap and must not throw.
   CloneProgressCallback on_progress;
   std::chrono::milliseconds progress_report_interval{500};
-  // Received bytes queued for the unpacking thread at most (it waits for the disk).
-  size_t pipeline_bytes = 64u << 20;
+  // Received bytes queued for the unpacking thread at most (it waits for the disk), in
+  // buffers of kMaxDataPayload: the receiver's stream memory is this plus two such buffers
+  // (extract.h). Measured against throughput in protocol.h, next to kMaxDataPayload.
+  size_t pipeline_bytes = 8u << 20;
   // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
   // stream (within half a second), prepare (the tool's process group is ended), backoff.
   std::stop_token stop;

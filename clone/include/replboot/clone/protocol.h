@@ -88,8 +88,10 @@ inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kMacSize = 32;
 inline constexpr size_t kFrameHeaderSize = 5;
 inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
-// A DATA frame is held whole until its tag is checked: this bounds that buffer.
-inline constexpr uint32_t kMaxDataPayload = 4 * 1024 * 1024;
+// A DATA frame is held whole until its tag is checked: this bounds that buffer. The donor
+// reads its tool's pipe (1 MiB) into frames of at most this size, so every donor since
+// protocol v2 stays within it; the receiver refuses a longer frame before allocating.
+inline constexpr uint32_t kMaxDataPayload = 1024 * 1024;
 inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v2 stream server-to-client";
 inline constexpr size_t kTagSize = 16;
 inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
