@@ -12,13 +12,16 @@ import subprocess
 import threading
 import time
 
-from replboot_harness import (Dnsmasq, Harness, MariaDB, assert_no_secret_in_procs, proc_read, processes_mentioning,
-                              read_log, read_text, replboot_bin, run_tests, wait_until, write_private)
+from replboot_harness import (Dnsmasq, Harness, MariaDB, PeakRss, assert_no_secret_in_procs, proc_read,
+                              processes_mentioning, read_log, read_text, replboot_bin, run_tests, wait_until,
+                              write_private)
 from replboot_harness import make_pki as harness_make_pki
 
 SECRET = "clone-test-secret-" + "s" * 12
 BACKUP_PASSWORD = "backup-pw-" + "p" * 12
 ROWS = 3000
+# The receiving process's peak resident set (issue 12); its --prepare child is apart.
+MAX_RECEIVER_RSS_KIB = 32 * 1024
 
 
 class Cluster:
@@ -134,6 +137,7 @@ def test_clone_from_primary():
     c = cluster()
     datadir = c.h.path("happy-data")
     proc = c.clone_proc("clone-happy", f"{c.fast.addr}:3307", datadir)
+    peak = PeakRss(proc.pid).start()
     # While the clone runs, neither side has the secret or the password on argv or environ.
     wait_until(lambda: proc.poll() is not None or "clone_header" in read_log(proc), 60, "clone header")
     assert_no_secret_in_procs(SECRET)
@@ -141,6 +145,8 @@ def test_clone_from_primary():
     rc = proc.wait(timeout=300)
     log = read_log(proc)
     assert rc == 0, log
+    rss = peak.stop()
+    assert 0 < rss <= MAX_RECEIVER_RSS_KIB, f"replboot clone peaked at {rss} KiB resident"
     assert "event=clone_done" in log
     assert_good_clone(c, datadir, 1)
     donor_log = read_log(c.fast)

@@ -88,7 +88,18 @@ struct CloneOptions {
   std::chrono::milliseconds progress_report_interval{500};
   // Received bytes queued for the unpacking thread at most (it waits for the disk), in
   // buffers of kMaxDataPayload: the receiver's stream memory is this plus two such buffers
-  // (extract.h). Measured against throughput in protocol.h, next to kMaxDataPayload.
+  // (extract.h). Measured with `replboot clone` of a 2.6 GiB stream (4.66 GiB sysbench
+  // datadir) on the shared 2-core machine, load average 9-12, two runs each:
+  //   cap      peak RSS (VmHWM)   stream seconds
+  //    2 MiB      15.6 MiB        13.7  20.5
+  //    4 MiB      17.9 MiB        16.6  10.7
+  //    8 MiB      21.9 MiB        13.9  10.0
+  //   16 MiB      30.0 MiB        12.5  12.7
+  //   32 MiB      46.5 MiB        19.7  11.3
+  //   (64 MiB, before: 31 MiB when the disk kept up, cap + 14 MiB when it did not)
+  // Under load the queue fills to its cap; below 8 MiB the stream waited for the disk more
+  // often, above it no run was faster while 16 MiB already leaves `replboot run` (3 MiB more
+  // than `replboot clone`) too little room under its 32 MiB target: 8 MiB is the knee.
   size_t pipeline_bytes = 8u << 20;
   // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
   // stream (within half a second), prepare (the tool's process group is ended), backoff.
