@@ -4,8 +4,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,6 +139,9 @@ struct ExecPlan {
   char* const* envp = nullptr;
   int death_signal = 0;
   pid_t parent = -1;
+  bool change_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
   bool new_process_group = false;
   int stdin_dup = -1, stdout_dup = -1, stderr_dup = -1;  // descriptor to dup2 onto 0/1/2
   bool stdin_null = false, stdout_null = false, stderr_null = false;
@@ -152,6 +158,12 @@ struct ExecPlan {
 
 [[noreturn]] void ChildAfterFork(const ExecPlan& plan) {
   auto fail = [&] { ChildFailed(plan.report_fd); };
+  // The user first: changing it clears the parent-death signal. Groups before the user,
+  // while we may still change them.
+  if (plan.change_user) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(plan.gid) != 0 || ::setuid(plan.uid) != 0)
+      fail();
+  }
   // Set before anything else, then checked: replboot may have died before the prctl.
   if (::prctl(PR_SET_PDEATHSIG, plan.death_signal) != 0) fail();
   if (::getppid() != plan.parent) ::_exit(127);
@@ -175,6 +187,15 @@ struct ExecPlan {
   place(STDIN_FILENO, plan.stdin_dup, plan.stdin_null, O_RDONLY);
   place(STDOUT_FILENO, plan.stdout_dup, plan.stdout_null, O_WRONLY);
   place(STDERR_FILENO, plan.stderr_dup, plan.stderr_null, O_WRONLY);
+  // Nothing but 0, 1 and 2 crosses the exec (see Spawn in process.h). CLOEXEC rather than
+  // closing: report_fd must stay usable until the exec succeeds.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    rlimit limit{};
+    int max_fd = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                     ? static_cast<int>(limit.rlim_cur)
+                     : 65536;
+    for (int fd = 3; fd < max_fd; ++fd) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
   ::execve(plan.path, plan.argv, plan.envp);
   ChildFailed(plan.report_fd);
 }
@@ -227,6 +248,8 @@ std::string ExitStatus::ToString() const {
 
 Result<Child> Spawn(const SpawnOptions& options) {
   if (options.argv.empty()) return Error(StatusCode::kInvalidArgument, "spawn: empty argv");
+  if (options.run_as && options.parent_death_signal == 0)
+    return Error(StatusCode::kInvalidArgument, "spawn: run_as needs a parent_death_signal");
   Pipe in, out, err;
   auto cleanup = [&] {
     in.Close();
@@ -284,6 +307,11 @@ Result<Child> Spawn(const SpawnOptions& options) {
     plan.envp = envp.data();
     plan.death_signal = options.parent_death_signal;
     plan.parent = ::getpid();
+    if (options.run_as) {
+      plan.change_user = true;
+      plan.uid = options.run_as->uid;
+      plan.gid = options.run_as->gid;
+    }
     plan.new_process_group = options.new_process_group;
     plan.stdin_null = options.stdin_mode == Stdio::kNull;
     plan.stdin_dup = options.stdin_mode == Stdio::kPipe ? in.read_end : -1;
@@ -319,6 +347,8 @@ Result<Child> Spawn(const SpawnOptions& options) {
     setup(STDOUT_FILENO, options.stdout_mode, out, false);
   }
   setup(STDERR_FILENO, options.stderr_mode, err, false);
+  // Last, after the dup2s onto 0/1/2: nothing else crosses the exec (see Spawn in process.h).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

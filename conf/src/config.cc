@@ -138,6 +138,12 @@ const std::vector<Setting>& Settings() {
       {"replication.start_deadline", REPLBOOT_FIELD(replication, start_deadline), false,
        "seconds for both replication threads to run"},
       {"replication.tls", REPLBOOT_FIELD(replication, tls), false, "TLS to the source"},
+      {"replication.auto_reclone", REPLBOOT_FIELD(replication, auto_reclone), false,
+       "a replica whose source purged the binlogs it needs re-clones itself"},
+      {"replication.reclone_after", REPLBOOT_FIELD(replication, reclone_after), false,
+       "seconds such a failure lasts before the automatic re-clone"},
+      {"replication.reclone_min_interval", REPLBOOT_FIELD(replication, reclone_min_interval),
+       false, "seconds between two automatic re-clones of a replica (kept across restarts)"},
 
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
 
@@ -781,6 +787,8 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("replication.max_lag", c.replication.max_lag, 1);
   check.AtLeast("replication.connect_retry", c.replication.connect_retry, 1);
   check.AtLeast("replication.start_deadline", c.replication.start_deadline, 1);
+  check.AtLeast("replication.reclone_after", c.replication.reclone_after, 1);
+  check.AtLeast("replication.reclone_min_interval", c.replication.reclone_min_interval, 0);
 
   check.HostPort("http.listen", c.http.listen, true);
 

@@ -276,6 +276,36 @@ flavour = "postgres"
   EXPECT_THAT(m, HasSubstr("node.flavour = \"postgres\""));
 }
 
+TEST_F(ConfigTest, RecloneSettings) {
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_TRUE(loaded->config.replication.auto_reclone);
+  EXPECT_EQ(loaded->config.replication.reclone_after, 300);
+  EXPECT_EQ(loaded->config.replication.reclone_min_interval, 3600);
+
+  options_.config_file =
+      WriteToml("[replication]\nauto_reclone = false\nreclone_after = 5\nreclone_min_interval = 0\n");
+  loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_FALSE(loaded->config.replication.auto_reclone);
+  EXPECT_EQ(loaded->config.replication.reclone_after, 5);
+  EXPECT_EQ(loaded->config.replication.reclone_min_interval, 0);
+
+  // Strict: a wrong type, a typo and an out-of-range value are each named.
+  options_.config_file = WriteToml(
+      "[replication]\nauto_reclone = \"yes please\"\nreclone_after = 0\n"
+      "reclone_min_interval = -1\nreclone_afterr = 3\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("replication.auto_reclone"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("replication.reclone_afterr"));
+  options_.config_file = WriteToml("[replication]\nreclone_after = 0\nreclone_min_interval = -1\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("replication.reclone_after = 0"));
+  EXPECT_THAT(loaded.error().message(), HasSubstr("replication.reclone_min_interval = -1"));
+}
+
 TEST_F(ConfigTest, ValidateListenAddressesAndTls) {
   LoadedConfig loaded;
   loaded.config.node.hostname = "mysql-0";

@@ -550,16 +550,19 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   if (ctx.stop.stop_requested())
     return Status(StatusCode::kCancelled, "stop requested before mysqld started");
   process::SpawnOptions options;
+  // Started as mysqld's user rather than with --user: a process that changes its user
+  // loses its parent-death signal, and that signal is what ends mysqld cleanly when replboot
+  // is killed outside a container (no PID namespace to take it down with PID 1), so that
+  // the next start does not find the datadir locked by an orphan.
   options.argv =
-      MysqldArgv(server, ctx.defaults_file, user_flag,
+      MysqldArgv(server, ctx.defaults_file, std::nullopt,
                  init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
   // Not writable before FinishPromotion (after_ready) has removed the marker: a restart
   // before that runs the init file again, which must find nothing else in the binlog.
   if (promoting) options.argv.push_back("--read-only=ON");
   options.env = process::ChildEnvironment();
-  // A clean shutdown when replboot is gone (killed outside a container); kept only while
-  // mysqld runs as the user replboot started it as (see SpawnOptions).
   options.parent_death_signal = SIGTERM;
+  if (os_user) options.run_as = process::SpawnOptions::User{os_user->uid, os_user->gid};
   auto child = process::Spawn(options);
   if (!child) return child.error().WithContext("start mysqld");
   sup.SetMainChild(child->pid);

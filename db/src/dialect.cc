@@ -104,6 +104,19 @@ std::string Dialect::ExecutedGtidExpression() const {
   return flavour_ == Flavour::kMariaDB ? "@@GLOBAL.gtid_current_pos" : "@@GLOBAL.gtid_executed";
 }
 
+std::string Dialect::SelectGtidHistory() const {
+  // MariaDB: the binlog state keeps every (domain, server_id) ever logged, the slave position
+  // what replication applied (the binlog lacks it when log_slave_updates is off). MySQL's
+  // gtid_executed holds both, whatever log_replica_updates says.
+  if (flavour_ == Flavour::kMariaDB) {
+    return "SELECT @@GLOBAL.gtid_binlog_state AS binlog_state, @@GLOBAL.gtid_slave_pos AS "
+           "slave_pos, @@GLOBAL.log_bin AS log_bin, @@GLOBAL.log_slave_updates AS "
+           "log_replica_updates";
+  }
+  return "SELECT @@GLOBAL.gtid_executed AS binlog_state, '' AS slave_pos, @@GLOBAL.log_bin AS "
+         "log_bin, 1 AS log_replica_updates";
+}
+
 std::string Dialect::WaitForGtid(const std::string& gtid, int64_t timeout_seconds) const {
   return fmt::format(
       "SELECT {}({}, {}) AS r",

@@ -302,5 +302,17 @@ TEST(ReadDialectTest, FromTheServersVersion) {
   EXPECT_EQ(ReadDialect(garbage, Flavour::kMySQL).error().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(DialectTest, GtidHistoryReadsEachFlavoursVariables) {
+  const std::string maria = Dialect(Flavour::kMariaDB, 101119).SelectGtidHistory();
+  EXPECT_NE(maria.find("@@GLOBAL.gtid_binlog_state AS binlog_state"), std::string::npos);
+  EXPECT_NE(maria.find("@@GLOBAL.gtid_slave_pos AS slave_pos"), std::string::npos);
+  EXPECT_NE(maria.find("@@GLOBAL.log_slave_updates AS log_replica_updates"), std::string::npos);
+  for (int version : {80036, 80403, 0}) {
+    const std::string mysql = Dialect(Flavour::kMySQL, version).SelectGtidHistory();
+    EXPECT_NE(mysql.find("@@GLOBAL.gtid_executed AS binlog_state"), std::string::npos) << mysql;
+    EXPECT_EQ(mysql.find("gtid_slave_pos"), std::string::npos) << mysql;
+  }
+}
+
 }  // namespace
 }  // namespace replboot::db

@@ -62,8 +62,11 @@ Status WaitForReplicaThreads(db::Session& session, const db::Dialect& dialect,
         return Status::Ok();
       }
       why = s.WhyNotRunning();
-      // The SQL thread does not restart by itself after an error: waiting cannot help.
+      // The SQL thread does not restart by itself after an error, nor does the IO thread after
+      // a fatal one ("No", not "Connecting": e.g. 1236, the source purged the binlogs it
+      // needs): waiting cannot help, and the recovery watcher takes it from here.
       if (s.sql_running == "No" && s.last_sql_errno != 0) break;
+      if (s.io_running == "No" && s.last_io_errno != 0) break;
     }
     if (std::chrono::steady_clock::now() >= until) break;
     std::this_thread::sleep_for(poll_interval);

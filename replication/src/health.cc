@@ -1,5 +1,6 @@
 #include "replboot/replication/health.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -38,6 +39,10 @@ std::string Bytes(uint64_t n) {
 
 // Replication threads and lag, shared by /ready and /replica.
 Decision ReplicaWithin(const Snapshot& s, double max_lag) {
+  if (s.recovery.state == "recloning") {
+    return No("re-cloning: " + s.recovery.reason +
+              (s.clone.Active() ? "; " + DescribeClone(s.clone) : std::string()));
+  }
   if (!s.mysqld_up) return MysqldDown(s);
   if (!s.set_up) return No("mysqld is up; replboot is still setting up replication");
   if (!s.replica) {
@@ -60,6 +65,114 @@ std::optional<double> ParseDouble(const std::optional<std::string>& text) {
   if (ec != std::errc() || ptr != text->data() + text->size() || !std::isfinite(v))
     return std::nullopt;
   return v;
+}
+
+}  // namespace
+
+namespace {
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool Has(const std::string& lower_text, std::string_view needle) {
+  return lower_text.find(needle) != std::string::npos;
+}
+
+// The server's error numbers of a source that is unreachable or refusing for now: client
+// errors (can't connect, unknown host, gone away, lost connection, SSL) and server ones (too
+// many connections, shutdown in progress, access denied while a password changes, host
+// blocked).
+bool TransientErrno(int64_t errno_value) {
+  switch (errno_value) {
+    case 2003: case 2005: case 2006: case 2013: case 2026:
+    case 1040: case 1053: case 1045: case 1129: case 1158: case 1159: case 1160: case 1161:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// IO-thread error 1236 (and MySQL 8.0.22+'s 13114, the same "fatal error reading the binlog"),
+// by its message: the binlogs are gone, or the histories differ.
+std::optional<ReplicationFailure> ClassifyBinlogReadError(const std::string& message) {
+  const std::string m = Lower(message);
+  // Divergence first: "not in the master's binlog" and "missing the GTID" name a GTID the
+  // source never had, which no copy of the source's binlog can mend.
+  if (Has(m, "which is not in the master's binlog") ||
+      Has(m, "which is not in the source's binlog") || Has(m, "is missing the gtid") ||
+      Has(m, "has more gtids than the master") || Has(m, "has more gtids than the source") ||
+      Has(m, "diverged")) {
+    return ReplicationFailure::kDiverged;
+  }
+  if (Has(m, "could not find gtid state requested by slave") ||
+      Has(m, "could not find gtid state requested by replica") || Has(m, "purged") ||
+      Has(m, "could not find first log file name in binary log index file")) {
+    return ReplicationFailure::kSourcePurged;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view ReplicationFailureName(ReplicationFailure failure) {
+  switch (failure) {
+    case ReplicationFailure::kNone:
+      return "none";
+    case ReplicationFailure::kNotConfigured:
+      return "not_configured";
+    case ReplicationFailure::kTransient:
+      return "transient";
+    case ReplicationFailure::kStopped:
+      return "stopped";
+    case ReplicationFailure::kSourcePurged:
+      return "source_purged";
+    case ReplicationFailure::kDiverged:
+      return "diverged";
+    case ReplicationFailure::kApplyError:
+      return "apply_error";
+    case ReplicationFailure::kOther:
+      return "other";
+  }
+  return "other";
+}
+
+FailureClass ClassifyReplication(const std::optional<db::ReplicaState>& state) {
+  if (!state || !state->Configured())
+    return {ReplicationFailure::kNotConfigured, "replication is not configured"};
+  const db::ReplicaState& r = *state;
+  if (r.IoRunning() && r.SqlRunning()) return {ReplicationFailure::kNone, "replicating"};
+  const std::string why = r.WhyNotRunning();
+  // The SQL thread first: an apply error means the data already differ.
+  if (!r.SqlRunning() && r.last_sql_errno != 0) {
+    // ER_GTID_STRICT_OUT_OF_ORDER: the replica logged a GTID of the domain the source also
+    // used, i.e. a transaction written on the replica.
+    if (r.last_sql_errno == 1950) return {ReplicationFailure::kDiverged, why};
+    return {ReplicationFailure::kApplyError, why};
+  }
+  if (!r.IoRunning() && r.last_io_errno != 0) {
+    if (r.last_io_errno == 1236 || r.last_io_errno == 13114) {
+      if (auto binlog = ClassifyBinlogReadError(r.last_io_error)) return {*binlog, why};
+      return {ReplicationFailure::kOther, why};
+    }
+    // "Connecting": the server retries by itself, whatever the last error was.
+    if (r.io_running == "Connecting" || TransientErrno(r.last_io_errno))
+      return {ReplicationFailure::kTransient, why};
+    return {ReplicationFailure::kOther, why};
+  }
+  if (r.io_running == "Connecting") return {ReplicationFailure::kTransient, why};
+  return {ReplicationFailure::kStopped, why};
+}
+
+namespace {
+
+// The replica's GTID state differs from the primary's (errant transactions, or ahead of it).
+std::optional<Decision> Diverged(const Snapshot& s) {
+  if (s.node.role != NodeRole::kReplica || !s.recovery.diverged) return std::nullopt;
+  return No(s.recovery.reason.empty() ? "the replica's GTID state differs from the primary's"
+                                      : s.recovery.reason);
 }
 
 }  // namespace
@@ -94,6 +207,12 @@ std::string DescribeClone(const CloneProgress::View& c) {
 }
 
 Decision DecideHealth(const Snapshot& s) {
+  // mysqld is down on purpose while replboot re-clones the replica: replboot is alive and
+  // working (a liveness probe must not restart it mid-clone).
+  if (!s.mysqld_up && s.recovery.state == "recloning") {
+    return Yes("re-cloning (mysqld stopped on purpose): " + s.recovery.reason +
+               (s.clone.Active() ? "; " + DescribeClone(s.clone) : std::string()));
+  }
   if (!s.mysqld_up) return MysqldDown(s);
   return Yes("mysqld answers");
 }
@@ -109,11 +228,13 @@ Decision DecidePrimary(const Snapshot& s) {
 
 Decision DecideReplica(const Snapshot& s, double max_lag) {
   if (s.node.role != NodeRole::kReplica) return No("this node is the primary");
+  if (auto diverged = Diverged(s)) return *diverged;
   return ReplicaWithin(s, max_lag);
 }
 
 Decision DecideReady(const Snapshot& s, double max_lag) {
   if (s.node.role == NodeRole::kPrimary) return DecidePrimary(s);
+  if (auto diverged = Diverged(s)) return *diverged;
   return ReplicaWithin(s, max_lag);
 }
 
@@ -162,6 +283,22 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                 {"attempts", s.clone.attempts},
                 {"error", s.clone.error},
                 {"summary", DescribeClone(s.clone)}};
+  const RecoveryView& rv = s.recovery;
+  j["recovery"] = {
+      {"state", rv.state},
+      {"reason", rv.reason},
+      {"failure", rv.failure},
+      {"gtid_relation", rv.gtid_relation},
+      {"errant_gtids", rv.errant_gtids},
+      {"errant_transactions", rv.errant_transactions},
+      {"diverged", rv.diverged},
+      {"divergence_error", rv.divergence_error},
+      {"divergences_detected", rv.divergences_detected},
+      {"reclone_in_seconds",
+       rv.reclone_in_seconds ? nlohmann::json(*rv.reclone_in_seconds) : nlohmann::json(nullptr)},
+      {"reclones", rv.reclones},
+      {"last_reclone_reason", rv.last_reclone_reason},
+      {"last_reclone_at", rv.last_reclone_at}};
   j["bootstrap"] = {{"plan", s.bootstrap.plan},
                     {"reason", s.bootstrap.reason},
                     {"detail", s.bootstrap.detail},
@@ -207,6 +344,43 @@ std::string SnapshotMetrics(const Snapshot& s) {
         s.clone.Active() ? "1" : "0");
   gauge("replboot_clone_attempts", "Clone attempts started since replboot started.",
         std::to_string(s.clone.attempts));
+  const RecoveryView& rv = s.recovery;
+  gauge("replboot_replica_diverged",
+        "1 while the replica holds GTIDs the primary lacks or is ahead of it (never ready).",
+        rv.diverged ? "1" : "0");
+  gauge("replboot_replica_errant_transactions",
+        "Transactions the replica holds that the primary lacks (errant GTIDs).",
+        std::to_string(rv.errant_transactions));
+  out += fmt::format(
+      "# HELP replboot_replica_divergences_total Divergences from the primary detected since "
+      "replboot started.\n# TYPE replboot_replica_divergences_total counter\n"
+      "replboot_replica_divergences_total {}\n",
+      rv.divergences_detected);
+  out +=
+      "# HELP replboot_replication_failure 1 for the class of the replica's replication "
+      "failure (none while it runs).\n# TYPE replboot_replication_failure gauge\n";
+  for (ReplicationFailure f :
+       {ReplicationFailure::kNone, ReplicationFailure::kNotConfigured,
+        ReplicationFailure::kTransient, ReplicationFailure::kStopped,
+        ReplicationFailure::kSourcePurged, ReplicationFailure::kDiverged,
+        ReplicationFailure::kApplyError, ReplicationFailure::kOther}) {
+    std::string_view name = ReplicationFailureName(f);
+    out += fmt::format("replboot_replication_failure{{class=\"{}\"}} {}\n", name,
+                       !rv.state.empty() && rv.failure == name ? 1 : 0);
+  }
+  gauge("replboot_reclone_active", "1 while an automatic re-clone runs (mysqld stopped).",
+        rv.state == "recloning" ? "1" : "0");
+  gauge("replboot_reclone_pending_seconds",
+        "Seconds until an automatic re-clone starts; NaN when none is pending.",
+        rv.reclone_in_seconds ? fmt::format("{:.0f}", *rv.reclone_in_seconds) : "NaN");
+  gauge("replboot_reclone_refused",
+        "1 while a re-clone is needed but refused (errant GTIDs, interval, switched off).",
+        rv.state == "reclone_refused" ? "1" : "0");
+  out += fmt::format(
+      "# HELP replboot_reclones_total Automatic re-clones of this replica that committed "
+      "(kept across restarts).\n# TYPE replboot_reclones_total counter\nreplboot_reclones_total "
+      "{}\n",
+      rv.reclones);
   out += fmt::format(
       "# HELP replboot_backups_served_total Backups streamed to peers.\n# TYPE "
       "replboot_backups_served_total "

@@ -310,5 +310,183 @@ TEST(WaitForGtidTest, MariaDbPrimaryComparesItsBinlogPosition) {
   for (const auto& sql : fake.executed) EXPECT_EQ(sql.find("MASTER_GTID_WAIT"), std::string::npos);
 }
 
+db::ReplicaState Failing(const std::string& io, int64_t io_errno, const std::string& io_error,
+                         const std::string& sql = "Yes", int64_t sql_errno = 0,
+                         const std::string& sql_error = "") {
+  db::ReplicaState r;
+  r.source_host = "mysql-0.mysql";
+  r.source_port = 3306;
+  r.io_running = io;
+  r.sql_running = sql;
+  r.last_io_errno = io_errno;
+  r.last_io_error = io_error;
+  r.last_sql_errno = sql_errno;
+  r.last_sql_error = sql_error;
+  return r;
+}
+
+// MariaDB's messages are what mariadbd 10.11 sets (the purge one is also seen by the
+// integration test day_two_test.py); MySQL's are recorded-looking samples written from the
+// MySQL 8.0/8.4 reference manuals and error-message lists (no MySQL server here).
+TEST(ClassifyReplicationTest, SourcePurgedBinlogs) {
+  const char* purged[] = {
+      // MariaDB, GTID replication (sql_repl.cc, gtid_find_binlog_pos).
+      "Got fatal error 1236 from master when reading data from binary log: 'Could not find GTID "
+      "state requested by slave in any binlog files. Probably the slave state is too old and "
+      "required binlog files have been purged.'",
+      // File/position replication, either flavour.
+      "Got fatal error 1236 from master when reading data from binary log: 'Could not find "
+      "first log file name in binary log index file'",
+      // MySQL 8.0 before 8.0.22.
+      "Got fatal error 1236 from master when reading data from binary log: 'The slave is "
+      "connecting using CHANGE MASTER TO MASTER_AUTO_POSITION = 1, but the master has purged "
+      "binary logs containing GTIDs that the slave requires.'",
+  };
+  for (const char* message : purged) {
+    FailureClass c = ClassifyReplication(Failing("No", 1236, message));
+    EXPECT_EQ(c.failure, ReplicationFailure::kSourcePurged) << message;
+    EXPECT_NE(c.reason.find("error 1236"), std::string::npos) << c.reason;
+  }
+  // MySQL 8.0.22+ / 8.4: ER_SERVER_SOURCE_FATAL_ERROR_READING_BINLOG.
+  FailureClass c = ClassifyReplication(Failing(
+      "No", 13114,
+      "Got fatal error 1236 from source when reading data from binary log: 'Cannot replicate "
+      "because the source purged required binary logs. Replicate the missing transactions from "
+      "elsewhere, or provision a new replica from backup. Consider increasing the source's "
+      "binary log expiration period. The GTID set sent by the replica is "
+      "'3e11fa47-71ca-11e1-9e33-c80aa9429562:1-50', and the missing transactions are "
+      "'3e11fa47-71ca-11e1-9e33-c80aa9429562:51-60'.'"));
+  EXPECT_EQ(c.failure, ReplicationFailure::kSourcePurged) << c.reason;
+}
+
+TEST(ClassifyReplicationTest, DivergedHistories) {
+  const char* diverged[] = {
+      // MariaDB: the replica asks for a GTID the primary never logged (an errant write).
+      "Got fatal error 1236 from master when reading data from binary log: 'Error: connecting "
+      "slave requested to start from GTID 0-102-522, which is not in the master's binlog'",
+      "Got fatal error 1236 from master when reading data from binary log: 'Error: connecting "
+      "slave requested to start from GTID 0-102-522, which is not in the master's binlog. Since "
+      "the master's binlog contains GTIDs with higher sequence numbers, it probably means that "
+      "the slave has diverged due to executing extra erroneous transactions'",
+      "Got fatal error 1236 from master when reading data from binary log: 'The binlog on the "
+      "master is missing the GTID 0-102-522 requested by the slave (even though a subsequent "
+      "sequence number does exist), and GTID strict mode is enabled'",
+      // MySQL 8.0.22+: more GTIDs than the source.
+      "Got fatal error 1236 from source when reading data from binary log: 'Replica has more "
+      "GTIDs than the source has, using the source's SERVER_UUID. This may indicate that the "
+      "end of the binary log was truncated or that the last binary log file was lost, e.g., "
+      "after a power or disk failure when sync_binlog != 1.'",
+  };
+  for (const char* message : diverged) {
+    EXPECT_EQ(ClassifyReplication(Failing("No", 1236, message)).failure,
+              ReplicationFailure::kDiverged)
+        << message;
+  }
+  // MariaDB's SQL thread in GTID strict mode after a write on the replica.
+  FailureClass c = ClassifyReplication(Failing(
+      "Yes", 0, "", "No", 1950,
+      "An attempt was made to binlog GTID 0-100-522 which would create an out-of-order sequence "
+      "number with existing GTID 0-102-522, and gtid strict mode is enabled"));
+  EXPECT_EQ(c.failure, ReplicationFailure::kDiverged);
+  EXPECT_NE(c.reason.find("0-102-522"), std::string::npos) << c.reason;
+}
+
+TEST(ClassifyReplicationTest, TransientWaits) {
+  EXPECT_EQ(ClassifyReplication(
+                Failing("Connecting", 2003,
+                        "error connecting to master 'repl@mysql-0.mysql:3306' - retry-time: 1  "
+                        "maximum-retries: 100000  message: Can't connect to server on "
+                        "'mysql-0.mysql' (111 \"Connection refused\")"))
+                .failure,
+            ReplicationFailure::kTransient);
+  // The source shutting down, then the IO thread retries.
+  EXPECT_EQ(ClassifyReplication(Failing("Connecting", 2013, "Lost connection to server")).failure,
+            ReplicationFailure::kTransient);
+  // A wrong password: mariadbd retries it too (the Secret may be rolled out next).
+  EXPECT_EQ(ClassifyReplication(Failing("Connecting", 1045, "Access denied for user")).failure,
+            ReplicationFailure::kTransient);
+  // Gave up retrying a network error: still nothing a re-clone mends.
+  EXPECT_EQ(ClassifyReplication(Failing("No", 2003, "Can't connect")).failure,
+            ReplicationFailure::kTransient);
+  // Connecting with no error yet (the first attempt).
+  EXPECT_EQ(ClassifyReplication(Failing("Connecting", 0, "")).failure,
+            ReplicationFailure::kTransient);
+}
+
+TEST(ClassifyReplicationTest, StoppedApplyErrorOtherAndNone) {
+  EXPECT_EQ(ClassifyReplication(std::nullopt).failure, ReplicationFailure::kNotConfigured);
+  EXPECT_EQ(ClassifyReplication(Failing("Yes", 0, "")).failure, ReplicationFailure::kNone);
+  EXPECT_EQ(ClassifyReplication(Failing("No", 0, "", "No")).failure, ReplicationFailure::kStopped);
+  EXPECT_EQ(ClassifyReplication(
+                Failing("Yes", 0, "", "No", 1062,
+                        "Could not execute Write_rows_v1 event on table app.t; Duplicate entry "
+                        "'7' for key 'PRIMARY'"))
+                .failure,
+            ReplicationFailure::kApplyError);
+  // An apply error wins over a purge: the data already differ.
+  EXPECT_EQ(ClassifyReplication(Failing("No", 1236,
+                                        "Could not find GTID state requested by slave in any "
+                                        "binlog files. ... have been purged.",
+                                        "No", 1032, "Can't find record in 't'"))
+                .failure,
+            ReplicationFailure::kApplyError);
+  EXPECT_EQ(ClassifyReplication(
+                Failing("No", 1236,
+                        "log event entry exceeded max_allowed_packet; Increase "
+                        "max_allowed_packet on master"))
+                .failure,
+            ReplicationFailure::kOther);
+  EXPECT_EQ(ClassifyReplication(Failing("No", 1593, "equal server ids")).failure,
+            ReplicationFailure::kOther);
+}
+
+TEST(RecoveryViewTest, DivergedReplicaIsNeverReadyAndSaysWhy) {
+  FakeSession fake;
+  Server(&fake, "1");
+  fake.OnRows("SHOW SLAVE STATUS", {Status("Yes", "Yes", "0")});
+  fake.OnRows("SELECT TIMESTAMPDIFF", {MakeRow({{"lag", "0.1"}})});
+  Snapshot s = CollectSnapshot(fake, Replica());
+  ASSERT_TRUE(DecideReady(s, 30).ok);
+  s.recovery.state = "diverged";
+  s.recovery.diverged = true;
+  s.recovery.errant_gtids = "0-101-13";
+  s.recovery.errant_transactions = 1;
+  s.recovery.divergences_detected = 1;
+  s.recovery.reason = "diverged from the primary: errant transactions: 0-101-13";
+  Decision ready = DecideReady(s, 30);
+  EXPECT_FALSE(ready.ok);
+  EXPECT_NE(ready.reason.find("0-101-13"), std::string::npos) << ready.reason;
+  EXPECT_FALSE(DecideReplica(s, 30).ok);
+  EXPECT_TRUE(DecideHealth(s).ok);
+  nlohmann::json j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["recovery"]["errant_gtids"], "0-101-13");
+  EXPECT_EQ(j["ready"], false);
+  std::string metrics = SnapshotMetrics(s);
+  EXPECT_NE(metrics.find("replboot_replica_diverged 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("replboot_replica_errant_transactions 1"), std::string::npos);
+  EXPECT_NE(metrics.find("replboot_replica_divergences_total 1"), std::string::npos);
+}
+
+TEST(RecoveryViewTest, RecloningIsAliveButNotReady) {
+  Snapshot s;
+  s.node = Replica();
+  s.mysqld_up = false;
+  s.mysqld_error = "can't connect";
+  EXPECT_FALSE(DecideHealth(s).ok);
+  s.recovery.state = "recloning";
+  s.recovery.reason = "the primary no longer has the binlogs this replica needs";
+  s.recovery.reclones = 2;
+  Decision health = DecideHealth(s);
+  EXPECT_TRUE(health.ok);
+  EXPECT_NE(health.reason.find("re-cloning"), std::string::npos) << health.reason;
+  Decision ready = DecideReady(s, 30);
+  EXPECT_FALSE(ready.ok);
+  EXPECT_NE(ready.reason.find("re-cloning: the primary no longer"), std::string::npos)
+      << ready.reason;
+  std::string metrics = SnapshotMetrics(s);
+  EXPECT_NE(metrics.find("replboot_reclone_active 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("replboot_reclones_total 2"), std::string::npos) << metrics;
+}
+
 }  // namespace
 }  // namespace replboot::replication

@@ -48,9 +48,18 @@ struct SpawnOptions {
   // included), so a tool replboot runs does not outlive it outside a container, where no
   // PID namespace takes every process down with PID 1. The kernel sends it when the *thread*
   // that forked the child ends, so such children are forked by one thread that lives as long
-  // as the process, whichever thread calls Spawn(). It does not survive a change of user
-  // (mysqld started as root with --user drops it when it switches to that user).
+  // as the process, whichever thread calls Spawn(). The kernel clears it when the process
+  // changes its user, so a server that should keep it must not switch users itself (mysqld
+  // --user): start it as that user with `run_as` instead.
   int parent_death_signal = 0;
+  // When set (replboot runs as root), the child takes this user and group (and no
+  // supplementary groups) before exec, and the parent-death signal is set after that change,
+  // so it holds. Requires parent_death_signal.
+  struct User {
+    uid_t uid;
+    gid_t gid;
+  };
+  std::optional<User> run_as;
 };
 
 struct Child {
@@ -61,7 +70,10 @@ struct Child {
 };
 
 // Starts a child with every signal unblocked and at its default action, whatever
-// replboot itself blocks or ignores. Descriptors opened by replboot are O_CLOEXEC.
+// replboot itself blocks or ignores, and with no descriptor of replboot's but its stdin,
+// stdout and stderr: Asio opens its sockets without O_CLOEXEC, and a
+// child holding the HTTP or backup listener (or a client's connection) would keep the
+// port busy after replboot ended and hand a stranger's connection to a server or tool.
 Result<Child> Spawn(const SpawnOptions& options);
 
 // Waits for `pid` to end; kTimeout when `timeout` passes first (the child keeps running).

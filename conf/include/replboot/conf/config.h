@@ -100,6 +100,12 @@ struct Config {
     int64_t connect_retry = 5;
     int64_t start_deadline = 60;       // seconds for both threads to run after START SLAVE
     bool tls = false;
+    // Day two: a replica whose source purged the binlogs it needs re-clones itself once the
+    // failure has lasted reclone_after seconds, at most once per reclone_min_interval seconds
+    // (kept across restarts), never while it holds transactions the primary lacks.
+    bool auto_reclone = true;
+    int64_t reclone_after = 300;
+    int64_t reclone_min_interval = 3600;
   } replication;
 
   struct Http {

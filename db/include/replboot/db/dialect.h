@@ -15,6 +15,10 @@
 //                        Slave_IO_State                                     Replica_IO_State
 //   received GTIDs       Gtid_IO_Pos                Retrieved_Gtid_Set      Retrieved_Gtid_Set
 //   executed GTIDs       @@gtid_current_pos         @@gtid_executed         @@gtid_executed
+//   GTID history         @@gtid_binlog_state and    @@gtid_executed         @@gtid_executed
+//   (divergence check)   @@gtid_slave_pos, with
+//                        @@log_bin and
+//                        @@log_slave_updates
 //   start position       SET GLOBAL gtid_slave_pos  SET GLOBAL gtid_purged  SET GLOBAL gtid_purged
 //   forget GTIDs         —                          RESET MASTER            RESET BINARY LOGS AND
 //                                                                           GTIDS (≥ 8.4; 8.0:
@@ -86,6 +90,10 @@ class Dialect {
   std::string GtidStartVariable() const;
   // The server's executed GTID position, as a SELECT expression.
   std::string ExecutedGtidExpression() const;
+  // The GTIDs a node holds, for comparing two nodes' histories (replication/recovery.h): one
+  // row with columns binlog_state, slave_pos, log_bin, log_replica_updates. Reading global
+  // variables needs no privilege, so the replication account can ask the primary.
+  std::string SelectGtidHistory() const;
   // SELECT <wait>(gtid, timeout) AS r; `gtid` is quoted here. TimedOut says what r means.
   std::string WaitForGtid(const std::string& gtid, int64_t timeout_seconds) const;
   // r of WaitForGtid: true timed out, false reached, nullopt anything else (NULL: not a

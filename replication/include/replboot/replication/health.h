@@ -99,6 +99,90 @@ class BootstrapStatus {
 // the clone's state in one line, for /health, /ready and `replboot status`.
 std::string DescribeClone(const CloneProgress::View& clone);
 
+// Why a replica's replication is not running, by what can mend it (the recovery decision,
+// recovery.h, maps each to wait / re-clone / report):
+//
+//   class           seen as                                               mended by
+//   none            both threads run                                      -
+//   not_configured  no replication configured (yet)                       replboot's set-up: wait
+//   transient       IO thread connecting, or stopped by a network error   the server retries: wait
+//                   (2003, 2005, 2006, 2013, 2026), the source shutting
+//                   down or refusing connections (1040, 1053, 1045, 1129)
+//   stopped         a thread stopped without an error (STOP SLAVE)        a person's choice: wait
+//   source_purged   IO error 1236 (MySQL 8.0.22+: 13114) because the      only a new copy: re-clone
+//                   source no longer has the binlogs the replica needs
+//                   ("Could not find GTID state requested by slave in
+//                   any binlog files ... purged", "... purged required
+//                   binary logs", "Could not find first log file name
+//                   in binary log index file")
+//   diverged        the replica's history is not the source's: IO 1236   a person: report
+//                   "... which is not in the master's binlog", "is
+//                   missing the GTID", "more GTIDs than the source";
+//                   SQL 1950 (out-of-order GTID in strict mode)
+//   apply_error     the SQL thread failed to apply a transaction          a person: report
+//                   (1062 duplicate key, 1032 row not found, ...): the
+//                   data differ
+//   other           any other error that stopped a thread                 a person: report
+//
+// A SQL-thread error wins over an IO-thread one: it says the data already differ, which a
+// re-clone would erase.
+enum class ReplicationFailure {
+  kNone,
+  kNotConfigured,
+  kTransient,
+  kStopped,
+  kSourcePurged,
+  kDiverged,
+  kApplyError,
+  kOther,
+};
+std::string_view ReplicationFailureName(ReplicationFailure failure);
+
+struct FailureClass {
+  ReplicationFailure failure = ReplicationFailure::kNone;
+  std::string reason;  // the thread and the server's own error, for /status and logs
+};
+// The table above, from one SHOW SLAVE / REPLICA STATUS (nullopt: not configured). Pure.
+FailureClass ClassifyReplication(const std::optional<db::ReplicaState>& state);
+
+// What replboot knows about a replica's day-two state, published by the daemon's recovery
+// watcher (any thread) and read by /status, /ready, /replica and /metrics.
+struct RecoveryView {
+  // "" (not watched: a primary, or not set up yet), then one of "healthy", "waiting",
+  // "diverged", "failed", "reclone_pending", "reclone_refused", "recloning" (recovery.h).
+  std::string state;
+  std::string reason;  // in plain words, for /status, `replboot status`, the logs
+  std::string failure = "none";  // ReplicationFailureName of the last classification
+  // The GTID comparison with the primary: "" unknown (not checked yet or the check failed,
+  // see divergence_error), else GtidRelationName ("equal", "behind", "ahead", "diverged").
+  std::string gtid_relation;
+  std::string errant_gtids;  // the replica's GTIDs the primary lacks ("" none)
+  uint64_t errant_transactions = 0;
+  // Set while the replica holds GTIDs the primary lacks, or is ahead of it: never ready.
+  bool diverged = false;
+  std::string divergence_error;  // why the comparison could not be made, if it could not
+  uint64_t divergences_detected = 0;  // times a divergence was first seen since the start
+  std::optional<double> reclone_in_seconds;  // reclone_pending: when the re-clone starts
+  uint64_t reclones = 0;                     // automatic re-clones committed (persisted)
+  std::string last_reclone_reason;
+  int64_t last_reclone_at = 0;  // Unix seconds; 0 never
+};
+class RecoveryState {
+ public:
+  void Set(RecoveryView view) {
+    std::lock_guard lock(mu_);
+    view_ = std::move(view);
+  }
+  RecoveryView Get() const {
+    std::lock_guard lock(mu_);
+    return view_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  RecoveryView view_;
+};
+
 struct NodeInfo {
   NodeRole role = NodeRole::kReplica;
   int64_t ordinal = 0;
@@ -118,6 +202,7 @@ struct Snapshot {
   std::string lag_source;                   // "heartbeat", "seconds_behind_master" or "" (unknown)
   std::string last_error;                   // configure/start errors and collection errors
   CloneProgress::View clone;
+  RecoveryView recovery;
   BootstrapStatus::View bootstrap;
   // False from the node's start until users and replication are set up (FinishReplicationSetup):
   // mysqld may answer, even writable, before the application account exists.
