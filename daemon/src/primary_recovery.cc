@@ -212,7 +212,7 @@ class Survey {
     if (!discover) return Error(discover.error());
     s->discover_ = std::move(*discover);
     s->discover_.probe_all = true;
-    s->discover_.deadline = milliseconds(0);  // one round per batch: the caller repeats
+    s->discover_.single_round = true;  // one round per batch: RecoverPrimary repeats
     s->discover_.primary_after = milliseconds(0);
     auto resolver =
         discovery::AresResolver::Create(s->io_.get_executor(), AresOptionsFor(settings.config));

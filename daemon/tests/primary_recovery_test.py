@@ -76,6 +76,7 @@ def test_day_one_then_a_lost_primary_volume():
         decisions = re.findall(r"event=primary_recovery_decision plan=(\S+) reason=(\S+) round=(\d+)", log0)
         assert decisions == [("initialize", "no_peers_in_dns", "1")], (decisions, log0[-3000:])
         assert "action=ask_peers" in log0 and "action=initialize" in log0, log0[-3000:]
+        assert "plan=wait" not in log0 and "event=no_donor" not in log0, log0[-3000:]
         assert re.search(r"event=cluster_id_created id=\S+ reason=initialized", log0), log0[-3000:]
         st = p0.status()
         assert st["bootstrap"]["plan"] == "initialize" and st["bootstrap"]["reason"] == "no_peers_in_dns", st
