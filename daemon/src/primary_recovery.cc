@@ -99,8 +99,7 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
   }
   // Candidates: this cluster's (the one id), or every holder when no one has an id (a
   // cluster from before cluster ids).
-  std::vector<const PeerFacts*> eligible =
-      by_id.empty() ? with_data : by_id.begin()->second;
+  std::vector<const PeerFacts*> eligible = by_id.empty() ? with_data : by_id.begin()->second;
   std::vector<std::pair<const PeerFacts*, replication::GtidSet>> candidates;
   for (const PeerFacts* p : eligible) {
     auto set = replication::GtidSet::Parse(p->answer->gtid_binlog_state, flavour);
@@ -152,8 +151,7 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
             : fmt::format(" (cluster {})", best->first->answer->cluster_id),
         best->first->answer->gtid_binlog_state,
         candidates.size() > 1 ? fmt::format(", the most advanced of {}", Names(eligible)) : "",
-        diverged ? "; the peers' histories diverged: the one with the most transactions wins"
-                 : "");
+        diverged ? "; the peers' histories diverged: the one with the most transactions wins" : "");
     return d;
   }
 
@@ -270,10 +268,10 @@ class Survey {
     asio::cancellation_signal cancel;
     io_.restart();
     asio::co_spawn(io_, discovery::DiscoverPeers(*resolver_, *prober_, options),
-                   asio::bind_cancellation_slot(
-                       cancel.slot(), [&](std::exception_ptr e, discovery::Discovery d) {
-                         if (!e) found = std::move(d);
-                       }));
+                   asio::bind_cancellation_slot(cancel.slot(),
+                                                [&](std::exception_ptr e, discovery::Discovery d) {
+                                                  if (!e) found = std::move(d);
+                                                }));
     std::stop_callback on_stop(stop, [&] {
       asio::post(io_, [&] {
         cancel.emit(asio::cancellation_type::terminal);
@@ -290,9 +288,9 @@ class Survey {
     f.ordinal = report.candidate.ordinal;
     f.name = report.candidate.name;
     if (report.state == discovery::PeerState::kDnsFailed) {
-      const bool absent = report.dns_failure &&
-                          (report.dns_failure->error == discovery::LookupError::kNxDomain ||
-                           report.dns_failure->error == discovery::LookupError::kNoData);
+      const bool absent =
+          report.dns_failure && (report.dns_failure->error == discovery::LookupError::kNxDomain ||
+                                 report.dns_failure->error == discovery::LookupError::kNoData);
       f.dns = absent ? PeerFacts::Dns::kAbsent : PeerFacts::Dns::kUnknown;
       f.detail = report.Summary();
       return f;
@@ -396,10 +394,10 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         auto again = clone::ProbePeer(donor_endpoint, clone_options, kProbeTimeout);
         if (!again) return again.error().WithContext("asking the donor again before the commit");
         if (again->gtid_binlog_state != donor.answer->gtid_binlog_state) {
-          return Status(StatusCode::kUnavailable,
-                        fmt::format("{}'s GTID state moved during the clone ({:?} → {:?})",
-                                    donor.name, donor.answer->gtid_binlog_state,
-                                    again->gtid_binlog_state));
+          return Status(
+              StatusCode::kUnavailable,
+              fmt::format("{}'s GTID state moved during the clone ({:?} → {:?})", donor.name,
+                          donor.answer->gtid_binlog_state, again->gtid_binlog_state));
         }
         nlohmann::json marker;
         marker["donor"] = donor.name;
@@ -419,8 +417,8 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
       clone::RetryPolicy policy;
       policy.max_rounds = 2;  // then survey again: the donor may be gone, another ahead
       policy.first_backoff = milliseconds(1000);
-      auto cloned = clone::CloneFromPeers([&] { return std::vector<clone::Endpoint>{donor_endpoint}; },
-                                          clone_options, policy);
+      auto cloned = clone::CloneFromPeers(
+          [&] { return std::vector<clone::Endpoint>{donor_endpoint}; }, clone_options, policy);
       if (cloned) {
         Log()->info("event=primary_recovered donor={} cluster_id={} gtid_state={}", donor.name,
                     cloned->header.cluster_id.empty() ? "-" : cloned->header.cluster_id,
@@ -440,8 +438,7 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
 std::vector<std::string> PromotionStatements(const db::Dialect& dialect,
                                              const std::string& gtid_state) {
   // mysqld reads the init file with the server's sql_mode: quoting needs backslash escapes.
-  std::vector<std::string> sql = {std::string(db::kBackslashEscapesSql),
-                                  dialect.ResetReplicaAll()};
+  std::vector<std::string> sql = {std::string(db::kBackslashEscapesSql), dialect.ResetReplicaAll()};
   if (!gtid_state.empty()) {
     for (auto& s : dialect.ContinueGtidHistory(gtid_state)) sql.push_back(std::move(s));
   }

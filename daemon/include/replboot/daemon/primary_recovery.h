@@ -65,7 +65,7 @@ namespace replboot::daemon {
 // What the survey learnt about one peer.
 struct PeerFacts {
   int64_t ordinal = 0;
-  std::string name;  // "mysql-1.mysql"
+  std::string name;                                // "mysql-1.mysql"
   enum class Dns { kAbsent, kPresent, kUnknown };  // kAbsent: NXDOMAIN/NODATA
   Dns dns = Dns::kUnknown;
   std::optional<clone::ProbeInfo> answer;  // its authenticated answer
@@ -99,7 +99,7 @@ bool PromotionPending(const std::string& datadir);
 
 // The survey → decide → clone loop of a primary with an empty datadir (see above).
 struct RecoveryOptions {
-  std::chrono::milliseconds recover_wait{60'000};  // bootstrap.recover_wait
+  std::chrono::milliseconds recover_wait{60'000};   // bootstrap.recover_wait
   std::chrono::milliseconds round_interval{2'000};  // between surveys while waiting
 };
 // For /status: the last decision (plan, reason, detail, donor, rounds, seconds waited).
