@@ -190,6 +190,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   replication::BootstrapStatus bootstrap;
   std::atomic<uint64_t> backups_served{0};
   std::atomic<uint64_t> backup_connections_refused{0};
+  mutable std::mutex backup_source_mu;
+  std::function<replication::BackupServing()> backup_source;  // guarded by backup_source_mu
 
   std::unique_ptr<asio::io_context> own_io;
   std::thread own_thread;
@@ -206,6 +208,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
     s.backup_connections_refused = backup_connections_refused.load();
+    {
+      std::lock_guard lock(backup_source_mu);
+      if (backup_source) s.backup = backup_source();
+    }
     return s;
   }
 
@@ -650,6 +656,10 @@ unsigned short Server::port() const { return impl_->port; }
 CloneProgress& Server::clone_progress() { return impl_->clone; }
 replication::BootstrapStatus& Server::bootstrap_status() { return impl_->bootstrap; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
+void Server::SetBackupSource(std::function<replication::BackupServing()> source) {
+  std::lock_guard lock(impl_->backup_source_mu);
+  impl_->backup_source = std::move(source);
+}
 void Server::CountBackupConnectionRefused() { impl_->backup_connections_refused.fetch_add(1); }
 void Server::SetLastError(std::string error) {
   std::lock_guard lock(impl_->mu);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <linux/close_range.h>
@@ -14,6 +15,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +24,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+
+#include "replboot/base/files.h"
 
 extern char** environ;
 
@@ -547,6 +551,34 @@ std::vector<std::string> ChildEnvironment() {
     env.emplace_back(entry);
   }
   return env;
+}
+
+std::optional<int> CgroupQuotaCpus(std::string_view cpu_max) {
+  while (!cpu_max.empty() && (cpu_max.back() == '\n' || cpu_max.back() == ' ')) cpu_max.remove_suffix(1);
+  const size_t space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view text) -> std::optional<int64_t> {
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value <= 0) return std::nullopt;
+    return value;
+  };
+  auto quota = number(cpu_max.substr(0, space));  // "max" does not parse: no quota
+  auto period = number(cpu_max.substr(space + 1));
+  if (!quota || !period) return std::nullopt;
+  return static_cast<int>(std::min<int64_t>((*quota + *period - 1) / *period, 1 << 16));
+}
+
+int UsableCpus() {
+  int cpus = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
+  if (cpus <= 0) cpus = static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  if (auto text = files::ReadFile("/sys/fs/cgroup/cpu.max")) {
+    if (auto quota = CgroupQuotaCpus(*text)) cpus = std::min(cpus, *quota);
+  }
+  return std::max(cpus, 1);
 }
 
 }  // namespace replboot::process

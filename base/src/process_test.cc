@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -273,6 +274,24 @@ TEST(ProcessTest, ParentDeathSignalSpawnKeepsStdioEnvironmentAndErrors) {
   missing = Spawn(options);
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message().find("/etc/passwd"), std::string::npos);
+}
+
+TEST(ProcessTest, CgroupQuotaCpusRoundsUpAndIgnoresNoQuota) {
+  EXPECT_EQ(CgroupQuotaCpus("max 100000\n"), std::nullopt);
+  EXPECT_EQ(CgroupQuotaCpus("100000 100000\n"), 1);
+  EXPECT_EQ(CgroupQuotaCpus("150000 100000"), 2);
+  EXPECT_EQ(CgroupQuotaCpus("50000 100000"), 1);
+  EXPECT_EQ(CgroupQuotaCpus("400000 100000\n"), 4);
+  for (std::string_view bad : {"", "100000", "x 100000", "100000 0", "-5 100000", "1e5 100000",
+                               "100000 100000 7"}) {
+    EXPECT_EQ(CgroupQuotaCpus(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(ProcessTest, UsableCpusIsWithinTheMachine) {
+  const int cpus = UsableCpus();
+  EXPECT_GE(cpus, 1);
+  EXPECT_LE(cpus, static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
 }  // namespace

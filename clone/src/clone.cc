@@ -134,13 +134,25 @@ CloneProgressEvent Event(std::string phase, std::string donor = "", uint64_t byt
   return event;
 }
 
+// An event once the donor's header is in: its estimate and the run the bytes come from.
+CloneProgressEvent Event(std::string phase, std::string donor, uint64_t bytes,
+                         const StreamHeader& header) {
+  CloneProgressEvent event =
+      Event(std::move(phase), std::move(donor), bytes, header.estimated_bytes);
+  event.donor_run = header.run_id;
+  event.donor_run_receivers = header.run_receivers;
+  return event;
+}
+
 // Reads DATA frames into the extractor until the TRAILER.
 Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
                               uint64_t* bytes_out) {
   const std::string& peer = sock.peer();
+  // Every frame is read into a buffer of exactly kMaxDataPayload capacity, handed to the
+  // extractor whole (WriteBlock) and recycled: the stream's memory is the pipeline's cap
+  // plus this buffer and the pipeline's spare, whatever the frames' sizes (extract.h).
   std::vector<uint8_t> buffer;
-  buffer.reserve(kMaxDataPayload);
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
@@ -166,7 +178,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     }
     if (now >= next_report) {
       next_report = now + options.progress_report_interval;
-      CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
+      CloneProgressEvent event = Event("streaming", peer, bytes, header);
       event.bytes_per_second = mbps * 1e6;
       if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
       if (stalled) event.stalled_seconds = idle;
@@ -193,6 +205,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     if (options.stop.stop_requested())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
     // The whole frame, its tag checked, before any of its bytes go further (protocol.h).
+    if (buffer.capacity() < kMaxDataPayload) buffer.reserve(kMaxDataPayload);
     auto type = sock.ReadFrame(buffer, options.idle_timeout, /*allow_data=*/true);
     if (!type) {
       const Status& s = type.error();
@@ -225,9 +238,10 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
                    FrameTypeName(*type), peer, bytes);
     }
-    if (Status s = extractor.Write(buffer); !s.ok())
+    const size_t size = buffer.size();
+    if (Status s = extractor.WriteBlock(&buffer); !s.ok())
       return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-    bytes += buffer.size();
+    bytes += size;
     last_byte = Clock::now();
     progress();
   }
@@ -362,11 +376,12 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   auto header = ReadHeader(*sock, options);
   if (!header) return Error(header.error());
   Log()->info(
-      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}",
+      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={} "
+      "run={} run_receivers={}",
       peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
-      header->estimated_bytes);
+      header->estimated_bytes, header->run_id, header->run_receivers);
   if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
-  Report(options, Event("streaming", peer, 0, header->estimated_bytes));
+  Report(options, Event("streaming", peer, 0, *header));
 
   struct DiscardStaging {
     std::string dir;
@@ -416,7 +431,7 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", peer, bytes,
               static_cast<int64_t>(result.fetch_seconds * 1000));
 
-  const CloneProgressEvent received = Event("preparing", peer, bytes, header->estimated_bytes);
+  const CloneProgressEvent received = Event("preparing", peer, bytes, *header);
   Report(options, received);
   auto prepare_start = Clock::now();
   if (Status s = Prepare(staging, options); !s.ok()) return Error(s);

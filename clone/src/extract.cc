@@ -63,6 +63,11 @@ class PipelinedExtractor : public StreamExtractor {
     return WorkerError();
   }
 
+  Status WriteBlock(std::vector<uint8_t>* block) override {
+    if (queue_.PushOwned(block)) return Status::Ok();
+    return WorkerError();
+  }
+
   Status Finish() override {
     queue_.EndInput();
     if (thread_.joinable()) thread_.join();

@@ -342,7 +342,9 @@ std::string EncodeStreamHeader(const StreamHeader& header) {
                       {"tool", header.tool},
                       {"tool_version", header.tool_version},
                       {"estimated_bytes", header.estimated_bytes},
-                      {"cluster_id", header.cluster_id}});
+                      {"cluster_id", header.cluster_id},
+                      {"run_id", header.run_id},
+                      {"run_receivers", header.run_receivers}});
 }
 
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
@@ -354,6 +356,8 @@ Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
     j.at("tool_version").get_to(h.tool_version);
     j.at("estimated_bytes").get_to(h.estimated_bytes);
     if (j.contains("cluster_id")) j.at("cluster_id").get_to(h.cluster_id);
+    h.run_id = j.value("run_id", uint64_t{0});
+    h.run_receivers = j.value("run_receivers", uint64_t{0});
   });
   // The receiver writes the id into its datadir: only the one form an id has.
   if (header && !header->cluster_id.empty() && !ValidClusterId(header->cluster_id))

@@ -372,6 +372,22 @@ TEST(HeaderTest, RoundTrip) {
   EXPECT_EQ(d->server_version, h.server_version);
   EXPECT_EQ(d->estimated_bytes, h.estimated_bytes);
   EXPECT_EQ(d->protocol, kProtocolVersion);
+  EXPECT_EQ(d->run_id, 0u);
+  h.run_id = 7;
+  h.run_receivers = 4;
+  d = DecodeStreamHeader(EncodeStreamHeader(h));
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(d->run_id, 7u);
+  EXPECT_EQ(d->run_receivers, 4u);
+  // A donor that does not name its run: both 0; a wrong type is refused.
+  auto old = DecodeStreamHeader(
+      R"({"protocol":2,"flavour":"mariadb","server_version":"10.11.6","tool":"mariabackup",)"
+      R"("tool_version":"x","estimated_bytes":1})");
+  ASSERT_TRUE(old) << old.error().ToString();
+  EXPECT_EQ(old->run_receivers, 0u);
+  EXPECT_FALSE(DecodeStreamHeader(
+      R"({"protocol":2,"flavour":"mariadb","server_version":"10.11.6","tool":"mariabackup",)"
+      R"("tool_version":"x","estimated_bytes":1,"run_receivers":"four"})"));
   EXPECT_EQ(DecodeStreamHeader("{\"protocol\":1}").error().code(), StatusCode::kCorruption);
   EXPECT_EQ(DecodeStreamHeader("not json").error().code(), StatusCode::kCorruption);
 }

@@ -118,9 +118,13 @@ const std::vector<Setting>& Settings() {
        "bytes/s per stream, 0 = unlimited"},
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
-      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false, "backup tool threads"},
+      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false,
+       "--parallel of the backup tool on this donor; 0 = half the CPUs replboot may use, at "
+       "least 1"},
       {"backup.idle_timeout", REPLBOOT_FIELD(backup, idle_timeout), false,
        "seconds without a byte before a backup stream is given up (both sides)"},
+      {"backup.fanout_window_ms", REPLBOOT_FIELD(backup, fanout_window_ms), false,
+       "ms a donor waits after a backup request for more to share one backup run (0 = off)"},
       {"backup.tls", REPLBOOT_FIELD(backup, tls), false, "TLS on the backup endpoint"},
       {"backup.tls_cert", REPLBOOT_FIELD(backup, tls_cert), false, "TLS certificate file"},
       {"backup.tls_key", REPLBOOT_FIELD(backup, tls_key), false, "TLS private key file"},
@@ -764,8 +768,9 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.NotEmpty("backup.user", c.backup.user);
   check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
-  check.AtLeast("backup.parallel", c.backup.parallel, 1);
+  check.AtLeast("backup.parallel", c.backup.parallel, 0);
   check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
+  check.Range("backup.fanout_window_ms", c.backup.fanout_window_ms, 0, 60'000);
   {
     // --use-memory takes a number with an optional K/M/G suffix.
     const std::string& m = c.backup.use_memory;

@@ -11,6 +11,33 @@
 
 namespace replboot::daemon {
 
+namespace {
+
+// The backup server's view in the HTTP API's terms.
+replication::BackupServing BackupServingOf(const clone::BackupActivity& activity) {
+  auto receivers = [](const std::vector<clone::BackupReceiverStatus>& list) {
+    std::vector<replication::BackupServing::Receiver> out;
+    out.reserve(list.size());
+    for (const auto& r : list) {
+      out.push_back({.run = r.run,
+                     .name = r.name,
+                     .peer = r.peer,
+                     .state = r.state,
+                     .bytes_sent = r.bytes_sent,
+                     .reason = r.reason});
+    }
+    return out;
+  };
+  replication::BackupServing serving;
+  serving.runs = activity.runs_started;
+  serving.receivers_dropped = activity.receivers_dropped;
+  serving.receivers = receivers(activity.receivers);
+  serving.ended = receivers(activity.ended);
+  return serving;
+}
+
+}  // namespace
+
 NodeServices::NodeServices() = default;
 
 NodeServices::~NodeServices() { Stop(); }
@@ -47,6 +74,8 @@ clone::CloneProgressCallback ProgressInto(replication::CloneProgress* progress) 
     view.eta_seconds = event.eta_seconds;
     view.stalled_seconds = event.stalled_seconds;
     view.attempts = event.attempt;
+    view.donor_run = event.donor_run;
+    view.donor_run_receivers = event.donor_run_receivers;
     view.error = event.error;
     progress->Set(std::move(view));
   };
@@ -104,6 +133,8 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   server_options->on_connection_refused = [node_ptr] { node_ptr->CountBackupConnectionRefused(); };
   backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
   if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
+  clone::BackupServer* server = backup_server_.get();
+  node_->SetBackupSource([server] { return BackupServingOf(server->Activity()); });
   backup_thread_ = std::thread([this] {
     auto guard = boost::asio::make_work_guard(backup_io_);
     backup_io_.run();
@@ -112,6 +143,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
 }
 
 void NodeServices::Stop() {
+  if (node_) node_->SetBackupSource({});  // before the backup server goes
   if (backup_server_) backup_server_->Stop();
   backup_io_.stop();
   if (backup_thread_.joinable()) backup_thread_.join();

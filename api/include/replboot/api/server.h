@@ -23,6 +23,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -78,6 +79,10 @@ class Server {
   replication::BootstrapStatus& bootstrap_status();
   void CountBackupServed();
   void CountBackupConnectionRefused();  // the backup server closed one before authentication
+  // Where /status and /metrics read the donor side's runs and receivers from (the backup
+  // server, asked per request: it is a few counters and a short list under a lock). An empty
+  // function removes it; the caller removes it before the source goes away.
+  void SetBackupSource(std::function<replication::BackupServing()> source);
   // An error to show in /status and the readiness reason (e.g. replication did not start);
   // "" clears it.
   void SetLastError(std::string error);

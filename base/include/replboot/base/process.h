@@ -17,6 +17,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "replboot/base/status.h"
@@ -104,6 +105,14 @@ inline constexpr std::chrono::seconds kStopGrace{5};
 Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                             std::optional<std::string> stdin_data = std::nullopt,
                             std::stop_token stop = {});
+
+// The CPUs this process may run on: its affinity mask, capped by the CPU quota of its cgroup
+// (cgroup v2 /sys/fs/cgroup/cpu.max, what a container's CPU limit sets), rounded up; at
+// least 1.
+int UsableCpus();
+// The CPUs a cgroup v2 cpu.max allows ("150000 100000" -> 2, rounded up); nullopt for "max"
+// (no quota) or text that is not "<quota> <period>".
+std::optional<int> CgroupQuotaCpus(std::string_view cpu_max);
 
 // This process's environment without anything a child must not inherit:
 // every REPLBOOT_* variable (they can carry passwords and the backup secret)

@@ -44,6 +44,10 @@ struct CloneProgressEvent {
   // Set while streaming when no byte has arrived for kStallAfter or more: how long.
   std::optional<double> stalled_seconds;
   int attempt = 0;    // attempts started by CloneFromPeers (0 for a lone CloneFrom)
+  // The donor's backup run (from its HEADER; 0 before it or from a donor that does not say)
+  // and the receivers it started with: more than 1 means a backup shared with others.
+  uint64_t donor_run = 0;
+  uint64_t donor_run_receivers = 0;
   std::string error;  // the last failed attempt's error
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
@@ -82,8 +86,10 @@ struct CloneOptions {
   // streaming; must be cheap and must not throw.
   CloneProgressCallback on_progress;
   std::chrono::milliseconds progress_report_interval{500};
-  // Received bytes queued for the unpacking thread at most (it waits for the disk).
-  size_t pipeline_bytes = 64u << 20;
+  // Received bytes queued for the unpacking thread at most (it waits for the disk), in
+  // buffers of kMaxDataPayload: the receiver's stream memory is this plus two such buffers
+  // (extract.h). Measured against throughput in protocol.h, next to kMaxDataPayload.
+  size_t pipeline_bytes = 8u << 20;
   // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
   // stream (within half a second), prepare (the tool's process group is ended), backoff.
   std::stop_token stop;

@@ -88,8 +88,10 @@ inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kMacSize = 32;
 inline constexpr size_t kFrameHeaderSize = 5;
 inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
-// A DATA frame is held whole until its tag is checked: this bounds that buffer.
-inline constexpr uint32_t kMaxDataPayload = 4 * 1024 * 1024;
+// A DATA frame is held whole until its tag is checked: this bounds that buffer. The donor
+// reads its tool's pipe (1 MiB) into frames of at most this size, so every donor since
+// protocol v2 stays within it; the receiver refuses a longer frame before allocating.
+inline constexpr uint32_t kMaxDataPayload = 1024 * 1024;
 inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v2 stream server-to-client";
 inline constexpr size_t kTagSize = 16;
 inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
@@ -194,6 +196,11 @@ struct StreamHeader {
   // The donor's cluster id (cluster_id.h), which the replica writes into its clone; "" when
   // the donor has none (a datadir from before cluster ids). Absent from older donors' JSON.
   std::string cluster_id;
+  // The donor's backup run this stream belongs to (backup_server.h, "fan-out") and how many
+  // receivers it started with: more than 1 means the tool's output is shared. 0 and 0 from a
+  // donor that does not say (both optional in the JSON).
+  uint64_t run_id = 0;
+  uint64_t run_receivers = 0;
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);

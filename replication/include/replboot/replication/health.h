@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
@@ -48,6 +49,10 @@ class CloneProgress {
     // Seconds without a byte from the donor while streaming (then the rate is 0, no ETA).
     std::optional<double> stalled_seconds;
     int attempts = 0;                   // attempts started (a retry after a failure counts again)
+    // The donor's backup run the bytes come from (its HEADER says) and the receivers it
+    // started with: more than 1 means a backup shared with other new replicas. 0 unknown.
+    uint64_t donor_run = 0;
+    uint64_t donor_run_receivers = 0;
     std::string error;
     // True from discovery to the commit: mysqld is not expected to answer yet.
     bool Active() const;
@@ -183,6 +188,23 @@ class RecoveryState {
   RecoveryView view_;
 };
 
+// What this node's backup server serves as a donor (clone::BackupServer::Activity, mapped by
+// the daemon), for /status and /metrics.
+struct BackupServing {
+  struct Receiver {
+    uint64_t run = 0;
+    std::string name;  // the replica's name, e.g. mysql-3
+    std::string peer;  // address:port
+    std::string state;  // joining, streaming, done, dropped, gone
+    uint64_t bytes_sent = 0;
+    std::string reason;  // dropped, gone: why
+  };
+  uint64_t runs = 0;               // backup tool runs (receivers of one window share one)
+  uint64_t receivers_dropped = 0;  // dropped for holding the other receivers of a run back
+  std::vector<Receiver> receivers;  // of the runs in progress
+  std::vector<Receiver> ended;      // the last few dropped or gone, newest last
+};
+
 struct NodeInfo {
   NodeRole role = NodeRole::kReplica;
   int64_t ordinal = 0;
@@ -208,6 +230,7 @@ struct Snapshot {
   // mysqld may answer, even writable, before the application account exists.
   bool set_up = true;
   uint64_t backups_served = 0;
+  BackupServing backup;
   // Connections to the backup port closed before authentication: over the cap of
   // unauthenticated connections (a stranger holding the port), counted by the backup server.
   uint64_t backup_connections_refused = 0;
