@@ -49,8 +49,7 @@ TEST(ClusterIdTest, WriteThenRead) {
   ASSERT_EQ(::stat(tmp.Path(std::string(kClusterIdName)).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
 
-  EXPECT_EQ(WriteClusterId(tmp.path(), "nope", std::nullopt).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteClusterId(tmp.path(), "nope", std::nullopt).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ClusterIdTest, AFileThatIsNoIdIsCorruption) {

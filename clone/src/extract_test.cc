@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "xbstream_test_util.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/datadir.h"
 #include "replboot/testing/temp_dir.h"
 
@@ -138,7 +139,9 @@ TEST(PipelinedExtractorTest, WriteBlockStreamsThroughAFixedSetOfBuffers) {
 
 TEST(NativeExtractorTest, RefusesTheCommitMarkerAndTheCallersNames) {
   replboot::testing::TempDir tmp{"extract-test"};
-  for (std::string name : {std::string(kMarkerName), std::string("replboot-replication.json")}) {
+  // The cluster id comes from the HEADER, never the stream (cluster_id.h).
+  for (std::string name : {std::string(kMarkerName), std::string(kClusterIdName),
+                           std::string("replboot-replication.json")}) {
     const std::string dir = tmp.Path(name + ".staging");
     std::filesystem::create_directory(dir);
     auto extractor = MakeExtractor(dir, Flavour::kMariaDB, {"replboot-replication.json"});

@@ -534,6 +534,18 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
     if (!created) return created.error().WithContext("root password init file");
     init_file.emplace(std::move(*created));
   }
+  // A recovered datadir takes over its donor's history before any client connects.
+  const bool promoting =
+      identity.role == conf::Role::kPrimary && PromotionPending(config.mysql.datadir);
+  if (promoting && !init_file) {
+    auto sql = PromotionInitSql(settings);
+    if (!sql) return sql.error().WithContext("promotion init file");
+    auto created = InitFile::Create(
+        socket_dir, sql->value_or(""), os_user ? std::optional<uid_t>(os_user->uid) : std::nullopt,
+        os_user ? std::optional<gid_t>(os_user->gid) : std::nullopt);
+    if (!created) return created.error().WithContext("promotion init file");
+    init_file.emplace(std::move(*created));
+  }
 
   if (ctx.stop.stop_requested())
     return Status(StatusCode::kCancelled, "stop requested before mysqld started");
@@ -545,11 +557,8 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   options.argv =
       MysqldArgv(server, ctx.defaults_file, std::nullopt,
                  init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
-  // A recovered datadir is not writable before it has taken over the donor's history
-  // (FinishPromotion in after_ready turns read_only off): what the applications wrote
-  // before would be lost to the replicas.
-  const bool promoting =
-      identity.role == conf::Role::kPrimary && PromotionPending(config.mysql.datadir);
+  // Not writable before FinishPromotion (after_ready) has removed the marker: a restart
+  // before that runs the init file again, which must find nothing else in the binlog.
   if (promoting) options.argv.push_back("--read-only=ON");
   options.env = process::ChildEnvironment();
   options.parent_death_signal = SIGTERM;
@@ -558,7 +567,8 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
   if (!child) return child.error().WithContext("start mysqld");
   sup.SetMainChild(child->pid);
   log->info(
-      "event=mysqld_started pid={} binary={} defaults_file={} init_file={} read_only_until_promoted={}",
+      "event=mysqld_started pid={} binary={} defaults_file={} init_file={} "
+      "read_only_until_promoted={}",
       child->pid, log::Quote(server), log::Quote(ctx.defaults_file), init_file.has_value(),
       promoting);
 

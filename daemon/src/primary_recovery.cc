@@ -17,6 +17,7 @@
 
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
+#include "replboot/base/process.h"
 #include "replboot/clone/clone.h"
 #include "replboot/clone/prober.h"
 #include "replboot/daemon/replication_wiring.h"
@@ -98,8 +99,7 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
   }
   // Candidates: this cluster's (the one id), or every holder when no one has an id (a
   // cluster from before cluster ids).
-  std::vector<const PeerFacts*> eligible =
-      by_id.empty() ? with_data : by_id.begin()->second;
+  std::vector<const PeerFacts*> eligible = by_id.empty() ? with_data : by_id.begin()->second;
   std::vector<std::pair<const PeerFacts*, replication::GtidSet>> candidates;
   for (const PeerFacts* p : eligible) {
     auto set = replication::GtidSet::Parse(p->answer->gtid_binlog_state, flavour);
@@ -151,8 +151,7 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
             : fmt::format(" (cluster {})", best->first->answer->cluster_id),
         best->first->answer->gtid_binlog_state,
         candidates.size() > 1 ? fmt::format(", the most advanced of {}", Names(eligible)) : "",
-        diverged ? "; the peers' histories diverged: the one with the most transactions wins"
-                 : "");
+        diverged ? "; the peers' histories diverged: the one with the most transactions wins" : "");
     return d;
   }
 
@@ -211,7 +210,7 @@ class Survey {
     if (!discover) return Error(discover.error());
     s->discover_ = std::move(*discover);
     s->discover_.probe_all = true;
-    s->discover_.deadline = milliseconds(0);  // one round per batch: the caller repeats
+    s->discover_.single_round = true;  // one round per batch: RecoverPrimary repeats
     s->discover_.primary_after = milliseconds(0);
     auto resolver =
         discovery::AresResolver::Create(s->io_.get_executor(), AresOptionsFor(settings.config));
@@ -269,10 +268,10 @@ class Survey {
     asio::cancellation_signal cancel;
     io_.restart();
     asio::co_spawn(io_, discovery::DiscoverPeers(*resolver_, *prober_, options),
-                   asio::bind_cancellation_slot(
-                       cancel.slot(), [&](std::exception_ptr e, discovery::Discovery d) {
-                         if (!e) found = std::move(d);
-                       }));
+                   asio::bind_cancellation_slot(cancel.slot(),
+                                                [&](std::exception_ptr e, discovery::Discovery d) {
+                                                  if (!e) found = std::move(d);
+                                                }));
     std::stop_callback on_stop(stop, [&] {
       asio::post(io_, [&] {
         cancel.emit(asio::cancellation_type::terminal);
@@ -289,9 +288,9 @@ class Survey {
     f.ordinal = report.candidate.ordinal;
     f.name = report.candidate.name;
     if (report.state == discovery::PeerState::kDnsFailed) {
-      const bool absent = report.dns_failure &&
-                          (report.dns_failure->error == discovery::LookupError::kNxDomain ||
-                           report.dns_failure->error == discovery::LookupError::kNoData);
+      const bool absent =
+          report.dns_failure && (report.dns_failure->error == discovery::LookupError::kNxDomain ||
+                                 report.dns_failure->error == discovery::LookupError::kNoData);
       f.dns = absent ? PeerFacts::Dns::kAbsent : PeerFacts::Dns::kUnknown;
       f.detail = report.Summary();
       return f;
@@ -395,10 +394,10 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         auto again = clone::ProbePeer(donor_endpoint, clone_options, kProbeTimeout);
         if (!again) return again.error().WithContext("asking the donor again before the commit");
         if (again->gtid_binlog_state != donor.answer->gtid_binlog_state) {
-          return Status(StatusCode::kUnavailable,
-                        fmt::format("{}'s GTID state moved during the clone ({:?} → {:?})",
-                                    donor.name, donor.answer->gtid_binlog_state,
-                                    again->gtid_binlog_state));
+          return Status(
+              StatusCode::kUnavailable,
+              fmt::format("{}'s GTID state moved during the clone ({:?} → {:?})", donor.name,
+                          donor.answer->gtid_binlog_state, again->gtid_binlog_state));
         }
         nlohmann::json marker;
         marker["donor"] = donor.name;
@@ -418,8 +417,8 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
       clone::RetryPolicy policy;
       policy.max_rounds = 2;  // then survey again: the donor may be gone, another ahead
       policy.first_backoff = milliseconds(1000);
-      auto cloned = clone::CloneFromPeers([&] { return std::vector<clone::Endpoint>{donor_endpoint}; },
-                                          clone_options, policy);
+      auto cloned = clone::CloneFromPeers(
+          [&] { return std::vector<clone::Endpoint>{donor_endpoint}; }, clone_options, policy);
       if (cloned) {
         Log()->info("event=primary_recovered donor={} cluster_id={} gtid_state={}", donor.name,
                     cloned->header.cluster_id.empty() ? "-" : cloned->header.cluster_id,
@@ -437,55 +436,93 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
 }
 
 std::vector<std::string> PromotionStatements(const db::Dialect& dialect,
-                                             const std::string& gtid_state,
-                                             bool replica_configured) {
-  std::vector<std::string> sql;
-  // MySQL's super_read_only refuses even root's RESET MASTER; read_only (set by --read-only
-  // for this start) keeps the applications out until the end.
-  if (dialect.flavour() == Flavour::kMySQL) sql.push_back("SET GLOBAL super_read_only = OFF");
-  // Only when there is something to forget: a second run (after a kill) finds none, and
-  // STOP SLAVE without a source is an error on MariaDB.
-  if (replica_configured) {
-    sql.push_back(dialect.StopReplica());
-    sql.push_back(dialect.ResetReplicaAll());
-  }
+                                             const std::string& gtid_state) {
+  // mysqld reads the init file with the server's sql_mode: quoting needs backslash escapes.
+  std::vector<std::string> sql = {std::string(db::kBackslashEscapesSql), dialect.ResetReplicaAll()};
   if (!gtid_state.empty()) {
     for (auto& s : dialect.ContinueGtidHistory(gtid_state)) sql.push_back(std::move(s));
   }
-  sql.push_back("SET GLOBAL read_only = OFF");
   return sql;
 }
 
-Status FinishPromotion(const NodeSettings& settings) {
-  const std::string& datadir = settings.config.mysql.datadir;
-  if (!PromotionPending(datadir)) return Status::Ok();
+namespace {
+
+// The donor's GTID state from the marker, checked again before it reaches SQL.
+Result<std::string> MarkerGtidState(const std::string& datadir, Flavour flavour) {
   const std::string path = JoinPath(datadir, kPromotionMarker);
   auto text = files::ReadFile(path);
-  if (!text) return text.error().WithContext("promotion marker");
+  if (!text) return Error(text.error().WithContext("promotion marker"));
   std::string gtid_state;
   try {
     auto j = nlohmann::json::parse(*text);
     j.at("gtid_state").get_to(gtid_state);
   } catch (const nlohmann::json::exception& e) {
-    return Status(StatusCode::kCorruption, fmt::format("{}: {}", path, e.what()));
+    return Error(StatusCode::kCorruption, "{}: {}", path, e.what());
   }
-  // Written by this node from a validated probe answer; checked again before it reaches SQL.
-  if (auto set = replication::GtidSet::Parse(gtid_state, settings.flavour); !set)
-    return set.error().WithContext(path);
+  if (auto set = replication::GtidSet::Parse(gtid_state, flavour); !set)
+    return Error(set.error().WithContext(path));
+  return gtid_state;
+}
+
+// "mysqld  Ver 8.0.36 for Linux on x86_64" → 80036; 0 when unknown (the newest syntax).
+int ServerBinaryVersion(const std::string& binary) {
+  auto run = process::RunCapture({binary, "--version"}, process::ChildEnvironment());
+  if (!run) return 0;
+  const std::string text = run->out;
+  const size_t ver = text.find("Ver ");
+  if (ver == std::string::npos) return 0;
+  std::string rest = text.substr(ver + 4);
+  return db::ParseServerVersion(rest.substr(0, rest.find_first_of(" \n"))).value_or(0);
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> PromotionInitSql(const NodeSettings& settings) {
+  const std::string& datadir = settings.config.mysql.datadir;
+  if (!PromotionPending(datadir)) return std::optional<std::string>();
+  auto gtid_state = MarkerGtidState(datadir, settings.flavour);
+  if (!gtid_state) return Error(gtid_state.error());
+  // MySQL renamed RESET MASTER in 8.4: the binary says which it is (MariaDB: one spelling).
+  const int version =
+      settings.flavour == Flavour::kMySQL ? ServerBinaryVersion(settings.server_binary) : 0;
+  std::string sql;
+  // One statement per line: mysqld reads an init file line by line.
+  for (const auto& statement :
+       PromotionStatements(db::Dialect(settings.flavour, version), *gtid_state)) {
+    sql += statement + ";\n";
+  }
+  Log()->info("event=promotion_prepared gtid_binlog_state={} statements={}",
+              log::Quote(*gtid_state), log::Quote(sql));
+  return std::optional<std::string>(std::move(sql));
+}
+
+Status FinishPromotion(const NodeSettings& settings) {
+  const std::string& datadir = settings.config.mysql.datadir;
+  if (!PromotionPending(datadir)) return Status::Ok();
+  auto gtid_state = MarkerGtidState(datadir, settings.flavour);
+  if (!gtid_state) return gtid_state.error();
   auto session = db::Connect(LocalRootOptions(settings));
   if (!session) return session.error().WithContext("promotion");
   auto dialect = db::ReadDialect(**session, settings.flavour);
   if (!dialect) return dialect.error().WithContext("promotion");
-  auto replica = db::ReadReplicaState(**session, *dialect);
-  if (!replica) return replica.error().WithContext("promotion");
-  for (const std::string& sql : PromotionStatements(*dialect, gtid_state, replica->has_value())) {
-    if (Status s = (*session)->Execute(sql); !s.ok())
-      return s.WithContext(fmt::format("promotion: {}", sql));
+  // The init file ran before the first client: the binlog must start from the donor's state.
+  auto rows = (*session)->Query(dialect->GtidStateQuery());
+  if (!rows) return rows.error().WithContext("promotion");
+  const std::string now = rows->empty() ? "" : (*rows)[0].Get("binlog_state").value_or("");
+  auto want = replication::GtidSet::Parse(*gtid_state, settings.flavour);
+  auto have = replication::GtidSet::Parse(now, settings.flavour);
+  if (!want || !have || !have->Contains(*want)) {
+    return Status(StatusCode::kInternal,
+                  fmt::format("after the init file the binlog state is {:?}, not the donor's {:?}",
+                              now, *gtid_state));
   }
-  REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(path));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(JoinPath(datadir, kPromotionMarker)));
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::FsyncDir(datadir));
-  Log()->info("event=primary_promoted gtid_binlog_state={} read_only=off",
-              log::Quote(gtid_state));
+  // Only now writable: a kill before the marker went would run the init file again, which is
+  // harmless only while nothing but that state is in the binlog.
+  if (Status s = (*session)->Execute("SET GLOBAL read_only = OFF"); !s.ok())
+    return s.WithContext("promotion: read_only off");
+  Log()->info("event=primary_promoted gtid_binlog_state={} read_only=off", log::Quote(now));
   return Status::Ok();
 }
 

@@ -44,6 +44,8 @@ PeerFacts Answering(int64_t ordinal, const std::string& cluster_id, const std::s
   return p;
 }
 
+db::Dialect Dialect84() { return db::Dialect(Flavour::kMySQL, 80403); }
+
 RecoveryDecision Decide(const std::vector<PeerFacts>& peers, bool wait_over = false) {
   return DecidePrimaryRecovery(peers, Flavour::kMariaDB, wait_over);
 }
@@ -147,26 +149,20 @@ TEST(DecidePrimaryRecoveryTest, APeerThatCouldNeverServeTheCloneHoldsNoDataForTh
   EXPECT_EQ(*with_another.donor, 1u);
 }
 
-TEST(PromotionStatementsTest, ForgetTheSourceContinueTheHistoryThenWritable) {
-  const db::Dialect mariadb(Flavour::kMariaDB, 101119);
-  EXPECT_EQ(PromotionStatements(mariadb, "0-100-57,0-101-2", /*replica_configured=*/true),
-            (std::vector<std::string>{"STOP SLAVE", "RESET SLAVE ALL", "RESET MASTER",
-                                      "SET GLOBAL gtid_binlog_state = '0-100-57,0-101-2'",
-                                      "SET GLOBAL read_only = OFF"}));
-  // Run again after a kill: the source is already forgotten.
-  EXPECT_EQ(PromotionStatements(mariadb, "0-100-57", /*replica_configured=*/false),
-            (std::vector<std::string>{"RESET MASTER", "SET GLOBAL gtid_binlog_state = '0-100-57'",
-                                      "SET GLOBAL read_only = OFF"}));
+TEST(PromotionStatementsTest, ForgetTheSourceThenContinueTheHistory) {
+  const std::string escapes = db::kBackslashEscapesSql;
+  const db::Dialect mariadb(Flavour::kMariaDB, 0);
+  EXPECT_EQ(PromotionStatements(mariadb, "0-100-57,0-101-2"),
+            (std::vector<std::string>{escapes, "RESET SLAVE ALL", "RESET MASTER",
+                                      "SET GLOBAL gtid_binlog_state = '0-100-57,0-101-2'"}));
   // A donor that never logged a transaction: nothing to continue.
-  EXPECT_EQ(PromotionStatements(mariadb, "", false),
-            (std::vector<std::string>{"SET GLOBAL read_only = OFF"}));
-  const db::Dialect mysql(Flavour::kMySQL, 80403);
-  EXPECT_EQ(PromotionStatements(mysql, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57", true),
+  EXPECT_EQ(PromotionStatements(mariadb, ""),
+            (std::vector<std::string>{escapes, "RESET SLAVE ALL"}));
+  EXPECT_EQ(PromotionStatements(Dialect84(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57"),
             (std::vector<std::string>{
-                "SET GLOBAL super_read_only = OFF", "STOP REPLICA", "RESET REPLICA ALL",
-                "RESET BINARY LOGS AND GTIDS",
-                "SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57'",
-                "SET GLOBAL read_only = OFF"}));
+                escapes, "RESET REPLICA ALL", "RESET BINARY LOGS AND GTIDS",
+                "SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57'"}));
+  EXPECT_EQ(PromotionStatements(db::Dialect(Flavour::kMySQL, 80036), "")[1], "RESET REPLICA ALL");
 }
 
 }  // namespace

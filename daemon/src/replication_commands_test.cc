@@ -30,5 +30,28 @@ TEST(FormatStatusTest, TableFromAStatusDocument) {
   EXPECT_NE(table.find("backups_served         1\n"), std::string::npos) << table;
 }
 
+// A primary that recovered its datadir from a replica says so in plain words; one that never
+// asked (a replica, or a datadir with data) has no bootstrap row.
+TEST(FormatStatusTest, ThePrimarysRecoveryDecision) {
+  Snapshot s;
+  s.node.role = NodeRole::kPrimary;
+  s.mysqld_up = true;
+  s.read_only = false;
+  s.bootstrap.plan = "clone";
+  s.bootstrap.reason = "most_advanced_peer";
+  s.bootstrap.donor = "mysql-1.mysql (10.0.0.11:3307)";
+  s.bootstrap.detail = "mysql-1.mysql holds this cluster's data";
+  std::string table = FormatStatus(SnapshotJson(s, 30));
+  EXPECT_NE(table.find("bootstrap              clone (most_advanced_peer) from mysql-1.mysql "
+                       "(10.0.0.11:3307)\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("bootstrap_why          mysql-1.mysql holds this cluster's data\n"),
+            std::string::npos)
+      << table;
+  s.bootstrap = {};
+  EXPECT_EQ(FormatStatus(SnapshotJson(s, 30)).find("bootstrap"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace replboot::daemon

@@ -278,7 +278,7 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
       }
 
       result.donor = PickDonor(result.peers);
-      if (result.donor) break;
+      if (result.donor || options.single_round) break;
       if (std::none_of(result.peers.begin(), result.peers.end(), Retryable)) {
         logger->warn("event=no_donor rounds={} reason=\"no failure is worth retrying\"", round);
         break;

@@ -227,6 +227,22 @@ TEST(DiscoverPeersTest, NxDomainIsRetriedUntilTheNameAppears) {
   EXPECT_EQ(d.Donor()->lookups, 4);
 }
 
+TEST(DiscoverPeersTest, SingleRoundProbesEveryoneOnceAndNeverRetries) {
+  FakeResolver r;
+  r.hosts = {{"mysql-1.mysql", {make_address("127.0.0.11")}}};
+  r.nxdomain_first = {{"mysql-1.mysql", 3}};  // would appear in the 4th round
+  FakeProber p;
+  p.up = {Ep("127.0.0.11")};
+  auto o = Options(3);
+  o.single_round = true;
+  o.probe_all = true;
+  Discovery d = Discover(r, p, o);
+  EXPECT_EQ(d.rounds, 1);
+  EXPECT_FALSE(d.Donor());
+  EXPECT_FALSE(d.deadline_passed);  // not a deadline: the caller decides what comes next
+  EXPECT_EQ(r.lookups["mysql-1.mysql"], 1);
+}
+
 TEST(DiscoverPeersTest, GivesUpAtTheDeadline) {
   FakeResolver r;  // nothing in DNS
   FakeProber p;

@@ -294,6 +294,31 @@ TEST(CloneProgressTest, ActivePhasesExplainWhyMysqldIsDown) {
   EXPECT_NE(SnapshotMetrics(s).find("replboot_clone_active 0\n"), std::string::npos);
 }
 
+TEST(BootstrapStatusTest, APrimaryAskingItsPeersSaysWhyMysqldIsDown) {
+  Snapshot s;
+  s.node = Primary();
+  s.mysqld_error = "Can't connect to local server through socket";
+  s.bootstrap.plan = "wait";
+  s.bootstrap.reason = "waiting_for_peers";
+  s.bootstrap.detail = "mysql-1.mysql in DNS but not answering yet";
+  s.bootstrap.rounds = 3;
+  for (const Decision& d : {DecideHealth(s), DecideReady(s, 30), DecidePrimary(s)}) {
+    EXPECT_FALSE(d.ok);
+    EXPECT_EQ(d.reason,
+              "asking the peers before initializing (waiting_for_peers): mysql-1.mysql in DNS "
+              "but not answering yet")
+        << d.reason;
+  }
+  auto j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["bootstrap"]["plan"], "wait");
+  EXPECT_EQ(j["bootstrap"]["reason"], "waiting_for_peers");
+  EXPECT_EQ(j["bootstrap"]["rounds"], 3);
+  // Decided: a mysqld that does not answer is a mysqld problem again.
+  s.bootstrap.plan = "clone";
+  EXPECT_EQ(DecideHealth(s).reason,
+            "mysqld is not answering: Can't connect to local server through socket");
+}
+
 TEST(HealthTest, NotReadyUntilSetUp) {
   Snapshot s;
   s.node = Replica();

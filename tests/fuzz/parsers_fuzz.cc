@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "replboot/api/query.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/conf/identity.h"
 #include "replboot/replication/gtid.h"
@@ -85,11 +86,20 @@ void FuzzProtocol(std::string_view text) {
   if (auto header = clone::DecodeStreamHeader(text)) {
     auto again = clone::DecodeStreamHeader(clone::EncodeStreamHeader(*header));
     Check(again.has_value() && again->estimated_bytes == header->estimated_bytes &&
-          again->server_version == header->server_version);
+          again->server_version == header->server_version &&
+          again->cluster_id == header->cluster_id);
+    Check(header->cluster_id.empty() || clone::ValidClusterId(header->cluster_id));
   }
   if (auto info = clone::DecodeProbeInfo(text)) {
     auto again = clone::DecodeProbeInfo(clone::EncodeProbeInfo(*info));
-    Check(again.has_value() && again->busy == info->busy && again->flavour == info->flavour);
+    Check(again.has_value() && again->busy == info->busy && again->flavour == info->flavour &&
+          again->cluster_id == info->cluster_id && again->role == info->role &&
+          again->has_data == info->has_data &&
+          again->gtid_binlog_state == info->gtid_binlog_state &&
+          again->gtid_current_pos == info->gtid_current_pos);
+    // What the primary's recovery decides by has its one form (protocol.h).
+    Check(info->cluster_id.empty() || clone::ValidClusterId(info->cluster_id));
+    Check(info->gtid_binlog_state.size() <= clone::kMaxGtidText);
   }
   if (auto trailer = clone::DecodeStreamTrailer(text)) {
     auto again = clone::DecodeStreamTrailer(clone::EncodeStreamTrailer(*trailer));

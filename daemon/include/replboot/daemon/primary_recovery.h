@@ -9,10 +9,11 @@
 //   clone:  from the chosen peer into staging; before the commit marker the donor is asked
 //           again, and a GTID state that moved during the clone fails the attempt; the
 //           promotion marker (kPromotionMarker: the donor's GTID state) goes in with the clone
-//   start:  mysqld with --read-only while the marker is there; FinishPromotion forgets the
-//           inherited source (RESET SLAVE ALL), makes the new binlog continue the donor's
-//           GTID history (so the replicas go on replicating without a re-clone), turns
-//           read_only off and removes the marker. A kill anywhere repeats what is left.
+//   start:  mysqld with --read-only and an init file (PromotionInitSql) while the marker is
+//           there: before any client can connect it forgets the inherited source (RESET
+//           SLAVE ALL) and makes the new binlog continue the donor's GTID history, so the
+//           replicas go on replicating without a re-clone; FinishPromotion checks that,
+//           removes the marker and turns read_only off. A kill before that repeats it.
 //
 // clang-format off
 // The decision (peers in ordinal order; "answered" = an authenticated, well-formed answer):
@@ -64,7 +65,7 @@ namespace replboot::daemon {
 // What the survey learnt about one peer.
 struct PeerFacts {
   int64_t ordinal = 0;
-  std::string name;  // "mysql-1.mysql"
+  std::string name;                                // "mysql-1.mysql"
   enum class Dns { kAbsent, kPresent, kUnknown };  // kAbsent: NXDOMAIN/NODATA
   Dns dns = Dns::kUnknown;
   std::optional<clone::ProbeInfo> answer;  // its authenticated answer
@@ -98,7 +99,7 @@ bool PromotionPending(const std::string& datadir);
 
 // The survey → decide → clone loop of a primary with an empty datadir (see above).
 struct RecoveryOptions {
-  std::chrono::milliseconds recover_wait{60'000};  // bootstrap.recover_wait
+  std::chrono::milliseconds recover_wait{60'000};   // bootstrap.recover_wait
   std::chrono::milliseconds round_interval{2'000};  // between surveys while waiting
 };
 // For /status: the last decision (plan, reason, detail, donor, rounds, seconds waited).
@@ -111,15 +112,20 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
                             const std::function<void(const RecoveryView&)>& on_decision,
                             const clone::CloneProgressCallback& on_progress);
 
-// Once mysqld accepts connections, when PromotionPending: as root over the socket, stop and
-// forget the inherited replica configuration, make the binlog continue the donor's GTID
-// history, read_only off, remove the marker. Each step may run again after a kill.
-Status FinishPromotion(const NodeSettings& settings);
-// Its statements, in order: `gtid_state` from the marker; `replica_configured`: the cloned
-// datadir still has a source (SHOW SLAVE STATUS has a row).
+// The --init-file of the first start of a recovered datadir (nullopt without the marker):
+// forget the inherited source (RESET SLAVE ALL) and make the new binlog continue the donor's
+// GTID history (PromotionStatements). An init file runs before mysqld accepts any client, so
+// no replica can ask for its position while the binlog does not have it yet (it would stop
+// with error 1236 for good).
+Result<std::optional<std::string>> PromotionInitSql(const NodeSettings& settings);
+// Its statements for `dialect`; `gtid_state` from the marker.
 std::vector<std::string> PromotionStatements(const db::Dialect& dialect,
-                                             const std::string& gtid_state,
-                                             bool replica_configured);
+                                             const std::string& gtid_state);
+
+// Once mysqld accepts connections, when PromotionPending (mysqld runs with --read-only): as
+// root over the socket, checks the binlog continues the donor's state, removes the marker,
+// then read_only off.
+Status FinishPromotion(const NodeSettings& settings);
 
 }  // namespace replboot::daemon
 

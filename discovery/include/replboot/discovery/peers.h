@@ -112,6 +112,9 @@ struct DiscoverOptions {
   // Ordinal 0 is not probed before this much time has passed, unless it is the
   // only candidate (any-replica: deadline / 2; otherwise zero).
   std::chrono::milliseconds primary_after{0};
+  // One round and no more: no retry, no "no donor" warning (the caller repeats rounds and
+  // decides itself, e.g. the primary asking its peers). `deadline` is then unused.
+  bool single_round = false;
   // Random draws in [0, 1) for the jitter; a seeded generator when empty.
   std::function<double()> random;
 };
