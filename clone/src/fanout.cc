@@ -113,7 +113,7 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
     for (auto& r : receivers_) {
       if (!r.Live()) continue;
       any_live = true;
-      if (r.queued_bytes > 0 && r.queued_bytes + chunk->size > limits_.buffer_bytes) {
+      if (r.queued_bytes > 0 && r.queued_bytes + chunk->memory() > limits_.buffer_bytes) {
         blocked = true;
       } else if (r.queued_bytes == 0) {
         starved = &r;
@@ -124,7 +124,8 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
     const auto now = Clock::now();
     for (auto& r : receivers_) {
       if (!r.Live()) continue;
-      const bool full = r.queued_bytes > 0 && r.queued_bytes + chunk->size > limits_.buffer_bytes;
+      const bool full =
+          r.queued_bytes > 0 && r.queued_bytes + chunk->memory() > limits_.buffer_bytes;
       if (!full || starved == nullptr) {
         r.holding_since.reset();
         continue;
@@ -146,7 +147,7 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
   for (auto& r : receivers_) {
     if (!r.Live()) continue;
     r.queue.push_back(chunk);
-    r.queued_bytes += chunk->size;
+    r.queued_bytes += chunk->memory();
     r.status.queued_bytes = r.queued_bytes;
   }
   cv_.notify_all();
@@ -199,7 +200,7 @@ Run::Item Run::Next(size_t i, std::chrono::milliseconds wait) {
     item.kind = Item::Kind::kData;
     item.chunk = std::move(r.queue.front());
     r.queue.pop_front();
-    r.queued_bytes -= item.chunk->size;
+    r.queued_bytes -= item.chunk->memory();
     r.status.queued_bytes = r.queued_bytes;
     cv_.notify_all();  // the producer may wait for room
     return item;

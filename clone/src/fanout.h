@@ -8,11 +8,15 @@
 //   producer: Publish(chunk) ... Finish(trailer)
 //   sender i: Next(i) → HEADER, DATA..., TRAILER (or ERROR when dropped / failed)
 //
-// Bounded memory: a receiver's queue holds at most `buffer_bytes` (one chunk more when the
-// queue was empty, so a chunk bigger than the buffer still passes). The queues share the
-// chunks, so a run holds at most buffer_bytes + one chunk per receiver (the one its sender is
-// writing), whatever the number of receivers; the sender copies a chunk into a frame of its
-// own (one more chunk each) unless it is the run's only receiver.
+// Bounded memory: a receiver's queue holds chunks of at most `buffer_bytes` of memory (a
+// chunk's whole frame counts, however short the read that filled it; one chunk more when the
+// queue was empty, so a chunk bigger than the buffer still passes). Every receiver gets every
+// chunk, so the queues are suffixes of one sequence and share their chunks: together they
+// hold no more than the longest one. Add per receiver the chunk its sender is writing and,
+// unless it is the run's only receiver, its own tagged copy; the producer keeps a bounded
+// list of chunks to refill (BackupServer: buffer_bytes / 1 MiB + receivers + 2 of them, the
+// queued ones among them). With 1 MiB chunks a run holds at most about buffer_bytes + 3 MiB
+// per receiver + 2 MiB: 20 MiB for four receivers with the default 8 MiB buffer.
 //
 // A slow receiver: Publish() waits while any receiver's queue is full, which paces the tool
 // to the slowest receiver (what a lone receiver gets today). But a receiver whose queue stays
@@ -48,6 +52,9 @@ namespace replboot::clone::fanout {
 struct Chunk {
   std::vector<uint8_t> frame;  // kFrameHeaderSize bytes of room, the payload, kTagSize of room
   size_t size = 0;             // payload bytes
+  // What it holds in memory, which the queues' bound counts: a short read still costs its
+  // whole frame.
+  size_t memory() const { return frame.size(); }
 };
 
 struct Limits {
