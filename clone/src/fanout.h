@@ -140,7 +140,8 @@ class Run {
   StreamHeader header_;
   std::string failure_;
   StreamTrailer trailer_;
-  std::vector<Receiver> receivers_;
+  // A deque: a receiver's sender keeps a reference across waits while others join.
+  std::deque<Receiver> receivers_;
 };
 
 }  // namespace replboot::clone::fanout
