@@ -19,6 +19,37 @@ std::string Size(size_t bytes) {
 
 }  // namespace
 
+ChunkPool::ChunkPool(size_t frame_bytes, size_t keep)
+    : frame_bytes_(frame_bytes), state_(std::make_shared<State>()) {
+  state_->keep = keep;
+}
+
+std::shared_ptr<Chunk> ChunkPool::Take() {
+  std::unique_ptr<Chunk> chunk;
+  {
+    std::lock_guard lock(state_->mu);
+    if (!state_->free.empty()) {
+      chunk = std::move(state_->free.back());
+      state_->free.pop_back();
+    }
+  }
+  if (!chunk) {
+    chunk = std::make_unique<Chunk>();
+    chunk->frame.resize(frame_bytes_);
+  }
+  chunk->size = 0;
+  return std::shared_ptr<Chunk>(chunk.release(), [state = state_](Chunk* released) {
+    std::unique_ptr<Chunk> owned(released);
+    std::lock_guard lock(state->mu);
+    if (state->free.size() < state->keep) state->free.push_back(std::move(owned));
+  });
+}
+
+size_t ChunkPool::idle() const {
+  std::lock_guard lock(state_->mu);
+  return state_->free.size();
+}
+
 bool Run::Receiver::Live() const {
   return status.state == "joining" || status.state == "streaming";
 }

@@ -13,10 +13,9 @@
 // queue was empty, so a chunk bigger than the buffer still passes). Every receiver gets every
 // chunk, so the queues are suffixes of one sequence and share their chunks: together they
 // hold no more than the longest one. Add per receiver the chunk its sender is writing and,
-// unless it is the run's only receiver, its own tagged copy; the producer keeps a bounded
-// list of chunks to refill (BackupServer: buffer_bytes / 1 MiB + receivers + 2 of them, the
-// queued ones among them). With 1 MiB chunks a run holds at most about buffer_bytes + 3 MiB
-// per receiver + 2 MiB: 20 MiB for four receivers with the default 8 MiB buffer.
+// unless it is the run's only receiver, its own tagged copy; and the few idle chunks of the
+// producer's ChunkPool (4). With 1 MiB chunks a run holds at most about buffer_bytes + 2 MiB
+// per receiver + 5 MiB: 21 MiB for four receivers with the default 8 MiB buffer.
 //
 // A slow receiver: Publish() waits while any receiver's queue is full, which paces the tool
 // to the slowest receiver (what a lone receiver gets today). But a receiver whose queue stays
@@ -55,6 +54,26 @@ struct Chunk {
   // What it holds in memory, which the queues' bound counts: a short read still costs its
   // whole frame.
   size_t memory() const { return frame.size(); }
+};
+
+// Frames to refill: a chunk whose last holder lets go comes back here (at most `keep` of
+// them wait), so the producer reuses memory instead of allocating a frame per read. The pool's
+// mutex orders the last reader's use of a chunk before its refill.
+class ChunkPool {
+ public:
+  ChunkPool(size_t frame_bytes, size_t keep);
+  // A chunk with a frame of frame_bytes (payload size 0); back to the pool when released.
+  std::shared_ptr<Chunk> Take();
+  size_t idle() const;  // chunks waiting to be refilled
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::vector<std::unique_ptr<Chunk>> free;
+    size_t keep = 0;
+  };
+  size_t frame_bytes_;
+  std::shared_ptr<State> state_;  // shared with the chunks' deleters: they may outlive the pool
 };
 
 struct Limits {

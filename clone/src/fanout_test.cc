@@ -49,6 +49,29 @@ void TakeHeader(Run& run, size_t i) {
   ASSERT_EQ(item.kind, Kind::kHeader);
 }
 
+TEST(ChunkPoolTest, ReleasedChunksAreReusedAndAtMostKeepWait) {
+  ChunkPool pool(100, 2);
+  auto a = pool.Take();
+  auto b = pool.Take();
+  auto c = pool.Take();
+  EXPECT_EQ(a->frame.size(), 100u);
+  a->size = 42;
+  a.reset();
+  b.reset();
+  c.reset();
+  EXPECT_EQ(pool.idle(), 2u) << "more than `keep` idle chunks kept";
+  auto again = pool.Take();
+  EXPECT_EQ(again->size, 0u);
+  EXPECT_EQ(pool.idle(), 1u);
+  // A chunk may outlive its pool (a slow sender still holds it when the run ends).
+  std::shared_ptr<Chunk> survivor;
+  {
+    ChunkPool gone(10, 1);
+    survivor = gone.Take();
+  }
+  survivor.reset();
+}
+
 TEST(FanoutRunTest, WindowCollectsReceiversThenClosesAndEachGetsItsHeaderWithTheRun) {
   fanout::Run run(7, Small(1 << 20));
   ASSERT_TRUE(run.Join("mysql-1", "10.0.0.1:40000"));
