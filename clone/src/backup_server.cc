@@ -826,25 +826,8 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
   auto last_progress = start;
   std::string abort_reason;
   constexpr size_t kMaxFrame = 1 << 20;
-  // Chunks go back to the tool once no receiver holds them (use_count 1: only this list);
-  // the list is bounded, so is what it keeps alive beyond the receivers' queues.
-  const size_t keep_chunks =
-      static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 0)) / kMaxFrame +
-      joined + 2;
-  std::deque<std::shared_ptr<fanout::Chunk>> chunks;
-  auto next_chunk = [&]() -> std::shared_ptr<fanout::Chunk> {
-    if (!chunks.empty() && chunks.front().use_count() == 1) {
-      auto chunk = std::move(chunks.front());
-      chunks.pop_front();
-      // Pairs with the release in the senders' shared_ptr decrement: their last reads of
-      // the chunk happen before it is refilled.
-      std::atomic_thread_fence(std::memory_order_acquire);
-      return chunk;
-    }
-    auto chunk = std::make_shared<fanout::Chunk>();
-    chunk->frame.resize(kFrameHeaderSize + kMaxFrame + kTagSize);
-    return chunk;
-  };
+  // Frames are reused once no receiver holds them any more (fanout.h, ChunkPool).
+  fanout::ChunkPool pool(kFrameHeaderSize + kMaxFrame + kTagSize, 4);
   auto log_drops = [&](const std::vector<BackupReceiverStatus>& dropped) {
     for (const auto& r : dropped) {
       receivers_dropped_.fetch_add(1);
@@ -912,7 +895,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
                         static_cast<double>(sent) / static_cast<double>(options_.bandwidth_limit)));
         if (due > Clock::now()) std::this_thread::sleep_until(due);
       }
-      std::shared_ptr<fanout::Chunk> chunk = next_chunk();
+      std::shared_ptr<fanout::Chunk> chunk = pool.Take();
       ssize_t r = ::read(out_fd, chunk->frame.data() + kFrameHeaderSize, want);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r < 0) {
@@ -932,8 +915,6 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
         abort_reason = stopping_ ? "server shutting down" : "no receiver left";
         break;
       }
-      chunks.push_back(std::move(chunk));
-      if (chunks.size() > keep_chunks) chunks.pop_front();
       sent += static_cast<size_t>(r);
       last_progress = Clock::now();
     }

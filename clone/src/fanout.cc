@@ -19,6 +19,37 @@ std::string Size(size_t bytes) {
 
 }  // namespace
 
+ChunkPool::ChunkPool(size_t frame_bytes, size_t keep)
+    : frame_bytes_(frame_bytes), state_(std::make_shared<State>()) {
+  state_->keep = keep;
+}
+
+std::shared_ptr<Chunk> ChunkPool::Take() {
+  std::unique_ptr<Chunk> chunk;
+  {
+    std::lock_guard lock(state_->mu);
+    if (!state_->free.empty()) {
+      chunk = std::move(state_->free.back());
+      state_->free.pop_back();
+    }
+  }
+  if (!chunk) {
+    chunk = std::make_unique<Chunk>();
+    chunk->frame.resize(frame_bytes_);
+  }
+  chunk->size = 0;
+  return std::shared_ptr<Chunk>(chunk.release(), [state = state_](Chunk* released) {
+    std::unique_ptr<Chunk> owned(released);
+    std::lock_guard lock(state->mu);
+    if (state->free.size() < state->keep) state->free.push_back(std::move(owned));
+  });
+}
+
+size_t ChunkPool::idle() const {
+  std::lock_guard lock(state_->mu);
+  return state_->free.size();
+}
+
 bool Run::Receiver::Live() const {
   return status.state == "joining" || status.state == "streaming";
 }
@@ -113,7 +144,7 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
     for (auto& r : receivers_) {
       if (!r.Live()) continue;
       any_live = true;
-      if (r.queued_bytes > 0 && r.queued_bytes + chunk->size > limits_.buffer_bytes) {
+      if (r.queued_bytes > 0 && r.queued_bytes + chunk->memory() > limits_.buffer_bytes) {
         blocked = true;
       } else if (r.queued_bytes == 0) {
         starved = &r;
@@ -124,7 +155,8 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
     const auto now = Clock::now();
     for (auto& r : receivers_) {
       if (!r.Live()) continue;
-      const bool full = r.queued_bytes > 0 && r.queued_bytes + chunk->size > limits_.buffer_bytes;
+      const bool full =
+          r.queued_bytes > 0 && r.queued_bytes + chunk->memory() > limits_.buffer_bytes;
       if (!full || starved == nullptr) {
         r.holding_since.reset();
         continue;
@@ -146,7 +178,7 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
   for (auto& r : receivers_) {
     if (!r.Live()) continue;
     r.queue.push_back(chunk);
-    r.queued_bytes += chunk->size;
+    r.queued_bytes += chunk->memory();
     r.status.queued_bytes = r.queued_bytes;
   }
   cv_.notify_all();
@@ -199,7 +231,7 @@ Run::Item Run::Next(size_t i, std::chrono::milliseconds wait) {
     item.kind = Item::Kind::kData;
     item.chunk = std::move(r.queue.front());
     r.queue.pop_front();
-    r.queued_bytes -= item.chunk->size;
+    r.queued_bytes -= item.chunk->memory();
     r.status.queued_bytes = r.queued_bytes;
     cv_.notify_all();  // the producer may wait for room
     return item;

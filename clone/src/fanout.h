@@ -8,11 +8,14 @@
 //   producer: Publish(chunk) ... Finish(trailer)
 //   sender i: Next(i) → HEADER, DATA..., TRAILER (or ERROR when dropped / failed)
 //
-// Bounded memory: a receiver's queue holds at most `buffer_bytes` (one chunk more when the
-// queue was empty, so a chunk bigger than the buffer still passes). The queues share the
-// chunks, so a run holds at most buffer_bytes + one chunk per receiver (the one its sender is
-// writing), whatever the number of receivers; the sender copies a chunk into a frame of its
-// own (one more chunk each) unless it is the run's only receiver.
+// Bounded memory: a receiver's queue holds chunks of at most `buffer_bytes` of memory (a
+// chunk's whole frame counts, however short the read that filled it; one chunk more when the
+// queue was empty, so a chunk bigger than the buffer still passes). Every receiver gets every
+// chunk, so the queues are suffixes of one sequence and share their chunks: together they
+// hold no more than the longest one. Add per receiver the chunk its sender is writing and,
+// unless it is the run's only receiver, its own tagged copy; and the few idle chunks of the
+// producer's ChunkPool (4). With 1 MiB chunks a run holds at most about buffer_bytes + 2 MiB
+// per receiver + 5 MiB: 21 MiB for four receivers with the default 8 MiB buffer.
 //
 // A slow receiver: Publish() waits while any receiver's queue is full, which paces the tool
 // to the slowest receiver (what a lone receiver gets today). But a receiver whose queue stays
@@ -48,6 +51,29 @@ namespace replboot::clone::fanout {
 struct Chunk {
   std::vector<uint8_t> frame;  // kFrameHeaderSize bytes of room, the payload, kTagSize of room
   size_t size = 0;             // payload bytes
+  // What it holds in memory, which the queues' bound counts: a short read still costs its
+  // whole frame.
+  size_t memory() const { return frame.size(); }
+};
+
+// Frames to refill: a chunk whose last holder lets go comes back here (at most `keep` of
+// them wait), so the producer reuses memory instead of allocating a frame per read. The pool's
+// mutex orders the last reader's use of a chunk before its refill.
+class ChunkPool {
+ public:
+  ChunkPool(size_t frame_bytes, size_t keep);
+  // A chunk with a frame of frame_bytes (payload size 0); back to the pool when released.
+  std::shared_ptr<Chunk> Take();
+  size_t idle() const;  // chunks waiting to be refilled
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::vector<std::unique_ptr<Chunk>> free;
+    size_t keep = 0;
+  };
+  size_t frame_bytes_;
+  std::shared_ptr<State> state_;  // shared with the chunks' deleters: they may outlive the pool
 };
 
 struct Limits {
@@ -133,7 +159,8 @@ class Run {
   StreamHeader header_;
   std::string failure_;
   StreamTrailer trailer_;
-  std::vector<Receiver> receivers_;
+  // A deque: a receiver's sender keeps a reference across waits while others join.
+  std::deque<Receiver> receivers_;
 };
 
 }  // namespace replboot::clone::fanout

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -15,12 +16,15 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 using Kind = Run::Item::Kind;
 
-std::shared_ptr<Chunk> MakeChunk(size_t size, char fill = 'x') {
+// A chunk of `size` payload bytes in a frame with room for `capacity` (default: just them).
+std::shared_ptr<Chunk> MakeChunk(size_t size, size_t capacity = 0) {
   auto chunk = std::make_shared<Chunk>();
-  chunk->frame.assign(kFrameHeaderSize + size + kTagSize, static_cast<uint8_t>(fill));
+  chunk->frame.assign(kFrameHeaderSize + std::max(size, capacity) + kTagSize, 'x');
   chunk->size = size;
   return chunk;
 }
+// What a MakeChunk(1000) costs a queue.
+const size_t kMem = kFrameHeaderSize + 1000 + kTagSize;
 
 Limits Small(size_t buffer, milliseconds grace = milliseconds(200)) {
   Limits limits;
@@ -43,6 +47,29 @@ void Started(Run& run, std::initializer_list<const char*> names) {
 void TakeHeader(Run& run, size_t i) {
   auto item = run.Next(i, milliseconds(1000));
   ASSERT_EQ(item.kind, Kind::kHeader);
+}
+
+TEST(ChunkPoolTest, ReleasedChunksAreReusedAndAtMostKeepWait) {
+  ChunkPool pool(100, 2);
+  auto a = pool.Take();
+  auto b = pool.Take();
+  auto c = pool.Take();
+  EXPECT_EQ(a->frame.size(), 100u);
+  a->size = 42;
+  a.reset();
+  b.reset();
+  c.reset();
+  EXPECT_EQ(pool.idle(), 2u) << "more than `keep` idle chunks kept";
+  auto again = pool.Take();
+  EXPECT_EQ(again->size, 0u);
+  EXPECT_EQ(pool.idle(), 1u);
+  // A chunk may outlive its pool (a slow sender still holds it when the run ends).
+  std::shared_ptr<Chunk> survivor;
+  {
+    ChunkPool gone(10, 1);
+    survivor = gone.Take();
+  }
+  survivor.reset();
 }
 
 TEST(FanoutRunTest, WindowCollectsReceiversThenClosesAndEachGetsItsHeaderWithTheRun) {
@@ -108,12 +135,12 @@ TEST(FanoutRunTest, StopEndsTheWindow) {
 // A lone receiver is never dropped: a full queue only makes the producer wait (the tool is
 // paced to it, as without fan-out).
 TEST(FanoutRunTest, QueueIsBoundedAndALoneReceiverOnlySlowsTheProducer) {
-  fanout::Run run(1, Small(3000, milliseconds(50)));
+  fanout::Run run(1, Small(3 * kMem, milliseconds(50)));
   Started(run, {"a"});
   EXPECT_TRUE(run.sole_receiver());
   TakeHeader(run, 0);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(run.Publish(MakeChunk(1000), {}, nullptr));
-  EXPECT_EQ(run.Status()[0].queued_bytes, 3000u);
+  EXPECT_EQ(run.Status()[0].queued_bytes, 3 * kMem);
   std::vector<BackupReceiverStatus> dropped;
   auto fourth =
       std::async(std::launch::async, [&] { return run.Publish(MakeChunk(1000), {}, &dropped); });
@@ -124,7 +151,24 @@ TEST(FanoutRunTest, QueueIsBoundedAndALoneReceiverOnlySlowsTheProducer) {
   EXPECT_EQ(item.chunk->size, 1000u);
   EXPECT_TRUE(fourth.get());
   EXPECT_TRUE(dropped.empty());
-  EXPECT_EQ(run.Status()[0].queued_bytes, 3000u);
+  EXPECT_EQ(run.Status()[0].queued_bytes, 3 * kMem);
+}
+
+// The bound is on memory: a short read still holds its whole frame.
+TEST(FanoutRunTest, AShortReadCostsItsWholeFrame) {
+  fanout::Run run(1, Small(2 * kMem, milliseconds(50)));
+  Started(run, {"a"});
+  ASSERT_TRUE(run.Publish(MakeChunk(10, 1000), {}, nullptr));
+  ASSERT_TRUE(run.Publish(MakeChunk(10, 1000), {}, nullptr));
+  EXPECT_EQ(run.Status()[0].queued_bytes, 2 * kMem);
+  std::stop_source stop;
+  auto third = std::async(std::launch::async, [&] {
+    return run.Publish(MakeChunk(10, 1000), stop.get_token(), nullptr);
+  });
+  EXPECT_EQ(third.wait_for(milliseconds(300)), std::future_status::timeout)
+      << "twenty payload bytes filled a buffer of two frames, yet a third was queued";
+  stop.request_stop();
+  EXPECT_FALSE(third.get());
 }
 
 // A chunk bigger than the whole buffer still passes an empty queue (else nothing would).
@@ -132,11 +176,11 @@ TEST(FanoutRunTest, AChunkBiggerThanTheBufferPassesAnEmptyQueue) {
   fanout::Run run(1, Small(100));
   Started(run, {"a"});
   ASSERT_TRUE(run.Publish(MakeChunk(1000), {}, nullptr));
-  EXPECT_EQ(run.Status()[0].queued_bytes, 1000u);
+  EXPECT_EQ(run.Status()[0].queued_bytes, kMem);
 }
 
 TEST(FanoutRunTest, SlowReceiverHoldingTheOthersBackIsDroppedAndTheRestGoOn) {
-  fanout::Run run(3, Small(2000, milliseconds(200)));
+  fanout::Run run(3, Small(2 * kMem, milliseconds(200)));
   Started(run, {"fast", "slow"});
   TakeHeader(run, 0);
   TakeHeader(run, 1);
@@ -187,7 +231,7 @@ TEST(FanoutRunTest, SlowReceiverHoldingTheOthersBackIsDroppedAndTheRestGoOn) {
 
 // All receivers slow (a shared link): none holds another back, so none is dropped.
 TEST(FanoutRunTest, NobodyIsDroppedWhenEveryReceiverIsFull) {
-  fanout::Run run(1, Small(1000, milliseconds(100)));
+  fanout::Run run(1, Small(kMem, milliseconds(100)));
   Started(run, {"a", "b"});
   ASSERT_TRUE(run.Publish(MakeChunk(1000), {}, nullptr));
   std::stop_source stop;
@@ -202,7 +246,7 @@ TEST(FanoutRunTest, NobodyIsDroppedWhenEveryReceiverIsFull) {
 }
 
 TEST(FanoutRunTest, AReceiverThatLeftIsNotWaitedForAndTheLastOneEndsTheRun) {
-  fanout::Run run(1, Small(1000));
+  fanout::Run run(1, Small(kMem));
   Started(run, {"a", "b"});
   ASSERT_TRUE(run.Publish(MakeChunk(1000), {}, nullptr));
   run.Gone(1, "client went away");

@@ -6,6 +6,7 @@ must converge to a clone that mariadbd starts on with the primary's rows.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -151,8 +152,10 @@ def test_clone_from_primary():
     assert_good_clone(c, datadir, 1)
     donor_log = read_log(c.fast)
     assert "event=backup_served" in donor_log
-    # The donor names the replica by the name it gave (its host name), not only its address.
-    assert f"event=backup_started peer={socket.gethostname()[:64]}/" in donor_log, donor_log
+    # The donor names the replica by the name it gave (node.hostname), not only its address,
+    # and says it ran one backup for it alone.
+    assert re.search(r"event=backup_started run=\d+ receivers=1 peers=\"?mysql-1/", donor_log), donor_log
+    assert re.search(r"event=backup_served peer=mysql-1/\S+ run=\d+ ", donor_log), donor_log
     # A second clone into the committed datadir is refused without --force-reclone.
     rc, log = run_clone(c, "clone-again", f"{c.fast.addr}:3307", datadir)
     assert rc == 2 and "--force-reclone" in log, log

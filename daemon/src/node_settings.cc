@@ -194,7 +194,9 @@ Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
   o.use_memory = config.backup.use_memory;
   // The donor's logs and /status name its receivers by this (node.hostname, mysql-N), not by
   // the machine's host name, which nodes sharing a machine (scripts/cluster, tests) share.
-  o.client_name = settings.identity.hostname;
+  // `replboot clone` resolves no identity: its node.hostname as given (the machine's by default).
+  o.client_name =
+      settings.identity.hostname.empty() ? config.node.hostname : settings.identity.hostname;
   if (settings.mysql_user)
     o.owner = clone::FileOwner{settings.mysql_user->uid, settings.mysql_user->gid};
   return o;

@@ -107,8 +107,9 @@ struct ServerOptions {
   std::function<void()> on_backup_served;
   // Fan-out (see above): how long the first request of a run waits for others (0: every
   // request starts its own run at once), the receivers of one run at most, each one's queue
-  // of the tool's output at most (fanout.h: a run holds about this plus 2 MiB per receiver),
-  // and how long a full queue may hold the others back before its receiver is dropped.
+  // of the tool's output at most (fanout.h: a run holds about this plus 2 MiB per receiver
+  // and 5 MiB), and how long a full queue may hold the others back before its receiver is
+  // dropped.
   std::chrono::milliseconds fanout_window{5'000};
   int64_t fanout_max_receivers = 8;
   int64_t fanout_buffer_bytes = 8 << 20;
