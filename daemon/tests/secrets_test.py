@@ -249,8 +249,9 @@ def test_stale_secret_files_of_a_killed_run_are_swept_at_start():
             p0.wait_log(r"event=after_ready_done", 120, "mysql-0 ready")
             assert not os.path.exists(stale_init), os.listdir(p0.run_dir)
             assert re.search(r"event=stale_init_files_removed .*count=1", p0.log()), p0.log()[-3000:]
+            # Removed by this node's backup server, or by any other replboot's starting at the
+            # same time (tests run in parallel, and every node sweeps the /tmp they share).
             wait_until(lambda: not os.path.exists(stale_backup), 10, "the stale backup dir removed")
-            assert "event=stale_backup_dirs_removed" in p0.log(), p0.log()[-3000:]
             assert read(os.path.join(live_backup, "backup.cnf")) == "[client]\npassword=\"live\"\n"
             # The root password of this start is in place and its own init dir is gone too.
             assert p0.sql("SELECT 1") == [["1"]]
