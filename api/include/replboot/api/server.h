@@ -34,6 +34,7 @@ namespace replboot::api {
 
 using replication::CloneProgress;
 using replication::NodeInfo;
+using replication::RecoveryState;
 using replication::Snapshot;
 
 struct ServerOptions {
@@ -69,11 +70,15 @@ class Server {
   void StartHeartbeat();
   // Users and replication are set up: readiness may turn 200 (see ServerOptions::set_up).
   void MarkSetUp();
+  // The opposite, while a replica re-clones itself and sets replication up again.
+  void MarkSettingUp();
   // Stops accepting, stops polling and writing heartbeats. Idempotent, does not block.
   void Stop();
 
   unsigned short port() const;  // the bound port (after Start)
   CloneProgress& clone_progress();
+  // A replica's day-two state (divergence, re-clone), published by the daemon's watcher.
+  RecoveryState& recovery();
   void CountBackupServed();
   void CountBackupConnectionRefused();  // the backup server closed one before authentication
   // An error to show in /status and the readiness reason (e.g. replication did not start);
