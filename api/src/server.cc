@@ -188,8 +188,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::string last_error;  // guarded by mu
   CloneProgress clone;
   RecoveryState recovery;
+  replication::BootstrapStatus bootstrap;
   std::atomic<uint64_t> backups_served{0};
   std::atomic<uint64_t> backup_connections_refused{0};
+  mutable std::mutex backup_source_mu;
+  std::function<replication::BackupServing()> backup_source;  // guarded by backup_source_mu
 
   std::unique_ptr<asio::io_context> own_io;
   std::thread own_thread;
@@ -203,9 +206,14 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     s.clone = clone.Get();
     s.recovery = recovery.Get();
+    s.bootstrap = bootstrap.Get();
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
     s.backup_connections_refused = backup_connections_refused.load();
+    {
+      std::lock_guard lock(backup_source_mu);
+      if (backup_source) s.backup = backup_source();
+    }
     return s;
   }
 
@@ -650,7 +658,12 @@ void Server::Stop() {
 unsigned short Server::port() const { return impl_->port; }
 CloneProgress& Server::clone_progress() { return impl_->clone; }
 RecoveryState& Server::recovery() { return impl_->recovery; }
+replication::BootstrapStatus& Server::bootstrap_status() { return impl_->bootstrap; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
+void Server::SetBackupSource(std::function<replication::BackupServing()> source) {
+  std::lock_guard lock(impl_->backup_source_mu);
+  impl_->backup_source = std::move(source);
+}
 void Server::CountBackupConnectionRefused() { impl_->backup_connections_refused.fetch_add(1); }
 void Server::SetLastError(std::string error) {
   std::lock_guard lock(impl_->mu);

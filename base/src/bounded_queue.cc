@@ -17,6 +17,23 @@ bool BoundedByteQueue::Push(std::span<const uint8_t> bytes) {
   return true;
 }
 
+bool BoundedByteQueue::PushOwned(std::vector<uint8_t>* block) {
+  if (block->empty()) return true;
+  const size_t cost = block->capacity();
+  std::unique_lock lock(mu_);
+  recycling_ = true;
+  space_.wait(lock, [&] { return closed_ || held_ == 0 || held_ + cost <= max_bytes_; });
+  if (closed_) return false;
+  blocks_.push_back(std::exchange(*block, {}));
+  held_ += cost;
+  if (!spares_.empty()) {  // *block is empty since the exchange
+    *block = std::move(spares_.back());
+    spares_.pop_back();
+  }
+  ready_.notify_one();
+  return true;
+}
+
 void BoundedByteQueue::EndInput() {
   std::lock_guard lock(mu_);
   input_ended_ = true;
@@ -28,6 +45,9 @@ bool BoundedByteQueue::Pop(std::vector<uint8_t>* block) {
   if (in_hand_ != 0) {
     held_ -= in_hand_;
     in_hand_ = 0;
+    // Kept for the producer (PushOwned) rather than freed: its pages stay mapped and are
+    // filled again as they are.
+    if (recycling_) spares_.push_back(std::exchange(*block, {}));
     space_.notify_one();
   }
   ready_.wait(lock, [&] { return closed_ || input_ended_ || !blocks_.empty(); });
@@ -37,7 +57,7 @@ bool BoundedByteQueue::Pop(std::vector<uint8_t>* block) {
   }
   *block = std::move(blocks_.front());
   blocks_.pop_front();
-  in_hand_ = block->size();
+  in_hand_ = block->capacity();
   return true;
 }
 
@@ -45,6 +65,7 @@ size_t BoundedByteQueue::Close() {
   std::lock_guard lock(mu_);
   size_t unread = held_ - in_hand_;
   blocks_.clear();
+  spares_.clear();
   held_ = 0;
   in_hand_ = 0;
   closed_ = true;

@@ -187,5 +187,77 @@ TEST(BoundedByteQueueTest, StreamsEveryByteInOrderWithinTheCap) {
   EXPECT_FALSE(over_cap);
 }
 
+TEST(BoundedByteQueueTest, PushOwnedMovesTheBlockAndHandsBackTheConsumersLast) {
+  BoundedByteQueue q(1 << 20);
+  std::vector<uint8_t> a = Block(100, 1);
+  a.reserve(4096);
+  const uint8_t* first = a.data();
+  ASSERT_TRUE(q.PushOwned(&a));
+  EXPECT_EQ(a.capacity(), 0u);  // no spare yet
+  EXPECT_EQ(q.held_bytes(), 4096u);  // counted by the memory it holds, not its size
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(q.Pop(&got));
+  EXPECT_EQ(got.data(), first);  // the producer's own buffer: not copied
+  EXPECT_EQ(got, Block(100, 1));
+  std::vector<uint8_t> b = Block(50, 2);
+  ASSERT_TRUE(q.PushOwned(&b));
+  EXPECT_EQ(b.capacity(), 0u);  // the consumer still works on the first block
+  ASSERT_TRUE(q.Pop(&got));     // done with the first: it becomes the spare
+  EXPECT_EQ(got, Block(50, 2));
+  EXPECT_EQ(q.held_bytes(), 50u);  // the spare is not counted
+  std::vector<uint8_t> c = Block(10, 3);
+  ASSERT_TRUE(q.PushOwned(&c));
+  EXPECT_EQ(c.data(), first);  // back to the producer, capacity kept
+  EXPECT_EQ(c.capacity(), 4096u);
+  std::vector<uint8_t> empty;
+  ASSERT_TRUE(q.PushOwned(&empty));  // queues nothing
+  q.EndInput();
+  ASSERT_TRUE(q.Pop(&got));
+  EXPECT_EQ(got, Block(10, 3));
+  EXPECT_FALSE(q.Pop(&got));
+  EXPECT_EQ(q.Close(), 0u);
+  std::vector<uint8_t> d = Block(5, 4);
+  EXPECT_FALSE(q.PushOwned(&d));
+  EXPECT_EQ(d, Block(5, 4));  // refused: left as it was
+}
+
+// A producer that fills whatever buffer it is handed (allocating only when it gets none)
+// streams through a handful of buffers: the queued ones within the cap, the consumer's, the
+// spare and its own.
+TEST(BoundedByteQueueTest, PushOwnedStreamsThroughAFixedSetOfBuffers) {
+  constexpr size_t kBlock = 1024;
+  constexpr size_t kCap = 4 * kBlock;
+  BoundedByteQueue q(kCap);
+  std::vector<uint8_t> sent;
+  std::vector<uint8_t> got;
+  std::atomic<bool> over_cap = false;
+  std::thread consumer([&] {
+    std::vector<uint8_t> b;
+    while (q.Pop(&b)) {
+      if (q.held_bytes() > kCap) over_cap = true;
+      got.insert(got.end(), b.begin(), b.end());
+      if (b.size() % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  std::mt19937 rng(7);
+  std::vector<uint8_t> buffer;
+  int allocations = 0;
+  for (int i = 0; i < 3000; ++i) {
+    if (buffer.capacity() == 0) {
+      buffer.reserve(kBlock);
+      ++allocations;
+    }
+    buffer.resize(rng() % kBlock + 1);
+    for (size_t j = 0; j < buffer.size(); ++j) buffer[j] = static_cast<uint8_t>(i + j * 7);
+    sent.insert(sent.end(), buffer.begin(), buffer.end());
+    ASSERT_TRUE(q.PushOwned(&buffer));
+  }
+  q.EndInput();
+  consumer.join();
+  EXPECT_EQ(got, sent);
+  EXPECT_FALSE(over_cap);
+  EXPECT_LE(allocations, static_cast<int>(kCap / kBlock) + 2);
+}
+
 }  // namespace
 }  // namespace replboot

@@ -2,15 +2,20 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +24,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+
+#include "replboot/base/files.h"
 
 extern char** environ;
 
@@ -136,6 +143,9 @@ struct ExecPlan {
   char* const* envp = nullptr;
   int death_signal = 0;
   pid_t parent = -1;
+  bool change_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
   bool new_process_group = false;
   int stdin_dup = -1, stdout_dup = -1, stderr_dup = -1;  // descriptor to dup2 onto 0/1/2
   bool stdin_null = false, stdout_null = false, stderr_null = false;
@@ -152,6 +162,12 @@ struct ExecPlan {
 
 [[noreturn]] void ChildAfterFork(const ExecPlan& plan) {
   auto fail = [&] { ChildFailed(plan.report_fd); };
+  // The user first: changing it clears the parent-death signal. Groups before the user,
+  // while we may still change them.
+  if (plan.change_user) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(plan.gid) != 0 || ::setuid(plan.uid) != 0)
+      fail();
+  }
   // Set before anything else, then checked: replboot may have died before the prctl.
   if (::prctl(PR_SET_PDEATHSIG, plan.death_signal) != 0) fail();
   if (::getppid() != plan.parent) ::_exit(127);
@@ -175,6 +191,15 @@ struct ExecPlan {
   place(STDIN_FILENO, plan.stdin_dup, plan.stdin_null, O_RDONLY);
   place(STDOUT_FILENO, plan.stdout_dup, plan.stdout_null, O_WRONLY);
   place(STDERR_FILENO, plan.stderr_dup, plan.stderr_null, O_WRONLY);
+  // Nothing but 0, 1 and 2 crosses the exec (see Spawn in process.h). CLOEXEC rather than
+  // closing: report_fd must stay usable until the exec succeeds.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    rlimit limit{};
+    int max_fd = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                     ? static_cast<int>(limit.rlim_cur)
+                     : 65536;
+    for (int fd = 3; fd < max_fd; ++fd) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
   ::execve(plan.path, plan.argv, plan.envp);
   ChildFailed(plan.report_fd);
 }
@@ -227,6 +252,8 @@ std::string ExitStatus::ToString() const {
 
 Result<Child> Spawn(const SpawnOptions& options) {
   if (options.argv.empty()) return Error(StatusCode::kInvalidArgument, "spawn: empty argv");
+  if (options.run_as && options.parent_death_signal == 0)
+    return Error(StatusCode::kInvalidArgument, "spawn: run_as needs a parent_death_signal");
   Pipe in, out, err;
   auto cleanup = [&] {
     in.Close();
@@ -284,6 +311,11 @@ Result<Child> Spawn(const SpawnOptions& options) {
     plan.envp = envp.data();
     plan.death_signal = options.parent_death_signal;
     plan.parent = ::getpid();
+    if (options.run_as) {
+      plan.change_user = true;
+      plan.uid = options.run_as->uid;
+      plan.gid = options.run_as->gid;
+    }
     plan.new_process_group = options.new_process_group;
     plan.stdin_null = options.stdin_mode == Stdio::kNull;
     plan.stdin_dup = options.stdin_mode == Stdio::kPipe ? in.read_end : -1;
@@ -319,6 +351,8 @@ Result<Child> Spawn(const SpawnOptions& options) {
     setup(STDOUT_FILENO, options.stdout_mode, out, false);
   }
   setup(STDERR_FILENO, options.stderr_mode, err, false);
+  // Last, after the dup2s onto 0/1/2: nothing else crosses the exec (see Spawn in process.h).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -517,6 +551,34 @@ std::vector<std::string> ChildEnvironment() {
     env.emplace_back(entry);
   }
   return env;
+}
+
+std::optional<int> CgroupQuotaCpus(std::string_view cpu_max) {
+  while (!cpu_max.empty() && (cpu_max.back() == '\n' || cpu_max.back() == ' ')) cpu_max.remove_suffix(1);
+  const size_t space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view text) -> std::optional<int64_t> {
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value <= 0) return std::nullopt;
+    return value;
+  };
+  auto quota = number(cpu_max.substr(0, space));  // "max" does not parse: no quota
+  auto period = number(cpu_max.substr(space + 1));
+  if (!quota || !period) return std::nullopt;
+  return static_cast<int>(std::min<int64_t>((*quota + *period - 1) / *period, 1 << 16));
+}
+
+int UsableCpus() {
+  int cpus = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
+  if (cpus <= 0) cpus = static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  if (auto text = files::ReadFile("/sys/fs/cgroup/cpu.max")) {
+    if (auto quota = CgroupQuotaCpus(*text)) cpus = std::min(cpus, *quota);
+  }
+  return std::max(cpus, 1);
 }
 
 }  // namespace replboot::process

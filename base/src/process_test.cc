@@ -1,7 +1,9 @@
 #include "replboot/base/process.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -98,12 +100,15 @@ TEST(ProcessTest, ChildEnvironmentDropsSecrets) {
 
 // Starts `sleep 60` from a thread that ends at once, as the supervisor's start-up thread and a
 // backup connection's thread do; the sleeper's pid.
-pid_t SleeperFromEndedThread(int parent_death_signal) {
+constexpr uid_t kNobody = 65534;
+
+pid_t SleeperFromEndedThread(int parent_death_signal, bool as_nobody = false) {
   pid_t pid = -1;
   std::thread([&] {
     SpawnOptions options;
     options.argv = {"sleep", "60"};
     options.parent_death_signal = parent_death_signal;
+    if (as_nobody) options.run_as = SpawnOptions::User{kNobody, kNobody};
     auto child = Spawn(options);
     if (child) pid = child->pid;
   }).join();
@@ -123,7 +128,8 @@ bool Gone(pid_t pid) {
 TEST(ProcessTest, ParentDeathHelper) {
   const char* mode = ::getenv("REPLBOOT_TEST_PARENT_DEATH_HELPER");
   if (!mode) GTEST_SKIP() << "helper of ParentDeathSignalReachesTheChildWhenReplbootIsKilled";
-  pid_t pid = SleeperFromEndedThread(std::string(mode) == "on" ? SIGKILL : 0);
+  pid_t pid = SleeperFromEndedThread(std::string(mode) == "off" ? 0 : SIGKILL,
+                                     std::string(mode) == "as-nobody");
   std::printf("%d\n", pid);
   std::fflush(stdout);
   std::this_thread::sleep_for(std::chrono::seconds(60));
@@ -175,6 +181,68 @@ TEST(ProcessTest, ParentDeathSignalReachesTheChildWhenReplbootIsKilled) {
   ::kill(sleeper, SIGKILL);
 }
 
+// mysqld is started as its user this way: a child that switched users itself (mysqld --user)
+// would have lost the signal.
+TEST(ProcessTest, ParentDeathSignalHoldsForAChildStartedAsAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a child as another user";
+  SpawnOptions options;
+  options.argv = {"sh", "-c", "id -u; id -g; id -G"};
+  options.parent_death_signal = SIGKILL;
+  options.run_as = SpawnOptions::User{kNobody, kNobody};
+  options.stdout_mode = Stdio::kPipe;
+  auto child = Spawn(options);
+  ASSERT_TRUE(child) << child.error().ToString();
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(child->stdout_fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  ::close(child->stdout_fd);
+  ASSERT_TRUE(Wait(child->pid));
+  EXPECT_EQ(out, "65534\n65534\n65534\n");  // no supplementary group of root's kept
+
+  pid_t sleeper = SleeperOfAKilledParent("as-nobody");
+  ASSERT_GT(sleeper, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!Gone(sleeper) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(Gone(sleeper)) << "the child started as another user outlived its killed parent";
+  ::kill(sleeper, SIGKILL);
+}
+
+// Asio's sockets are not O_CLOEXEC: a child must not inherit them (nor any other descriptor).
+TEST(ProcessTest, ChildrenInheritNoDescriptorButStdio) {
+  int leaky = ::socket(AF_INET, SOCK_STREAM, 0);  // no SOCK_CLOEXEC, as Asio opens them
+  ASSERT_GE(leaky, 3);
+  std::string probe = "ls /proc/self/fd | sort -n | tr '\\n' ' '";
+  for (int death_signal : {0, SIGKILL}) {  // posix_spawn and the fork path
+    SpawnOptions options;
+    options.argv = {"sh", "-c", probe};
+    options.parent_death_signal = death_signal;
+    options.stdout_mode = Stdio::kPipe;
+    auto child = Spawn(options);
+    ASSERT_TRUE(child) << child.error().ToString();
+    std::string out;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(child->stdout_fd, buf, sizeof buf)) > 0) out.append(buf, n);
+    ::close(child->stdout_fd);
+    ASSERT_TRUE(Wait(child->pid));
+    // 0-2, and 3: the directory `ls` itself opened.
+    EXPECT_EQ(out, "0 1 2 3 ") << "signal " << death_signal;
+  }
+  ::close(leaky);
+}
+
+TEST(ProcessTest, RunAsWithoutAParentDeathSignalIsRefused) {
+  SpawnOptions options;
+  options.argv = {"true"};
+  options.run_as = SpawnOptions::User{kNobody, kNobody};
+  auto child = Spawn(options);
+  ASSERT_FALSE(child);
+  EXPECT_EQ(child.error().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ProcessTest, ParentDeathSignalChildOutlivesTheThreadThatStartedIt) {
   pid_t pid = SleeperFromEndedThread(SIGKILL);
   ASSERT_GT(pid, 0);
@@ -206,6 +274,24 @@ TEST(ProcessTest, ParentDeathSignalSpawnKeepsStdioEnvironmentAndErrors) {
   missing = Spawn(options);
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message().find("/etc/passwd"), std::string::npos);
+}
+
+TEST(ProcessTest, CgroupQuotaCpusRoundsUpAndIgnoresNoQuota) {
+  EXPECT_EQ(CgroupQuotaCpus("max 100000\n"), std::nullopt);
+  EXPECT_EQ(CgroupQuotaCpus("100000 100000\n"), 1);
+  EXPECT_EQ(CgroupQuotaCpus("150000 100000"), 2);
+  EXPECT_EQ(CgroupQuotaCpus("50000 100000"), 1);
+  EXPECT_EQ(CgroupQuotaCpus("400000 100000\n"), 4);
+  for (std::string_view bad : {"", "100000", "x 100000", "100000 0", "-5 100000", "1e5 100000",
+                               "100000 100000 7"}) {
+    EXPECT_EQ(CgroupQuotaCpus(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(ProcessTest, UsableCpusIsWithinTheMachine) {
+  const int cpus = UsableCpus();
+  EXPECT_GE(cpus, 1);
+  EXPECT_LE(cpus, static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "fanout.h"
 #include "handshake.h"
 #include "net.h"
 #include "replboot/base/files.h"
@@ -26,6 +27,7 @@
 #include "replboot/base/option_file.h"
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/db/client.h"
 #include "replboot/db/dialect.h"
@@ -145,13 +147,39 @@ std::optional<db::ReplicaState> ReplicaThreads(db::Session& session, const db::D
   return *state;
 }
 
-Result<std::string> QueryServerVersion(const db::ConnectOptions& connect) {
+// What a probe tells about the local server: its version and GTID state, one session.
+struct LocalFacts {
+  std::string version;
+  std::pair<std::string, std::string> gtid;  // binlog_state, current_pos
+};
+
+Result<LocalFacts> QueryLocalFacts(const db::ConnectOptions& connect, Flavour flavour) {
   auto session = db::Connect(connect);
   if (!session) return Error(session.error());
   auto rows = (*session)->Query("SELECT VERSION() AS v");
   if (!rows) return Error(rows.error());
   if (rows->empty()) return Error(StatusCode::kUnavailable, "SELECT VERSION() returned no row");
-  return (*rows)[0].Get("v").value_or("");
+  LocalFacts facts;
+  facts.version = (*rows)[0].Get("v").value_or("");
+  const db::Dialect dialect(flavour, db::ParseServerVersion(facts.version).value_or(0));
+  auto gtid = (*session)->Query(dialect.GtidStateQuery());
+  if (!gtid) return Error(gtid.error().WithContext("GTID state"));
+  if (gtid->empty()) return Error(StatusCode::kUnavailable, "the GTID state query returned no row");
+  facts.gtid = {(*gtid)[0].Get("binlog_state").value_or(""),
+                (*gtid)[0].Get("current_pos").value_or("")};
+  return facts;
+}
+
+// The node's cluster id for probes and HEADERs: "" when it has none (or it cannot be read,
+// which is logged: a peer then treats this node's data as of unknown origin).
+std::string LocalClusterId(const std::string& datadir) {
+  if (datadir.empty()) return "";
+  auto id = ReadClusterId(datadir);
+  if (!id) {
+    Log()->warn("event=cluster_id_unreadable error={}", log::Quote(id.error().message()));
+    return "";
+  }
+  return id->value_or("");
 }
 
 }  // namespace
@@ -331,26 +359,33 @@ void BackupServer::Refused(const std::string& address, const std::string& why) {
 }
 
 void BackupServer::StartBackup(net::Socket sock, AcceptedClient client) {
-  auto done = std::make_shared<std::atomic<bool>>(false);
   auto shared = std::make_shared<net::Socket>(std::move(sock));
+  Status started = SpawnSession([this, shared, client] {
+    ServeReceiver(*shared, client);
+    shared->Close();
+  });
+  if (!started.ok() && !stopping_) {
+    // A pids limit: the client is told, the server goes on.
+    (void)shared->WriteFrame(FrameType::kError, EncodeErrorMessage({"busy", started.message()}),
+                             options_.handshake_timeout);
+  }
+}
+
+Status BackupServer::SpawnSession(std::function<void()> fn) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
   std::lock_guard lock(sessions_mu_);
-  if (stopping_) return;
+  if (stopping_) return Status(StatusCode::kCancelled, "server shutting down");
   try {
-    sessions_.push_back({std::thread([this, shared, client, done] {
-                           RunBackup(*shared, client);
-                           shared->Close();
+    sessions_.push_back({std::thread([fn = std::move(fn), done] {
+                           fn();
                            done->store(true);
                          }),
                          done});
   } catch (const std::system_error& e) {
-    // A pids limit: the client is told, the server goes on.
-    Log()->error("event=backup_thread_failed peer={} error={}", shared->peer(),
-                 log::Quote(e.what()));
-    (void)shared->WriteFrame(
-        FrameType::kError,
-        EncodeErrorMessage({"busy", fmt::format("cannot start a thread: {}", e.what())}),
-        options_.handshake_timeout);
+    Log()->error("event=backup_thread_failed error={}", log::Quote(e.what()));
+    return Status(StatusCode::kUnavailable, fmt::format("cannot start a thread: {}", e.what()));
   }
+  return Status::Ok();
 }
 
 std::optional<AcceptedClient> BackupServer::Handshake(net::Socket& sock,
@@ -380,19 +415,44 @@ void BackupServer::AnswerProbe(net::Socket& sock, const AcceptedClient& client) 
   info.active = active_.load();
   info.max_concurrent = options_.max_concurrent;
   info.busy = info.active >= options_.max_concurrent;
-  Result<std::string> version = options_.probe_server_version
-                                    ? options_.probe_server_version()
-                                    : QueryServerVersion(ConnectOptions());
-  if (version) {
-    info.server_version = *version;
+  info.role = options_.role;
+  info.cluster_id = LocalClusterId(options_.datadir);
+  Result<LocalFacts> facts = Error(StatusCode::kInternal, "unset");
+  if (options_.probe_server_version) {
+    auto version = options_.probe_server_version();
+    if (version) {
+      facts = LocalFacts{*version, {}};
+      if (options_.probe_gtid_state) {
+        auto gtid = options_.probe_gtid_state();
+        if (gtid) {
+          facts->gtid = *gtid;
+        } else {
+          facts = Error(gtid.error());
+        }
+      }
+    } else {
+      facts = Error(version.error());
+    }
   } else {
-    info.error = fmt::format("cannot query the local server: {}", version.error().message());
+    facts = QueryLocalFacts(ConnectOptions(), options_.flavour);
+  }
+  if (facts) {
+    info.server_version = facts->version;
+    info.gtid_binlog_state = facts->gtid.first;
+    info.gtid_current_pos = facts->gtid.second;
+    // A server that answers runs on a datadir: data, even if it holds no transaction yet.
+    info.has_data = options_.probe_gtid_state || !options_.probe_server_version;
+  } else {
+    info.error = fmt::format("cannot query the local server: {}", facts.error().message());
   }
   probes_answered_.fetch_add(1);
-  Log()->info("event=backup_probe_answered peer={} busy={} server_version={}{}",
-              ClientLabel(sock, client),
-              info.busy, log::Quote(info.server_version),
-              info.error.empty() ? "" : " error=" + log::Quote(info.error));
+  Log()->info(
+      "event=backup_probe_answered peer={} busy={} server_version={} cluster_id={} role={} "
+      "gtid_binlog_state={}{}",
+      ClientLabel(sock, client), info.busy, log::Quote(info.server_version),
+      info.cluster_id.empty() ? "-" : info.cluster_id, info.role.empty() ? "-" : info.role,
+      log::Quote(info.gtid_binlog_state),
+      info.error.empty() ? "" : " error=" + log::Quote(info.error));
   if (Status s = sock.WriteFrame(FrameType::kProbeInfo, EncodeProbeInfo(info),
                                  options_.handshake_timeout);
       !s.ok()) {
@@ -411,47 +471,36 @@ db::ConnectOptions BackupServer::ConnectOptions() const {
   return connect;
 }
 
-// One authenticated backup client, start to end. Everything it owns is released on every
-// path.
-void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
-  const std::string peer = ClientLabel(sock, client);
-  const milliseconds hs = options_.handshake_timeout;
+struct BackupServer::RunSetup {
+  StreamHeader header;
+  // Unset with the stream_header seam (no local server to look after).
+  std::optional<db::Dialect> dialect;
+  std::optional<db::ReplicaState> before;
+};
 
-  // --- admission ---
-  int active = active_.fetch_add(1);
-  struct Release {
-    std::atomic<int>& n;
-    ~Release() { n.fetch_sub(1); }
-  } release{active_};
-  if (active >= options_.max_concurrent) {
-    Log()->info("event=backup_busy peer={} active={} max_concurrent={}", peer, active,
-                options_.max_concurrent);
-    (void)sock.WriteFrame(
-        FrameType::kError,
-        EncodeErrorMessage({"busy", fmt::format("busy: {} backup(s) running, max_concurrent={}",
-                                                active, options_.max_concurrent)}),
-        hs);
-    return;
+// What the replicas need for their pre-flight, asked once per run.
+Result<BackupServer::RunSetup> BackupServer::SetUpRun() {
+  RunSetup setup;
+  if (options_.stream_header) {
+    auto header = options_.stream_header();
+    if (!header) return Error(header.error());
+    setup.header = std::move(*header);
+    return setup;
   }
-
-  auto fail = [&](const std::string& message) {
-    Log()->error("event=backup_failed peer={} error={}", peer, log::Quote(message));
-    (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage({"backup_failed", message}), hs);
-  };
-
-  // --- header: what the replica needs for its pre-flight ---
-  const db::ConnectOptions connect = ConnectOptions();
-  auto session = db::Connect(connect);
+  auto session = db::Connect(ConnectOptions());
   if (!session)
-    return fail(fmt::format("cannot query the local server: {}", session.error().message()));
+    return Error(StatusCode::kUnavailable, "cannot query the local server: {}",
+                 session.error().message());
   auto rows = (*session)->Query("SELECT VERSION() AS v, @@datadir AS d");
   if (!rows || rows->empty()) {
-    return fail(fmt::format("SELECT VERSION(): {}", rows ? "no row" : rows.error().message()));
+    return Error(StatusCode::kUnavailable, "SELECT VERSION(): {}",
+                 rows ? "no row" : rows.error().message());
   }
-  StreamHeader header;
+  StreamHeader& header = setup.header;
   header.flavour = FlavourName(options_.flavour);
   header.server_version = (*rows)[0].Get("v").value_or("");
   header.tool = options_.tool;
+  header.cluster_id = LocalClusterId(options_.datadir);
   {
     // What the tool will stream, not the datadir's size: binary and relay logs (wherever
     // they are) and temporary files are not in a backup.
@@ -475,16 +524,229 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
   }
   auto version = process::RunCapture({options_.tool, "--version"}, process::ChildEnvironment());
   if (!version)
-    return fail(fmt::format("{} --version: {}", options_.tool, version.error().message()));
+    return Error(StatusCode::kUnavailable, "{} --version: {}", options_.tool,
+                 version.error().message());
   {
     std::string text = version->out + version->err;
     auto nl = text.find('\n');
     header.tool_version = text.substr(0, nl);
   }
   // The statements and columns of this server (MySQL 8.4 has no SHOW SLAVE STATUS).
-  const db::Dialect dialect(options_.flavour,
-                            db::ParseServerVersion(header.server_version).value_or(0));
-  std::optional<db::ReplicaState> before = ReplicaThreads(**session, dialect);
+  setup.dialect.emplace(options_.flavour,
+                        db::ParseServerVersion(header.server_version).value_or(0));
+  setup.before = ReplicaThreads(**session, *setup.dialect);
+  return setup;
+}
+
+namespace {
+
+// The client sends nothing during the stream: readable (or hung up) means it closed or reset.
+bool ClientLeft(const net::Socket& sock) {
+  pollfd fd{sock.fd(), POLLIN | POLLRDHUP, 0};
+  return ::poll(&fd, 1, 0) > 0 && fd.revents != 0;
+}
+
+// Why a frame could not be sent to `peer`, in the words of the logs.
+std::string WriteFailure(const Status& s, const std::string& peer, milliseconds timeout) {
+  if (s.code() == StatusCode::kCancelled) return "server shutting down";
+  if (s.code() == StatusCode::kTimeout)
+    return fmt::format("client {} took nothing for {} ms", peer, timeout.count());
+  if (s.code() == StatusCode::kUnavailable) return "client went away";
+  return s.message();
+}
+
+}  // namespace
+
+// One authenticated backup client, start to end: it joins the run whose window is open, or
+// opens one (when fewer than max_concurrent runs stream), or is answered busy; then it is
+// sent what the run's producer reads, over its own session. Everything it owns is released
+// on every path.
+void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client) {
+  const std::string peer = ClientLabel(sock, client);
+  const milliseconds hs = options_.handshake_timeout;
+
+  // --- admission ---
+  std::shared_ptr<fanout::Run> run;
+  size_t index = 0;
+  bool opened = false;
+  int64_t streaming = 0;
+  {
+    std::lock_guard lock(runs_mu_);
+    if (joinable_) {
+      if (auto i = joinable_->Join(client.name, sock.peer())) {
+        run = joinable_;
+        index = *i;
+      }
+    }
+    streaming = active_.load();
+    // The run whose window is open (full, or closing) counts as streaming already.
+    if (!run && streaming + (joinable_ ? 1 : 0) < options_.max_concurrent) {
+      fanout::Limits limits;
+      limits.buffer_bytes =
+          static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 1));
+      limits.grace = options_.fanout_grace;
+      limits.max_receivers =
+          static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
+      run = std::make_shared<fanout::Run>(next_run_id_++, limits);
+      index = *run->Join(client.name, sock.peer());
+      joinable_ = run;
+      runs_.push_back(run);
+      opened = true;
+    }
+  }
+  if (!run) {
+    Log()->info("event=backup_busy peer={} active={} max_concurrent={}", peer, streaming,
+                options_.max_concurrent);
+    (void)sock.WriteFrame(
+        FrameType::kError,
+        EncodeErrorMessage({"busy", fmt::format("busy: {} backup run(s) streaming, "
+                                                "max_concurrent={}",
+                                                streaming, options_.max_concurrent)}),
+        hs);
+    return;
+  }
+  if (opened) {
+    Log()->info("event=backup_run_opened peer={} run={} window_ms={}", peer, run->id(),
+                options_.fanout_window.count());
+    if (Status s = SpawnSession([this, run] { ProduceRun(run); }); !s.ok()) {
+      run->Fail(s.message());
+      RemoveRun(run);
+    }
+  } else {
+    Log()->info("event=backup_run_joined peer={} run={} receivers={}", peer, run->id(),
+                run->receivers());
+  }
+
+  // --- send: HEADER, DATA..., TRAILER (or ERROR), as the run's producer provides them ---
+  const auto start = Clock::now();
+  std::vector<uint8_t> own;  // this receiver's frame for a chunk others send too
+  uint64_t sent = 0;
+  auto gone = [&](const std::string& reason) {
+    run->Gone(index, reason);
+    Log()->warn("event=backup_aborted peer={} run={} bytes={} reason={}", peer, run->id(), sent,
+                log::Quote(reason));
+  };
+  for (;;) {
+    if (stopping_) return gone("server shutting down");
+    fanout::Run::Item item = run->Next(index, milliseconds(200));
+    switch (item.kind) {
+      case fanout::Run::Item::Kind::kNone:
+        if (ClientLeft(sock)) return gone("client went away");
+        continue;
+      case fanout::Run::Item::Kind::kError:
+        // Dropped (logged by the producer when it dropped it) or the run failed (logged
+        // once by the producer): the client is told why.
+        (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage(item.error), hs);
+        return;
+      case fanout::Run::Item::Kind::kHeader:
+        if (Status s = sock.WriteFrame(FrameType::kHeader, item.payload, hs); !s.ok())
+          return gone(WriteFailure(s, peer, hs));
+        continue;
+      case fanout::Run::Item::Kind::kData: {
+        fanout::Chunk& chunk = *item.chunk;
+        std::vector<uint8_t>* frame = &chunk.frame;
+        if (!run->sole_receiver()) {
+          // Each receiver tags the bytes with its own key and counter: a copy of its own.
+          if (own.size() < kFrameHeaderSize + chunk.size + kTagSize)
+            own.resize(kFrameHeaderSize + chunk.size + kTagSize);
+          std::memcpy(own.data() + kFrameHeaderSize, chunk.frame.data() + kFrameHeaderSize,
+                      chunk.size);
+          frame = &own;
+        }
+        Status s = sock.WriteFrameBuffer(FrameType::kData, *frame, chunk.size,
+                                         options_.idle_timeout);
+        if (!s.ok()) return gone(WriteFailure(s, peer, options_.idle_timeout));
+        sent += chunk.size;
+        run->Sent(index, chunk.size);
+        continue;
+      }
+      case fanout::Run::Item::Kind::kTrailer: {
+        Status s = sock.WriteFrame(FrameType::kTrailer, item.payload, options_.idle_timeout);
+        if (!s.ok()) {
+          Log()->warn("event=backup_trailer_failed peer={} run={} error={}", peer, run->id(),
+                      log::Quote(s.message()));
+          run->Gone(index, WriteFailure(s, peer, options_.idle_timeout));
+          return;
+        }
+        if (!item.trailer_ok) {
+          // The producer logged the tool's failure; the client learns it from the trailer.
+          run->Gone(index, fmt::format("{} failed", options_.tool));
+          return;
+        }
+        run->Done(index);
+        backups_served_.fetch_add(1);
+        if (options_.on_backup_served) options_.on_backup_served();
+        Log()->info("event=backup_served peer={} run={} bytes={} elapsed_ms={} backups_served={}",
+                    peer, run->id(), sent,
+                    std::chrono::duration_cast<milliseconds>(Clock::now() - start).count(),
+                    backups_served_.load());
+        return;
+      }
+    }
+  }
+}
+
+void BackupServer::RemoveRun(const std::shared_ptr<fanout::Run>& run) {
+  std::lock_guard lock(runs_mu_);
+  if (joinable_ == run) joinable_.reset();
+  std::erase(runs_, run);
+  for (auto& r : run->Status()) {
+    if (r.state != "dropped" && r.state != "gone") continue;
+    ended_.push_back(std::move(r));
+    if (ended_.size() > kEndedKept) ended_.pop_front();
+  }
+}
+
+BackupActivity BackupServer::Activity() const {
+  BackupActivity a;
+  a.runs_started = runs_started_.load();
+  a.backups_served = backups_served_.load();
+  a.receivers_dropped = receivers_dropped_.load();
+  std::lock_guard lock(runs_mu_);
+  for (const auto& run : runs_) {
+    for (auto& r : run->Status()) a.receivers.push_back(std::move(r));
+  }
+  a.ended.assign(ended_.begin(), ended_.end());
+  return a;
+}
+
+// A run's producer, start to end: the join window, the header, the tool, its stdout to
+// every receiver, the trailer, donor safety. Everything it owns is released on every path.
+void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
+  struct Remove {
+    BackupServer* server;
+    const std::shared_ptr<fanout::Run>& run;
+    ~Remove() { server->RemoveRun(run); }
+  } remove{this, run};
+
+  // --- the join window: the replicas that start together share this run ---
+  const size_t joined =
+      run->CloseJoiningAt(Clock::now() + options_.fanout_window, stop_source_.get_token());
+  {
+    std::lock_guard lock(runs_mu_);
+    if (joinable_ == run) joinable_.reset();
+    active_.fetch_add(1);  // under the lock: admission counts it as streaming from now
+  }
+  struct Release {
+    std::atomic<int>& n;
+    bool released = false;
+    void operator()() {
+      if (!released) n.fetch_sub(1);
+      released = true;
+    }
+    ~Release() { (*this)(); }
+  } release{active_};
+  const uint64_t id = run->id();
+  auto fail = [&](const std::string& message) {
+    Log()->error("event=backup_failed run={} receivers={} error={}", id, joined,
+                 log::Quote(message));
+    run->Fail(message);
+  };
+  if (stopping_) return run->Fail("server shutting down");
+
+  auto setup = SetUpRun();
+  if (!setup) return fail(setup.error().message());
+  StreamHeader& header = setup->header;
 
   // --- private work dir: 0600 option file and the tool's --target-dir ---
   auto work_dir = files::OwnedTempDir::Create(options_.work_dir, kWorkDirPrefix);
@@ -528,17 +790,23 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
     if (out_fd >= 0) ::close(out_fd);
     if (err_fd >= 0) ::close(err_fd);
   }};
-  Log()->info("event=backup_started peer={} pid={} tool={} estimated_bytes={}", peer, pid,
-              options_.tool, header.estimated_bytes);
-  if (Status s = sock.WriteFrame(FrameType::kHeader, EncodeStreamHeader(header), hs); !s.ok()) {
-    Log()->warn("event=backup_aborted peer={} error={}", peer, log::Quote(s.message()));
-    return;
+  runs_started_.fetch_add(1);
+  {
+    std::string names;
+    for (const auto& r : run->Status()) {
+      if (!names.empty()) names += ",";
+      names += r.name.empty() ? r.peer : r.name + "/" + r.peer;
+    }
+    Log()->info(
+        "event=backup_started run={} receivers={} peers={} pid={} tool={} estimated_bytes={}", id,
+        joined, log::Quote(names), pid, options_.tool, header.estimated_bytes);
   }
+  run->Start(header);
 
-  // --- stream: the tool's stdout into tagged DATA frames ---
-  // Each frame is read from the pipe into user space, tagged (AES-GMAC) and sent with one
-  // write; over TLS that write is encrypted too. No splice(2): the bytes must be seen to be
-  // authenticated.
+  // --- stream: the tool's stdout, read once, to every receiver of the run ---
+  // Each chunk is read from the pipe into user space; each receiver's sender tags it
+  // (AES-GMAC, its own key) and sends it with one write; over TLS that write is encrypted
+  // too. No splice(2): the bytes must be seen to be authenticated.
   ::fcntl(out_fd, F_SETPIPE_SZ, 1 << 20);  // bigger frames, fewer syscalls; best effort
   ::fcntl(out_fd, F_SETFL, ::fcntl(out_fd, F_GETFL) | O_NONBLOCK);
   ::fcntl(err_fd, F_SETFL, ::fcntl(err_fd, F_GETFL) | O_NONBLOCK);
@@ -558,15 +826,40 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
   auto last_progress = start;
   std::string abort_reason;
   constexpr size_t kMaxFrame = 1 << 20;
-  std::vector<uint8_t> frame(kFrameHeaderSize + kMaxFrame + kTagSize);
+  // Chunks go back to the tool once no receiver holds them (use_count 1: only this list);
+  // the list is bounded, so is what it keeps alive beyond the receivers' queues.
+  const size_t keep_chunks =
+      static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 0)) / kMaxFrame +
+      joined + 2;
+  std::deque<std::shared_ptr<fanout::Chunk>> chunks;
+  auto next_chunk = [&]() -> std::shared_ptr<fanout::Chunk> {
+    if (!chunks.empty() && chunks.front().use_count() == 1) {
+      auto chunk = std::move(chunks.front());
+      chunks.pop_front();
+      // Pairs with the release in the senders' shared_ptr decrement: their last reads of
+      // the chunk happen before it is refilled.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return chunk;
+    }
+    auto chunk = std::make_shared<fanout::Chunk>();
+    chunk->frame.resize(kFrameHeaderSize + kMaxFrame + kTagSize);
+    return chunk;
+  };
+  auto log_drops = [&](const std::vector<BackupReceiverStatus>& dropped) {
+    for (const auto& r : dropped) {
+      receivers_dropped_.fetch_add(1);
+      Log()->warn("event=backup_receiver_dropped peer={} run={} bytes={} reason={}",
+                  r.name.empty() ? r.peer : r.name + "/" + r.peer, id, r.bytes_sent,
+                  log::Quote(r.reason));
+    }
+  };
   while ((out_fd >= 0 || err_fd >= 0) && abort_reason.empty()) {
     if (stopping_) {
       abort_reason = "server shutting down";
       break;
     }
-    pollfd fds[3];
+    pollfd fds[2];
     int n = 0;
-    fds[n++] = {sock.fd(), POLLIN | POLLRDHUP, 0};
     int out_i = -1, err_i = -1;
     if (out_fd >= 0) {
       out_i = n;
@@ -583,16 +876,13 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
       break;
     }
     if (rc == 0) {
-      if (Clock::now() - last_progress > options_.idle_timeout) {
+      if (run->live() == 0) {
+        abort_reason = "no receiver left";
+      } else if (Clock::now() - last_progress > options_.idle_timeout) {
         abort_reason = fmt::format("no output from {} for {} ms", options_.tool,
                                    options_.idle_timeout.count());
       }
       continue;
-    }
-    if (fds[0].revents != 0) {
-      // The client sends nothing during the stream: readable means it closed or reset.
-      abort_reason = "client went away";
-      break;
     }
     if (err_i >= 0 && fds[err_i].revents != 0) {
       char buf[4096];
@@ -622,7 +912,8 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
                         static_cast<double>(sent) / static_cast<double>(options_.bandwidth_limit)));
         if (due > Clock::now()) std::this_thread::sleep_until(due);
       }
-      ssize_t r = ::read(out_fd, frame.data() + kFrameHeaderSize, want);
+      std::shared_ptr<fanout::Chunk> chunk = next_chunk();
+      ssize_t r = ::read(out_fd, chunk->frame.data() + kFrameHeaderSize, want);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r < 0) {
         abort_reason = ErrnoStatus(errno, "read from the backup tool").message();
@@ -633,25 +924,25 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
         out_fd = -1;
         continue;
       }
-      const size_t chunk = static_cast<size_t>(r);
-      Status s = sock.WriteFrameBuffer(FrameType::kData, frame, chunk, options_.idle_timeout);
-      if (!s.ok()) {
-        abort_reason = s.code() == StatusCode::kCancelled ? "server shutting down"
-                       : s.code() == StatusCode::kTimeout
-                           ? fmt::format("client {} took nothing for {} ms", peer,
-                                         options_.idle_timeout.count())
-                           : (s.code() == StatusCode::kUnavailable ? "client went away"
-                                                                   : s.message());
+      chunk->size = static_cast<size_t>(r);
+      std::vector<BackupReceiverStatus> dropped;
+      const bool published = run->Publish(chunk, stop_source_.get_token(), &dropped);
+      log_drops(dropped);
+      if (!published) {
+        abort_reason = stopping_ ? "server shutting down" : "no receiver left";
         break;
       }
-      sent += chunk;
+      chunks.push_back(std::move(chunk));
+      if (chunks.size() > keep_chunks) chunks.pop_front();
+      sent += static_cast<size_t>(r);
       last_progress = Clock::now();
     }
   }
   if (!abort_reason.empty()) {
     kill_child();
-    Log()->warn("event=backup_aborted peer={} bytes={} reason={} pid={}", peer, sent,
+    Log()->warn("event=backup_aborted run={} bytes={} reason={} pid={}", id, sent,
                 log::Quote(abort_reason), pid);
+    run->Fail(abort_reason);
   } else {
     auto status = process::Wait(pid);
     reaped = true;
@@ -664,12 +955,10 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
     }
     auto elapsed_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
     if (trailer.ok()) {
-      backups_served_.fetch_add(1);
-      if (options_.on_backup_served) options_.on_backup_served();
-      Log()->info("event=backup_served peer={} bytes={} elapsed_ms={} backups_served={}", peer,
-                  sent, elapsed_ms, backups_served_.load());
+      Log()->info("event=backup_run_finished run={} bytes={} elapsed_ms={} receivers={} left={}",
+                  id, sent, elapsed_ms, joined, run->live());
     } else {
-      Log()->error("event=backup_tool_failed peer={} status={} bytes={}", peer,
+      Log()->error("event=backup_tool_failed run={} status={} bytes={}", id,
                    log::Quote(status ? status->ToString() : status.error().message()), sent);
       // Each line at its own level: the tool's [Note] lines are context, not errors.
       for (const auto& line : err_tail) {
@@ -677,20 +966,17 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
                    log::Quote(options_.tool + ": " + line));
       }
     }
-    if (Status s = sock.WriteFrame(FrameType::kTrailer, EncodeStreamTrailer(trailer),
-                                   options_.idle_timeout);
-        !s.ok()) {
-      Log()->warn("event=backup_trailer_failed peer={} error={}", peer, log::Quote(s.message()));
-    }
+    run->Finish(trailer);
   }
+  release();  // the tool is done: the slot is free while the senders drain their queues
 
   // --- donor safety: leave replication as it was ---
-  if (before && before->SqlRunning()) {
-    auto after_session = db::Connect(connect);
+  if (setup->before && setup->before->SqlRunning()) {
+    auto after_session = db::Connect(ConnectOptions());
     if (after_session) {
-      auto after = ReplicaThreads(**after_session, dialect);
+      auto after = ReplicaThreads(**after_session, *setup->dialect);
       if (after && !after->SqlRunning()) {
-        Status s = (*after_session)->Execute(dialect.StartSqlThread());
+        Status s = (*after_session)->Execute(setup->dialect->StartSqlThread());
         if (s.ok()) {
           Log()->warn("event=replication_restarted thread=sql reason={}",
                       log::Quote("stopped during the backup"));
@@ -704,6 +990,8 @@ void BackupServer::RunBackup(net::Socket& sock, const AcceptedClient& client) {
                    log::Quote(after_session.error().message()));
     }
   }
+  // The run stays in /status until its last receiver is served or gone.
+  while (run->live() > 0 && !stopping_) std::this_thread::sleep_for(milliseconds(100));
 }
 
 }  // namespace replboot::clone

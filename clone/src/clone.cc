@@ -21,6 +21,7 @@
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/backup_server.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/datadir.h"
 
 namespace replboot::clone {
@@ -133,13 +134,25 @@ CloneProgressEvent Event(std::string phase, std::string donor = "", uint64_t byt
   return event;
 }
 
+// An event once the donor's header is in: its estimate and the run the bytes come from.
+CloneProgressEvent Event(std::string phase, std::string donor, uint64_t bytes,
+                         const StreamHeader& header) {
+  CloneProgressEvent event =
+      Event(std::move(phase), std::move(donor), bytes, header.estimated_bytes);
+  event.donor_run = header.run_id;
+  event.donor_run_receivers = header.run_receivers;
+  return event;
+}
+
 // Reads DATA frames into the extractor until the TRAILER.
 Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
                               uint64_t* bytes_out) {
   const std::string& peer = sock.peer();
+  // Every frame is read into a buffer of exactly kMaxDataPayload capacity, handed to the
+  // extractor whole (WriteBlock) and recycled: the stream's memory is the pipeline's cap
+  // plus this buffer and the pipeline's spare, whatever the frames' sizes (extract.h).
   std::vector<uint8_t> buffer;
-  buffer.reserve(kMaxDataPayload);
   uint64_t bytes = 0;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
@@ -165,7 +178,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     }
     if (now >= next_report) {
       next_report = now + options.progress_report_interval;
-      CloneProgressEvent event = Event("streaming", peer, bytes, header.estimated_bytes);
+      CloneProgressEvent event = Event("streaming", peer, bytes, header);
       event.bytes_per_second = mbps * 1e6;
       if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
       if (stalled) event.stalled_seconds = idle;
@@ -192,6 +205,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     if (options.stop.stop_requested())
       return Error(StatusCode::kCancelled, "clone from {} cancelled", peer);
     // The whole frame, its tag checked, before any of its bytes go further (protocol.h).
+    if (buffer.capacity() < kMaxDataPayload) buffer.reserve(kMaxDataPayload);
     auto type = sock.ReadFrame(buffer, options.idle_timeout, /*allow_data=*/true);
     if (!type) {
       const Status& s = type.error();
@@ -224,9 +238,10 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
                    FrameTypeName(*type), peer, bytes);
     }
-    if (Status s = extractor.Write(buffer); !s.ok())
+    const size_t size = buffer.size();
+    if (Status s = extractor.WriteBlock(&buffer); !s.ok())
       return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-    bytes += buffer.size();
+    bytes += size;
     last_byte = Clock::now();
     progress();
   }
@@ -361,11 +376,12 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   auto header = ReadHeader(*sock, options);
   if (!header) return Error(header.error());
   Log()->info(
-      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={}",
+      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={} "
+      "run={} run_receivers={}",
       peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
-      header->estimated_bytes);
+      header->estimated_bytes, header->run_id, header->run_receivers);
   if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
-  Report(options, Event("streaming", peer, 0, header->estimated_bytes));
+  Report(options, Event("streaming", peer, 0, *header));
 
   struct DiscardStaging {
     std::string dir;
@@ -415,7 +431,7 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", peer, bytes,
               static_cast<int64_t>(result.fetch_seconds * 1000));
 
-  const CloneProgressEvent received = Event("preparing", peer, bytes, header->estimated_bytes);
+  const CloneProgressEvent received = Event("preparing", peer, bytes, *header);
   Report(options, received);
   auto prepare_start = Clock::now();
   if (Status s = Prepare(staging, options); !s.ok()) return Error(s);
@@ -429,10 +445,20 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   auto commit_start = Clock::now();
   if (Status s = ChownTree(staging, options.owner); !s.ok()) return Error(s);
   if (Status s = SyncTree(staging); !s.ok()) return Error(s);
+  // The id travels in the HEADER (the tools do not copy it): written before the marker, so a
+  // committed clone always carries its cluster's id.
+  if (!header->cluster_id.empty()) {
+    if (Status s = WriteClusterId(staging, header->cluster_id, options.owner); !s.ok())
+      return Error(s.WithContext("writing the cluster id into the clone"));
+  }
+  if (options.before_commit) {
+    if (Status s = options.before_commit(staging, *header); !s.ok()) return Error(s);
+  }
   nlohmann::json marker;
   marker["donor"] = peer;
   marker["server_version"] = header->server_version;
   marker["flavour"] = header->flavour;
+  marker["cluster_id"] = header->cluster_id;
   marker["bytes"] = bytes;
   marker["replace"] = options.force_reclone;
   marker["committed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
@@ -457,8 +483,8 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   return result;
 }
 
-Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
-                             std::chrono::milliseconds timeout) {
+Result<ProbeInfo> ProbePeer(const Endpoint& donor, const CloneOptions& options,
+                            std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   auto sock = ConnectAuthenticated(donor, HelloMode::kProbe, options, deadline);
   if (!sock) return Error(sock.error());
@@ -474,13 +500,27 @@ Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
   }
   auto info = DecodeProbeInfo(frame->payload);
   if (!info) return Error(info.error().WithContext(fmt::format("from {}", peer)));
-  if (!info->error.empty())
-    return Error(StatusCode::kUnavailable, "{} cannot serve a backup: {}", peer, info->error);
-  if (info->busy) {
-    return Error(StatusCode::kUnavailable, "{} is busy: {} backup(s) running, max_concurrent={}",
-                 peer, info->active, info->max_concurrent);
+  return info;
+}
+
+Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneOptions& options) {
+  if (!info.error.empty()) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{} cannot serve a backup: {}", peer, info.error));
   }
-  if (Status s = CheckCompatible(peer, info->flavour, info->server_version, options); !s.ok())
+  if (info.busy) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{} is busy: {} backup(s) running, max_concurrent={}", peer,
+                              info.active, info.max_concurrent));
+  }
+  return CheckCompatible(peer, info.flavour, info.server_version, options);
+}
+
+Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
+                             std::chrono::milliseconds timeout) {
+  auto info = ProbePeer(donor, options, timeout);
+  if (!info) return info;
+  if (Status s = DonorRefusal(discovery::EndpointText(donor), *info, options); !s.ok())
     return Error(s);
   return info;
 }

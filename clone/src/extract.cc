@@ -7,6 +7,7 @@
 #include "replboot/backup/xbstream_extractor.h"
 #include "replboot/backup/xbstream_reader.h"
 #include "replboot/base/bounded_queue.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/datadir.h"
 
 namespace replboot::clone {
@@ -23,6 +24,7 @@ class NativeExtractor : public StreamExtractor {
     options.flavour = flavour;
     options.reserved_names = reserved_names;
     options.reserved_names.emplace_back(kMarkerName);
+    options.reserved_names.emplace_back(kClusterIdName);  // comes from the HEADER, never the stream
     auto sink = backup::XbstreamExtractor::Create(dir, options);
     if (!sink) return Error(sink.error());
     return std::unique_ptr<StreamExtractor>(new NativeExtractor(std::move(*sink), flavour));
@@ -58,6 +60,11 @@ class PipelinedExtractor : public StreamExtractor {
 
   Status Write(std::span<const uint8_t> bytes) override {
     if (queue_.Push(bytes)) return Status::Ok();
+    return WorkerError();
+  }
+
+  Status WriteBlock(std::vector<uint8_t>* block) override {
+    if (queue_.PushOwned(block)) return Status::Ok();
     return WorkerError();
   }
 

@@ -18,6 +18,10 @@ class StreamExtractor {
   virtual ~StreamExtractor() = default;
   // The next bytes of the xbstream stream, in order.
   virtual Status Write(std::span<const uint8_t> bytes) = 0;
+  // Write(*block), but the extractor may keep `*block` itself instead of copying it: on
+  // return `*block` is a buffer for the caller's next bytes (contents unspecified, possibly
+  // empty). The receive path reads each frame into it, so a stream is copied once less.
+  virtual Status WriteBlock(std::vector<uint8_t>* block) { return Write(*block); }
   // The stream ended: succeeds only when it ended on a chunk boundary with every file
   // closed and everything written durably.
   virtual Status Finish() = 0;
@@ -35,7 +39,10 @@ Result<std::unique_ptr<StreamExtractor>> MakeExtractor(
 // Runs `inner` on a thread of its own behind a queue of at most `max_queued` bytes, so
 // that the network keeps flowing (and the donor's backup tool keeps producing) while a
 // write or an fsync waits for the disk. Write() copies the bytes and returns at once
-// unless the queue is full; an error of `inner` is returned by the next call.
+// unless the queue is full; WriteBlock() hands the block over without a copy and gives
+// back one `inner` finished with. Memory, when the caller only uses WriteBlock with
+// buffers of one capacity C: at most max_queued / C + 2 buffers (bounded_queue.h), i.e.
+// max_queued + 2 C bytes. An error of `inner` is returned by the next call.
 std::unique_ptr<StreamExtractor> MakePipelined(std::unique_ptr<StreamExtractor> inner,
                                                size_t max_queued);
 

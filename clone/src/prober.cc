@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
 #include <sstream>
 
 
@@ -12,11 +13,17 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Runs on the prober's pool: blocking is fine there.
+// Runs on the prober's pool: blocking is fine there. `record` keeps the answer.
 asio::awaitable<Status> ProbeOnPool(Endpoint peer, const CloneOptions* options,
-                                    std::chrono::milliseconds timeout) {
-  auto info = ProbeDonor(peer, *options, timeout);
-  co_return info ? Status::Ok() : info.error();
+                                    std::chrono::milliseconds timeout,
+                                    std::function<void(std::optional<ProbeInfo>)> record) {
+  auto info = ProbePeer(peer, *options, timeout);
+  if (!info) {
+    record(std::nullopt);
+    co_return info.error();
+  }
+  record(*info);
+  co_return DonorRefusal(discovery::EndpointText(peer), *info, *options);
 }
 
 }  // namespace
@@ -35,7 +42,9 @@ AuthenticatedProber::~AuthenticatedProber() { pool_.join(); }
 
 asio::awaitable<Status> AuthenticatedProber::Probe(asio::ip::tcp::endpoint endpoint) {
   Status status = co_await asio::co_spawn(
-      pool_, ProbeOnPool(endpoint, &options_, timeout_),
+      pool_,
+      ProbeOnPool(endpoint, &options_, timeout_,
+                  [this, endpoint](std::optional<ProbeInfo> info) { Record(endpoint, info); }),
       asio::use_awaitable);
   // The blocking probe cannot be interrupted; a cancellation that arrived meanwhile wins.
   if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
@@ -43,6 +52,27 @@ asio::awaitable<Status> AuthenticatedProber::Probe(asio::ip::tcp::endpoint endpo
                      fmt::format("probe of {} cancelled", discovery::EndpointText(endpoint)));
   }
   co_return status;
+}
+
+std::optional<ProbeInfo> AuthenticatedProber::Answer(const asio::ip::tcp::endpoint& endpoint) const {
+  std::lock_guard lock(mu_);
+  if (auto it = answers_.find(endpoint); it != answers_.end()) return it->second;
+  return std::nullopt;
+}
+
+void AuthenticatedProber::Forget() {
+  std::lock_guard lock(mu_);
+  answers_.clear();
+}
+
+void AuthenticatedProber::Record(const asio::ip::tcp::endpoint& endpoint,
+                                 std::optional<ProbeInfo> info) {
+  std::lock_guard lock(mu_);
+  if (info) {
+    answers_[endpoint] = std::move(*info);
+  } else {
+    answers_.erase(endpoint);
+  }
 }
 
 }  // namespace replboot::clone

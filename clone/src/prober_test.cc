@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -64,6 +65,7 @@ class ProbeTest : public ::testing::Test {
     o.max_concurrent = max_concurrent;
     o.work_dir = tmp_.path();
     o.probe_server_version = [version]() -> Result<std::string> { return version; };
+    if (tweak_) tweak_(o);
     server_ = std::make_unique<BackupServer>(io_, o);
     ASSERT_TRUE(server_->Start().ok());
     thread_ = std::thread([this] { io_.run(); });
@@ -92,6 +94,7 @@ class ProbeTest : public ::testing::Test {
   std::thread thread_;
   std::string server_tool_;
   std::string local_tool_;
+  std::function<void(ServerOptions&)> tweak_;  // applied by StartServer last
 };
 
 TEST_F(ProbeTest, RightSecretAnswersWithoutStartingABackup) {
@@ -315,6 +318,60 @@ TEST_F(TlsProbeTest, ChannelBindingDefeatsATlsTerminatingRelay) {
   EXPECT_EQ(info.error().code(), StatusCode::kPermissionDenied) << info.error().ToString();
   EXPECT_EQ(relayed.load(), 2) << "the relay did not get as far as the authentication";
   EXPECT_EQ(server_->probes_answered(), 0u);
+}
+
+// The cluster position a primary that lost its datadir asks for: the id file in the donor's
+// datadir, its role and its GTID state, answered whether or not it could serve a clone now.
+TEST_F(ProbeTest, AnswersTheNodesPlaceInTheCluster) {
+  const std::string donor_datadir = tmp_.Path("donor-data");
+  std::filesystem::create_directories(donor_datadir);
+  std::ofstream(donor_datadir + "/replboot-cluster.id")
+      << "0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b\n";
+  tweak_ = [&](ServerOptions& o) {
+    o.datadir = donor_datadir;
+    o.role = "replica";
+    o.probe_gtid_state = []() -> Result<std::pair<std::string, std::string>> {
+      return std::make_pair(std::string("0-100-57,0-101-2"), std::string("0-100-57"));
+    };
+  };
+  StartServer("10.11.6-MariaDB", /*max_concurrent=*/0);  // busy: still answers its place
+  auto info = ProbePeer(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(info->cluster_id, "0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b");
+  EXPECT_TRUE(info->has_data);
+  EXPECT_EQ(info->role, "replica");
+  EXPECT_EQ(info->gtid_binlog_state, "0-100-57,0-101-2");
+  EXPECT_EQ(info->gtid_current_pos, "0-100-57");
+  EXPECT_TRUE(info->busy);
+  EXPECT_EQ(DonorRefusal(Peer(), *info, Client("right-secret")).code(), StatusCode::kUnavailable);
+
+  // Through discovery's Prober: the probe fails (busy) and the answer is kept all the same.
+  AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
+  asio::io_context io;
+  std::optional<Status> result;
+  asio::co_spawn(io, prober.Probe(PeerEndpoint()), [&](std::exception_ptr e, Status s) {
+    EXPECT_FALSE(e);
+    result = std::move(s);
+  });
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->code(), StatusCode::kUnavailable) << result->ToString();
+  auto answer = prober.Answer(PeerEndpoint());
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->cluster_id, "0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b");
+  EXPECT_EQ(answer->gtid_binlog_state, "0-100-57,0-101-2");
+  prober.Forget();
+  EXPECT_FALSE(prober.Answer(PeerEndpoint()));
+  EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+TEST_F(ProbeTest, ANodeWithoutIdOrGtidStateSaysSo) {
+  StartServer();
+  auto info = ProbePeer(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(info->cluster_id, "");
+  EXPECT_FALSE(info->has_data);
+  EXPECT_EQ(info->role, "");
 }
 
 }  // namespace

@@ -10,6 +10,9 @@
 #include <utility>
 #include <nlohmann/json.hpp>
 
+#include "replboot/clone/cluster_id.h"
+#include "replboot/replication/gtid.h"
+
 namespace replboot::clone {
 
 std::string_view FrameTypeName(FrameType type) {
@@ -276,19 +279,60 @@ std::string EncodeProbeInfo(const ProbeInfo& info) {
                       {"busy", info.busy},
                       {"active", info.active},
                       {"max_concurrent", info.max_concurrent},
-                      {"error", info.error}});
+                      {"error", info.error},
+                      {"cluster_id", info.cluster_id},
+                      {"has_data", info.has_data},
+                      {"role", info.role},
+                      {"gtid_binlog_state", info.gtid_binlog_state},
+                      {"gtid_current_pos", info.gtid_current_pos}});
 }
 
 Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
-  return ParsePayload<ProbeInfo>(payload, "probe answer", [](const auto& j, ProbeInfo& info) {
-    j.at("flavour").get_to(info.flavour);
-    j.at("server_version").get_to(info.server_version);
-    j.at("tool").get_to(info.tool);
-    j.at("busy").get_to(info.busy);
-    info.active = j.value("active", int64_t{0});
-    info.max_concurrent = j.value("max_concurrent", int64_t{0});
-    info.error = j.value("error", std::string());
-  });
+  auto decoded =
+      ParsePayload<ProbeInfo>(payload, "probe answer", [](const auto& j, ProbeInfo& info) {
+        j.at("flavour").get_to(info.flavour);
+        j.at("server_version").get_to(info.server_version);
+        j.at("tool").get_to(info.tool);
+        j.at("busy").get_to(info.busy);
+        info.active = j.value("active", int64_t{0});
+        info.max_concurrent = j.value("max_concurrent", int64_t{0});
+        info.error = j.value("error", std::string());
+        // Cluster position: absent from older peers, strictly typed when present.
+        if (j.contains("cluster_id")) j.at("cluster_id").get_to(info.cluster_id);
+        if (j.contains("has_data")) j.at("has_data").get_to(info.has_data);
+        if (j.contains("role")) j.at("role").get_to(info.role);
+        if (j.contains("gtid_binlog_state"))
+          j.at("gtid_binlog_state").get_to(info.gtid_binlog_state);
+        if (j.contains("gtid_current_pos")) j.at("gtid_current_pos").get_to(info.gtid_current_pos);
+      });
+  if (!decoded) return decoded;
+  // The peer is authenticated but still not trusted with what it says: every field the
+  // primary's recovery decides by is checked for its form here.
+  const ProbeInfo& info = *decoded;
+  if (!info.cluster_id.empty() && !ValidClusterId(info.cluster_id))
+    return Error(StatusCode::kCorruption, "bad probe answer: cluster_id is not a UUID");
+  if (!info.role.empty() && info.role != "primary" && info.role != "replica")
+    return Error(StatusCode::kCorruption, "bad probe answer: role is not primary or replica");
+  for (const auto& [name, text] : {std::pair<const char*, const std::string&>{
+                                       "gtid_binlog_state", info.gtid_binlog_state},
+                                   {"gtid_current_pos", info.gtid_current_pos}}) {
+    if (text.size() > kMaxGtidText) {
+      return Error(StatusCode::kCorruption, "bad probe answer: {} is {} bytes (at most {})", name,
+                   text.size(), kMaxGtidText);
+    }
+    if (text.empty()) continue;
+    const auto flavour = ParseFlavour(info.flavour);
+    if (!flavour) {
+      return Error(StatusCode::kCorruption,
+                   "bad probe answer: a GTID state from an unknown flavour {:?}",
+                   info.flavour.substr(0, 32));
+    }
+    if (auto set = replication::GtidSet::Parse(text, *flavour); !set) {
+      return Error(StatusCode::kCorruption, "bad probe answer: {}: {}", name,
+                   set.error().message());
+    }
+  }
+  return decoded;
 }
 
 std::string EncodeStreamHeader(const StreamHeader& header) {
@@ -297,18 +341,28 @@ std::string EncodeStreamHeader(const StreamHeader& header) {
                       {"server_version", header.server_version},
                       {"tool", header.tool},
                       {"tool_version", header.tool_version},
-                      {"estimated_bytes", header.estimated_bytes}});
+                      {"estimated_bytes", header.estimated_bytes},
+                      {"cluster_id", header.cluster_id},
+                      {"run_id", header.run_id},
+                      {"run_receivers", header.run_receivers}});
 }
 
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
-  return ParsePayload<StreamHeader>(payload, "stream header", [](const auto& j, StreamHeader& h) {
+  auto header = ParsePayload<StreamHeader>(payload, "stream header", [](const auto& j, StreamHeader& h) {
     j.at("protocol").get_to(h.protocol);
     j.at("flavour").get_to(h.flavour);
     j.at("server_version").get_to(h.server_version);
     j.at("tool").get_to(h.tool);
     j.at("tool_version").get_to(h.tool_version);
     j.at("estimated_bytes").get_to(h.estimated_bytes);
+    if (j.contains("cluster_id")) j.at("cluster_id").get_to(h.cluster_id);
+    h.run_id = j.value("run_id", uint64_t{0});
+    h.run_receivers = j.value("run_receivers", uint64_t{0});
   });
+  // The receiver writes the id into its datadir: only the one form an id has.
+  if (header && !header->cluster_id.empty() && !ValidClusterId(header->cluster_id))
+    return Error(StatusCode::kCorruption, "bad stream header: cluster_id is not a UUID");
+  return header;
 }
 
 bool StreamTrailer::ok() const {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace replboot::clone {
@@ -274,6 +275,91 @@ TEST(ProbeInfoTest, RoundTrip) {
   EXPECT_EQ(DecodeProbeInfo("{").error().code(), StatusCode::kCorruption);
 }
 
+TEST(ProbeInfoTest, ClusterPositionRoundTrips) {
+  ProbeInfo info;
+  info.flavour = "mariadb";
+  info.server_version = "10.11.19-MariaDB";
+  info.tool = "mariabackup";
+  info.cluster_id = "0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+  info.has_data = true;
+  info.role = "replica";
+  info.gtid_binlog_state = "0-100-57,0-101-2";
+  info.gtid_current_pos = "0-100-57";
+  auto back = DecodeProbeInfo(EncodeProbeInfo(info));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->cluster_id, info.cluster_id);
+  EXPECT_TRUE(back->has_data);
+  EXPECT_EQ(back->role, "replica");
+  EXPECT_EQ(back->gtid_binlog_state, info.gtid_binlog_state);
+  EXPECT_EQ(back->gtid_current_pos, info.gtid_current_pos);
+
+  info.flavour = "mysql";
+  info.gtid_binlog_state = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7";
+  info.gtid_current_pos = info.gtid_binlog_state;
+  back = DecodeProbeInfo(EncodeProbeInfo(info));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->gtid_binlog_state, info.gtid_binlog_state);
+}
+
+TEST(ProbeInfoTest, OlderPeersWithoutClusterPositionDecode) {
+  auto back = DecodeProbeInfo(
+      R"({"flavour":"mariadb","server_version":"10.11.19-MariaDB","tool":"mariabackup",)"
+      R"("busy":false})");
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->cluster_id, "");
+  EXPECT_FALSE(back->has_data);
+  EXPECT_EQ(back->role, "");
+  EXPECT_EQ(back->gtid_binlog_state, "");
+}
+
+// A hostile (if authenticated) peer: every field the recovery decides by has its one form.
+TEST(ProbeInfoTest, RefusesMalformedClusterPosition) {
+  auto with = [](const std::string& field, const std::string& json_value) {
+    return R"({"flavour":"mariadb","server_version":"10.11.19-MariaDB","tool":"mariabackup",)"
+           R"("busy":false,")" +
+           field + "\":" + json_value + "}";
+  };
+  for (const auto& payload : {
+           with("cluster_id", R"("not-a-uuid")"),
+           with("cluster_id", R"("0F8E2C1A-3B4D-4E5F-8A9B-0C1D2E3F4A5B")"),  // upper case
+           with("cluster_id", "42"),
+           with("role", R"("leader")"),
+           with("has_data", R"("yes")"),
+           with("gtid_binlog_state", R"("0-100-57; DROP TABLE t")"),
+           with("gtid_current_pos", R"("0-100")"),
+           with("gtid_binlog_state", "\"0-100-" + std::string(kMaxGtidText, '1') + "\""),
+       }) {
+    auto decoded = DecodeProbeInfo(payload);
+    ASSERT_FALSE(decoded) << payload;
+    EXPECT_EQ(decoded.error().code(), StatusCode::kCorruption) << payload;
+  }
+  // A GTID state needs a flavour to be read by.
+  auto unknown = DecodeProbeInfo(
+      R"({"flavour":"oracle","server_version":"1","tool":"t","busy":false,)"
+      R"("gtid_binlog_state":"0-1-2"})");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), StatusCode::kCorruption);
+}
+
+TEST(HeaderTest, CarriesTheClusterId) {
+  StreamHeader h;
+  h.flavour = "mariadb";
+  h.cluster_id = "0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+  auto d = DecodeStreamHeader(EncodeStreamHeader(h));
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(d->cluster_id, h.cluster_id);
+  h.cluster_id = "../../etc/passwd";
+  auto bad = DecodeStreamHeader(EncodeStreamHeader(h));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), StatusCode::kCorruption);
+  // An older donor sends none.
+  auto old = DecodeStreamHeader(
+      R"({"protocol":2,"flavour":"mariadb","server_version":"v","tool":"t","tool_version":"v",)"
+      R"("estimated_bytes":0})");
+  ASSERT_TRUE(old) << old.error().ToString();
+  EXPECT_EQ(old->cluster_id, "");
+}
+
 TEST(HeaderTest, RoundTrip) {
   StreamHeader h;
   h.flavour = "mariadb";
@@ -286,6 +372,22 @@ TEST(HeaderTest, RoundTrip) {
   EXPECT_EQ(d->server_version, h.server_version);
   EXPECT_EQ(d->estimated_bytes, h.estimated_bytes);
   EXPECT_EQ(d->protocol, kProtocolVersion);
+  EXPECT_EQ(d->run_id, 0u);
+  h.run_id = 7;
+  h.run_receivers = 4;
+  d = DecodeStreamHeader(EncodeStreamHeader(h));
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(d->run_id, 7u);
+  EXPECT_EQ(d->run_receivers, 4u);
+  // A donor that does not name its run: both 0; a wrong type is refused.
+  auto old = DecodeStreamHeader(
+      R"({"protocol":2,"flavour":"mariadb","server_version":"10.11.6","tool":"mariabackup",)"
+      R"("tool_version":"x","estimated_bytes":1})");
+  ASSERT_TRUE(old) << old.error().ToString();
+  EXPECT_EQ(old->run_receivers, 0u);
+  EXPECT_FALSE(DecodeStreamHeader(
+      R"({"protocol":2,"flavour":"mariadb","server_version":"10.11.6","tool":"mariabackup",)"
+      R"("tool_version":"x","estimated_bytes":1,"run_receivers":"four"})"));
   EXPECT_EQ(DecodeStreamHeader("{\"protocol\":1}").error().code(), StatusCode::kCorruption);
   EXPECT_EQ(DecodeStreamHeader("not json").error().code(), StatusCode::kCorruption);
 }

@@ -63,6 +63,9 @@ password_file = "{self.password_file}"
 secret_file = "{secret_file or self.secret_file}"
 bandwidth_limit = {bandwidth}
 use_memory = "64M"
+# One clone at a time here: no wait for others to share the backup (daemon/tests/fanout_test.py
+# and clone/src/server_fanout_test.cc test the fan-out).
+fanout_window_ms = 0
 {extra}""")
         return path
 

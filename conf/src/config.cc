@@ -50,6 +50,10 @@ const std::vector<Setting>& Settings() {
       {"node.flavour", REPLBOOT_FIELD(node, flavour), false,
        "auto | mariadb | mysql; auto runs the server binary with --version"},
 
+      {"bootstrap.recover_wait", REPLBOOT_FIELD(bootstrap, recover_wait), false,
+       "seconds a primary with an empty datadir waits for peers in DNS to answer with this "
+       "cluster's data before it initializes (no peer in DNS: at once)"},
+
       {"mysql.datadir", REPLBOOT_FIELD(mysql, datadir), false, "mysqld data directory"},
       {"mysql.bind_address", REPLBOOT_FIELD(mysql, bind_address), false,
        "address mysqld listens on"},
@@ -114,9 +118,13 @@ const std::vector<Setting>& Settings() {
        "bytes/s per stream, 0 = unlimited"},
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
-      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false, "backup tool threads"},
+      {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false,
+       "--parallel of the backup tool on this donor; 0 = half the CPUs replboot may use, at "
+       "least 1"},
       {"backup.idle_timeout", REPLBOOT_FIELD(backup, idle_timeout), false,
        "seconds without a byte before a backup stream is given up (both sides)"},
+      {"backup.fanout_window_ms", REPLBOOT_FIELD(backup, fanout_window_ms), false,
+       "ms a donor waits after a backup request for more to share one backup run (0 = off)"},
       {"backup.tls", REPLBOOT_FIELD(backup, tls), false, "TLS on the backup endpoint"},
       {"backup.tls_cert", REPLBOOT_FIELD(backup, tls_cert), false, "TLS certificate file"},
       {"backup.tls_key", REPLBOOT_FIELD(backup, tls_key), false, "TLS private key file"},
@@ -691,6 +699,7 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.OneOf("node.flavour", c.node.flavour, {"auto", "mariadb", "mysql"});
   check.Range("node.server_id_offset", c.node.server_id_offset, 1, UINT32_MAX);
   check.OneLine("node.hostname", c.node.hostname);
+  check.Range("bootstrap.recover_wait", c.bootstrap.recover_wait, 0, 86400);
 
   check.AbsolutePath("mysql.datadir", c.mysql.datadir);
   check.AbsolutePath("mysql.socket", c.mysql.socket);
@@ -759,8 +768,9 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.NotEmpty("backup.user", c.backup.user);
   check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
-  check.AtLeast("backup.parallel", c.backup.parallel, 1);
+  check.AtLeast("backup.parallel", c.backup.parallel, 0);
   check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
+  check.Range("backup.fanout_window_ms", c.backup.fanout_window_ms, 0, 60'000);
   {
     // --use-memory takes a number with an optional K/M/G suffix.
     const std::string& m = c.backup.use_memory;

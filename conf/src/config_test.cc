@@ -257,11 +257,13 @@ format = "xml"
 [node]
 flavour = "postgres"
 )");
-  options_.env = {{"REPLBOOT_BACKUP_PORT", "0"}};
+  options_.env = {{"REPLBOOT_BACKUP_PORT", "0"}, {"REPLBOOT_BACKUP_FANOUT_WINDOW_MS", "-1"}};
   auto loaded = LoadConfig(options_);
   ASSERT_FALSE(loaded);
   const std::string& m = loaded.error().message();
-  EXPECT_THAT(m, HasSubstr("11 configuration problems"));
+  EXPECT_THAT(m, HasSubstr("12 configuration problems"));
+  EXPECT_THAT(m, HasSubstr("backup.fanout_window_ms = -1 (from environment variable "
+                           "REPLBOOT_BACKUP_FANOUT_WINDOW_MS): must be between 0 and 60000"));
   EXPECT_THAT(m, HasSubstr("mysql.port = 70000 (from " + *options_.config_file +
                            ":3): must be between 1 and 65535"));
   EXPECT_THAT(m, HasSubstr("backup.port = 0 (from environment variable REPLBOOT_BACKUP_PORT)"));

@@ -16,7 +16,9 @@
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 #include "replboot/base/process.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/conf/render.h"
+#include "replboot/daemon/primary_recovery.h"
 #include "replboot/db/client.h"
 
 namespace replboot::daemon {
@@ -106,6 +108,27 @@ Status EndProcessGroup(pid_t pgid, const char* what) {
     }
     std::this_thread::sleep_for(milliseconds(50));
   }
+  return Status::Ok();
+}
+
+// The primary's datadir carries the cluster id (clone/cluster_id.h): made when it is
+// initialized, and by the first start of a datadir from before cluster ids; a clone brings
+// its donor's.
+Status EnsureClusterId(const std::string& datadir, const std::optional<OsUser>& owner,
+                       bool initialized) {
+  auto existing = clone::ReadClusterId(datadir);
+  if (!existing) return existing.error().WithContext("cluster id");
+  if (existing->has_value()) {
+    log::Get("daemon")->info("event=cluster_id id={}", **existing);
+    return Status::Ok();
+  }
+  auto id = clone::NewClusterId();
+  if (!id) return id.error();
+  std::optional<clone::FileOwner> file_owner;
+  if (owner) file_owner = clone::FileOwner{owner->uid, owner->gid};
+  REPLBOOT_RETURN_STATUS_IF_ERROR(clone::WriteClusterId(datadir, *id, file_owner));
+  log::Get("daemon")->info("event=cluster_id_created id={} reason={}", *id,
+                           initialized ? "initialized" : "datadir_without_id");
   return Status::Ok();
 }
 
@@ -207,6 +230,8 @@ std::string_view BootstrapActionName(BootstrapAction action) {
       return "restore_old";
     case BootstrapAction::kDropOld:
       return "drop_old";
+    case BootstrapAction::kAskPeers:
+      return "ask_peers";
     case BootstrapAction::kInitialize:
       return "initialize";
     case BootstrapAction::kFinishInitialize:
@@ -236,8 +261,10 @@ BootstrapAction DecideBootstrap(conf::Role role, const DatadirFacts& facts, bool
   if (p.old_present) return datadir_void ? BootstrapAction::kRestoreOld : BootstrapAction::kDropOld;
   // Final rows.
   if (facts.root_password_pending) return BootstrapAction::kFinishInitialize;
-  if (role == conf::Role::kPrimary)
-    return datadir_void ? BootstrapAction::kInitialize : BootstrapAction::kUseAsIs;
+  if (role == conf::Role::kPrimary) {
+    if (!datadir_void) return BootstrapAction::kUseAsIs;
+    return can_clone ? BootstrapAction::kAskPeers : BootstrapAction::kInitialize;
+  }
   if (datadir_void || force_reclone)
     return can_clone ? BootstrapAction::kClone : BootstrapAction::kNoClone;
   // A committed clone, or data without a marker: the node's own, never overwritten.
@@ -407,10 +434,19 @@ Status StartFromDatadir(NodeContext& ctx, const BootstrapHooks& hooks,
   Supervisor& sup = *ctx.supervisor;
   const std::string& server = settings.server_binary;
   const std::optional<OsUser>& os_user = settings.mysql_user;
-  auto action = SettleDatadir(config.mysql.datadir, identity.role,
-                              static_cast<bool>(hooks.prepare_datadir), force_reclone);
+  const bool can_fill = identity.role == conf::Role::kPrimary
+                            ? static_cast<bool>(hooks.recover_primary)
+                            : static_cast<bool>(hooks.prepare_datadir);
+  auto action = SettleDatadir(config.mysql.datadir, identity.role, can_fill, force_reclone);
   if (!action) return action.error();
   ctx.reclone = force_reclone && *action == BootstrapAction::kClone;
+  if (*action == BootstrapAction::kAskPeers) {
+    auto cloned = hooks.recover_primary(ctx);
+    if (!cloned) return cloned.error().WithContext("primary recovery");
+    *action = *cloned ? BootstrapAction::kUseAsIs : BootstrapAction::kInitialize;
+    log->info("event=bootstrap_decision action={} role=primary datadir={} after=ask_peers",
+              BootstrapActionName(*action), log::Quote(config.mysql.datadir));
+  }
 
   const std::string marker = JoinPath(config.mysql.datadir, kRootPasswordPendingMarker);
   bool set_root_password = false;
@@ -468,6 +504,11 @@ Status StartFromDatadir(NodeContext& ctx, const BootstrapHooks& hooks,
                                 BootstrapActionName(*action)));
   }
 
+  if (identity.role == conf::Role::kPrimary) {
+    REPLBOOT_RETURN_STATUS_IF_ERROR(
+        EnsureClusterId(config.mysql.datadir, os_user, *action == BootstrapAction::kInitialize));
+  }
+
   std::optional<InitFile> init_file;
   if (set_root_password) {
     auto created = InitFile::Create(
@@ -481,18 +522,29 @@ Status StartFromDatadir(NodeContext& ctx, const BootstrapHooks& hooks,
   if (ctx.stop.stop_requested())
     return Status(StatusCode::kCancelled, "stop requested before mysqld started");
   process::SpawnOptions options;
+  // Started as mysqld's user rather than with --user: a process that changes its user
+  // loses its parent-death signal, and that signal is what ends mysqld cleanly when replboot
+  // is killed outside a container (no PID namespace to take it down with PID 1), so that
+  // the next start does not find the datadir locked by an orphan.
   options.argv =
-      MysqldArgv(server, ctx.defaults_file, user_flag,
+      MysqldArgv(server, ctx.defaults_file, std::nullopt,
                  init_file ? std::optional<std::string>(init_file->path()) : std::nullopt);
+  // A recovered datadir is not writable before it has taken over the donor's history
+  // (FinishPromotion in after_ready turns read_only off): what the applications wrote
+  // before would be lost to the replicas.
+  const bool promoting =
+      identity.role == conf::Role::kPrimary && PromotionPending(config.mysql.datadir);
+  if (promoting) options.argv.push_back("--read-only=ON");
   options.env = process::ChildEnvironment();
-  // A clean shutdown when replboot is gone (killed outside a container); kept only while
-  // mysqld runs as the user replboot started it as (see SpawnOptions).
   options.parent_death_signal = SIGTERM;
+  if (os_user) options.run_as = process::SpawnOptions::User{os_user->uid, os_user->gid};
   auto child = process::Spawn(options);
   if (!child) return child.error().WithContext("start mysqld");
   sup.SetMainChild(child->pid);
-  log->info("event=mysqld_started pid={} binary={} defaults_file={} init_file={}", child->pid,
-            log::Quote(server), log::Quote(ctx.defaults_file), init_file.has_value());
+  log->info(
+      "event=mysqld_started pid={} binary={} defaults_file={} init_file={} read_only_until_promoted={}",
+      child->pid, log::Quote(server), log::Quote(ctx.defaults_file), init_file.has_value(),
+      promoting);
 
   Status ready = WaitUntilReady(ctx);
   if (init_file) {

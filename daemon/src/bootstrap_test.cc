@@ -65,7 +65,9 @@ TEST(DecideBootstrapTest, FinalRows) {
   };
   const Row rows[] = {
       {Role::kPrimary, D::kAbsent, false, false, A::kInitialize},
-      {Role::kPrimary, D::kEmpty, true, false, A::kInitialize},
+      {Role::kPrimary, D::kEmpty, false, false, A::kInitialize},
+      {Role::kPrimary, D::kEmpty, true, false, A::kAskPeers},  // a lost volume? ask first
+      {Role::kPrimary, D::kAbsent, true, false, A::kAskPeers},
       {Role::kPrimary, D::kData, true, false, A::kUseAsIs},
       {Role::kPrimary, D::kData, true, true, A::kUseAsIs},  // a primary never clones
       {Role::kPrimary, D::kCommitted, true, false, A::kUseAsIs},
@@ -167,7 +169,8 @@ TEST_F(SettleDatadirTest, EmptyReplicaDatadirAsksForClone) {
   auto action = SettleDatadir(datadir_, Role::kReplica, true);
   ASSERT_TRUE(action);
   EXPECT_EQ(*action, BootstrapAction::kClone);
-  EXPECT_EQ(*SettleDatadir(datadir_, Role::kPrimary, true), BootstrapAction::kInitialize);
+  EXPECT_EQ(*SettleDatadir(datadir_, Role::kPrimary, true), BootstrapAction::kAskPeers);
+  EXPECT_EQ(*SettleDatadir(datadir_, Role::kPrimary, false), BootstrapAction::kInitialize);
 }
 
 TEST(RootPasswordInitSqlTest, SetsPasswordAndDropsPasswordlessUsers) {

@@ -6,9 +6,37 @@
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/daemon/clone_step.h"
+#include "replboot/daemon/primary_recovery.h"
 #include "replboot/daemon/replication_wiring.h"
 
 namespace replboot::daemon {
+
+namespace {
+
+// The backup server's view in the HTTP API's terms.
+replication::BackupServing BackupServingOf(const clone::BackupActivity& activity) {
+  auto receivers = [](const std::vector<clone::BackupReceiverStatus>& list) {
+    std::vector<replication::BackupServing::Receiver> out;
+    out.reserve(list.size());
+    for (const auto& r : list) {
+      out.push_back({.run = r.run,
+                     .name = r.name,
+                     .peer = r.peer,
+                     .state = r.state,
+                     .bytes_sent = r.bytes_sent,
+                     .reason = r.reason});
+    }
+    return out;
+  };
+  replication::BackupServing serving;
+  serving.runs = activity.runs_started;
+  serving.receivers_dropped = activity.receivers_dropped;
+  serving.receivers = receivers(activity.receivers);
+  serving.ended = receivers(activity.ended);
+  return serving;
+}
+
+}  // namespace
 
 NodeServices::NodeServices() = default;
 
@@ -18,6 +46,7 @@ BootstrapHooks NodeServices::Hooks() {
   BootstrapHooks hooks;
   hooks.on_start = [this](NodeContext& ctx) { return OnStart(ctx); };
   hooks.prepare_datadir = [this](NodeContext& ctx) { return PrepareDatadir(ctx); };
+  hooks.recover_primary = [this](NodeContext& ctx) { return RecoverPrimaryDatadir(ctx); };
   hooks.after_ready = [this](NodeContext& ctx) { return AfterReady(ctx); };
   hooks.supervise = [this](NodeContext& ctx) { return Supervise(ctx); };
   return hooks;
@@ -32,12 +61,11 @@ Status NodeServices::OnStart(NodeContext& ctx) {
   return Status::Ok();
 }
 
-Status NodeServices::PrepareDatadir(NodeContext& ctx) {
-  if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
-  auto step = CloneStep::Create(*ctx.settings);
-  if (!step) return step.error().WithContext("clone");
-  replication::CloneProgress* progress = &node_->clone_progress();
-  auto on_progress = [progress](const clone::CloneProgressEvent& event) {
+namespace {
+
+// The clone's events as the HTTP view shows them.
+clone::CloneProgressCallback ProgressInto(replication::CloneProgress* progress) {
+  return [progress](const clone::CloneProgressEvent& event) {
     replication::CloneProgress::View view;
     view.phase = event.phase;
     view.donor = event.donor;
@@ -47,11 +75,22 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
     view.eta_seconds = event.eta_seconds;
     view.stalled_seconds = event.stalled_seconds;
     view.attempts = event.attempt;
+    view.donor_run = event.donor_run;
+    view.donor_run_receivers = event.donor_run_receivers;
     view.error = event.error;
     progress->Set(std::move(view));
   };
+}
+
+}  // namespace
+
+Status NodeServices::PrepareDatadir(NodeContext& ctx) {
+  if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
+  auto step = CloneStep::Create(*ctx.settings);
+  if (!step) return step.error().WithContext("clone");
   // A re-clone replaces the data (kept aside by the clone until the new one commits).
-  REPLBOOT_RETURN_STATUS_IF_ERROR((*step)->Run(ctx.stop, on_progress, ctx.reclone));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(
+      (*step)->Run(ctx.stop, ProgressInto(&node_->clone_progress()), ctx.reclone));
   if (ctx.reclone && watcher_) {
     ctx.reclone = false;
     if (Status s = watcher_->Recloned(); !s.ok()) {
@@ -61,6 +100,17 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
     }
   }
   return Status::Ok();
+}
+
+Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
+  if (!node_) return Error(StatusCode::kInternal, "recover_primary without on_start");
+  RecoveryOptions options;
+  options.recover_wait = std::chrono::seconds(ctx.config().bootstrap.recover_wait);
+  replication::BootstrapStatus* status = &node_->bootstrap_status();
+  return RecoverPrimary(
+      *ctx.settings, options, ctx.stop,
+      [status](const RecoveryView& view) { status->Set(view); },
+      ProgressInto(&node_->clone_progress()));
 }
 
 Result<bool> NodeServices::Supervise(NodeContext& ctx) {
@@ -80,6 +130,11 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   // Replication first: a primary that cannot create its accounts is not a working primary
   // (replicas could neither clone nor replicate), so that error stops the node.
   if (!node_) return Status(StatusCode::kInternal, "after_ready without on_start");
+  // A primary recovered from a peer's clone takes over its history before anything else
+  // writes (users, heartbeat): replicas then continue from it without a re-clone.
+  if (ctx.identity().role == conf::Role::kPrimary) {
+    if (Status s = FinishPromotion(*ctx.settings); !s.ok()) return s.WithContext("promotion");
+  }
   if (Status s =
           FinishReplicationSetup(*node_, *ctx.settings);
       !s.ok()) {
@@ -105,6 +160,8 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
   server_options->on_connection_refused = [node_ptr] { node_ptr->CountBackupConnectionRefused(); };
   backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
   if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
+  clone::BackupServer* server = backup_server_.get();
+  node_->SetBackupSource([server] { return BackupServingOf(server->Activity()); });
   backup_thread_ = std::thread([this] {
     auto guard = boost::asio::make_work_guard(backup_io_);
     backup_io_.run();
@@ -113,6 +170,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
 }
 
 void NodeServices::Stop() {
+  if (node_) node_->SetBackupSource({});  // before the backup server goes
   if (backup_server_) backup_server_->Stop();
   backup_io_.stop();
   if (backup_thread_.joinable()) backup_thread_.join();

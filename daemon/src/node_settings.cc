@@ -5,9 +5,11 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
+#include "replboot/base/process.h"
 #include "replboot/clone/prober.h"
 #include "replboot/conf/render.h"
 
@@ -190,6 +192,9 @@ Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
   o.tool = config.backup.tool;
   o.datadir = config.mysql.datadir;
   o.use_memory = config.backup.use_memory;
+  // The donor's logs and /status name its receivers by this (node.hostname, mysql-N), not by
+  // the machine's host name, which nodes sharing a machine (scripts/cluster, tests) share.
+  o.client_name = settings.identity.hostname;
   if (settings.mysql_user)
     o.owner = clone::FileOwner{settings.mysql_user->uid, settings.mysql_user->gid};
   return o;
@@ -214,9 +219,16 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.port = config.mysql.port;
   o.max_concurrent = config.backup.max_concurrent;
   o.bandwidth_limit = config.backup.bandwidth_limit;
-  o.parallel = config.backup.parallel;
+  o.parallel = config.backup.parallel > 0 ? config.backup.parallel
+                                          : DefaultBackupParallel(process::UsableCpus());
+  // Probes and HEADERs tell the node's cluster id (a file in the datadir) and role.
+  o.datadir = config.mysql.datadir;
+  if (!settings.identity.hostname.empty()) o.role = std::string(conf::RoleName(settings.identity.role));
+  o.fanout_window = std::chrono::milliseconds(config.backup.fanout_window_ms);
   return o;
 }
+
+int64_t DefaultBackupParallel(int usable_cpus) { return std::max(1, usable_cpus / 2); }
 
 Result<discovery::DiscoverOptions> DiscoverOptionsFor(const NodeSettings& settings) {
   const conf::Config& config = settings.config;

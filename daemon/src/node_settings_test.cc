@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "replboot/base/process.h"
 #include "replboot/daemon/replication_wiring.h"
 #include "replboot/testing/temp_dir.h"
 
@@ -22,6 +23,7 @@ conf::Config BaseConfig() {
   c.backup.secret = "a-secret-of-sixteen-or-more-bytes";
   c.backup.password = "pw";
   c.backup.idle_timeout = 42;
+  c.backup.fanout_window_ms = 1234;
   c.backup.listen = "127.0.0.1:4000";
   return c;
 }
@@ -43,10 +45,31 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   EXPECT_EQ(server->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(server->password, "pw");
+  EXPECT_EQ(server->fanout_window, std::chrono::milliseconds(1234));
+  EXPECT_EQ(client->client_name, "mysql-2");
   EXPECT_EQ(server->listen.port(), 4000);
   EXPECT_EQ(server->listen.address().to_string(), "127.0.0.1");
   EXPECT_FALSE(client->tls.enabled);
   EXPECT_EQ(client->tls_context, nullptr);
+}
+
+TEST(NodeSettingsTest, BackupParallelDefaultsToHalfTheUsableCpus) {
+  EXPECT_EQ(DefaultBackupParallel(1), 1);
+  EXPECT_EQ(DefaultBackupParallel(2), 1);
+  EXPECT_EQ(DefaultBackupParallel(3), 1);
+  EXPECT_EQ(DefaultBackupParallel(8), 4);
+  auto settings = ResolveSettings(BaseConfig(), NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  auto server = ServerOptionsFor(*settings);
+  ASSERT_TRUE(server) << server.error().ToString();
+  EXPECT_EQ(server->parallel, DefaultBackupParallel(process::UsableCpus()));  // 0: the default
+  conf::Config c = BaseConfig();
+  c.backup.parallel = 3;
+  settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  server = ServerOptionsFor(*settings);
+  ASSERT_TRUE(server) << server.error().ToString();
+  EXPECT_EQ(server->parallel, 3);
 }
 
 TEST(NodeSettingsTest, SecretsAreReadOnceFromTheirFiles) {

@@ -130,7 +130,7 @@ void RecoveryWatcher::CheckGtids(Clock::time_point now) {
 }
 
 void RecoveryWatcher::Publish(const RecoveryDecision& d, const FailureClass& failure) {
-  replication::RecoveryView v;
+  replication::ReplicaRecoveryView v;
   v.state = d.state;
   v.reason = d.reason;
   v.failure = std::string(ReplicationFailureName(failure.failure));

@@ -162,6 +162,15 @@ std::string FormatStatus(const nlohmann::json& s) {
     }
     row("auto_reclones", reclones);
   }
+  if (s.contains("bootstrap") && s["bootstrap"].is_object() &&
+      At(s["bootstrap"], "plan") != "-") {
+    // The primary asked its peers before initializing: what it decided and why, in words.
+    const auto& b = s["bootstrap"];
+    std::string line = At(b, "plan") + " (" + At(b, "reason") + ")";
+    if (At(b, "donor") != "-") line += " from " + At(b, "donor");
+    row("bootstrap", line);
+    if (At(b, "detail") != "-") row("bootstrap_why", At(b, "detail"));
+  }
   row("backups_served", At(s, "backups_served"));
   row("last_error", At(s, "last_error"));
   return out;

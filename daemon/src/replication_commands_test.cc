@@ -53,7 +53,7 @@ TEST(FormatStatusTest, DayTwoStatesInPlainWords) {
   EXPECT_NE(table.find("ready                  no (diverged from the primary"), std::string::npos)
       << table;
 
-  s.recovery = RecoveryView{};
+  s.recovery = ReplicaRecoveryView{};
   s.recovery.state = "reclone_pending";
   s.recovery.reason = "the primary no longer has the binlogs this replica needs (...)";
   s.recovery.reclone_in_seconds = 42;

@@ -7,6 +7,7 @@ datadir, so replboot uses the datadir as is and runs the stand-in as the server;
 then waits for a connection that never comes, which is where a SIGTERM finds it.
 """
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -99,6 +100,25 @@ def test_primary_initializes_serves_and_stops_cleanly():
         assert password not in read_log(p2)
         assert_nothing_outlives(H, p2)
 
+        # Killed outside a container (no PID namespace): mysqld, started as its own user so
+        # that it keeps its parent-death signal, shuts down by itself, and the next start
+        # finds the datadir free.
+        p3 = n.start()
+        wait_log(p3, r"event=mysqld_ready", 90, "third start ready")
+        mysqld_pid = int(re.search(r"event=mysqld_started pid=(\d+)", read_log(p3)).group(1))
+        with open(f"/proc/{mysqld_pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        if os.geteuid() == 0:
+            mysql_uid = pwd.getpwnam("mysql").pw_uid
+            assert uids == [str(mysql_uid)] * 4, f"mysqld runs with uids {uids}, not mysql's"
+        p3.kill()
+        p3.wait()
+        wait_until(lambda: proc_state(mysqld_pid) in (None, "Z"), 60, "mysqld to end after replboot was SIGKILLed")
+        p4 = n.start()
+        wait_log(p4, r"event=mysqld_ready", 90, "a start after the kill ready")
+        assert n.stop() == 0, read_log(p4)[-3000:]
+        assert_nothing_outlives(H, p4)
+
 
 def test_stop_during_initialization_leaves_an_empty_datadir():
     with Harness("daemon-initstop") as H:
@@ -178,7 +198,13 @@ def populated_datadir(H):
 def test_child_ignoring_sigterm_is_killed_after_grace_and_orphan_is_reaped():
     with Harness("daemon-standin") as H:
         populated_datadir(H)
-        pid_file = H.path("orphan.pid")
+        # The stand-in runs as mysqld's user (replboot starts the server as that user).
+        out_dir = H.path("standin-out")
+        os.makedirs(out_dir)
+        if os.geteuid() == 0:
+            mysql = pwd.getpwnam("mysql")
+            os.chown(out_dir, mysql.pw_uid, mysql.pw_gid)
+        pid_file = os.path.join(out_dir, "orphan.pid")
         script = write_standin(H, "standin-ignore-term.py", STANDIN_IGNORES_TERM.format(pid_file=pid_file))
         n = node(H)
         p = n.start(standin(script, "--set", "mysql.shutdown_grace=2", "--set", "mysql.startup_timeout=120"))

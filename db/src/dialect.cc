@@ -130,6 +130,32 @@ std::optional<bool> Dialect::WaitTimedOut(const std::optional<std::string>& r) c
   return std::nullopt;
 }
 
+std::string Dialect::GtidStateQuery() const {
+  if (flavour_ == Flavour::kMariaDB) {
+    return "SELECT @@GLOBAL.gtid_binlog_state AS binlog_state, "
+           "@@GLOBAL.gtid_current_pos AS current_pos";
+  }
+  return "SELECT @@GLOBAL.gtid_executed AS binlog_state, @@GLOBAL.gtid_executed AS current_pos";
+}
+
+std::string Dialect::StopReplica() const {
+  return ReplicaKeywords() ? "STOP REPLICA" : "STOP SLAVE";
+}
+
+std::string Dialect::ResetReplicaAll() const {
+  return ReplicaKeywords() ? "RESET REPLICA ALL" : "RESET SLAVE ALL";
+}
+
+std::vector<std::string> Dialect::ContinueGtidHistory(const std::string& gtid_state) const {
+  if (flavour_ == Flavour::kMariaDB) {
+    // The new binlog's first Gtid_list event carries the state: a replica at any position of
+    // it finds where to continue.
+    return {"RESET MASTER", "SET GLOBAL gtid_binlog_state = " + QuoteLiteral(gtid_state)};
+  }
+  // gtid_purged may only be set while gtid_executed is empty.
+  return {ResetBinaryLogsAndGtids(), "SET GLOBAL gtid_purged = " + QuoteLiteral(gtid_state)};
+}
+
 std::vector<std::string> Dialect::BackupGrants() const {
   // mariabackup: BINLOG MONITOR for the binlog position, SLAVE MONITOR for --slave-info.
   if (flavour_ == Flavour::kMariaDB)

@@ -122,6 +122,45 @@ TEST(DialectTest, MySql80UsesTheReplicaSpellingsFrom8022And8023) {
                 "SELECT ON performance_schema.log_status"}));
 }
 
+// A replica's clone taking over as the primary: forget the inherited source, and continue the
+// donor's GTID history in a new binlog (states as the servers print them).
+TEST(DialectTest, TakingOverAClonedHistory) {
+  const Dialect mariadb(Flavour::kMariaDB, 101119);
+  EXPECT_EQ(mariadb.GtidStateQuery(),
+            "SELECT @@GLOBAL.gtid_binlog_state AS binlog_state, "
+            "@@GLOBAL.gtid_current_pos AS current_pos");
+  EXPECT_EQ(mariadb.StopReplica(), "STOP SLAVE");
+  EXPECT_EQ(mariadb.ResetReplicaAll(), "RESET SLAVE ALL");
+  EXPECT_EQ(mariadb.ContinueGtidHistory("0-100-57,0-101-3"),
+            (std::vector<std::string>{"RESET MASTER",
+                                      "SET GLOBAL gtid_binlog_state = '0-100-57,0-101-3'"}));
+
+  const std::string mysql_state =
+      "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57,\n"
+      "9d7b8a6c-71ca-11e1-9e33-c80aa9429562:1-3";
+  for (int version : {80036, 80021}) {
+    const Dialect mysql(Flavour::kMySQL, version);
+    EXPECT_EQ(mysql.GtidStateQuery(),
+              "SELECT @@GLOBAL.gtid_executed AS binlog_state, "
+              "@@GLOBAL.gtid_executed AS current_pos");
+    EXPECT_EQ(mysql.ContinueGtidHistory(mysql_state),
+              (std::vector<std::string>{
+                  "RESET MASTER",
+                  "SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57,\\n"
+                  "9d7b8a6c-71ca-11e1-9e33-c80aa9429562:1-3'"}));
+  }
+  EXPECT_EQ(Dialect(Flavour::kMySQL, 80036).ResetReplicaAll(), "RESET REPLICA ALL");
+  EXPECT_EQ(Dialect(Flavour::kMySQL, 80036).StopReplica(), "STOP REPLICA");
+  EXPECT_EQ(Dialect(Flavour::kMySQL, 80021).ResetReplicaAll(), "RESET SLAVE ALL");
+  const Dialect mysql84(Flavour::kMySQL, 80403);
+  EXPECT_EQ(mysql84.ResetReplicaAll(), "RESET REPLICA ALL");
+  EXPECT_EQ(mysql84.ContinueGtidHistory("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5").front(),
+            "RESET BINARY LOGS AND GTIDS");
+  // A quote in a state cannot end the literal.
+  EXPECT_EQ(mariadb.ContinueGtidHistory("0-1-1' OR '1").back(),
+            "SET GLOBAL gtid_binlog_state = '0-1-1\\' OR \\'1'");
+}
+
 TEST(DialectTest, MySql84HasOnlyTheNewSpellings) {
   Expected e{"SHOW REPLICA STATUS",
              "START REPLICA",

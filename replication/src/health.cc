@@ -22,7 +22,25 @@ Decision No(std::string reason) { return Decision{false, std::move(reason)}; }
 // While a clone runs mysqld is not started yet: say so, rather than "not answering".
 Decision MysqldDown(const Snapshot& s) {
   if (s.clone.Active()) return No("cloning: " + DescribeClone(s.clone));
+  if (s.bootstrap.Holding()) {
+    return No(fmt::format("asking the peers before initializing ({}): {}", s.bootstrap.reason,
+                          s.bootstrap.detail));
+  }
   return No("mysqld is not answering: " + s.mysqld_error);
+}
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string LabelValue(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
 }
 
 std::string Bytes(uint64_t n) {
@@ -181,6 +199,9 @@ bool CloneProgress::View::Active() const {
 std::string DescribeClone(const CloneProgress::View& c) {
   std::string out = c.phase;
   if (!c.donor.empty()) out += " from " + c.donor;
+  if (c.donor_run_receivers > 1 && c.phase != "discovering" && c.phase != "failed") {
+    out += fmt::format(" (a backup shared by {} replicas)", c.donor_run_receivers);
+  }
   if (c.phase == "none" || c.phase == "discovering") {
     if (c.attempts > 1) out += fmt::format(" (attempt {})", c.attempts);
     if (!c.error.empty()) out += ", last error: " + c.error;
@@ -277,9 +298,12 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                                         ? nlohmann::json(*s.clone.stalled_seconds)
                                         : nlohmann::json(nullptr)},
                 {"attempts", s.clone.attempts},
+                {"donor_run", s.clone.donor_run},
+                {"donor_run_receivers", s.clone.donor_run_receivers},
+                {"donor_run_shared", s.clone.donor_run_receivers > 1},
                 {"error", s.clone.error},
                 {"summary", DescribeClone(s.clone)}};
-  const RecoveryView& rv = s.recovery;
+  const ReplicaRecoveryView& rv = s.recovery;
   j["recovery"] = {
       {"state", rv.state},
       {"reason", rv.reason},
@@ -295,7 +319,30 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
       {"reclones", rv.reclones},
       {"last_reclone_reason", rv.last_reclone_reason},
       {"last_reclone_at", rv.last_reclone_at}};
+  j["bootstrap"] = {{"plan", s.bootstrap.plan},
+                    {"reason", s.bootstrap.reason},
+                    {"detail", s.bootstrap.detail},
+                    {"donor", s.bootstrap.donor},
+                    {"rounds", s.bootstrap.rounds},
+                    {"waited_seconds", s.bootstrap.waited_seconds}};
   j["backups_served"] = s.backups_served;
+  auto receivers = [](const std::vector<BackupServing::Receiver>& list) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : list) {
+      out.push_back({{"run", r.run},
+                     {"name", r.name},
+                     {"peer", r.peer},
+                     {"state", r.state},
+                     {"bytes_sent", r.bytes_sent},
+                     {"reason", r.reason}});
+    }
+    return out;
+  };
+  j["backup"] = {{"runs", s.backup.runs},
+                 {"served", s.backups_served},
+                 {"receivers_dropped", s.backup.receivers_dropped},
+                 {"receivers", receivers(s.backup.receivers)},
+                 {"ended", receivers(s.backup.ended)}};
   Decision ready = DecideReady(s, max_lag);
   j["ready"] = ready.ok;
   j["ready_reason"] = ready.reason;
@@ -334,7 +381,7 @@ std::string SnapshotMetrics(const Snapshot& s) {
         s.clone.Active() ? "1" : "0");
   gauge("replboot_clone_attempts", "Clone attempts started since replboot started.",
         std::to_string(s.clone.attempts));
-  const RecoveryView& rv = s.recovery;
+  const ReplicaRecoveryView& rv = s.recovery;
   gauge("replboot_replica_diverged",
         "1 while the replica holds GTIDs the primary lacks or is ahead of it (never ready).",
         rv.diverged ? "1" : "0");
@@ -376,6 +423,28 @@ std::string SnapshotMetrics(const Snapshot& s) {
       "replboot_backups_served_total "
       "counter\nreplboot_backups_served_total {}\n",
       s.backups_served);
+  out += fmt::format(
+      "# HELP replboot_backup_runs_total Backup tool runs; the receivers that join one run's "
+      "window share it, so runs below backups served means shared runs.\n"
+      "# TYPE replboot_backup_runs_total counter\nreplboot_backup_runs_total {}\n",
+      s.backup.runs);
+  out += fmt::format(
+      "# HELP replboot_backup_receivers_dropped_total Receivers dropped from a shared backup run "
+      "for holding the others back.\n# TYPE replboot_backup_receivers_dropped_total counter\n"
+      "replboot_backup_receivers_dropped_total {}\n",
+      s.backup.receivers_dropped);
+  out +=
+      "# HELP replboot_backup_receiver_bytes Bytes sent to each receiver of the backup runs in "
+      "progress.\n# TYPE replboot_backup_receiver_bytes gauge\n";
+  for (const auto& r : s.backup.receivers) {
+    out += fmt::format(
+        "replboot_backup_receiver_bytes{{run=\"{}\",receiver=\"{}\",state=\"{}\"}} {}\n", r.run,
+        LabelValue(r.name.empty() ? r.peer : r.name), LabelValue(r.state), r.bytes_sent);
+  }
+  gauge("replboot_clone_donor_run_receivers",
+        "Receivers of the donor's backup run this clone's bytes come from (over 1: shared); 0 "
+        "unknown.",
+        std::to_string(s.clone.donor_run_receivers));
   out += fmt::format(
       "# HELP replboot_backup_connections_refused_total Backup-port connections closed before "
       "authentication (over the cap of unauthenticated ones).\n# TYPE "

@@ -200,6 +200,46 @@ TEST(HealthTest, JsonAndMetrics) {
   EXPECT_NE(m.find("replboot_backups_served_total 2\n"), std::string::npos);
 }
 
+// The donor's side: runs against backups served, who is receiving, who was dropped; the
+// receiver's side: whether its bytes come from a shared run.
+TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
+  Snapshot s;
+  s.backups_served = 3;
+  s.backup.runs = 1;
+  s.backup.receivers_dropped = 1;
+  s.backup.receivers = {{.run = 1, .name = "mysql-2", .peer = "10.0.0.2:4000", .state = "streaming",
+                         .bytes_sent = 100, .reason = ""},
+                        {.run = 1, .name = "", .peer = "10.0.0.3:4000", .state = "done",
+                         .bytes_sent = 200, .reason = ""}};
+  s.backup.ended = {{.run = 1, .name = "my\"odd", .peer = "10.0.0.4:4000", .state = "dropped",
+                     .bytes_sent = 5, .reason = "its 8 MiB buffer stayed full"}};
+  s.clone.phase = "streaming";
+  s.clone.donor = "10.0.0.1:3307";
+  s.clone.donor_run = 4;
+  s.clone.donor_run_receivers = 4;
+  auto j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["backup"]["runs"], 1);
+  EXPECT_EQ(j["backup"]["served"], 3);
+  EXPECT_EQ(j["backup"]["receivers"][0]["name"], "mysql-2");
+  EXPECT_EQ(j["backup"]["receivers"][1]["bytes_sent"], 200);
+  EXPECT_EQ(j["backup"]["ended"][0]["reason"], "its 8 MiB buffer stayed full");
+  EXPECT_EQ(j["clone"]["donor_run_receivers"], 4);
+  EXPECT_EQ(j["clone"]["donor_run_shared"], true);
+  std::string m = SnapshotMetrics(s);
+  EXPECT_NE(m.find("replboot_backup_runs_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_receivers_dropped_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_receiver_bytes{run=\"1\",receiver=\"mysql-2\","
+                   "state=\"streaming\"} 100\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("receiver=\"10.0.0.3:4000\",state=\"done\"} 200\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_clone_donor_run_receivers 4\n"), std::string::npos) << m;
+  EXPECT_NE(DescribeClone(s.clone).find("streaming from 10.0.0.1:3307 (a backup shared by 4 "
+                                        "replicas)"),
+            std::string::npos)
+      << DescribeClone(s.clone);
+}
+
 TEST(CloneProgressTest, DescribesEachPhase) {
   CloneProgress::View c;
   EXPECT_EQ(DescribeClone(c), "none");

@@ -411,6 +411,67 @@ def descendants(pid):
     return out
 
 
+def proc_hwm_kib(pid):
+    """VmHWM of a live process: the peak of its resident set so far, KiB; None once it is gone."""
+    text = proc_read(pid, "status")
+    for line in (text or b"").decode(errors="replace").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+def proc_children(pid):
+    """The live children of pid (from /proc/<pid>/task/*/children), without scanning /proc."""
+    kids = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            kids += [int(c) for c in (proc_read(pid, f"task/{tid}/children") or b"").split()]
+    except OSError:
+        pass
+    return kids
+
+
+class PeakRss:
+    """The peak resident set (VmHWM, KiB) of a process and, apart, of its descendants, polled
+    until it exits (VmHWM only grows, so the last reading is the peak unless it came in the
+    last `interval`). wait4's ru_maxrss cannot stand in: it is the largest of the process and
+    the children it reaped (a clone's --prepare), and a child of Python starts from the
+    interpreter's resident set (vfork shares it until the exec), ~20 MiB it never used."""
+
+    def __init__(self, pid, interval=0.02):
+        self.pid = pid
+        self.interval = interval
+        self.own = 0
+        self.descendants = {}  # comm -> peak KiB of the largest process of that name
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._halt.is_set():
+            own = proc_hwm_kib(self.pid)
+            if own is None:
+                return
+            self.own = max(self.own, own)
+            frontier = proc_children(self.pid)
+            while frontier:
+                kid = frontier.pop()
+                comm, kib = proc_comm(kid), proc_hwm_kib(kid)
+                if comm and kib:
+                    self.descendants[comm] = max(self.descendants.get(comm, 0), kib)
+                frontier += proc_children(kid)
+            self._halt.wait(self.interval)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Stops polling (call it once the process was waited for); the process's own peak."""
+        self._halt.set()
+        self._thread.join(timeout=30)
+        return self.own
+
+
 def proc_comm(pid):
     """The process's command name, or None when the pid is gone."""
     try:
@@ -687,6 +748,9 @@ FAST_CLUSTER_SETTINGS = [
     "--set", "dns.lookup_deadline=60",
     "--set", "replication.connect_retry=1",
     "--set", "replication.start_deadline=30",
+    # A donor waits this long for more replicas to share a backup run (default 5 s): the tests'
+    # nodes start within a second of each other.
+    "--set", "backup.fanout_window_ms=1500",
 ]
 
 

@@ -84,7 +84,12 @@ def test_statefulset_runs_replboot_with_probes_ports_and_grace():
     spec = sts["spec"]
     conf = tomllib.loads(config_toml(by_kind))
     assert spec["replicas"] == 3
-    assert spec["podManagementPolicy"] == "OrderedReady"
+    # New replicas start together and share one backup run on their donor (issue 12); that only
+    # pays when the donor waits for them: the window must be on.
+    assert spec["podManagementPolicy"] == "Parallel"
+    window = conf["backup"].get("fanout_window_ms", 5000)
+    assert 1000 <= window <= 60000, f"backup.fanout_window_ms {window}: new replicas would not share a backup"
+    assert conf["backup"].get("max_concurrent", 1) >= 1
     assert spec["serviceName"] == "mysql" == conf["cluster"]["service"], \
         "the StatefulSet's serviceName must be replboot's cluster.service (peer names mysql-N.<service>)"
     pod_labels = spec["template"]["metadata"]["labels"]

@@ -23,6 +23,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -79,8 +80,14 @@ class Server {
   CloneProgress& clone_progress();
   // A replica's day-two state (divergence, re-clone), published by the daemon's watcher.
   RecoveryState& recovery();
+  // The primary's decision after asking its peers (daemon/primary_recovery.h), for /status.
+  replication::BootstrapStatus& bootstrap_status();
   void CountBackupServed();
   void CountBackupConnectionRefused();  // the backup server closed one before authentication
+  // Where /status and /metrics read the donor side's runs and receivers from (the backup
+  // server, asked per request: it is a few counters and a short list under a lock). An empty
+  // function removes it; the caller removes it before the source goes away.
+  void SetBackupSource(std::function<replication::BackupServing()> source);
   // An error to show in /status and the readiness reason (e.g. replication did not start);
   // "" clears it.
   void SetLastError(std::string error);

@@ -11,6 +11,11 @@
 // one the consumer holds, which counts until its next Pop() (or Close()), since
 // a consumer usually works on a block in place (writes it, or lends it to
 // libarchive until the next read callback).
+//
+// A producer that fills its own buffers (e.g. reads a socket into them) hands them over
+// with PushOwned() instead: no copy, and the buffer the consumer finished with comes back
+// to be filled again, so a steady stream allocates nothing and touches no new pages.
+// Blocks count by capacity(), the memory they hold (equal to size() for Push()).
 #ifndef REPLBOOT_BASE_BOUNDED_QUEUE_H_
 #define REPLBOOT_BASE_BOUNDED_QUEUE_H_
 
@@ -38,6 +43,16 @@ class BoundedByteQueue {
   // queues nothing and returns true: the consumer never sees an empty block.
   bool Push(std::span<const uint8_t> bytes);
 
+  // Producer: queues `*block` itself, waiting for room as Push() does, and leaves in
+  // `*block` a buffer the consumer finished with (contents unspecified, size and capacity
+  // kept, so refilling it allocates nothing), or an empty vector when there is none. Once
+  // this is used, blocks the consumer is done with are kept for it instead of freed. The
+  // producer only needs a new buffer when none is spare, i.e. when every other one is
+  // queued or the consumer's, which the cap bounds: with buffers of one capacity C there
+  // are never more than cap / C + 2 of them. False, with `*block` left as it was, once
+  // Close() was called; an empty block queues nothing and returns true.
+  bool PushOwned(std::vector<uint8_t>* block);
+
   // Producer: no more blocks. Pop() hands out what is queued, then returns false.
   void EndInput();
 
@@ -55,7 +70,8 @@ class BoundedByteQueue {
   // The input ended and every block was popped (not dropped by Close()).
   bool ended() const;
   bool closed() const;
-  // Bytes counted against the cap: queued plus the block the consumer holds.
+  // Bytes counted against the cap: the capacity of the queued blocks plus the block the
+  // consumer holds.
   size_t held_bytes() const;
 
  private:
@@ -68,6 +84,8 @@ class BoundedByteQueue {
   size_t in_hand_ = 0;  // size of the consumer's last popped block
   bool input_ended_ = false;
   bool closed_ = false;
+  bool recycling_ = false;  // PushOwned() was used: keep the blocks the consumer is done with
+  std::vector<std::vector<uint8_t>> spares_;  // those blocks, for the producer
 };
 
 }  // namespace replboot

@@ -17,6 +17,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "replboot/base/status.h"
@@ -48,9 +49,18 @@ struct SpawnOptions {
   // included), so a tool replboot runs does not outlive it outside a container, where no
   // PID namespace takes every process down with PID 1. The kernel sends it when the *thread*
   // that forked the child ends, so such children are forked by one thread that lives as long
-  // as the process, whichever thread calls Spawn(). It does not survive a change of user
-  // (mysqld started as root with --user drops it when it switches to that user).
+  // as the process, whichever thread calls Spawn(). The kernel clears it when the process
+  // changes its user, so a server that should keep it must not switch users itself (mysqld
+  // --user): start it as that user with `run_as` instead.
   int parent_death_signal = 0;
+  // When set (replboot runs as root), the child takes this user and group (and no
+  // supplementary groups) before exec, and the parent-death signal is set after that change,
+  // so it holds. Requires parent_death_signal.
+  struct User {
+    uid_t uid;
+    gid_t gid;
+  };
+  std::optional<User> run_as;
 };
 
 struct Child {
@@ -61,7 +71,10 @@ struct Child {
 };
 
 // Starts a child with every signal unblocked and at its default action, whatever
-// replboot itself blocks or ignores. Descriptors opened by replboot are O_CLOEXEC.
+// replboot itself blocks or ignores, and with no descriptor of replboot's but its stdin,
+// stdout and stderr: Asio opens its sockets without O_CLOEXEC, and a
+// child holding the HTTP or backup listener (or a client's connection) would keep the
+// port busy after replboot ended and hand a stranger's connection to a server or tool.
 Result<Child> Spawn(const SpawnOptions& options);
 
 // Waits for `pid` to end; kTimeout when `timeout` passes first (the child keeps running).
@@ -92,6 +105,14 @@ inline constexpr std::chrono::seconds kStopGrace{5};
 Result<Captured> RunCapture(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                             std::optional<std::string> stdin_data = std::nullopt,
                             std::stop_token stop = {});
+
+// The CPUs this process may run on: its affinity mask, capped by the CPU quota of its cgroup
+// (cgroup v2 /sys/fs/cgroup/cpu.max, what a container's CPU limit sets), rounded up; at
+// least 1.
+int UsableCpus();
+// The CPUs a cgroup v2 cpu.max allows ("150000 100000" -> 2, rounded up); nullopt for "max"
+// (no quota) or text that is not "<quota> <period>".
+std::optional<int> CgroupQuotaCpus(std::string_view cpu_max);
 
 // This process's environment without anything a child must not inherit:
 // every REPLBOOT_* variable (they can carry passwords and the backup secret)

@@ -1,11 +1,24 @@
 // BackupServer: the donor side of a clone, run on every node (`[backup] listen`).
 //
 // Per client: authenticate (protocol.h); answer a probe with the donor's facts and close
-// (no backup tool is started for it); otherwise refuse with `busy` past max_concurrent, send the
-// stream header, run the backup tool (`mariabackup --backup --stream=xbstream
-// --slave-info`, or `xtrabackup` for MySQL) with the backup user's credentials in a 0600
-// option file, forward its stdout to the client in tagged DATA frames and end with a
-// tagged trailer.
+// (no backup tool is started for it); otherwise join a backup run (below), or refuse with
+// `busy` past max_concurrent runs; each receiver of a run gets its stream header, the backup
+// tool's stdout (`mariabackup --backup --stream=xbstream --slave-info`, or `xtrabackup` for
+// MySQL, run with the backup user's credentials in a 0600 option file) in tagged DATA frames
+// and a tagged trailer.
+//
+// Fan-out (issue 12): several new replicas that start together share one backup. The first
+// backup request opens a run and waits fanout_window for more; every request that arrives
+// meanwhile joins it (up to fanout_max_receivers); then ONE tool run starts and every chunk
+// it writes goes to every receiver, each over its own authenticated session (own stream key,
+// own frame counter, own HEADER and TRAILER: the replica's side is unchanged). A slow or
+// failing receiver is dropped past a bounded buffer and a grace (fanout.h) and retries on its
+// own; the tool is killed only when no receiver is left. A run counts once against
+// max_concurrent, from the end of its window to the end of its tool; a request that arrives
+// while max_concurrent runs stream is answered busy (as before), and discovery looks for
+// another donor or retries: holding it until the next run would hold a connection for a
+// whole clone with nothing on the wire, past the replica's idle timeout. A probe during the
+// window says "not busy", so the replicas that start together all pick this donor.
 //
 // Admission before authentication: a stranger must not be able to hold the donor's threads
 // or memory. At most max_unauthenticated connections (and max_unauthenticated_per_address
@@ -17,14 +30,15 @@
 // coroutine on the caller's io_context) survives accept errors (EMFILE...) and thread
 // creation failing, logging them with a backoff.
 //
-// Threads: the caller's io_context thread(s), handshake_threads, and one per running backup
-// (at most max_concurrent: the busy check comes first), which moves the stream in a
-// blocking, poll-driven loop that must not hold the I/O thread. Over TLS (options.tls) the
-// same loop writes through SSL_write.
+// Threads: the caller's io_context thread(s), handshake_threads, one per receiver (its
+// sender: blocking, poll-driven writes that must not hold the I/O thread; through SSL_write
+// over TLS) and one per run (its producer: the join window, the header query, the tool's
+// stdout and stderr, pacing). At most max_concurrent runs stream (the busy check comes first).
 //
 // Donor safety: the backup tool is killed (SIGKILL to its process group, then reaped) when
-// the client goes away or stalls, and when the donor is a replica its SQL thread is
-// restarted afterwards if it was running before and the backup left it stopped.
+// no receiver is left (each went away, stalled or was dropped), and when the donor is a
+// replica its SQL thread is restarted afterwards if it was running before and the backup
+// left it stopped.
 #ifndef REPLBOOT_CLONE_BACKUP_SERVER_H_
 #define REPLBOOT_CLONE_BACKUP_SERVER_H_
 
@@ -36,6 +50,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -45,10 +60,12 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
+#include "replboot/clone/protocol.h"
 #include "replboot/clone/tls.h"
 
 namespace replboot::db {
@@ -61,6 +78,9 @@ namespace net {
 class Socket;
 class TlsContext;
 }  // namespace net
+namespace fanout {
+class Run;
+}  // namespace fanout
 struct AcceptedClient;
 
 struct ServerOptions {
@@ -82,9 +102,17 @@ struct ServerOptions {
   std::string work_dir = "/tmp";  // private per-backup dirs (option file, --target-dir) go here
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the tool or to the client
-  // Called (on the session's thread) after each backup that was sent whole, e.g. to feed
+  // Called (on the receiver's thread) after each backup that was sent whole, e.g. to feed
   // the node's /metrics.
   std::function<void()> on_backup_served;
+  // Fan-out (see above): how long the first request of a run waits for others (0: every
+  // request starts its own run at once), the receivers of one run at most, each one's queue
+  // of the tool's output at most (fanout.h: a run holds about this plus 2 MiB per receiver),
+  // and how long a full queue may hold the others back before its receiver is dropped.
+  std::chrono::milliseconds fanout_window{5'000};
+  int64_t fanout_max_receivers = 8;
+  int64_t fanout_buffer_bytes = 8 << 20;
+  std::chrono::milliseconds fanout_grace{5'000};
   // Admission before authentication (see above).
   int64_t max_unauthenticated = 32;
   int64_t max_unauthenticated_per_address = 8;
@@ -94,6 +122,40 @@ struct ServerOptions {
   // What a probe reports as the server version; empty (the default) asks the local server
   // (SELECT VERSION()). A seam for tests without mysqld.
   std::function<Result<std::string>()> probe_server_version;
+  // The node's place in the cluster, for probes and the stream HEADER: its datadir (where
+  // the cluster id file is, cluster_id.h; "" = no id) and its role ("primary" | "replica").
+  std::string datadir;
+  std::string role;
+  // The GTID state a probe reports (binlog_state, current_pos as Dialect::GtidStateQuery);
+  // with probe_server_version set and this empty, no GTID state is reported (has_data
+  // false). Without either seam both come from the local server in one session.
+  std::function<Result<std::pair<std::string, std::string>>()> probe_gtid_state;
+  // The stream header of a run; unset (the default) asks the local server (version, datadir
+  // estimate) and the tool (--version), and watches the donor's replication threads. A seam
+  // for tests without mysqld.
+  std::function<Result<StreamHeader>()> stream_header;
+};
+
+// One receiver of a backup run, for the donor's /status.
+struct BackupReceiverStatus {
+  uint64_t run = 0;
+  std::string name;  // the name it gave in HELLO (e.g. mysql-3), "" when none
+  std::string peer;  // address:port
+  // "joining" (the run's window is open), "streaming", "done" (sent whole), "dropped" (held
+  // the others back: `reason`), "gone" (left or failed on its own: `reason`)
+  std::string state;
+  uint64_t bytes_sent = 0;
+  uint64_t queued_bytes = 0;  // the tool's output waiting for it
+  std::string reason;
+};
+
+// What the donor is serving, for /status and /metrics.
+struct BackupActivity {
+  uint64_t runs_started = 0;       // backup tool runs (one per shared run)
+  uint64_t backups_served = 0;     // receivers that got a whole stream
+  uint64_t receivers_dropped = 0;  // dropped for holding the others back
+  std::vector<BackupReceiverStatus> receivers;  // those of the runs in progress
+  std::vector<BackupReceiverStatus> ended;      // the last few dropped or gone, newest last
 };
 
 std::string DefaultTool(Flavour flavour);  // "mariabackup" / "xtrabackup"
@@ -123,6 +185,9 @@ class BackupServer {
   uint16_t port() const { return port_; }
   uint64_t backups_served() const { return backups_served_.load(); }
   uint64_t probes_answered() const { return probes_answered_.load(); }
+  // Backup tool runs started (several receivers share one when they join its window).
+  uint64_t runs_started() const { return runs_started_.load(); }
+  BackupActivity Activity() const;
   int active_backups() const { return active_.load(); }
   // Connections closed by admission before authentication, since Start().
   uint64_t connections_refused() const { return connections_refused_.load(); }
@@ -134,6 +199,7 @@ class BackupServer {
 
  private:
   static constexpr std::chrono::seconds kRefusalLogInterval{10};
+  static constexpr size_t kEndedKept = 8;
   boost::asio::awaitable<void> AcceptLoop();
   void Admit(boost::asio::ip::tcp::socket socket);
   void Authenticated(const std::string& address);
@@ -141,7 +207,17 @@ class BackupServer {
   std::optional<AcceptedClient> Handshake(net::Socket& sock,
                                           std::chrono::steady_clock::time_point deadline);
   void StartBackup(net::Socket sock, AcceptedClient client);
-  void RunBackup(net::Socket& sock, const AcceptedClient& client);
+  // Starts `fn` on a thread of its own, joined by Stop() or once done; an error when no
+  // thread could be started.
+  Status SpawnSession(std::function<void()> fn);
+  // A backup client: joins the open run (or opens one, or is answered busy), then sends it.
+  void ServeReceiver(net::Socket& sock, const AcceptedClient& client);
+  // A run's producer: the window, the header, the tool, its output to every receiver.
+  void ProduceRun(const std::shared_ptr<fanout::Run>& run);
+  struct RunSetup;
+  // The run's stream header and the donor-safety baseline (the replication threads before).
+  Result<RunSetup> SetUpRun();
+  void RemoveRun(const std::shared_ptr<fanout::Run>& run);
   void AnswerProbe(net::Socket& sock, const AcceptedClient& client);
   db::ConnectOptions ConnectOptions() const;
   void ReapFinishedSessions();
@@ -156,6 +232,14 @@ class BackupServer {
   std::stop_source stop_source_;  // requested by Stop(): sessions' sockets give up at once
   std::atomic<int> active_{0};
   std::atomic<uint64_t> backups_served_{0};
+  std::atomic<uint64_t> runs_started_{0};
+  std::atomic<uint64_t> receivers_dropped_{0};
+  // Runs: the one whose window is open (joinable), and those in progress (for Activity()).
+  mutable std::mutex runs_mu_;
+  std::shared_ptr<fanout::Run> joinable_;
+  std::vector<std::shared_ptr<fanout::Run>> runs_;
+  uint64_t next_run_id_ = 1;
+  std::deque<BackupReceiverStatus> ended_;  // bounded: kEndedKept
   std::atomic<uint64_t> probes_answered_{0};
   std::atomic<uint64_t> connections_refused_{0};
   std::atomic<uint64_t> accept_errors_{0};

@@ -3,7 +3,8 @@
 //
 //   connect → authenticate (mutual) → header → pre-flight (flavour/version, free space)
 //   → receive + extract (progress every few seconds) → trailer + completeness checks
-//   → `<tool> --prepare` → commit marker (fsynced) → chown → swap into place (datadir.h)
+//   → `<tool> --prepare` → chown, fsync → the donor's cluster id (cluster_id.h) →
+//   before_commit → commit marker (fsynced) → swap into place (datadir.h)
 //
 // Any failure before the marker discards the staging dir; the datadir is untouched.
 #ifndef REPLBOOT_CLONE_CLONE_H_
@@ -43,6 +44,10 @@ struct CloneProgressEvent {
   // Set while streaming when no byte has arrived for kStallAfter or more: how long.
   std::optional<double> stalled_seconds;
   int attempt = 0;    // attempts started by CloneFromPeers (0 for a lone CloneFrom)
+  // The donor's backup run (from its HEADER; 0 before it or from a donor that does not say)
+  // and the receivers it started with: more than 1 means a backup shared with others.
+  uint64_t donor_run = 0;
+  uint64_t donor_run_receivers = 0;
   std::string error;  // the last failed attempt's error
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
@@ -81,8 +86,10 @@ struct CloneOptions {
   // streaming; must be cheap and must not throw.
   CloneProgressCallback on_progress;
   std::chrono::milliseconds progress_report_interval{500};
-  // Received bytes queued for the unpacking thread at most (it waits for the disk).
-  size_t pipeline_bytes = 64u << 20;
+  // Received bytes queued for the unpacking thread at most (it waits for the disk), in
+  // buffers of kMaxDataPayload: the receiver's stream memory is this plus two such buffers
+  // (extract.h). Measured against throughput in protocol.h, next to kMaxDataPayload.
+  size_t pipeline_bytes = 8u << 20;
   // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
   // stream (within half a second), prepare (the tool's process group is ended), backoff.
   std::stop_token stop;
@@ -92,6 +99,11 @@ struct CloneOptions {
   // How this node names itself to the donor (its logs say who is cloning); "" = the host
   // name.
   std::string client_name;
+  // Runs after --prepare, once the staging dir is synced and holds the donor's cluster id,
+  // right before the commit marker: files the node needs with this clone go in here, so a
+  // committed clone always has them. An error fails the attempt (the staging dir is
+  // discarded). Unset: nothing.
+  std::function<Status(const std::string& staging, const StreamHeader& header)> before_commit;
 };
 
 struct CloneResult {
@@ -119,6 +131,18 @@ Result<CloneResult> CloneFrom(const Endpoint& peer, const CloneOptions& options)
 // flavour or major.minor version does not match the local backup tool (the pre-flight).
 Result<ProbeInfo> ProbeDonor(const Endpoint& peer, const CloneOptions& options,
                              std::chrono::milliseconds timeout);
+
+// The same probe, returning whatever the peer answered (busy, its server down, another
+// version: see DonorRefusal): a primary that lost its datadir asks every peer for its place
+// in the cluster whether or not it could serve a clone right now. Errors only when there is
+// no authenticated, well-formed answer: kPermissionDenied, kUnavailable, kTimeout,
+// kCorruption.
+Result<ProbeInfo> ProbePeer(const Endpoint& peer, const CloneOptions& options,
+                            std::chrono::milliseconds timeout);
+
+// Why a peer that answered `info` could not serve a clone now (ProbeDonor's checks: its
+// error, busy, flavour and major.minor version against the local tool); Ok when it could.
+Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneOptions& options);
 
 // Tries `peers` in order (nearest first), each failure discarding the staging dir, with
 // exponential backoff between rounds (1 s doubling to `max_backoff`). A peer that refused

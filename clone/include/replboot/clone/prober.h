@@ -13,7 +13,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 
 #include "replboot/base/status.h"
 #include "replboot/clone/clone.h"
@@ -34,10 +37,22 @@ class AuthenticatedProber final : public discovery::Prober {
   // kTimeout, kInvalidArgument (flavour or version mismatch), kCancelled.
   boost::asio::awaitable<Status> Probe(boost::asio::ip::tcp::endpoint endpoint) override;
 
+  // What `endpoint` answered its last probe (ProbePeer), also when that answer made the
+  // probe fail (busy, another version); nullopt when it never answered. This is how
+  // discovery's rounds (which only see a Status) also yield each peer's place in the
+  // cluster (cluster id, data, role, GTID state). Forget() drops every answer, before a
+  // new round.
+  std::optional<ProbeInfo> Answer(const boost::asio::ip::tcp::endpoint& endpoint) const;
+  void Forget();
+
  private:
+  void Record(const boost::asio::ip::tcp::endpoint& endpoint, std::optional<ProbeInfo> info);
+
   CloneOptions options_;
   std::chrono::milliseconds timeout_;
-  boost::asio::thread_pool pool_;
+  mutable std::mutex mu_;
+  std::map<boost::asio::ip::tcp::endpoint, ProbeInfo> answers_;
+  boost::asio::thread_pool pool_;  // last: joined before the answers go
 };
 
 }  // namespace replboot::clone

@@ -23,7 +23,9 @@
 //                                            ←  TRAILER JSON
 //   mode 1 (probe):
 //                                            ←  PROBE_INFO JSON (flavour, server_version, tool,
-//                                               busy), then the server closes
+//                                               busy; the node's cluster position: cluster_id,
+//                                               has_data, role, GTID state), then the server
+//                                               closes
 //
 // Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
 // a recorded session cannot be replayed against either side. The two MACs use different
@@ -86,8 +88,10 @@ inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kMacSize = 32;
 inline constexpr size_t kFrameHeaderSize = 5;
 inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
-// A DATA frame is held whole until its tag is checked: this bounds that buffer.
-inline constexpr uint32_t kMaxDataPayload = 4 * 1024 * 1024;
+// A DATA frame is held whole until its tag is checked: this bounds that buffer. The donor
+// reads its tool's pipe (1 MiB) into frames of at most this size, so every donor since
+// protocol v2 stays within it; the receiver refuses a longer frame before allocating.
+inline constexpr uint32_t kMaxDataPayload = 1024 * 1024;
 inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v2 stream server-to-client";
 inline constexpr size_t kTagSize = 16;
 inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
@@ -189,6 +193,14 @@ struct StreamHeader {
   std::string tool;              // "mariabackup" | "xtrabackup"
   std::string tool_version;      // first line of `<tool> --version`
   uint64_t estimated_bytes = 0;  // what the backup will stream (EstimateBackupBytes)
+  // The donor's cluster id (cluster_id.h), which the replica writes into its clone; "" when
+  // the donor has none (a datadir from before cluster ids). Absent from older donors' JSON.
+  std::string cluster_id;
+  // The donor's backup run this stream belongs to (backup_server.h, "fan-out") and how many
+  // receivers it started with: more than 1 means the tool's output is shared. 0 and 0 from a
+  // donor that does not say (both optional in the JSON).
+  uint64_t run_id = 0;
+  uint64_t run_receivers = 0;
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
@@ -202,7 +214,19 @@ struct ProbeInfo {
   int64_t active = 0;
   int64_t max_concurrent = 0;
   std::string error;  // the donor cannot serve now (e.g. its server does not answer)
+  // The node's place in the cluster, for a primary that lost its datadir (the fields are
+  // absent from older peers' JSON: "", false, "" then).
+  std::string cluster_id;  // "" when the node has none; else a lower-case UUID
+  bool has_data = false;   // its server answered with a GTID state: it holds a datadir
+  std::string role;        // "primary" | "replica" | ""
+  // MariaDB: @@gtid_binlog_state (every (domain, server_id) ever logged) and
+  // @@gtid_current_pos; MySQL: @@gtid_executed in both. "" when unknown.
+  std::string gtid_binlog_state;
+  std::string gtid_current_pos;
 };
+// Longest GTID text a probe answer may carry (a set of a few hundred sources); longer is
+// kCorruption, as is one that is not a GTID set of the answer's flavour.
+inline constexpr size_t kMaxGtidText = 16 * 1024;
 std::string EncodeProbeInfo(const ProbeInfo& info);
 Result<ProbeInfo> DecodeProbeInfo(std::string_view payload);
 

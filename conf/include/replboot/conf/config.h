@@ -30,6 +30,12 @@ struct Config {
     std::string flavour = "auto";    // auto | mariadb | mysql
   } node;
 
+  struct Bootstrap {
+    // Seconds a primary with an empty datadir waits for peers that are in DNS to answer
+    // before it initializes an empty database (none in DNS: at once).
+    int64_t recover_wait = 60;
+  } bootstrap;
+
   struct Mysql {
     std::string datadir = "/var/lib/mysql";
     std::string bind_address = "0.0.0.0";
@@ -78,8 +84,10 @@ struct Config {
     int64_t max_concurrent = 1;
     int64_t bandwidth_limit = 0;       // bytes/s, 0 = unlimited
     std::string use_memory = "1G";     // --use-memory for --prepare
-    int64_t parallel = 1;
+    int64_t parallel = 0;              // tool's --parallel; 0 = half the usable CPUs, at least 1
     int64_t idle_timeout = 300;        // seconds without a byte before a stream is given up
+    // ms the first backup request of a run waits for more to share its backup; 0 = off
+    int64_t fanout_window_ms = 5000;
     bool tls = false;
     std::string tls_cert;
     std::string tls_key;

@@ -27,7 +27,14 @@
 //   absent       root-password marker           absent   any      kFinishInitialize: a first start
 //                                                                   ended before root's password was
 //                                                                   set; start with the init file again
-//   absent       absent or empty                absent   primary  kInitialize: install-db /
+//   absent       absent or empty                absent   primary  kAskPeers (recover_primary hook):
+//                                                                   the peers' answers decide
+//                                                                   (primary_recovery.h): clone this
+//                                                                   cluster's most advanced peer and
+//                                                                   take over its history, or
+//                                                                   kInitialize (none in DNS: at once;
+//                                                                   else after bootstrap.recover_wait)
+//   absent       absent or empty                absent   primary  kInitialize (no hook): install-db /
 //                                                                   --initialize-insecure, first start
 //                                                                   with the root-password init file
 //   absent       absent or empty                absent   replica  kClone (prepare_datadir hook), or
@@ -35,7 +42,11 @@
 //   absent       data                           absent   replica  kClone with force_reclone (the data
 //                                                                   is kept aside until the clone
 //                                                                   commits), else kUseAsIs
-//   absent       data                           absent   primary  kUseAsIs (a primary never clones)
+//   absent       data                           absent   primary  kUseAsIs (a primary never clones
+//                                                                   over data); with the promotion
+//                                                                   marker of a recovery clone, mysqld
+//                                                                   starts read-only until after_ready
+//                                                                   has finished the takeover
 // clang-format on
 //
 // The seams are BootstrapHooks: on_start (the HTTP server, from the first second),
@@ -70,6 +81,7 @@ enum class BootstrapAction {
   kRestoreOld,
   kDropOld,
   // Final rows.
+  kAskPeers,
   kInitialize,
   kFinishInitialize,
   kClone,
@@ -85,7 +97,8 @@ struct DatadirFacts {
 };
 Result<DatadirFacts> ReadDatadirFacts(const std::string& datadir);
 
-// The table above. Pure.
+// The table above. Pure. `can_clone`: the node has a way to fill an empty datadir from its
+// peers (a replica: the prepare_datadir hook; the primary: recover_primary).
 BootstrapAction DecideBootstrap(conf::Role role, const DatadirFacts& facts, bool can_clone,
                                 bool force_reclone = false);
 
@@ -157,6 +170,10 @@ struct BootstrapHooks {
   // Fills the empty datadir of a replica (clone from a peer), which SettleDatadir has left
   // clean. Unset: a replica with an empty datadir is an error. Must give up on ctx.stop.
   std::function<Status(NodeContext&)> prepare_datadir;
+  // The primary's empty datadir (kAskPeers): asks the peers and clones this cluster's most
+  // advanced one (true: the datadir holds it now), or says to initialize (false). Unset: a
+  // primary with an empty datadir initializes. Must give up on ctx.stop.
+  std::function<Result<bool>(NodeContext&)> recover_primary;
   // Runs once mysqld accepts connections (replication setup, users, HTTP). An
   // error stops mysqld and replboot exits non-zero.
   std::function<Status(NodeContext&)> after_ready;

@@ -3,7 +3,10 @@
 //   on_start                   api/: the HTTP health server (/status shows the
 //                              clone's progress; /health says mysqld is not up yet)
 //   prepare_datadir (replica)  clone_step.h: discover a donor, clone, commit
-//   after_ready                replication/: users + heartbeat (primary) or CHANGE MASTER at
+//   recover_primary (primary)  primary_recovery.h: ask the peers, clone this cluster's most
+//                              advanced one, or initialize (/status "bootstrap")
+//   after_ready                a recovered primary's promotion (primary_recovery.h) first;
+//                              replication/: users + heartbeat (primary) or CHANGE MASTER at
 //                              most once (replica); clone/: the backup server every node
 //                              runs for the next replica
 //   supervise (replica)        recovery_watcher.h: failure classes, the GTID comparison with
@@ -48,6 +51,7 @@ class NodeServices {
  private:
   Status OnStart(NodeContext& ctx);
   Status PrepareDatadir(NodeContext& ctx);
+  Result<bool> RecoverPrimaryDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);
   Result<bool> Supervise(NodeContext& ctx);
 

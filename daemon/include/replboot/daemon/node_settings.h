@@ -69,6 +69,11 @@ Result<clone::Endpoint> ListenEndpoint(const std::string& text, const char* key)
 Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings);
 Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings);
 
+// backup.parallel's default (0): half of `usable_cpus` (process::UsableCpus), at least 1. The
+// donor is a live server: its clients keep the other half, and the stream's own thread (tag
+// and send every byte) needs a CPU beside the tool's copy threads.
+int64_t DefaultBackupParallel(int usable_cpus);
+
 // Discovery of this node's donors (dns.*, cluster.service, backup.port).
 Result<discovery::DiscoverOptions> DiscoverOptionsFor(const NodeSettings& settings);
 discovery::AresOptions AresOptionsFor(const conf::Config& config);

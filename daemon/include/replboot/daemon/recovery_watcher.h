@@ -8,7 +8,7 @@
 //   which needs no privilege for global variables),
 //   decides (recovery.h: DecideRecovery, with replication.auto_reclone / reclone_after /
 //   reclone_min_interval and the record of past re-clones next to the datadir),
-//   publishes the outcome to the HTTP API (RecoveryView: /status, /ready, /replica, /metrics)
+//   publishes the outcome to the HTTP API (ReplicaRecoveryView: /status, /ready, /replica, /metrics)
 //   and logs each change (event=replication_failure, replica_diverged, reclone_pending,
 //   reclone_refused, reclone_started),
 //

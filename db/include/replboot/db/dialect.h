@@ -23,6 +23,12 @@
 //   forget GTIDs         —                          RESET MASTER            RESET BINARY LOGS AND
 //                                                                           GTIDS (≥ 8.4; 8.0:
 //                                                                           RESET MASTER)
+//   GTID state           @@gtid_binlog_state,       @@gtid_executed         @@gtid_executed
+//                        @@gtid_current_pos
+//   forget the source    RESET SLAVE ALL            RESET SLAVE ALL         RESET REPLICA ALL
+//   continue a history   RESET MASTER, SET GLOBAL   RESET MASTER, SET       (8.4: RESET BINARY
+//                        gtid_binlog_state          GLOBAL gtid_purged      LOGS AND GTIDS), SET
+//                                                                           GLOBAL gtid_purged
 //   wait for a GTID      MASTER_GTID_WAIT(g, s):    WAIT_FOR_EXECUTED_GTID_SET(g, s): 0 reached,
 //                        0 reached, -1 timed out    1 timed out
 //   backup account       RELOAD, PROCESS, LOCK      BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES,
@@ -93,6 +99,20 @@ class Dialect {
   // r of WaitForGtid: true timed out, false reached, nullopt anything else (NULL: not a
   // replica, or an error).
   std::optional<bool> WaitTimedOut(const std::optional<std::string>& r) const;
+  // SELECT of the server's GTID state as columns `binlog_state` and `current_pos`: MariaDB
+  // @@gtid_binlog_state (every (domain, server_id) it ever logged, what a new binlog must
+  // continue from) and @@gtid_current_pos; MySQL @@gtid_executed in both.
+  std::string GtidStateQuery() const;
+  // STOP SLAVE / STOP REPLICA, and RESET SLAVE ALL / RESET REPLICA ALL: forget the source a
+  // cloned datadir inherited (a replica's clone taking over as the primary).
+  std::string StopReplica() const;
+  std::string ResetReplicaAll() const;
+  // The statements that make a new binary log continue the history `gtid_state` (the
+  // donor's GtidStateQuery binlog_state) instead of starting from nothing, so replicas
+  // asking for their position find it: MariaDB RESET MASTER, SET GLOBAL gtid_binlog_state;
+  // MySQL RESET MASTER (8.4: RESET BINARY LOGS AND GTIDS), SET GLOBAL gtid_purged. They
+  // delete every binary log of this server: only for a datadir that was just cloned.
+  std::vector<std::string> ContinueGtidHistory(const std::string& gtid_state) const;
   // The grants of the account the backup tool (mariabackup / xtrabackup) connects as.
   std::vector<std::string> BackupGrants() const;
 

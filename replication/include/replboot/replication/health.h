@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
@@ -48,11 +49,43 @@ class CloneProgress {
     // Seconds without a byte from the donor while streaming (then the rate is 0, no ETA).
     std::optional<double> stalled_seconds;
     int attempts = 0;                   // attempts started (a retry after a failure counts again)
+    // The donor's backup run the bytes come from (its HEADER says) and the receivers it
+    // started with: more than 1 means a backup shared with other new replicas. 0 unknown.
+    uint64_t donor_run = 0;
+    uint64_t donor_run_receivers = 0;
     std::string error;
     // True from discovery to the commit: mysqld is not expected to answer yet.
     bool Active() const;
   };
   // Replaces the whole view (the clone reports everything at once).
+  void Set(View view) {
+    std::lock_guard lock(mu_);
+    view_ = std::move(view);
+  }
+  View Get() const {
+    std::lock_guard lock(mu_);
+    return view_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  View view_;
+};
+
+// The primary's datadir decision when it started with an empty datadir and asked its peers
+// (daemon/primary_recovery.h): set by the bootstrap (any thread), read by /status.
+class BootstrapStatus {
+ public:
+  struct View {
+    std::string plan;    // "" (nothing asked), "wait", "conflict", "clone", "initialize"
+    std::string reason;  // a stable token, e.g. no_peers_in_dns, most_advanced_peer
+    std::string detail;  // in words
+    std::string donor;
+    int rounds = 0;
+    double waited_seconds = 0;
+    // Waiting or refusing: mysqld is not expected to answer yet.
+    bool Holding() const { return plan == "wait" || plan == "conflict"; }
+  };
   void Set(View view) {
     std::lock_guard lock(mu_);
     view_ = std::move(view);
@@ -119,7 +152,7 @@ FailureClass ClassifyReplication(const std::optional<db::ReplicaState>& state);
 
 // What replboot knows about a replica's day-two state, published by the daemon's recovery
 // watcher (any thread) and read by /status, /ready, /replica and /metrics.
-struct RecoveryView {
+struct ReplicaRecoveryView {
   // "" (not watched: a primary, or not set up yet), then one of "healthy", "waiting",
   // "diverged", "failed", "reclone_pending", "reclone_refused", "recloning" (recovery.h).
   std::string state;
@@ -141,18 +174,35 @@ struct RecoveryView {
 };
 class RecoveryState {
  public:
-  void Set(RecoveryView view) {
+  void Set(ReplicaRecoveryView view) {
     std::lock_guard lock(mu_);
     view_ = std::move(view);
   }
-  RecoveryView Get() const {
+  ReplicaRecoveryView Get() const {
     std::lock_guard lock(mu_);
     return view_;
   }
 
  private:
   mutable std::mutex mu_;
-  RecoveryView view_;
+  ReplicaRecoveryView view_;
+};
+
+// What this node's backup server serves as a donor (clone::BackupServer::Activity, mapped by
+// the daemon), for /status and /metrics.
+struct BackupServing {
+  struct Receiver {
+    uint64_t run = 0;
+    std::string name;  // the replica's name, e.g. mysql-3
+    std::string peer;  // address:port
+    std::string state;  // joining, streaming, done, dropped, gone
+    uint64_t bytes_sent = 0;
+    std::string reason;  // dropped, gone: why
+  };
+  uint64_t runs = 0;               // backup tool runs (receivers of one window share one)
+  uint64_t receivers_dropped = 0;  // dropped for holding the other receivers of a run back
+  std::vector<Receiver> receivers;  // of the runs in progress
+  std::vector<Receiver> ended;      // the last few dropped or gone, newest last
 };
 
 struct NodeInfo {
@@ -174,11 +224,13 @@ struct Snapshot {
   std::string lag_source;                   // "heartbeat", "seconds_behind_master" or "" (unknown)
   std::string last_error;                   // configure/start errors and collection errors
   CloneProgress::View clone;
-  RecoveryView recovery;
+  ReplicaRecoveryView recovery;
+  BootstrapStatus::View bootstrap;
   // False from the node's start until users and replication are set up (FinishReplicationSetup):
   // mysqld may answer, even writable, before the application account exists.
   bool set_up = true;
   uint64_t backups_served = 0;
+  BackupServing backup;
   // Connections to the backup port closed before authentication: over the cap of
   // unauthenticated connections (a stranger holding the port), counted by the backup server.
   uint64_t backup_connections_refused = 0;

@@ -1,0 +1,492 @@
+#include "replboot/daemon/primary_recovery.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "replboot/base/files.h"
+#include "replboot/base/log.h"
+#include "replboot/clone/clone.h"
+#include "replboot/clone/prober.h"
+#include "replboot/daemon/replication_wiring.h"
+#include "replboot/db/client.h"
+#include "replboot/db/dialect.h"
+#include "replboot/discovery/peers.h"
+#include "replboot/replication/gtid.h"
+
+namespace replboot::daemon {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+auto Log() { return log::Get("daemon"); }
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  return dir + (dir.ends_with('/') ? "" : "/") + name;
+}
+
+std::string Names(const std::vector<const PeerFacts*>& peers) {
+  std::string out;
+  for (const PeerFacts* p : peers) out += (out.empty() ? "" : ", ") + p->name;
+  return out;
+}
+
+}  // namespace
+
+std::string_view PeerDnsName(PeerFacts::Dns dns) {
+  switch (dns) {
+    case PeerFacts::Dns::kAbsent:
+      return "absent";
+    case PeerFacts::Dns::kPresent:
+      return "present";
+    case PeerFacts::Dns::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+std::string_view RecoveryPlanName(RecoveryPlan plan) {
+  switch (plan) {
+    case RecoveryPlan::kInitialize:
+      return "initialize";
+    case RecoveryPlan::kClone:
+      return "clone";
+    case RecoveryPlan::kWait:
+      return "wait";
+    case RecoveryPlan::kConflict:
+      return "conflict";
+  }
+  return "wait";
+}
+
+RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flavour flavour,
+                                       bool wait_over) {
+  RecoveryDecision d;
+  // Who holds data, and of which cluster.
+  std::vector<const PeerFacts*> with_data;
+  std::map<std::string, std::vector<const PeerFacts*>> by_id;
+  for (const PeerFacts& p : peers) {
+    if (!p.answer || !p.answer->has_data || !p.refusal.empty()) continue;
+    with_data.push_back(&p);
+    if (!p.answer->cluster_id.empty()) by_id[p.answer->cluster_id].push_back(&p);
+  }
+  if (by_id.size() > 1) {
+    d.plan = RecoveryPlan::kConflict;
+    d.reason = "clusters_conflict";
+    std::string list;
+    for (const auto& [id, holders] : by_id)
+      list += fmt::format("{}{} on {}", list.empty() ? "" : "; ", id, Names(holders));
+    d.detail = fmt::format(
+        "peers hold data of different clusters ({}): which one is this cluster's cannot be told "
+        "from here, so neither is cloned and nothing is initialized; remove the stray datadir",
+        list);
+    return d;
+  }
+  // Candidates: this cluster's (the one id), or every holder when no one has an id (a
+  // cluster from before cluster ids).
+  std::vector<const PeerFacts*> eligible =
+      by_id.empty() ? with_data : by_id.begin()->second;
+  std::vector<std::pair<const PeerFacts*, replication::GtidSet>> candidates;
+  for (const PeerFacts* p : eligible) {
+    auto set = replication::GtidSet::Parse(p->answer->gtid_binlog_state, flavour);
+    if (set) candidates.emplace_back(p, std::move(*set));
+  }
+  // Peers that might still answer (in DNS or DNS failing, no answer yet).
+  std::vector<const PeerFacts*> pending;
+  bool all_absent = true;
+  for (const PeerFacts& p : peers) {
+    if (p.dns != PeerFacts::Dns::kAbsent) all_absent = false;
+    if (p.dns != PeerFacts::Dns::kAbsent && !p.answer) pending.push_back(&p);
+  }
+
+  if (!candidates.empty()) {
+    if (!pending.empty() && !wait_over) {
+      d.plan = RecoveryPlan::kWait;
+      d.reason = "waiting_for_peers";
+      d.detail = fmt::format(
+          "{} hold(s) this cluster's data; waiting for {} (in DNS, not answering yet), which "
+          "may be further ahead",
+          Names(eligible), Names(pending));
+      return d;
+    }
+    // The most advanced: a state that holds every other one; else (diverged states) the most
+    // transactions. Peers are in ordinal order and only a strictly better one replaces the
+    // best: ties go to the lowest ordinal.
+    const std::pair<const PeerFacts*, replication::GtidSet>* best = nullptr;
+    for (const auto& c : candidates) {
+      if (std::all_of(candidates.begin(), candidates.end(),
+                      [&](const auto& o) { return c.second.Contains(o.second); })) {
+        best = &c;
+        break;
+      }
+    }
+    bool diverged = false;
+    if (!best) {
+      diverged = true;
+      for (const auto& c : candidates) {
+        if (!best || c.second.TransactionCount() > best->second.TransactionCount()) best = &c;
+      }
+    }
+    d.plan = RecoveryPlan::kClone;
+    d.reason = "most_advanced_peer";
+    d.donor = static_cast<size_t>(best->first - peers.data());
+    d.detail = fmt::format(
+        "{} holds this cluster's data{} at GTID state {:?}{}{}", best->first->name,
+        best->first->answer->cluster_id.empty()
+            ? " (no cluster id: a cluster from before ids)"
+            : fmt::format(" (cluster {})", best->first->answer->cluster_id),
+        best->first->answer->gtid_binlog_state,
+        candidates.size() > 1 ? fmt::format(", the most advanced of {}", Names(eligible)) : "",
+        diverged ? "; the peers' histories diverged: the one with the most transactions wins"
+                 : "");
+    return d;
+  }
+
+  d.plan = RecoveryPlan::kInitialize;
+  if (all_absent) {
+    d.reason = "no_peers_in_dns";
+    d.detail = peers.empty() ? "no peer to ask"
+                             : "no other ordinal is in DNS: a new cluster, initialized at once";
+    return d;
+  }
+  if (pending.empty()) {
+    d.reason = "peers_without_data";
+    d.detail = "every peer in DNS answered and none holds this cluster's data";
+    return d;
+  }
+  if (!wait_over) {
+    d.plan = RecoveryPlan::kWait;
+    d.reason = "waiting_for_peers";
+    d.detail = fmt::format(
+        "{} in DNS but not answering yet: waiting up to bootstrap.recover_wait for one with "
+        "data before initializing",
+        Names(pending));
+    return d;
+  }
+  d.reason = "no_data_within_wait";
+  d.detail = fmt::format(
+      "no peer answered with this cluster's data within bootstrap.recover_wait ({} did not "
+      "answer)",
+      Names(pending));
+  return d;
+}
+
+bool PromotionPending(const std::string& datadir) {
+  struct stat st;
+  return ::lstat(JoinPath(datadir, kPromotionMarker).c_str(), &st) == 0;
+}
+
+namespace {
+
+// How far past the highest ordinal in DNS the survey looks: a pod being recreated may be
+// missing from DNS for a moment without ending the StatefulSet there.
+constexpr int64_t kScanGap = 3;
+constexpr int64_t kMaxOrdinal = 128;
+constexpr milliseconds kProbeTimeout{3000};
+
+// One survey: resolves and probes ordinals 1.. until kScanGap names past the highest present
+// one, every candidate once (a single discovery round each batch).
+class Survey {
+ public:
+  static Result<std::unique_ptr<Survey>> Create(const NodeSettings& settings) {
+    std::unique_ptr<Survey> s(new Survey());
+    auto clone_options = CloneOptionsFor(settings);
+    if (!clone_options) return Error(clone_options.error());
+    s->clone_ = std::move(*clone_options);
+    auto discover = DiscoverOptionsFor(settings);
+    if (!discover) return Error(discover.error());
+    s->discover_ = std::move(*discover);
+    s->discover_.probe_all = true;
+    s->discover_.deadline = milliseconds(0);  // one round per batch: the caller repeats
+    s->discover_.primary_after = milliseconds(0);
+    auto resolver =
+        discovery::AresResolver::Create(s->io_.get_executor(), AresOptionsFor(settings.config));
+    if (!resolver) return Error(resolver.error());
+    s->resolver_ = std::move(*resolver);
+    s->prober_ = std::make_unique<clone::AuthenticatedProber>(s->clone_, kProbeTimeout);
+    s->prefix_ = settings.identity.prefix;
+    s->service_ = settings.config.cluster.service;
+    return s;
+  }
+  ~Survey() {
+    prober_.reset();
+    resolver_.reset();
+  }
+
+  const clone::CloneOptions& clone_options() const { return clone_; }
+
+  // nullopt when stopped.
+  std::optional<std::vector<PeerFacts>> Run(std::stop_token stop) {
+    std::vector<PeerFacts> facts;
+    prober_->Forget();
+    int64_t next = 1;
+    int64_t limit = kScanGap;
+    while (next <= limit) {
+      discovery::DiscoverOptions batch = discover_;
+      batch.candidates.clear();
+      for (int64_t k = next; k <= limit; ++k) {
+        batch.candidates.push_back({k, fmt::format("{}-{}.{}", prefix_, k, service_)});
+      }
+      auto found = Discover(batch, stop);
+      if (!found) return std::nullopt;
+      for (const auto& report : found->peers) facts.push_back(FactsOf(report));
+      int64_t highest = 0;
+      for (const auto& f : facts) {
+        if (f.dns != PeerFacts::Dns::kAbsent) highest = std::max(highest, f.ordinal);
+      }
+      next = limit + 1;
+      limit = std::min(kMaxOrdinal, std::max(limit, highest + kScanGap));
+    }
+    return facts;
+  }
+
+  std::optional<clone::Endpoint> EndpointOf(const PeerFacts& facts) const {
+    auto it = endpoints_.find(facts.ordinal);
+    if (it == endpoints_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  Survey() = default;
+
+  std::optional<discovery::Discovery> Discover(const discovery::DiscoverOptions& options,
+                                               std::stop_token stop) {
+    std::optional<discovery::Discovery> found;
+    asio::cancellation_signal cancel;
+    io_.restart();
+    asio::co_spawn(io_, discovery::DiscoverPeers(*resolver_, *prober_, options),
+                   asio::bind_cancellation_slot(
+                       cancel.slot(), [&](std::exception_ptr e, discovery::Discovery d) {
+                         if (!e) found = std::move(d);
+                       }));
+    std::stop_callback on_stop(stop, [&] {
+      asio::post(io_, [&] {
+        cancel.emit(asio::cancellation_type::terminal);
+        resolver_->Cancel();
+      });
+    });
+    io_.run();
+    if (!found || found->cancelled || stop.stop_requested()) return std::nullopt;
+    return found;
+  }
+
+  PeerFacts FactsOf(const discovery::PeerReport& report) {
+    PeerFacts f;
+    f.ordinal = report.candidate.ordinal;
+    f.name = report.candidate.name;
+    if (report.state == discovery::PeerState::kDnsFailed) {
+      const bool absent = report.dns_failure &&
+                          (report.dns_failure->error == discovery::LookupError::kNxDomain ||
+                           report.dns_failure->error == discovery::LookupError::kNoData);
+      f.dns = absent ? PeerFacts::Dns::kAbsent : PeerFacts::Dns::kUnknown;
+      f.detail = report.Summary();
+      return f;
+    }
+    f.dns = report.addresses.empty() ? PeerFacts::Dns::kUnknown : PeerFacts::Dns::kPresent;
+    f.detail = report.Summary();
+    for (const auto& address : report.addresses) {
+      clone::Endpoint endpoint(address, report.port);
+      if (auto answer = prober_->Answer(endpoint)) {
+        f.answer = std::move(*answer);
+        endpoints_[f.ordinal] = endpoint;
+        // Refused for good (another flavour or version): never a donor. Busy or down is not.
+        if (report.state == discovery::PeerState::kRefused) f.refusal = report.detail;
+        break;
+      }
+    }
+    return f;
+  }
+
+  asio::io_context io_;  // the resolver's and discovery's loop, run by Run()'s thread
+  std::unique_ptr<discovery::AresResolver> resolver_;
+  std::unique_ptr<clone::AuthenticatedProber> prober_;
+  discovery::DiscoverOptions discover_;
+  clone::CloneOptions clone_;
+  std::string prefix_;
+  std::string service_;
+  std::map<int64_t, clone::Endpoint> endpoints_;
+};
+
+// Sleeps `d`, woken at once by a stop request; false when stopped.
+bool SleepFor(milliseconds d, std::stop_token stop) {
+  std::mutex mu;
+  std::condition_variable_any wake;
+  std::unique_lock lock(mu);
+  wake.wait_for(lock, stop, d, [] { return false; });
+  return !stop.stop_requested();
+}
+
+std::string PeersLine(const std::vector<PeerFacts>& peers) {
+  std::string out;
+  for (const auto& p : peers) {
+    out += fmt::format("{}{}:{}", out.empty() ? "" : " ", p.name, PeerDnsName(p.dns));
+    if (p.answer) {
+      out += fmt::format("/{}/{}/{}", p.answer->has_data ? "data" : "no-data",
+                         p.answer->cluster_id.empty() ? "no-id" : p.answer->cluster_id,
+                         p.answer->gtid_binlog_state.empty() ? "-" : p.answer->gtid_binlog_state);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions& options,
+                            std::stop_token stop,
+                            const std::function<void(const RecoveryView&)>& on_decision,
+                            const clone::CloneProgressCallback& on_progress) {
+  auto survey = Survey::Create(settings);
+  if (!survey) return Error(survey.error().WithContext("asking the peers"));
+  const auto start = Clock::now();
+  RecoveryView view;
+  for (int round = 1;; ++round) {
+    auto peers = (*survey)->Run(stop);
+    if (!peers) return Error(StatusCode::kCancelled, "stopped while asking the peers");
+    const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+    const bool wait_over = Clock::now() - start >= options.recover_wait;
+    RecoveryDecision decision = DecidePrimaryRecovery(*peers, settings.flavour, wait_over);
+    view.plan = std::string(RecoveryPlanName(decision.plan));
+    view.reason = decision.reason;
+    view.detail = decision.detail;
+    view.rounds = round;
+    view.waited_seconds = waited;
+    view.donor.clear();
+    std::optional<clone::Endpoint> endpoint;
+    if (decision.donor) {
+      endpoint = (*survey)->EndpointOf((*peers)[*decision.donor]);
+      view.donor = (*peers)[*decision.donor].name +
+                   (endpoint ? " (" + discovery::EndpointText(*endpoint) + ")" : "");
+    }
+    if (on_decision) on_decision(view);
+    // Logged each round while it waits: a person watching the log sees why nothing starts.
+    Log()->log(decision.plan == RecoveryPlan::kConflict ? spdlog::level::err : spdlog::level::info,
+               "event=primary_recovery_decision plan={} reason={} round={} waited_s={:.1f} "
+               "recover_wait_s={} donor={} peers={} detail={}",
+               RecoveryPlanName(decision.plan), decision.reason, round, waited,
+               options.recover_wait.count() / 1000, view.donor.empty() ? "-" : view.donor,
+               log::Quote(PeersLine(*peers)), log::Quote(decision.detail));
+    if (decision.plan == RecoveryPlan::kInitialize) return false;
+    if (decision.plan == RecoveryPlan::kClone && endpoint) {
+      const PeerFacts donor = (*peers)[*decision.donor];
+      clone::CloneOptions clone_options = (*survey)->clone_options();
+      clone_options.stop = stop;
+      clone_options.on_progress = on_progress;
+      clone_options.reserved_names.emplace_back(kPromotionMarker);
+      const clone::Endpoint donor_endpoint = *endpoint;
+      clone_options.before_commit = [&settings, &clone_options, donor, donor_endpoint](
+                                        const std::string& staging,
+                                        const clone::StreamHeader& header) -> Status {
+        // The donor has no source while the primary is gone, so its state stands still; if it
+        // moved (someone wrote on it), the clone may not hold what the state says: again.
+        auto again = clone::ProbePeer(donor_endpoint, clone_options, kProbeTimeout);
+        if (!again) return again.error().WithContext("asking the donor again before the commit");
+        if (again->gtid_binlog_state != donor.answer->gtid_binlog_state) {
+          return Status(StatusCode::kUnavailable,
+                        fmt::format("{}'s GTID state moved during the clone ({:?} → {:?})",
+                                    donor.name, donor.answer->gtid_binlog_state,
+                                    again->gtid_binlog_state));
+        }
+        nlohmann::json marker;
+        marker["donor"] = donor.name;
+        marker["donor_ordinal"] = donor.ordinal;
+        marker["gtid_state"] = donor.answer->gtid_binlog_state;
+        marker["cluster_id"] = header.cluster_id;
+        const std::string path = JoinPath(staging, kPromotionMarker);
+        REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(
+            path, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+            0640));
+        if (settings.mysql_user &&
+            ::chown(path.c_str(), settings.mysql_user->uid, settings.mysql_user->gid) != 0) {
+          return ErrnoStatus(errno, "chown " + path);
+        }
+        return files::FsyncDir(staging);
+      };
+      clone::RetryPolicy policy;
+      policy.max_rounds = 2;  // then survey again: the donor may be gone, another ahead
+      policy.first_backoff = milliseconds(1000);
+      auto cloned = clone::CloneFromPeers([&] { return std::vector<clone::Endpoint>{donor_endpoint}; },
+                                          clone_options, policy);
+      if (cloned) {
+        Log()->info("event=primary_recovered donor={} cluster_id={} gtid_state={}", donor.name,
+                    cloned->header.cluster_id.empty() ? "-" : cloned->header.cluster_id,
+                    log::Quote(donor.answer->gtid_binlog_state));
+        return true;
+      }
+      if (cloned.error().code() == StatusCode::kCancelled) return Error(cloned.error());
+      if (cloned.error().code() == StatusCode::kNoSpace) return Error(cloned.error());
+      Log()->warn("event=primary_recovery_clone_failed donor={} error={}", donor.name,
+                  log::Quote(cloned.error().message()));
+    }
+    if (!SleepFor(options.round_interval, stop))
+      return Error(StatusCode::kCancelled, "stopped while asking the peers");
+  }
+}
+
+std::vector<std::string> PromotionStatements(const db::Dialect& dialect,
+                                             const std::string& gtid_state,
+                                             bool replica_configured) {
+  std::vector<std::string> sql;
+  // MySQL's super_read_only refuses even root's RESET MASTER; read_only (set by --read-only
+  // for this start) keeps the applications out until the end.
+  if (dialect.flavour() == Flavour::kMySQL) sql.push_back("SET GLOBAL super_read_only = OFF");
+  // Only when there is something to forget: a second run (after a kill) finds none, and
+  // STOP SLAVE without a source is an error on MariaDB.
+  if (replica_configured) {
+    sql.push_back(dialect.StopReplica());
+    sql.push_back(dialect.ResetReplicaAll());
+  }
+  if (!gtid_state.empty()) {
+    for (auto& s : dialect.ContinueGtidHistory(gtid_state)) sql.push_back(std::move(s));
+  }
+  sql.push_back("SET GLOBAL read_only = OFF");
+  return sql;
+}
+
+Status FinishPromotion(const NodeSettings& settings) {
+  const std::string& datadir = settings.config.mysql.datadir;
+  if (!PromotionPending(datadir)) return Status::Ok();
+  const std::string path = JoinPath(datadir, kPromotionMarker);
+  auto text = files::ReadFile(path);
+  if (!text) return text.error().WithContext("promotion marker");
+  std::string gtid_state;
+  try {
+    auto j = nlohmann::json::parse(*text);
+    j.at("gtid_state").get_to(gtid_state);
+  } catch (const nlohmann::json::exception& e) {
+    return Status(StatusCode::kCorruption, fmt::format("{}: {}", path, e.what()));
+  }
+  // Written by this node from a validated probe answer; checked again before it reaches SQL.
+  if (auto set = replication::GtidSet::Parse(gtid_state, settings.flavour); !set)
+    return set.error().WithContext(path);
+  auto session = db::Connect(LocalRootOptions(settings));
+  if (!session) return session.error().WithContext("promotion");
+  auto dialect = db::ReadDialect(**session, settings.flavour);
+  if (!dialect) return dialect.error().WithContext("promotion");
+  auto replica = db::ReadReplicaState(**session, *dialect);
+  if (!replica) return replica.error().WithContext("promotion");
+  for (const std::string& sql : PromotionStatements(*dialect, gtid_state, replica->has_value())) {
+    if (Status s = (*session)->Execute(sql); !s.ok())
+      return s.WithContext(fmt::format("promotion: {}", sql));
+  }
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(path));
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::FsyncDir(datadir));
+  Log()->info("event=primary_promoted gtid_binlog_state={} read_only=off",
+              log::Quote(gtid_state));
+  return Status::Ok();
+}
+
+}  // namespace replboot::daemon
