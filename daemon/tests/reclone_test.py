@@ -53,7 +53,7 @@ class Ledger:
         gtid = primary_gtid(self.primary)
         for node in nodes:
             if node is not self.primary:
-                wait_applied(node, gtid, timeout=120)
+                wait_applied(node, gtid, timeout=60)
         want = table_state(self.primary)
         assert want["ids"] == sorted(self.ids), \
             (what, "primary", sorted(self.ids - set(want["ids"]))[:10], sorted(set(want["ids"]) - self.ids)[:10])
