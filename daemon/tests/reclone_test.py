@@ -222,6 +222,8 @@ def test_replica_day_two():
         wait_until(reported, 30, "/ready to name the errant GTID")
         code, body = r2.get("/replica")
         assert code == 503 and errant in body, (code, body)
+        wait_until(lambda: errant in status_json(r2)["recovery"]["errant_gtids"], 30,
+                   "/status to name the errant GTID")
         rec = status_json(r2)["recovery"]
         assert rec["diverged"] is True and errant in rec["errant_gtids"], rec
         assert rec["errant_transactions"] == 1, rec
