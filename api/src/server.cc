@@ -187,6 +187,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Snapshot snapshot;       // guarded by mu
   std::string last_error;  // guarded by mu
   CloneProgress clone;
+  RecoveryState recovery;
   replication::BootstrapStatus bootstrap;
   std::atomic<uint64_t> backups_served{0};
   std::atomic<uint64_t> backup_connections_refused{0};
@@ -204,6 +205,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (!last_error.empty()) s.last_error = last_error;
     }
     s.clone = clone.Get();
+    s.recovery = recovery.Get();
     s.bootstrap = bootstrap.Get();
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
@@ -577,6 +579,7 @@ Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(o
 }
 
 void Server::MarkSetUp() { impl_->set_up = true; }
+void Server::MarkSettingUp() { impl_->set_up = false; }
 
 Server::~Server() {
   Stop();
@@ -654,6 +657,7 @@ void Server::Stop() {
 
 unsigned short Server::port() const { return impl_->port; }
 CloneProgress& Server::clone_progress() { return impl_->clone; }
+RecoveryState& Server::recovery() { return impl_->recovery; }
 replication::BootstrapStatus& Server::bootstrap_status() { return impl_->bootstrap; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
 void Server::SetBackupSource(std::function<replication::BackupServing()> source) {

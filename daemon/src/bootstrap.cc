@@ -419,43 +419,27 @@ std::vector<std::string> InitializeArgv(Flavour flavour, const conf::Config& con
   return argv;
 }
 
-Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
+namespace {
+
+// The table's final row and what follows it: initialize, clone or use the datadir as is,
+// start mysqld, wait for a real connection, after_ready. `force_reclone`: a replica's data is
+// replaced by a new clone (kept aside until it commits).
+Status StartFromDatadir(NodeContext& ctx, const BootstrapHooks& hooks,
+                        const std::string& socket_dir, const std::optional<std::string>& user_flag,
+                        bool force_reclone) {
   auto log = log::Get("daemon");
   const NodeSettings& settings = *ctx.settings;
   const conf::Config& config = ctx.config();
   const conf::Identity& identity = ctx.identity();
   Supervisor& sup = *ctx.supervisor;
   const std::string& server = settings.server_binary;
-
-  auto rendered = conf::RenderMysqldConfig(config, identity, settings.flavour);
-  if (!rendered) return rendered.error().WithContext("render mysqld config");
-  auto defaults_file = conf::WriteMysqldConfig(config.mysql.config_dir, *rendered);
-  if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
-  ctx.defaults_file = *defaults_file;
-  log->info("event=config_rendered path={} flavour={} role={} server_id={}",
-            log::Quote(ctx.defaults_file), FlavourName(settings.flavour),
-            conf::RoleName(identity.role), identity.server_id);
-  if (hooks.on_start) REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
-
   const std::optional<OsUser>& os_user = settings.mysql_user;
-  std::optional<std::string> user_flag;
-  if (os_user) user_flag = os_user->name;
-  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, os_user, "datadir"));
-  const std::string socket_dir = files::ParentDir(config.mysql.socket);
-  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, os_user, "socket directory"));
-
-  // A killed run leaves its init file (the root password) behind: gone before anything else.
-  if (auto swept = files::SweepStaleTempDirs(socket_dir, kInitDirPrefix); !swept) {
-    log->warn("event=stale_init_files_sweep_failed error={}", log::Quote(swept.error().ToString()));
-  } else if (*swept > 0) {
-    log->info("event=stale_init_files_removed dir={} count={}", log::Quote(socket_dir), *swept);
-  }
-
   const bool can_fill = identity.role == conf::Role::kPrimary
                             ? static_cast<bool>(hooks.recover_primary)
                             : static_cast<bool>(hooks.prepare_datadir);
-  auto action = SettleDatadir(config.mysql.datadir, identity.role, can_fill);
+  auto action = SettleDatadir(config.mysql.datadir, identity.role, can_fill, force_reclone);
   if (!action) return action.error();
+  ctx.reclone = force_reclone && *action == BootstrapAction::kClone;
   if (*action == BootstrapAction::kAskPeers) {
     auto cloned = hooks.recover_primary(ctx);
     if (!cloned) return cloned.error().WithContext("primary recovery");
@@ -591,6 +575,56 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
     log->info("event=after_ready_done");
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
+  auto log = log::Get("daemon");
+  const NodeSettings& settings = *ctx.settings;
+  const conf::Config& config = ctx.config();
+  const conf::Identity& identity = ctx.identity();
+  Supervisor& sup = *ctx.supervisor;
+
+  auto rendered = conf::RenderMysqldConfig(config, identity, settings.flavour);
+  if (!rendered) return rendered.error().WithContext("render mysqld config");
+  auto defaults_file = conf::WriteMysqldConfig(config.mysql.config_dir, *rendered);
+  if (!defaults_file) return defaults_file.error().WithContext("write mysqld config");
+  ctx.defaults_file = *defaults_file;
+  log->info("event=config_rendered path={} flavour={} role={} server_id={}",
+            log::Quote(ctx.defaults_file), FlavourName(settings.flavour),
+            conf::RoleName(identity.role), identity.server_id);
+  if (hooks.on_start) REPLBOOT_RETURN_STATUS_IF_ERROR(hooks.on_start(ctx));
+
+  const std::optional<OsUser>& os_user = settings.mysql_user;
+  std::optional<std::string> user_flag;
+  if (os_user) user_flag = os_user->name;
+  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(config.mysql.datadir, 0750, os_user, "datadir"));
+  const std::string socket_dir = files::ParentDir(config.mysql.socket);
+  REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureDir(socket_dir, 0755, os_user, "socket directory"));
+
+  // A killed run leaves its init file (the root password) behind: gone before anything else.
+  if (auto swept = files::SweepStaleTempDirs(socket_dir, kInitDirPrefix); !swept) {
+    log->warn("event=stale_init_files_sweep_failed error={}", log::Quote(swept.error().ToString()));
+  } else if (*swept > 0) {
+    log->info("event=stale_init_files_removed dir={} count={}", log::Quote(socket_dir), *swept);
+  }
+
+  bool force_reclone = false;
+  for (;;) {
+    REPLBOOT_RETURN_STATUS_IF_ERROR(
+        StartFromDatadir(ctx, hooks, socket_dir, user_flag, force_reclone));
+    if (!hooks.supervise) return Status::Ok();
+    auto reclone = hooks.supervise(ctx);
+    if (!reclone) return reclone.error();
+    if (!*reclone) return Status::Ok();  // mysqld ended, or a stop was requested
+    // A replica that can no longer catch up: mysqld stops cleanly, the datadir is re-cloned
+    // with the old one kept aside until the new one commits (the table's force-reclone rows
+    // recover a kill at any moment), then mysqld and replication start again.
+    log->info("event=reclone_stopping_mysqld datadir={}", log::Quote(config.mysql.datadir));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(sup.StopMainChildForRestart());
+    force_reclone = true;
+  }
 }
 
 }  // namespace replboot::daemon

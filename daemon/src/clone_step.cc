@@ -76,8 +76,10 @@ std::vector<clone::Endpoint> CloneStep::DiscoverDonors(std::stop_token stop) {
   return donors;
 }
 
-Status CloneStep::Run(std::stop_token stop, const clone::CloneProgressCallback& on_progress) {
+Status CloneStep::Run(std::stop_token stop, const clone::CloneProgressCallback& on_progress,
+                      bool force_reclone) {
   clone::CloneOptions options = clone_;
+  options.force_reclone = force_reclone;
   options.stop = stop;
   options.on_progress = on_progress;
   clone::RetryPolicy policy;  // until a clone commits or we are stopped

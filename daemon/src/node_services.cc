@@ -48,6 +48,7 @@ BootstrapHooks NodeServices::Hooks() {
   hooks.prepare_datadir = [this](NodeContext& ctx) { return PrepareDatadir(ctx); };
   hooks.recover_primary = [this](NodeContext& ctx) { return RecoverPrimaryDatadir(ctx); };
   hooks.after_ready = [this](NodeContext& ctx) { return AfterReady(ctx); };
+  hooks.supervise = [this](NodeContext& ctx) { return Supervise(ctx); };
   return hooks;
 }
 
@@ -87,7 +88,18 @@ Status NodeServices::PrepareDatadir(NodeContext& ctx) {
   if (!node_) return Status(StatusCode::kInternal, "prepare_datadir without on_start");
   auto step = CloneStep::Create(*ctx.settings);
   if (!step) return step.error().WithContext("clone");
-  return (*step)->Run(ctx.stop, ProgressInto(&node_->clone_progress()));
+  // A re-clone replaces the data (kept aside by the clone until the new one commits).
+  REPLBOOT_RETURN_STATUS_IF_ERROR(
+      (*step)->Run(ctx.stop, ProgressInto(&node_->clone_progress()), ctx.reclone));
+  if (ctx.reclone && watcher_) {
+    ctx.reclone = false;
+    if (Status s = watcher_->Recloned(); !s.ok()) {
+      // The clone is in place; only the guard's memory of it is lost: say so, carry on.
+      log::Get("daemon")->error("event=reclone_record_failed error={}", log::Quote(s.ToString()));
+      node_->AddError("re-clone record not written: " + s.message());
+    }
+  }
+  return Status::Ok();
 }
 
 Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
@@ -99,6 +111,18 @@ Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
       *ctx.settings, options, ctx.stop,
       [status](const RecoveryView& view) { status->Set(view); },
       ProgressInto(&node_->clone_progress()));
+}
+
+Result<bool> NodeServices::Supervise(NodeContext& ctx) {
+  if (ctx.identity().role != conf::Role::kReplica || !node_) return false;
+  if (!watcher_) {
+    auto options = RecoveryWatcherOptionsFor(*ctx.settings);
+    if (!options) return Error(options.error().WithContext("recovery watcher"));
+    auto watcher = RecoveryWatcher::Create(std::move(*options), *node_);
+    if (!watcher) return Error(watcher.error());
+    watcher_ = std::move(*watcher);
+  }
+  return watcher_->Watch(*ctx.supervisor);
 }
 
 Status NodeServices::AfterReady(NodeContext& ctx) {
@@ -117,6 +141,8 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
     return s.WithContext("replication");
   }
 
+  // After a re-clone the backup server is running already.
+  if (backup_server_ || backup_disabled_) return Status::Ok();
   // Every node serves backups, so the next replica can clone from its nearest lower peer.
   // Without a shared secret the endpoint would hand the data to anyone: it stays off, and
   // the node still runs (a single primary does not need it).
@@ -126,6 +152,7 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
                log::Quote(server_options.error().message()));
     // Added to a replica's replication error, if any, not replacing it.
     node_->AddError("backup server disabled: " + server_options.error().message());
+    backup_disabled_ = true;
     return Status::Ok();
   }
   api::Server* node_ptr = node_.get();

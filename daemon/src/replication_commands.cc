@@ -123,6 +123,45 @@ std::string FormatStatus(const nlohmann::json& s) {
     }
     row("clone", clone);
   }
+  if (s.contains("recovery") && s["recovery"].is_object() &&
+      !s["recovery"].value("state", std::string()).empty()) {
+    const auto& r = s["recovery"];
+    const std::string state = r.value("state", std::string());
+    const std::string reason = At(r, "reason");
+    std::string words;
+    if (state == "healthy") {
+      words = "healthy";
+    } else if (state == "waiting") {
+      words = "waiting (the server retries): " + reason;
+    } else if (state == "diverged") {
+      words = "DIVERGED, never ready until a person acts: " + reason;
+    } else if (state == "failed") {
+      words = "FAILED, needs a person: " + reason;
+    } else if (state == "reclone_pending") {
+      words = r["reclone_in_seconds"].is_number()
+                  ? fmt::format("waiting to re-clone in {:.0f} s: {}",
+                                r["reclone_in_seconds"].get<double>(), reason)
+                  : "waiting to re-clone: " + reason;
+    } else if (state == "reclone_refused") {
+      words = "re-clone refused: " + reason;
+    } else if (state == "recloning") {
+      words = "re-cloning: " + reason;
+    } else {
+      words = state + ": " + reason;
+    }
+    row("recovery", words);
+    if (At(r, "errant_gtids") != "-") {
+      row("errant_gtids", fmt::format("{} ({} transaction(s) the primary lacks)",
+                                      At(r, "errant_gtids"), At(r, "errant_transactions")));
+    }
+    if (At(r, "gtid_relation") != "-") row("gtid_vs_primary", At(r, "gtid_relation"));
+    if (At(r, "divergence_error") != "-") row("gtid_check_error", At(r, "divergence_error"));
+    std::string reclones = At(r, "reclones");
+    if (r.value("reclones", 0) > 0 && At(r, "last_reclone_reason") != "-") {
+      reclones += ", last because " + At(r, "last_reclone_reason");
+    }
+    row("auto_reclones", reclones);
+  }
   if (s.contains("bootstrap") && s["bootstrap"].is_object() &&
       At(s["bootstrap"], "plan") != "-") {
     // The primary asked its peers before initializing: what it decided and why, in words.

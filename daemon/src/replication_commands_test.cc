@@ -53,5 +53,58 @@ TEST(FormatStatusTest, ThePrimarysRecoveryDecision) {
   EXPECT_EQ(FormatStatus(SnapshotJson(s, 30)).find("bootstrap"), std::string::npos);
 }
 
+TEST(FormatStatusTest, DayTwoStatesInPlainWords) {
+  Snapshot s;
+  s.node.role = NodeRole::kReplica;
+  s.mysqld_up = true;
+  s.recovery.state = "diverged";
+  s.recovery.reason =
+      "diverged from the primary: errant transactions: it holds 1 transaction the primary "
+      "lacks (0-102-522); not re-cloned automatically";
+  s.recovery.errant_gtids = "0-102-522";
+  s.recovery.errant_transactions = 1;
+  s.recovery.diverged = true;
+  s.recovery.gtid_relation = "diverged";
+  std::string table = FormatStatus(SnapshotJson(s, 30));
+  EXPECT_NE(table.find("recovery               DIVERGED, never ready until a person acts: "
+                       "diverged from the primary: errant transactions"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("errant_gtids           0-102-522 (1 transaction(s) the primary lacks)\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("ready                  no (diverged from the primary"), std::string::npos)
+      << table;
+
+  s.recovery = ReplicaRecoveryView{};
+  s.recovery.state = "reclone_pending";
+  s.recovery.reason = "the primary no longer has the binlogs this replica needs (...)";
+  s.recovery.reclone_in_seconds = 42;
+  table = FormatStatus(SnapshotJson(s, 30));
+  EXPECT_NE(table.find("recovery               waiting to re-clone in 42 s: the primary no "
+                       "longer has the binlogs"),
+            std::string::npos)
+      << table;
+
+  s.recovery.state = "recloning";
+  s.recovery.reclone_in_seconds.reset();
+  s.recovery.reclones = 1;
+  s.recovery.last_reclone_reason = "binlogs purged";
+  table = FormatStatus(SnapshotJson(s, 30));
+  EXPECT_NE(table.find("recovery               re-cloning: the primary"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("auto_reclones          1, last because binlogs purged\n"),
+            std::string::npos)
+      << table;
+
+  s.recovery.state = "reclone_refused";
+  s.recovery.reason = "...; re-clone refused: replication.auto_reclone is off";
+  table = FormatStatus(SnapshotJson(s, 30));
+  EXPECT_NE(table.find("recovery               re-clone refused: ...; re-clone refused: "
+                       "replication.auto_reclone is off"),
+            std::string::npos)
+      << table;
+}
+
 }  // namespace
 }  // namespace replboot::daemon

@@ -170,7 +170,48 @@ void Supervisor::ReapAndCheckMain() {
   auto status = process::Wait(main, std::chrono::milliseconds(0));
   if (status) {
     std::lock_guard lock(mutex_);
+    if (restarting_ && stop_signal_.load() == 0) {
+      // Stopped on purpose for a restart: the worker starts the next one.
+      log->info("event=mysqld_exited_for_restart pid={} status={}", main,
+                log::Quote(status->ToString()));
+      main_pid_ = 0;
+      restarting_ = false;
+      kill_deadline_.reset();
+      killed_ = false;
+      return;
+    }
     main_exit_ = *status;
+  }
+}
+
+Status Supervisor::StopMainChildForRestart() {
+  auto log = log::Get("daemon");
+  {
+    std::lock_guard lock(mutex_);
+    if (main_pid_ <= 0 || main_exit_) {
+      return Status(StatusCode::kInternal, "stop mysqld for a restart: mysqld is not running");
+    }
+    if (stop_signal_.load() != 0)
+      return Status(StatusCode::kCancelled, "stop requested before mysqld was stopped");
+    restarting_ = true;
+    if (::kill(main_pid_, SIGTERM) != 0) {
+      restarting_ = false;
+      return ErrnoStatus(errno, fmt::format("stop mysqld (pid {}) for a restart", main_pid_));
+    }
+    kill_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
+    log->info("event=mysqld_stopping pid={} reason=restart grace_s={:.1f}", main_pid_,
+              options_.shutdown_grace.count() / 1000.0);
+  }
+  // The signal loop reaps it (and SIGKILLs it when the grace has passed).
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (main_exit_ || stop_signal_.load() != 0) {
+        return Status(StatusCode::kCancelled, "stop requested while mysqld stopped for a restart");
+      }
+      if (!restarting_) return Status::Ok();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 

@@ -300,5 +300,55 @@ TEST_F(SupervisorTest, WorkerSeesMysqldEnd) {
   EXPECT_EQ(code, 4);
 }
 
+// A replica's re-clone stops mysqld within the run: its end does not end Run(), the next
+// mysqld is the one whose end (and signals) count.
+TEST_F(SupervisorTest, MysqldStoppedForARestartDoesNotEndTheRun) {
+  std::string marker = tmp_.Path("second");
+  pid_t first = 0;
+  int code = RunMysqld(Traps("trap 'exit 0' TERM"), [&](Supervisor& s, pid_t pid) {
+    first = pid;
+    Status stopped = s.StopMainChildForRestart();
+    if (!stopped.ok()) return stopped;
+    EXPECT_FALSE(s.MainExit().has_value());
+    EXPECT_NE(::kill(first, 0), 0) << "the first mysqld still runs";
+    auto second = SpawnTrapped("trap 'touch " + marker + "; exit 0' TERM");
+    if (!second) return second.error();
+    s.SetMainChild(*second);
+    ::kill(::getpid(), SIGTERM);
+    return Status::Ok();
+  });
+  EXPECT_EQ(code, 0);
+  EXPECT_TRUE(Exists(marker)) << "SIGTERM did not reach the second mysqld";
+}
+
+TEST_F(SupervisorTest, RestartOfAMysqldIgnoringSigtermKillsItAfterTheGrace) {
+  int code = RunMysqld(Traps("trap '' TERM"), [&](Supervisor& s, pid_t) {
+    auto start = std::chrono::steady_clock::now();
+    Status stopped = s.StopMainChildForRestart();
+    EXPECT_TRUE(stopped.ok()) << stopped.ToString();
+    EXPECT_GE(std::chrono::steady_clock::now() - start, Fast().shutdown_grace);
+    auto second = SpawnShell("exit 6");
+    if (!second) return second.error();
+    s.SetMainChild(*second);
+    return Status::Ok();
+  });
+  EXPECT_EQ(code, 6);  // the second one's own end
+}
+
+TEST_F(SupervisorTest, StopSignalDuringARestartEndsTheRun) {
+  Status stopped;
+  int code = RunMysqld(Traps("trap 'sleep 0.1; exit 0' TERM"), [&](Supervisor& s, pid_t) {
+    std::thread signal([] {
+      std::this_thread::sleep_for(milliseconds(50));
+      ::kill(::getpid(), SIGTERM);
+    });
+    stopped = s.StopMainChildForRestart();
+    signal.join();
+    return stopped;
+  });
+  EXPECT_EQ(stopped.code(), StatusCode::kCancelled) << stopped.ToString();
+  EXPECT_EQ(code, 0);  // mysqld's clean end after the stop request
+}
+
 }  // namespace
 }  // namespace replboot::daemon

@@ -303,7 +303,7 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                 {"donor_run_shared", s.clone.donor_run_receivers > 1},
                 {"error", s.clone.error},
                 {"summary", DescribeClone(s.clone)}};
-  const RecoveryView& rv = s.recovery;
+  const ReplicaRecoveryView& rv = s.recovery;
   j["recovery"] = {
       {"state", rv.state},
       {"reason", rv.reason},
@@ -381,7 +381,7 @@ std::string SnapshotMetrics(const Snapshot& s) {
         s.clone.Active() ? "1" : "0");
   gauge("replboot_clone_attempts", "Clone attempts started since replboot started.",
         std::to_string(s.clone.attempts));
-  const RecoveryView& rv = s.recovery;
+  const ReplicaRecoveryView& rv = s.recovery;
   gauge("replboot_replica_diverged",
         "1 while the replica holds GTIDs the primary lacks or is ahead of it (never ready).",
         rv.diverged ? "1" : "0");

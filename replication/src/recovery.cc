@@ -143,15 +143,17 @@ Result<Divergence> CompareWithPrimary(const GtidHistory& replica, const GtidHist
     d.relation = behind ? GtidRelation::kBehind : GtidRelation::kEqual;
   } else {
     d.relation = behind ? GtidRelation::kDiverged : GtidRelation::kAhead;
+    // MySQL sets count exactly; a MariaDB "d-s-n" entry only says "up to n" (gtid.h).
     const uint64_t n = d.errant.TransactionCount();
+    const std::string what =
+        mariadb ? std::string("GTIDs") : fmt::format("{} transaction{}", n, n == 1 ? "" : "s");
     const std::string gtids = d.errant.ToString() + also;
     d.description =
         d.relation == GtidRelation::kAhead
-            ? fmt::format("GTID state ahead of the primary: it holds {} transaction{} the primary "
-                          "lacks ({}), e.g. the primary came back with less data",
-                          n, n == 1 ? "" : "s", gtids)
-            : fmt::format("errant transactions: it holds {} transaction{} the primary lacks ({})",
-                          n, n == 1 ? "" : "s", gtids);
+            ? fmt::format("GTID state ahead of the primary: it holds {} the primary lacks ({}), "
+                          "e.g. the primary came back with less data",
+                          what, gtids)
+            : fmt::format("errant transactions: it holds {} the primary lacks ({})", what, gtids);
   }
   if (mariadb && !replica.log_bin) {
     d.note = "log_bin is OFF on this replica: a transaction written on it gets no GTID, so only "

@@ -169,7 +169,6 @@ TEST(CompareWithPrimaryTest, MariaDbPrimaryThatCameBackEmptyIsBehindTheReplica) 
   EXPECT_TRUE(d->diverged());
   EXPECT_EQ(d->relation, GtidRelation::kAhead);
   EXPECT_NE(d->description.find("ahead of the primary"), std::string::npos) << d->description;
-  EXPECT_NE(d->description.find("600 transactions"), std::string::npos) << d->description;
   // Seen through the slave position alone when the replica logs no binlog.
   d = CompareWithPrimary(Maria("", "0-100-600", false, false), Maria("0-100-10"),
                          Flavour::kMariaDB);

@@ -35,6 +35,7 @@ namespace replboot::api {
 
 using replication::CloneProgress;
 using replication::NodeInfo;
+using replication::RecoveryState;
 using replication::Snapshot;
 
 struct ServerOptions {
@@ -70,11 +71,15 @@ class Server {
   void StartHeartbeat();
   // Users and replication are set up: readiness may turn 200 (see ServerOptions::set_up).
   void MarkSetUp();
+  // The opposite, while a replica re-clones itself and sets replication up again.
+  void MarkSettingUp();
   // Stops accepting, stops polling and writing heartbeats. Idempotent, does not block.
   void Stop();
 
   unsigned short port() const;  // the bound port (after Start)
   CloneProgress& clone_progress();
+  // A replica's day-two state (divergence, re-clone), published by the daemon's watcher.
+  RecoveryState& recovery();
   // The primary's decision after asking its peers (daemon/primary_recovery.h), for /status.
   replication::BootstrapStatus& bootstrap_status();
   void CountBackupServed();

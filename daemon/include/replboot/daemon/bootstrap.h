@@ -50,8 +50,9 @@
 // clang-format on
 //
 // The seams are BootstrapHooks: on_start (the HTTP server, from the first second),
-// prepare_datadir (clone a replica from a peer) and after_ready (users, replication,
-// the backup server).
+// prepare_datadir (clone a replica from a peer), after_ready (users, replication,
+// the backup server) and supervise (a replica's recovery watcher, which may ask for a
+// re-clone within the run: mysqld stops, the kClone force_reclone row runs, mysqld starts).
 #ifndef REPLBOOT_DAEMON_BOOTSTRAP_H_
 #define REPLBOOT_DAEMON_BOOTSTRAP_H_
 
@@ -153,6 +154,9 @@ struct NodeContext {
   Supervisor* supervisor = nullptr;
   // Requested by the supervisor on SIGTERM/SIGINT/SIGQUIT: every step gives up at once.
   std::stop_token stop;
+  // Set while RunNode re-clones a replica whose datadir holds data (the supervise hook asked
+  // for it): prepare_datadir must replace that data, kept aside until the new clone commits.
+  bool reclone = false;
 
   const conf::Config& config() const { return settings->config; }
   const conf::Identity& identity() const { return settings->identity; }
@@ -173,6 +177,13 @@ struct BootstrapHooks {
   // Runs once mysqld accepts connections (replication setup, users, HTTP). An
   // error stops mysqld and replboot exits non-zero.
   std::function<Status(NodeContext&)> after_ready;
+  // Runs after after_ready for as long as mysqld runs (a replica's recovery watcher). true:
+  // the replica must be re-cloned: RunNode stops mysqld cleanly (Supervisor::
+  // StopMainChildForRestart), settles the datadir with force_reclone (the old data kept aside
+  // until the new clone commits), and runs prepare_datadir (ctx.reclone set), mysqld,
+  // after_ready and this hook again. false: mysqld ended or a stop was requested. Unset:
+  // RunNode returns after after_ready.
+  std::function<Result<bool>(NodeContext&)> supervise;
 };
 
 // The `replboot run` worker: every step from the table down to after_ready.

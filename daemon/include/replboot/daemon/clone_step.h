@@ -34,8 +34,10 @@ class CloneStep {
   CloneStep& operator=(const CloneStep&) = delete;
 
   // Blocks until a clone committed into the (empty) datadir: Ok; kCancelled once `stop` was
-  // requested. `on_progress` sees every phase (clone.h).
-  Status Run(std::stop_token stop, const clone::CloneProgressCallback& on_progress);
+  // requested. `on_progress` sees every phase (clone.h). `force_reclone`: the datadir holds
+  // data that the clone replaces (kept aside until it commits): a replica's re-clone.
+  Status Run(std::stop_token stop, const clone::CloneProgressCallback& on_progress,
+             bool force_reclone = false);
 
   // One discovery round: every reachable candidate's backup endpoint, in policy order; empty
   // when none answers before the discovery deadline or `stop` was requested.

@@ -9,6 +9,9 @@
 //                              replication/: users + heartbeat (primary) or CHANGE MASTER at
 //                              most once (replica); clone/: the backup server every node
 //                              runs for the next replica
+//   supervise (replica)        recovery_watcher.h: failure classes, the GTID comparison with
+//                              the primary, and the guarded automatic re-clone (the clone then
+//                              runs as prepare_datadir again, replacing the data)
 //
 // The services outlive the hook that starts them: they run on threads of their own until
 // Stop(), which `run` calls once the supervisor returned (mysqld has ended), so that
@@ -22,6 +25,7 @@
 
 #include "replboot/base/status.h"
 #include "replboot/daemon/bootstrap.h"
+#include "replboot/daemon/recovery_watcher.h"
 
 namespace replboot::clone {
 class BackupServer;
@@ -49,11 +53,14 @@ class NodeServices {
   Status PrepareDatadir(NodeContext& ctx);
   Result<bool> RecoverPrimaryDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);
+  Result<bool> Supervise(NodeContext& ctx);
 
   std::unique_ptr<api::Server> node_;
+  std::unique_ptr<RecoveryWatcher> watcher_;  // a replica's, from its first supervise
   boost::asio::io_context backup_io_;
   std::unique_ptr<clone::BackupServer> backup_server_;
   std::thread backup_thread_;
+  bool backup_disabled_ = false;  // no backup.secret: said once
 };
 
 }  // namespace replboot::daemon

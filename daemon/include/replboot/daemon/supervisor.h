@@ -76,6 +76,12 @@ class Supervisor {
   // of its own process group: a stop signal sends SIGTERM to that whole group so
   // the step ends early. 0 clears it.
   void SetStepChild(pid_t pid);
+  // Stops mysqld for a restart within this run (a replica's automatic re-clone): SIGTERM,
+  // SIGKILL once the shutdown grace has passed, and waits until it has been reaped. Its end
+  // does not end Run(); the worker starts the next mysqld with SetMainChild(). kCancelled when
+  // a stop signal arrives first or meanwhile (mysqld's end then ends Run() as always),
+  // kInternal when no mysqld runs.
+  Status StopMainChildForRestart();
   // True once a stop signal arrived; the worker gives up at its next check.
   bool Stopping() const { return stop_signal_.load() != 0; }
   // Requested with the first stop signal: the one token every bootstrap step and the
@@ -101,6 +107,7 @@ class Supervisor {
   std::optional<process::ExitStatus> main_exit_;
   std::optional<std::chrono::steady_clock::time_point> kill_deadline_;
   bool killed_ = false;
+  bool restarting_ = false;  // StopMainChildForRestart: mysqld's end is not the end of Run()
 };
 
 }  // namespace replboot::daemon

@@ -152,7 +152,7 @@ FailureClass ClassifyReplication(const std::optional<db::ReplicaState>& state);
 
 // What replboot knows about a replica's day-two state, published by the daemon's recovery
 // watcher (any thread) and read by /status, /ready, /replica and /metrics.
-struct RecoveryView {
+struct ReplicaRecoveryView {
   // "" (not watched: a primary, or not set up yet), then one of "healthy", "waiting",
   // "diverged", "failed", "reclone_pending", "reclone_refused", "recloning" (recovery.h).
   std::string state;
@@ -174,18 +174,18 @@ struct RecoveryView {
 };
 class RecoveryState {
  public:
-  void Set(RecoveryView view) {
+  void Set(ReplicaRecoveryView view) {
     std::lock_guard lock(mu_);
     view_ = std::move(view);
   }
-  RecoveryView Get() const {
+  ReplicaRecoveryView Get() const {
     std::lock_guard lock(mu_);
     return view_;
   }
 
  private:
   mutable std::mutex mu_;
-  RecoveryView view_;
+  ReplicaRecoveryView view_;
 };
 
 // What this node's backup server serves as a donor (clone::BackupServer::Activity, mapped by
@@ -224,7 +224,7 @@ struct Snapshot {
   std::string lag_source;                   // "heartbeat", "seconds_behind_master" or "" (unknown)
   std::string last_error;                   // configure/start errors and collection errors
   CloneProgress::View clone;
-  RecoveryView recovery;
+  ReplicaRecoveryView recovery;
   BootstrapStatus::View bootstrap;
   // False from the node's start until users and replication are set up (FinishReplicationSetup):
   // mysqld may answer, even writable, before the application account exists.

@@ -67,7 +67,7 @@ struct RecoveryFacts {
 enum class RecoveryAction { kNone, kWait, kReport, kReclone };
 
 struct RecoveryDecision {
-  std::string state;  // RecoveryView::state (health.h)
+  std::string state;  // ReplicaRecoveryView::state (health.h)
   RecoveryAction action = RecoveryAction::kNone;
   std::string reason;  // plain words, for /status, `replboot status`, the logs
   std::optional<std::chrono::seconds> reclone_in;  // reclone_pending / interval: how long yet
