@@ -1,9 +1,5 @@
 #include "replboot/daemon/clone_step.h"
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <optional>
 
 #include "replboot/base/log.h"
@@ -48,22 +44,7 @@ CloneStep::~CloneStep() {
 }
 
 std::vector<clone::Endpoint> CloneStep::DiscoverDonors(std::stop_token stop) {
-  std::optional<discovery::Discovery> found;
-  asio::cancellation_signal cancel;
-  io_.restart();
-  asio::co_spawn(io_, discovery::DiscoverPeers(*resolver_, *prober_, discover_),
-                 asio::bind_cancellation_slot(cancel.slot(),
-                                              [&](std::exception_ptr e, discovery::Discovery d) {
-                                                if (!e) found = std::move(d);
-                                              }));
-  // A stop request cancels lookups, probes and the backoff timer at once, on the loop's thread.
-  std::stop_callback on_stop(stop, [&] {
-    asio::post(io_, [&] {
-      cancel.emit(asio::cancellation_type::terminal);
-      resolver_->Cancel();
-    });
-  });
-  io_.run();
+  auto found = discovery::RunDiscovery(io_, *resolver_, *prober_, discover_, stop);
   std::vector<clone::Endpoint> donors;
   if (!found) return donors;
   for (const auto& peer : found->peers) {

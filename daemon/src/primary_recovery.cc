@@ -4,11 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -264,21 +260,7 @@ class Survey {
 
   std::optional<discovery::Discovery> Discover(const discovery::DiscoverOptions& options,
                                                std::stop_token stop) {
-    std::optional<discovery::Discovery> found;
-    asio::cancellation_signal cancel;
-    io_.restart();
-    asio::co_spawn(io_, discovery::DiscoverPeers(*resolver_, *prober_, options),
-                   asio::bind_cancellation_slot(cancel.slot(),
-                                                [&](std::exception_ptr e, discovery::Discovery d) {
-                                                  if (!e) found = std::move(d);
-                                                }));
-    std::stop_callback on_stop(stop, [&] {
-      asio::post(io_, [&] {
-        cancel.emit(asio::cancellation_type::terminal);
-        resolver_->Cancel();
-      });
-    });
-    io_.run();
+    auto found = discovery::RunDiscovery(io_, *resolver_, *prober_, options, stop);
     if (!found || found->cancelled || stop.stop_requested()) return std::nullopt;
     return found;
   }

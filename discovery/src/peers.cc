@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -321,6 +325,27 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
   }
   if (result.cancelled) logger->info("event=discovery_cancelled rounds={}", result.rounds);
   co_return result;
+}
+
+std::optional<Discovery> RunDiscovery(boost::asio::io_context& io, Resolver& resolver,
+                                      Prober& prober, const DiscoverOptions& options,
+                                      std::stop_token stop) {
+  std::optional<Discovery> found;
+  boost::asio::cancellation_signal cancel;
+  io.restart();
+  boost::asio::co_spawn(
+      io, DiscoverPeers(resolver, prober, options),
+      boost::asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Discovery d) {
+        if (!e) found = std::move(d);
+      }));
+  std::stop_callback on_stop(stop, [&] {
+    boost::asio::post(io, [&] {
+      cancel.emit(boost::asio::cancellation_type::terminal);
+      resolver.Cancel();
+    });
+  });
+  io.run();
+  return found;
 }
 
 }  // namespace replboot::discovery

@@ -191,7 +191,7 @@ std::optional<Decision> Diverged(const Snapshot& s) {
 
 }  // namespace
 
-bool CloneProgress::View::Active() const {
+bool CloneProgressView::Active() const {
   return phase == "discovering" || phase == "streaming" || phase == "preparing" ||
          phase == "committing";
 }

@@ -23,11 +23,13 @@
 #define REPLBOOT_DISCOVERY_PEERS_H_
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +135,14 @@ struct Discovery {
 // e.g. a signal_set emitting on the co_spawn slot). Never throws.
 boost::asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
                                                 DiscoverOptions options);
+
+// DiscoverPeers for a blocking caller (a bootstrap step on its own thread): runs it on `io`,
+// which the resolver and prober use and nobody else runs, until it ends. A stop request
+// cancels the lookups, probes and backoff at once, on the loop's thread. nullopt when the
+// discovery ended by an exception (it does not throw; this is for safety).
+std::optional<Discovery> RunDiscovery(boost::asio::io_context& io, Resolver& resolver,
+                                      Prober& prober, const DiscoverOptions& options,
+                                      std::stop_token stop);
 
 }  // namespace replboot::discovery
 

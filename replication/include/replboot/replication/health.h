@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "replboot/base/shared_view.h"
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
 #include "replboot/db/dialect.h"
@@ -35,70 +36,41 @@ std::string_view NodeRoleName(NodeRole role);
 
 // Clone progress, updated by the clone module while it runs (any thread), read by /status
 // and /metrics.
-class CloneProgress {
- public:
-  struct View {
-    // "none" (never cloned here), then while it runs "discovering", "streaming", "preparing",
-    // "committing"; at the end "done" or "failed" (error says why; a retry follows).
-    std::string phase = "none";
-    std::string donor;
-    uint64_t bytes = 0;
-    uint64_t total_bytes = 0;           // the donor's estimate; 0 when unknown
-    double bytes_per_second = 0;        // over the current attempt
-    std::optional<double> eta_seconds;  // from the estimate; nullopt when unknown
-    // Seconds without a byte from the donor while streaming (then the rate is 0, no ETA).
-    std::optional<double> stalled_seconds;
-    int attempts = 0;                   // attempts started (a retry after a failure counts again)
-    // The donor's backup run the bytes come from (its HEADER says) and the receivers it
-    // started with: more than 1 means a backup shared with other new replicas. 0 unknown.
-    uint64_t donor_run = 0;
-    uint64_t donor_run_receivers = 0;
-    std::string error;
-    // True from discovery to the commit: mysqld is not expected to answer yet.
-    bool Active() const;
-  };
-  // Replaces the whole view (the clone reports everything at once).
-  void Set(View view) {
-    std::lock_guard lock(mu_);
-    view_ = std::move(view);
-  }
-  View Get() const {
-    std::lock_guard lock(mu_);
-    return view_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  View view_;
+struct CloneProgressView {
+  // "none" (never cloned here), then while it runs "discovering", "streaming", "preparing",
+  // "committing"; at the end "done" or "failed" (error says why; a retry follows).
+  std::string phase = "none";
+  std::string donor;
+  uint64_t bytes = 0;
+  uint64_t total_bytes = 0;           // the donor's estimate; 0 when unknown
+  double bytes_per_second = 0;        // over the current attempt
+  std::optional<double> eta_seconds;  // from the estimate; nullopt when unknown
+  // Seconds without a byte from the donor while streaming (then the rate is 0, no ETA).
+  std::optional<double> stalled_seconds;
+  int attempts = 0;                   // attempts started (a retry after a failure counts again)
+  // The donor's backup run the bytes come from (its HEADER says) and the receivers it
+  // started with: more than 1 means a backup shared with other new replicas. 0 unknown.
+  uint64_t donor_run = 0;
+  uint64_t donor_run_receivers = 0;
+  std::string error;
+  // True from discovery to the commit: mysqld is not expected to answer yet.
+  bool Active() const;
 };
+using CloneProgress = SharedView<CloneProgressView>;
 
 // The primary's datadir decision when it started with an empty datadir and asked its peers
 // (daemon/primary_recovery.h): set by the bootstrap (any thread), read by /status.
-class BootstrapStatus {
- public:
-  struct View {
-    std::string plan;    // "" (nothing asked), "wait", "conflict", "clone", "initialize"
-    std::string reason;  // a stable token, e.g. no_peers_in_dns, most_advanced_peer
-    std::string detail;  // in words
-    std::string donor;
-    int rounds = 0;
-    double waited_seconds = 0;
-    // Waiting or refusing: mysqld is not expected to answer yet.
-    bool Holding() const { return plan == "wait" || plan == "conflict"; }
-  };
-  void Set(View view) {
-    std::lock_guard lock(mu_);
-    view_ = std::move(view);
-  }
-  View Get() const {
-    std::lock_guard lock(mu_);
-    return view_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  View view_;
+struct BootstrapStatusView {
+  std::string plan;    // "" (nothing asked), "wait", "conflict", "clone", "initialize"
+  std::string reason;  // a stable token, e.g. no_peers_in_dns, most_advanced_peer
+  std::string detail;  // in words
+  std::string donor;
+  int rounds = 0;
+  double waited_seconds = 0;
+  // Waiting or refusing: mysqld is not expected to answer yet.
+  bool Holding() const { return plan == "wait" || plan == "conflict"; }
 };
+using BootstrapStatus = SharedView<BootstrapStatusView>;
 
 // "streaming from mysql-1.mysql:3307: 1.20 GiB of 2.60 GiB (46%), 210.0 MB/s, ETA 7s":
 // the clone's state in one line, for /health, /ready and `replboot status`.
@@ -172,21 +144,7 @@ struct ReplicaRecoveryView {
   std::string last_reclone_reason;
   int64_t last_reclone_at = 0;  // Unix seconds; 0 never
 };
-class RecoveryState {
- public:
-  void Set(ReplicaRecoveryView view) {
-    std::lock_guard lock(mu_);
-    view_ = std::move(view);
-  }
-  ReplicaRecoveryView Get() const {
-    std::lock_guard lock(mu_);
-    return view_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  ReplicaRecoveryView view_;
-};
+using RecoveryState = SharedView<ReplicaRecoveryView>;
 
 // What this node's backup server serves as a donor (clone::BackupServer::Activity, mapped by
 // the daemon), for /status and /metrics.
