@@ -7,33 +7,14 @@
 
 #include <fmt/format.h>
 
+#include "text.h"
+
 namespace replboot::replication {
 
 namespace {
 
-template <typename T>
-bool ParseNumber(std::string_view s, T* out) {
-  if (s.empty() || s.size() > 20) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t at = s.find(sep, start);
-    if (at == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, at - start));
-    start = at + 1;
-  }
-}
+using text::ParseUnsigned;
+using text::Split;
 
 bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
@@ -120,8 +101,8 @@ Result<GtidSet> GtidSet::Parse(std::string_view text, Flavour flavour) {
       uint32_t domain = 0;
       uint32_t server = 0;
       uint64_t seq = 0;
-      if (parts.size() != 3 || !ParseNumber(parts[0], &domain) ||
-          !ParseNumber(parts[1], &server) || !ParseNumber(parts[2], &seq)) {
+      if (parts.size() != 3 || !ParseUnsigned(parts[0], &domain) ||
+          !ParseUnsigned(parts[1], &server) || !ParseUnsigned(parts[2], &seq)) {
         return Invalid(compact, element, "is not domain-server-sequence (three unsigned numbers)");
       }
       std::string key = fmt::format("{}-{}", domain, server);
@@ -148,8 +129,8 @@ Result<GtidSet> GtidSet::Parse(std::string_view text, Flavour flavour) {
       uint64_t first = 0;
       uint64_t last = 0;
       constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
-      if (bounds.size() > 2 || !ParseNumber(bounds[0], &first) ||
-          (bounds.size() == 2 && !ParseNumber(bounds[1], &last))) {
+      if (bounds.size() > 2 || !ParseUnsigned(bounds[0], &first) ||
+          (bounds.size() == 2 && !ParseUnsigned(bounds[1], &last))) {
         return Invalid(compact, element, fmt::format("has a bad interval '{}'", part));
       }
       if (bounds.size() == 1) last = first;

@@ -8,6 +8,8 @@
 
 #include "replboot/base/files.h"
 
+#include "text.h"
+
 namespace replboot::replication {
 
 namespace {
@@ -20,29 +22,8 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-template <typename T>
-bool ParseUnsigned(std::string_view s, T* out) {
-  if (s.empty() || s.size() > 20) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t at = s.find(sep, start);
-    if (at == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, at - start));
-    start = at + 1;
-  }
-}
+using text::ParseUnsigned;
+using text::Split;
 
 bool IsHex(std::string_view s) {
   for (char c : s) {
