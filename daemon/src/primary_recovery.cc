@@ -441,9 +441,11 @@ Result<std::string> MarkerGtidState(const std::string& datadir, Flavour flavour)
   } catch (const nlohmann::json::exception& e) {
     return Error(StatusCode::kCorruption, "{}: {}", path, e.what());
   }
-  if (auto set = replication::GtidSet::Parse(gtid_state, flavour); !set)
-    return Error(set.error().WithContext(path));
-  return gtid_state;
+  auto set = replication::GtidSet::Parse(gtid_state, flavour);
+  if (!set) return Error(set.error().WithContext(path));
+  // The normalised text: the init file is read line by line, and the parser lets whitespace
+  // (newlines included) through.
+  return set->ToString();
 }
 
 // "mysqld  Ver 8.0.36 for Linux on x86_64" → 80036; 0 when unknown (the newest syntax).

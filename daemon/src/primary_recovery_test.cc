@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include "replboot/daemon/node_settings.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
 namespace {
@@ -163,6 +167,27 @@ TEST(PromotionStatementsTest, ForgetTheSourceThenContinueTheHistory) {
                 escapes, "RESET REPLICA ALL", "RESET BINARY LOGS AND GTIDS",
                 "SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57'"}));
   EXPECT_EQ(PromotionStatements(db::Dialect(Flavour::kMySQL, 80036), "")[1], "RESET REPLICA ALL");
+}
+
+// The marker's GTID state reaches the init file normalised: mysqld reads that file line by
+// line, and a state written over several lines (as the server wraps long sets) would split the
+// statement.
+TEST(PromotionInitSqlTest, TheMarkersStateIsNormalisedOntoOneLine) {
+  testing::TempDir dir("promotion-sql");
+  NodeSettings settings;
+  settings.config.mysql.datadir = dir.path();
+  settings.flavour = Flavour::kMariaDB;
+  std::ofstream(dir.path() + "/" + kPromotionMarker)
+      << R"({"gtid_state": "0-100-57,\n 0-101-2"})";
+  auto sql = PromotionInitSql(settings);
+  ASSERT_TRUE(sql) << sql.error().ToString();
+  ASSERT_TRUE(sql->has_value());
+  EXPECT_NE((*sql)->find("SET GLOBAL gtid_binlog_state = '0-100-57,0-101-2';\n"), std::string::npos)
+      << **sql;
+  std::ofstream(dir.path() + "/" + kPromotionMarker) << R"({"gtid_state": "0-100-57'; DROP"})";
+  auto bad = PromotionInitSql(settings);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
