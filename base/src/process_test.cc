@@ -1,6 +1,8 @@
 #include "replboot/base/process.h"
 
 #include <gtest/gtest.h>
+
+#include <optional>
 #include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
@@ -181,6 +183,21 @@ TEST(ProcessTest, ParentDeathSignalReachesTheChildWhenReplbootIsKilled) {
   ::kill(sleeper, SIGKILL);
 }
 
+// Runs `options` (stdout piped) to its end; what it wrote to stdout, or nullopt when it could
+// not start or be waited for.
+std::optional<std::string> StdoutOf(SpawnOptions options) {
+  options.stdout_mode = Stdio::kPipe;
+  auto child = Spawn(options);
+  if (!child) return std::nullopt;
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(child->stdout_fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  ::close(child->stdout_fd);
+  if (!Wait(child->pid)) return std::nullopt;
+  return out;
+}
+
 // mysqld is started as its user this way: a child that switched users itself (mysqld --user)
 // would have lost the signal.
 TEST(ProcessTest, ParentDeathSignalHoldsForAChildStartedAsAnotherUser) {
@@ -189,16 +206,8 @@ TEST(ProcessTest, ParentDeathSignalHoldsForAChildStartedAsAnotherUser) {
   options.argv = {"sh", "-c", "id -u; id -g; id -G"};
   options.parent_death_signal = SIGKILL;
   options.run_as = SpawnOptions::User{kNobody, kNobody};
-  options.stdout_mode = Stdio::kPipe;
-  auto child = Spawn(options);
-  ASSERT_TRUE(child) << child.error().ToString();
-  std::string out;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(child->stdout_fd, buf, sizeof buf)) > 0) out.append(buf, n);
-  ::close(child->stdout_fd);
-  ASSERT_TRUE(Wait(child->pid));
-  EXPECT_EQ(out, "65534\n65534\n65534\n");  // no supplementary group of root's kept
+  // No supplementary group of root's kept.
+  EXPECT_EQ(StdoutOf(options), "65534\n65534\n65534\n");
 
   pid_t sleeper = SleeperOfAKilledParent("as-nobody");
   ASSERT_GT(sleeper, 0);
@@ -219,17 +228,8 @@ TEST(ProcessTest, ChildrenInheritNoDescriptorButStdio) {
     SpawnOptions options;
     options.argv = {"sh", "-c", probe};
     options.parent_death_signal = death_signal;
-    options.stdout_mode = Stdio::kPipe;
-    auto child = Spawn(options);
-    ASSERT_TRUE(child) << child.error().ToString();
-    std::string out;
-    char buf[256];
-    ssize_t n;
-    while ((n = ::read(child->stdout_fd, buf, sizeof buf)) > 0) out.append(buf, n);
-    ::close(child->stdout_fd);
-    ASSERT_TRUE(Wait(child->pid));
     // 0-2, and 3: the directory `ls` itself opened.
-    EXPECT_EQ(out, "0 1 2 3 ") << "signal " << death_signal;
+    EXPECT_EQ(StdoutOf(options), "0 1 2 3 ") << "signal " << death_signal;
   }
   ::close(leaky);
 }
