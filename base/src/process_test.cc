@@ -1,15 +1,14 @@
 #include "replboot/base/process.h"
 
 #include <gtest/gtest.h>
-
-#include <optional>
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
