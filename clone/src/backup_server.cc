@@ -28,6 +28,7 @@
 #include "replboot/discovery/prober.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/cluster_id.h"
+#include "replboot/clone/datadir.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/db/client.h"
 #include "replboot/db/dialect.h"
@@ -168,6 +169,18 @@ Result<LocalFacts> QueryLocalFacts(const db::ConnectOptions& connect, Flavour fl
   facts.gtid = {(*gtid)[0].Get("binlog_state").value_or(""),
                 (*gtid)[0].Get("current_pos").value_or("")};
   return facts;
+}
+
+// Whether `datadir` holds a database on disk (a committed clone, or data): nullopt when
+// there is no datadir to look at or it cannot be read.
+std::optional<bool> DatadirHoldsData(const std::string& datadir) {
+  if (datadir.empty()) return std::nullopt;
+  auto inspection = InspectDatadir(datadir);
+  if (!inspection) {
+    Log()->warn("event=datadir_unreadable error={}", log::Quote(inspection.error().message()));
+    return std::nullopt;
+  }
+  return inspection->datadir == DirState::kData || inspection->datadir == DirState::kCommitted;
 }
 
 // The node's cluster id for probes and HEADERs: "" when it has none (or it cannot be read,
@@ -417,8 +430,12 @@ void BackupServer::AnswerProbe(net::Socket& sock, const AcceptedClient& client) 
   info.busy = info.active >= options_.max_concurrent;
   info.role = options_.role;
   info.cluster_id = LocalClusterId(options_.datadir);
+  const std::optional<bool> on_disk = DatadirHoldsData(options_.datadir);
   Result<LocalFacts> facts = Error(StatusCode::kInternal, "unset");
-  if (options_.probe_server_version) {
+  if (on_disk == false) {
+    // Nothing to ask the server about: a node being cloned, or a primary asking its peers.
+    facts = Error(StatusCode::kUnavailable, "this node holds no data yet");
+  } else if (options_.probe_server_version) {
     auto version = options_.probe_server_version();
     if (version) {
       facts = LocalFacts{*version, {}};
@@ -441,17 +458,36 @@ void BackupServer::AnswerProbe(net::Socket& sock, const AcceptedClient& client) 
     info.gtid_binlog_state = facts->gtid.first;
     info.gtid_current_pos = facts->gtid.second;
     // A server that answers runs on a datadir: data, even if it holds no transaction yet.
-    info.has_data = options_.probe_gtid_state || !options_.probe_server_version;
+    info.has_data = on_disk.value_or(options_.probe_gtid_state || !options_.probe_server_version);
   } else {
-    info.error = fmt::format("cannot query the local server: {}", facts.error().message());
+    // The disk decides: a server that is down (re-clone, restart) or refuses the backup user
+    // still runs on data.
+    info.has_data = on_disk.value_or(false);
+    if (on_disk != false) {
+      info.error = fmt::format("cannot query the local server: {}", facts.error().message());
+    }
+  }
+  if (on_disk == false) {
+    info.ready = false;
+    info.not_ready_reason = "holds no data yet";
+  } else if (!info.error.empty()) {
+    info.ready = false;
+    info.not_ready_reason = info.error;
+  } else if (options_.readiness) {
+    const ServerOptions::Readiness readiness = options_.readiness();
+    info.ready = readiness.ready && !readiness.diverged;
+    info.diverged = readiness.diverged;
+    info.not_ready_reason = info.ready ? "" : readiness.reason.substr(0, kMaxProbeReason);
+  } else {
+    info.ready = true;
   }
   probes_answered_.fetch_add(1);
   Log()->info(
       "event=backup_probe_answered peer={} busy={} server_version={} cluster_id={} role={} "
-      "gtid_binlog_state={}{}",
+      "gtid_binlog_state={} has_data={} ready={}{}",
       ClientLabel(sock, client), info.busy, log::Quote(info.server_version),
       info.cluster_id.empty() ? "-" : info.cluster_id, info.role.empty() ? "-" : info.role,
-      log::Quote(info.gtid_binlog_state),
+      log::Quote(info.gtid_binlog_state), info.has_data, info.ready,
       info.error.empty() ? "" : " error=" + log::Quote(info.error));
   if (Status s = sock.WriteFrame(FrameType::kProbeInfo, EncodeProbeInfo(info),
                                  options_.handshake_timeout);
@@ -564,6 +600,16 @@ std::string WriteFailure(const Status& s, const std::string& peer, milliseconds 
 void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client) {
   const std::string peer = ClientLabel(sock, client);
   const milliseconds hs = options_.handshake_timeout;
+
+  // A node without data (being cloned, or a primary asking its peers) has nothing to send.
+  if (DatadirHoldsData(options_.datadir) == false) {
+    Log()->info("event=backup_refused peer={} reason=no_data", peer);
+    (void)sock.WriteFrame(
+        FrameType::kError,
+        EncodeErrorMessage({"busy", "this node holds no data yet (being cloned or initialized)"}),
+        hs);
+    return;
+  }
 
   // --- admission ---
   std::shared_ptr<fanout::Run> run;

@@ -103,6 +103,12 @@ Status CheckCompatible(const std::string& peer, const std::string& flavour,
 Status Preflight(const std::string& peer, const StreamHeader& header, const CloneOptions& options) {
   if (Status s = CheckCompatible(peer, header.flavour, header.server_version, options); !s.ok())
     return s;
+  if (!options.expected_cluster_id.empty() && header.cluster_id != options.expected_cluster_id) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("donor {} streams data of cluster {}, not this node's {}", peer,
+                              header.cluster_id.empty() ? "(none)" : header.cluster_id,
+                              options.expected_cluster_id));
+  }
   if (options.check_free_space && header.estimated_bytes > 0) {
     auto free = files::FreeBytes(files::ParentDir(options.datadir));
     if (!free) return free.error();
@@ -507,6 +513,26 @@ Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneO
   if (!info.error.empty()) {
     return Status(StatusCode::kUnavailable,
                   fmt::format("{} cannot serve a backup: {}", peer, info.error));
+  }
+  if (!options.expected_cluster_id.empty() && info.cluster_id != options.expected_cluster_id) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("{} holds data of cluster {}, not this node's {}", peer,
+                              info.cluster_id.empty() ? "(none)" : info.cluster_id,
+                              options.expected_cluster_id));
+  }
+  if (options.require_ready_donor) {
+    if (info.diverged) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("{} is no donor: it diverged from the primary ({})", peer,
+                                info.not_ready_reason.empty() ? "errant transactions"
+                                                              : info.not_ready_reason));
+    }
+    if (!info.ready) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("{} is no donor yet: {}", peer,
+                                info.not_ready_reason.empty() ? "not ready"
+                                                              : info.not_ready_reason));
+    }
   }
   if (info.busy) {
     return Status(StatusCode::kUnavailable,

@@ -374,5 +374,91 @@ TEST_F(ProbeTest, ANodeWithoutIdOrGtidStateSaysSo) {
   EXPECT_EQ(info->role, "");
 }
 
+// A node being cloned, or a primary asking its peers: an empty datadir answers "no data" at
+// once (no query), is no donor, and a backup request gets a refusal, not a stream.
+TEST_F(ProbeTest, AnEmptyDatadirSaysNoDataAndServesNoBackup) {
+  const std::string donor_datadir = tmp_.Path("empty-data");
+  std::filesystem::create_directories(donor_datadir);
+  bool asked = false;
+  tweak_ = [&](ServerOptions& o) {
+    o.datadir = donor_datadir;
+    o.probe_server_version = [&asked]() -> Result<std::string> {
+      asked = true;
+      return std::string("10.11.6-MariaDB");
+    };
+  };
+  StartServer();
+  auto info = ProbePeer(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_FALSE(info->has_data);
+  EXPECT_FALSE(info->ready);
+  EXPECT_TRUE(info->error.empty()) << info->error;  // "no data" is an answer, not an error
+  EXPECT_FALSE(asked);
+  ExpectRefused(Client("right-secret"), StatusCode::kUnavailable, "holds no data yet");
+  auto cloned = CloneFrom(PeerEndpoint(), Client("right-secret"));
+  ASSERT_FALSE(cloned);
+  EXPECT_NE(cloned.error().message().find("no data"), std::string::npos) << cloned.error().message();
+  EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+// The backup user missing, mysqld down: the disk still says there is data, and the answer
+// carries the error rather than "no data".
+TEST_F(ProbeTest, DataOnDiskIsReportedWhenTheServerCannotBeAsked) {
+  const std::string donor_datadir = tmp_.Path("donor-data");
+  std::filesystem::create_directories(donor_datadir);
+  std::ofstream(donor_datadir + "/ibdata1") << "x";
+  tweak_ = [&](ServerOptions& o) {
+    o.datadir = donor_datadir;
+    o.probe_server_version = []() -> Result<std::string> {
+      return Error(StatusCode::kPermissionDenied, "Access denied for user 'replboot_backup'");
+    };
+  };
+  StartServer();
+  auto info = ProbePeer(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_TRUE(info->has_data);
+  EXPECT_FALSE(info->ready);
+  EXPECT_NE(info->error.find("Access denied"), std::string::npos) << info->error;
+}
+
+// The donor check: a node that is not ready, or diverged, is no donor, unless the caller (a
+// primary that lost its volume) asks for its answer only.
+TEST_F(ProbeTest, ADivergedOrUnreadyNodeIsNoDonor) {
+  ServerOptions::Readiness readiness{.ready = false, .reason = "IO thread Connecting", .diverged = false};
+  tweak_ = [&](ServerOptions& o) {
+    o.readiness = [&readiness] { return readiness; };
+  };
+  StartServer();
+  ExpectRefused(Client("right-secret"), StatusCode::kUnavailable, "IO thread Connecting");
+  CloneOptions survey = Client("right-secret");
+  survey.require_ready_donor = false;
+  EXPECT_TRUE(ProbeDonor(PeerEndpoint(), survey, milliseconds(5000)));
+
+  readiness = {.ready = true, .reason = "holds 0-102-1, which the primary lacks", .diverged = true};
+  ExpectRefused(Client("right-secret"), StatusCode::kUnavailable, "diverged");
+  auto info = ProbePeer(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(info->diverged);
+  EXPECT_FALSE(info->ready);
+  EXPECT_NE(info->not_ready_reason.find("0-102-1"), std::string::npos) << info->not_ready_reason;
+
+  readiness = {.ready = true, .reason = "", .diverged = false};
+  EXPECT_TRUE(ProbeDonor(PeerEndpoint(), Client("right-secret"), milliseconds(5000)));
+}
+
+// A re-clone replaces this cluster's data: a donor of another cluster is refused for good.
+TEST_F(ProbeTest, ADonorOfAnotherClusterIsRefusedToAReclone) {
+  const std::string donor_datadir = tmp_.Path("donor-data");
+  std::filesystem::create_directories(donor_datadir);
+  std::ofstream(donor_datadir + "/replboot-cluster.id") << "7a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d\n";
+  tweak_ = [&](ServerOptions& o) { o.datadir = donor_datadir; };
+  StartServer();
+  CloneOptions reclone = Client("right-secret");
+  reclone.expected_cluster_id = "0f8e2c1a-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+  ExpectRefused(reclone, StatusCode::kInvalidArgument, "not this node's");
+  reclone.expected_cluster_id = "7a1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d";
+  EXPECT_TRUE(ProbeDonor(PeerEndpoint(), reclone, milliseconds(5000)));
+}
+
 }  // namespace
 }  // namespace replboot::clone

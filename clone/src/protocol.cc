@@ -284,7 +284,10 @@ std::string EncodeProbeInfo(const ProbeInfo& info) {
                       {"has_data", info.has_data},
                       {"role", info.role},
                       {"gtid_binlog_state", info.gtid_binlog_state},
-                      {"gtid_current_pos", info.gtid_current_pos}});
+                      {"gtid_current_pos", info.gtid_current_pos},
+                      {"ready", info.ready},
+                      {"not_ready_reason", info.not_ready_reason},
+                      {"diverged", info.diverged}});
 }
 
 Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
@@ -304,6 +307,9 @@ Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
         if (j.contains("gtid_binlog_state"))
           j.at("gtid_binlog_state").get_to(info.gtid_binlog_state);
         if (j.contains("gtid_current_pos")) j.at("gtid_current_pos").get_to(info.gtid_current_pos);
+        if (j.contains("ready")) j.at("ready").get_to(info.ready);
+        if (j.contains("not_ready_reason")) j.at("not_ready_reason").get_to(info.not_ready_reason);
+        if (j.contains("diverged")) j.at("diverged").get_to(info.diverged);
       });
   if (!decoded) return decoded;
   // The peer is authenticated but still not trusted with what it says: every field the
@@ -313,6 +319,10 @@ Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
     return Error(StatusCode::kCorruption, "bad probe answer: cluster_id is not a UUID");
   if (!info.role.empty() && info.role != "primary" && info.role != "replica")
     return Error(StatusCode::kCorruption, "bad probe answer: role is not primary or replica");
+  if (info.not_ready_reason.size() > kMaxProbeReason) {
+    return Error(StatusCode::kCorruption, "bad probe answer: not_ready_reason is {} bytes (at most {})",
+                 info.not_ready_reason.size(), kMaxProbeReason);
+  }
   for (const auto& [name, text] : {std::pair<const char*, const std::string&>{
                                        "gtid_binlog_state", info.gtid_binlog_state},
                                    {"gtid_current_pos", info.gtid_current_pos}}) {

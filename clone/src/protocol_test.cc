@@ -292,6 +292,21 @@ TEST(ProbeInfoTest, ClusterPositionRoundTrips) {
   EXPECT_EQ(back->role, "replica");
   EXPECT_EQ(back->gtid_binlog_state, info.gtid_binlog_state);
   EXPECT_EQ(back->gtid_current_pos, info.gtid_current_pos);
+  EXPECT_FALSE(back->ready);
+  EXPECT_FALSE(back->diverged);
+
+  info.ready = false;
+  info.diverged = true;
+  info.not_ready_reason = "holds 0-102-1, which the primary lacks";
+  back = DecodeProbeInfo(EncodeProbeInfo(info));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_TRUE(back->diverged);
+  EXPECT_EQ(back->not_ready_reason, info.not_ready_reason);
+  info.ready = true;
+  info.diverged = false;
+  back = DecodeProbeInfo(EncodeProbeInfo(info));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_TRUE(back->ready);
 
   info.flavour = "mysql";
   info.gtid_binlog_state = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7";
@@ -325,6 +340,9 @@ TEST(ProbeInfoTest, RefusesMalformedClusterPosition) {
            with("cluster_id", "42"),
            with("role", R"("leader")"),
            with("has_data", R"("yes")"),
+           with("ready", R"("true")"),
+           with("diverged", "1"),
+           with("not_ready_reason", "\"" + std::string(kMaxProbeReason + 1, 'x') + "\""),
            with("gtid_binlog_state", R"("0-100-57; DROP TABLE t")"),
            with("gtid_current_pos", R"("0-100")"),
            with("gtid_binlog_state", "\"0-100-" + std::string(kMaxGtidText, '1') + "\""),

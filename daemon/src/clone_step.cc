@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "replboot/base/log.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/clone/prober.h"
 #include "replboot/discovery/peers.h"
 
@@ -24,6 +25,11 @@ Result<std::unique_ptr<CloneStep>> CloneStep::Create(const NodeSettings& setting
   auto clone_options = CloneOptionsFor(settings);
   if (!clone_options) return Error(clone_options.error());
   step->clone_ = std::move(*clone_options);
+  // A re-clone replaces this cluster's data: only a donor of the same cluster may do that.
+  // (A new replica has no id yet and takes its donor's.)
+  if (auto id = clone::ReadClusterId(settings.config.mysql.datadir); id && *id) {
+    step->clone_.expected_cluster_id = **id;
+  }
   auto discover = DiscoverOptionsFor(settings);
   if (!discover) return Error(discover.error());
   step->discover_ = std::move(*discover);

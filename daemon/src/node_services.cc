@@ -58,6 +58,48 @@ Status NodeServices::OnStart(NodeContext& ctx) {
   auto node = StartNodeServer(*ctx.settings);
   if (!node) return node.error().WithContext("http");
   node_ = std::move(*node);
+  // The backup server next, before the datadir is looked at: a primary that lost its volume
+  // must hear from every peer, also from one still waiting for that primary to set up its
+  // replication (a whole StatefulSet restarted at once), or being cloned. Until the node
+  // has data its probes say so and it serves no backup; until it is ready it is no donor.
+  return StartBackupServer(ctx);
+}
+
+Status NodeServices::StartBackupServer(NodeContext& ctx) {
+  auto log = log::Get("daemon");
+  // Every node serves backups, so the next replica can clone from its nearest lower peer.
+  // Without a shared secret the endpoint would hand the data to anyone: it stays off, and
+  // the node still runs (a single primary does not need it).
+  auto server_options = ServerOptionsFor(*ctx.settings);
+  if (!server_options) {
+    log->error("event=backup_server_disabled error={}",
+               log::Quote(server_options.error().message()));
+    // Added to a replica's replication error, if any, not replacing it.
+    node_->AddError("backup server disabled: " + server_options.error().message());
+    backup_disabled_ = true;
+    return Status::Ok();
+  }
+  api::Server* node_ptr = node_.get();
+  server_options->on_backup_served = [node_ptr] { node_ptr->CountBackupServed(); };
+  server_options->on_connection_refused = [node_ptr] { node_ptr->CountBackupConnectionRefused(); };
+  // A donor is what /ready says it is (the poller's snapshot: no query per probe), and never
+  // while the recovery watcher finds it diverged from the primary.
+  const double max_lag = static_cast<double>(ctx.config().replication.max_lag);
+  server_options->readiness = [node_ptr, max_lag] {
+    const replication::Snapshot snapshot = node_ptr->Current();
+    const replication::Decision ready = replication::DecideReady(snapshot, max_lag);
+    return clone::ServerOptions::Readiness{.ready = ready.ok,
+                                           .reason = ready.reason,
+                                           .diverged = snapshot.recovery.diverged};
+  };
+  backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
+  if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
+  clone::BackupServer* server = backup_server_.get();
+  node_->SetBackupSource([server] { return BackupServingOf(server->Activity()); });
+  backup_thread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(backup_io_);
+    backup_io_.run();
+  });
   return Status::Ok();
 }
 
@@ -141,31 +183,6 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
     return s.WithContext("replication");
   }
 
-  // After a re-clone the backup server is running already.
-  if (backup_server_ || backup_disabled_) return Status::Ok();
-  // Every node serves backups, so the next replica can clone from its nearest lower peer.
-  // Without a shared secret the endpoint would hand the data to anyone: it stays off, and
-  // the node still runs (a single primary does not need it).
-  auto server_options = ServerOptionsFor(*ctx.settings);
-  if (!server_options) {
-    log->error("event=backup_server_disabled error={}",
-               log::Quote(server_options.error().message()));
-    // Added to a replica's replication error, if any, not replacing it.
-    node_->AddError("backup server disabled: " + server_options.error().message());
-    backup_disabled_ = true;
-    return Status::Ok();
-  }
-  api::Server* node_ptr = node_.get();
-  server_options->on_backup_served = [node_ptr] { node_ptr->CountBackupServed(); };
-  server_options->on_connection_refused = [node_ptr] { node_ptr->CountBackupConnectionRefused(); };
-  backup_server_ = std::make_unique<clone::BackupServer>(backup_io_, std::move(*server_options));
-  if (Status s = backup_server_->Start(); !s.ok()) return s.WithContext("backup server");
-  clone::BackupServer* server = backup_server_.get();
-  node_->SetBackupSource([server] { return BackupServingOf(server->Activity()); });
-  backup_thread_ = std::thread([this] {
-    auto guard = boost::asio::make_work_guard(backup_io_);
-    backup_io_.run();
-  });
   return Status::Ok();
 }
 

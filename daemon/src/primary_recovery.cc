@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <map>
@@ -70,14 +71,80 @@ std::string_view RecoveryPlanName(RecoveryPlan plan) {
   return "wait";
 }
 
+std::string InitializeEmptyOverridePath(const std::string& datadir) {
+  std::string base = datadir;
+  while (base.size() > 1 && base.ends_with('/')) base.pop_back();
+  return base + kInitializeEmptySuffix;
+}
+
+Result<replication::GtidSet> ExecutedGtids(const clone::ProbeInfo& answer, Flavour flavour) {
+  auto logged = replication::GtidSet::Parse(answer.gtid_binlog_state, flavour);
+  if (!logged) return Error(logged.error());
+  auto position = replication::GtidSet::Parse(answer.gtid_current_pos, flavour);
+  if (!position) return Error(position.error());
+  return logged->Union(*position);
+}
+
+std::string_view UnsettledReason(const PeerFacts& p, Flavour flavour, int64_t highest_in_dns) {
+  if (p.dns == PeerFacts::Dns::kAbsent) return p.ordinal < highest_in_dns ? "not_in_dns_yet" : "";
+  if (!p.answer) {
+    if (p.auth_refused) return "refused_our_secret";
+    return p.dns == PeerFacts::Dns::kUnknown ? "dns_failing" : "silent";
+  }
+  // An answer with an error says nothing of what the peer holds, whatever has_data says (a
+  // peer from before has_data came from the disk reported false whenever its server failed).
+  if (!p.answer->error.empty()) return "answered_error";
+  if (!p.answer->has_data) return "";
+  if (!p.refusal.empty()) return "cannot_serve";
+  if (!ExecutedGtids(*p.answer, flavour)) return "no_position";
+  return "";
+}
+
 RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flavour flavour,
-                                       bool wait_over) {
+                                       bool wait_over, bool initialize_override) {
   RecoveryDecision d;
+  int64_t highest_in_dns = 0;
+  bool all_absent = true;
+  for (const PeerFacts& p : peers) {
+    if (p.dns == PeerFacts::Dns::kAbsent) continue;
+    all_absent = false;
+    highest_in_dns = std::max(highest_in_dns, p.ordinal);
+  }
+  // Who leaves the decision open, and why.
+  std::vector<const PeerFacts*> unsettled;
+  std::vector<const PeerFacts*> pending;  // unsettled, and possibly a better donor
+  for (const PeerFacts& p : peers) {
+    std::string_view why = UnsettledReason(p, flavour, highest_in_dns);
+    if (why.empty()) continue;
+    unsettled.push_back(&p);
+    if (why != "cannot_serve") pending.push_back(&p);
+    std::string detail = p.answer && !p.answer->error.empty() ? p.answer->error
+                         : !p.refusal.empty()                  ? p.refusal
+                                                               : p.detail;
+    d.waiting_for.push_back({p.name, std::string(why), std::move(detail)});
+  }
+  auto waiting_words = [&] {
+    std::string out;
+    for (const auto& w : d.waiting_for)
+      out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", w.name, w.why);
+    return out;
+  };
+
+  if (initialize_override) {
+    d.plan = RecoveryPlan::kInitialize;
+    d.reason = "operator_override";
+    d.detail = fmt::format(
+        "the operator asked to initialize an empty database, discarding the peers' data{}",
+        d.waiting_for.empty() ? "" : " (unsettled: " + waiting_words() + ")");
+    return d;
+  }
+
   // Who holds data, and of which cluster.
   std::vector<const PeerFacts*> with_data;
   std::map<std::string, std::vector<const PeerFacts*>> by_id;
   for (const PeerFacts& p : peers) {
-    if (!p.answer || !p.answer->has_data || !p.refusal.empty()) continue;
+    if (!p.answer || !p.answer->has_data || !p.answer->error.empty() || !p.refusal.empty())
+      continue;
     with_data.push_back(&p);
     if (!p.answer->cluster_id.empty()) by_id[p.answer->cluster_id].push_back(&p);
   }
@@ -98,15 +165,8 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
   std::vector<const PeerFacts*> eligible = by_id.empty() ? with_data : by_id.begin()->second;
   std::vector<std::pair<const PeerFacts*, replication::GtidSet>> candidates;
   for (const PeerFacts* p : eligible) {
-    auto set = replication::GtidSet::Parse(p->answer->gtid_binlog_state, flavour);
+    auto set = ExecutedGtids(*p->answer, flavour);
     if (set) candidates.emplace_back(p, std::move(*set));
-  }
-  // Peers that might still answer (in DNS or DNS failing, no answer yet).
-  std::vector<const PeerFacts*> pending;
-  bool all_absent = true;
-  for (const PeerFacts& p : peers) {
-    if (p.dns != PeerFacts::Dns::kAbsent) all_absent = false;
-    if (p.dns != PeerFacts::Dns::kAbsent && !p.answer) pending.push_back(&p);
   }
 
   if (!candidates.empty()) {
@@ -114,9 +174,9 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
       d.plan = RecoveryPlan::kWait;
       d.reason = "waiting_for_peers";
       d.detail = fmt::format(
-          "{} hold(s) this cluster's data; waiting for {} (in DNS, not answering yet), which "
+          "{} hold(s) this cluster's data; waiting up to bootstrap.recover_wait for {}, which "
           "may be further ahead",
-          Names(eligible), Names(pending));
+          Names(eligible), waiting_words());
       return d;
     }
     // The most advanced: a state that holds every other one; else (diverged states) the most
@@ -141,42 +201,38 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
     d.reason = "most_advanced_peer";
     d.donor = static_cast<size_t>(best->first - peers.data());
     d.detail = fmt::format(
-        "{} holds this cluster's data{} at GTID state {:?}{}{}", best->first->name,
+        "{} holds this cluster's data{} and executed {:?}{}{}{}", best->first->name,
         best->first->answer->cluster_id.empty()
             ? " (no cluster id: a cluster from before ids)"
             : fmt::format(" (cluster {})", best->first->answer->cluster_id),
-        best->first->answer->gtid_binlog_state,
+        best->second.ToString(),
         candidates.size() > 1 ? fmt::format(", the most advanced of {}", Names(eligible)) : "",
-        diverged ? "; the peers' histories diverged: the one with the most transactions wins" : "");
+        diverged ? "; the peers' histories diverged: the one with the most transactions wins" : "",
+        pending.empty() ? "" : "; bootstrap.recover_wait is over for " + waiting_words());
     return d;
   }
 
-  d.plan = RecoveryPlan::kInitialize;
   if (all_absent) {
+    d.plan = RecoveryPlan::kInitialize;
     d.reason = "no_peers_in_dns";
     d.detail = peers.empty() ? "no peer to ask"
                              : "no other ordinal is in DNS: a new cluster, initialized at once";
     return d;
   }
-  if (pending.empty()) {
+  if (unsettled.empty()) {
+    d.plan = RecoveryPlan::kInitialize;
     d.reason = "peers_without_data";
-    d.detail = "every peer in DNS answered and none holds this cluster's data";
+    d.detail = "every peer in DNS answered, authenticated, and none holds data";
     return d;
   }
-  if (!wait_over) {
-    d.plan = RecoveryPlan::kWait;
-    d.reason = "waiting_for_peers";
-    d.detail = fmt::format(
-        "{} in DNS but not answering yet: waiting up to bootstrap.recover_wait for one with "
-        "data before initializing",
-        Names(pending));
-    return d;
-  }
-  d.reason = "no_data_within_wait";
+  // Fail closed: any of them may hold every row. No timeout ends this.
+  d.plan = RecoveryPlan::kWait;
+  d.reason = "waiting_for_peers";
   d.detail = fmt::format(
-      "no peer answered with this cluster's data within bootstrap.recover_wait ({} did not "
-      "answer)",
-      Names(pending));
+      "not initializing while a peer may hold this cluster's data: waiting for {}; to "
+      "initialize an empty database anyway, discarding the peers' data, write \"{}\" into "
+      "<datadir>{}",
+      waiting_words(), kInitializeEmptyPhrase, kInitializeEmptySuffix);
   return d;
 }
 
@@ -202,6 +258,9 @@ class Survey {
     auto clone_options = CloneOptionsFor(settings);
     if (!clone_options) return Error(clone_options.error());
     s->clone_ = std::move(*clone_options);
+    // The peers of a lost primary cannot be ready (their source is gone): the survey's own
+    // table decides which one is cloned.
+    s->clone_.require_ready_donor = false;
     auto discover = DiscoverOptionsFor(settings);
     if (!discover) return Error(discover.error());
     s->discover_ = std::move(*discover);
@@ -277,6 +336,8 @@ class Survey {
       f.detail = report.Summary();
       return f;
     }
+    // Refused without an answer: our secret (or its proof of the node's identity) failed.
+    f.auth_refused = report.state == discovery::PeerState::kRefused;
     f.dns = report.addresses.empty() ? PeerFacts::Dns::kUnknown : PeerFacts::Dns::kPresent;
     f.detail = report.Summary();
     for (const auto& address : report.addresses) {
@@ -301,6 +362,45 @@ class Survey {
   std::string service_;
   std::map<int64_t, clone::Endpoint> endpoints_;
 };
+
+// While a wait goes on unchanged, one log line every this many rounds (about a minute).
+constexpr int kLogEvery = 30;
+
+// The override file holds the phrase (surrounding whitespace aside). A file with anything
+// else is logged and ignored: the choice must be named, not implied by a stray file.
+bool InitializeEmptyOverrideAsked(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return false;
+  if (!S_ISREG(st.st_mode)) {
+    Log()->warn("event=primary_recovery_override_ignored file={} reason={}", log::Quote(path),
+                log::Quote("not a regular file"));
+    return false;
+  }
+  auto text = files::ReadFile(path);
+  if (!text) {
+    Log()->warn("event=primary_recovery_override_ignored file={} reason={}", log::Quote(path),
+                log::Quote(text.error().message()));
+    return false;
+  }
+  std::string_view phrase = *text;
+  while (!phrase.empty() && std::isspace(static_cast<unsigned char>(phrase.front())))
+    phrase.remove_prefix(1);
+  while (!phrase.empty() && std::isspace(static_cast<unsigned char>(phrase.back())))
+    phrase.remove_suffix(1);
+  if (phrase != kInitializeEmptyPhrase) {
+    Log()->warn("event=primary_recovery_override_ignored file={} reason={}", log::Quote(path),
+                log::Quote(fmt::format("it must hold exactly \"{}\"", kInitializeEmptyPhrase)));
+    return false;
+  }
+  return true;
+}
+
+Status ConsumeInitializeEmptyOverride(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return ErrnoStatus(errno, "removing the override file " + path);
+  const size_t slash = path.find_last_of('/');
+  return files::FsyncDir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
 
 // Sleeps `d`, woken at once by a stop request; false when stopped.
 bool SleepFor(milliseconds d, std::stop_token stop) {
@@ -333,18 +433,24 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
   auto survey = Survey::Create(settings);
   if (!survey) return Error(survey.error().WithContext("asking the peers"));
   const auto start = Clock::now();
+  const std::string override_path = InitializeEmptyOverridePath(settings.config.mysql.datadir);
   RecoveryView view;
+  view.override_file = override_path;
+  std::string last_logged;  // the decision's words, so an unchanged wait is logged less often
   for (int round = 1;; ++round) {
     auto peers = (*survey)->Run(stop);
     if (!peers) return Error(StatusCode::kCancelled, "stopped while asking the peers");
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
     const bool wait_over = Clock::now() - start >= options.recover_wait;
-    RecoveryDecision decision = DecidePrimaryRecovery(*peers, settings.flavour, wait_over);
+    const bool override_asked = InitializeEmptyOverrideAsked(override_path);
+    RecoveryDecision decision =
+        DecidePrimaryRecovery(*peers, settings.flavour, wait_over, override_asked);
     view.plan = std::string(RecoveryPlanName(decision.plan));
     view.reason = decision.reason;
     view.detail = decision.detail;
     view.rounds = round;
     view.waited_seconds = waited;
+    view.waiting_for = decision.waiting_for;
     view.donor.clear();
     std::optional<clone::Endpoint> endpoint;
     if (decision.donor) {
@@ -353,14 +459,35 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
                    (endpoint ? " (" + discovery::EndpointText(*endpoint) + ")" : "");
     }
     if (on_decision) on_decision(view);
-    // Logged each round while it waits: a person watching the log sees why nothing starts.
-    Log()->log(decision.plan == RecoveryPlan::kConflict ? spdlog::level::err : spdlog::level::info,
-               "event=primary_recovery_decision plan={} reason={} round={} waited_s={:.1f} "
-               "recover_wait_s={} donor={} peers={} detail={}",
-               RecoveryPlanName(decision.plan), decision.reason, round, waited,
-               options.recover_wait.count() / 1000, view.donor.empty() ? "-" : view.donor,
-               log::Quote(PeersLine(*peers)), log::Quote(decision.detail));
-    if (decision.plan == RecoveryPlan::kInitialize) return false;
+    // Logged when it changes, and every kLogEvery rounds while it waits: a person watching
+    // the log sees why nothing starts without a line every two seconds.
+    const std::string words = fmt::format("{} {} {}", view.plan, decision.detail, PeersLine(*peers));
+    if (words != last_logged || round % kLogEvery == 1 || decision.plan != RecoveryPlan::kWait) {
+      last_logged = words;
+      std::string waiting;
+      for (const auto& w : decision.waiting_for)
+        waiting += fmt::format("{}{}:{}", waiting.empty() ? "" : " ", w.name, w.why);
+      Log()->log(decision.plan == RecoveryPlan::kWait ? spdlog::level::warn
+                 : decision.plan == RecoveryPlan::kConflict ? spdlog::level::err
+                                                            : spdlog::level::info,
+                 "event=primary_recovery_decision plan={} reason={} round={} waited_s={:.1f} "
+                 "recover_wait_s={} donor={} waiting_for={} peers={} detail={}",
+                 RecoveryPlanName(decision.plan), decision.reason, round, waited,
+                 options.recover_wait.count() / 1000, view.donor.empty() ? "-" : view.donor,
+                 log::Quote(waiting.empty() ? "-" : waiting), log::Quote(PeersLine(*peers)),
+                 log::Quote(decision.detail));
+    }
+    if (decision.plan == RecoveryPlan::kInitialize) {
+      if (decision.reason == "operator_override") {
+        // Consumed before anything is created: a crash after this point finds the
+        // root-password marker or a datadir, never the override again.
+        REPLBOOT_RETURN_IF_ERROR(ConsumeInitializeEmptyOverride(override_path));
+        Log()->warn("event=primary_recovery_override file={} action=initialize_empty "
+                    "peers_data=discarded",
+                    log::Quote(override_path));
+      }
+      return false;
+    }
     if (decision.plan == RecoveryPlan::kClone && endpoint) {
       const PeerFacts donor = (*peers)[*decision.donor];
       clone::CloneOptions clone_options = (*survey)->clone_options();
@@ -375,16 +502,23 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         // moved (someone wrote on it), the clone may not hold what the state says: again.
         auto again = clone::ProbePeer(donor_endpoint, clone_options, kProbeTimeout);
         if (!again) return again.error().WithContext("asking the donor again before the commit");
-        if (again->gtid_binlog_state != donor.answer->gtid_binlog_state) {
+        if (again->gtid_binlog_state != donor.answer->gtid_binlog_state ||
+            again->gtid_current_pos != donor.answer->gtid_current_pos) {
           return Status(
               StatusCode::kUnavailable,
-              fmt::format("{}'s GTID state moved during the clone ({:?} → {:?})", donor.name,
-                          donor.answer->gtid_binlog_state, again->gtid_binlog_state));
+              fmt::format("{}'s GTID state moved during the clone ({:?} → {:?}, position {:?} → "
+                          "{:?})",
+                          donor.name, donor.answer->gtid_binlog_state, again->gtid_binlog_state,
+                          donor.answer->gtid_current_pos, again->gtid_current_pos));
         }
+        // What the donor executed, not only what it logged: the new primary's binlog must
+        // hold every position a replica may ask for.
+        auto executed = ExecutedGtids(*donor.answer, settings.flavour);
+        if (!executed) return executed.error().WithContext(donor.name + "'s GTID state");
         nlohmann::json marker;
         marker["donor"] = donor.name;
         marker["donor_ordinal"] = donor.ordinal;
-        marker["gtid_state"] = donor.answer->gtid_binlog_state;
+        marker["gtid_state"] = executed->ToString();
         marker["cluster_id"] = header.cluster_id;
         const std::string path = JoinPath(staging, kPromotionMarker);
         REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(

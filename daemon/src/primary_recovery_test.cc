@@ -61,17 +61,90 @@ TEST(DecidePrimaryRecoveryTest, NoPeerInDnsInitializesAtOnce) {
   EXPECT_EQ(Decide({}).reason, "no_peers_in_dns");
 }
 
-TEST(DecidePrimaryRecoveryTest, PeersInDnsButSilentAreWaitedForThenInitialized) {
+// Fail closed: a peer that is in DNS but gives no answer may hold every row. No timeout
+// turns that into an empty primary.
+TEST(DecidePrimaryRecoveryTest, PeersInDnsButSilentAreWaitedForAsLongAsItTakes) {
   for (Dns dns : {Dns::kPresent, Dns::kUnknown}) {  // unknown: the DNS server is failing
     std::vector<PeerFacts> peers = {Silent(1, dns), Absent(2)};
-    auto waiting = Decide(peers);
-    EXPECT_EQ(waiting.plan, RecoveryPlan::kWait);
-    EXPECT_EQ(waiting.reason, "waiting_for_peers");
-    EXPECT_NE(waiting.detail.find("mysql-1.mysql"), std::string::npos) << waiting.detail;
-    auto timed_out = Decide(peers, /*wait_over=*/true);
-    EXPECT_EQ(timed_out.plan, RecoveryPlan::kInitialize);
-    EXPECT_EQ(timed_out.reason, "no_data_within_wait");
+    for (bool wait_over : {false, true}) {
+      auto waiting = Decide(peers, wait_over);
+      EXPECT_EQ(waiting.plan, RecoveryPlan::kWait);
+      EXPECT_EQ(waiting.reason, "waiting_for_peers");
+      EXPECT_NE(waiting.detail.find("mysql-1.mysql"), std::string::npos) << waiting.detail;
+      EXPECT_NE(waiting.detail.find(kInitializeEmptyPhrase), std::string::npos) << waiting.detail;
+      ASSERT_EQ(waiting.waiting_for.size(), 1u);
+      EXPECT_EQ(waiting.waiting_for[0].name, "mysql-1.mysql");
+      EXPECT_EQ(waiting.waiting_for[0].why, dns == Dns::kPresent ? "silent" : "dns_failing");
+    }
   }
+}
+
+TEST(DecidePrimaryRecoveryTest, APeerThatRefusesOurSecretIsWaitedFor) {
+  PeerFacts rotated = Silent(1);
+  rotated.auth_refused = true;
+  rotated.detail = "refused: authentication failed at 127.0.0.11:3307";
+  auto d = Decide({rotated, Answering(2, "", "", /*has_data=*/false)}, /*wait_over=*/true);
+  EXPECT_EQ(d.plan, RecoveryPlan::kWait);
+  ASSERT_EQ(d.waiting_for.size(), 1u);
+  EXPECT_EQ(d.waiting_for[0].why, "refused_our_secret");
+  EXPECT_NE(d.waiting_for[0].detail.find("authentication failed"), std::string::npos);
+}
+
+// Its backup user missing, max_connections, mysqld stopped for a re-clone: the answer says
+// nothing of the data, whatever has_data says (older peers said false on any error).
+TEST(DecidePrimaryRecoveryTest, AnAnswerWithAnErrorIsNoAnswerAboutTheData) {
+  for (bool has_data : {true, false}) {
+    PeerFacts broken = Answering(1, kThis, "", has_data);
+    broken.answer->error = "cannot query the local server: Access denied for user";
+    auto d = Decide({broken, Absent(2)}, /*wait_over=*/true);
+    EXPECT_EQ(d.plan, RecoveryPlan::kWait) << has_data;
+    ASSERT_EQ(d.waiting_for.size(), 1u);
+    EXPECT_EQ(d.waiting_for[0].why, "answered_error");
+    EXPECT_NE(d.waiting_for[0].detail.find("Access denied"), std::string::npos);
+  }
+  // Beside a peer that answers with data, it is waited for within recover_wait only.
+  PeerFacts broken = Answering(2, kThis, "");
+  broken.answer->error = "cannot query the local server: Too many connections";
+  std::vector<PeerFacts> peers = {Answering(1, kThis, "0-100-50"), broken};
+  EXPECT_EQ(Decide(peers).plan, RecoveryPlan::kWait);
+  auto over = Decide(peers, /*wait_over=*/true);
+  ASSERT_EQ(over.plan, RecoveryPlan::kClone);
+  EXPECT_EQ(*over.donor, 0u);
+}
+
+// A StatefulSet has no holes: ordinal 1 missing from DNS while 2 is there is a pod being
+// recreated, not a cluster of one.
+TEST(DecidePrimaryRecoveryTest, AHoleInDnsBelowAPresentOrdinalIsWaitedFor) {
+  auto d = Decide({Absent(1), Answering(2, "", "", /*has_data=*/false), Absent(3)}, true);
+  EXPECT_EQ(d.plan, RecoveryPlan::kWait);
+  ASSERT_EQ(d.waiting_for.size(), 1u);
+  EXPECT_EQ(d.waiting_for[0].name, "mysql-1.mysql");
+  EXPECT_EQ(d.waiting_for[0].why, "not_in_dns_yet");
+}
+
+TEST(DecidePrimaryRecoveryTest, TheOperatorsOverrideInitializesWhateverThePeersSay) {
+  PeerFacts rotated = Silent(1);
+  rotated.auth_refused = true;
+  for (const auto& peers : std::vector<std::vector<PeerFacts>>{
+           {rotated}, {Answering(1, kThis, "0-100-5")}, {Answering(1, kThis, "0-1-1"),
+                                                         Answering(2, kOther, "0-2-2")}}) {
+    auto d = DecidePrimaryRecovery(peers, Flavour::kMariaDB, false, /*initialize_override=*/true);
+    EXPECT_EQ(d.plan, RecoveryPlan::kInitialize);
+    EXPECT_EQ(d.reason, "operator_override");
+  }
+}
+
+// With log_slave_updates off a replica's binlog state is empty: its position says what it
+// executed.
+TEST(DecidePrimaryRecoveryTest, RanksByWhatAPeerExecutedNotOnlyWhatItLogged) {
+  PeerFacts behind = Answering(1, kThis, "");
+  behind.answer->gtid_current_pos = "0-100-50";
+  PeerFacts ahead = Answering(2, kThis, "");
+  ahead.answer->gtid_current_pos = "0-100-57";
+  auto d = Decide({behind, ahead});
+  ASSERT_EQ(d.plan, RecoveryPlan::kClone);
+  EXPECT_EQ(*d.donor, 1u);
+  EXPECT_NE(d.detail.find("0-100-57"), std::string::npos) << d.detail;
 }
 
 TEST(DecidePrimaryRecoveryTest, PeersThatAnswerWithoutDataInitializeAtOnce) {
@@ -142,15 +215,25 @@ TEST(DecidePrimaryRecoveryTest, AClusterFromBeforeIdsIsStillRecovered) {
   EXPECT_NE(d.detail.find("before ids"), std::string::npos) << d.detail;
 }
 
-TEST(DecidePrimaryRecoveryTest, APeerThatCouldNeverServeTheCloneHoldsNoDataForThis) {
+TEST(DecidePrimaryRecoveryTest, APeerThatCouldNeverServeTheCloneStillHoldsData) {
   PeerFacts other_version = Answering(1, kThis, "0-100-57");
   other_version.refusal = "donor runs server 10.6.18 but the local mariabackup is 10.11";
-  auto d = Decide({other_version, Absent(2)});
-  EXPECT_EQ(d.plan, RecoveryPlan::kInitialize);
-  EXPECT_EQ(d.reason, "peers_without_data");
+  // Alone, it keeps the primary from initializing: its data may be the cluster's.
+  auto d = Decide({other_version, Absent(2)}, /*wait_over=*/true);
+  EXPECT_EQ(d.plan, RecoveryPlan::kWait);
+  ASSERT_EQ(d.waiting_for.size(), 1u);
+  EXPECT_EQ(d.waiting_for[0].why, "cannot_serve");
+  // Beside a peer that can serve the clone, it is not a candidate and not waited for.
   auto with_another = Decide({other_version, Answering(2, kThis, "0-100-50")});
   ASSERT_EQ(with_another.plan, RecoveryPlan::kClone);
   EXPECT_EQ(*with_another.donor, 1u);
+}
+
+TEST(InitializeEmptyOverrideTest, TheFileSitsBesideTheDatadir) {
+  EXPECT_EQ(InitializeEmptyOverridePath("/var/lib/mysql/data"),
+            "/var/lib/mysql/data.replboot-initialize-empty");
+  EXPECT_EQ(InitializeEmptyOverridePath("/var/lib/mysql/data/"),
+            "/var/lib/mysql/data.replboot-initialize-empty");
 }
 
 TEST(PromotionStatementsTest, ForgetTheSourceThenContinueTheHistory) {

@@ -31,6 +31,18 @@ std::string At(const nlohmann::json& j, const char* key) {
   return j.contains(key) ? Str(j[key]) : "-";
 }
 
+// A waiting primary's reason token (primary_recovery.h) in words.
+std::string WaitingWords(const std::string& why) {
+  if (why == "not_in_dns_yet") return "not in DNS yet";
+  if (why == "dns_failing") return "DNS failing for its name";
+  if (why == "silent") return "silent (no answer on its backup port)";
+  if (why == "refused_our_secret") return "refused our secret";
+  if (why == "answered_error") return "answered with an error";
+  if (why == "cannot_serve") return "holds data it cannot serve us";
+  if (why == "no_position") return "holds data, no GTID position";
+  return why;
+}
+
 void RunStatus(const std::string& url, int timeout_ms) {
   auto response = api::HttpGet(url, std::chrono::milliseconds(timeout_ms));
   if (!response) {
@@ -170,6 +182,20 @@ std::string FormatStatus(const nlohmann::json& s) {
     if (At(b, "donor") != "-") line += " from " + At(b, "donor");
     row("bootstrap", line);
     if (At(b, "detail") != "-") row("bootstrap_why", At(b, "detail"));
+    if (b.contains("waiting_for") && b["waiting_for"].is_array()) {
+      // One row per peer it waits for, in plain words: what to mend is then plain too.
+      for (const auto& w : b["waiting_for"]) {
+        if (!w.is_object()) continue;
+        row("waiting_for", fmt::format("{}: {} ({})", At(w, "peer"),
+                                       WaitingWords(At(w, "why")), At(w, "detail")));
+      }
+      if ((At(b, "plan") == "wait" || At(b, "plan") == "conflict") &&
+          At(b, "override_file") != "-") {
+        row("override", fmt::format("to initialize empty, discarding the peers' data: echo "
+                                    "\"initialize empty, discarding the peers' data\" > {}",
+                                    At(b, "override_file")));
+      }
+    }
   }
   row("backups_served", At(s, "backups_served"));
   row("last_error", At(s, "last_error"));

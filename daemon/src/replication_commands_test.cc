@@ -53,6 +53,34 @@ TEST(FormatStatusTest, ThePrimarysRecoveryDecision) {
   EXPECT_EQ(FormatStatus(SnapshotJson(s, 30)).find("bootstrap"), std::string::npos);
 }
 
+// A waiting primary names each peer it waits for and why, in words, and how to override.
+TEST(FormatStatusTest, AWaitingPrimaryNamesWhatItWaitsFor) {
+  Snapshot s;
+  s.node.role = NodeRole::kPrimary;
+  s.bootstrap.plan = "wait";
+  s.bootstrap.reason = "waiting_for_peers";
+  s.bootstrap.detail = "not initializing while a peer may hold this cluster's data";
+  s.bootstrap.waiting_for = {{"mysql-1.mysql", "refused_our_secret", "authentication failed"},
+                             {"mysql-2.mysql", "answered_error", "Access denied"}};
+  s.bootstrap.override_file = "/var/lib/mysql/data.replboot-initialize-empty";
+  std::string table = FormatStatus(SnapshotJson(s, 30));
+  EXPECT_NE(table.find("waiting_for            mysql-1.mysql: refused our secret "
+                       "(authentication failed)\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("waiting_for            mysql-2.mysql: answered with an error (Access "
+                       "denied)\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("initialize empty, discarding the peers' data\" > "
+                       "/var/lib/mysql/data.replboot-initialize-empty"),
+            std::string::npos)
+      << table;
+  s.bootstrap.plan = "clone";
+  s.bootstrap.waiting_for.clear();
+  EXPECT_EQ(FormatStatus(SnapshotJson(s, 30)).find("override"), std::string::npos);
+}
+
 TEST(FormatStatusTest, DayTwoStatesInPlainWords) {
   Snapshot s;
   s.node.role = NodeRole::kReplica;

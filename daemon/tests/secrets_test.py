@@ -171,7 +171,7 @@ def cluster_with_nasty_secrets(test_name, extra_sets=()):
     values = {name: nasty(name) for name in NAMES}
     with Harness(test_name) as H:
         dns = Dnsmasq(H, H.addr(9), port=53)
-        dns.add_host("mysql-0.mysql", H.addr(0)).add_host("mysql-1.mysql", H.addr(1)).start()
+        dns.add_host("mysql-0.mysql", H.addr(0)).start()  # mysql-1's name comes with it
         p0, r1 = (Node(H, i, dns, values, extra_sets) for i in range(2))
 
         p0.start()
@@ -190,6 +190,7 @@ def cluster_with_nasty_secrets(test_name, extra_sets=()):
 
         # mysql-1 clones with the backup password (mariabackup's option file) and replicates with
         # the replication password (CHANGE MASTER).
+        dns.add_host("mysql-1.mysql", H.addr(1)).reload()
         r1.start()
         r1.wait_log(r"event=bootstrap_decision action=clone", 60)
         r1.wait_log(r"event=clone_done", 180, "mysql-1's clone")
@@ -279,13 +280,14 @@ def test_a_donor_killed_mid_backup_leaves_no_secret_after_its_next_start():
     values = {name: nasty(name) for name in NAMES}
     with Harness("secrets-kill") as H:
         dns = Dnsmasq(H, H.addr(9), port=53)
-        dns.add_host("mysql-0.mysql", H.addr(0)).add_host("mysql-1.mysql", H.addr(1)).start()
+        dns.add_host("mysql-0.mysql", H.addr(0)).start()  # mysql-1's name comes with it
         # A slow donor (64 KiB/s), so the backup is still running when it is killed.
         p0 = Node(H, 0, dns, values, ["backup.bandwidth_limit=65536"])
         r1 = Node(H, 1, dns, values)
         p0.start()
         p0.wait_log(r"event=after_ready_done", 120, "mysql-0 ready")
         before = backup_dirs()
+        dns.add_host("mysql-1.mysql", H.addr(1)).reload()
         r1.start()
         p0.wait_log(r"event=backup_started", 60, "mysql-0 serving mysql-1's clone")
         ours = wait_until(lambda: [d for d in backup_dirs() - before

@@ -180,6 +180,18 @@ GtidSet GtidSet::Minus(const GtidSet& other) const {
   return out;
 }
 
+GtidSet GtidSet::Union(const GtidSet& other) const {
+  GtidSet out = *this;
+  if (other.flavour_ != flavour_) return out;
+  for (const auto& [source, intervals] : other.sources_) {
+    if (intervals.empty()) continue;
+    auto& mine = out.sources_[source];
+    mine.insert(mine.end(), intervals.begin(), intervals.end());
+    Normalize(&mine);
+  }
+  return out;
+}
+
 bool GtidSet::Contains(const GtidSet& other) const { return other.Minus(*this).empty(); }
 
 uint64_t GtidSet::TransactionCount() const {

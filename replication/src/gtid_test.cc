@@ -95,6 +95,22 @@ TEST(GtidSetTest, MySqlErrantTransactionsAreTheDifference) {
   EXPECT_TRUE(holed.Contains(MySql(std::string(kA) + ":5:25-30")));
 }
 
+TEST(GtidSetTest, UnionHoldsBothAndMergesIntervals) {
+  auto a = Maria("0-100-57,1-7-3");
+  auto b = Maria("0-100-60,0-101-2");
+  GtidSet both = a.Union(b);
+  EXPECT_EQ(both.ToString(), "0-100-60,0-101-2,1-7-3");
+  EXPECT_TRUE(both.Contains(a));
+  EXPECT_TRUE(both.Contains(b));
+  // A replica that does not log what it applies: an empty binlog state, its position holds it.
+  EXPECT_EQ(Maria("").Union(Maria("0-100-57")), Maria("0-100-57"));
+  EXPECT_TRUE(Maria("0-100-0").Union(Maria("")).empty());
+  EXPECT_EQ(MySql(std::string(kA) + ":1-5").Union(MySql(std::string(kA) + ":6-9:12")).ToString(),
+            std::string(kA) + ":1-9:12");
+  // Sets of two flavours never mix.
+  EXPECT_EQ(Maria("0-1-5").Union(MySql(std::string(kA) + ":1")), Maria("0-1-5"));
+}
+
 TEST(GtidSetTest, MinusSplitsIntervalsAtEveryHole) {
   GtidSet a = MySql(std::string(kA) + ":1-100");
   GtidSet b = MySql(std::string(kA) + ":2:10-20:50-60:100");

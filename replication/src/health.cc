@@ -325,6 +325,13 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                     {"donor", s.bootstrap.donor},
                     {"rounds", s.bootstrap.rounds},
                     {"waited_seconds", s.bootstrap.waited_seconds}};
+  if (!s.bootstrap.plan.empty()) {
+    nlohmann::json waiting = nlohmann::json::array();
+    for (const auto& w : s.bootstrap.waiting_for)
+      waiting.push_back({{"peer", w.name}, {"why", w.why}, {"detail", w.detail}});
+    j["bootstrap"]["waiting_for"] = std::move(waiting);
+    j["bootstrap"]["override_file"] = s.bootstrap.override_file;
+  }
   j["backups_served"] = s.backups_served;
   auto receivers = [](const std::vector<BackupServing::Receiver>& list) {
     nlohmann::json out = nlohmann::json::array();
@@ -381,6 +388,30 @@ std::string SnapshotMetrics(const Snapshot& s) {
         s.clone.Active() ? "1" : "0");
   gauge("replboot_clone_attempts", "Clone attempts started since replboot started.",
         std::to_string(s.clone.attempts));
+  gauge("replboot_bootstrap_waiting",
+        "1 while a primary with an empty datadir waits for its peers before it may initialize "
+        "or clone (see replboot_bootstrap_waiting_peers).",
+        s.bootstrap.Holding() ? "1" : "0");
+  gauge("replboot_bootstrap_waited_seconds",
+        "Seconds a primary with an empty datadir has asked its peers so far.",
+        fmt::format("{:.0f}", s.bootstrap.waited_seconds));
+  out +=
+      "# HELP replboot_bootstrap_waiting_peers Peers a waiting primary waits for, by why it "
+      "cannot decide on their answer.\n# TYPE replboot_bootstrap_waiting_peers gauge\n";
+  {
+    std::map<std::string, int> by_why;
+    for (const char* why : {"not_in_dns_yet", "dns_failing", "silent", "refused_our_secret",
+                            "answered_error", "cannot_serve", "no_position"}) {
+      by_why[why] = 0;
+    }
+    if (s.bootstrap.Holding()) {
+      for (const auto& w : s.bootstrap.waiting_for) ++by_why[w.why];
+    }
+    for (const auto& [why, count] : by_why) {
+      out += fmt::format("replboot_bootstrap_waiting_peers{{why=\"{}\"}} {}\n", LabelValue(why),
+                         count);
+    }
+  }
   const ReplicaRecoveryView& rv = s.recovery;
   gauge("replboot_replica_diverged",
         "1 while the replica holds GTIDs the primary lacks or is ahead of it (never ready).",

@@ -553,5 +553,35 @@ TEST(RecoveryViewTest, RecloningIsAliveButNotReady) {
   EXPECT_NE(metrics.find("replboot_reclones_total 2"), std::string::npos) << metrics;
 }
 
+// A primary waiting for its peers: the wait, and whom it waits for by why, in /metrics and
+// /status.
+TEST(HealthTest, AWaitingPrimaryInMetricsAndStatus) {
+  Snapshot s;
+  s.node.role = NodeRole::kPrimary;
+  s.bootstrap.plan = "wait";
+  s.bootstrap.reason = "waiting_for_peers";
+  s.bootstrap.waited_seconds = 42.4;
+  s.bootstrap.waiting_for = {{"mysql-1.mysql", "refused_our_secret", "x"},
+                             {"mysql-2.mysql", "refused_our_secret", "y"},
+                             {"mysql-3.mysql", "silent", "z"}};
+  std::string m = SnapshotMetrics(s);
+  EXPECT_NE(m.find("replboot_bootstrap_waiting 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_bootstrap_waited_seconds 42\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_bootstrap_waiting_peers{why=\"refused_our_secret\"} 2\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("replboot_bootstrap_waiting_peers{why=\"silent\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_bootstrap_waiting_peers{why=\"answered_error\"} 0\n"),
+            std::string::npos);
+  auto j = SnapshotJson(s, 30);
+  ASSERT_EQ(j["bootstrap"]["waiting_for"].size(), 3u);
+  EXPECT_EQ(j["bootstrap"]["waiting_for"][2]["why"], "silent");
+  EXPECT_FALSE(DecideReady(s, 30).ok);
+  s.bootstrap.plan = "clone";
+  EXPECT_NE(SnapshotMetrics(s).find("replboot_bootstrap_waiting 0\n"), std::string::npos);
+  EXPECT_NE(SnapshotMetrics(s).find("replboot_bootstrap_waiting_peers{why=\"silent\"} 0\n"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace replboot::replication

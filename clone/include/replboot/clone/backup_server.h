@@ -125,12 +125,26 @@ struct ServerOptions {
   std::function<Result<std::string>()> probe_server_version;
   // The node's place in the cluster, for probes and the stream HEADER: its datadir (where
   // the cluster id file is, cluster_id.h; "" = no id) and its role ("primary" | "replica").
+  // With a datadir, a probe reports has_data from the disk, not from the server: a node
+  // whose server is down or refuses the backup user still says it holds data (a primary
+  // that lost its volume must never take it for empty), and a node with an empty datadir
+  // (cloning, or a primary asking its peers) answers at once that it has none and serves
+  // no backup.
   std::string datadir;
   std::string role;
   // The GTID state a probe reports (binlog_state, current_pos as Dialect::GtidStateQuery);
   // with probe_server_version set and this empty, no GTID state is reported (has_data
   // false). Without either seam both come from the local server in one session.
   std::function<Result<std::pair<std::string, std::string>>()> probe_gtid_state;
+  // Whether this node could be a donor now, for probes (ProbeInfo::ready, diverged): the
+  // daemon's readiness and its recovery watcher's divergence verdict. Unset: ready whenever
+  // the local server answers (`replboot serve-backup`, tests).
+  struct Readiness {
+    bool ready = true;
+    std::string reason;  // why not, in words
+    bool diverged = false;
+  };
+  std::function<Readiness()> readiness;
   // The stream header of a run; unset (the default) asks the local server (version, datadir
   // estimate) and the tool (--version), and watches the donor's replication threads. A seam
   // for tests without mysqld.

@@ -115,6 +115,13 @@ struct CloneOptions {
   // committed clone always has them. An error fails the attempt (the staging dir is
   // discarded). Unset: nothing.
   std::function<Status(const std::string& staging, const StreamHeader& header)> before_commit;
+  // The donor check (DonorRefusal, Preflight): a donor must say it is ready (set up,
+  // replicating within its lag bound, or a ready primary) and not diverged, or its problem
+  // (errant transactions, a source that purged what it needs) would come with the clone.
+  // Off only for a primary that lost its volume: its peers cannot be ready without it.
+  bool require_ready_donor = true;
+  // When set (a re-clone: the datadir's own id), a donor of another cluster is refused.
+  std::string expected_cluster_id;
 };
 
 struct CloneResult {
@@ -152,7 +159,10 @@ Result<ProbeInfo> ProbePeer(const Endpoint& peer, const CloneOptions& options,
                             std::chrono::milliseconds timeout);
 
 // Why a peer that answered `info` could not serve a clone now (ProbeDonor's checks: its
-// error, busy, flavour and major.minor version against the local tool); Ok when it could.
+// error, busy, the donor check of options.require_ready_donor (ready, not diverged) and
+// options.expected_cluster_id, flavour and major.minor version against the local tool); Ok
+// when it could. kInvalidArgument for another cluster or version (retrying will not help),
+// kUnavailable otherwise.
 Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneOptions& options);
 
 // Tries `peers` in order (nearest first), each failure discarding the staging dir, with

@@ -223,7 +223,16 @@ struct ProbeInfo {
   // @@gtid_current_pos; MySQL: @@gtid_executed in both. "" when unknown.
   std::string gtid_binlog_state;
   std::string gtid_current_pos;
+  // Whether the node could be a replica's donor now (the daemon's readiness: set up,
+  // replicating within the lag bound, or a ready primary), and if not, why, in words. A
+  // diverged node (it holds GTIDs the primary lacks) never is: a clone of it carries the
+  // divergence on. Absent from older peers' JSON: false, "", false.
+  bool ready = false;
+  std::string not_ready_reason;
+  bool diverged = false;
 };
+// Longest not_ready_reason a probe answer may carry.
+inline constexpr size_t kMaxProbeReason = 1024;
 // Longest GTID text a probe answer may carry (a set of a few hundred sources); longer is
 // kCorruption, as is one that is not a GTID set of the answer's flavour.
 inline constexpr size_t kMaxGtidText = 16 * 1024;

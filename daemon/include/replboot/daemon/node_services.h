@@ -1,14 +1,16 @@
 // What `replboot run` adds around mysqld once the modules are wired together:
 //
 //   on_start                   api/: the HTTP health server (/status shows the
-//                              clone's progress; /health says mysqld is not up yet)
+//                              clone's progress; /health says mysqld is not up yet);
+//                              clone/: the backup server every node runs, from the first
+//                              second (probes say "no data yet" / "not ready" until they
+//                              are not), for a lost primary's survey and the next replica
 //   prepare_datadir (replica)  clone_step.h: discover a donor, clone, commit
 //   recover_primary (primary)  primary_recovery.h: ask the peers, clone this cluster's most
 //                              advanced one, or initialize (/status "bootstrap")
 //   after_ready                a recovered primary's promotion (primary_recovery.h) first;
 //                              replication/: users + heartbeat (primary) or CHANGE MASTER at
-//                              most once (replica); clone/: the backup server every node
-//                              runs for the next replica
+//                              most once (replica)
 //   supervise (replica)        recovery_watcher.h: failure classes, the GTID comparison with
 //                              the primary, and the guarded automatic re-clone (the clone then
 //                              runs as prepare_datadir again, replacing the data)
@@ -50,6 +52,7 @@ class NodeServices {
 
  private:
   Status OnStart(NodeContext& ctx);
+  Status StartBackupServer(NodeContext& ctx);
   Status PrepareDatadir(NodeContext& ctx);
   Result<bool> RecoverPrimaryDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);

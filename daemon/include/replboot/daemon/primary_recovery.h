@@ -16,30 +16,44 @@
 //           removes the marker and turns read_only off. A kill before that repeats it.
 //
 // clang-format off
-// The decision (peers in ordinal order; "answered" = an authenticated, well-formed answer):
+// The decision fails closed: an empty database is initialized only when this can be told to
+// be a new cluster. Peers in ordinal order; a peer's answer "settles" it when it is
+// authenticated, well formed and without an error; an unsettled peer is one of (the token
+// /status, /metrics and the log give):
+//   not_in_dns_yet      absent from DNS while a higher ordinal is there (a StatefulSet has no
+//                       holes: its pod is being recreated)
+//   dns_failing         DNS fails or times out for its name
+//   silent              in DNS, but no answer: refused, timed out, reset (down, flooded,
+//                       not scheduled, a firewall)
+//   refused_our_secret  it answered, but our secret does not authenticate (a rotation half
+//                       done): it may hold every row
+//   answered_error      authenticated, but its server cannot say what it holds (backup user
+//                       missing or locked, max_connections, mysqld stopped for a re-clone)
+//   cannot_serve        holds data but could never serve our clone (another flavour/version)
 //
-//   peers answering with data                      other peers                   wait     plan
-//   ---------------------------------------------  ----------------------------  -------  ----------
-//   carry two or more cluster ids                  any                           any      kConflict: never
-//                                                                                            initialize, report,
-//                                                                                            ask again
-//   some, of one cluster id (or, when none has     none in DNS without an        any      kClone from the most
-//   an id, a cluster from before ids)              answer, or the wait is over            advanced (its GTID state
-//                                                                                            holds the others'; ties
-//                                                                                            and divergence: most
-//                                                                                            transactions, then the
-//                                                                                            lowest ordinal)
-//   some                                           in DNS, not answering yet     running  kWait (one of them may
-//                                                                                            be further ahead)
-//   none                                           none in DNS (NXDOMAIN/NODATA  any      kInitialize at once
-//                                                  for every ordinal)                     (day one)
-//   none                                           all answered without data     any      kInitialize
-//   none                                           in DNS (or DNS failing), no   running  kWait
-//                                                  answer yet
-//   none                                           as above                      over     kInitialize
-// Peers that answer but could never serve the clone (another flavour or version) count as
-// not holding data, with the reason logged; id-less peers beside peers with an id are not
-// candidates (data of unknown origin).
+//   peers answering with data                 other peers                         wait  plan
+//   ----------------------------------------  ----------------------------------  ----  ------------
+//   (any: the operator wrote the override file, kInitializeEmptyPhrase)                  kInitialize,
+//                                                                                         once (the file
+//                                                                                         is consumed)
+//   carry two or more cluster ids             any                                 any   kConflict: report,
+//                                                                                         ask again
+//   some, of one cluster id (or, when none    settled or cannot_serve, or the     any   kClone the most
+//   has an id, a cluster from before ids)     wait is over                              advanced by what it
+//                                                                                         executed (binlog
+//                                                                                         state ∪ current
+//                                                                                         position; ties and
+//                                                                                         divergence: most
+//                                                                                         transactions, then
+//                                                                                         the lowest ordinal)
+//   some                                      some unsettled (not cannot_serve)   no    kWait (one may be
+//                                                                                         further ahead)
+//   none                                      none in DNS (NXDOMAIN/NODATA for    any   kInitialize at once
+//                                             every ordinal)                            (day one)
+//   none                                      all settled: answered, no data      any   kInitialize
+//   none                                      any unsettled                       any   kWait, for as long
+//                                                                                         as it takes
+// Id-less peers beside peers with an id are not candidates (data of unknown origin).
 // clang-format on
 #ifndef REPLBOOT_DAEMON_PRIMARY_RECOVERY_H_
 #define REPLBOOT_DAEMON_PRIMARY_RECOVERY_H_
@@ -58,6 +72,7 @@
 #include "replboot/clone/protocol.h"
 #include "replboot/daemon/node_settings.h"
 #include "replboot/db/dialect.h"
+#include "replboot/replication/gtid.h"
 #include "replboot/replication/health.h"
 
 namespace replboot::daemon {
@@ -69,9 +84,18 @@ struct PeerFacts {
   enum class Dns { kAbsent, kPresent, kUnknown };  // kAbsent: NXDOMAIN/NODATA
   Dns dns = Dns::kUnknown;
   std::optional<clone::ProbeInfo> answer;  // its authenticated answer
+  bool auth_refused = false;  // it answered, but refused our secret (or we its proof)
   std::string refusal;  // answered, but could never serve a clone (flavour, version)
   std::string detail;   // why it did not answer, or the refusal
 };
+
+// The token why `peer` leaves the decision open (the table above), "" when its answer
+// settles it. `highest_in_dns`: the highest ordinal of the survey found in DNS.
+std::string_view UnsettledReason(const PeerFacts& peer, Flavour flavour, int64_t highest_in_dns);
+
+// What a peer executed, for ranking: MariaDB's binlog state ∪ current position, MySQL's
+// gtid_executed. An error for a GTID text that is not of the flavour.
+Result<replication::GtidSet> ExecutedGtids(const clone::ProbeInfo& answer, Flavour flavour);
 std::string_view PeerDnsName(PeerFacts::Dns dns);  // "absent" | "present" | "unknown"
 
 enum class RecoveryPlan { kInitialize, kClone, kWait, kConflict };
@@ -84,12 +108,24 @@ struct RecoveryDecision {
   // no_data_within_wait, waiting_for_peers, most_advanced_peer, clusters_conflict.
   std::string reason;
   std::string detail;  // the same in words, naming the peers
+  // kWait, kConflict: the unsettled peers and why (the tokens above).
+  std::vector<replication::BootstrapStatus::View::WaitingPeer> waiting_for;
 };
 
 // The table above. `peers` in ordinal order; `flavour` reads their GTID states; `wait_over`:
-// bootstrap.recover_wait has passed since the first survey. Pure.
+// bootstrap.recover_wait has passed since the first survey; `initialize_override`: the
+// operator's override file says kInitializeEmptyPhrase. Pure.
 RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flavour flavour,
-                                       bool wait_over);
+                                       bool wait_over, bool initialize_override = false);
+
+// The operator's way out of a wait that cannot end on its own (the peers' data is known to
+// be lost or unwanted): a file <datadir>.replboot-initialize-empty (beside the datadir, on
+// the same volume, so a lost datadir does not lose it and an empty datadir stays empty)
+// holding exactly this phrase. Read at every survey round; removed (and the removal made
+// durable) before the initialization starts, so it acts once.
+inline constexpr char kInitializeEmptySuffix[] = ".replboot-initialize-empty";
+inline constexpr char kInitializeEmptyPhrase[] = "initialize empty, discarding the peers' data";
+std::string InitializeEmptyOverridePath(const std::string& datadir);
 
 // The file in a recovered datadir that says "promotion not finished": JSON with the donor and
 // its GTID state. A reserved name: no stream may bring it.

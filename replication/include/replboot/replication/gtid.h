@@ -52,6 +52,11 @@ class GtidSet {
   // The GTIDs of this set that `other` lacks (e.g. a replica's errant transactions:
   // replica.Minus(primary)).
   GtidSet Minus(const GtidSet& other) const;
+  // Every GTID of either set (same flavour: a set of another flavour adds nothing). For
+  // MariaDB, what a node executed is the union of @@gtid_binlog_state and @@gtid_current_pos:
+  // a replica that does not log what it applies (log_slave_updates off) has an empty binlog
+  // state, but its current position holds the primary's transactions it applied.
+  GtidSet Union(const GtidSet& other) const;
   // The number of GTIDs in the set (MariaDB: the sum of n over its (domain, server)
   // entries). A measure of progress for choosing among nodes, not an exact transaction count
   // on MariaDB after a failover.

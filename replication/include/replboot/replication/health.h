@@ -67,6 +67,17 @@ struct BootstrapStatusView {
   std::string donor;
   int rounds = 0;
   double waited_seconds = 0;
+  // While it waits: each peer that keeps it from deciding, and why, as a stable token
+  // (not_in_dns_yet, dns_failing, silent, refused_our_secret, answered_error,
+  // cannot_serve, no_position) with the details in words.
+  struct WaitingPeer {
+    std::string name;
+    std::string why;
+    std::string detail;
+  };
+  std::vector<WaitingPeer> waiting_for;
+  // Where an operator writes kInitializeEmptyPhrase to end the wait by initializing empty.
+  std::string override_file;
   // Waiting or refusing: mysqld is not expected to answer yet.
   bool Holding() const { return plan == "wait" || plan == "conflict"; }
 };
