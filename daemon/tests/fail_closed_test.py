@@ -59,10 +59,11 @@ def metric(node, name):
 
 
 class Flood:
-    """Idle connections to `targets` (addr, port) from one address, each held a few seconds and
-    reopened, `per_target` at a time: what once held every pre-auth thread of a donor."""
+    """Idle connections to `targets` (addr, port) from one address, `per_target` at a time (the
+    per-address cap), each held past the donor's handshake deadline (10 s) and reopened at
+    once: what once held every pre-auth thread of a donor, so that probes timed out."""
 
-    def __init__(self, targets, per_target=8, hold=4.0):
+    def __init__(self, targets, per_target=8, hold=15.0):
         self.targets = targets
         self.per_target = per_target
         self.hold = hold
@@ -213,8 +214,9 @@ def test_a_primary_that_lost_its_volume_fails_closed():
         try:
             wait_until(lambda: flood.opened >= 16, 30, "the flood to hold its connections")
             p0.start(RECOVER)
-            assert_recovers("(3) flooded backup ports")
-            assert flood.opened > 16, flood.opened  # it kept reopening while mysql-0 recovered
+            # Bounded well below what the flood could hold a donor's threads for: the probes
+            # get through while it goes on, they do not wait for gaps in it.
+            assert_recovers("(3) flooded backup ports", timeout=60)
         finally:
             flood.stop()
         step(f"(3) the flood opened {flood.opened} connections meanwhile")
