@@ -53,6 +53,7 @@
 #include <string_view>
 #include <vector>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
@@ -92,8 +93,8 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
                                        bool wait_over);
 
 // The file in a recovered datadir that says "promotion not finished": JSON with the donor and
-// its GTID state. A reserved name: no stream may bring it.
-inline constexpr char kPromotionMarker[] = "replboot-promote.json";
+// its GTID state. Reserved (base/datadir_files.h): no stream may bring it.
+inline constexpr const auto& kPromotionMarker = datadir_files::kPromotionMarker;
 // kPromotionMarker is in `datadir`.
 bool PromotionPending(const std::string& datadir);
 
