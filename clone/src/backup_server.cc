@@ -998,6 +998,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
   release();  // the tool is done: the slot is free while the senders drain their queues
 
   // --- donor safety: leave replication as it was ---
+  // (the backup account may restart the SQL thread: db::Dialect::BackupGrants)
   if (setup->before && setup->before->SqlRunning()) {
     auto after_session = db::Connect(ConnectOptions());
     if (after_session) {

@@ -7,8 +7,7 @@
 #include "replboot/backup/xbstream_extractor.h"
 #include "replboot/backup/xbstream_reader.h"
 #include "replboot/base/bounded_queue.h"
-#include "replboot/clone/cluster_id.h"
-#include "replboot/clone/datadir.h"
+#include "replboot/base/datadir_files.h"
 
 namespace replboot::clone {
 
@@ -23,8 +22,10 @@ class NativeExtractor : public StreamExtractor {
     backup::ExtractOptions options;
     options.flavour = flavour;
     options.reserved_names = reserved_names;
-    options.reserved_names.emplace_back(kMarkerName);
-    options.reserved_names.emplace_back(kClusterIdName);  // comes from the HEADER, never the stream
+    // Every file the node keeps in its datadir, e.g. the commit marker or the cluster id
+    // (which comes from the HEADER, never the stream).
+    options.reserved_names.insert(options.reserved_names.end(), datadir_files::kAll.begin(),
+                                  datadir_files::kAll.end());
     auto sink = backup::XbstreamExtractor::Create(dir, options);
     if (!sink) return Error(sink.error());
     return std::unique_ptr<StreamExtractor>(new NativeExtractor(std::move(*sink), flavour));

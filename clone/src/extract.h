@@ -30,8 +30,8 @@ class StreamExtractor {
 };
 
 // Unpacks into `dir` (which exists and is empty) for a stream of `flavour`. A member named
-// like the commit marker (datadir.h) or one of `reserved_names` at the top of the stream
-// fails the extraction: a donor can never forge the node's own state files.
+// like one of the node's own files (base/datadir_files.h) or one of `reserved_names` at the
+// top of the stream fails the extraction: a donor can never forge the node's own state files.
 Result<std::unique_ptr<StreamExtractor>> MakeExtractor(
     const std::string& dir, Flavour flavour,
     const std::vector<std::string>& reserved_names = {});

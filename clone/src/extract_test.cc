@@ -9,8 +9,6 @@
 #include <thread>
 
 #include "xbstream_test_util.h"
-#include "replboot/clone/cluster_id.h"
-#include "replboot/clone/datadir.h"
 #include "replboot/testing/temp_dir.h"
 
 namespace replboot::clone {
@@ -137,14 +135,20 @@ TEST(PipelinedExtractorTest, WriteBlockStreamsThroughAFixedSetOfBuffers) {
   for (const uint8_t* seen : fake->buffers_seen) EXPECT_TRUE(allocated.contains(seen));
 }
 
-TEST(NativeExtractorTest, RefusesTheCommitMarkerAndTheCallersNames) {
+// Spelled out rather than taken from datadir_files::kAll, so a name dropped from the list
+// fails here: each is a file the node keeps in its datadir, which a donor must not plant.
+TEST(NativeExtractorTest, RefusesEveryFileOfTheNodeAndTheCallersNames) {
   replboot::testing::TempDir tmp{"extract-test"};
-  // The cluster id comes from the HEADER, never the stream (cluster_id.h).
-  for (std::string name : {std::string(kMarkerName), std::string(kClusterIdName),
-                           std::string("replboot-replication.json")}) {
+  for (std::string name : {
+           "replboot-clone.json",             // the commit marker (datadir.h)
+           "replboot-cluster.id",             // from the HEADER, never the stream (cluster_id.h)
+           "replboot-replication.json",       // the replica's intent (replication/configure.h)
+           "replboot-promote.json",           // a recovered primary's promotion marker
+           "replboot-root-password.pending",  // root password not set yet (daemon/bootstrap.h)
+           "caller-name.json"}) {
     const std::string dir = tmp.Path(name + ".staging");
     std::filesystem::create_directory(dir);
-    auto extractor = MakeExtractor(dir, Flavour::kMariaDB, {"replboot-replication.json"});
+    auto extractor = MakeExtractor(dir, Flavour::kMariaDB, {"caller-name.json"});
     ASSERT_TRUE(extractor) << extractor.error().message();
     backup::testing::StreamBuilder stream;
     stream.File("ibdata1", "data").File(name, "{\"donor\": \"forged\"}");
@@ -153,8 +157,19 @@ TEST(NativeExtractorTest, RefusesTheCommitMarkerAndTheCallersNames) {
     ASSERT_FALSE(s.ok()) << name;
     EXPECT_EQ(s.code(), StatusCode::kCorruption);
     EXPECT_NE(s.message().find(name), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("reserved"), std::string::npos) << s.message();
     EXPECT_FALSE(std::filesystem::exists(dir + "/" + name));
   }
+  // The heartbeat's schema directory "replboot" is the donor's data like any other.
+  const std::string dir = tmp.Path("heartbeat.staging");
+  std::filesystem::create_directory(dir);
+  auto extractor = MakeExtractor(dir, Flavour::kMariaDB);
+  ASSERT_TRUE(extractor) << extractor.error().message();
+  backup::testing::StreamBuilder stream;
+  stream.File("ibdata1", "data").File("replboot/heartbeat.ibd", "rows");
+  ASSERT_TRUE((*extractor)->Write(stream.bytes()).ok());
+  ASSERT_TRUE((*extractor)->Finish().ok());
+  EXPECT_TRUE(std::filesystem::exists(dir + "/replboot/heartbeat.ibd"));
 }
 
 }  // namespace

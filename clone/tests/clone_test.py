@@ -34,7 +34,7 @@ class Cluster:
         self.primary = MariaDB(h, h.addr(0), extra_args=["--log-bin=mysql-bin", "--server-id=1"]).install().start()
         p = self.primary
         p.sql("CREATE USER 'replboot_backup'@'localhost' IDENTIFIED BY '%s';"
-              "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "
+              "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* TO "
               "'replboot_backup'@'localhost';" % BACKUP_PASSWORD)
         p.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, pad TEXT) ENGINE=InnoDB;")
         # ~12 MB of rows so a throttled stream lasts long enough to be interrupted.

@@ -692,6 +692,10 @@ bool IsAllowedExtraVariable(std::string_view name) {
 
 namespace {
 
+constexpr std::string_view kPlaceholderAdvice =
+    "looks like a placeholder (such as the CHANGE-ME values k8s/secret.yaml ships, which are "
+    "public); set a generated value, e.g. `openssl rand -base64 24`";
+
 std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   const Config& c = loaded.config;
   Checker check(loaded);
@@ -762,6 +766,25 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
                fmt::format("is {} bytes; it must be at least {} bytes (it keys the peers' "
                            "handshake, which a short one does not protect)",
                            c.backup.secret.size(), kMinBackupSecretBytes));
+  }
+  // The file wins (ResolveSecret), so an inline value beside a *_file is never used; what a
+  // file holds is checked when it is read.
+  struct InlineSecret {
+    std::string_view key;
+    const std::string& value;
+    const std::string& file;
+  };
+  for (const InlineSecret& s : {
+           InlineSecret{"mysql.root_password", c.mysql.root_password, c.mysql.root_password_file},
+           InlineSecret{"replication.password", c.replication.password,
+                        c.replication.password_file},
+           InlineSecret{"backup.password", c.backup.password, c.backup.password_file},
+           InlineSecret{"backup.secret", c.backup.secret, c.backup.secret_file},
+           InlineSecret{"cluster.app_password", c.cluster.app_password,
+                        c.cluster.app_password_file}}) {
+    if (s.file.empty() && LooksLikePlaceholder(s.value)) {
+      check.Fail(s.key, "<redacted>", kPlaceholderAdvice);
+    }
   }
   check.HostPort("backup.listen", c.backup.listen, true);
   check.Range("backup.port", c.backup.port, 1, 65535);
@@ -881,16 +904,43 @@ std::map<std::string, std::string> ProcessEnvironment() {
   return env;
 }
 
+bool LooksLikePlaceholder(std::string_view value) {
+  if (value.empty()) return false;
+  if (std::all_of(value.begin(), value.end(), [&](char ch) { return ch == value[0]; })) {
+    return true;
+  }
+  // "CHANGE-ME", "change_me" and "Change Me" are one placeholder: compare letters and digits.
+  std::string word;
+  for (char ch : value) {
+    if (std::isalnum(static_cast<unsigned char>(ch))) {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+  }
+  for (std::string_view part : {"changeme", "replaceme", "placeholder"}) {
+    if (word.find(part) != std::string::npos) return true;
+  }
+  // Only as the whole value: "secret" and "password" are fair parts of a chosen passphrase.
+  for (std::string_view whole : {"secret", "password", "passwd", "example", "changeit"}) {
+    if (word == whole) return true;
+  }
+  return false;
+}
+
 Result<std::string> ResolveSecret(const std::string& inline_value, const std::string& file,
                                   const std::string& name) {
-  if (file.empty()) return inline_value;
-  auto content = files::ReadFile(file);
-  if (!content) return Error(content.error().WithContext(fmt::format("reading {} file", name)));
-  // Secrets written with `echo` or a YAML block end in a newline that is not part of it.
-  while (!content->empty() && (content->back() == '\n' || content->back() == '\r')) {
-    content->pop_back();
+  std::string value = inline_value;
+  if (!file.empty()) {
+    auto content = files::ReadFile(file);
+    if (!content) return Error(content.error().WithContext(fmt::format("reading {} file", name)));
+    value = std::move(*content);
+    // Secrets written with `echo` or a YAML block end in a newline that is not part of it.
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
   }
-  return std::move(*content);
+  if (LooksLikePlaceholder(value)) {
+    return Error(StatusCode::kInvalidArgument, "{} from {} {}", name,
+                 file.empty() ? std::string("the configuration") : file, kPlaceholderAdvice);
+  }
+  return value;
 }
 
 std::string ShowConfig(const LoadedConfig& loaded) {

@@ -480,6 +480,71 @@ TEST(ProcessEnvironmentTest, OnlyReplbootVariables) {
   for (const auto& [name, value] : env) EXPECT_TRUE(name.starts_with("REPLBOOT_")) << name;
 }
 
+TEST(PlaceholderTest, RefusesWhatNobodyChose) {
+  for (std::string_view v :
+       {"CHANGE-ME-backup-secret", "change_me", "Change Me Please", "changeme", "x",
+        "xxxxxxxxxxxxxxxxxxxxxxxx", "0000000000000000", "<placeholder>", "REPLACE-ME-now",
+        "secret", "Secret!", "password", "PASSWD", "example", "changeit"}) {
+    EXPECT_TRUE(LooksLikePlaceholder(v)) << v;
+  }
+  for (std::string_view v :
+       {"", "a-secret-of-sixteen-or-more-bytes", "root-pw-xxxxxxxx", "secret-1f2e3d4c5b6a",
+        "my password is long", "examples-are-not-secrets", "ab", "Zq8Zq8Zq8Zq8"}) {
+    EXPECT_FALSE(LooksLikePlaceholder(v)) << v;
+  }
+}
+
+// The values k8s/secret.yaml ships are public: each must be refused.
+TEST(PlaceholderTest, EveryShippedSecretIsRefused) {
+  std::ifstream in(std::string(REPLBOOT_CONF_TESTDATA) + "/../../k8s/secret.yaml");
+  ASSERT_TRUE(in) << "k8s/secret.yaml";
+  std::string line;
+  bool in_data = false;
+  int values = 0;
+  while (std::getline(in, line)) {
+    if (line == "stringData:") {
+      in_data = true;
+    } else if (in_data && line.starts_with("  ")) {
+      std::string value = line.substr(line.find(':') + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      EXPECT_TRUE(LooksLikePlaceholder(value)) << line;
+      ++values;
+    }
+  }
+  EXPECT_EQ(values, 5);
+}
+
+TEST_F(ConfigTest, PlaceholderSecretIsAnErrorNamingTheSettingAndOrigin) {
+  options_.env = {{"REPLBOOT_BACKUP_SECRET", "CHANGE-ME-backup-secret"},
+                  {"REPLBOOT_MYSQL_ROOT_PASSWORD", "CHANGE-ME-root-password"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("backup.secret = <redacted> (from environment variable "
+                           "REPLBOOT_BACKUP_SECRET)"));
+  EXPECT_THAT(m, HasSubstr("mysql.root_password = <redacted> (from environment variable "
+                           "REPLBOOT_MYSQL_ROOT_PASSWORD)"));
+  EXPECT_THAT(m, HasSubstr("looks like a placeholder"));
+  EXPECT_THAT(m, Not(HasSubstr("CHANGE-ME-")));
+
+  // Beside a file the inline value is not used: the file's content is what counts.
+  std::string file = WriteToml("CHANGE-ME-replication-password\n", "repl-password");
+  options_.env = {{"REPLBOOT_REPLICATION_PASSWORD", "changeme"},
+                  {"REPLBOOT_REPLICATION_PASSWORD_FILE", file}};
+  ASSERT_TRUE(LoadConfig(options_));
+  auto resolved = ResolveSecret("changeme", file, "replication.password");
+  ASSERT_FALSE(resolved);
+  EXPECT_EQ(resolved.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(resolved.error().message(), HasSubstr("replication.password from " + file));
+  EXPECT_THAT(resolved.error().message(), Not(HasSubstr("CHANGE-ME-")));
+
+  auto inline_value = ResolveSecret("xxxxxxxx", "", "cluster.app_password");
+  ASSERT_FALSE(inline_value);
+  EXPECT_THAT(inline_value.error().message(),
+              HasSubstr("cluster.app_password from the configuration"));
+  EXPECT_THAT(inline_value.error().message(), Not(HasSubstr("xxxxxxxx")));
+}
+
 TEST(DescribeSettingsTest, EveryKeyHasEnvAndDescription) {
   auto settings = DescribeSettings();
   ASSERT_GT(settings.size(), 40u);

@@ -612,8 +612,18 @@ Status RunNode(NodeContext& ctx, const BootstrapHooks& hooks) {
 
   bool force_reclone = false;
   for (;;) {
-    REPLBOOT_RETURN_STATUS_IF_ERROR(
-        StartFromDatadir(ctx, hooks, socket_dir, user_flag, force_reclone));
+    Status started = StartFromDatadir(ctx, hooks, socket_dir, user_flag, force_reclone);
+    if (force_reclone && started.code() == StatusCode::kNoSpace) {
+      // A re-clone that does not fit (the clone's pre-flight, or a full disk while streaming
+      // or preparing) never moved the old datadir, and its staging dir is gone: the replica
+      // goes on with the data it has rather than exit and try again at every restart. The
+      // watcher reports it and holds the re-clone until more space is free.
+      log->error("event=reclone_refused datadir={} error={}", log::Quote(config.mysql.datadir),
+                 log::Quote(started.message()));
+      force_reclone = false;
+      continue;
+    }
+    REPLBOOT_RETURN_STATUS_IF_ERROR(started);
     if (!hooks.supervise) return Status::Ok();
     auto reclone = hooks.supervise(ctx);
     if (!reclone) return reclone.error();

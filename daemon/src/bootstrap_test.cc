@@ -4,12 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/files.h"
+#include "replboot/clone/cluster_id.h"
+#include "replboot/clone/datadir.h"
+#include "replboot/daemon/primary_recovery.h"
 #include "replboot/db/client.h"
+#include "replboot/replication/configure.h"
 #include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
@@ -279,6 +285,21 @@ TEST(ArgvTest, InitializeByFlavour) {
   EXPECT_FALSE(has(mysql, "--user=mysql"));
   for (const auto& arg : maria) EXPECT_EQ(arg.find("never-on-argv"), std::string::npos);
   for (const auto& arg : mysql) EXPECT_EQ(arg.find("never-on-argv"), std::string::npos);
+}
+
+// Each owner's name for its datadir file is the one in the reserved list (a literal of its
+// own would not be refused in a donor's stream).
+TEST(DatadirFilesTest, EveryOwnersNameIsReserved) {
+  auto reserved = [](std::string_view name) {
+    return std::find(datadir_files::kAll.begin(), datadir_files::kAll.end(), name) !=
+           datadir_files::kAll.end();
+  };
+  EXPECT_TRUE(reserved(clone::kMarkerName));
+  EXPECT_TRUE(reserved(clone::kClusterIdName));
+  EXPECT_TRUE(reserved(replication::kIntentFileName));
+  EXPECT_TRUE(reserved(kPromotionMarker));
+  EXPECT_TRUE(reserved(kRootPasswordPendingMarker));
+  EXPECT_EQ(datadir_files::kAll.size(), 5u);
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 
 #include "replboot/base/exit_code.h"
 #include "replboot/base/log.h"
-#include "replboot/base/process.h"
 #include "replboot/conf/cli_flags.h"
 #include "replboot/conf/config.h"
 #include "replboot/conf/identity.h"
@@ -53,10 +52,9 @@ int Run(const conf::ConfigFlags& flags) {
   ctx.stop = supervisor.StopToken();
   NodeServices services;
   BootstrapHooks hooks = services.Hooks();
+  // Run() hands reaping back when its signal loop ends: the services' own children (a backup
+  // tool being served) are then waited for directly.
   int code = supervisor.Run([&](Supervisor&) { return RunNode(ctx, hooks); });
-  // The signal loop (and with it the central reaper) has ended; the services' own children
-  // (a backup tool being served) must still be waited for.
-  process::DisableCentralReaper();
   services.Stop();
   log->info("event=exit code={}", code);
   return code;

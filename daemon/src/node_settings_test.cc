@@ -199,14 +199,14 @@ TEST(AccountsForTest, ResolvesAndReportsMissing) {
   testing::TempDir dir("accounts-test");
   { std::ofstream(dir.Path("repl")) << "from-file\n"; }
   config.replication.password_file = dir.Path("repl");
-  config.backup.password = "b";
-  config.cluster.app_password = "a";
+  config.backup.password = "b-pw";
+  config.cluster.app_password = "a-pw";
   settings = ResolveSettings(config, NoUser());
   ASSERT_TRUE(settings);
   auto ok = AccountsFor(*settings);
   ASSERT_TRUE(ok.has_value()) << ok.error().ToString();
   EXPECT_EQ(ok->replication.password, "from-file");
-  EXPECT_EQ(ok->backup.password, "b");
+  EXPECT_EQ(ok->backup.password, "b-pw");
   EXPECT_EQ(ok->app.user, "app");
 }
 

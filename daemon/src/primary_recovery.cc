@@ -493,7 +493,6 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
       clone::CloneOptions clone_options = (*survey)->clone_options();
       clone_options.stop = stop;
       clone_options.on_progress = on_progress;
-      clone_options.reserved_names.emplace_back(kPromotionMarker);
       const clone::Endpoint donor_endpoint = *endpoint;
       clone_options.before_commit = [&settings, &clone_options, donor, donor_endpoint](
                                         const std::string& staging,

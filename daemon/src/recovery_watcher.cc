@@ -1,6 +1,11 @@
 #include "replboot/daemon/recovery_watcher.h"
 
+#include <vector>
+
+#include "replboot/base/files.h"
 #include "replboot/base/log.h"
+#include "replboot/clone/backup_server.h"
+#include "replboot/clone/clone.h"
 #include "replboot/daemon/replication_wiring.h"
 
 namespace replboot::daemon {
@@ -22,6 +27,14 @@ int64_t UnixNow() {
       .count();
 }
 
+std::string WithoutDigits(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c < '0' || c > '9') out += c;
+  }
+  return out;
+}
+
 // Reading two global variables: a primary that does not answer within this is not waited for.
 constexpr std::chrono::seconds kPrimaryTimeout{3};
 
@@ -38,6 +51,7 @@ Result<RecoveryWatcherOptions> RecoveryWatcherOptionsFor(const NodeSettings& set
   o.local = LocalRootOptions(settings);
   o.local.connect_timeout = kPrimaryTimeout;
   o.local.read_timeout = std::chrono::seconds(10);
+  o.space_margin = clone::CloneOptions().space_margin;
   auto password = conf::ResolveSecret(config.replication.password,
                                       config.replication.password_file, "replication.password");
   if (!password) return Error(password.error());
@@ -129,6 +143,61 @@ void RecoveryWatcher::CheckGtids(Clock::time_point now) {
   checked_at_ = now;
 }
 
+std::optional<replication::RecloneSpace> RecoveryWatcher::MeasureSpace() {
+  auto fail = [&](const Status& status) -> std::optional<replication::RecloneSpace> {
+    if (status.message() != space_error_) {
+      Log()->warn("event=reclone_space_unknown error={}", log::Quote(status.message()));
+    }
+    space_error_ = status.message();
+    return std::nullopt;
+  };
+  const std::string dir = files::ParentDir(options_.datadir);
+  if (!estimate_) {
+    // The donor's HEADER will carry its own measure of the same cluster's data; this one is
+    // taken the same way (without this replica's binary and relay logs, which no backup
+    // holds), once per failure: it walks the datadir.
+    if (!local_) {
+      auto session = db::Connect(options_.local);
+      if (!session) return fail(session.error().WithContext("re-clone space: local mysqld"));
+      local_ = std::move(*session);
+    }
+    auto bases = local_->Query("SELECT @@log_bin_basename AS b, @@relay_log_basename AS r");
+    if (!bases) {
+      local_.reset();
+      return fail(bases.error().WithContext("re-clone space: local mysqld"));
+    }
+    std::vector<std::string> logs;
+    if (!bases->empty()) {
+      for (const char* column : {"b", "r"}) {
+        if (auto base = (*bases)[0].Get(column); base && !base->empty()) logs.push_back(*base);
+      }
+    }
+    estimate_ = clone::EstimateBackupBytes(options_.datadir, logs);
+  }
+  auto free = files::FreeBytes(dir);
+  if (!free) return fail(free.error().WithContext("re-clone space"));
+  space_error_.clear();
+  return replication::RecloneSpace{
+      replication::RecloneBytesNeeded(*estimate_, options_.space_margin, refused_free_), *free,
+      dir};
+}
+
+void RecoveryWatcher::NoteRefusedReclone() {
+  // Recloned() clears in_progress: still set, the clone gave up before committing, and
+  // RunNode only comes back here then when it refused for space (bootstrap.cc).
+  asked_reclone_ = false;
+  if (!record_.in_progress) return;
+  record_.in_progress = false;  // not an interrupted re-clone for the next start to report
+  if (Status s = replication::WriteRecloneRecord(options_.datadir, record_); !s.ok()) {
+    Log()->error("event=reclone_record_failed error={}", log::Quote(s.ToString()));
+  }
+  auto free = files::FreeBytes(files::ParentDir(options_.datadir));
+  refused_free_ = free ? *free : 0;
+  Log()->error("event=reclone_refused_by_clone free_bytes={} reason={}", refused_free_.value(),
+               log::Quote("the donor's data did not fit; mysqld runs on the old datadir, and the "
+                          "re-clone waits until more space is free"));
+}
+
 void RecoveryWatcher::Publish(const RecoveryDecision& d, const FailureClass& failure) {
   replication::ReplicaRecoveryView v;
   v.state = d.state;
@@ -152,6 +221,7 @@ void RecoveryWatcher::Publish(const RecoveryDecision& d, const FailureClass& fai
 }
 
 Result<bool> RecoveryWatcher::Watch(const Supervisor& supervisor) {
+  if (asked_reclone_) NoteRefusedReclone();
   auto next_check = Clock::now();
   for (;;) {
     if (supervisor.Stopping() || supervisor.MainExit()) return false;
@@ -163,6 +233,7 @@ Result<bool> RecoveryWatcher::Watch(const Supervisor& supervisor) {
         failure_ = failure.failure;
         failing_since_ = now;
         failure_logged_ = false;
+        estimate_.reset();
         // A new failure is compared at once: a re-clone waits for a comparison made since.
         next_check = now;
       }
@@ -184,9 +255,17 @@ Result<bool> RecoveryWatcher::Watch(const Supervisor& supervisor) {
       if (facts.diverged) facts.divergence = divergence_->description;
       facts.since_last_reclone = SinceLastReclone();
       RecoveryDecision d = replication::DecideRecovery(facts, options_.guards);
+      if (d.action == RecoveryAction::kReclone) {
+        // Measured only when a re-clone is due: then at every tick (statvfs) while refused.
+        facts.space = MeasureSpace();
+        d = replication::DecideRecovery(facts, options_.guards);
+      }
+      const bool counting = d.state == "reclone_pending" || d.state == "reclone_refused";
       if (d.state != last_state_ ||
-          (d.state != "reclone_pending" && d.state != "reclone_refused" && d.reason != last_reason_)) {
-        // Once per change (a countdown is not a change).
+          (counting ? WithoutDigits(d.reason) != WithoutDigits(last_reason_)
+                    : d.reason != last_reason_)) {
+        // Once per change (a countdown or the free bytes going up and down are not a change;
+        // another guard refusing is).
         if (d.state == "reclone_pending" || d.state == "reclone_refused") {
           Log()->warn("event={} reason={} reclone_in_s={}", d.state, log::Quote(d.reason),
                       d.reclone_in ? std::to_string(d.reclone_in->count()) : "-");
@@ -219,6 +298,8 @@ Result<bool> RecoveryWatcher::Watch(const Supervisor& supervisor) {
         local_.reset();
         primary_.reset();
         last_state_.clear();
+        estimate_.reset();
+        asked_reclone_ = true;
         return true;
       }
       Publish(d, failure);
@@ -231,6 +312,8 @@ Result<bool> RecoveryWatcher::Watch(const Supervisor& supervisor) {
 Status RecoveryWatcher::Recloned() {
   record_.count += 1;
   record_.in_progress = false;
+  asked_reclone_ = false;
+  refused_free_.reset();
   record_.last_done_at = UnixNow();
   REPLBOOT_RETURN_STATUS_IF_ERROR(replication::WriteRecloneRecord(options_.datadir, record_));
   Log()->info("event=reclone_done count={} elapsed_s={} reason={}", record_.count,

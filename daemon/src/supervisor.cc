@@ -233,11 +233,25 @@ void Supervisor::KillIfGraceExpired() {
 int Supervisor::Run(const std::function<Status(Supervisor&)>& startup) {
   auto log = log::Get("daemon");
   process::EnableCentralReaper();
+  // The signal loop below is the only caller of ReapChildren(): once it ends, a Wait() left
+  // in central mode would wait for a hand-over nobody makes (the services' children after
+  // the run, the next test's in one test binary), and orphans still coming to us as a
+  // subreaper would stay zombies (keeping a stopped child's process group alive to kill(2)).
+  // Both are handed back on every way out.
+  struct HandBack {
+    bool subreaper = false;
+    ~HandBack() {
+      if (subreaper) (void)::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+      process::DisableCentralReaper();
+    }
+  } hand_back;
   if (::getpid() != 1) {
     // Orphans of mysqld's descendants then come to us instead of to the real init,
     // so the reaping below sees them as PID 1 would.
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
       log->warn("event=subreaper_failed error={}", log::Quote(std::strerror(errno)));
+    } else {
+      hand_back.subreaper = true;
     }
   }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -152,6 +153,21 @@ struct EndCase {
 void PrintTo(const EndCase& c, std::ostream* os) { *os << c.name; }
 
 class SupervisorEndTest : public SupervisorTest, public ::testing::WithParamInterface<EndCase> {};
+
+// One binary runs every test: a child started after a run must still be waited for (before,
+// the first Wait() after a Supervisor waited for the central reaper forever), and orphans go
+// back to init (before, they stayed zombies of this process, which nothing reaps any more).
+TEST_F(SupervisorTest, WaitWorksAfterTheRunEnded) {
+  EXPECT_EQ(RunMysqld(Exits(5)), 5);
+  int subreaper = -1;
+  ASSERT_EQ(::prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0), 0);
+  EXPECT_EQ(subreaper, 0);
+  auto pid = SpawnShell("exit 3");
+  ASSERT_TRUE(pid);
+  auto status = process::Wait(*pid, std::chrono::seconds(5));
+  ASSERT_TRUE(status) << status.error().ToString();
+  EXPECT_EQ(status->code, 3);
+}
 
 TEST_P(SupervisorEndTest, ExitCode) {
   const EndCase& c = GetParam();

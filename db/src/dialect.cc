@@ -157,11 +157,19 @@ std::vector<std::string> Dialect::ContinueGtidHistory(const std::string& gtid_st
 }
 
 std::vector<std::string> Dialect::BackupGrants() const {
+  // The replica-admin privilege is for the BackupServer, not the tool: a replica serving a
+  // backup restarts its own SQL thread when the run left it stopped (START SLAVE/REPLICA
+  // SQL_THREAD), on this account's connection. It is the narrowest privilege that allows it
+  // (not SUPER), and the account is @'localhost', where the root password is mounted anyway;
+  // a connection as root instead would put the strongest credential in the backup path and
+  // make `replboot serve-backup` need it.
   // mariabackup: BINLOG MONITOR for the binlog position, SLAVE MONITOR for --slave-info.
   if (flavour_ == Flavour::kMariaDB)
-    return {"RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.*"};
+    return {"RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN "
+            "ON *.*"};
   // xtrabackup 8: BACKUP_ADMIN for LOCK INSTANCE FOR BACKUP, log_status for the position.
-  return {"BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*",
+  return {"BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN "
+          "ON *.*",
           "SELECT ON performance_schema.log_status"};
 }
 

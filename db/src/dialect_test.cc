@@ -83,7 +83,8 @@ TEST(DialectTest, MariaDbKeepsTheSlaveSpellingsInEveryVersion) {
   EXPECT_EQ(Dialect(Flavour::kMariaDB, 101119).Describe(), "MariaDB 10.11.19");
   EXPECT_EQ(Dialect(Flavour::kMariaDB, 101119).BackupGrants(),
             (std::vector<std::string>{
-                "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.*"}));
+                "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, "
+                "REPLICATION SLAVE ADMIN ON *.*"}));
 }
 
 TEST(DialectTest, MySql80UsesTheReplicaSpellingsFrom8022And8023) {
@@ -118,7 +119,8 @@ TEST(DialectTest, MySql80UsesTheReplicaSpellingsFrom8022And8023) {
   ExpectDialect(Dialect(Flavour::kMySQL, 80021), r8021);
   EXPECT_EQ(Dialect(Flavour::kMySQL, 80036).BackupGrants(),
             (std::vector<std::string>{
-                "BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*",
+                "BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT, "
+                "REPLICATION_SLAVE_ADMIN ON *.*",
                 "SELECT ON performance_schema.log_status"}));
 }
 

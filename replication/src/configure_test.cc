@@ -246,11 +246,17 @@ TEST(UsersTest, StatementsPerFlavourAndRedaction) {
   EXPECT_EQ(Count(sql, "ALTER USER 'replboot_repl'@'%' IDENTIFIED BY PASSWORD " + hash), 1);
   EXPECT_EQ(Count(sql, "GRANT REPLICATION SLAVE ON *.* TO 'replboot_repl'@'%'"), 1);
   EXPECT_EQ(Count(sql,
-                  "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "
-                  "'replboot_backup'@'localhost'"),
+                  "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, "
+                  "REPLICATION SLAVE ADMIN ON *.* TO 'replboot_backup'@'localhost'"),
             1);
   EXPECT_EQ(Count(sql, "CREATE TABLE IF NOT EXISTS replboot.heartbeat"), 1);
   for (const auto& s : sql) {
+    // The backup account may restart a replica's SQL thread, and nothing more of the kind.
+    if (s.find("'replboot_backup'") != std::string::npos && s.rfind("GRANT", 0) == 0) {
+      EXPECT_EQ(s.find("SUPER"), std::string::npos);
+      EXPECT_EQ(s.find("ALL"), std::string::npos);
+      EXPECT_EQ(s.find("REPLICATION SLAVE ON"), std::string::npos);
+    }
     if (s.find("'app'") != std::string::npos && s.rfind("GRANT", 0) == 0) {
       EXPECT_EQ(s.find("SUPER"), std::string::npos);
       EXPECT_EQ(s.find("READ_ONLY"), std::string::npos);
@@ -261,7 +267,10 @@ TEST(UsersTest, StatementsPerFlavourAndRedaction) {
   for (const auto& s : UserStatements(Flavour::kMySQL, a)) my.push_back(s.sql);
   EXPECT_EQ(Count(my, "ALTER USER 'replboot_repl'@'%' IDENTIFIED BY 'r-pw'"), 1);
   EXPECT_EQ(
-      Count(my, "GRANT BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT ON *.*"), 1);
+      Count(my,
+            "GRANT BACKUP_ADMIN, PROCESS, RELOAD, LOCK TABLES, REPLICATION CLIENT, "
+            "REPLICATION_SLAVE_ADMIN ON *.* TO 'replboot_backup'@'localhost'"),
+      1);
   EXPECT_EQ(
       Count(my, "GRANT SELECT ON performance_schema.log_status TO 'replboot_backup'@'localhost'"),
       1);

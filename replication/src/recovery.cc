@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "replboot/base/files.h"
 #include "replboot/db/dialect.h"
 
@@ -73,7 +75,27 @@ RecoveryDecision DecideRecovery(const RecoveryFacts& f, const RecloneGuards& g) 
                     Seconds(g.min_interval) + "), next allowed in " + Seconds(left),
                 left);
   }
+  if (f.space && f.space->free < f.space->needed) {
+    // mysqld keeps running on the data it has: a re-clone that cannot fit would stop it for
+    // nothing. The measure is taken again at each decision, so more room lets it go ahead.
+    return Make("reclone_refused", RecoveryAction::kReport,
+                why + fmt::format("; re-clone refused: not enough free space: about {} bytes are "
+                                  "needed beside the current datadir (it stays until the new "
+                                  "clone commits), {} has {} free",
+                                  f.space->needed, f.space->dir, f.space->free));
+  }
   return Make("reclone", RecoveryAction::kReclone, why);
+}
+
+uint64_t RecloneBytesNeeded(uint64_t estimated_bytes, double margin,
+                            std::optional<uint64_t> free_at_refusal) {
+  const double estimate = static_cast<double>(estimated_bytes);
+  uint64_t needed = static_cast<uint64_t>(estimate * margin);
+  if (free_at_refusal) {
+    const uint64_t more = static_cast<uint64_t>(estimate * std::max(0.0, margin - 1.0));
+    needed = std::max(needed, *free_at_refusal + std::max<uint64_t>(more, 1));
+  }
+  return needed;
 }
 
 Result<GtidHistory> ReadGtidHistory(db::Session& session, Flavour flavour) {

@@ -98,6 +98,45 @@ TEST(DecideRecoveryTest, IntervalSinceTheLastRecloneRefusesUntilItPassed) {
   EXPECT_EQ(DecideRecovery(f, Guards()).action, RecoveryAction::kReclone);
 }
 
+// The old datadir stays until the new clone commits: the free space (which the old data
+// already takes from) must hold the whole new clone, whatever the old datadir's size.
+TEST(DecideRecoveryTest, NotEnoughFreeSpaceRefusesUntilThereIs) {
+  RecoveryFacts f = Facts(F::kSourcePurged, seconds(3600));
+  f.space = RecloneSpace{RecloneBytesNeeded(10'000'000, 1.05, std::nullopt), 10'000'000,
+                         "/var/lib/mysql"};
+  RecoveryDecision d = DecideRecovery(f, Guards());
+  EXPECT_EQ(d.state, "reclone_refused");
+  EXPECT_EQ(d.action, RecoveryAction::kReport);
+  EXPECT_FALSE(d.reclone_in.has_value());
+  EXPECT_NE(d.reason.find("not enough free space"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("about 10500000 bytes"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("/var/lib/mysql has 10000000 free"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("binlogs"), std::string::npos) << d.reason;
+
+  f.space->free = 10'500'000;  // the disk grew (or was cleaned up): go ahead
+  EXPECT_EQ(DecideRecovery(f, Guards()).action, RecoveryAction::kReclone);
+  f.space.reset();  // not measured: the clone's own pre-flight decides
+  EXPECT_EQ(DecideRecovery(f, Guards()).action, RecoveryAction::kReclone);
+
+  // The other guards speak first: a countdown or the interval is not a space problem.
+  f = Facts(F::kSourcePurged, seconds(10));
+  f.space = RecloneSpace{100, 1, "/d"};
+  EXPECT_EQ(DecideRecovery(f, Guards()).state, "reclone_pending");
+  f.failing_for = seconds(3600);
+  f.since_last_reclone = seconds(1);
+  EXPECT_EQ(DecideRecovery(f, Guards()).action, RecoveryAction::kWait);
+}
+
+TEST(RecloneBytesNeededTest, EstimateWithMarginAndMoreThanAtARefusal) {
+  EXPECT_EQ(RecloneBytesNeeded(1'000'000, 1.05, std::nullopt), 1'050'000u);
+  EXPECT_EQ(RecloneBytesNeeded(0, 1.05, std::nullopt), 0u);
+  // The clone refused with 2 MB free although the estimate fit: the donor has more; wait
+  // until the free space grew by the margin part at least.
+  EXPECT_EQ(RecloneBytesNeeded(1'000'000, 1.05, 2'000'000), 2'050'000u);
+  EXPECT_EQ(RecloneBytesNeeded(1'000'000, 1.05, 10), 1'050'000u);
+  EXPECT_EQ(RecloneBytesNeeded(0, 1.0, 7), 8u);  // never "as much as at the refusal"
+}
+
 TEST(DecideRecoveryTest, ErrantTransactionsAreReportedNeverRecloned) {
   for (F failure : {F::kNone, F::kSourcePurged, F::kDiverged, F::kTransient, F::kApplyError}) {
     RecoveryFacts f = Facts(failure, seconds(3600));

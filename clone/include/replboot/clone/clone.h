@@ -104,8 +104,8 @@ struct CloneOptions {
   // A stop request (replboot shutting down) ends the clone in any phase: connect, handshake,
   // stream (within half a second), prepare (the tool's process group is ended), backoff.
   std::stop_token stop;
-  // Names of the node's own files at the top of a datadir (e.g. replication's intent file)
-  // that a donor's stream must not contain; the commit marker is always refused.
+  // More names a donor's stream must not contain at its top; the node's own files
+  // (base/datadir_files.h) are always refused.
   std::vector<std::string> reserved_names;
   // How this node names itself to the donor (its logs say who is cloning); "" = the host
   // name.

@@ -14,12 +14,13 @@
 #include <string>
 #include <string_view>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/clone.h"
 
 namespace replboot::clone {
 
-inline constexpr std::string_view kClusterIdName = "replboot-cluster.id";
+inline constexpr std::string_view kClusterIdName = datadir_files::kClusterId;
 
 // A fresh random (version 4) UUID in lower case, from OpenSSL's CSPRNG.
 Result<std::string> NewClusterId();

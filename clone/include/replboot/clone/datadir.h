@@ -20,11 +20,12 @@
 #include <string>
 #include <string_view>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/status.h"
 
 namespace replboot::clone {
 
-inline constexpr std::string_view kMarkerName = "replboot-clone.json";
+inline constexpr std::string_view kMarkerName = datadir_files::kCloneMarker;
 inline constexpr std::string_view kStagingSuffix = ".replboot-staging";
 inline constexpr std::string_view kOldSuffix = ".replboot-old";
 

@@ -180,9 +180,18 @@ std::vector<SettingInfo> DescribeSettings();
 std::map<std::string, std::string> ProcessEnvironment();
 
 // Resolves a secret that can be given inline or as a file (a Kubernetes Secret
-// mounted as a file); the file wins. Trailing newline of the file is dropped.
+// mounted as a file); the file wins. Trailing newline of the file is dropped. A value that
+// looks like a placeholder (LooksLikePlaceholder) is kInvalidArgument naming `name` and the
+// file (or "the configuration"), never the value.
 Result<std::string> ResolveSecret(const std::string& inline_value, const std::string& file,
                                   const std::string& name);
+
+// True for a secret nobody chose: the values k8s/secret.yaml ships ("CHANGE-ME-..."), are
+// public, so a cluster applied without editing them would accept anyone who read the
+// repository. Matches, ignoring case and punctuation, values containing "changeme",
+// "replaceme" or "placeholder", the bare words "secret", "password", "passwd", "example" and
+// "changeit", and one character repeated ("xxxxxxxx"). "" is not a placeholder (not set).
+bool LooksLikePlaceholder(std::string_view value);
 
 // backup.secret keys the handshake's MAC: a short one falls to an offline brute force of
 // one captured handshake.

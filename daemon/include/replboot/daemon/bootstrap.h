@@ -64,6 +64,7 @@
 #include <string>
 #include <vector>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/files.h"
 #include "replboot/base/status.h"
 #include "replboot/conf/config.h"
@@ -111,7 +112,7 @@ Result<BootstrapAction> SettleDatadir(const std::string& datadir, conf::Role rol
 // root password not set yet". Written right after install-db, removed once mysqld
 // accepted the root password, so an interrupted first start is finished later
 // instead of leaving root without a password.
-inline constexpr char kRootPasswordPendingMarker[] = "replboot-root-password.pending";
+inline constexpr const auto& kRootPasswordPendingMarker = datadir_files::kRootPasswordPending;
 
 // The statements of the first start's --init-file: set root@localhost's password,
 // create root@'%' with it (as the official image does, so TCP clients can log in),

@@ -67,6 +67,7 @@
 #include <string_view>
 #include <vector>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
@@ -128,8 +129,8 @@ inline constexpr char kInitializeEmptyPhrase[] = "initialize empty, discarding t
 std::string InitializeEmptyOverridePath(const std::string& datadir);
 
 // The file in a recovered datadir that says "promotion not finished": JSON with the donor and
-// its GTID state. A reserved name: no stream may bring it.
-inline constexpr char kPromotionMarker[] = "replboot-promote.json";
+// its GTID state. Reserved (base/datadir_files.h): no stream may bring it.
+inline constexpr const auto& kPromotionMarker = datadir_files::kPromotionMarker;
 // kPromotionMarker is in `datadir`.
 bool PromotionPending(const std::string& datadir);
 

@@ -14,6 +14,14 @@
 //
 // and returns true when the replica must be re-cloned (RunNode then stops mysqld and clones
 // with the old datadir kept aside). Recloned() records a committed re-clone.
+//
+// Before it asks for a re-clone it measures the room for one (RecloneSpace): this replica's
+// data as the backup tool would stream it (the donor holds the same cluster's data), once per
+// failure, against the free space of the datadir's filesystem (statvfs), at every decision.
+// Too little is reclone_refused, mysqld untouched, until enough is free. When the clone
+// itself refused for space after all (the donor's data is larger), RunNode starts mysqld
+// again on the old datadir and the next Watch() holds the re-clone until the disk has grown
+// past what it had then; a restart of replboot forgets that and measures afresh.
 #ifndef REPLBOOT_DAEMON_RECOVERY_WATCHER_H_
 #define REPLBOOT_DAEMON_RECOVERY_WATCHER_H_
 
@@ -39,6 +47,7 @@ struct RecoveryWatcherOptions {
   Flavour flavour = Flavour::kMariaDB;
   std::chrono::milliseconds tick{1000};
   std::chrono::milliseconds gtid_check_interval{5000};
+  double space_margin = 1.05;  // the clone pre-flight's (CloneOptions::space_margin)
 };
 
 // The options of this node (the replication password is read here once).
@@ -62,6 +71,10 @@ class RecoveryWatcher {
                   replication::RecloneRecord record);
   void CheckGtids(std::chrono::steady_clock::time_point now);
   std::optional<std::chrono::seconds> SinceLastReclone() const;
+  // nullopt when it cannot be measured (logged once): the clone's pre-flight decides then.
+  std::optional<replication::RecloneSpace> MeasureSpace();
+  // A Watch() after one that asked for a re-clone which did not commit.
+  void NoteRefusedReclone();
   void Publish(const replication::RecoveryDecision& decision,
                const replication::FailureClass& failure);
 
@@ -82,6 +95,12 @@ class RecoveryWatcher {
   uint64_t divergences_detected_ = 0;
   std::string last_state_;  // the decision's state last logged
   std::string last_reason_;
+  // Room for a re-clone: the estimate (reset with each new failure), the free space seen when
+  // the clone refused one this run, and why the last measure failed.
+  std::optional<uint64_t> estimate_;
+  std::optional<uint64_t> refused_free_;
+  std::string space_error_;
+  bool asked_reclone_ = false;  // the last Watch() returned true
 };
 
 }  // namespace replboot::daemon

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <string>
 
+#include "replboot/base/datadir_files.h"
 #include "replboot/base/status.h"
 #include "replboot/db/client.h"
 #include "replboot/db/dialect.h"
@@ -30,7 +31,7 @@
 
 namespace replboot::replication {
 
-inline constexpr const char* kIntentFileName = "replboot-replication.json";
+inline constexpr const char* kIntentFileName = datadir_files::kReplicationIntent;
 
 struct ReplicaSetup {
   Flavour flavour = Flavour::kMariaDB;

@@ -20,6 +20,10 @@
 //   no               source_purged   last automatic re-clone committed   reclone_refused  wait for
 //                                    < reclone_min_interval ago                           the
 //                                                                                         interval
+//   no               source_purged   less free than the clone needs      reclone_refused  report;
+//                                    (RecloneSpace)                                       until
+//                                                                                         enough is
+//                                                                                         free
 //   no               source_purged   otherwise                           reclone          re-clone
 //
 // "errant or ahead" comes from comparing GTID states with the primary (gtid.h): unknown (the
@@ -52,6 +56,25 @@ struct RecloneGuards {
   std::chrono::seconds min_interval{3600};          // replication.reclone_min_interval
 };
 
+// Room for a re-clone, measured when one is due. The new clone is received beside the current
+// datadir, which stays until the new one commits, so the filesystem's free space (with the old
+// data still on it) must hold the new clone's whole size: none of the old datadir counts as
+// room, however large it is.
+struct RecloneSpace {
+  uint64_t needed = 0;  // RecloneBytesNeeded
+  uint64_t free = 0;    // on `dir`, the datadir's parent, where the staging dir goes
+  std::string dir;
+};
+
+// What a re-clone needs free: the expected clone size (`estimated_bytes`, the backup tool's
+// measure, clone::EstimateBackupBytes) times the clone pre-flight's `margin`
+// (CloneOptions::space_margin). After the clone itself refused for space with
+// `free_at_refusal` bytes free (the donor's data is larger than this replica's estimate),
+// it needs more than that, by the margin part of the estimate at least: the re-clone waits
+// for the disk to grow, not for the next few bytes to free up.
+uint64_t RecloneBytesNeeded(uint64_t estimated_bytes, double margin,
+                            std::optional<uint64_t> free_at_refusal);
+
 struct RecoveryFacts {
   FailureClass failure;
   // How long the current failure class has been seen without a break.
@@ -62,6 +85,8 @@ struct RecoveryFacts {
   std::string divergence;       // in words: "holds 1 transaction the primary lacks: 0-102-7"
   // Since the last automatic re-clone committed; nullopt: none ever did.
   std::optional<std::chrono::seconds> since_last_reclone;
+  // nullopt: not measured (the clone's own pre-flight decides).
+  std::optional<RecloneSpace> space;
 };
 
 enum class RecoveryAction { kNone, kWait, kReport, kReclone };
