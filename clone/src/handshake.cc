@@ -180,7 +180,8 @@ Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view s
   auto server_nonce = RandomNonce();
   if (!server_nonce) return Error(server_nonce.error());
   const std::string challenge = EncodeChallenge(*server_nonce, self);
-  if (Status s = sock.WriteFrame(FrameType::kChallenge, challenge, left()); !s.ok()) return Error(s);
+  if (Status s = sock.WriteFrame(FrameType::kChallenge, challenge, left()); !s.ok())
+    return Error(s);
   auto response = sock.ReadControlFrame(left());
   if (!response) return Error(response.error());
   if (response->type != FrameType::kResponse || response->payload.size() != kMacSize + kNonceSize) {

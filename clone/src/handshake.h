@@ -45,10 +45,10 @@ struct AcceptedClient {
   std::optional<int64_t> ordinal;  // the client's ordinal from its HELLO, when it sent one
 };
 // The server side on an accepted (non-blocking) socket: TLS when `tls` is set, HELLO,
-// CHALLENGE (naming this node as `self`), RESPONSE checked, PROOF. The whole exchange ends by `deadline`, however slowly
-// the bytes arrive. Sends the ERROR frame the protocol asks for (tls_required, protocol,
-// auth_failed) before failing; kPermissionDenied means a wrong MAC. On success the socket
-// tags every frame it sends from then on.
+// CHALLENGE (naming this node as `self`), RESPONSE checked, PROOF. The whole exchange ends by
+// `deadline`, however slowly the bytes arrive. Sends the ERROR frame the protocol asks for
+// (tls_required, protocol, auth_failed) before failing; kPermissionDenied means a wrong MAC. On
+// success the socket tags every frame it sends from then on.
 Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view secret,
                                            const NodeIdentity& self, const net::TlsContext* tls,
                                            std::chrono::steady_clock::time_point deadline);

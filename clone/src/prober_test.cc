@@ -202,11 +202,13 @@ TEST_F(ProbeTest, AuthenticatedProberAcceptsTheRightDonor) {
   asio::io_context io;
   AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
   std::optional<Status> result;
-  asio::co_spawn(io, prober.Probe({0, "mysql-0.mysql"}, {asio::ip::make_address("127.0.0.1"), server_->port()}),
-                 [&](std::exception_ptr e, Status s) {
-                   EXPECT_FALSE(e);
-                   result = std::move(s);
-                 });
+  asio::co_spawn(
+      io,
+      prober.Probe({0, "mysql-0.mysql"}, {asio::ip::make_address("127.0.0.1"), server_->port()}),
+      [&](std::exception_ptr e, Status s) {
+        EXPECT_FALSE(e);
+        result = std::move(s);
+      });
   io.run();
   ASSERT_TRUE(result);
   EXPECT_TRUE(result->ok()) << result->ToString();
@@ -351,10 +353,11 @@ TEST_F(ProbeTest, AnswersTheNodesPlaceInTheCluster) {
   AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
   asio::io_context io;
   std::optional<Status> result;
-  asio::co_spawn(io, prober.Probe({0, "mysql-0.mysql"}, PeerEndpoint()), [&](std::exception_ptr e, Status s) {
-    EXPECT_FALSE(e);
-    result = std::move(s);
-  });
+  asio::co_spawn(io, prober.Probe({0, "mysql-0.mysql"}, PeerEndpoint()),
+                 [&](std::exception_ptr e, Status s) {
+                   EXPECT_FALSE(e);
+                   result = std::move(s);
+                 });
   io.run();
   ASSERT_TRUE(result);
   EXPECT_EQ(result->code(), StatusCode::kUnavailable) << result->ToString();

@@ -9,8 +9,8 @@
 #include <cctype>
 #include <cstring>
 #include <limits>
-#include <utility>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "replboot/clone/cluster_id.h"
 #include "replboot/replication/gtid.h"
@@ -240,8 +240,8 @@ Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes) {
   if (bytes.empty()) return Error(StatusCode::kCorruption, "identity: no name length");
   const size_t name_length = static_cast<uint8_t>(bytes[0]);
   if (name_length > kMaxNodeName) {
-    return Error(StatusCode::kCorruption, "identity: a name of {} bytes (at most {})",
-                 name_length, kMaxNodeName);
+    return Error(StatusCode::kCorruption, "identity: a name of {} bytes (at most {})", name_length,
+                 kMaxNodeName);
   }
   // The length is checked against what is there before any of it is read.
   if (bytes.size() < 1 + name_length + 1) {
@@ -251,7 +251,8 @@ Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes) {
   NodeIdentity identity;
   std::string_view name = bytes.substr(1, name_length);
   if (!std::all_of(name.begin(), name.end(), NodeNameChar)) {
-    return Error(StatusCode::kCorruption, "identity: the name has a character outside [A-Za-z0-9.:_-]");
+    return Error(StatusCode::kCorruption,
+                 "identity: the name has a character outside [A-Za-z0-9.:_-]");
   }
   identity.name = std::string(name);
   std::string_view rest = bytes.substr(1 + name_length);

@@ -72,7 +72,8 @@ TEST(AuthTest, TranscriptEncodingIsUnambiguous) {
   EXPECT_NE(EncodeTranscript("l", a), EncodeTranscript("l", b));
   EXPECT_FALSE(MacEqual(ClientMac("k", a), ClientMac("k", b)));
   // The label is length-prefixed too: it cannot absorb the HELLO.
-  EXPECT_NE(EncodeTranscript("la", b), EncodeTranscript("l", Transcript{"ab", "bc", Filled(1), {}}));
+  EXPECT_NE(EncodeTranscript("la", b),
+            EncodeTranscript("l", Transcript{"ab", "bc", Filled(1), {}}));
   const std::string encoded = EncodeTranscript("l", a);
   // lp("l") ‖ lp("ab") ‖ lp("c") ‖ lp(nonce) ‖ lp(""), lp(x) = u32 BE ‖ x
   EXPECT_EQ(encoded.size(), 5 * 4 + 1 + 2 + 1 + kNonceSize);
@@ -233,11 +234,13 @@ TEST(HelloTest, ClientIdentityRoundTripsAndIsSanitized) {
   EXPECT_EQ(hello->mode, HelloMode::kProbe);
   EXPECT_EQ(hello->client.name, "evil_host_level_error");
   EXPECT_FALSE(hello->client.ordinal);
-  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, {std::string(200, 'a'), 1}))->client.name.size(),
-            kMaxClientName);
+  EXPECT_EQ(
+      ParseHello(EncodeHello(HelloMode::kBackup, {std::string(200, 'a'), 1}))->client.name.size(),
+      kMaxClientName);
   // Ordinals a StatefulSet cannot give are not sent.
   EXPECT_FALSE(ParseHello(EncodeHello(HelloMode::kBackup, {"x", -1}))->client.ordinal);
-  EXPECT_FALSE(ParseHello(EncodeHello(HelloMode::kBackup, {"x", int64_t{1} << 32}))->client.ordinal);
+  EXPECT_FALSE(
+      ParseHello(EncodeHello(HelloMode::kBackup, {"x", int64_t{1} << 32}))->client.ordinal);
   EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, {"", 4294967295}))->client.ordinal,
             4294967295);
   std::string bad = EncodeHello(HelloMode::kBackup, {"ab", std::nullopt});
@@ -255,14 +258,14 @@ TEST(IdentityTest, MalformedIdentitiesAreRefused) {
   ASSERT_TRUE(ParseNodeIdentity(good));
   EXPECT_EQ(*ParseNodeIdentity(std::string("\0\0", 2)), NodeIdentity{});
   const std::vector<std::string> malformed = {
-      "",                                       // nothing
-      std::string("\0", 1),                     // no ordinal flag
-      std::string("\x07mysql-1", 8),            // no ordinal flag after the name
-      std::string("\x08mysql-1\x01", 9),       // a name longer than the bytes
-      std::string("\x07mysql 1\0", 9),         // a space in the name
-      std::string("\x07mysql-1\x02", 9),       // an unknown flag
+      "",                                          // nothing
+      std::string("\0", 1),                        // no ordinal flag
+      std::string("\x07mysql-1", 8),               // no ordinal flag after the name
+      std::string("\x08mysql-1\x01", 9),           // a name longer than the bytes
+      std::string("\x07mysql 1\0", 9),             // a space in the name
+      std::string("\x07mysql-1\x02", 9),           // an unknown flag
       std::string("\x07mysql-1\x01\0\0\x01", 12),  // a short ordinal
-      good + "x",                               // trailing bytes
+      good + "x",                                  // trailing bytes
       std::string("\x07mysql-1\0\0\0\0\x01", 13),  // an ordinal without the flag
       std::string(1, static_cast<char>(kMaxNodeName + 1)) + std::string(kMaxNodeName + 1, 'a') +
           std::string("\0", 1),  // a name over the limit
@@ -297,8 +300,9 @@ TEST(ChallengeTest, RoundTripAndMalformedIdentity) {
   std::string bad = EncodeChallenge(nonce, {"mysql-1", 1});
   bad[kNonceSize + 3] = '\n';
   EXPECT_EQ(ParseChallenge(bad).error().code(), StatusCode::kCorruption);
-  EXPECT_EQ(ParseChallenge(EncodeChallenge(nonce, {"mysql-1", 1}) + std::string(1, '\0')).error().code(),
-            StatusCode::kCorruption);
+  EXPECT_EQ(
+      ParseChallenge(EncodeChallenge(nonce, {"mysql-1", 1}) + std::string(1, '\0')).error().code(),
+      StatusCode::kCorruption);
 }
 
 TEST(FramingTest, HeaderRoundTrip) {

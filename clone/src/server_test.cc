@@ -6,22 +6,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "handshake.h"
 #include "net.h"
-#include "xbstream_test_util.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/clone.h"
 #include "replboot/testing/temp_dir.h"
+#include "xbstream_test_util.h"
 
 namespace replboot::clone {
 namespace {
@@ -130,8 +130,10 @@ TEST_F(ServerTest, CloneThatExpectsAnotherOrdinalIsRefusedByName) {
   RetryPolicy policy;
   policy.max_rounds = 1;
   auto retried = CloneFromPeers(
-      [&] { return std::vector<DonorEndpoint>{{PeerEndpoint(), 1}}; }, Client("right-secret"),
-      policy);
+      [&] {
+        return std::vector<DonorEndpoint>{{PeerEndpoint(), 1}};
+      },
+      Client("right-secret"), policy);
   ASSERT_FALSE(retried);
   EXPECT_NE(retried.error().message().find("answered as mysql-2 (ordinal 2)"), std::string::npos)
       << retried.error().message();
@@ -554,7 +556,8 @@ TEST_F(TamperTest, AnotherNodeBehindTheAddressIsRefusedByName) {
   auto r = CloneFrom(Loopback(relay_port_), c);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied) << r.error().ToString();
-  EXPECT_EQ(r.error().message(), RelayPeer() + " answered as mysql-2 (ordinal 2), not as ordinal 1");
+  EXPECT_EQ(r.error().message(),
+            RelayPeer() + " answered as mysql-2 (ordinal 2), not as ordinal 1");
   donor_.join();
   ASSERT_TRUE(donor_status_);
   EXPECT_NE(donor_status_->code(), StatusCode::kPermissionDenied);  // it never got a RESPONSE

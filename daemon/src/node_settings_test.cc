@@ -138,7 +138,8 @@ TEST(NodeSettingsTest, TheIdentityNamesBothEndsOfTheHandshake) {
   EXPECT_FALSE(client->expected_ordinal);  // set per donor, by discovery and the clone
   // `serve-backup` and `clone` resolve no identity: the server still states a StatefulSet
   // name's ordinal, never one made up for another name; the client states none.
-  settings = ResolveSettings(BaseConfig(), {.identity = false, .flavour = true, .mysql_user = false});
+  settings =
+      ResolveSettings(BaseConfig(), {.identity = false, .flavour = true, .mysql_user = false});
   ASSERT_TRUE(settings);
   server = ServerOptionsFor(*settings);
   client = CloneOptionsFor(*settings);

@@ -403,7 +403,9 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
       policy.max_rounds = 2;  // then survey again: the donor may be gone, another ahead
       policy.first_backoff = milliseconds(1000);
       auto cloned = clone::CloneFromPeers(
-          [&] { return std::vector<clone::DonorEndpoint>{{donor_endpoint, donor.ordinal}}; },
+          [&] {
+            return std::vector<clone::DonorEndpoint>{{donor_endpoint, donor.ordinal}};
+          },
           clone_options, policy);
       if (cloned) {
         Log()->info("event=primary_recovered donor={} cluster_id={} gtid_state={}", donor.name,

@@ -220,7 +220,7 @@ TEST(DiscoverPeersTest, EachProbeIsForItsOwnCandidate) {
   o.probe_all = true;
   Discovery d = Discover(r, p, o);
   EXPECT_EQ(p.probed, (std::vector<asio::ip::tcp::endpoint>{Ep("127.0.0.12"), Ep("127.0.0.11"),
-                                                           Ep("127.0.0.21"), Ep("127.0.0.10")}));
+                                                            Ep("127.0.0.21"), Ep("127.0.0.10")}));
   EXPECT_EQ(p.probed_ordinals, (std::vector<int64_t>{2, 1, 1, 0}));
   EXPECT_EQ(d.peers[0].state, PeerState::kRefused);
   EXPECT_NE(d.peers[0].detail.find("answered as mysql-1"), std::string::npos) << d.peers[0].detail;
