@@ -406,7 +406,9 @@ std::optional<AcceptedClient> BackupServer::Handshake(net::Socket& sock,
   ::fcntl(sock.fd(), F_SETFL, ::fcntl(sock.fd(), F_GETFL) | O_NONBLOCK);
   ::fcntl(sock.fd(), F_SETFD, FD_CLOEXEC);
   sock.SetStop(stop_source_.get_token());
-  auto client = AcceptAuthenticated(sock, options_.secret, tls_.get(), deadline);
+  auto client = AcceptAuthenticated(sock, options_.secret,
+                                    NodeIdentity{options_.node_name, options_.node_ordinal},
+                                    tls_.get(), deadline);
   if (client) return std::move(*client);
   const Status& s = client.error();
   if (s.code() == StatusCode::kPermissionDenied) {

@@ -375,10 +375,14 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
                  "{} already holds data; use --force-reclone to replace it", options.datadir);
   }
 
-  auto sock = ConnectAuthenticated(donor, HelloMode::kBackup, options);
-  if (!sock) return Error(sock.error());
+  auto connection = ConnectAuthenticated(donor, HelloMode::kBackup, options);
+  if (!connection) return Error(connection.error());
+  net::Socket* sock = &connection->socket;
   const std::string peer = sock->peer();
-  Log()->info("event=clone_connected peer={} datadir={}", peer, log::Quote(options.datadir));
+  Log()->info("event=clone_connected peer={} donor_node={} donor_ordinal={} datadir={}", peer,
+              connection->server.name.empty() ? "-" : connection->server.name,
+              connection->server.ordinal ? std::to_string(*connection->server.ordinal) : "-",
+              log::Quote(options.datadir));
   auto header = ReadHeader(*sock, options);
   if (!header) return Error(header.error());
   Log()->info(
@@ -430,6 +434,7 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   }
   CloneResult result;
   result.donor = peer;
+  result.donor_node = connection->server;
   result.datadir = options.datadir;
   result.header = *header;
   result.bytes = bytes;
@@ -492,8 +497,9 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
 Result<ProbeInfo> ProbePeer(const Endpoint& donor, const CloneOptions& options,
                             std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  auto sock = ConnectAuthenticated(donor, HelloMode::kProbe, options, deadline);
-  if (!sock) return Error(sock.error());
+  auto connection = ConnectAuthenticated(donor, HelloMode::kProbe, options, deadline);
+  if (!connection) return Error(connection.error());
+  net::Socket* sock = &connection->socket;
   const std::string peer = sock->peer();
   auto left =
       std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
@@ -506,6 +512,7 @@ Result<ProbeInfo> ProbePeer(const Endpoint& donor, const CloneOptions& options,
   }
   auto info = DecodeProbeInfo(frame->payload);
   if (!info) return Error(info.error().WithContext(fmt::format("from {}", peer)));
+  info->node = std::move(connection->server);
   return info;
 }
 
@@ -551,7 +558,7 @@ Result<ProbeInfo> ProbeDonor(const Endpoint& donor, const CloneOptions& options,
   return info;
 }
 
-Result<CloneResult> CloneFromPeers(const std::function<std::vector<Endpoint>()>& peers_fn,
+Result<CloneResult> CloneFromPeers(const std::function<std::vector<DonorEndpoint>()>& peers_fn,
                                    const CloneOptions& options, const RetryPolicy& policy) {
   std::map<Endpoint, int> auth_skip;  // peer → rounds left to skip
   milliseconds backoff = policy.first_backoff;
@@ -571,7 +578,7 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<Endpoint>()>&
   for (int round = 1; policy.max_rounds == 0 || round <= policy.max_rounds; ++round) {
     Report(attempt_options, Event("discovering"));
     auto peers = peers_fn();
-    for (const auto& endpoint : peers) {
+    for (const auto& [endpoint, ordinal] : peers) {
       if (options.stop.stop_requested()) return Error(StatusCode::kCancelled, "clone cancelled");
       const std::string peer = discovery::EndpointText(endpoint);
       if (auto it = auth_skip.find(endpoint); it != auth_skip.end() && it->second > 0) {
@@ -579,6 +586,7 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<Endpoint>()>&
         continue;
       }
       ++attempts;
+      attempt_options.expected_ordinal = ordinal ? ordinal : options.expected_ordinal;
       auto result = CloneFrom(endpoint, attempt_options);
       if (result) return result;
       last = result.error();

@@ -53,7 +53,7 @@ TEST_F(CloneFromPeersTest, FailedRoundsReportEachAttemptAndItsError) {
   auto result = CloneFromPeers(
       [&] {
         ++discoveries;
-        return std::vector<Endpoint>{endpoint};
+        return std::vector<DonorEndpoint>{{endpoint, std::nullopt}};
       },
       options_, policy);
   ASSERT_FALSE(result);
@@ -78,7 +78,7 @@ TEST_F(CloneFromPeersTest, FailedRoundsReportEachAttemptAndItsError) {
 TEST_F(CloneFromPeersTest, NoPeersIsUnavailableAfterTheRounds) {
   RetryPolicy policy;
   policy.max_rounds = 1;
-  auto result = CloneFromPeers([] { return std::vector<Endpoint>{}; }, options_, policy);
+  auto result = CloneFromPeers([] { return std::vector<DonorEndpoint>{}; }, options_, policy);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), StatusCode::kUnavailable);
   ASSERT_EQ(events_.size(), 1u);

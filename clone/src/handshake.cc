@@ -48,9 +48,9 @@ Status ServerErrorStatus(const std::string& peer, const std::string& payload) {
                             e.code == "protocol" ? "connection" : "backup", e.code, e.message));
 }
 
-Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
-                                         const CloneOptions& options,
-                                         std::optional<Clock::time_point> deadline) {
+Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
+                                                     const CloneOptions& options,
+                                                     std::optional<Clock::time_point> deadline) {
   auto sock = net::Connect(donor, Bounded(options.connect_timeout, deadline), options.stop);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
@@ -74,20 +74,30 @@ Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
   auto binding = sock->ChannelBinding();
   if (!binding) return Error(binding.error());
 
-  if (Status s = sock->WriteFrame(FrameType::kHello, EncodeHello(mode, ClientName(options)), hs()); !s.ok())
-    return Error(s);
-  auto challenge = sock->ReadControlFrame(hs());
-  if (!challenge) return Error(challenge.error());
-  if (challenge->type == FrameType::kError) return Error(ServerErrorStatus(peer, challenge->payload));
-  if (challenge->type != FrameType::kChallenge || challenge->payload.size() != kNonceSize) {
+  const std::string hello =
+      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal});
+  if (Status s = sock->WriteFrame(FrameType::kHello, hello, hs()); !s.ok()) return Error(s);
+  auto challenge_frame = sock->ReadControlFrame(hs());
+  if (!challenge_frame) return Error(challenge_frame.error());
+  if (challenge_frame->type == FrameType::kError)
+    return Error(ServerErrorStatus(peer, challenge_frame->payload));
+  if (challenge_frame->type != FrameType::kChallenge) {
     return Error(StatusCode::kCorruption, "{} sent {} instead of a challenge", peer,
-                 FrameTypeName(challenge->type));
+                 FrameTypeName(challenge_frame->type));
   }
-  Nonce server_nonce;
-  std::memcpy(server_nonce.data(), challenge->payload.data(), kNonceSize);
+  auto challenge = ParseChallenge(challenge_frame->payload);
+  if (!challenge) return Error(challenge.error().WithContext(fmt::format("from {}", peer)));
+  // Before the RESPONSE, so that the wrong node never gets as far as starting a backup. The
+  // claim is not authenticated yet, but only a matching one can go on, and the PROOF below
+  // covers it: a relay that rewrote it fails there.
+  if (options.expected_ordinal && challenge->server.ordinal != options.expected_ordinal) {
+    return Error(StatusCode::kPermissionDenied, "{} answered as {}, not as ordinal {}", peer,
+                 NodeIdentityText(challenge->server), *options.expected_ordinal);
+  }
   auto client_nonce = RandomNonce();
   if (!client_nonce) return Error(client_nonce.error());
-  Mac mac = ClientMac(options.secret, server_nonce, *client_nonce, *binding);
+  const Transcript transcript{hello, challenge_frame->payload, *client_nonce, *binding};
+  Mac mac = ClientMac(options.secret, transcript);
   std::string response(reinterpret_cast<const char*>(mac.data()), mac.size());
   response.append(reinterpret_cast<const char*>(client_nonce->data()), client_nonce->size());
   if (Status s = sock->WriteFrame(FrameType::kResponse, response, hs()); !s.ok()) return Error(s);
@@ -98,21 +108,21 @@ Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
     return Error(proof.error().WithContext(fmt::format("authenticating to {}", peer)));
   }
   if (proof->type == FrameType::kError) return Error(ServerErrorStatus(peer, proof->payload));
-  Mac expected = ServerMac(options.secret, *client_nonce, server_nonce, *binding);
+  Mac expected = ServerMac(options.secret, transcript);
   if (proof->type != FrameType::kProof ||
       !MacEqual(expected, std::span(reinterpret_cast<const uint8_t*>(proof->payload.data()),
                                     proof->payload.size()))) {
-    // The donor does not know the secret (or, over TLS, is not at the other end of our TLS
-    // session: channel binding): never take a datadir from it.
+    // The donor does not know the secret, or saw another HELLO or sent another CHALLENGE
+    // than we did (a relay changed one), or, over TLS, is not at the other end of our TLS
+    // session (channel binding): never take a datadir from it.
     return Error(StatusCode::kPermissionDenied,
                  "authentication failed at {}: the server's proof is wrong", peer);
   }
-  auto auth = FrameAuthenticator::Create(
-      DeriveStreamKey(options.secret, *client_nonce, server_nonce, *binding));
+  auto auth = FrameAuthenticator::Create(DeriveStreamKey(options.secret, transcript));
   if (!auth) return Error(auth.error());
   sock->CheckReceivedFrames(std::move(*auth));
   sock->SetDeadline(std::nullopt);
-  return std::move(*sock);
+  return AuthenticatedConnection{std::move(*sock), std::move(challenge->server)};
 }
 
 }  // namespace replboot::clone
@@ -120,7 +130,8 @@ Result<net::Socket> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
 namespace replboot::clone {
 
 Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view secret,
-                                           const net::TlsContext* tls, Clock::time_point deadline) {
+                                           const NodeIdentity& self, const net::TlsContext* tls,
+                                           Clock::time_point deadline) {
   const std::string& peer = sock.peer();
   sock.SetDeadline(deadline);
   // Each step may wait for what is left; the socket's deadline is the real bound.
@@ -168,13 +179,9 @@ Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view s
   }
   auto server_nonce = RandomNonce();
   if (!server_nonce) return Error(server_nonce.error());
-  if (Status s = sock.WriteFrame(
-          FrameType::kChallenge,
-          std::string_view(reinterpret_cast<const char*>(server_nonce->data()), kNonceSize),
-          left());
-      !s.ok()) {
+  const std::string challenge = EncodeChallenge(*server_nonce, self);
+  if (Status s = sock.WriteFrame(FrameType::kChallenge, challenge, left()); !s.ok())
     return Error(s);
-  }
   auto response = sock.ReadControlFrame(left());
   if (!response) return Error(response.error());
   if (response->type != FrameType::kResponse || response->payload.size() != kMacSize + kNonceSize) {
@@ -182,25 +189,27 @@ Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view s
   }
   Nonce client_nonce;
   std::memcpy(client_nonce.data(), response->payload.data() + kMacSize, kNonceSize);
-  Mac expected = ClientMac(secret, *server_nonce, client_nonce, *binding);
+  // The HELLO as it arrived: if anybody changed it on the way, the client's MAC (over what
+  // it sent) does not verify.
+  const Transcript transcript{hello_frame->payload, challenge, client_nonce, *binding};
+  Mac expected = ClientMac(secret, transcript);
   auto given = std::span(reinterpret_cast<const uint8_t*>(response->payload.data()), kMacSize);
   if (!MacEqual(expected, given)) {
     return Error(refuse("auth_failed", "authentication failed", StatusCode::kPermissionDenied,
                         fmt::format("authentication failed for {}", peer)));
   }
-  Mac proof = ServerMac(secret, client_nonce, *server_nonce, *binding);
+  Mac proof = ServerMac(secret, transcript);
   if (Status s = sock.WriteFrame(
           FrameType::kProof, std::string_view(reinterpret_cast<const char*>(proof.data()), kMacSize),
           left());
       !s.ok()) {
     return Error(s);
   }
-  auto auth = FrameAuthenticator::Create(DeriveStreamKey(secret, client_nonce, *server_nonce,
-                                                         *binding));
+  auto auth = FrameAuthenticator::Create(DeriveStreamKey(secret, transcript));
   if (!auth) return Error(auth.error());
   sock.TagSentFrames(std::move(*auth));
   sock.SetDeadline(std::nullopt);
-  return AcceptedClient{hello->mode, std::move(hello->client_name)};
+  return AcceptedClient{hello->mode, std::move(hello->client.name), hello->client.ordinal};
 }
 
 }  // namespace replboot::clone

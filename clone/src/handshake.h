@@ -7,6 +7,7 @@
 #define REPLBOOT_CLONE_HANDSHAKE_H_
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,27 +19,38 @@
 
 namespace replboot::clone {
 
-// Connects to `donor` and authenticates both ways; the socket honours options.stop. Each step waits at most
-// options.connect_timeout / handshake_timeout, and never past `deadline` when given (the
-// probe's overall bound). Afterwards the socket is positioned at the server's first frame
-// after PROOF (HEADER for a backup, PROBE_INFO for a probe).
-// Errors name the peer: kPermissionDenied "authentication failed at <peer>",
-// kUnavailable (refused, busy, closed), kTimeout, kCorruption (not our protocol).
-Result<net::Socket> ConnectAuthenticated(
+// A connection the handshake authenticated, and the node it proved to be.
+struct AuthenticatedConnection {
+  net::Socket socket;
+  NodeIdentity server;  // from its CHALLENGE, covered by its PROOF
+};
+
+// Connects to `donor` and authenticates both ways; the socket honours options.stop. Each step
+// waits at most options.connect_timeout / handshake_timeout, and never past `deadline` when
+// given (the probe's overall bound). The HELLO names this node (options.client_name and
+// client_ordinal). Afterwards the socket is positioned at the server's first frame after
+// PROOF (HEADER for a backup, PROBE_INFO for a probe).
+// Errors name the peer: kPermissionDenied "authentication failed at <peer>", or "<peer>
+// answered as mysql-2 (ordinal 2), not as ordinal 1" when options.expected_ordinal is set and
+// the server states another identity (refused before the RESPONSE: it starts nothing);
+// kUnavailable (refused, busy, closed), kTimeout, kCorruption (not our protocol, or a
+// malformed CHALLENGE).
+Result<AuthenticatedConnection> ConnectAuthenticated(
     const Endpoint& donor, HelloMode mode, const CloneOptions& options,
     std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
 struct AcceptedClient {
   HelloMode mode = HelloMode::kBackup;
   std::string name;  // the client's name from its HELLO, "" when it sent none
+  std::optional<int64_t> ordinal;  // the client's ordinal from its HELLO, when it sent one
 };
 // The server side on an accepted (non-blocking) socket: TLS when `tls` is set, HELLO,
-// CHALLENGE, RESPONSE checked, PROOF. The whole exchange ends by `deadline`, however slowly
-// the bytes arrive. Sends the ERROR frame the protocol asks for (tls_required, protocol,
-// auth_failed) before failing; kPermissionDenied means a wrong MAC. On success the socket
-// tags every frame it sends from then on.
+// CHALLENGE (naming this node as `self`), RESPONSE checked, PROOF. The whole exchange ends by
+// `deadline`, however slowly the bytes arrive. Sends the ERROR frame the protocol asks for
+// (tls_required, protocol, auth_failed) before failing; kPermissionDenied means a wrong MAC. On
+// success the socket tags every frame it sends from then on.
 Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view secret,
-                                           const net::TlsContext* tls,
+                                           const NodeIdentity& self, const net::TlsContext* tls,
                                            std::chrono::steady_clock::time_point deadline);
 
 // The status for an ERROR frame's payload from `peer`.

@@ -1,7 +1,7 @@
 // Blocking socket helpers with per-call deadlines (poll), shared by the backup server's
 // session threads and the clone client, optionally over TLS (OpenSSL on the same
 // non-blocking descriptor: SSL_ERROR_WANT_READ/WRITE wait in the same poll), and the
-// tagged frames of protocol version 2. Internal to clone/.
+// tagged frames (protocol.h, since version 2). Internal to clone/.
 //
 // SIGPIPE: plaintext sends use MSG_NOSIGNAL; OpenSSL writes with write(2), so every SSL_*
 // call runs with SIGPIPE blocked in the calling thread and a SIGPIPE it raised is consumed

@@ -13,17 +13,21 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Runs on the prober's pool: blocking is fine there. `record` keeps the answer.
-asio::awaitable<Status> ProbeOnPool(Endpoint peer, const CloneOptions* options,
-                                    std::chrono::milliseconds timeout,
+// Runs on the prober's pool: blocking is fine there. `record` keeps the answer. The node
+// behind `peer` must prove it is `candidate`: otherwise a host on the path could answer every
+// candidate's probe with one node (the least advanced), and discovery would take it for all.
+asio::awaitable<Status> ProbeOnPool(discovery::Candidate candidate, Endpoint peer,
+                                    const CloneOptions* base, std::chrono::milliseconds timeout,
                                     std::function<void(std::optional<ProbeInfo>)> record) {
-  auto info = ProbePeer(peer, *options, timeout);
+  CloneOptions options = *base;
+  options.expected_ordinal = candidate.ordinal;
+  auto info = ProbePeer(peer, options, timeout);
   if (!info) {
     record(std::nullopt);
     co_return info.error();
   }
   record(*info);
-  co_return DonorRefusal(discovery::EndpointText(peer), *info, *options);
+  co_return DonorRefusal(discovery::EndpointText(peer), *info, options);
 }
 
 }  // namespace
@@ -40,10 +44,11 @@ AuthenticatedProber::AuthenticatedProber(CloneOptions options, std::chrono::mill
 
 AuthenticatedProber::~AuthenticatedProber() { pool_.join(); }
 
-asio::awaitable<Status> AuthenticatedProber::Probe(asio::ip::tcp::endpoint endpoint) {
+asio::awaitable<Status> AuthenticatedProber::Probe(discovery::Candidate candidate,
+                                                   asio::ip::tcp::endpoint endpoint) {
   Status status = co_await asio::co_spawn(
       pool_,
-      ProbeOnPool(endpoint, &options_, timeout_,
+      ProbeOnPool(std::move(candidate), endpoint, &options_, timeout_,
                   [this, endpoint](std::optional<ProbeInfo> info) { Record(endpoint, info); }),
       asio::use_awaitable);
   // The blocking probe cannot be interrupted; a cancellation that arrived meanwhile wins.

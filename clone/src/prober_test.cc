@@ -65,6 +65,8 @@ class ProbeTest : public ::testing::Test {
     o.max_concurrent = max_concurrent;
     o.work_dir = tmp_.path();
     o.probe_server_version = [version]() -> Result<std::string> { return version; };
+    o.node_name = "mysql-0";  // what the AuthenticatedProber's candidate 0 expects
+    o.node_ordinal = 0;
     if (tweak_) tweak_(o);
     server_ = std::make_unique<BackupServer>(io_, o);
     ASSERT_TRUE(server_->Start().ok());
@@ -184,7 +186,7 @@ TEST_F(ProbeTest, AuthenticatedProberDoesNotBlockTheCallersLoop) {
   bool timer_fired_first = false;
   asio::steady_timer timer(io, milliseconds(50));
   timer.async_wait([&](boost::system::error_code) { timer_fired_first = !result.has_value(); });
-  asio::co_spawn(io, prober.Probe(silent.local_endpoint()),
+  asio::co_spawn(io, prober.Probe({0, "mysql-0.mysql"}, silent.local_endpoint()),
                  [&](std::exception_ptr e, Status s) {
                    EXPECT_FALSE(e);
                    result = std::move(s);
@@ -200,11 +202,13 @@ TEST_F(ProbeTest, AuthenticatedProberAcceptsTheRightDonor) {
   asio::io_context io;
   AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
   std::optional<Status> result;
-  asio::co_spawn(io, prober.Probe({asio::ip::make_address("127.0.0.1"), server_->port()}),
-                 [&](std::exception_ptr e, Status s) {
-                   EXPECT_FALSE(e);
-                   result = std::move(s);
-                 });
+  asio::co_spawn(
+      io,
+      prober.Probe({0, "mysql-0.mysql"}, {asio::ip::make_address("127.0.0.1"), server_->port()}),
+      [&](std::exception_ptr e, Status s) {
+        EXPECT_FALSE(e);
+        result = std::move(s);
+      });
   io.run();
   ASSERT_TRUE(result);
   EXPECT_TRUE(result->ok()) << result->ToString();
@@ -349,10 +353,11 @@ TEST_F(ProbeTest, AnswersTheNodesPlaceInTheCluster) {
   AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
   asio::io_context io;
   std::optional<Status> result;
-  asio::co_spawn(io, prober.Probe(PeerEndpoint()), [&](std::exception_ptr e, Status s) {
-    EXPECT_FALSE(e);
-    result = std::move(s);
-  });
+  asio::co_spawn(io, prober.Probe({0, "mysql-0.mysql"}, PeerEndpoint()),
+                 [&](std::exception_ptr e, Status s) {
+                   EXPECT_FALSE(e);
+                   result = std::move(s);
+                 });
   io.run();
   ASSERT_TRUE(result);
   EXPECT_EQ(result->code(), StatusCode::kUnavailable) << result->ToString();
@@ -363,6 +368,72 @@ TEST_F(ProbeTest, AnswersTheNodesPlaceInTheCluster) {
   prober.Forget();
   EXPECT_FALSE(prober.Answer(PeerEndpoint()));
   EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+// The probe says who answered: the identity the handshake proved.
+TEST_F(ProbeTest, TheAnswerNamesTheNodeTheHandshakeProved) {
+  StartServer();
+  auto info = ProbePeer(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(info->node, (NodeIdentity{"mysql-0", 0}));
+}
+
+// A relay on the path sends the probe meant for mysql-1 to mysql-2, which has the same
+// secret and answers truthfully, for itself. The prober asked for candidate 1: refused by
+// name, no answer kept for the endpoint, and the donor starts nothing.
+TEST_F(ProbeTest, AnotherNodeAnsweringForTheCandidateIsRefusedByName) {
+  tweak_ = [](ServerOptions& o) {
+    o.node_name = "mysql-2";
+    o.node_ordinal = 2;
+  };
+  StartServer();
+  AuthenticatedProber prober(Client("right-secret"), milliseconds(5000));
+  asio::io_context io;
+  std::optional<Status> result;
+  asio::co_spawn(io, prober.Probe({1, "mysql-1.mysql"}, PeerEndpoint()),
+                 [&](std::exception_ptr e, Status s) {
+                   EXPECT_FALSE(e);
+                   result = std::move(s);
+                 });
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->code(), StatusCode::kPermissionDenied) << result->ToString();
+  EXPECT_EQ(result->message(), Peer() + " answered as mysql-2 (ordinal 2), not as ordinal 1");
+  EXPECT_FALSE(prober.Answer(PeerEndpoint()));
+  EXPECT_EQ(server_->probes_answered(), 0u);
+
+  // The same node, probed as the candidate it is, answers.
+  result.reset();
+  asio::co_spawn(io, prober.Probe({2, "mysql-2.mysql"}, PeerEndpoint()),
+                 [&](std::exception_ptr e, Status s) {
+                   EXPECT_FALSE(e);
+                   result = std::move(s);
+                 });
+  io.restart();
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_TRUE(result->ok()) << result->ToString();
+  ASSERT_TRUE(prober.Answer(PeerEndpoint()));
+  EXPECT_EQ(prober.Answer(PeerEndpoint())->node, (NodeIdentity{"mysql-2", 2}));
+  EXPECT_FALSE(std::filesystem::exists(Mark()));
+}
+
+// Fail closed: a server that states no ordinal (a test server, an unnamed `serve-backup`) is
+// no candidate's.
+TEST_F(ProbeTest, AServerWithoutAnOrdinalIsNoCandidate) {
+  tweak_ = [](ServerOptions& o) {
+    o.node_name.clear();
+    o.node_ordinal.reset();
+  };
+  StartServer();
+  CloneOptions c = Client("right-secret");
+  c.expected_ordinal = 0;
+  ExpectRefused(c, StatusCode::kPermissionDenied,
+                Peer() + " answered as a node with no identity, not as ordinal 0");
+  // Without an expectation (`replboot clone --from`) the secret alone decides.
+  auto info = ProbeDonor(PeerEndpoint(), Client("right-secret"), milliseconds(5000));
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(info->node, NodeIdentity{});
 }
 
 TEST_F(ProbeTest, ANodeWithoutIdOrGtidStateSaysSo) {

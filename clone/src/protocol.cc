@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <utility>
+#include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "replboot/clone/cluster_id.h"
 #include "replboot/replication/gtid.h"
@@ -79,14 +81,21 @@ Result<Nonce> RandomNonce() {
 
 namespace {
 
-Mac Hmac(std::string_view secret, const Nonce& first, const Nonce& second, std::string_view label,
-         std::span<const uint8_t> binding) {
-  std::string message;
-  message.reserve(first.size() + second.size() + label.size() + binding.size());
-  message.append(reinterpret_cast<const char*>(first.data()), first.size());
-  message.append(reinterpret_cast<const char*>(second.data()), second.size());
-  message.append(label);
-  message.append(reinterpret_cast<const char*>(binding.data()), binding.size());
+void AppendU32(std::string& out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(value >> shift));
+}
+
+void AppendLengthPrefixed(std::string& out, std::string_view bytes) {
+  AppendU32(out, static_cast<uint32_t>(bytes.size()));
+  out.append(bytes);
+}
+
+std::string_view AsChars(std::span<const uint8_t> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+Mac Hmac(std::string_view secret, std::string_view label, const Transcript& transcript) {
+  std::string message = EncodeTranscript(label, transcript);
   Mac mac{};
   unsigned int length = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
@@ -97,19 +106,28 @@ Mac Hmac(std::string_view secret, const Nonce& first, const Nonce& second, std::
 
 }  // namespace
 
-Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
-              std::span<const uint8_t> binding) {
-  return Hmac(secret, server_nonce, client_nonce, kClientLabel, binding);
+std::string EncodeTranscript(std::string_view label, const Transcript& transcript) {
+  std::string out;
+  out.reserve(5 * 4 + label.size() + transcript.hello.size() + transcript.challenge.size() +
+              kNonceSize + transcript.binding.size());
+  AppendLengthPrefixed(out, label);
+  AppendLengthPrefixed(out, transcript.hello);
+  AppendLengthPrefixed(out, transcript.challenge);
+  AppendLengthPrefixed(out, AsChars(transcript.client_nonce));
+  AppendLengthPrefixed(out, AsChars(transcript.binding));
+  return out;
 }
 
-Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce,
-              std::span<const uint8_t> binding) {
-  return Hmac(secret, client_nonce, server_nonce, kServerLabel, binding);
+Mac ClientMac(std::string_view secret, const Transcript& transcript) {
+  return Hmac(secret, kClientLabel, transcript);
 }
 
-StreamKey DeriveStreamKey(std::string_view secret, const Nonce& client_nonce,
-                          const Nonce& server_nonce, std::span<const uint8_t> binding) {
-  return Hmac(secret, client_nonce, server_nonce, kStreamKeyLabel, binding);
+Mac ServerMac(std::string_view secret, const Transcript& transcript) {
+  return Hmac(secret, kServerLabel, transcript);
+}
+
+StreamKey DeriveStreamKey(std::string_view secret, const Transcript& transcript) {
+  return Hmac(secret, kStreamKeyLabel, transcript);
 }
 
 Result<FrameAuthenticator> FrameAuthenticator::Create(const StreamKey& key) {
@@ -187,26 +205,81 @@ bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
 
 namespace {
 
-bool ClientNameChar(char c) {
+bool NodeNameChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
          c == ':';
 }
 
 }  // namespace
 
-std::string EncodeHello(HelloMode mode, std::string_view client_name) {
+std::string NodeIdentityText(const NodeIdentity& identity) {
+  if (identity.name.empty()) {
+    return identity.ordinal ? fmt::format("ordinal {}", *identity.ordinal)
+                            : "a node with no identity";
+  }
+  return identity.ordinal ? fmt::format("{} (ordinal {})", identity.name, *identity.ordinal)
+                          : fmt::format("{} (no ordinal)", identity.name);
+}
+
+std::string EncodeNodeIdentity(const NodeIdentity& identity) {
+  std::string name(std::string_view(identity.name).substr(0, kMaxNodeName));
+  for (char& c : name) {
+    if (!NodeNameChar(c)) c = '_';
+  }
+  std::string out;
+  out.push_back(static_cast<char>(name.size()));
+  out.append(name);
+  const bool has_ordinal = identity.ordinal && *identity.ordinal >= 0 &&
+                           *identity.ordinal <= int64_t{std::numeric_limits<uint32_t>::max()};
+  out.push_back(has_ordinal ? 1 : 0);
+  if (has_ordinal) AppendU32(out, static_cast<uint32_t>(*identity.ordinal));
+  return out;
+}
+
+Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes) {
+  if (bytes.empty()) return Error(StatusCode::kCorruption, "identity: no name length");
+  const size_t name_length = static_cast<uint8_t>(bytes[0]);
+  if (name_length > kMaxNodeName) {
+    return Error(StatusCode::kCorruption, "identity: a name of {} bytes (at most {})", name_length,
+                 kMaxNodeName);
+  }
+  // The length is checked against what is there before any of it is read.
+  if (bytes.size() < 1 + name_length + 1) {
+    return Error(StatusCode::kCorruption, "identity: {} bytes, too short for a {}-byte name",
+                 bytes.size(), name_length);
+  }
+  NodeIdentity identity;
+  std::string_view name = bytes.substr(1, name_length);
+  if (!std::all_of(name.begin(), name.end(), NodeNameChar)) {
+    return Error(StatusCode::kCorruption,
+                 "identity: the name has a character outside [A-Za-z0-9.:_-]");
+  }
+  identity.name = std::string(name);
+  std::string_view rest = bytes.substr(1 + name_length);
+  const auto has_ordinal = static_cast<uint8_t>(rest[0]);
+  rest.remove_prefix(1);
+  if (has_ordinal > 1) {
+    return Error(StatusCode::kCorruption, "identity: ordinal flag {} (0 or 1)", has_ordinal);
+  }
+  const size_t expected = has_ordinal == 1 ? 4 : 0;
+  if (rest.size() != expected) {
+    return Error(StatusCode::kCorruption, "identity: {} bytes after the ordinal flag, not {}",
+                 rest.size(), expected);
+  }
+  if (has_ordinal == 1) {
+    uint32_t ordinal = 0;
+    for (char c : rest) ordinal = (ordinal << 8) | static_cast<uint8_t>(c);
+    identity.ordinal = int64_t{ordinal};
+  }
+  return identity;
+}
+
+std::string EncodeHello(HelloMode mode, const NodeIdentity& client) {
   std::string out(kHelloMagic);
   out.push_back(static_cast<char>(kProtocolVersion >> 8));
   out.push_back(static_cast<char>(kProtocolVersion & 0xff));
   out.push_back(static_cast<char>(mode));
-  std::string name(client_name.substr(0, kMaxClientName));
-  for (char& c : name) {
-    if (!ClientNameChar(c)) c = '_';
-  }
-  if (!name.empty()) {
-    out.push_back(static_cast<char>(name.size()));
-    out.append(name);
-  }
+  out.append(EncodeNodeIdentity(client));
   return out;
 }
 
@@ -220,32 +293,43 @@ Result<Hello> ParseHello(std::string_view payload) {
                             static_cast<uint8_t>(payload[kHelloMagic.size() + 1]));
   if (version != kProtocolVersion) {
     return Error(StatusCode::kInvalidArgument,
-                 "client speaks protocol version {}, this server speaks {}", version,
-                 kProtocolVersion);
+                 "client speaks protocol version {}, this server speaks {} (upgrade every node "
+                 "of the cluster to one version)",
+                 version, kProtocolVersion);
   }
-  Hello hello;
-  if (payload.size() == base) return hello;  // no mode byte: backup
+  if (payload.size() == base) return Error(StatusCode::kCorruption, "HELLO without a mode");
   auto mode = static_cast<uint8_t>(payload[base]);
   if (mode > static_cast<uint8_t>(HelloMode::kProbe)) {
     return Error(StatusCode::kInvalidArgument, "unknown HELLO mode {}", mode);
   }
-  hello.mode = static_cast<HelloMode>(mode);
-  std::string_view rest = payload.substr(base + 1);
-  if (rest.empty()) return hello;
-  const size_t length = static_cast<uint8_t>(rest[0]);
-  std::string_view name = rest.substr(1);
-  if (length == 0 || length > kMaxClientName || name.size() != length ||
-      !std::all_of(name.begin(), name.end(), ClientNameChar)) {
-    return Error(StatusCode::kCorruption, "bad client name in HELLO");
-  }
-  hello.client_name = std::string(name);
-  return hello;
+  auto client = ParseNodeIdentity(payload.substr(base + 1));
+  if (!client) return Error(client.error().WithContext("bad HELLO"));
+  return Hello{static_cast<HelloMode>(mode), std::move(*client)};
 }
 
 Result<HelloMode> CheckHello(std::string_view payload) {
   auto hello = ParseHello(payload);
   if (!hello) return Error(hello.error());
   return hello->mode;
+}
+
+std::string EncodeChallenge(const Nonce& server_nonce, const NodeIdentity& server) {
+  std::string out(AsChars(server_nonce));
+  out.append(EncodeNodeIdentity(server));
+  return out;
+}
+
+Result<Challenge> ParseChallenge(std::string_view payload) {
+  if (payload.size() < kNonceSize) {
+    return Error(StatusCode::kCorruption, "CHALLENGE of {} bytes, shorter than its nonce",
+                 payload.size());
+  }
+  Challenge challenge;
+  std::memcpy(challenge.server_nonce.data(), payload.data(), kNonceSize);
+  auto server = ParseNodeIdentity(payload.substr(kNonceSize));
+  if (!server) return Error(server.error().WithContext("bad CHALLENGE"));
+  challenge.server = std::move(*server);
+  return challenge;
 }
 
 namespace {

@@ -14,37 +14,83 @@ Nonce Filled(uint8_t v) {
   return n;
 }
 
+// One session's handshake as both ends see it: the HELLO and CHALLENGE payloads, the
+// client's nonce and an optional channel binding.
+struct Session {
+  std::string hello = EncodeHello(HelloMode::kProbe, {"mysql-3", 3});
+  std::string challenge = EncodeChallenge(Filled(1), {"mysql-1", 1});
+  Nonce client_nonce = Filled(2);
+  std::vector<uint8_t> binding;
+  Transcript View() const { return {hello, challenge, client_nonce, binding}; }
+};
+
 TEST(AuthTest, RightSecretMatches) {
-  Nonce s = Filled(1), c = Filled(2);
-  EXPECT_TRUE(MacEqual(ClientMac("secret", s, c), ClientMac("secret", s, c)));
-  EXPECT_TRUE(MacEqual(ServerMac("secret", c, s), ServerMac("secret", c, s)));
+  Session s;
+  EXPECT_TRUE(MacEqual(ClientMac("secret", s.View()), ClientMac("secret", s.View())));
+  EXPECT_TRUE(MacEqual(ServerMac("secret", s.View()), ServerMac("secret", s.View())));
 }
 
 TEST(AuthTest, WrongSecretFails) {
-  Nonce s = Filled(1), c = Filled(2);
-  EXPECT_FALSE(MacEqual(ClientMac("secret", s, c), ClientMac("secreT", s, c)));
-  EXPECT_FALSE(MacEqual(ClientMac("secret", s, c), ClientMac("", s, c)));
+  Session s;
+  EXPECT_FALSE(MacEqual(ClientMac("secret", s.View()), ClientMac("secreT", s.View())));
+  EXPECT_FALSE(MacEqual(ClientMac("secret", s.View()), ClientMac("", s.View())));
 }
 
 TEST(AuthTest, TamperedNonceFails) {
-  Nonce s = Filled(1), c = Filled(2);
-  Mac good = ClientMac("secret", s, c);
-  Nonce s2 = s;
-  s2[17] ^= 0x01;
-  EXPECT_FALSE(MacEqual(good, ClientMac("secret", s2, c)));
-  Nonce c2 = c;
-  c2[0] ^= 0x80;
-  EXPECT_FALSE(MacEqual(good, ClientMac("secret", s, c2)));
+  Session s;
+  const Mac good = ClientMac("secret", s.View());
+  Session server_nonce = s;
+  server_nonce.challenge[17] ^= 0x01;
+  EXPECT_FALSE(MacEqual(good, ClientMac("secret", server_nonce.View())));
+  Session client_nonce = s;
+  client_nonce.client_nonce[0] ^= 0x80;
+  EXPECT_FALSE(MacEqual(good, ClientMac("secret", client_nonce.View())));
+}
+
+// What a relay may change in the clear: the mode, the client's name or ordinal, the server's
+// identity. Each changes both MACs and the stream key, so neither end accepts the other's.
+TEST(AuthTest, EveryFieldOfHelloAndChallengeIsCovered) {
+  const Session original;
+  std::vector<Session> tampered(5, original);
+  tampered[0].hello = EncodeHello(HelloMode::kBackup, {"mysql-3", 3});
+  tampered[1].hello = EncodeHello(HelloMode::kProbe, {"mysql-4", 3});
+  tampered[2].hello = EncodeHello(HelloMode::kProbe, {"mysql-3", std::nullopt});
+  tampered[3].challenge = EncodeChallenge(Filled(1), {"mysql-2", 2});
+  tampered[4].challenge = EncodeChallenge(Filled(1), {"mysql-1", std::nullopt});
+  for (const Session& t : tampered) {
+    EXPECT_FALSE(MacEqual(ClientMac("k", original.View()), ClientMac("k", t.View())));
+    EXPECT_FALSE(MacEqual(ServerMac("k", original.View()), ServerMac("k", t.View())));
+    EXPECT_NE(DeriveStreamKey("k", original.View()), DeriveStreamKey("k", t.View()));
+  }
+}
+
+// Bytes moved from the end of one field to the start of the next make another transcript:
+// every field carries its length.
+TEST(AuthTest, TranscriptEncodingIsUnambiguous) {
+  Transcript a{"ab", "c", Filled(1), {}};
+  Transcript b{"a", "bc", Filled(1), {}};
+  EXPECT_NE(EncodeTranscript("l", a), EncodeTranscript("l", b));
+  EXPECT_FALSE(MacEqual(ClientMac("k", a), ClientMac("k", b)));
+  // The label is length-prefixed too: it cannot absorb the HELLO.
+  EXPECT_NE(EncodeTranscript("la", b),
+            EncodeTranscript("l", Transcript{"ab", "bc", Filled(1), {}}));
+  const std::string encoded = EncodeTranscript("l", a);
+  // lp("l") ‖ lp("ab") ‖ lp("c") ‖ lp(nonce) ‖ lp(""), lp(x) = u32 BE ‖ x
+  EXPECT_EQ(encoded.size(), 5 * 4 + 1 + 2 + 1 + kNonceSize);
+  EXPECT_EQ(encoded.substr(0, 5), std::string("\0\0\0\1l", 5));
+  EXPECT_EQ(encoded.substr(5, 6), std::string("\0\0\0\2ab", 6));
 }
 
 TEST(AuthTest, ServerProofCannotBeReflectedAsClientResponse) {
-  // Same nonces in swapped roles: the labels differ, so the MACs differ.
-  Nonce a = Filled(3);
-  EXPECT_FALSE(MacEqual(ClientMac("k", a, a), ServerMac("k", a, a)));
+  // The same transcript in both roles: the labels differ, so the MACs differ.
+  Session s;
+  EXPECT_FALSE(MacEqual(ClientMac("k", s.View()), ServerMac("k", s.View())));
+  EXPECT_NE(kClientLabel, kServerLabel);
+  EXPECT_NE(kClientLabel, kStreamKeyLabel);
 }
 
 TEST(AuthTest, MacEqualRejectsLengthMismatch) {
-  Mac m = ClientMac("k", Filled(1), Filled(2));
+  Mac m = ClientMac("k", Session().View());
   EXPECT_FALSE(MacEqual(m, std::span<const uint8_t>(m.data(), m.size() - 1)));
 }
 
@@ -59,7 +105,10 @@ TEST(AuthTest, NoncesAreFresh) {
 class FrameTagTest : public ::testing::Test {
  protected:
   static FrameAuthenticator Make(std::string_view secret, uint8_t nonce_fill = 1) {
-    auto a = FrameAuthenticator::Create(DeriveStreamKey(secret, Filled(nonce_fill), Filled(9)));
+    const std::string hello = EncodeHello();
+    const std::string challenge = EncodeChallenge(Filled(nonce_fill));
+    auto a = FrameAuthenticator::Create(
+        DeriveStreamKey(secret, Transcript{hello, challenge, Filled(9), {}}));
     EXPECT_TRUE(a);
     return std::move(*a);
   }
@@ -161,31 +210,99 @@ TEST_F(FrameTagTest, ForgedTrailerIsRefused) {
 }
 
 TEST_F(FrameTagTest, TheKeyDependsOnSecretNoncesAndChannelBinding) {
-  std::array<uint8_t, kChannelBindingSize> ekm{};
-  ekm[0] = 1;
-  StreamKey plain = DeriveStreamKey("k", Filled(1), Filled(2));
-  EXPECT_NE(plain, DeriveStreamKey("k2", Filled(1), Filled(2)));
-  EXPECT_NE(plain, DeriveStreamKey("k", Filled(2), Filled(1)));
-  EXPECT_NE(plain, DeriveStreamKey("k", Filled(1), Filled(2), ekm));
-  // Never equal to the handshake's MACs over the same inputs.
-  EXPECT_NE(Mac(plain), ServerMac("k", Filled(1), Filled(2)));
+  Session s;
+  const StreamKey plain = DeriveStreamKey("k", s.View());
+  EXPECT_NE(plain, DeriveStreamKey("k2", s.View()));
+  Session other_nonce = s;
+  other_nonce.client_nonce = Filled(1);
+  EXPECT_NE(plain, DeriveStreamKey("k", other_nonce.View()));
+  Session bound = s;
+  bound.binding.assign(kChannelBindingSize, 0);
+  bound.binding[0] = 1;
+  EXPECT_NE(plain, DeriveStreamKey("k", bound.View()));
+  // Never equal to the handshake's MACs over the same transcript.
+  EXPECT_NE(Mac(plain), ServerMac("k", s.View()));
+  EXPECT_NE(Mac(plain), ClientMac("k", s.View()));
 }
 
-TEST(HelloTest, ClientNameRoundTripsAndIsSanitized) {
-  auto hello = ParseHello(EncodeHello(HelloMode::kBackup, "mysql-2"));
+TEST(HelloTest, ClientIdentityRoundTripsAndIsSanitized) {
+  auto hello = ParseHello(EncodeHello(HelloMode::kBackup, {"mysql-2", 2}));
   ASSERT_TRUE(hello) << hello.error().ToString();
-  EXPECT_EQ(hello->client_name, "mysql-2");
-  hello = ParseHello(EncodeHello(HelloMode::kProbe, "evil host\nlevel=error"));
+  EXPECT_EQ(hello->client, (NodeIdentity{"mysql-2", 2}));
+  hello = ParseHello(EncodeHello(HelloMode::kProbe, {"evil host\nlevel=error", std::nullopt}));
   ASSERT_TRUE(hello);
   EXPECT_EQ(hello->mode, HelloMode::kProbe);
-  EXPECT_EQ(hello->client_name, "evil_host_level_error");
-  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, std::string(200, 'a')))->client_name.size(),
-            kMaxClientName);
-  std::string bad = EncodeHello(HelloMode::kBackup, "ab");
-  bad.back() = ' ';
+  EXPECT_EQ(hello->client.name, "evil_host_level_error");
+  EXPECT_FALSE(hello->client.ordinal);
+  EXPECT_EQ(
+      ParseHello(EncodeHello(HelloMode::kBackup, {std::string(200, 'a'), 1}))->client.name.size(),
+      kMaxClientName);
+  // Ordinals a StatefulSet cannot give are not sent.
+  EXPECT_FALSE(ParseHello(EncodeHello(HelloMode::kBackup, {"x", -1}))->client.ordinal);
+  EXPECT_FALSE(
+      ParseHello(EncodeHello(HelloMode::kBackup, {"x", int64_t{1} << 32}))->client.ordinal);
+  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, {"", 4294967295}))->client.ordinal,
+            4294967295);
+  std::string bad = EncodeHello(HelloMode::kBackup, {"ab", std::nullopt});
+  bad[bad.size() - 2] = ' ';  // the name's last byte
   EXPECT_EQ(ParseHello(bad).error().code(), StatusCode::kCorruption);
-  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, "ab") + "c").error().code(),
+  EXPECT_EQ(ParseHello(EncodeHello(HelloMode::kBackup, {"ab", 1}) + "c").error().code(),
             StatusCode::kCorruption);
+}
+
+// The identity parser on its own: every malformed form is kCorruption, before any length in
+// it is trusted.
+TEST(IdentityTest, MalformedIdentitiesAreRefused) {
+  const std::string good = EncodeNodeIdentity({"mysql-1", 1});
+  ASSERT_EQ(good, std::string("\x07mysql-1\x01\0\0\0\x01", 13));
+  ASSERT_TRUE(ParseNodeIdentity(good));
+  EXPECT_EQ(*ParseNodeIdentity(std::string("\0\0", 2)), NodeIdentity{});
+  const std::vector<std::string> malformed = {
+      "",                                          // nothing
+      std::string("\0", 1),                        // no ordinal flag
+      std::string("\x07mysql-1", 8),               // no ordinal flag after the name
+      std::string("\x08mysql-1\x01", 9),           // a name longer than the bytes
+      std::string("\x07mysql 1\0", 9),             // a space in the name
+      std::string("\x07mysql-1\x02", 9),           // an unknown flag
+      std::string("\x07mysql-1\x01\0\0\x01", 12),  // a short ordinal
+      good + "x",                                  // trailing bytes
+      std::string("\x07mysql-1\0\0\0\0\x01", 13),  // an ordinal without the flag
+      std::string(1, static_cast<char>(kMaxNodeName + 1)) + std::string(kMaxNodeName + 1, 'a') +
+          std::string("\0", 1),  // a name over the limit
+  };
+  for (const auto& bytes : malformed) {
+    auto parsed = ParseNodeIdentity(bytes);
+    ASSERT_FALSE(parsed) << "accepted " << ::testing::PrintToString(bytes);
+    EXPECT_EQ(parsed.error().code(), StatusCode::kCorruption);
+  }
+}
+
+TEST(IdentityTest, TextNamesWhatIsKnown) {
+  EXPECT_EQ(NodeIdentityText({"mysql-2", 2}), "mysql-2 (ordinal 2)");
+  EXPECT_EQ(NodeIdentityText({"mysql-2", std::nullopt}), "mysql-2 (no ordinal)");
+  EXPECT_EQ(NodeIdentityText({"", 2}), "ordinal 2");
+  EXPECT_EQ(NodeIdentityText({}), "a node with no identity");
+}
+
+TEST(ChallengeTest, RoundTripAndMalformedIdentity) {
+  Nonce nonce = Filled(7);
+  auto challenge = ParseChallenge(EncodeChallenge(nonce, {"mysql-1", 1}));
+  ASSERT_TRUE(challenge) << challenge.error().ToString();
+  EXPECT_EQ(challenge->server_nonce, nonce);
+  EXPECT_EQ(challenge->server, (NodeIdentity{"mysql-1", 1}));
+  challenge = ParseChallenge(EncodeChallenge(nonce));
+  ASSERT_TRUE(challenge);
+  EXPECT_EQ(challenge->server, NodeIdentity{});
+  // A version 2 CHALLENGE (the bare nonce), a short one, one with a bad name or a tail.
+  EXPECT_EQ(ParseChallenge(std::string(kNonceSize, 'n')).error().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ParseChallenge(std::string(kNonceSize - 1, 'n')).error().code(),
+            StatusCode::kCorruption);
+  std::string bad = EncodeChallenge(nonce, {"mysql-1", 1});
+  bad[kNonceSize + 3] = '\n';
+  EXPECT_EQ(ParseChallenge(bad).error().code(), StatusCode::kCorruption);
+  EXPECT_EQ(
+      ParseChallenge(EncodeChallenge(nonce, {"mysql-1", 1}) + std::string(1, '\0')).error().code(),
+      StatusCode::kCorruption);
 }
 
 TEST(FramingTest, HeaderRoundTrip) {
@@ -231,32 +348,42 @@ TEST(HelloTest, RoundTripAndVersionMismatch) {
   EXPECT_EQ(CheckHello("GET / HTTP/1.1\r\n").error().code(), StatusCode::kCorruption);
 }
 
-TEST(HelloTest, ProbeModeAndMissingModeMeansBackup) {
+// A version 2 client's HELLO, byte for byte: refused for its version (the server answers
+// ERROR protocol), not parsed as a version 3 one.
+TEST(HelloTest, VersionTwoHelloIsRefusedForItsVersion) {
+  std::string v2 = std::string(kHelloMagic) + std::string("\0\x02\x01\x07mysql-2", 11);
+  auto hello = ParseHello(v2);
+  ASSERT_FALSE(hello);
+  EXPECT_EQ(hello.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(hello.error().message().find("protocol version 2, this server speaks 3"),
+            std::string::npos)
+      << hello.error().message();
+}
+
+TEST(HelloTest, ModeIsRequiredAndChecked) {
   auto probe = CheckHello(EncodeHello(HelloMode::kProbe));
   ASSERT_TRUE(probe);
   EXPECT_EQ(*probe, HelloMode::kProbe);
-  // The first clients sent no mode byte: they asked for a backup.
-  std::string old = EncodeHello();
-  old.pop_back();
-  auto mode = CheckHello(old);
-  ASSERT_TRUE(mode);
-  EXPECT_EQ(*mode, HelloMode::kBackup);
+  // Version 2 let a HELLO end after the version (a backup); version 3 wants every field.
+  std::string bare = std::string(kHelloMagic) + std::string("\0\x03", 2);
+  EXPECT_EQ(CheckHello(bare).error().code(), StatusCode::kCorruption);
+  EXPECT_EQ(CheckHello(bare + std::string(1, '\0')).error().code(), StatusCode::kCorruption);
   std::string unknown = EncodeHello();
-  unknown.back() = 7;
+  unknown[kHelloMagic.size() + 2] = 7;
   EXPECT_EQ(CheckHello(unknown).error().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(CheckHello(EncodeHello() + "x").error().code(), StatusCode::kCorruption);
 }
 
 TEST(HelloTest, ChannelBindingChangesBothMacs) {
-  Nonce s{}, c{};
-  s.fill(1);
-  c.fill(2);
-  std::array<uint8_t, kChannelBindingSize> a{}, b{};
-  b[31] = 1;
-  EXPECT_TRUE(MacEqual(ClientMac("k", s, c, a), ClientMac("k", s, c, a)));
-  EXPECT_FALSE(MacEqual(ClientMac("k", s, c, a), ClientMac("k", s, c, b)));
-  EXPECT_FALSE(MacEqual(ClientMac("k", s, c, a), ClientMac("k", s, c)));
-  EXPECT_FALSE(MacEqual(ServerMac("k", c, s, a), ServerMac("k", c, s, b)));
+  Session a, b;
+  a.binding.assign(kChannelBindingSize, 0);
+  b.binding = a.binding;
+  b.binding[31] = 1;
+  Session none;
+  EXPECT_TRUE(MacEqual(ClientMac("k", a.View()), ClientMac("k", a.View())));
+  EXPECT_FALSE(MacEqual(ClientMac("k", a.View()), ClientMac("k", b.View())));
+  EXPECT_FALSE(MacEqual(ClientMac("k", a.View()), ClientMac("k", none.View())));
+  EXPECT_FALSE(MacEqual(ServerMac("k", a.View()), ServerMac("k", b.View())));
 }
 
 TEST(ProbeInfoTest, RoundTrip) {

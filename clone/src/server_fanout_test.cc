@@ -109,15 +109,16 @@ class FanoutServerTest : public ::testing::Test {
   }
   // A receiver that authenticates, takes its HEADER and then reads nothing (yet).
   net::Socket RawReceiver(const std::string& name) {
-    auto sock = ConnectAuthenticated(Donor(), HelloMode::kBackup, Client(name));
-    EXPECT_TRUE(sock) << sock.error().ToString();
-    sock->SetDeadline(std::nullopt);
-    auto header = sock->ReadControlFrame(milliseconds(10'000));
+    auto connection = ConnectAuthenticated(Donor(), HelloMode::kBackup, Client(name));
+    EXPECT_TRUE(connection) << connection.error().ToString();
+    net::Socket& sock = connection->socket;
+    sock.SetDeadline(std::nullopt);
+    auto header = sock.ReadControlFrame(milliseconds(10'000));
     EXPECT_TRUE(header) << header.error().ToString();
     if (header) {
       EXPECT_EQ(header->type, FrameType::kHeader);
     }
-    return std::move(*sock);
+    return std::move(sock);
   }
   int ToolRuns() {
     auto text = files::ReadFile(tmp_.Path("runs.txt"));

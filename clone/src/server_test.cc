@@ -6,21 +6,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "handshake.h"
 #include "net.h"
-#include "xbstream_test_util.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/clone.h"
 #include "replboot/testing/temp_dir.h"
+#include "xbstream_test_util.h"
 
 namespace replboot::clone {
 namespace {
@@ -88,6 +89,58 @@ TEST_F(ServerTest, BusyPastMaxConcurrent) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), StatusCode::kUnavailable);
   EXPECT_NE(r.error().message().find("busy"), std::string::npos) << r.error().message();
+}
+
+// A version 2 client (its HELLO byte for byte) is told which version this server speaks.
+TEST_F(ServerTest, VersionTwoHelloGetsErrorProtocol) {
+  StartServer(1);
+  auto sock = net::Connect(Loopback(server_->port()), std::chrono::milliseconds(2000));
+  ASSERT_TRUE(sock);
+  const std::string v2_hello = std::string(kHelloMagic) + std::string("\0\x02\x00\x07mysql-2", 11);
+  ASSERT_TRUE(sock->WriteFrame(FrameType::kHello, v2_hello, std::chrono::milliseconds(2000)).ok());
+  auto frame = sock->ReadControlFrame(std::chrono::milliseconds(5000));
+  ASSERT_TRUE(frame) << frame.error().ToString();
+  ASSERT_EQ(frame->type, FrameType::kError);
+  ErrorMessage error = DecodeErrorMessage(frame->payload);
+  EXPECT_EQ(error.code, "protocol");
+  EXPECT_NE(error.message.find("protocol version 2, this server speaks 3"), std::string::npos)
+      << error.message;
+  // The client's view of it: a refusal naming the peer and the versions.
+  Status status = ServerErrorStatus(Peer(), frame->payload);
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(status.message().find(Peer() + " refused the connection (protocol)"), std::string::npos)
+      << status.message();
+}
+
+// The server states its identity; a clone that expects another ordinal stops before its
+// RESPONSE (the donor never authenticates it, so never asks its server for a backup).
+TEST_F(ServerTest, CloneThatExpectsAnotherOrdinalIsRefusedByName) {
+  StartServer(1, [](ServerOptions& o) {
+    o.node_name = "mysql-2";
+    o.node_ordinal = 2;
+  });
+  CloneOptions c = Client("right-secret");
+  c.expected_ordinal = 1;
+  auto r = CloneFrom(PeerEndpoint(), c);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(r.error().message(), Peer() + " answered as mysql-2 (ordinal 2), not as ordinal 1");
+  EXPECT_EQ(server_->backups_served(), 0u);
+  // The retry loop treats it like a wrong secret; the same expectation met goes further.
+  RetryPolicy policy;
+  policy.max_rounds = 1;
+  auto retried = CloneFromPeers(
+      [&] {
+        return std::vector<DonorEndpoint>{{PeerEndpoint(), 1}};
+      },
+      Client("right-secret"), policy);
+  ASSERT_FALSE(retried);
+  EXPECT_NE(retried.error().message().find("answered as mysql-2 (ordinal 2)"), std::string::npos)
+      << retried.error().message();
+  c.expected_ordinal = 2;
+  r = CloneFrom(PeerEndpoint(), c);
+  ASSERT_FALSE(r);  // no mysqld behind this server
+  EXPECT_NE(r.error().message().find("backup_failed"), std::string::npos) << r.error().message();
 }
 
 TEST_F(ServerTest, GarbageClientIsDropped) {
@@ -297,10 +350,14 @@ class TamperTest : public ::testing::Test {
       if (fd < 0) return;
       net::Socket sock(fd, "replica");
       const std::chrono::milliseconds t(5000);
-      auto client =
-          AcceptAuthenticated(sock, kSecret, nullptr, std::chrono::steady_clock::now() + t);
-      if (!client) return;
+      auto client = AcceptAuthenticated(sock, kSecret, donor_identity_, nullptr,
+                                        std::chrono::steady_clock::now() + t);
+      if (!client) {
+        donor_status_ = client.error();
+        return;
+      }
       client_name_ = client->name;
+      client_ordinal_ = client->ordinal;
       StreamHeader header;
       header.flavour = "mariadb";
       header.server_version = "10.11.6-MariaDB";
@@ -324,24 +381,63 @@ class TamperTest : public ::testing::Test {
     });
   }
 
+  // A donor that knows the secret but checks nothing (a stand-in for a real one that saw a
+  // relay's HELLO): it proves, over the HELLO as it arrived, that it is `identity`, and
+  // sends a HEADER.
+  void StartLenientDonor(NodeIdentity identity) {
+    donor_listener_ = ListenLoopback(&donor_port_);
+    donor_ = std::thread([this, identity] {
+      int fd = ::accept4(donor_listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      net::Socket sock(fd, "replica");
+      const std::chrono::milliseconds t(5000);
+      auto hello = sock.ReadControlFrame(t);
+      auto nonce = RandomNonce();
+      if (!hello || !nonce) return;
+      const std::string challenge = EncodeChallenge(*nonce, identity);
+      if (!sock.WriteFrame(FrameType::kChallenge, challenge, t).ok()) return;
+      auto response = sock.ReadControlFrame(t);
+      if (!response || response->payload.size() != kMacSize + kNonceSize) return;
+      Nonce client_nonce;
+      std::memcpy(client_nonce.data(), response->payload.data() + kMacSize, kNonceSize);
+      Mac proof = ServerMac(kSecret, Transcript{hello->payload, challenge, client_nonce, {}});
+      (void)sock.WriteFrame(FrameType::kProof,
+                            std::string_view(reinterpret_cast<const char*>(proof.data()), kMacSize),
+                            t);
+      (void)sock.WriteFrame(FrameType::kHeader, "{}", t);
+    });
+  }
+
   // A relay between the replica and the donor: the handshake (HELLO, RESPONSE one way,
-  // CHALLENGE, PROOF the other) goes through untouched; the donor's tagged frames are
+  // CHALLENGE, PROOF the other) goes through as `handshake` rewrites it (frame 0 HELLO, 1
+  // CHALLENGE, 2 RESPONSE, 3 PROOF; untouched when unset); the donor's tagged frames are
   // collected and passed on as `mutate` rewrites them.
-  void StartRelay(std::function<void(std::vector<WireFrame>&)> mutate) {
+  void StartRelay(std::function<void(std::vector<WireFrame>&)> mutate,
+                  std::function<void(int, WireFrame&)> handshake = {}) {
     relay_listener_ = ListenLoopback(&relay_port_);
-    relay_ = std::thread([this, mutate] {
+    relay_ = std::thread([this, mutate, handshake] {
       int down = ::accept4(relay_listener_, nullptr, nullptr, SOCK_CLOEXEC);
       if (down < 0) return;
       int up = ConnectLoopback(donor_port_);
-      for (int i = 0; i < 2; ++i) {
+      bool through = true;
+      for (int i = 0; i < 2 && through; ++i) {
+        through = false;
         auto from_client = ReadWireFrame(down, false);
-        if (!from_client || !WriteN(up, Encode(*from_client))) break;
+        if (!from_client) break;
+        if (handshake) handshake(2 * i, *from_client);
+        if (!WriteN(up, Encode(*from_client))) break;
         auto from_donor = ReadWireFrame(up, false);
-        if (!from_donor || !WriteN(down, Encode(*from_donor))) break;
+        if (!from_donor) break;
+        if (handshake) handshake(2 * i + 1, *from_donor);
+        through = WriteN(down, Encode(*from_donor));
       }
       std::vector<WireFrame> frames;
-      while (auto f = ReadWireFrame(up, true)) frames.push_back(std::move(*f));
-      mutate(frames);
+      while (through) {
+        auto f = ReadWireFrame(up, true);
+        if (!f) break;
+        frames.push_back(std::move(*f));
+      }
+      if (through) mutate(frames);
       for (const auto& f : frames) WriteN(down, Encode(f));
       ::close(up);
       ::close(down);
@@ -354,6 +450,7 @@ class TamperTest : public ::testing::Test {
     c.secret = kSecret;
     c.tool = tool_;
     c.client_name = "mysql-9";
+    c.client_ordinal = 9;
     c.check_free_space = false;
     return c;
   }
@@ -380,7 +477,10 @@ class TamperTest : public ::testing::Test {
   int donor_listener_ = -1, relay_listener_ = -1;
   uint16_t donor_port_ = 0, relay_port_ = 0;
   std::thread donor_, relay_;
+  NodeIdentity donor_identity_{"mysql-0", 0};  // how StartDonor's donor names itself
   std::string client_name_;
+  std::optional<int64_t> client_ordinal_;
+  std::optional<Status> donor_status_;  // why StartDonor's handshake failed
 };
 
 TEST_F(TamperTest, UntouchedStreamPassesEveryTagAndNamesTheReplica) {
@@ -395,6 +495,111 @@ TEST_F(TamperTest, UntouchedStreamPassesEveryTagAndNamesTheReplica) {
   EXPECT_NE(r.error().message().find("--prepare"), std::string::npos) << r.error().message();
   donor_.join();
   EXPECT_EQ(client_name_, "mysql-9");
+  EXPECT_EQ(client_ordinal_, 9);
+}
+
+// A relay that changes what the HELLO asks for (a backup turned into a probe) or who sends it:
+// the donor's check of the client's MAC, over the HELLO it received, fails.
+TEST_F(TamperTest, TamperedHelloFailsAtTheDonor) {
+  for (int field = 0; field < 2; ++field) {
+    SCOPED_TRACE(field == 0 ? "mode" : "name");
+    donor_status_.reset();
+    StartDonor();
+    StartRelay([](std::vector<WireFrame>&) {},
+               [field](int step, WireFrame& frame) {
+                 if (step != 0) return;
+                 const size_t mode_at = kHelloMagic.size() + 2;
+                 if (field == 0) frame.payload[mode_at] = static_cast<char>(HelloMode::kProbe);
+                 if (field == 1) frame.payload[mode_at + 2 + 6] = '8';  // mysql-9 → mysql-8
+               });
+    auto r = CloneFrom(Loopback(relay_port_), Client());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied) << r.error().ToString();
+    EXPECT_NE(r.error().message().find("authentication failed at " + RelayPeer()),
+              std::string::npos)
+        << r.error().message();
+    donor_.join();
+    relay_.join();
+    ::close(donor_listener_);
+    ::close(relay_listener_);
+    donor_listener_ = relay_listener_ = -1;
+    ASSERT_TRUE(donor_status_);
+    EXPECT_EQ(donor_status_->code(), StatusCode::kPermissionDenied) << donor_status_->ToString();
+    EXPECT_FALSE(std::filesystem::exists(tmp_.Path("data.replboot-staging")));
+  }
+}
+
+// The other end: had the donor taken the relay's HELLO, its PROOF (over that HELLO) does not
+// verify at the replica, which sent another one.
+TEST_F(TamperTest, TamperedHelloFailsAtTheReplica) {
+  StartLenientDonor({"mysql-0", 0});
+  StartRelay([](std::vector<WireFrame>&) {},
+             [](int step, WireFrame& frame) {
+               if (step == 0) frame.payload[kHelloMagic.size() + 2] = 1;  // probe
+             });
+  auto r = CloneFrom(Loopback(relay_port_), Client());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied) << r.error().ToString();
+  EXPECT_NE(r.error().message().find("the server's proof is wrong"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(std::filesystem::exists(tmp_.Path("data.replboot-staging")));
+}
+
+// The relay hands the replica's connection to mysql-2 (same secret) while the replica asked
+// for mysql-1: refused by name before the replica's RESPONSE, so the donor starts nothing.
+TEST_F(TamperTest, AnotherNodeBehindTheAddressIsRefusedByName) {
+  donor_identity_ = {"mysql-2", 2};
+  StartDonor();
+  StartRelay([](std::vector<WireFrame>&) {});
+  CloneOptions c = Client();
+  c.expected_ordinal = 1;
+  auto r = CloneFrom(Loopback(relay_port_), c);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied) << r.error().ToString();
+  EXPECT_EQ(r.error().message(),
+            RelayPeer() + " answered as mysql-2 (ordinal 2), not as ordinal 1");
+  donor_.join();
+  ASSERT_TRUE(donor_status_);
+  EXPECT_NE(donor_status_->code(), StatusCode::kPermissionDenied);  // it never got a RESPONSE
+  EXPECT_TRUE(client_name_.empty());
+  EXPECT_FALSE(std::filesystem::exists(tmp_.Path("data.replboot-staging")));
+}
+
+// ... and relabelling mysql-2's CHALLENGE as mysql-1's gets the relay no further: the MACs
+// cover the CHALLENGE as each end saw it.
+TEST_F(TamperTest, RelabelledChallengeFailsAuthentication) {
+  donor_identity_ = {"mysql-2", 2};
+  StartDonor();
+  StartRelay([](std::vector<WireFrame>&) {},
+             [](int step, WireFrame& frame) {
+               if (step != 1) return;
+               auto challenge = ParseChallenge(frame.payload);
+               ASSERT_TRUE(challenge);
+               frame.payload = EncodeChallenge(challenge->server_nonce, {"mysql-1", 1});
+             });
+  CloneOptions c = Client();
+  c.expected_ordinal = 1;
+  auto r = CloneFrom(Loopback(relay_port_), c);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), StatusCode::kPermissionDenied) << r.error().ToString();
+  EXPECT_NE(r.error().message().find("authentication failed at " + RelayPeer()), std::string::npos)
+      << r.error().message();
+  donor_.join();
+  ASSERT_TRUE(donor_status_);
+  EXPECT_EQ(donor_status_->code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(TamperTest, MalformedServerIdentityIsRefused) {
+  StartDonor();
+  StartRelay([](std::vector<WireFrame>&) {},
+             [](int step, WireFrame& frame) {
+               if (step == 1) frame.payload[kNonceSize + 1] = '\n';  // into the name
+             });
+  auto r = CloneFrom(Loopback(relay_port_), Client());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), StatusCode::kCorruption) << r.error().ToString();
+  EXPECT_NE(r.error().message().find("bad CHALLENGE"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find(RelayPeer()), std::string::npos) << r.error().message();
 }
 
 TEST_F(TamperTest, FlippedDataByteIsRefused) {

@@ -51,11 +51,12 @@ class Cluster:
             self._slow = self.serve(self.h.addr(3), "serve-slow", bandwidth=3_000_000)
         return self._slow
 
-    def config(self, name, listen="127.0.0.1:3307", secret_file=None, bandwidth=0, datadir=None, extra=""):
+    def config(self, name, listen="127.0.0.1:3307", secret_file=None, bandwidth=0, datadir=None, extra="",
+               hostname="mysql-1"):
         path = self.h.path(f"{name}.toml")
         with open(path, "w") as f:
             f.write(f"""[node]
-hostname = "mysql-1"
+hostname = "{hostname}"
 flavour = "mariadb"
 [mysql]
 socket = "{self.primary.socket}"
@@ -73,8 +74,8 @@ fanout_window_ms = 0
 {extra}""")
         return path
 
-    def serve(self, addr, name, bandwidth=0, extra=""):
-        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra)
+    def serve(self, addr, name, bandwidth=0, extra="", hostname="mysql-1"):
+        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra, hostname=hostname)
         proc = self.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
         wait_until(lambda: "backup_server_listening" in read_log(proc), 20, f"{name} to listen")
         proc.addr = addr
@@ -525,19 +526,24 @@ def test_clone_from_replica_leaves_its_replication_running():
 
 def test_peers_probes_with_the_authenticated_hello():
     """`replboot peers` with a secret: the real donor answers the probe (no backup started), a
-    donor with another secret is listed as refused and not chosen."""
+    donor with another secret is listed as refused and not chosen, and so is a node with the
+    right secret that answers for another ordinal (protocol v3: the handshake proves which node
+    answers)."""
     c = cluster()
     h = c.h
     other = write_private(h.path("other-secret"), "another-secret-long-enough\n")
     cfg = c.config("serve-other-secret", listen=f"{h.addr(1)}:3307", secret_file=other)
     imposter = h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-other-secret")
     wait_until(lambda: "backup_server_listening" in read_log(imposter), 20, "the other server to listen")
+    donor = c.serve(h.addr(4), "serve-mysql-0", hostname="mysql-0")
     dns = Dnsmasq(h, f"{h.subnet}.2")
-    dns.add_host("mysql-0.mysql", c.fast.addr).add_host("mysql-1.mysql", h.addr(1)).start()
+    # mysql-3.mysql points at the fast server, which names itself mysql-1.
+    dns.add_host("mysql-0.mysql", donor.addr).add_host("mysql-1.mysql", h.addr(1)) \
+        .add_host("mysql-3.mysql", c.fast.addr).start()
     resolv = h.path("resolv.conf")
     with open(resolv, "w") as f:
         f.write("options ndots:1\n")
-    r = subprocess.run([replboot_bin(), "peers", "--config", c.config("peers"), "--hostname", "mysql-2", "--json",
+    r = subprocess.run([replboot_bin(), "peers", "--config", c.config("peers"), "--hostname", "mysql-4", "--json",
                         "--dns-server", f"{dns.addr}:{dns.port}", "--set", f"dns.resolv_conf={resolv}",
                         "--set", "dns.lookup_deadline=30"], capture_output=True, text=True, timeout=60)
     docs = [line for line in r.stdout.splitlines() if line.startswith("{")]
@@ -547,9 +553,12 @@ def test_peers_probes_with_the_authenticated_hello():
     assert doc["donor"]["ordinal"] == 0, doc
     peers = {p["ordinal"]: p for p in doc["peers"]}
     assert peers[1]["state"] == "refused" and "authentication failed" in peers[1]["summary"], peers[1]
+    assert peers[3]["state"] == "refused" and "answered as mysql-1 (ordinal 1), not as ordinal 3" in \
+        peers[3]["summary"], peers[3]
     assert peers[0]["state"] == "reachable", peers[0]
-    wait_until(lambda: "event=backup_probe_answered" in read_log(c.fast), 10, "the donor to log the probe")
-    assert "event=backup_started" not in read_log(c.fast), "a probe started a backup"
+    wait_until(lambda: "event=backup_probe_answered" in read_log(donor), 10, "the donor to log the probe")
+    assert "event=backup_started" not in read_log(donor), "a probe started a backup"
+    assert "event=backup_started" not in read_log(c.fast), "a probe of the wrong node started a backup"
     assert "event=auth_refused" in read_log(imposter)
     assert_no_secret_in_logs(c)
 

@@ -99,7 +99,10 @@ void AddCloneCommands(CLI::App& app) {
       policy.max_rounds = std::max(1, *rounds);
       const clone::Endpoint endpoint = *donor;
       auto result = clone::CloneFromPeers(
-          [endpoint] { return std::vector<clone::Endpoint>{endpoint}; }, *options, policy);
+          [endpoint] {
+            return std::vector<clone::DonorEndpoint>{{endpoint, std::nullopt}};
+          },
+          *options, policy);
       if (!result) {
         if (signals.signal() != 0) {
           Fail("clone_cancelled", result.error());

@@ -49,16 +49,18 @@ CloneStep::~CloneStep() {
   resolver_.reset();  // before the io_context goes
 }
 
-std::vector<clone::Endpoint> CloneStep::DiscoverDonors(std::stop_token stop) {
+std::vector<clone::DonorEndpoint> CloneStep::DiscoverDonors(std::stop_token stop) {
   auto found = discovery::RunDiscovery(io_, *resolver_, *prober_, discover_, stop);
-  std::vector<clone::Endpoint> donors;
+  std::vector<clone::DonorEndpoint> donors;
   if (!found) return donors;
   for (const auto& peer : found->peers) {
     Log()->info("event=clone_candidate ordinal={} name={} state={} summary={}",
                 peer.candidate.ordinal, peer.candidate.name, discovery::PeerStateName(peer.state),
                 log::Quote(peer.Summary()));
     if (peer.state == discovery::PeerState::kReachable && peer.answered)
-      donors.push_back(*peer.answered);
+      // The probe proved the candidate's ordinal there; the clone insists on it again, as
+      // the address may have changed hands since.
+      donors.push_back({*peer.answered, peer.candidate.ordinal});
   }
   return donors;
 }

@@ -197,6 +197,7 @@ Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
   // `replboot clone` resolves no identity: its node.hostname as given (the machine's by default).
   o.client_name =
       settings.identity.hostname.empty() ? config.node.hostname : settings.identity.hostname;
+  if (!settings.identity.hostname.empty()) o.client_ordinal = settings.identity.ordinal;
   if (settings.mysql_user)
     o.owner = clone::FileOwner{settings.mysql_user->uid, settings.mysql_user->gid};
   return o;
@@ -226,6 +227,17 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   // Probes and HEADERs tell the node's cluster id (a file in the datadir) and role.
   o.datadir = config.mysql.datadir;
   if (!settings.identity.hostname.empty()) o.role = std::string(conf::RoleName(settings.identity.role));
+  // Every CHALLENGE names the node, so a replica that expects mysql-1 there refuses any other
+  // node (protocol.h). `replboot serve-backup` resolves no identity: it states node.hostname,
+  // and its ordinal only when the name has the StatefulSet form (never a made-up 0).
+  if (!settings.identity.hostname.empty()) {
+    o.node_name = settings.identity.hostname;
+    o.node_ordinal = settings.identity.ordinal;
+  } else {
+    o.node_name = config.node.hostname;
+    if (auto identity = conf::ParseIdentity(config.node.hostname, config.node.server_id_offset))
+      o.node_ordinal = identity->ordinal;
+  }
   o.fanout_window = std::chrono::milliseconds(config.backup.fanout_window_ms);
   return o;
 }

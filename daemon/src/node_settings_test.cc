@@ -124,6 +124,39 @@ TEST(NodeSettingsTest, TlsFilesAreLoadedOnceAtResolveAndNamedWhenMissing) {
       << settings.error().message();
 }
 
+// The handshake names both ends (protocol.h): the server its node and ordinal in CHALLENGE,
+// the client its ordinal in HELLO, both from the identity.
+TEST(NodeSettingsTest, TheIdentityNamesBothEndsOfTheHandshake) {
+  auto settings = ResolveSettings(BaseConfig(), NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  auto server = ServerOptionsFor(*settings);
+  auto client = CloneOptionsFor(*settings);
+  ASSERT_TRUE(server && client);
+  EXPECT_EQ(server->node_name, "mysql-2");
+  EXPECT_EQ(server->node_ordinal, 2);
+  EXPECT_EQ(client->client_ordinal, 2);
+  EXPECT_FALSE(client->expected_ordinal);  // set per donor, by discovery and the clone
+  // `serve-backup` and `clone` resolve no identity: the server still states a StatefulSet
+  // name's ordinal, never one made up for another name; the client states none.
+  settings =
+      ResolveSettings(BaseConfig(), {.identity = false, .flavour = true, .mysql_user = false});
+  ASSERT_TRUE(settings);
+  server = ServerOptionsFor(*settings);
+  client = CloneOptionsFor(*settings);
+  ASSERT_TRUE(server && client);
+  EXPECT_EQ(server->node_name, "mysql-2");
+  EXPECT_EQ(server->node_ordinal, 2);
+  EXPECT_FALSE(client->client_ordinal);
+  conf::Config c = BaseConfig();
+  c.node.hostname = "buildhost";
+  settings = ResolveSettings(c, {.identity = false, .flavour = true, .mysql_user = false});
+  ASSERT_TRUE(settings);
+  server = ServerOptionsFor(*settings);
+  ASSERT_TRUE(server);
+  EXPECT_EQ(server->node_name, "buildhost");
+  EXPECT_FALSE(server->node_ordinal);
+}
+
 TEST(NodeSettingsTest, BadHostnameIsAnError) {
   conf::Config c = BaseConfig();
   c.node.hostname = "mysql";

@@ -493,6 +493,9 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
       clone::CloneOptions clone_options = (*survey)->clone_options();
       clone_options.stop = stop;
       clone_options.on_progress = on_progress;
+      // The survey's answer came from this ordinal: the clone and the probe before the commit
+      // take the datadir from no other node.
+      clone_options.expected_ordinal = donor.ordinal;
       const clone::Endpoint donor_endpoint = *endpoint;
       clone_options.before_commit = [&settings, &clone_options, donor, donor_endpoint](
                                         const std::string& staging,
@@ -533,7 +536,10 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
       policy.max_rounds = 2;  // then survey again: the donor may be gone, another ahead
       policy.first_backoff = milliseconds(1000);
       auto cloned = clone::CloneFromPeers(
-          [&] { return std::vector<clone::Endpoint>{donor_endpoint}; }, clone_options, policy);
+          [&] {
+            return std::vector<clone::DonorEndpoint>{{donor_endpoint, donor.ordinal}};
+          },
+          clone_options, policy);
       if (cloned) {
         Log()->info("event=primary_recovered donor={} cluster_id={} gtid_state={}", donor.name,
                     cloned->header.cluster_id.empty() ? "-" : cloned->header.cluster_id,

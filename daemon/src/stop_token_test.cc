@@ -110,7 +110,7 @@ TEST(StopTokenTest, BackoffBetweenRoundsEndsOnStop) {
   auto stopper = StopAfter(source, milliseconds(200));
   auto start = Clock::now();
   auto result =
-      clone::CloneFromPeers([] { return std::vector<clone::Endpoint>{}; }, options, policy);
+      clone::CloneFromPeers([] { return std::vector<clone::DonorEndpoint>{}; }, options, policy);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), StatusCode::kCancelled) << result.error().ToString();
   EXPECT_LT(SecondsSince(start), 10.0);

@@ -245,7 +245,7 @@ asio::awaitable<Discovery> DiscoverPeers(Resolver& resolver, Prober& prober,
         bool only_refusals = true;  // every address answered and said no for good
         for (const auto& addr : peer.addresses) {
           asio::ip::tcp::endpoint endpoint(addr, peer.port);
-          Status probed = co_await prober.Probe(endpoint);
+          Status probed = co_await prober.Probe(peer.candidate, endpoint);
           if (probed.ok()) {
             peer.state = PeerState::kReachable;
             peer.answered = endpoint;

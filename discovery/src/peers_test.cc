@@ -56,8 +56,10 @@ class FakeProber : public Prober {
   // Endpoints that answer but say no for good (an authenticated prober's wrong secret).
   std::map<asio::ip::tcp::endpoint, Status> refusing;
   std::vector<asio::ip::tcp::endpoint> probed;
-  asio::awaitable<Status> Probe(asio::ip::tcp::endpoint endpoint) override {
+  std::vector<int64_t> probed_ordinals;  // the candidate each probe was for
+  asio::awaitable<Status> Probe(Candidate candidate, asio::ip::tcp::endpoint endpoint) override {
     probed.push_back(endpoint);
+    probed_ordinals.push_back(candidate.ordinal);
     if (up.count(endpoint)) co_return Status::Ok();
     if (auto it = refusing.find(endpoint); it != refusing.end()) co_return it->second;
     co_return Status(StatusCode::kUnavailable, "refused");
@@ -201,6 +203,29 @@ TEST(DiscoverPeersTest, NearestDownFallsToTheNextLower) {
   EXPECT_EQ(d.peers[0].state, PeerState::kUnreachable);
   EXPECT_NE(d.peers[0].detail.find("refused"), std::string::npos);
   EXPECT_EQ(d.peers[2].state, PeerState::kReachable);  // probe_all: the table shows it too
+}
+
+// Each address is probed as the candidate it belongs to, so that an authenticated prober can
+// insist that the node there is that very ordinal; another node answering is a refusal.
+TEST(DiscoverPeersTest, EachProbeIsForItsOwnCandidate) {
+  FakeResolver r;
+  r.hosts = {{"mysql-2.mysql", {make_address("127.0.0.12")}},
+             {"mysql-1.mysql", {make_address("127.0.0.11"), make_address("127.0.0.21")}},
+             {"mysql-0.mysql", {make_address("127.0.0.10")}}};
+  FakeProber p;
+  p.up = {Ep("127.0.0.10")};
+  p.refusing[Ep("127.0.0.12")] =
+      Status(StatusCode::kPermissionDenied, "127.0.0.12:3307 answered as mysql-1 (ordinal 1)");
+  auto o = Options(3);
+  o.probe_all = true;
+  Discovery d = Discover(r, p, o);
+  EXPECT_EQ(p.probed, (std::vector<asio::ip::tcp::endpoint>{Ep("127.0.0.12"), Ep("127.0.0.11"),
+                                                            Ep("127.0.0.21"), Ep("127.0.0.10")}));
+  EXPECT_EQ(p.probed_ordinals, (std::vector<int64_t>{2, 1, 1, 0}));
+  EXPECT_EQ(d.peers[0].state, PeerState::kRefused);
+  EXPECT_NE(d.peers[0].detail.find("answered as mysql-1"), std::string::npos) << d.peers[0].detail;
+  ASSERT_TRUE(d.Donor());
+  EXPECT_EQ(d.Donor()->candidate.ordinal, 0);
 }
 
 TEST(DiscoverPeersTest, TriesEveryAddressOfAPeer) {

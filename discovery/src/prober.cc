@@ -18,7 +18,8 @@ std::string EndpointText(const asio::ip::tcp::endpoint& endpoint) {
   return out.str();
 }
 
-asio::awaitable<Status> TcpProber::Probe(asio::ip::tcp::endpoint endpoint) {
+asio::awaitable<Status> TcpProber::Probe(Candidate /*candidate*/,
+                                         asio::ip::tcp::endpoint endpoint) {
   auto executor = co_await asio::this_coro::executor;
   auto socket = std::make_shared<asio::ip::tcp::socket>(executor);
   asio::steady_timer watchdog(executor, timeout_);

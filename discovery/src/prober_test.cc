@@ -22,7 +22,7 @@ using std::chrono::milliseconds;
 
 Status Probe(asio::io_context& io, TcpProber& prober, tcp::endpoint endpoint) {
   std::optional<Status> out;
-  asio::co_spawn(io, prober.Probe(endpoint), [&](std::exception_ptr e, Status s) {
+  asio::co_spawn(io, prober.Probe({}, endpoint), [&](std::exception_ptr e, Status s) {
     EXPECT_FALSE(e);
     out = std::move(s);
   });
@@ -103,7 +103,7 @@ TEST(TcpProberTest, CancellationAbortsTheProbe) {
   asio::cancellation_signal cancel;
   std::optional<Status> out;
   asio::co_spawn(
-      io, prober.Probe(hole.endpoint()),
+      io, prober.Probe({}, hole.endpoint()),
       asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr, Status s) { out = s; }));
   asio::steady_timer t(io, milliseconds(50));
   t.async_wait([&](auto) { cancel.emit(asio::cancellation_type::terminal); });

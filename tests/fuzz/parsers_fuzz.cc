@@ -78,10 +78,17 @@ void FuzzProtocol(std::string_view text) {
     if (header) Check(header->length <= clone::kMaxDataPayload);
   }
   if (auto hello = clone::ParseHello(text)) {
-    Check(hello->client_name.size() <= clone::kMaxClientName);
-    auto again = clone::ParseHello(clone::EncodeHello(hello->mode, hello->client_name));
-    Check(again.has_value() && again->mode == hello->mode &&
-          again->client_name == hello->client_name);
+    Check(hello->client.name.size() <= clone::kMaxNodeName);
+    // Strict: the one encoding of what was parsed is the input itself.
+    Check(clone::EncodeHello(hello->mode, hello->client) == text);
+  }
+  if (auto identity = clone::ParseNodeIdentity(text)) {
+    Check(identity->name.size() <= clone::kMaxNodeName);
+    Check(!identity->ordinal || (*identity->ordinal >= 0 && *identity->ordinal <= 0xffffffffLL));
+    Check(clone::EncodeNodeIdentity(*identity) == text);
+  }
+  if (auto challenge = clone::ParseChallenge(text)) {
+    Check(clone::EncodeChallenge(challenge->server_nonce, challenge->server) == text);
   }
   if (auto header = clone::DecodeStreamHeader(text)) {
     auto again = clone::DecodeStreamHeader(clone::EncodeStreamHeader(*header));

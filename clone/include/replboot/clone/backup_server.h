@@ -132,6 +132,11 @@ struct ServerOptions {
   // no backup.
   std::string datadir;
   std::string role;
+  // How the server names itself in every CHALLENGE (protocol.h, "Why a transcript"): a
+  // replica that expects another ordinal refuses it. "" and none for a node without an
+  // identity (a test server): then only clients that expect no ordinal accept it.
+  std::string node_name;
+  std::optional<int64_t> node_ordinal;
   // The GTID state a probe reports (binlog_state, current_pos as Dialect::GtidStateQuery);
   // with probe_server_version set and this empty, no GTID state is reported (has_data
   // false). Without either seam both come from the local server in one session.

@@ -107,9 +107,15 @@ struct CloneOptions {
   // More names a donor's stream must not contain at its top; the node's own files
   // (base/datadir_files.h) are always refused.
   std::vector<std::string> reserved_names;
-  // How this node names itself to the donor (its logs say who is cloning); "" = the host
-  // name.
+  // How this node names itself to the donor in HELLO (its logs say who is cloning); "" = the
+  // host name. Its ordinal, when it has one (`replboot clone` by hand has none).
   std::string client_name;
+  std::optional<int64_t> client_ordinal;
+  // The ordinal the node at the other end must prove (protocol.h, "Why a transcript"): set,
+  // a server that states another ordinal, or none, is refused with kPermissionDenied naming
+  // both. Discovery sets it per candidate, the clone per chosen donor; unset: any node with
+  // the secret will do (`replboot clone --from`).
+  std::optional<int64_t> expected_ordinal;
   // Runs after --prepare, once the staging dir is synced and holds the donor's cluster id,
   // right before the commit marker: files the node needs with this clone go in here, so a
   // committed clone always has them. An error fails the attempt (the staging dir is
@@ -126,6 +132,7 @@ struct CloneOptions {
 
 struct CloneResult {
   std::string donor;
+  NodeIdentity donor_node;  // who the donor's handshake proved to be
   std::string datadir;
   StreamHeader header;
   uint64_t bytes = 0;
@@ -176,7 +183,13 @@ struct RetryPolicy {
   std::chrono::milliseconds max_backoff{60'000};
   int auth_skip_rounds = 3;
 };
-Result<CloneResult> CloneFromPeers(const std::function<std::vector<Endpoint>()>& peers,
+// A donor to try: its backup endpoint and, when discovery knows it, the ordinal of the node
+// behind it, which that attempt then expects (CloneOptions::expected_ordinal).
+struct DonorEndpoint {
+  Endpoint endpoint;
+  std::optional<int64_t> ordinal;
+};
+Result<CloneResult> CloneFromPeers(const std::function<std::vector<DonorEndpoint>()>& peers,
                                    const CloneOptions& options, const RetryPolicy& policy);
 
 // "mariabackup" or "xtrabackup" when options.tool is empty.

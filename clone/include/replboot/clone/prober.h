@@ -1,6 +1,7 @@
 // AuthenticatedProber: discovery's Prober (discovery/prober.h) that asks a peer's backup
 // endpoint for an authenticated probe (protocol.h, HELLO mode probe) instead of a bare TCP
 // connect, so that discovery only picks a donor that would serve us: it knows our secret,
+// is the very candidate discovery asked for (its handshake proves the candidate's ordinal),
 // runs our flavour and major.minor version, and is not busy. The donor starts nothing.
 //
 // The handshake is blocking (poll with deadlines, net.h); it runs on a small thread pool
@@ -32,13 +33,16 @@ class AuthenticatedProber final : public discovery::Prober {
   AuthenticatedProber(const AuthenticatedProber&) = delete;
   AuthenticatedProber& operator=(const AuthenticatedProber&) = delete;
 
-  // Ok when a clone from `endpoint` could start now. Otherwise, naming the endpoint:
-  // kPermissionDenied (wrong secret), kUnavailable (refused, busy, its server down),
-  // kTimeout, kInvalidArgument (flavour or version mismatch), kCancelled.
-  boost::asio::awaitable<Status> Probe(boost::asio::ip::tcp::endpoint endpoint) override;
+  // Ok when a clone from `endpoint`, as `candidate`, could start now. Otherwise, naming the
+  // endpoint: kPermissionDenied (wrong secret, or the node there is not candidate.ordinal),
+  // kUnavailable (refused, busy, its server down), kTimeout, kInvalidArgument (flavour or
+  // version mismatch), kCancelled.
+  boost::asio::awaitable<Status> Probe(discovery::Candidate candidate,
+                                       boost::asio::ip::tcp::endpoint endpoint) override;
 
   // What `endpoint` answered its last probe (ProbePeer), also when that answer made the
-  // probe fail (busy, another version); nullopt when it never answered. This is how
+  // probe fail (busy, another version); nullopt when it never answered or another node than
+  // the candidate answered. This is how
   // discovery's rounds (which only see a Status) also yield each peer's place in the
   // cluster (cluster id, data, role, GTID state). Forget() drops every answer, before a
   // new round.

@@ -1,4 +1,4 @@
-// The backup protocol between a donor's BackupServer and a cloning replica, version 2.
+// The backup protocol between a donor's BackupServer and a cloning replica, version 3.
 //
 // Every message is a frame: | type u8 | length u32 big-endian | payload (length bytes) |,
 // and every frame the server sends after PROOF also carries a tag:
@@ -7,15 +7,12 @@
 //
 //   client                                   server
 //   [TLS handshake, when backup.tls = true on both sides]
-//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8 [‖ name_len u8 ‖ name]   →
-//             (name: the client's host name, for the donor's logs; at most kMaxClientName
-//              bytes of [A-Za-z0-9.:_-]; absent or empty when unknown)
-//                                            ←  CHALLENGE server_nonce (32 random bytes)
+//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8 ‖ identity(client)   →
+//                                            ←  CHALLENGE server_nonce (32) ‖ identity(server)
 //   RESPONSE  mac_c (32) ‖ client_nonce (32)       →
-//       mac_c = HMAC-SHA256(secret, server_nonce ‖ client_nonce ‖ "replboot-backup-v1" ‖ ekm)
+//       mac_c = HMAC-SHA256(secret, transcript(kClientLabel))
 //                                            ←  PROOF mac_s (32)         (or ERROR auth_failed)
-//       mac_s = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ "replboot-backup-v1 server"
-//                           ‖ ekm)
+//       mac_s = HMAC-SHA256(secret, transcript(kServerLabel))
 //   --- from here on every server frame is tagged (see "Why tags") ---
 //   mode 0 (backup):
 //                                            ←  HEADER JSON   (or ERROR busy / backup_failed)
@@ -27,15 +24,36 @@
 //                                               has_data, role, GTID state), then the server
 //                                               closes
 //
+//   identity  = name_len u8 ‖ name ‖ has_ordinal u8 (0 | 1) ‖ [ordinal u32 BE, when 1]
+//       name: the node's name (its pod's host name, e.g. mysql-2), at most kMaxNodeName bytes
+//       of [A-Za-z0-9.:_-], empty when it has none; ordinal: its StatefulSet ordinal. Both are
+//       optional (`replboot clone` by hand, a test server). Parsed strictly: nothing may
+//       follow it, in HELLO or CHALLENGE.
+//   transcript(label) = lp(label) ‖ lp(HELLO payload) ‖ lp(CHALLENGE payload) ‖
+//                       lp(client_nonce) ‖ lp(ekm),     lp(x) = length u32 BE ‖ x
+//       the HELLO and CHALLENGE payloads exactly as they crossed the wire.
+//
 // Why challenge-response: the secret never crosses the wire, and both nonces are fresh, so
 // a recorded session cannot be replayed against either side. The two MACs use different
 // labels so a server's proof can never be reflected as a client's response.
+//
+// Why a transcript (version 3): up to version 2 the MACs covered the nonces only, so what
+// HELLO and CHALLENGE said around them was not authenticated. A host on the path could
+// change a HELLO's mode or name, or, worse, hand every probe meant for mysql-1 to mysql-2
+// (same secret, real answers, but from the least advanced node), which a primary that lost
+// its volume would then clone. Now both MACs and the stream key cover both messages as sent,
+// so a change to either fails the authentication at both ends, and the server states which
+// node it is: a client that knows which node it meant (discovery probes candidate k, a clone
+// the donor it chose) refuses any other, naming both. Every field is length-prefixed, so no
+// two different transcripts encode alike (a name's last byte can never pass for a nonce's
+// first). The client compares the stated identity before it sends its RESPONSE, so that a
+// wrong node starts nothing; its PROOF then proves the identity was the server's own.
 //
 // Why tags (version 2): the handshake proves who is at the other end only at that moment.
 // Without TLS anybody on the path can let the real handshake through and then substitute
 // his own HEADER, DATA and TRAILER (a whole other datadir with a consistent trailer). So
 // every frame after PROOF is authenticated with a key only the two ends know:
-//       stream_key = HMAC-SHA256(secret, client_nonce ‖ server_nonce ‖ kStreamKeyLabel ‖ ekm)
+//       stream_key = HMAC-SHA256(secret, transcript(kStreamKeyLabel))
 //       tag_i      = AES-256-GMAC(stream_key, iv = 0x00000000 ‖ i as u64 BE,
 //                                 aad = type ‖ length ‖ payload)
 // where i counts the tagged frames from 0 (the first frame after PROOF). The counter makes
@@ -80,10 +98,11 @@
 
 namespace replboot::clone {
 
-inline constexpr uint16_t kProtocolVersion = 2;
+inline constexpr uint16_t kProtocolVersion = 3;
 inline constexpr std::string_view kHelloMagic = "replboot-backup";
-inline constexpr std::string_view kClientLabel = "replboot-backup-v1";
-inline constexpr std::string_view kServerLabel = "replboot-backup-v1 server";
+// The three uses of the transcript, each under its own label.
+inline constexpr std::string_view kClientLabel = "replboot-backup-v3 client";
+inline constexpr std::string_view kServerLabel = "replboot-backup-v3 server";
 inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kMacSize = 32;
 inline constexpr size_t kFrameHeaderSize = 5;
@@ -92,7 +111,7 @@ inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
 // reads its tool's pipe (1 MiB) into frames of at most this size, so every donor since
 // protocol v2 stays within it; the receiver refuses a longer frame before allocating.
 inline constexpr uint32_t kMaxDataPayload = 1024 * 1024;
-inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v2 stream server-to-client";
+inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v3 stream server-to-client";
 inline constexpr size_t kTagSize = 16;
 inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
 inline constexpr size_t kChannelBindingSize = 32;
@@ -132,16 +151,23 @@ Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize>
 // Fresh random bytes from OpenSSL's CSPRNG; kInternal when it fails.
 Result<Nonce> RandomNonce();
 
-// `binding` is the TLS channel binding (see above); empty without TLS.
-Mac ClientMac(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
-              std::span<const uint8_t> binding = {});
-Mac ServerMac(std::string_view secret, const Nonce& client_nonce, const Nonce& server_nonce,
-              std::span<const uint8_t> binding = {});
+// What both MACs and the stream key cover (see "Why a transcript"). The views point into
+// the caller's buffers, which must outlive the call they are passed to.
+struct Transcript {
+  std::string_view hello;      // the HELLO payload as sent (client) or received (server)
+  std::string_view challenge;  // the CHALLENGE payload: server nonce ‖ server identity
+  Nonce client_nonce{};
+  std::span<const uint8_t> binding;  // the TLS channel binding (see above); empty without TLS
+};
+// lp(label) ‖ lp(hello) ‖ lp(challenge) ‖ lp(client_nonce) ‖ lp(binding): the bytes HMACed.
+std::string EncodeTranscript(std::string_view label, const Transcript& transcript);
+
+Mac ClientMac(std::string_view secret, const Transcript& transcript);
+Mac ServerMac(std::string_view secret, const Transcript& transcript);
 using StreamKey = std::array<uint8_t, 32>;
 using Tag = std::array<uint8_t, kTagSize>;
 // The key of the server's tagged frames (see "Why tags").
-StreamKey DeriveStreamKey(std::string_view secret, const Nonce& client_nonce,
-                          const Nonce& server_nonce, std::span<const uint8_t> binding = {});
+StreamKey DeriveStreamKey(std::string_view secret, const Transcript& transcript);
 
 // Tags (sender) or checks (receiver) the frames of one direction of one session, in order.
 class FrameAuthenticator {
@@ -172,18 +198,43 @@ bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
 enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
 
-inline constexpr size_t kMaxClientName = 64;
-// `client_name` is cut to kMaxClientName bytes; characters outside the allowed set become '_'.
-std::string EncodeHello(HelloMode mode = HelloMode::kBackup, std::string_view client_name = "");
+// How a node names itself in the handshake (see "identity" above): the client in HELLO,
+// the server in CHALLENGE.
+inline constexpr size_t kMaxNodeName = 64;
+inline constexpr size_t kMaxClientName = kMaxNodeName;
+struct NodeIdentity {
+  std::string name;                // "mysql-2"; "" when the node has none
+  std::optional<int64_t> ordinal;  // 2; none when the node has none
+  bool operator==(const NodeIdentity&) const = default;
+};
+// "mysql-2 (ordinal 2)", "mysql-2 (no ordinal)", "ordinal 2", "a node with no identity".
+std::string NodeIdentityText(const NodeIdentity& identity);
+// The name is cut to kMaxNodeName bytes and characters outside the allowed set become '_';
+// an ordinal outside [0, 2^32) (none a StatefulSet gives: conf::ParseIdentity bounds it by
+// the 32-bit server id) is sent as none.
+std::string EncodeNodeIdentity(const NodeIdentity& identity);
+// Exactly one identity encoding and nothing after it; kCorruption naming what is wrong.
+Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes);
+
+std::string EncodeHello(HelloMode mode = HelloMode::kBackup, const NodeIdentity& client = {});
 struct Hello {
   HelloMode mode = HelloMode::kBackup;
-  std::string client_name;  // as claimed by the (not yet authenticated) client
+  NodeIdentity client;  // as claimed; authenticated only once the client's MAC verified
 };
-// kCorruption when the magic or the name is malformed; kInvalidArgument for another
-// protocol version or an unknown mode.
+// kCorruption when the magic, the identity or the length is malformed; kInvalidArgument for
+// another protocol version (checked first: an older client's HELLO gets ERROR protocol) or
+// an unknown mode.
 Result<Hello> ParseHello(std::string_view payload);
-// The mode the client asks for (kBackup when the mode byte is absent); errors as ParseHello.
+// The mode the client asks for; errors as ParseHello.
 Result<HelloMode> CheckHello(std::string_view payload);
+
+struct Challenge {
+  Nonce server_nonce{};
+  NodeIdentity server;  // as claimed; authenticated only by the server's PROOF
+};
+std::string EncodeChallenge(const Nonce& server_nonce, const NodeIdentity& server = {});
+// kCorruption when shorter than a nonce or the identity after it is malformed.
+Result<Challenge> ParseChallenge(std::string_view payload);
 
 // What the donor tells the replica before the stream, for the pre-flight and progress.
 struct StreamHeader {
@@ -217,7 +268,7 @@ struct ProbeInfo {
   // The node's place in the cluster, for a primary that lost its datadir (the fields are
   // absent from older peers' JSON: "", false, "" then).
   std::string cluster_id;  // "" when the node has none; else a lower-case UUID
-  bool has_data = false;   // its server answered with a GTID state: it holds a datadir
+  bool has_data = false;   // its datadir holds data (the disk says, not its server)
   std::string role;        // "primary" | "replica" | ""
   // MariaDB: @@gtid_binlog_state (every (domain, server_id) ever logged) and
   // @@gtid_current_pos; MySQL: @@gtid_executed in both. "" when unknown.
@@ -230,6 +281,9 @@ struct ProbeInfo {
   bool ready = false;
   std::string not_ready_reason;
   bool diverged = false;
+  // Who answered: the identity the handshake authenticated (filled by the prober, not part
+  // of the JSON).
+  NodeIdentity node;
 };
 // Longest not_ready_reason a probe answer may carry.
 inline constexpr size_t kMaxProbeReason = 1024;

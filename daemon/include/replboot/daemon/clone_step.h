@@ -41,7 +41,7 @@ class CloneStep {
 
   // One discovery round: every reachable candidate's backup endpoint, in policy order; empty
   // when none answers before the discovery deadline or `stop` was requested.
-  std::vector<clone::Endpoint> DiscoverDonors(std::stop_token stop);
+  std::vector<clone::DonorEndpoint> DiscoverDonors(std::stop_token stop);
 
  private:
   CloneStep() = default;

@@ -50,11 +50,6 @@ std::string_view PolicyName(Policy policy);
 // (the primary has no donor) and for negative ordinals.
 std::vector<int64_t> CandidateOrdinals(int64_t ordinal, Policy policy);
 
-struct Candidate {
-  int64_t ordinal = 0;
-  std::string name;  // "mysql-1.mysql"
-};
-
 // Candidates of node `<prefix>-<ordinal>` with their DNS names "<prefix>-<k>.<service>".
 std::vector<Candidate> Candidates(int64_t ordinal, const std::string& prefix,
                                   const std::string& service, Policy policy);
