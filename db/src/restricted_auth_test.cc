@@ -3,7 +3,11 @@
 // of it leaves, and the fake is real enough that mysql_native_password logs in through it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,12 +17,16 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "replboot/db/client.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::db {
 namespace {
@@ -33,6 +41,7 @@ constexpr int kFakeTimeoutMs = 5000;
 constexpr uint32_t kClientLongPassword = 1;
 constexpr uint32_t kClientConnectWithDb = 8;
 constexpr uint32_t kClientProtocol41 = 0x200;
+constexpr uint32_t kClientSsl = 0x800;
 constexpr uint32_t kClientTransactions = 0x2000;
 constexpr uint32_t kClientSecureConnection = 0x8000;
 constexpr uint32_t kClientMultiResults = 0x20000;
@@ -48,6 +57,9 @@ constexpr uint8_t kComQuery = 0x03;
 // `switch_plugin` is set) an AuthSwitchRequest to it with `switch_data`, then OK packets for
 // the login and every query until the client hangs up (when `accept_login`).
 struct Script {
+  // When set, the greeting offers TLS and the fake takes the client's SSLRequest and then
+  // the TLS handshake with this context (which the Script does not own).
+  SSL_CTX* tls = nullptr;
   std::string greeting_plugin = "mysql_native_password";
   std::string switch_plugin;
   std::string switch_data;
@@ -68,7 +80,8 @@ void PutU32(std::string& out, uint32_t v) {
 }
 
 // Protocol::HandshakeV10.
-std::string Greeting(const std::string& plugin) {
+std::string Greeting(const std::string& plugin, bool tls) {
+  const uint32_t caps = kServerCapabilities | (tls ? kClientSsl : 0);
   std::string p;
   p.push_back(10);                  // protocol version
   p += "8.0.99-fake";               // server version, NUL-terminated
@@ -76,10 +89,10 @@ std::string Greeting(const std::string& plugin) {
   PutU32(p, 42);                    // connection id
   p.append(kGreetingSeed, 8);       // auth-plugin-data part 1
   p.push_back('\0');                // filler
-  PutU16(p, kServerCapabilities & 0xffff);
+  PutU16(p, caps & 0xffff);
   p.push_back(45);                  // utf8mb4_general_ci
   PutU16(p, kServerStatusAutocommit);
-  PutU16(p, static_cast<uint16_t>(kServerCapabilities >> 16));
+  PutU16(p, static_cast<uint16_t>(caps >> 16));
   p.push_back(21);                  // length of the auth-plugin-data, both parts and the NUL
   p.append(10, '\0');               // reserved
   p.append(kGreetingSeed + 8, 12);  // auth-plugin-data part 2
@@ -139,6 +152,7 @@ class FakeServer {
   const std::vector<std::string>& packets() const { return packets_; }
   const std::string& bytes() const { return bytes_; }
   const std::string& problem() const { return problem_; }
+  bool tls_failed() const { return tls_failed_; }
 
  private:
   void Serve() {
@@ -158,13 +172,25 @@ class FakeServer {
     Converse();
     // Whatever else arrives until the client hangs up is recorded too.
     char buf[4096];
-    for (ssize_t n; (n = ::recv(fd_, buf, sizeof(buf), 0)) > 0;) bytes_.append(buf, n);
+    for (int n; (n = Receive(buf, sizeof(buf))) > 0;) bytes_.append(buf, n);
+    if (ssl_ != nullptr) SSL_free(ssl_);
     ::close(fd_);
   }
 
   void Converse() {
     uint8_t seq = 0;
-    if (!Send(Greeting(script_.greeting_plugin), seq++)) return;
+    if (!Send(Greeting(script_.greeting_plugin, script_.tls != nullptr), seq++)) return;
+    if (script_.tls != nullptr) {
+      if (!Read(&seq)) return;  // SSLRequest: the client's capabilities, in the clear
+      ssl_ = SSL_new(script_.tls);
+      SSL_set_fd(ssl_, fd_);
+      if (SSL_accept(ssl_) != 1) {
+        tls_failed_ = true;
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+        return;
+      }
+    }
     auto response = Read(&seq);  // HandshakeResponse41
     if (!response) return;
     if (!script_.switch_plugin.empty()) {
@@ -194,17 +220,24 @@ class FakeServer {
     frame += payload;
     size_t sent = 0;
     while (sent < frame.size()) {
-      ssize_t n = ::send(fd_, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
+      ssize_t n = ssl_ != nullptr
+                      ? SSL_write(ssl_, frame.data() + sent, static_cast<int>(frame.size() - sent))
+                      : ::send(fd_, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) return false;
       sent += static_cast<size_t>(n);
     }
     return true;
   }
 
+  int Receive(char* buf, size_t n) {
+    if (ssl_ != nullptr) return SSL_read(ssl_, buf, static_cast<int>(n));
+    return static_cast<int>(::recv(fd_, buf, n, 0));
+  }
+
   bool ReadExactly(size_t n, std::string* out) {
     while (out->size() < n) {
       char buf[4096];
-      ssize_t got = ::recv(fd_, buf, std::min(sizeof(buf), n - out->size()), 0);
+      int got = Receive(buf, std::min(sizeof(buf), n - out->size()));
       if (got <= 0) return false;
       out->append(buf, static_cast<size_t>(got));
       bytes_.append(buf, static_cast<size_t>(got));
@@ -228,6 +261,8 @@ class FakeServer {
   Script script_;
   int listen_fd_ = -1;
   int fd_ = -1;
+  SSL* ssl_ = nullptr;
+  bool tls_failed_ = false;
   int port_ = 0;
   std::thread thread_;
   std::vector<std::string> packets_;
@@ -351,6 +386,160 @@ TEST(RestrictedAuthTest, SwitchToNativePasswordGetsTheScrambleAndLogsIn) {
   EXPECT_EQ(server.packets()[2], std::string(1, static_cast<char>(kComQuery)) +
                                      kBackslashEscapesSql);
   EXPECT_FALSE(HoldsPassword(server.bytes()));
+}
+
+// --- TLS: a throwaway CA and a server certificate, made here with OpenSSL ---
+
+struct KeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct CertFree {
+  void operator()(X509* c) const { X509_free(c); }
+};
+struct CtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
+using Cert = std::unique_ptr<X509, CertFree>;
+
+// A P-256 certificate for `cn`, valid for an hour; issued by `issuer` (null: self-signed CA).
+Cert MakeCert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key,
+              const std::string& san) {
+  Cert cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  static long serial = 1;
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), ++serial);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600);
+  X509_set_pubkey(cert.get(), key);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer != nullptr ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
+  auto add = [&](int nid, const std::string& value) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    ASSERT_NE(ext, nullptr) << value;
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  };
+  add(NID_basic_constraints, issuer == nullptr ? "critical,CA:TRUE" : "CA:FALSE");
+  if (!san.empty()) add(NID_subject_alt_name, san);
+  EXPECT_GT(X509_sign(cert.get(), issuer_key != nullptr ? issuer_key : key, EVP_sha256()), 0);
+  return cert;
+}
+
+// A CA (its PEM in `dir`/ca.pem) and a server context whose certificate it signed for `san`.
+struct Pki {
+  Pki(const testing::TempDir& dir, const std::string& san)
+      : ca_key(EVP_EC_gen("P-256")), server_key(EVP_EC_gen("P-256")) {
+    ca = MakeCert("test-ca", ca_key.get(), nullptr, nullptr, "");
+    server = MakeCert("server", server_key.get(), ca.get(), ca_key.get(), san);
+    ca_path = dir.Path("ca.pem");
+    FILE* f = std::fopen(ca_path.c_str(), "w");
+    PEM_write_X509(f, ca.get());
+    std::fclose(f);
+    ctx.reset(SSL_CTX_new(TLS_server_method()));
+    SSL_CTX_use_certificate(ctx.get(), server.get());
+    SSL_CTX_use_PrivateKey(ctx.get(), server_key.get());
+  }
+  Key ca_key, server_key;
+  Cert ca, server;
+  std::string ca_path;
+  std::unique_ptr<SSL_CTX, CtxFree> ctx;
+};
+
+ConnectOptions ToOverTls(const FakeServer& server, const std::string& ca) {
+  ConnectOptions options = To(server);
+  options.host = "localhost";  // the name the certificate must hold
+  options.tls.enabled = true;
+  options.tls.ca = ca;
+  return options;
+}
+
+TEST(PeerTlsTest, VerifiedCertificateLogsInOverTls) {
+  testing::TempDir dir("db-tls");
+  Pki pki(dir, "DNS:localhost");
+  Script script;
+  script.tls = pki.ctx.get();
+  script.accept_login = true;
+  FakeServer server(script);
+  {
+    auto session = Connect(ToOverTls(server, pki.ca_path));
+    ASSERT_TRUE(session.has_value()) << session.error().ToString();
+  }
+  server.Join();
+  ASSERT_TRUE(server.problem().empty()) << server.problem();
+  EXPECT_FALSE(server.tls_failed());
+  // SSLRequest in the clear, then the handshake response inside TLS.
+  ASSERT_GE(server.packets().size(), 2u);
+  EXPECT_EQ(server.packets()[0].size(), 32u);
+  EXPECT_NE(server.packets()[1].find(kUser), std::string::npos);
+}
+
+TEST(PeerTlsTest, CertificateForAnotherNameIsRefusedBeforeTheLogin) {
+  testing::TempDir dir("db-tls");
+  Pki pki(dir, "DNS:mysql-0.mysql");  // right CA, wrong host
+  Script script;
+  script.tls = pki.ctx.get();
+  script.accept_login = true;
+  FakeServer server(script);
+  auto session = Connect(ToOverTls(server, pki.ca_path));
+  server.Join();
+  ASSERT_FALSE(session.has_value()) << "a certificate for mysql-0.mysql was accepted for localhost";
+  EXPECT_EQ(session.error().code(), StatusCode::kUnavailable) << session.error().ToString();
+  // Nothing but the SSLRequest: no user name, no scramble.
+  EXPECT_LE(server.packets().size(), 1u);
+  EXPECT_EQ(server.bytes().find(kUser), std::string::npos);
+}
+
+TEST(PeerTlsTest, CertificateFromAnotherCaIsRefused) {
+  testing::TempDir dir("db-tls");
+  testing::TempDir other_dir("db-tls-other");
+  Pki pki(dir, "DNS:localhost");
+  Pki stranger(other_dir, "DNS:localhost");
+  Script script;
+  script.tls = stranger.ctx.get();
+  script.accept_login = true;
+  FakeServer server(script);
+  auto session = Connect(ToOverTls(server, pki.ca_path));
+  server.Join();
+  ASSERT_FALSE(session.has_value());
+  EXPECT_EQ(session.error().code(), StatusCode::kUnavailable) << session.error().ToString();
+  EXPECT_EQ(server.bytes().find(kUser), std::string::npos);
+}
+
+TEST(PeerTlsTest, ServerWithoutTlsIsRefusedWhenTlsIsOn) {
+  // A host on the path clears the greeting's CLIENT_SSL bit: no fallback to plaintext.
+  Script script;
+  script.accept_login = true;
+  FakeServer server(script);
+  ConnectOptions options = To(server);
+  options.tls.enabled = true;  // even without a CA
+  auto session = Connect(options);
+  server.Join();
+  ASSERT_FALSE(session.has_value());
+  EXPECT_EQ(session.error().code(), StatusCode::kUnavailable) << session.error().ToString();
+  EXPECT_NE(session.error().message().find("TLS is required but the server offered none"),
+            std::string::npos)
+      << session.error().message();
+  EXPECT_FALSE(HoldsPassword(server.bytes()));
+}
+
+TEST(PeerTlsTest, ServerWithoutTlsIsRefusedBeforeTheLoginWithACa) {
+  testing::TempDir dir("db-tls");
+  Pki pki(dir, "DNS:localhost");
+  Script script;  // no TLS offered
+  script.accept_login = true;
+  FakeServer server(script);
+  auto session = Connect(ToOverTls(server, pki.ca_path));
+  server.Join();
+  ASSERT_FALSE(session.has_value());
+  EXPECT_EQ(session.error().code(), StatusCode::kUnavailable) << session.error().ToString();
+  EXPECT_TRUE(server.packets().empty());
+  EXPECT_EQ(server.bytes().find(kUser), std::string::npos);
 }
 
 TEST(AllowedAuthPluginsTest, PasswordSendingPluginsOnlyOverSocketOrVerifiedTls) {

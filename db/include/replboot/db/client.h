@@ -24,7 +24,9 @@ namespace replboot::db {
 
 // TLS of a TCP connection. The unix socket never leaves the host: it ignores these.
 struct TlsOptions {
-  bool enabled = false;  // TLS 1.2 or 1.3 is required: a server without it is an error
+  // TLS 1.2 or 1.3 is required: a server without it is an error (with a CA, before the login;
+  // without one, right after it, which is all Connector/C 3.3 allows).
+  bool enabled = false;
   // PEM file of the CA the server's certificate must chain to; the certificate must also name
   // the host as ConnectOptions::host gives it (subjectAltName or CN), since peers are addressed
   // by their DNS names. Empty: encrypted but unverified (anyone on the path can pose as the
