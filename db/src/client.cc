@@ -209,8 +209,9 @@ class MariaDbSession final : public Session {
 
 Status SetTlsOptions(MYSQL* mysql, const TlsOptions& tls, const std::string& where) {
   const my_bool on = 1;
-  // Without ENFORCE libmariadb falls back to plaintext when the server offers no TLS, which a
-  // host on the path can arrange by clearing one capability bit.
+  // A host on the path can clear the greeting's TLS bit. With a CA to verify, ENFORCE makes
+  // libmariadb refuse such a greeting before the login; without one it does not, and Connect
+  // checks right after it (see there).
   REPLBOOT_RETURN_STATUS_IF_ERROR(
       SetOption(mysql, MYSQL_OPT_SSL_ENFORCE, &on, "MYSQL_OPT_SSL_ENFORCE", where));
   REPLBOOT_RETURN_STATUS_IF_ERROR(
@@ -247,8 +248,9 @@ Status SetConnectOptions(MYSQL* mysql, const ConnectOptions& options, const std:
       SetOption(mysql, MYSQL_OPT_PROTOCOL, &protocol, "MYSQL_OPT_PROTOCOL", where));
   REPLBOOT_RETURN_STATUS_IF_ERROR(
       SetOption(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4", "MYSQL_SET_CHARSET_NAME", where));
-  // The only guard there is: Connector/C 3.3 takes MYSQL_ENABLE_CLEARTEXT_PLUGIN but sends
-  // the clear password with it off all the same (restricted_auth_test shows it without this).
+  // The one guard against a clear-text plugin: Connector/C 3.3 accepts
+  // MYSQL_ENABLE_CLEARTEXT_PLUGIN but sends the clear password with it off all the same
+  // (restricted_auth_test fails without the line below).
   const std::string plugins = AllowedAuthPlugins(options);
   REPLBOOT_RETURN_STATUS_IF_ERROR(SetOption(mysql, MARIADB_OPT_RESTRICTED_AUTH, plugins.c_str(),
                                             "MARIADB_OPT_RESTRICTED_AUTH", where));
