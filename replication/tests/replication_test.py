@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -187,6 +188,9 @@ def test_tls_replication_verifies_the_primarys_certificate():
     names mysql-0.mysql; the same replica pointed at a CA that did not sign it is refused."""
     with Harness("repl-tls") as H:
         pki = make_pki(H.path("pki"), ["mysql-0.mysql"], other_ca_leaves=["stranger"])
+        # Both mariadbd read them (the primary its key, the replica's IO thread the CA) as mysql.
+        for path in [pki] + [os.path.join(pki, f) for f in os.listdir(pki)]:
+            shutil.chown(path, "mysql", "mysql")
         ca = f"{pki}/ca.pem"
         c = bring_up(H, primary_args=[f"--ssl-cert={pki}/mysql-0.mysql.pem", f"--ssl-key={pki}/mysql-0.mysql.key",
                                       f"--ssl-ca={ca}"],
@@ -213,6 +217,11 @@ def test_tls_replication_verifies_the_primarys_certificate():
             c.replica.sql("STOP SLAVE")
         # A CA that did not sign the primary's certificate.
         refused(f"MASTER_SSL_CA='{pki}/other-ca.pem'", "a certificate its CA did not sign")
+        # Back to the right CA: running again, and the error gone (so the next one is new).
+        c.replica.sql(f"CHANGE MASTER TO MASTER_SSL_CA='{ca}'; START SLAVE")
+        wait_until(lambda: (lambda st: st["Slave_IO_Running"] == "Yes" and st["Last_IO_Errno"] == "0")(
+            slave_status(c.replica)), 30, "the IO thread running with the right CA again")
+        c.replica.sql("STOP SLAVE")
         # The right CA, but the primary reached by an address its certificate does not name.
         refused(f"MASTER_SSL_CA='{ca}', MASTER_HOST='{H.addr(0)}'", "a certificate for another name")
 
