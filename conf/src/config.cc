@@ -141,7 +141,14 @@ const std::vector<Setting>& Settings() {
        "seconds between reconnects to the source"},
       {"replication.start_deadline", REPLBOOT_FIELD(replication, start_deadline), false,
        "seconds for both replication threads to run"},
-      {"replication.tls", REPLBOOT_FIELD(replication, tls), false, "TLS to the source"},
+      {"replication.tls", REPLBOOT_FIELD(replication, tls), false,
+       "TLS on SQL connections to peers (replication and the GTID check)"},
+      {"replication.tls_ca", REPLBOOT_FIELD(replication, tls_ca), false,
+       "CA the source's certificate must chain to (and name the source); empty = unverified"},
+      {"replication.tls_cert", REPLBOOT_FIELD(replication, tls_cert), false,
+       "client certificate presented to the source (optional)"},
+      {"replication.tls_key", REPLBOOT_FIELD(replication, tls_key), false,
+       "private key of replication.tls_cert"},
       {"replication.auto_reclone", REPLBOOT_FIELD(replication, auto_reclone), false,
        "a replica whose source purged the binlogs it needs re-clones itself"},
       {"replication.reclone_after", REPLBOOT_FIELD(replication, reclone_after), false,
@@ -817,6 +824,22 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("replication.start_deadline", c.replication.start_deadline, 1);
   check.AtLeast("replication.reclone_after", c.replication.reclone_after, 1);
   check.AtLeast("replication.reclone_min_interval", c.replication.reclone_min_interval, 0);
+  {
+    // A CA that is set but unused would read as "verified" to whoever set it.
+    const std::pair<const char*, const std::string*> files[] = {
+        {"replication.tls_ca", &c.replication.tls_ca},
+        {"replication.tls_cert", &c.replication.tls_cert},
+        {"replication.tls_key", &c.replication.tls_key}};
+    for (const auto& [key, value] : files) {
+      if (value->empty()) continue;
+      if (!c.replication.tls) check.Fail(key, Quoted(*value), "needs replication.tls = true");
+      check.AbsolutePath(key, *value);
+    }
+    if (c.replication.tls_cert.empty() != c.replication.tls_key.empty()) {
+      check.Fail(c.replication.tls_cert.empty() ? "replication.tls_cert" : "replication.tls_key",
+                 "\"\"", "replication.tls_cert and replication.tls_key go together");
+    }
+  }
 
   check.HostPort("http.listen", c.http.listen, true);
 

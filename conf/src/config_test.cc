@@ -329,6 +329,44 @@ TEST_F(ConfigTest, ValidateListenAddressesAndTls) {
   EXPECT_THAT(s.message(), HasSubstr("6 configuration problems"));
 }
 
+TEST_F(ConfigTest, ValidateReplicationTlsFiles) {
+  LoadedConfig loaded;
+  loaded.config.node.hostname = "mysql-1";
+  loaded.config.replication.tls = true;
+  loaded.config.replication.tls_ca = "/etc/replboot/tls/ca.pem";
+  loaded.config.replication.tls_cert = "/etc/replboot/tls/mysql-1.pem";
+  loaded.config.replication.tls_key = "/etc/replboot/tls/mysql-1.key";
+  EXPECT_TRUE(Validate(loaded).ok()) << Validate(loaded).ToString();
+
+  // A CA without TLS would look like verification to whoever set it.
+  loaded.config.replication.tls = false;
+  Status s = Validate(loaded);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(),
+              HasSubstr("replication.tls_ca = \"/etc/replboot/tls/ca.pem\" (from default): "
+                        "needs replication.tls = true"));
+  EXPECT_THAT(s.message(), HasSubstr("3 configuration problems"));
+
+  loaded.config.replication.tls = true;
+  loaded.config.replication.tls_ca = "tls/ca.pem";  // mysqld would read it from the datadir
+  loaded.config.replication.tls_key.clear();
+  s = Validate(loaded);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("replication.tls_ca = \"tls/ca.pem\""));
+  EXPECT_THAT(s.message(), HasSubstr("must be an absolute path"));
+  EXPECT_THAT(s.message(), HasSubstr("replication.tls_key = \"\""));
+  EXPECT_THAT(s.message(), HasSubstr("2 configuration problems"));
+}
+
+TEST_F(ConfigTest, ReplicationTlsFromTheEnvironment) {
+  options_.env = {{"REPLBOOT_REPLICATION_TLS", "true"},
+                  {"REPLBOOT_REPLICATION_TLS_CA", "/tls/ca.pem"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_TRUE(loaded->config.replication.tls);
+  EXPECT_EQ(loaded->config.replication.tls_ca, "/tls/ca.pem");
+}
+
 TEST_F(ConfigTest, ValidateAppDatabases) {
   LoadedConfig loaded;
   loaded.config.node.hostname = "mysql-0";

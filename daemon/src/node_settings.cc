@@ -2,13 +2,18 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <vector>
 
+#include "replboot/base/log.h"
 #include "replboot/base/process.h"
 #include "replboot/clone/prober.h"
 #include "replboot/conf/render.h"
@@ -73,6 +78,48 @@ Result<std::optional<OsUser>> LookUpMysqlUser(const std::string& name) {
                  "mysql.user {}: no such OS user (mysqld must not run as root)", name);
   }
   return std::optional<OsUser>(OsUser{name, pw.pw_uid, pw.pw_gid});
+}
+
+// Connector/C and mysqld read the file only when they connect, and then say little more than
+// "SSL connection error": a missing or unreadable file is named here, at start-up, instead.
+Status CheckReadableFile(const std::string& path, const char* key) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("{} {}: cannot be read: {}", key, path, std::strerror(errno)));
+  }
+  struct stat st;
+  int rc = ::fstat(fd, &st);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, fmt::format("{} {}: fstat", key, path));
+  if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("{} {}: not a non-empty regular file", key, path));
+  }
+  return Status::Ok();
+}
+
+Result<db::TlsOptions> PeerTls(const conf::Config& config) {
+  const conf::Config::Replication& r = config.replication;
+  db::TlsOptions tls{r.tls, r.tls_ca, r.tls_cert, r.tls_key};
+  if (!tls.enabled) return db::TlsOptions{};
+  const std::pair<const char*, const std::string*> files[] = {
+      {"replication.tls_ca", &tls.ca},
+      {"replication.tls_cert", &tls.cert},
+      {"replication.tls_key", &tls.key}};
+  for (const auto& [key, path] : files) {
+    if (!path->empty()) REPLBOOT_RETURN_IF_ERROR(CheckReadableFile(*path, key));
+  }
+  if (tls.ca.empty()) {
+    log::Get("daemon")->warn(
+        "event=replication_tls_unverified reason={}",
+        log::Quote("replication.tls is on without replication.tls_ca: connections to peers are "
+                   "encrypted but the server is not verified (anyone on the path can pose as "
+                   "the primary); MySQL accounts using caching_sha2_password cannot be used by "
+                   "replboot over such a connection"));
+  }
+  return tls;
 }
 
 }  // namespace
@@ -161,6 +208,9 @@ Result<NodeSettings> ResolveSettings(const conf::Config& config, SettingsNeeds n
     s.tls_client = std::move(*client);
     s.tls_server = std::move(*server);
   }
+  auto peer_tls = PeerTls(config);
+  if (!peer_tls) return Error(peer_tls.error());
+  s.peer_tls = std::move(*peer_tls);
   return s;
 }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "replboot/base/process.h"
+#include "replboot/daemon/recovery_watcher.h"
 #include "replboot/daemon/replication_wiring.h"
 #include "replboot/testing/temp_dir.h"
 
@@ -155,6 +156,65 @@ TEST(NodeSettingsTest, TheIdentityNamesBothEndsOfTheHandshake) {
   ASSERT_TRUE(server);
   EXPECT_EQ(server->node_name, "buildhost");
   EXPECT_FALSE(server->node_ordinal);
+}
+
+TEST(NodeSettingsTest, ReplicationTlsReachesEveryPeerConnection) {
+  testing::TempDir dir("node-settings");
+  conf::Config c = BaseConfig();
+  c.replication.password = "repl-pw";
+  c.replication.tls = true;
+  c.replication.tls_ca = dir.Path("ca.pem");
+  { std::ofstream(c.replication.tls_ca) << "-----BEGIN CERTIFICATE-----\n"; }
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  EXPECT_TRUE(settings->peer_tls.Verified());
+  EXPECT_EQ(settings->peer_tls.ca, c.replication.tls_ca);
+  // The GTID comparison with the primary goes over TCP with it; the local socket does not.
+  auto watcher = RecoveryWatcherOptionsFor(*settings);
+  ASSERT_TRUE(watcher) << watcher.error().ToString();
+  EXPECT_EQ(watcher->primary.host, "mysql-0.mysql");
+  EXPECT_TRUE(watcher->primary.tls.Verified());
+  EXPECT_EQ(watcher->primary.tls.ca, c.replication.tls_ca);
+  EXPECT_FALSE(watcher->local.tls.enabled);
+  EXPECT_FALSE(watcher->local.socket.empty());
+
+  c.replication.tls = false;
+  c.replication.tls_ca.clear();
+  settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  EXPECT_FALSE(settings->peer_tls.enabled);
+  watcher = RecoveryWatcherOptionsFor(*settings);
+  ASSERT_TRUE(watcher) << watcher.error().ToString();
+  EXPECT_FALSE(watcher->primary.tls.enabled);
+}
+
+TEST(NodeSettingsTest, ReplicationTlsFilesMustBeReadable) {
+  testing::TempDir dir("node-settings");
+  conf::Config c = BaseConfig();
+  c.replication.tls = true;
+  c.replication.tls_ca = dir.Path("missing-ca.pem");
+  auto settings = ResolveSettings(c, NoUser());
+  ASSERT_FALSE(settings);
+  EXPECT_EQ(settings.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(settings.error().message().find("replication.tls_ca " + c.replication.tls_ca),
+            std::string::npos)
+      << settings.error().message();
+  // An empty file is no CA either (a Secret mounted before its data was written).
+  { std::ofstream(c.replication.tls_ca) << ""; }
+  settings = ResolveSettings(c, NoUser());
+  ASSERT_FALSE(settings);
+  EXPECT_NE(settings.error().message().find("not a non-empty regular file"), std::string::npos)
+      << settings.error().message();
+  c.replication.tls_ca = dir.path();  // a directory
+  settings = ResolveSettings(c, NoUser());
+  ASSERT_FALSE(settings);
+  EXPECT_NE(settings.error().message().find("replication.tls_ca"), std::string::npos);
+  // Without a CA: allowed (and logged as unverified).
+  c.replication.tls_ca.clear();
+  settings = ResolveSettings(c, NoUser());
+  ASSERT_TRUE(settings) << settings.error().ToString();
+  EXPECT_TRUE(settings->peer_tls.enabled);
+  EXPECT_FALSE(settings->peer_tls.Verified());
 }
 
 TEST(NodeSettingsTest, BadHostnameIsAnError) {

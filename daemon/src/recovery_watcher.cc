@@ -61,6 +61,9 @@ Result<RecoveryWatcherOptions> RecoveryWatcherOptionsFor(const NodeSettings& set
   o.primary.password = *password;
   o.primary.connect_timeout = kPrimaryTimeout;
   o.primary.read_timeout = kPrimaryTimeout;
+  // The comparison decides whether a re-clone may erase this replica's data, and the login
+  // carries the replication password: both need the primary to be who it says it is.
+  o.primary.tls = settings.peer_tls;
   return o;
 }
 

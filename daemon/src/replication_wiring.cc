@@ -101,7 +101,10 @@ Prepared PrepareReplication(const NodeSettings& settings) {
   setup.source.user = config.replication.user;
   setup.source.password = *password;
   setup.source.connect_retry = static_cast<int>(config.replication.connect_retry);
-  setup.source.tls = config.replication.tls;
+  setup.source.tls = settings.peer_tls.enabled;
+  setup.source.tls_ca = settings.peer_tls.ca;
+  setup.source.tls_cert = settings.peer_tls.cert;
+  setup.source.tls_key = settings.peer_tls.key;
   setup.datadir = config.mysql.datadir;
   setup.start_deadline = std::chrono::seconds(config.replication.start_deadline);
   auto outcome = replication::SetupReplica(**session, setup);

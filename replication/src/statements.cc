@@ -98,7 +98,20 @@ Result<std::vector<Statement>> ReplicaStatements(const Position& position,
     options.Add(d.GetSourcePublicKeyOption(), "1");
   }
   options.Add(d.SourceOption("CONNECT_RETRY"), std::to_string(source.connect_retry));
-  if (source.tls) options.Add(d.SourceOption("SSL"), "1");
+  if (source.tls) {
+    options.Add(d.SourceOption("SSL"), "1");
+    if (!source.tls_ca.empty()) {
+      options.Add(d.SourceOption("SSL_CA"), db::QuoteLiteral(source.tls_ca));
+      // Without it a CA only adds a chain nobody checks: any certificate would do.
+      options.Add(d.SourceOption("SSL_VERIFY_SERVER_CERT"), "1");
+    }
+    if (!source.tls_cert.empty()) {
+      options.Add(d.SourceOption("SSL_CERT"), db::QuoteLiteral(source.tls_cert));
+    }
+    if (!source.tls_key.empty()) {
+      options.Add(d.SourceOption("SSL_KEY"), db::QuoteLiteral(source.tls_key));
+    }
+  }
   out.push_back(options.Render(d.ChangeSourceTo()));
   out.push_back(Plain(d.StartReplica()));
   return out;

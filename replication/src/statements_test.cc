@@ -152,6 +152,72 @@ TEST(StatementsTest, MySqlFilePosSamplesAndOldSyntax) {
       (std::vector<std::string>{purge, old_change, "START SLAVE"}));
 }
 
+// The CHANGE statement of a GTID position with `source`, for one server.
+std::string ChangeWith(const SourceOptions& source, const ServerInfo& server) {
+  Position p;
+  p.gtid = server.dialect.flavour() == Flavour::kMariaDB
+               ? "0-1-5"
+               : "c777888a-b6df-11e2-a604-080027635ef5:1-4";
+  auto statements = ReplicaStatements(p, source, server);
+  EXPECT_TRUE(statements.has_value()) << statements.error().ToString();
+  if (!statements) return "";
+  for (const auto& s : *statements) {
+    if (s.sql.starts_with("CHANGE ")) return s.sql;
+  }
+  ADD_FAILURE() << "no CHANGE statement";
+  return "";
+}
+
+TEST(StatementsTest, TlsWithCaVerifiesTheSourceInEveryDialect) {
+  SourceOptions source = Source(/*tls=*/true);
+  // A quote in a path is escaped, not a way out of the literal.
+  source.tls_ca = "/etc/replboot/tls/it's-ca.pem";
+  const std::string ca = "'/etc/replboot/tls/it\\'s-ca.pem'";
+  struct Case {
+    Flavour flavour;
+    int version;
+    std::string tail;
+  };
+  for (const Case& c : std::vector<Case>{
+           {Flavour::kMariaDB, 101119,
+            "MASTER_CONNECT_RETRY=5, MASTER_SSL=1, MASTER_SSL_CA=" + ca +
+                ", MASTER_SSL_VERIFY_SERVER_CERT=1"},
+           {Flavour::kMySQL, 80022,  // before CHANGE REPLICATION SOURCE (8.0.23)
+            "MASTER_CONNECT_RETRY=5, MASTER_SSL=1, MASTER_SSL_CA=" + ca +
+                ", MASTER_SSL_VERIFY_SERVER_CERT=1"},
+           {Flavour::kMySQL, 80036,
+            "SOURCE_CONNECT_RETRY=5, SOURCE_SSL=1, SOURCE_SSL_CA=" + ca +
+                ", SOURCE_SSL_VERIFY_SERVER_CERT=1"},
+           {Flavour::kMySQL, 80403,
+            "SOURCE_CONNECT_RETRY=5, SOURCE_SSL=1, SOURCE_SSL_CA=" + ca +
+                ", SOURCE_SSL_VERIFY_SERVER_CERT=1"}}) {
+    SCOPED_TRACE(c.version);
+    std::string change = ChangeWith(source, Server(c.flavour, c.version));
+    EXPECT_TRUE(change.ends_with(c.tail)) << change;
+  }
+}
+
+TEST(StatementsTest, TlsClientCertificateAndNoCa) {
+  SourceOptions source = Source(/*tls=*/true);
+  source.tls_cert = "/tls/mysql-1.pem";
+  source.tls_key = "/tls/mysql-1.key";
+  // No CA: encrypted, nothing verified (and no VERIFY without a CA to verify against).
+  EXPECT_TRUE(ChangeWith(source, Server(Flavour::kMariaDB, 101119))
+                  .ends_with("MASTER_CONNECT_RETRY=5, MASTER_SSL=1, "
+                             "MASTER_SSL_CERT='/tls/mysql-1.pem', "
+                             "MASTER_SSL_KEY='/tls/mysql-1.key'"));
+  source.tls_ca = "/tls/ca.pem";
+  EXPECT_TRUE(ChangeWith(source, Server(Flavour::kMySQL, 80400))
+                  .ends_with("SOURCE_SSL=1, SOURCE_SSL_CA='/tls/ca.pem', "
+                             "SOURCE_SSL_VERIFY_SERVER_CERT=1, "
+                             "SOURCE_SSL_CERT='/tls/mysql-1.pem', "
+                             "SOURCE_SSL_KEY='/tls/mysql-1.key'"));
+  // TLS off: the files are not mentioned at all.
+  source.tls = false;
+  std::string plain = ChangeWith(source, Server(Flavour::kMariaDB, 101119));
+  EXPECT_EQ(plain.find("SSL"), std::string::npos) << plain;
+}
+
 TEST(StatementsTest, RedactedRenderingHidesOnlyThePassword) {
   Position p;
   p.gtid = "0-1-5";

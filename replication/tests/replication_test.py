@@ -15,14 +15,15 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
 
-from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, http_get, node_env, read_log, replboot_bin,
-                              run_tests, wait_until, write_private)
+from replboot_harness import (Harness, MariaDB, assert_no_secret_in_procs, http_get, make_pki, node_env, read_log,
+                              replboot_bin, run_tests, wait_until, write_private)
 
 REPL_PW = "repl-pw-" + os.urandom(6).hex()
 BACKUP_PW = "backup-pw-" + os.urandom(6).hex()
@@ -45,14 +46,16 @@ class NamespacedMariaDB(MariaDB):
 
 
 class Cluster:
-    def __init__(self, H):
+    def __init__(self, H, primary_args=(), agent_sets=()):
         self.H = H
         secrets = {}
         for name, pw in (("repl", REPL_PW), ("backup", BACKUP_PW), ("app", APP_PW)):
             secrets[name] = write_private(H.path(f"{name}.pw"), pw + "\n")
         self.secrets = secrets
+        self.agent_sets = list(agent_sets)
         self.primary = MariaDB(H, H.addr(0), name="mysql-0",
-                               extra_args=["--log-bin=mysql-bin", "--server-id=100", "--binlog-format=ROW"])
+                               extra_args=["--log-bin=mysql-bin", "--server-id=100", "--binlog-format=ROW",
+                                           *primary_args])
         self.replica = NamespacedMariaDB(H, H.addr(1), {"mysql-0.mysql": H.addr(0)}, name="mysql-1",
                                          extra_args=["--server-id=101", "--read-only"])
         self.agents = {}
@@ -79,7 +82,8 @@ class Cluster:
                 "--set", "replication.connect_retry=1",
                 "--set", "replication.start_deadline=30",
                 "--set", "replication.max_lag=5",
-                "--set", f"http.listen={self.H.addr(i)}:{HTTP_PORT}"]
+                "--set", f"http.listen={self.H.addr(i)}:{HTTP_PORT}"] + \
+            [arg for value in self.agent_sets for arg in ("--set", value)]
 
     def start_agent(self, i):
         db = self.primary if i == 0 else self.replica
@@ -122,8 +126,8 @@ def slave_status(db):
     return dict(zip(lines[0].split("\t"), lines[1].split("\t"))) if len(lines) > 1 else {}
 
 
-def bring_up(H):
-    c = Cluster(H)
+def bring_up(H, **cluster_args):
+    c = Cluster(H, **cluster_args)
     c.start_servers()
     c.simulate_clone()
     c.start_agent(0)
@@ -177,6 +181,49 @@ def test_replica_follows_primary_from_the_clone_position():
         for pw in (REPL_PW, BACKUP_PW, APP_PW):
             assert_no_secret_in_procs(pw)
 
+
+def test_tls_replication_verifies_the_primarys_certificate():
+    """replication.tls with a CA: the replica's IO thread gets MASTER_SSL_CA and
+    MASTER_SSL_VERIFY_SERVER_CERT=1 and replicates over TLS from a primary whose certificate
+    names mysql-0.mysql; the same replica pointed at a CA that did not sign it is refused."""
+    with Harness("repl-tls") as H:
+        pki = make_pki(H.path("pki"), ["mysql-0.mysql"], other_ca_leaves=["stranger"])
+        # Both mariadbd read them (the primary its key, the replica's IO thread the CA) as mysql.
+        for path in [pki] + [os.path.join(pki, f) for f in os.listdir(pki)]:
+            shutil.chown(path, "mysql", "mysql")
+        ca = f"{pki}/ca.pem"
+        c = bring_up(H, primary_args=[f"--ssl-cert={pki}/mysql-0.mysql.pem", f"--ssl-key={pki}/mysql-0.mysql.key",
+                                      f"--ssl-ca={ca}"],
+                     agent_sets=["replication.tls=true", f"replication.tls_ca={ca}"])
+        st = slave_status(c.replica)
+        assert st["Master_SSL_Allowed"] == "Yes", st
+        assert st["Master_SSL_CA_File"] == ca, st
+        assert st["Master_SSL_Verify_Server_Cert"] == "Yes", st
+        log = read_log(c.agents[1])
+        assert "event=replication_tls_unverified" not in log, log
+        c.primary.sql("INSERT INTO appdb.t VALUES (600, 'over-tls')")
+        wait_until(lambda: c.replica.value("SELECT v FROM appdb.t WHERE id = 600") == "over-tls", 20, "row 600")
+        c.stop_agent(1)
+
+        def refused(change, what):
+            c.replica.sql(f"STOP SLAVE; CHANGE MASTER TO {change}; START SLAVE")
+
+            def io_error():
+                st = slave_status(c.replica)
+                return st if st.get("Last_IO_Errno", "0") not in ("", "0") else None
+            st = wait_until(io_error, 30, f"the IO thread refusing {what}")
+            assert st["Slave_IO_Running"] != "Yes", st
+            assert re.search(r"ssl|tls|certificate", st["Last_IO_Error"], re.I), st
+            c.replica.sql("STOP SLAVE")
+        # A CA that did not sign the primary's certificate.
+        refused(f"MASTER_SSL_CA='{pki}/other-ca.pem'", "a certificate its CA did not sign")
+        # Back to the right CA: running again, and the error gone (so the next one is new).
+        c.replica.sql(f"CHANGE MASTER TO MASTER_SSL_CA='{ca}'; START SLAVE")
+        wait_until(lambda: (lambda st: st["Slave_IO_Running"] == "Yes" and st["Last_IO_Errno"] == "0")(
+            slave_status(c.replica)), 30, "the IO thread running with the right CA again")
+        c.replica.sql("STOP SLAVE")
+        # The right CA, but the primary reached by an address its certificate does not name.
+        refused(f"MASTER_SSL_CA='{ca}', MASTER_HOST='{H.addr(0)}'", "a certificate for another name")
 
 def test_app_user_cannot_write_on_the_replica():
     with Harness("repl-readonly") as H:

@@ -101,7 +101,15 @@ struct Config {
     int64_t max_lag = 30;              // seconds
     int64_t connect_retry = 5;
     int64_t start_deadline = 60;       // seconds for both threads to run after START SLAVE
+    // TLS on every SQL connection to a peer: the replica's IO thread (MASTER_SSL) and
+    // replboot's own (the GTID comparison with the primary). With tls_ca the peer's
+    // certificate must chain to it and name the peer (<prefix>-0.<service>); without, the
+    // traffic is encrypted but whoever is on the path can pose as the primary. Absolute paths:
+    // mysqld reads them too, from its own working directory.
     bool tls = false;
+    std::string tls_ca;
+    std::string tls_cert;              // client certificate and key, for REQUIRE X509 accounts
+    std::string tls_key;
     // Day two: a replica whose source purged the binlogs it needs re-clones itself once the
     // failure has lasted reclone_after seconds, at most once per reclone_min_interval seconds
     // (kept across restarts), never while it holds transactions the primary lacks.

@@ -19,6 +19,7 @@
 #include "replboot/clone/clone.h"
 #include "replboot/conf/config.h"
 #include "replboot/conf/identity.h"
+#include "replboot/db/client.h"
 #include "replboot/discovery/ares_resolver.h"
 #include "replboot/discovery/peers.h"
 #include "replboot/discovery/prober.h"
@@ -53,9 +54,15 @@ struct NodeSettings {
   // backup.tls: one context per side, loaded once; null when backup.tls is off.
   std::shared_ptr<const clone::net::TlsContext> tls_client;
   std::shared_ptr<const clone::net::TlsContext> tls_server;
+  // replication.tls*: TLS of every SQL connection to a peer (replboot's own, and the
+  // replica's IO thread through CHANGE MASTER). Its files were found readable; disabled when
+  // replication.tls is off.
+  db::TlsOptions peer_tls;
 };
 
-// kInvalidArgument for a bad hostname, flavour, secret file or TLS file, naming it.
+// kInvalidArgument for a bad hostname, flavour, secret file or TLS file, naming it. With
+// replication.tls and no replication.tls_ca it says once, in the log, that peers are not
+// verified.
 Result<NodeSettings> ResolveSettings(const conf::Config& config, SettingsNeeds needs = {});
 
 // The backup endpoint `text` ("host[:port]", "[v6]:port") names, resolved once (an address

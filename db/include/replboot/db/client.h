@@ -22,6 +22,22 @@
 
 namespace replboot::db {
 
+// TLS of a TCP connection. The unix socket never leaves the host: it ignores these.
+struct TlsOptions {
+  // TLS 1.2 or 1.3 is required: a server without it is an error (with a CA, before the login;
+  // without one, right after it, which is all Connector/C 3.3 allows).
+  bool enabled = false;
+  // PEM file of the CA the server's certificate must chain to; the certificate must also name
+  // the host as ConnectOptions::host gives it (subjectAltName or CN), since peers are addressed
+  // by their DNS names. Empty: encrypted but unverified (anyone on the path can pose as the
+  // server), and the password-sending plugins are then refused (see Connect).
+  std::string ca;
+  std::string cert;  // client certificate and key, for accounts that REQUIRE X509 (optional)
+  std::string key;
+
+  bool Verified() const { return enabled && !ca.empty(); }
+};
+
 struct ConnectOptions {
   std::string host;  // empty with a socket: connect through the socket
   int port = 3306;
@@ -30,7 +46,21 @@ struct ConnectOptions {
   std::string password;
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds read_timeout{30};
+  TlsOptions tls;  // TCP only
 };
+
+// The client authentication plugins a connection accepts (MARIADB_OPT_RESTRICTED_AUTH), as a
+// comma-separated list: a server (or whoever answers in its name) that asks for another one,
+// in its greeting or in an AuthSwitchRequest, gets an error and no bytes of the password.
+// Never mysql_clear_password or dialog (PAM), which send the password as it is, nor
+// mysql_old_password (broken hash).
+//   mysql_native_password, client_ed25519: challenge-response; the password never leaves.
+//   caching_sha2_password, sha256_password: their full path sends the password itself, over TLS
+//     in clear, else RSA-encrypted with a key the server hands over unauthenticated. So only
+//     where the other end is known: the unix socket (mysqld's own, on this host) or TLS with a
+//     verified certificate. A MySQL 8 account (caching_sha2 by default) reached over TCP thus
+//     needs a verified TLS connection.
+std::string AllowedAuthPlugins(const ConnectOptions& options);
 
 // One result row, read by column name (column order differs between server versions,
 // e.g. SHOW SLAVE STATUS). NULL is std::nullopt.
@@ -65,7 +95,9 @@ class Session {
   virtual unsigned LastErrorNumber() const = 0;
 };
 
-// Opens a real connection (libmariadb). kUnavailable when the server does not answer.
+// Opens a real connection (libmariadb). kUnavailable when the server does not answer or TLS
+// fails (no TLS on the server, a certificate the CA did not sign or that names another host);
+// kPermissionDenied when the server wants an authentication plugin AllowedAuthPlugins refuses.
 Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options);
 
 // Quotes a string literal for SQL ('...' with backslash and quote escaped) for the few
