@@ -257,6 +257,11 @@ void BackupServer::Stop() {
   if (started_) {
     if (io_.stopped() || strand_.running_in_this_thread()) {
       CloseIoObjects();
+    } else if (io_.get_executor().running_in_this_thread()) {
+      // A handler of the io_context outside the strand (serve-backup's signal handler):
+      // waiting here for the strand could wait for this very thread. The strand closes
+      // them once this handler returns, or the io_context does when it is destroyed.
+      asio::post(strand_, [this] { CloseIoObjects(); });
     } else {
       // Whoever claims `claimed` first closes them: the strand, or this thread when no
       // thread runs the io_context (then nothing on it can race, and the posted handler,

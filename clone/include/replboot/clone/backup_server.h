@@ -42,7 +42,9 @@
 //
 // The acceptor, the refusal timer and every connection still waiting for its first message
 // live on one strand of the caller's io_context; Stop() closes them on that strand, so it
-// may be called from any thread.
+// may be called from any thread (from a handler of the io_context, without waiting for
+// the strand: the server must then outlive that handler's return, or the io_context must
+// be stopped, as `replboot serve-backup` does).
 //
 // Threads: the caller's io_context thread(s), handshake_threads, one per receiver (its
 // sender: blocking, poll-driven writes that must not hold the I/O thread; through SSL_write
