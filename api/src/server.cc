@@ -14,6 +14,8 @@
 #include <charconv>
 #include <cmath>
 #include <condition_variable>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "replboot/api/query.h"
@@ -43,8 +45,6 @@ using replication::WaitResult;
 using replication::WriteHeartbeat;
 
 namespace {
-
-constexpr auto kIoTimeout = std::chrono::seconds(10);  // per read or write of one request
 
 // Runs blocking `f` on `pool` and resumes the awaiting coroutine on its own executor.
 // (Not a lambda coroutine: GCC 12 destroys the captures of a coroutine lambda too early.)
@@ -176,8 +176,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<bool> heartbeat_started{false};
   std::atomic<bool> set_up{true};
 
-  // HTTP connections, for the cap and /metrics.
+  // HTTP connections, for the caps and /metrics.
   std::atomic<int> connections{0};
+  std::map<std::string, int> connections_per_address;  // I/O thread only
   std::atomic<uint64_t> connections_refused{0};
   std::atomic<uint64_t> waits_killed{0};
   uint64_t refused_logged = 0;                                // I/O thread only
@@ -434,15 +435,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         "# TYPE replboot_http_connections gauge\n"
         "replboot_http_connections {}\n"
         "# HELP replboot_http_connections_refused_total HTTP connections closed at once because "
-        "{} were open.\n"
+        "{} were open, or {} from their address.\n"
         "# TYPE replboot_http_connections_refused_total counter\n"
         "replboot_http_connections_refused_total {}\n"
         "# HELP replboot_http_waits_killed_total /wait calls ended on the server because the "
         "client left or the deadline passed.\n"
         "# TYPE replboot_http_waits_killed_total counter\n"
         "replboot_http_waits_killed_total {}\n",
-        connections.load(), options.max_connections, connections_refused.load(),
-        waits_killed.load());
+        connections.load(), options.max_connections, options.max_connections_per_address,
+        connections_refused.load(), waits_killed.load());
   }
 
   awaitable<Response> Handle(const http::request<http::empty_body>& req,
@@ -491,12 +492,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     co_return Text(http::status::not_found, fmt::format("no such endpoint '{}'", path));
   }
 
-  awaitable<void> Serve(std::shared_ptr<Impl> self, tcp::socket socket) {
-    // The slot taken in AcceptLoop, given back however this ends.
+  awaitable<void> Serve(std::shared_ptr<Impl> self, tcp::socket socket, std::string address) {
+    // The slots taken in AcceptLoop, given back however this ends.
     struct Slot {
-      std::atomic<int>& open;
-      ~Slot() { open.fetch_sub(1); }
-    } slot{connections};
+      Impl& impl;
+      std::string address;
+      ~Slot() {
+        impl.connections.fetch_sub(1);
+        if (auto it = impl.connections_per_address.find(address);
+            it != impl.connections_per_address.end() && --it->second <= 0) {
+          impl.connections_per_address.erase(it);
+        }
+      }
+    } slot{*this, std::move(address)};
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     std::string peer;
@@ -507,7 +515,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(16 * 1024);
       parser.body_limit(0);
-      stream.expires_after(kIoTimeout);
+      stream.expires_after(options.request_timeout);
       auto [read_error, read_bytes] =
           co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
       (void)read_bytes;
@@ -531,7 +539,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       } else {
         res.prepare_payload();
       }
-      stream.expires_after(kIoTimeout);
+      stream.expires_after(options.request_timeout);
       auto [write_error, written] =
           co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
       (void)written;
@@ -541,16 +549,17 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     (void)self;
   }
 
-  // Beyond options.max_connections a connection is closed at once: a stranger opening
-  // connections costs a file descriptor and a counter, not a coroutine each.
-  void Refuse(tcp::socket& socket) {
+  // Beyond options.max_connections (or max_connections_per_address from one address) a
+  // connection is closed at once: a stranger opening connections costs a file descriptor and
+  // a counter, not a coroutine each.
+  void Refuse(tcp::socket& socket, const std::string& why) {
     boost::system::error_code ignored;
     socket.close(ignored);
     uint64_t refused = connections_refused.fetch_add(1) + 1;
     auto now = std::chrono::steady_clock::now();
     if (refused_logged == 0 || now - refusal_logged_at >= kRefusalLogInterval) {
-      log->warn("event=http_connections_refused count={} limit={}", refused - refused_logged,
-                options.max_connections);
+      log->warn("event=http_connections_refused count={} reason={}", refused - refused_logged,
+                log::Quote(why));
       refused_logged = refused;
       refusal_logged_at = now;
     }
@@ -564,12 +573,23 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         log->warn("event=http_accept_failed error={}", log::Quote(error.message()));
         continue;
       }
+      boost::system::error_code ignored;
+      auto remote = socket.remote_endpoint(ignored);
+      std::string address = ignored ? std::string("unknown") : remote.address().to_string();
       if (connections.load() >= options.max_connections) {
-        Refuse(socket);
+        Refuse(socket, fmt::format("{} connections open (max_connections)", connections.load()));
         continue;
       }
+      int& from_address = connections_per_address[address];
+      if (from_address >= options.max_connections_per_address) {
+        Refuse(socket, fmt::format("{} connections open from {} (max_connections_per_address)",
+                                   from_address, address));
+        continue;
+      }
+      ++from_address;
       connections.fetch_add(1);
-      asio::co_spawn(*executor, Serve(self, std::move(socket)), asio::detached);
+      asio::co_spawn(*executor, Serve(self, std::move(socket), std::move(address)),
+                     asio::detached);
     }
   }
 };
@@ -620,9 +640,11 @@ Status Server::Start(asio::io_context& io) {
   impl_->poll_thread = std::thread([impl = impl_.get()] { impl->PollThread(); });
   if (impl_->options.write_heartbeat) StartHeartbeat();
   impl_->log->info(
-      "event=http_listening address={} port={} role={} heartbeat={} max_connections={}",
+      "event=http_listening address={} port={} role={} heartbeat={} max_connections={} "
+      "max_connections_per_address={} request_timeout_ms={}",
       impl_->options.listen, impl_->port.load(), NodeRoleName(impl_->options.info.role),
-      impl_->options.write_heartbeat, impl_->options.max_connections);
+      impl_->options.write_heartbeat, impl_->options.max_connections,
+      impl_->options.max_connections_per_address, impl_->options.request_timeout.count());
   return Status::Ok();
 }
 

@@ -1,9 +1,12 @@
 #include "replboot/api/server.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -148,6 +151,67 @@ TEST(ServerTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCounted) {
   ASSERT_NE(at, std::string::npos) << metrics;
   EXPECT_GE(std::stoi(metrics.substr(at + refused_line.size())), 2) << metrics;
   EXPECT_NE(metrics.find("replboot_http_connections 1\n"), std::string::npos) << metrics;
+}
+
+// Whether the server closed `socket` within `timeout` (EOF or reset), without sending.
+bool ClosedWithin(boost::asio::ip::tcp::socket& socket, std::chrono::milliseconds timeout) {
+  pollfd fd{socket.native_handle(), POLLIN, 0};
+  if (::poll(&fd, 1, static_cast<int>(timeout.count())) != 1) return false;
+  char byte = 0;
+  boost::system::error_code error;
+  size_t n = socket.read_some(boost::asio::buffer(&byte, 1), error);
+  return n == 0 && error;
+}
+
+// One client (127.0.0.99; any 127.x address is loopback on Linux) opening connections and
+// sending nothing: it gets max_connections_per_address of them, the rest are closed at
+// once, and those it holds are closed at the request deadline. Meanwhile another address
+// (the kubelet's) is answered at once.
+TEST(ServerTest, OneAddressHoldingIdleConnectionsLeavesRoomForTheKubelet) {
+  ServerOptions o = Options();
+  o.max_connections = 8;
+  o.max_connections_per_address = 3;
+  o.request_timeout = std::chrono::milliseconds(1000);
+  Server node(o);
+  ASSERT_TRUE(node.StartInBackground().ok());
+  namespace asio = boost::asio;
+  asio::io_context io;
+  const auto endpoint = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), node.port());
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<asio::ip::tcp::socket> flood;
+  for (int i = 0; i < 6; ++i) {
+    flood.emplace_back(io);
+    flood.back().open(asio::ip::tcp::v4());
+    flood.back().bind(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.99"), 0));
+    flood.back().connect(endpoint);
+  }
+  // Accepted in order: the first three hold the address's slots, the others are closed.
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_TRUE(ClosedWithin(flood[i], std::chrono::milliseconds(500))) << "connection " << i;
+  }
+  for (int i = 0; i < 3; ++i) {
+    pollfd fd{flood[i].native_handle(), POLLIN, 0};
+    EXPECT_EQ(::poll(&fd, 1, 0), 0) << "connection " << i << " should still be open";
+  }
+  const auto asked = std::chrono::steady_clock::now();
+  auto health =
+      HttpGet(fmt::format("http://127.0.0.1:{}/health", node.port()), std::chrono::seconds(2));
+  ASSERT_TRUE(health.has_value()) << health.error().ToString();
+  EXPECT_EQ(health->status, 503);  // no mysqld here, but answered
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(500));
+  // The held ones go at their deadline (1 s from the accept), not later.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(ClosedWithin(flood[i], std::chrono::milliseconds(2500))) << "connection " << i;
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, std::chrono::milliseconds(900));
+  EXPECT_LT(elapsed, std::chrono::milliseconds(2500));
+  auto metrics =
+      HttpGet(fmt::format("http://127.0.0.1:{}/metrics", node.port()), std::chrono::seconds(2));
+  ASSERT_TRUE(metrics.has_value());
+  EXPECT_NE(metrics->body.find("\nreplboot_http_connections_refused_total 3\n"),
+            std::string::npos)
+      << metrics->body;
 }
 
 TEST(HttpGetTest, UnreachableIsUnavailableNamingTheUrl) {

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <future>
 
 #include "fanout.h"
 #include "handshake.h"
@@ -198,11 +199,19 @@ std::string LocalClusterId(const std::string& datadir) {
 }  // namespace
 
 BackupServer::BackupServer(asio::io_context& io, ServerOptions options)
-    : io_(io), options_(std::move(options)), acceptor_(io), refusal_timer_(io) {
+    : io_(io),
+      options_(std::move(options)),
+      strand_(asio::make_strand(io)),
+      acceptor_(strand_),
+      refusal_timer_(strand_) {
   if (options_.tool.empty()) options_.tool = DefaultTool(options_.flavour);
 }
 
 BackupServer::~BackupServer() { Stop(); }
+
+int64_t BackupServer::threads_per_address() const {
+  return std::max<int64_t>(1, std::max<int64_t>(1, options_.handshake_threads) / 2);
+}
 
 Status BackupServer::Start() {
   // A killed server leaves its per-backup dirs (the backup password's option file) behind;
@@ -240,19 +249,53 @@ Status BackupServer::Start() {
     return Status(StatusCode::kUnavailable,
                   fmt::format("cannot start the backup server's handshake threads: {}", e.what()));
   }
-  Log()->info("event=backup_server_listening listen={} port={} tool={} max_concurrent={} tls={}",
-              log::Quote(listen_text), port_, options_.tool, options_.max_concurrent,
-              tls_ ? (options_.tls.ca.empty() ? "on" : "verify-peer") : "off");
-  asio::co_spawn(io_, AcceptLoop(), asio::detached);
+  Log()->info(
+      "event=backup_server_listening listen={} port={} tool={} max_concurrent={} tls={} "
+      "max_unauthenticated={} max_unauthenticated_per_address={} handshake_threads={}",
+      log::Quote(listen_text), port_, options_.tool, options_.max_concurrent,
+      tls_ ? (options_.tls.ca.empty() ? "on" : "verify-peer") : "off",
+      options_.max_unauthenticated, options_.max_unauthenticated_per_address,
+      options_.handshake_threads);
+  started_ = true;
+  asio::co_spawn(strand_, AcceptLoop(), asio::detached);
   return Status::Ok();
 }
 
 void BackupServer::Stop() {
   if (stopping_.exchange(true)) return;
   stop_source_.request_stop();
-  boost::system::error_code ec;
-  acceptor_.close(ec);
-  refusal_timer_.cancel();
+  // The I/O objects are used by the accept loop and the timers on strand_, on the I/O
+  // thread: closing them from here would race with it (TSan saw the acceptor's close run
+  // against the pending accept, and the refusal timer's cancel against Refused()).
+  if (started_) {
+    if (io_.stopped() || strand_.running_in_this_thread()) {
+      CloseIoObjects();
+    } else if (io_.get_executor().running_in_this_thread()) {
+      // A handler of the io_context outside the strand (serve-backup's signal handler):
+      // waiting here for the strand could wait for this very thread. The strand closes
+      // them once this handler returns, or the io_context does when it is destroyed.
+      asio::post(strand_, [this] { CloseIoObjects(); });
+    } else {
+      // Whoever claims `claimed` first closes them: the strand, or this thread when no
+      // thread runs the io_context (then nothing on it can race, and the posted handler,
+      // should it ever run, returns without touching the server).
+      auto claimed = std::make_shared<std::atomic<bool>>(false);
+      auto closed = std::make_shared<std::promise<void>>();
+      std::future<void> done = closed->get_future();
+      asio::post(strand_, [this, claimed, closed] {
+        if (claimed->exchange(true)) return;
+        CloseIoObjects();
+        closed->set_value();
+      });
+      if (done.wait_for(kStopWait) == std::future_status::ready) {
+        done.get();
+      } else if (!claimed->exchange(true)) {
+        CloseIoObjects();
+      } else {
+        done.wait();  // the strand claimed it just now: it is closing them
+      }
+    }
+  }
   // Queued handshakes see stopping_ and return at once, running ones within a poll slice.
   if (handshake_pool_) handshake_pool_->join();
   std::list<SessionThread> sessions;
@@ -264,6 +307,14 @@ void BackupServer::Stop() {
   for (auto& s : sessions) {
     if (s.thread.joinable()) s.thread.join();
   }
+}
+
+void BackupServer::CloseIoObjects() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  refusal_timer_.cancel();
+  // Drop() edits pending_: close a copy.
+  for (const auto& p : std::vector(pending_)) Drop(p, "server shutting down");
 }
 
 void BackupServer::ReapFinishedSessions() {
@@ -289,7 +340,7 @@ asio::awaitable<void> BackupServer::AcceptLoop() {
       accept_errors_.fetch_add(1);
       Log()->warn("event=backup_accept_failed error={} retry_ms={}", log::Quote(ec.message()),
                   backoff.count());
-      asio::steady_timer timer(io_, backoff);
+      asio::steady_timer timer(strand_, backoff);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       backoff = std::min(backoff * 2, milliseconds(5000));
       continue;
@@ -300,6 +351,62 @@ asio::awaitable<void> BackupServer::AcceptLoop() {
   }
 }
 
+struct BackupServer::Pending {
+  Pending(asio::ip::tcp::socket s, std::string a, Clock::time_point d)
+      : socket(std::move(s)), timer(socket.get_executor()), address(std::move(a)), deadline(d) {}
+  asio::ip::tcp::socket socket;
+  asio::steady_timer timer;  // the handshake deadline while it waits here
+  std::string address;
+  Clock::time_point deadline;
+  size_t seen = 0;     // the bytes that had arrived when it was last looked at
+  bool ready = false;  // its first message is complete: it waits for a thread (ready_)
+  bool done = false;   // handed to a thread or closed: a late handler returns at once
+};
+
+namespace {
+
+enum class FirstMessage { kIncomplete, kComplete, kClosed };
+
+// Whether the client's first message has arrived whole, looking without reading: the
+// handshake reads the same bytes. `*available` is what has arrived so far. Whatever is not
+// our first message (not a HELLO, not a TLS handshake record, a length past the limits)
+// counts as complete: the handshake refuses it at once and says why.
+FirstMessage LookAtFirstMessage(int fd, bool tls, size_t* available) {
+  uint8_t header[kFrameHeaderSize];  // a frame header and a TLS record header are both 5 bytes
+  ssize_t n;
+  do {
+    n = ::recv(fd, header, sizeof header, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return FirstMessage::kClosed;
+  if (n < 0) {
+    *available = 0;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? FirstMessage::kIncomplete
+                                                   : FirstMessage::kClosed;
+  }
+  int queued = 0;
+  *available = ::ioctl(fd, FIONREAD, &queued) == 0 && queued > 0 ? static_cast<size_t>(queued)
+                                                                   : static_cast<size_t>(n);
+  const bool tls_record = header[0] == kTlsHandshakeRecord;
+  if (tls_record != tls || (!tls && header[0] != static_cast<uint8_t>(FrameType::kHello)))
+    return FirstMessage::kComplete;
+  if (static_cast<size_t>(n) < sizeof header) return FirstMessage::kIncomplete;
+  size_t length;
+  if (tls) {
+    // TLSPlaintext: type(1) version(2) length(2); a record is at most 2^14 bytes (RFC 8446
+    // 5.1), 2^14 + 2048 for older versions' ciphertext.
+    length = (size_t{header[3]} << 8) | header[4];
+    if (length > (1u << 14) + 2048) return FirstMessage::kComplete;
+  } else {
+    auto frame = DecodeFrameHeader(header);
+    if (!frame) return FirstMessage::kComplete;
+    length = frame->length;
+  }
+  return *available >= sizeof header + length ? FirstMessage::kComplete
+                                              : FirstMessage::kIncomplete;
+}
+
+}  // namespace
+
 void BackupServer::Admit(asio::ip::tcp::socket socket) {
   boost::system::error_code ec;
   auto remote = socket.remote_endpoint(ec);
@@ -307,12 +414,13 @@ void BackupServer::Admit(asio::ip::tcp::socket socket) {
   std::string refusal;
   {
     std::lock_guard lock(admission_mu_);
+    auto from_address = per_address_.find(address);
+    const int64_t held = from_address == per_address_.end() ? 0 : from_address->second;
     if (unauthenticated_ >= options_.max_unauthenticated) {
       refusal = fmt::format("{} connections are authenticating (max_unauthenticated)",
                             unauthenticated_);
-    } else if (per_address_[address] >= options_.max_unauthenticated_per_address) {
-      refusal = fmt::format("{} connections from {} are authenticating", per_address_[address],
-                            address);
+    } else if (held >= options_.max_unauthenticated_per_address) {
+      refusal = fmt::format("{} connections from {} are authenticating", held, address);
     } else {
       ++unauthenticated_;
       ++per_address_[address];
@@ -323,21 +431,120 @@ void BackupServer::Admit(asio::ip::tcp::socket socket) {
     Refused(address, refusal);
     return;
   }
-  const auto deadline = Clock::now() + options_.handshake_timeout;
-  int fd = socket.release(ec);
-  if (ec) {
-    Authenticated(address);
-    return;
-  }
-  asio::post(*handshake_pool_, [this, fd, address, deadline] {
-    net::Socket sock(fd, net::PeerName(fd));
-    std::optional<AcceptedClient> client;
-    if (!stopping_) client = Handshake(sock, deadline);
-    Authenticated(address);  // this connection no longer counts against the caps
-    if (!client) return;
-    if (client->mode == HelloMode::kProbe) return AnswerProbe(sock, *client);
-    StartBackup(std::move(sock), std::move(*client));
+  auto p = std::make_shared<Pending>(std::move(socket), address,
+                                     Clock::now() + options_.handshake_timeout);
+  pending_.push_back(p);
+  p->timer.expires_at(p->deadline);
+  p->timer.async_wait([this, p](const boost::system::error_code& error) {
+    if (error || p->done) return;
+    Drop(p, p->ready ? "no handshake thread free before the deadline"
+                     : "no complete first message before the deadline");
   });
+  AwaitFirstMessage(p);
+}
+
+void BackupServer::AwaitFirstMessage(const std::shared_ptr<Pending>& p) {
+  if (p->done) return;
+  if (stopping_) return Drop(p, "server shutting down");
+  size_t available = 0;
+  switch (LookAtFirstMessage(p->socket.native_handle(), tls_ != nullptr, &available)) {
+    case FirstMessage::kClosed:
+      return Drop(p, "closed before its first message");
+    case FirstMessage::kComplete:
+      p->ready = true;
+      ready_.push_back(p);
+      return StartHandshakes();
+    case FirstMessage::kIncomplete:
+      break;
+  }
+  p->seen = available;
+  // Woken by the next bytes (or EOF, or Drop closing the socket). Asio's reactor reports a
+  // socket's readiness edge-triggered, and an edge that comes while no wait is queued (on
+  // another I/O thread, between the look above and this wait) is not kept for it: so look
+  // once more with the wait queued, and when more has come, cancel it to look again.
+  p->socket.async_wait(asio::socket_base::wait_read,
+                       [this, p](const boost::system::error_code&) { AwaitFirstMessage(p); });
+  size_t now = 0;
+  if (LookAtFirstMessage(p->socket.native_handle(), tls_ != nullptr, &now) !=
+          FirstMessage::kIncomplete ||
+      now != p->seen) {
+    boost::system::error_code ec;
+    p->socket.cancel(ec);
+  }
+}
+
+void BackupServer::StartHandshakes() {
+  const int64_t threads = std::max<int64_t>(1, options_.handshake_threads);
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    const std::shared_ptr<Pending> p = *it;
+    if (p->deadline <= Clock::now()) {
+      // Its timer is about to close it: a thread would only fail it.
+      ++it;
+      continue;
+    }
+    {
+      std::lock_guard lock(admission_mu_);
+      if (threaded_ >= threads) return;
+      int64_t& from_address = threaded_per_address_[p->address];
+      if (from_address >= threads_per_address()) {
+        // Its address holds its share of the threads: it waits (under its deadline), the
+        // next address's connection goes first.
+        ++it;
+        continue;
+      }
+      ++threaded_;
+      ++from_address;
+    }
+    it = ready_.erase(it);
+    std::erase(pending_, p);
+    p->done = true;
+    p->timer.cancel();
+    boost::system::error_code ec;
+    int fd = p->socket.release(ec);
+    const std::string address = p->address;
+    const Clock::time_point deadline = p->deadline;
+    auto leave_thread = [this, address] {
+      std::lock_guard lock(admission_mu_);
+      --threaded_;
+      if (auto i = threaded_per_address_.find(address);
+          i != threaded_per_address_.end() && --i->second <= 0) {
+        threaded_per_address_.erase(i);
+      }
+    };
+    if (ec) {
+      leave_thread();
+      Authenticated(address);
+      continue;
+    }
+    asio::post(*handshake_pool_, [this, fd, address, deadline, leave_thread] {
+      net::Socket sock(fd, net::PeerName(fd));
+      std::optional<AcceptedClient> client;
+      if (!stopping_) client = Handshake(sock, deadline);
+      Authenticated(address);  // this connection no longer counts against the caps
+      // The thread is free for the next waiting connection (of any address) now: what
+      // follows is for an authenticated client.
+      leave_thread();
+      if (!stopping_) asio::post(strand_, [this] { StartHandshakes(); });
+      if (!client) return;
+      if (client->mode == HelloMode::kProbe) return AnswerProbe(sock, *client);
+      StartBackup(std::move(sock), std::move(*client));
+    });
+  }
+}
+
+void BackupServer::Drop(const std::shared_ptr<Pending>& p, std::string_view why) {
+  if (p->done) return;
+  p->done = true;
+  // Debug: a peer of ours sends its HELLO at once; what never does is a scan or a flood,
+  // and a line per connection would flood the log with it.
+  Log()->debug("event=backup_connection_closed peer={} reason={}", p->address,
+               log::Quote(std::string(why)));
+  boost::system::error_code ec;
+  p->socket.close(ec);
+  p->timer.cancel();
+  std::erase(pending_, p);
+  if (p->ready) std::erase(ready_, p);
+  Authenticated(p->address);
 }
 
 void BackupServer::Authenticated(const std::string& address) {
@@ -412,6 +619,7 @@ std::optional<AcceptedClient> BackupServer::Handshake(net::Socket& sock,
   if (client) return std::move(*client);
   const Status& s = client.error();
   if (s.code() == StatusCode::kPermissionDenied) {
+    authentications_failed_.fetch_add(1);
     Log()->warn("event=auth_refused peer={}", sock.peer());
   } else if (s.code() != StatusCode::kCancelled) {
     Log()->log(s.code() == StatusCode::kInternal ? spdlog::level::err : spdlog::level::warn,

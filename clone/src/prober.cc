@@ -3,15 +3,51 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <sstream>
-
+#include <thread>
 
 namespace replboot::clone {
 
 namespace asio = boost::asio;
 
 namespace {
+
+// A probe whose connection was refused, closed or timed out before the donor answered may
+// have met a passing flood (its admission closes connections past its caps at once) rather
+// than a silent peer: it is tried again within the same budget. An answer (ProbePeer
+// returned one) or a failed authentication (kPermissionDenied) is final. Every attempt but
+// the last may spend half of what is left connecting and authenticating, the step a flood
+// delays; the donor's answer may take all that is left (it queries its server).
+constexpr int kProbeAttempts = 3;
+constexpr std::chrono::milliseconds kProbeRetryBackoff{100};  // doubled after each attempt
+constexpr std::chrono::milliseconds kMinAttemptBudget{200};
+
+Result<ProbeInfo> ProbeWithRetries(const Endpoint& peer, const CloneOptions& options,
+                                   std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  auto left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  };
+  std::chrono::milliseconds backoff = kProbeRetryBackoff;
+  CloneOptions attempt = options;
+  for (int i = 1;; ++i) {
+    const bool last = i == kProbeAttempts || left() < 2 * kMinAttemptBudget + backoff;
+    const std::chrono::milliseconds handshake = last ? left() : left() / 2;
+    attempt.connect_timeout = std::min(options.connect_timeout, handshake);
+    attempt.handshake_timeout = std::min(options.handshake_timeout, handshake);
+    auto info = ProbePeer(peer, attempt, std::max(left(), std::chrono::milliseconds(1)));
+    if (info || last) return info;
+    const StatusCode code = info.error().code();
+    if (code != StatusCode::kTimeout && code != StatusCode::kUnavailable) return info;
+    if (options.stop.stop_requested()) return info;
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
+}
 
 // Runs on the prober's pool: blocking is fine there. `record` keeps the answer. The node
 // behind `peer` must prove it is `candidate`: otherwise a host on the path could answer every
@@ -21,7 +57,7 @@ asio::awaitable<Status> ProbeOnPool(discovery::Candidate candidate, Endpoint pee
                                     std::function<void(std::optional<ProbeInfo>)> record) {
   CloneOptions options = *base;
   options.expected_ordinal = candidate.ordinal;
-  auto info = ProbePeer(peer, options, timeout);
+  auto info = ProbeWithRetries(peer, options, timeout);
   if (!info) {
     record(std::nullopt);
     co_return info.error();

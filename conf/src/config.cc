@@ -125,6 +125,19 @@ const std::vector<Setting>& Settings() {
        "seconds without a byte before a backup stream is given up (both sides)"},
       {"backup.fanout_window_ms", REPLBOOT_FIELD(backup, fanout_window_ms), false,
        "ms a donor waits after a backup request for more to share one backup run (0 = off)"},
+      {"backup.fanout_max_receivers", REPLBOOT_FIELD(backup, fanout_max_receivers), false,
+       "replicas that may share one backup run"},
+      {"backup.fanout_buffer_mb", REPLBOOT_FIELD(backup, fanout_buffer_mb), false,
+       "MiB of the tool's output queued for one receiver before it holds the others back"},
+      {"backup.fanout_grace_ms", REPLBOOT_FIELD(backup, fanout_grace_ms), false,
+       "ms a receiver with a full queue may hold the others back before it is dropped"},
+      {"backup.max_unauthenticated", REPLBOOT_FIELD(backup, max_unauthenticated), false,
+       "connections authenticating at once on the backup endpoint; more are closed at once"},
+      {"backup.max_unauthenticated_per_address",
+       REPLBOOT_FIELD(backup, max_unauthenticated_per_address), false,
+       "of those, from one address (at most half of backup.max_unauthenticated)"},
+      {"backup.handshake_threads", REPLBOOT_FIELD(backup, handshake_threads), false,
+       "threads that authenticate backup clients; one address may use half of them"},
       {"backup.tls", REPLBOOT_FIELD(backup, tls), false, "TLS on the backup endpoint"},
       {"backup.tls_cert", REPLBOOT_FIELD(backup, tls_cert), false, "TLS certificate file"},
       {"backup.tls_key", REPLBOOT_FIELD(backup, tls_key), false, "TLS private key file"},
@@ -157,6 +170,12 @@ const std::vector<Setting>& Settings() {
        false, "seconds between two automatic re-clones of a replica (kept across restarts)"},
 
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
+      {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
+       "open HTTP connections; more are closed at once"},
+      {"http.max_connections_per_address", REPLBOOT_FIELD(http, max_connections_per_address),
+       false, "of those, from one address (at most half of http.max_connections)"},
+      {"http.request_timeout_ms", REPLBOOT_FIELD(http, request_timeout_ms), false,
+       "ms to read a whole request (and to write its answer) before the connection is closed"},
 
       {"log.level", REPLBOOT_FIELD(log, level), false,
        "trace | debug | info | warn | error | critical | off"},
@@ -801,6 +820,14 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("backup.parallel", c.backup.parallel, 0);
   check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
   check.Range("backup.fanout_window_ms", c.backup.fanout_window_ms, 0, 60'000);
+  check.Range("backup.fanout_max_receivers", c.backup.fanout_max_receivers, 1, 64);
+  check.Range("backup.fanout_buffer_mb", c.backup.fanout_buffer_mb, 1, 1024);
+  check.Range("backup.fanout_grace_ms", c.backup.fanout_grace_ms, 0, 600'000);
+  check.Range("backup.max_unauthenticated", c.backup.max_unauthenticated, 2, 4096);
+  check.Range("backup.handshake_threads", c.backup.handshake_threads, 1, 64);
+  // One address must never hold every slot: the peers' probes need the rest.
+  check.Range("backup.max_unauthenticated_per_address", c.backup.max_unauthenticated_per_address,
+              1, std::max<int64_t>(1, c.backup.max_unauthenticated / 2));
   {
     // --use-memory takes a number with an optional K/M/G suffix.
     const std::string& m = c.backup.use_memory;
@@ -842,6 +869,11 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   }
 
   check.HostPort("http.listen", c.http.listen, true);
+  check.Range("http.max_connections", c.http.max_connections, 2, 65'536);
+  // One client must never hold every connection: the kubelet's probes need the rest.
+  check.Range("http.max_connections_per_address", c.http.max_connections_per_address, 1,
+              std::max<int64_t>(1, c.http.max_connections / 2));
+  check.Range("http.request_timeout_ms", c.http.request_timeout_ms, 100, 600'000);
 
   check.OneOf("log.level", c.log.level,
               {"trace", "debug", "info", "warn", "error", "critical", "off"});

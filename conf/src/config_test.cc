@@ -308,6 +308,39 @@ TEST_F(ConfigTest, RecloneSettings) {
   EXPECT_THAT(loaded.error().message(), HasSubstr("replication.reclone_min_interval = -1"));
 }
 
+// The admission caps: one address can never hold more than half of a cap (the peers'
+// probes and the kubelet's need the rest), and the settings come from the environment too.
+TEST_F(ConfigTest, AdmissionCapsLeaveRoomForOtherAddresses) {
+  options_.env = {{"REPLBOOT_BACKUP_MAX_UNAUTHENTICATED", "10"},
+                  {"REPLBOOT_BACKUP_MAX_UNAUTHENTICATED_PER_ADDRESS", "5"},
+                  {"REPLBOOT_BACKUP_HANDSHAKE_THREADS", "6"},
+                  {"REPLBOOT_BACKUP_FANOUT_BUFFER_MB", "16"},
+                  {"REPLBOOT_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "32"},
+                  {"REPLBOOT_HTTP_REQUEST_TIMEOUT_MS", "2500"}};
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.backup.max_unauthenticated, 10);
+  EXPECT_EQ(loaded->config.backup.max_unauthenticated_per_address, 5);
+  EXPECT_EQ(loaded->config.backup.handshake_threads, 6);
+  EXPECT_EQ(loaded->config.backup.fanout_buffer_mb, 16);
+  EXPECT_EQ(loaded->config.http.max_connections_per_address, 32);
+  EXPECT_EQ(loaded->config.http.request_timeout_ms, 2500);
+
+  options_.env["REPLBOOT_BACKUP_MAX_UNAUTHENTICATED_PER_ADDRESS"] = "6";
+  options_.env["REPLBOOT_HTTP_MAX_CONNECTIONS_PER_ADDRESS"] = "33";
+  options_.env["REPLBOOT_BACKUP_HANDSHAKE_THREADS"] = "0";
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("backup.max_unauthenticated_per_address = 6 (from environment variable "
+                           "REPLBOOT_BACKUP_MAX_UNAUTHENTICATED_PER_ADDRESS): must be between 1 "
+                           "and 5"));
+  EXPECT_THAT(m, HasSubstr("http.max_connections_per_address = 33"));
+  EXPECT_THAT(m, HasSubstr("must be between 1 and 32"));
+  EXPECT_THAT(m, HasSubstr("backup.handshake_threads = 0"));
+  EXPECT_THAT(m, HasSubstr("3 configuration problems"));
+}
+
 TEST_F(ConfigTest, ValidateListenAddressesAndTls) {
   LoadedConfig loaded;
   loaded.config.node.hostname = "mysql-0";

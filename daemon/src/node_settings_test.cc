@@ -25,6 +25,12 @@ conf::Config BaseConfig() {
   c.backup.password = "pw";
   c.backup.idle_timeout = 42;
   c.backup.fanout_window_ms = 1234;
+  c.backup.fanout_max_receivers = 5;
+  c.backup.fanout_buffer_mb = 3;
+  c.backup.fanout_grace_ms = 777;
+  c.backup.max_unauthenticated = 20;
+  c.backup.max_unauthenticated_per_address = 6;
+  c.backup.handshake_threads = 7;
   c.backup.listen = "127.0.0.1:4000";
   return c;
 }
@@ -47,6 +53,12 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   EXPECT_EQ(client->idle_timeout, std::chrono::seconds(42));
   EXPECT_EQ(server->password, "pw");
   EXPECT_EQ(server->fanout_window, std::chrono::milliseconds(1234));
+  EXPECT_EQ(server->fanout_max_receivers, 5);
+  EXPECT_EQ(server->fanout_buffer_bytes, 3 << 20);
+  EXPECT_EQ(server->fanout_grace, std::chrono::milliseconds(777));
+  EXPECT_EQ(server->max_unauthenticated, 20);
+  EXPECT_EQ(server->max_unauthenticated_per_address, 6);
+  EXPECT_EQ(server->handshake_threads, 7);
   EXPECT_EQ(client->client_name, "mysql-2");
   EXPECT_EQ(server->listen.port(), 4000);
   EXPECT_EQ(server->listen.address().to_string(), "127.0.0.1");

@@ -62,6 +62,9 @@ api::ServerOptions ApiOptionsFor(const NodeSettings& settings) {
   o.info.flavour = settings.flavour;
   o.local = LocalRootOptions(settings);
   o.listen = config.http.listen;
+  o.max_connections = static_cast<int>(config.http.max_connections);
+  o.max_connections_per_address = static_cast<int>(config.http.max_connections_per_address);
+  o.request_timeout = std::chrono::milliseconds(config.http.request_timeout_ms);
   o.max_lag = static_cast<double>(config.replication.max_lag);
   o.write_heartbeat = identity.role == conf::Role::kPrimary;
   return o;

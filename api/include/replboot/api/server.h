@@ -48,9 +48,15 @@ struct ServerOptions {
   bool write_heartbeat = false;       // the primary writes replboot.heartbeat every poll_interval
   std::chrono::seconds max_wait{60};  // the largest /wait?timeout= (beyond: 400)
   int max_concurrent_waits = 4;       // more are refused with 503 (each holds a connection)
-  // Open HTTP connections; further ones are closed at once
-  // (replboot_http_connections_refused_total).
+  // Open HTTP connections, overall and from one address; further ones are closed at once
+  // (replboot_http_connections_refused_total). The per-address cap is what keeps one client
+  // holding idle connections from failing the kubelet's probes.
   int max_connections = 64;
+  int max_connections_per_address = 16;
+  // Reading a whole request (from the end of the previous answer on a kept-alive
+  // connection), and writing its answer, must end within this, however slowly the bytes
+  // come: an idle or trickling connection is closed then.
+  std::chrono::milliseconds request_timeout{10'000};
   bool set_up = true;  // false: /ready, /primary, /replica say "setting up" until MarkSetUp()
 };
 

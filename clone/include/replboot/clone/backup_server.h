@@ -25,10 +25,26 @@
 // from one address) may be authenticating at once; any further one is closed at once and
 // counted (connections_refused(), on_connection_refused), its refusal logged once per
 // burst, not once per connection. A handshake has one deadline, handshake_timeout from the
-// accept, however slowly its bytes trickle in. Handshakes run on a fixed pool of
-// handshake_threads threads, never a thread per connection; the accept loop (an Asio
-// coroutine on the caller's io_context) survives accept errors (EMFILE...) and thread
-// creation failing, logging them with a backoff.
+// accept, however slowly its bytes trickle in.
+//
+// An admitted connection first waits on the io_context, costing a socket and a timer but
+// no thread, until the client's first message is complete in the kernel's receive buffer:
+// the whole HELLO frame (plaintext) or the whole first TLS record (its 5-byte header gives
+// the length). Nothing is read: the handshake reads the same bytes. A connection that sends
+// nothing, or part of a message, is closed at its deadline by that timer. Only then does it
+// go to one of the handshake_threads (a fixed pool, never a thread per connection), and at
+// most half of them (at least one) serve connections of one address at once: a client
+// that sends HELLO and then stalls holds a thread until its deadline, so one address must
+// not be able to hold them all. A connection whose address (or the pool) is full waits on
+// the io_context, still under its deadline. The accept loop (an Asio coroutine on the
+// caller's io_context) survives accept errors (EMFILE...) and thread creation failing,
+// logging them with a backoff.
+//
+// The acceptor, the refusal timer and every connection still waiting for its first message
+// live on one strand of the caller's io_context; Stop() closes them on that strand, so it
+// may be called from any thread (from a handler of the io_context, without waiting for
+// the strand: the server must then outlive that handler's return, or the io_context must
+// be stopped, as `replboot serve-backup` does).
 //
 // Threads: the caller's io_context thread(s), handshake_threads, one per receiver (its
 // sender: blocking, poll-driven writes that must not hold the I/O thread; through SSL_write
@@ -47,6 +63,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
@@ -56,9 +73,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <stop_token>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -114,7 +132,9 @@ struct ServerOptions {
   int64_t fanout_max_receivers = 8;
   int64_t fanout_buffer_bytes = 8 << 20;
   std::chrono::milliseconds fanout_grace{5'000};
-  // Admission before authentication (see above).
+  // Admission before authentication (see above). One address may hold a quarter of the
+  // connections and half of the handshake threads: probes from the other peers always
+  // find room.
   int64_t max_unauthenticated = 32;
   int64_t max_unauthenticated_per_address = 8;
   int64_t handshake_threads = 4;
@@ -212,16 +232,39 @@ class BackupServer {
   // Connections closed by admission before authentication, since Start().
   uint64_t connections_refused() const { return connections_refused_.load(); }
   uint64_t accept_errors() const { return accept_errors_.load(); }
+  // Handshakes refused for a wrong MAC (a wrong backup.secret), since Start().
+  uint64_t authentications_failed() const { return authentications_failed_.load(); }
   int64_t unauthenticated_connections() const {
     std::lock_guard lock(admission_mu_);
     return unauthenticated_;
   }
+  // Connections on a handshake thread now (the rest of the unauthenticated ones wait for
+  // their first message, or for a thread, on the io_context).
+  int64_t threaded_handshakes() const {
+    std::lock_guard lock(admission_mu_);
+    return threaded_;
+  }
+  // The most handshake threads one address may hold at once.
+  int64_t threads_per_address() const;
 
  private:
   static constexpr std::chrono::seconds kRefusalLogInterval{10};
+  // How long Stop() waits for the I/O thread to close the I/O objects before it takes the
+  // io_context for one that no thread runs.
+  static constexpr std::chrono::seconds kStopWait{2};
   static constexpr size_t kEndedKept = 8;
   boost::asio::awaitable<void> AcceptLoop();
   void Admit(boost::asio::ip::tcp::socket socket);
+  // A connection admitted but not yet on a handshake thread (see above); on strand_.
+  struct Pending;
+  // Waits (on strand_) until `p`'s first message is complete, then queues it for a thread.
+  void AwaitFirstMessage(const std::shared_ptr<Pending>& p);
+  // Hands waiting connections whose address has room to the handshake pool; on strand_.
+  void StartHandshakes();
+  // Closes `p` (its deadline, its peer left, the server stops); on strand_.
+  void Drop(const std::shared_ptr<Pending>& p, std::string_view why);
+  // Closes the acceptor, the refusal timer and the waiting connections; on strand_.
+  void CloseIoObjects();
   void Authenticated(const std::string& address);
   void Refused(const std::string& address, const std::string& why);
   std::optional<AcceptedClient> Handshake(net::Socket& sock,
@@ -244,8 +287,15 @@ class BackupServer {
 
   boost::asio::io_context& io_;
   ServerOptions options_;
+  // Declared before the I/O objects that use it.
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer refusal_timer_;  // ends a burst of refusals (Refused)
+  bool started_ = false;  // Start() succeeded: the accept loop runs on strand_
+  // On strand_ only: admitted connections waiting for their first message or a thread,
+  // and those of them whose first message is complete, oldest first.
+  std::vector<std::shared_ptr<Pending>> pending_;
+  std::deque<std::shared_ptr<Pending>> ready_;
   std::shared_ptr<const net::TlsContext> tls_;  // set by Start() when options.tls.enabled
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -263,10 +313,14 @@ class BackupServer {
   std::atomic<uint64_t> probes_answered_{0};
   std::atomic<uint64_t> connections_refused_{0};
   std::atomic<uint64_t> accept_errors_{0};
+  std::atomic<uint64_t> authentications_failed_{0};
   std::atomic<uint64_t> refused_in_burst_{0};
   mutable std::mutex admission_mu_;
   int64_t unauthenticated_ = 0;
   std::map<std::string, int64_t> per_address_;
+  // Connections on a handshake thread, overall and per address (threads_per_address()).
+  int64_t threaded_ = 0;
+  std::map<std::string, int64_t> threaded_per_address_;
   std::unique_ptr<boost::asio::thread_pool> handshake_pool_;
   std::mutex sessions_mu_;
   struct SessionThread {

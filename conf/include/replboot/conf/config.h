@@ -88,6 +88,16 @@ struct Config {
     int64_t idle_timeout = 300;        // seconds without a byte before a stream is given up
     // ms the first backup request of a run waits for more to share its backup; 0 = off
     int64_t fanout_window_ms = 5000;
+    // Fan-out limits: receivers of one run, each one's queue of the tool's output (MiB), and
+    // how long a full queue may hold the others back before its receiver is dropped.
+    int64_t fanout_max_receivers = 8;
+    int64_t fanout_buffer_mb = 8;
+    int64_t fanout_grace_ms = 5000;
+    // Admission before authentication: connections authenticating at once, overall and
+    // from one address (at most half of the overall cap), and the handshake threads.
+    int64_t max_unauthenticated = 32;
+    int64_t max_unauthenticated_per_address = 8;
+    int64_t handshake_threads = 4;
     bool tls = false;
     std::string tls_cert;
     std::string tls_key;
@@ -120,6 +130,11 @@ struct Config {
 
   struct Http {
     std::string listen = "0.0.0.0:8008";
+    // Open connections, overall and from one address (at most half of the overall cap: the
+    // kubelet's probes always find room), and the deadline for reading one request.
+    int64_t max_connections = 64;
+    int64_t max_connections_per_address = 16;
+    int64_t request_timeout_ms = 10'000;
   } http;
 
   struct Log {
