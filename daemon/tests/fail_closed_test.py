@@ -27,19 +27,13 @@ import threading
 import time
 
 from cluster_test import SECRETS, Node, primary_gtid, table_state, wait_applied
+from primary_recovery_test import write_rows
 from replboot_harness import (Dnsmasq, Harness, LeakWatcher, make_pki, replboot_bin, run_tests, wait_until)
 
 RECOVER_WAIT = 4  # seconds; what used to end in an empty primary
 RECOVER = ["--set", f"bootstrap.recover_wait={RECOVER_WAIT}"]
 OVERRIDE_PHRASE = "initialize empty, discarding the peers' data"
 FLOOD_ADDR = "127.0.0.99"
-
-
-def write_rows(primary, ids, origin):
-    values = ",".join(f"({i}, '{origin}', REPEAT(MD5({i}), 4))" for i in ids)
-    r = primary.app_sql(f"INSERT INTO app.t (id, origin, pad) VALUES {values}")
-    assert r.returncode == 0, (primary.name, r.stderr.decode())
-    return set(ids)
 
 
 def assert_rows(node, expected, what):
