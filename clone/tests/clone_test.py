@@ -75,7 +75,9 @@ fanout_window_ms = 0
         return path
 
     def serve(self, addr, name, bandwidth=0, extra="", hostname="mysql-1"):
-        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra, hostname=hostname)
+        # The served server's datadir: a probe says "no data" for an empty one (issue 21).
+        cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra, hostname=hostname,
+                          datadir=self.primary.datadir)
         proc = self.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
         wait_until(lambda: "backup_server_listening" in read_log(proc), 20, f"{name} to listen")
         proc.addr = addr
@@ -499,7 +501,7 @@ def test_clone_from_replica_leaves_its_replication_running():
         raise AssertionError(f"{e}: {slave_status(donor)}")
     before = slave_status(donor)
     assert before.get("Slave_SQL_Running") == "Yes" and before.get("Slave_IO_Running") == "Yes", before
-    cfg = c.config("serve-donor", listen=f"{donor.addr}:3307")
+    cfg = c.config("serve-donor", listen=f"{donor.addr}:3307", datadir=donor.datadir)
     with open(cfg) as f:
         text = f.read().replace(p.socket, donor.socket)
     with open(cfg, "w") as f:
@@ -532,7 +534,8 @@ def test_peers_probes_with_the_authenticated_hello():
     c = cluster()
     h = c.h
     other = write_private(h.path("other-secret"), "another-secret-long-enough\n")
-    cfg = c.config("serve-other-secret", listen=f"{h.addr(1)}:3307", secret_file=other)
+    cfg = c.config("serve-other-secret", listen=f"{h.addr(1)}:3307", secret_file=other,
+                   datadir=c.primary.datadir)
     imposter = h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name="serve-other-secret")
     wait_until(lambda: "backup_server_listening" in read_log(imposter), 20, "the other server to listen")
     donor = c.serve(h.addr(4), "serve-mysql-0", hostname="mysql-0")

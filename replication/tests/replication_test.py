@@ -371,11 +371,13 @@ def questions(db):
 
 
 def flood(url_host, port, paths, total, concurrency):
-    """`total` GETs over `concurrency` keep-alive connections; returns (answers by status, errors)."""
+    """`total` GETs over `concurrency` keep-alive connections from five client addresses (the
+    HTTP server caps connections per address, http.max_connections_per_address: 16); returns
+    (answers by status, errors)."""
     counts, errors, lock = {}, [], threading.Lock()
 
-    def worker(n):
-        conn = http.client.HTTPConnection(url_host, port, timeout=10)
+    def worker(n, source):
+        conn = http.client.HTTPConnection(url_host, port, timeout=10, source_address=(source, 0))
         try:
             for i in range(n):
                 conn.request("GET", paths[i % len(paths)])
@@ -389,7 +391,8 @@ def flood(url_host, port, paths, total, concurrency):
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=worker, args=(total // concurrency,)) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(total // concurrency, f"127.0.0.{200 + k % 5}"))
+               for k in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
