@@ -113,9 +113,10 @@ def test_replica_day_two():
         print(f"[{time.time() - t0:6.1f}s] {text}", flush=True)
 
     with Harness("reclone") as H:
+        # A name per node as it starts, as pods get theirs: a primary with an empty datadir
+        # waits for every peer that is in DNS until it has answered.
         dns = Dnsmasq(H, H.addr(9), port=53)
-        for i in range(3):
-            dns.add_host(f"mysql-{i}.mysql", H.addr(i))
+        dns.add_host("mysql-0.mysql", H.addr(0))
         dns.start()
         make_pki(H.path("pki"), [f"mysql-{i}" for i in range(3)])
         p0, r1, r2 = nodes = [Node(H, i, dns) for i in range(3)]
@@ -129,8 +130,10 @@ def test_replica_day_two():
         assert r.returncode == 0, r.stderr.decode()
         ledger = Ledger(p0)
         ledger.write(200, "seed")
+        dns.add_host("mysql-1.mysql", H.addr(1)).reload()
         r1.start(DAY_TWO_SETTINGS)
         r1.wait_http("/replica", 200, 240, "mysql-1 replicating")
+        dns.add_host("mysql-2.mysql", H.addr(2)).reload()
         r2.start(DAY_TWO_SETTINGS)
         r2.wait_http("/replica", 200, 240, "mysql-2 replicating")
         # The watcher publishes once replication is set up, within a second or two.
