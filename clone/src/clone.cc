@@ -357,7 +357,84 @@ std::string LocalTool(const CloneOptions& options) {
   return DefaultTool(options.flavour);
 }
 
-Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {
+namespace {
+
+// A donor's stream up to its first DATA frame: connected, authenticated, HEADER read.
+struct OpenedStream {
+  AuthenticatedConnection connection;
+  std::string peer;
+  StreamHeader header;
+};
+
+Result<OpenedStream> OpenStream(const Endpoint& donor, const CloneOptions& options) {
+  auto connection = ConnectAuthenticated(donor, HelloMode::kBackup, options);
+  if (!connection) return Error(connection.error());
+  net::Socket* sock = &connection->socket;
+  const std::string peer = sock->peer();
+  Log()->info("event=clone_connected peer={} donor_node={} donor_ordinal={} datadir={}", peer,
+              connection->server.name.empty() ? "-" : connection->server.name,
+              connection->server.ordinal ? std::to_string(*connection->server.ordinal) : "-",
+              log::Quote(options.datadir));
+  auto header = ReadHeader(*sock, options);
+  if (!header) return Error(header.error());
+  Log()->info(
+      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={} "
+      "run={} run_receivers={}",
+      peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
+      header->estimated_bytes, header->run_id, header->run_receivers);
+  return OpenedStream{std::move(*connection), peer, std::move(*header)};
+}
+
+// The DATA frames into `sink` up to a TRAILER that says the donor's tool succeeded and sent
+// exactly what arrived. The sink is not finished here.
+Result<uint64_t> ReceiveWhole(OpenedStream& opened, StreamSink& sink, const CloneOptions& options) {
+  net::Socket& sock = opened.connection.socket;
+  const std::string& peer = opened.peer;
+  uint64_t bytes = 0;
+  auto trailer = Receive(sock, sink, opened.header, options, &bytes);
+  if (!trailer) return Error(trailer.error());
+  sock.Close();
+  if (!trailer->ok()) {
+    return Error(StatusCode::kUnavailable, "the backup on {} failed ({}): {}", peer,
+                 process::ExitStatus{trailer->exit_code, trailer->signal}.ToString(),
+                 trailer->last_line);
+  }
+  if (trailer->bytes != bytes) {
+    return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer,
+                 trailer->bytes, bytes);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Result<FetchedStream> FetchStream(const Endpoint& donor, const CloneOptions& options,
+                                  const MakeSink& make_sink) {
+  const auto start = Clock::now();
+  auto opened = OpenStream(donor, options);
+  if (!opened) return Error(opened.error());
+  if (Status s = Preflight(opened->peer, opened->header, options); !s.ok()) return Error(s);
+  FetchedStream fetched;
+  fetched.peer = opened->peer;
+  fetched.donor_node = opened->connection.server;
+  fetched.header = opened->header;
+  auto sink = make_sink(fetched);
+  if (!sink) return Error(sink.error());
+  Report(options, Event("streaming", fetched.peer, 0, fetched.header));
+  auto bytes = ReceiveWhole(*opened, **sink, options);
+  if (!bytes) {
+    (*sink)->Abort();
+    return Error(bytes.error());
+  }
+  if (Status s = (*sink)->Finish(); !s.ok())
+    return Error(s.WithContext(fmt::format("stream from {}", fetched.peer)));
+  fetched.bytes = *bytes;
+  fetched.seconds = Seconds(start);
+  return fetched;
+}
+
+Result<CloneResult> CommitStream(const CloneOptions& options, const std::string& source,
+                                 const StreamHeader& header, const FeedStream& feed) {
   const auto start = Clock::now();
   const std::string staging = StagingPath(options.datadir);
 
@@ -374,24 +451,8 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
     return Error(StatusCode::kInvalidArgument,
                  "{} already holds data; use --force-reclone to replace it", options.datadir);
   }
-
-  auto connection = ConnectAuthenticated(donor, HelloMode::kBackup, options);
-  if (!connection) return Error(connection.error());
-  net::Socket* sock = &connection->socket;
-  const std::string peer = sock->peer();
-  Log()->info("event=clone_connected peer={} donor_node={} donor_ordinal={} datadir={}", peer,
-              connection->server.name.empty() ? "-" : connection->server.name,
-              connection->server.ordinal ? std::to_string(*connection->server.ordinal) : "-",
-              log::Quote(options.datadir));
-  auto header = ReadHeader(*sock, options);
-  if (!header) return Error(header.error());
-  Log()->info(
-      "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={} "
-      "run={} run_receivers={}",
-      peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
-      header->estimated_bytes, header->run_id, header->run_receivers);
-  if (Status s = Preflight(peer, *header, options); !s.ok()) return Error(s);
-  Report(options, Event("streaming", peer, 0, *header));
+  if (Status s = Preflight(source, header, options); !s.ok()) return Error(s);
+  Report(options, Event("streaming", source, 0, header));
 
   struct DiscardStaging {
     std::string dir;
@@ -407,42 +468,29 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   if (!native) return Error(native.error());
   std::unique_ptr<StreamExtractor> extractor =
       MakePipelined(std::move(*native), options.pipeline_bytes);
-  uint64_t bytes = 0;
-  auto trailer = Receive(*sock, *extractor, *header, options, &bytes);
-  if (!trailer) {
+  auto fed = feed(*extractor);
+  if (!fed) {
     extractor->Abort();
-    return Error(trailer.error());
+    return Error(fed.error());
   }
-  sock->Close();
-  if (!trailer->ok()) {
-    extractor->Abort();
-    return Error(StatusCode::kUnavailable, "the backup on {} failed ({}): {}", peer,
-                 process::ExitStatus{trailer->exit_code, trailer->signal}.ToString(),
-                 trailer->last_line);
-  }
-  if (trailer->bytes != bytes) {
-    extractor->Abort();
-    return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer,
-                 trailer->bytes, bytes);
-  }
+  const uint64_t bytes = *fed;
   if (Status s = extractor->Finish(); !s.ok())
-    return Error(s.WithContext(fmt::format("stream from {}", peer)));
+    return Error(s.WithContext(fmt::format("stream from {}", source)));
   std::string checkpoints;
   if (!HasCheckpoints(staging, &checkpoints)) {
     return Error(StatusCode::kCorruption, "the stream from {} has no xtrabackup_checkpoints file",
-                 peer);
+                 source);
   }
   CloneResult result;
-  result.donor = peer;
-  result.donor_node = connection->server;
+  result.donor = source;
   result.datadir = options.datadir;
-  result.header = *header;
+  result.header = header;
   result.bytes = bytes;
   result.fetch_seconds = Seconds(start);
-  Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", peer, bytes,
+  Log()->info("event=clone_received peer={} bytes={} elapsed_ms={}", source, bytes,
               static_cast<int64_t>(result.fetch_seconds * 1000));
 
-  const CloneProgressEvent received = Event("preparing", peer, bytes, *header);
+  const CloneProgressEvent received = Event("preparing", source, bytes, header);
   Report(options, received);
   auto prepare_start = Clock::now();
   if (Status s = Prepare(staging, options); !s.ok()) return Error(s);
@@ -458,18 +506,18 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   if (Status s = SyncTree(staging); !s.ok()) return Error(s);
   // The id travels in the HEADER (the tools do not copy it): written before the marker, so a
   // committed clone always carries its cluster's id.
-  if (!header->cluster_id.empty()) {
-    if (Status s = WriteClusterId(staging, header->cluster_id, options.owner); !s.ok())
+  if (!header.cluster_id.empty()) {
+    if (Status s = WriteClusterId(staging, header.cluster_id, options.owner); !s.ok())
       return Error(s.WithContext("writing the cluster id into the clone"));
   }
   if (options.before_commit) {
-    if (Status s = options.before_commit(staging, *header); !s.ok()) return Error(s);
+    if (Status s = options.before_commit(staging, header); !s.ok()) return Error(s);
   }
   nlohmann::json marker;
-  marker["donor"] = peer;
-  marker["server_version"] = header->server_version;
-  marker["flavour"] = header->flavour;
-  marker["cluster_id"] = header->cluster_id;
+  marker["donor"] = source;
+  marker["server_version"] = header.server_version;
+  marker["flavour"] = header.flavour;
+  marker["cluster_id"] = header.cluster_id;
   marker["bytes"] = bytes;
   marker["replace"] = options.force_reclone;
   marker["committed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
@@ -486,11 +534,33 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   Log()->info(
       "event=clone_done peer={} datadir={} bytes={} fetch_s={:.1f} prepare_s={:.1f} "
       "commit_s={:.1f}",
-      peer, log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
+      source, log::Quote(options.datadir), bytes, result.fetch_seconds, result.prepare_seconds,
       result.commit_seconds);
   CloneProgressEvent done = received;
   done.phase = "done";
   Report(options, done);
+  return result;
+}
+
+Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {
+  // A datadir that is not a clean slate is refused before the donor starts a backup for us.
+  auto state = InspectDatadir(options.datadir);
+  if (!state) return Error(state.error());
+  if (state->staging != DirState::kAbsent || state->old_present) {
+    return Error(StatusCode::kInternal,
+                 "{} has a staging or old dir left: settle the datadir before cloning",
+                 options.datadir);
+  }
+  if ((state->datadir == DirState::kData || state->datadir == DirState::kCommitted) &&
+      !options.force_reclone) {
+    return Error(StatusCode::kInvalidArgument,
+                 "{} already holds data; use --force-reclone to replace it", options.datadir);
+  }
+  auto opened = OpenStream(donor, options);
+  if (!opened) return Error(opened.error());
+  auto result = CommitStream(options, opened->peer, opened->header,
+                             [&](StreamSink& sink) { return ReceiveWhole(*opened, sink, options); });
+  if (result) result->donor_node = opened->connection.server;
   return result;
 }
 

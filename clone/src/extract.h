@@ -10,24 +10,12 @@
 
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
+#include "replboot/clone/stream.h"
 
 namespace replboot::clone {
 
-class StreamExtractor {
- public:
-  virtual ~StreamExtractor() = default;
-  // The next bytes of the xbstream stream, in order.
-  virtual Status Write(std::span<const uint8_t> bytes) = 0;
-  // Write(*block), but the extractor may keep `*block` itself instead of copying it: on
-  // return `*block` is a buffer for the caller's next bytes (contents unspecified, possibly
-  // empty). The receive path reads each frame into it, so a stream is copied once less.
-  virtual Status WriteBlock(std::vector<uint8_t>* block) { return Write(*block); }
-  // The stream ended: succeeds only when it ended on a chunk boundary with every file
-  // closed and everything written durably.
-  virtual Status Finish() = 0;
-  // Gives up (the caller discards the directory); safe after a failed Write or Finish.
-  virtual void Abort() = 0;
-};
+// The clone's name for a sink that unpacks: the extractor and its pipelined wrapper.
+using StreamExtractor = StreamSink;
 
 // Unpacks into `dir` (which exists and is empty) for a stream of `flavour`. A member named
 // like one of the node's own files (base/datadir_files.h) or one of `reserved_names` at the

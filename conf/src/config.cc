@@ -169,6 +169,38 @@ const std::vector<Setting>& Settings() {
       {"replication.reclone_min_interval", REPLBOOT_FIELD(replication, reclone_min_interval),
        false, "seconds between two automatic re-clones of a replica (kept across restarts)"},
 
+      {"archive.store", REPLBOOT_FIELD(archive, store), false,
+       "where backups go: file:///path or s3://bucket[/prefix]; \"\" = no backups"},
+      {"archive.endpoint", REPLBOOT_FIELD(archive, endpoint), false,
+       "S3-compatible endpoint, http(s)://host:port; \"\" = AWS"},
+      {"archive.region", REPLBOOT_FIELD(archive, region), false, "S3 region (signatures)"},
+      {"archive.addressing", REPLBOOT_FIELD(archive, addressing), false,
+       "auto | path | virtual: S3 bucket in the path or in the host name"},
+      {"archive.ca_file", REPLBOOT_FIELD(archive, ca_file), false,
+       "CA the S3 endpoint's certificate must chain to; \"\" = the system's"},
+      {"archive.access_key_file", REPLBOOT_FIELD(archive, access_key_file), false,
+       "file holding the S3 access key id; \"\" = AWS_ACCESS_KEY_ID and friends"},
+      {"archive.secret_key_file", REPLBOOT_FIELD(archive, secret_key_file), false,
+       "file holding the S3 secret access key"},
+      {"archive.session_token_file", REPLBOOT_FIELD(archive, session_token_file), false,
+       "file holding an S3 session token (optional)"},
+      {"archive.key_file", REPLBOOT_FIELD(archive, key_file), false,
+       "file holding the backups' encryption key (secret text of 32+ characters)"},
+      {"archive.schedule", REPLBOOT_FIELD(archive, schedule), false,
+       "off | every <N>m|h|d | daily HH:MM (UTC): when a replica takes a backup"},
+      {"archive.keep_last", REPLBOOT_FIELD(archive, keep_last), false,
+       "retention: keep the newest N backups (0 = rule off)"},
+      {"archive.keep_days", REPLBOOT_FIELD(archive, keep_days), false,
+       "retention: keep backups younger than D days (0 = rule off)"},
+      {"archive.object_size_mb", REPLBOOT_FIELD(archive, object_size_mb), false,
+       "MiB of the stream per stored object"},
+      {"archive.compression_level", REPLBOOT_FIELD(archive, compression_level), false,
+       "zstd level of the stored objects"},
+      {"archive.source_cluster", REPLBOOT_FIELD(archive, source_cluster), false,
+       "cluster id whose backups an empty primary restores; \"\" = the store's only one"},
+      {"archive.claim_step", REPLBOOT_FIELD(archive, claim_step), false,
+       "seconds between the replicas' turns (by ordinal) to take a scheduled backup"},
+
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
       {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
        "open HTTP connections; more are closed at once"},
@@ -389,7 +421,7 @@ class Loader {
       if (!IsSection(section.str())) {
         problems_.push_back(
             fmt::format("unknown section [{}] at {}; sections are node, mysql, "
-                        "cluster, dns, backup, replication, http, log",
+                        "cluster, dns, backup, replication, archive, http, log",
                         section.str(), where));
         continue;
       }
@@ -875,6 +907,27 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
               std::max<int64_t>(1, c.http.max_connections / 2));
   check.Range("http.request_timeout_ms", c.http.request_timeout_ms, 100, 600'000);
 
+  check.OneOf("archive.addressing", c.archive.addressing, {"auto", "path", "virtual"});
+  check.Range("archive.keep_last", c.archive.keep_last, 0, 100000);
+  check.Range("archive.keep_days", c.archive.keep_days, 0, 36500);
+  check.Range("archive.object_size_mb", c.archive.object_size_mb, 1, 256);
+  check.Range("archive.compression_level", c.archive.compression_level, 1, 19);
+  check.Range("archive.claim_step", c.archive.claim_step, 1, 3600);
+  if (!c.archive.store.empty() && c.archive.key_file.empty())
+    check.Fail("archive.key_file", "\"\"", "is required when archive.store is set");
+  for (const auto& [key, value] :
+       {std::pair<const char*, const std::string*>{"archive.key_file", &c.archive.key_file},
+        {"archive.ca_file", &c.archive.ca_file},
+        {"archive.access_key_file", &c.archive.access_key_file},
+        {"archive.secret_key_file", &c.archive.secret_key_file},
+        {"archive.session_token_file", &c.archive.session_token_file}}) {
+    if (!value->empty()) check.AbsolutePath(key, *value);
+  }
+  if (c.archive.access_key_file.empty() != c.archive.secret_key_file.empty()) {
+    check.Fail(c.archive.access_key_file.empty() ? "archive.access_key_file"
+                                                 : "archive.secret_key_file",
+               "\"\"", "archive.access_key_file and archive.secret_key_file go together");
+  }
   check.OneOf("log.level", c.log.level,
               {"trace", "debug", "info", "warn", "error", "critical", "off"});
   check.OneOf("log.format", c.log.format, {"logfmt", "json"});

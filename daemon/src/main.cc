@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   replboot::backup::AddCommands(app);       // xbstream extract | list
   replboot::daemon::AddPeersCommand(app);   // peers
   replboot::daemon::AddCloneCommands(app);  // clone, serve-backup
+  replboot::daemon::AddBackupCommands(app);  // backup now|list|verify|delete|prune, restore
   replboot::daemon::AddReplicationCommands(app);  // status, replication-agent
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/daemon/clone_step.h"
+#include "replboot/daemon/backups.h"
 #include "replboot/daemon/primary_recovery.h"
 #include "replboot/daemon/replication_wiring.h"
 
@@ -149,6 +150,28 @@ Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
   RecoveryOptions options;
   options.recover_wait = std::chrono::seconds(ctx.config().bootstrap.recover_wait);
   replication::BootstrapStatus* status = &node_->bootstrap_status();
+  if (!ctx.config().archive.store.empty()) {
+    const NodeSettings* settings = ctx.settings;
+    auto progress = ProgressInto(&node_->clone_progress());
+    options.restore_from_store = [settings, progress](std::stop_token stop) -> Result<bool> {
+      auto archive = OpenArchive(*settings, stop);
+      if (!archive) return Error(archive.error());
+      auto manifest =
+          ChooseBackup(**archive, "latest", settings->config.archive.source_cluster);
+      if (!manifest) {
+        if (manifest.error().code() == StatusCode::kNotFound) return false;
+        return Error(manifest.error());
+      }
+      RestoreOptions restore;
+      restore.datadir = settings->config.mysql.datadir;
+      restore.as_primary = true;
+      restore.stop = stop;
+      restore.on_progress = progress;
+      auto restored = RestoreBackup(*settings, **archive, *manifest, restore);
+      if (!restored) return Error(restored.error());
+      return true;
+    };
+  }
   return RecoverPrimary(
       *ctx.settings, options, ctx.stop,
       [status](const RecoveryView& view) { status->Set(view); },

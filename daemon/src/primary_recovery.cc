@@ -477,6 +477,28 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
                  log::Quote(waiting.empty() ? "-" : waiting), log::Quote(PeersLine(*peers)),
                  log::Quote(decision.detail));
     }
+    if (decision.plan == RecoveryPlan::kInitialize && decision.reason != "operator_override" &&
+        options.restore_from_store) {
+      auto restored = options.restore_from_store(stop);
+      if (restored && *restored) {
+        Log()->info("event=primary_recovered source=store");
+        return true;
+      }
+      if (!restored) {
+        if (restored.error().code() == StatusCode::kCancelled) return Error(restored.error());
+        view.plan = "wait";
+        view.reason = "store_unanswered";
+        view.detail = restored.error().message();
+        if (on_decision) on_decision(view);
+        Log()->warn("event=primary_recovery_decision plan=wait reason=store_unanswered round={} "
+                    "detail={}",
+                    round, log::Quote(restored.error().message()));
+        if (!SleepFor(options.round_interval, stop))
+          return Error(StatusCode::kCancelled, "stopped while asking the store");
+        continue;
+      }
+      Log()->info("event=primary_recovery_store_empty action=initialize");
+    }
     if (decision.plan == RecoveryPlan::kInitialize) {
       if (decision.reason == "operator_override") {
         // Consumed before anything is created: a crash after this point finds the

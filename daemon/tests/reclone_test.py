@@ -167,9 +167,9 @@ def test_replica_day_two():
         assert re.search(r"event=clone_done peer=" + re.escape(H.addr(1)), log2), "not re-cloned from mysql-1"
         assert os.stat(r2.datadir).st_ino != datadir_inode, "the datadir was not replaced"
         step(f"(a) mysql-2 re-cloned and ready {elapsed:.1f}s after its start")
-        st = status_json(r2)
-        rec = st["recovery"]
-        assert rec["state"] == "healthy" and rec["reclones"] == 1, rec
+        rec = wait_until(lambda: (lambda r: r if r["state"] == "healthy" else None)(status_json(r2)["recovery"]),
+                         30, "mysql-2's watcher healthy after its re-clone")
+        assert rec["reclones"] == 1, rec
         assert "binlogs" in rec["last_reclone_reason"], rec
         assert metric(r2, "replboot_reclones_total") == "1", metric(r2, "replboot_reclones_total")
         with open(r2.datadir + ".replboot-reclone.json") as f:

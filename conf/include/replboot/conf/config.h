@@ -128,6 +128,28 @@ struct Config {
     int64_t reclone_min_interval = 3600;
   } replication;
 
+  // Backups outside the cluster (archive/, store/): off while `store` is "".
+  struct Archive {
+    std::string store;                 // file:///path | s3://bucket[/prefix]
+    std::string endpoint;              // s3: http(s)://host:port; "" = AWS
+    std::string region = "us-east-1";
+    std::string addressing = "auto";   // auto | path | virtual
+    std::string ca_file;               // s3 over TLS: the endpoint's CA
+    std::string access_key_file;       // "" = AWS_ACCESS_KEY_ID etc. from the environment
+    std::string secret_key_file;
+    std::string session_token_file;
+    std::string key_file;              // the encryption key (secret text, >= 32 characters)
+    std::string schedule = "off";      // off | every <N>m|h|d | daily HH:MM (UTC)
+    int64_t keep_last = 7;             // retention: the newest N (0 = rule off)
+    int64_t keep_days = 0;             // and/or D days (0 = rule off)
+    int64_t object_size_mb = 16;       // logical bytes per stored object
+    int64_t compression_level = 1;     // zstd level of the objects
+    // A primary with an empty datadir and no peer holding data restores this cluster's newest
+    // backup; "" = the one cluster whose backups the store holds (several: it waits).
+    std::string source_cluster;
+    int64_t claim_step = 30;           // seconds between the replicas' turns to take a backup
+  } archive;
+
   struct Http {
     std::string listen = "0.0.0.0:8008";
     // Open connections, overall and from one address (at most half of the overall cap: the

@@ -14,6 +14,8 @@ void AddCommands(CLI::App& app);
 void AddCloneCommands(CLI::App& app);
 // peers (peers_command.cc): probes with the clone's authenticated hello when backup.secret is set
 void AddPeersCommand(CLI::App& app);
+// backup now|list|verify|delete|prune, restore (backup_commands.cc): the store of [archive]
+void AddBackupCommands(CLI::App& app);
 
 }  // namespace replboot::daemon
 

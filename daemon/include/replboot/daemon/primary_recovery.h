@@ -138,6 +138,12 @@ bool PromotionPending(const std::string& datadir);
 struct RecoveryOptions {
   std::chrono::milliseconds recover_wait{60'000};   // bootstrap.recover_wait
   std::chrono::milliseconds round_interval{2'000};  // between surveys while waiting
+  // [archive] configured: where the table says "initialize" (but not on the operator's
+  // override), the store is asked first. Ok(true): its newest backup of this cluster is
+  // committed in the datadir, with the promotion marker; Ok(false): the store holds no backup
+  // (a new cluster: initialize); an error (store unreachable, denied, backups of several
+  // clusters and none named) fails closed: logged, and asked again next round.
+  std::function<Result<bool>(std::stop_token)> restore_from_store;
 };
 // For /status: the last decision (plan, reason, detail, donor, rounds, seconds waited).
 using RecoveryView = replication::BootstrapStatus::View;

@@ -1,0 +1,317 @@
+// `replboot backup now|list|verify|delete|prune` and `replboot restore`: the store of
+// [archive], by hand, wired from the configuration like `replboot run` (backups.h).
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "replboot/archive/catalog.h"
+#include "replboot/archive/layout.h"
+#include "replboot/archive/reader.h"
+#include "replboot/base/exit_code.h"
+#include "replboot/base/log.h"
+#include "replboot/conf/cli_flags.h"
+#include "replboot/daemon/backups.h"
+#include "replboot/daemon/bootstrap.h"
+#include "replboot/daemon/commands.h"
+#include "replboot/daemon/node_settings.h"
+
+namespace replboot::daemon {
+
+namespace {
+
+void Fail(const std::string& event, const Status& s) {
+  log::Get("archive")->error("event={} code={} error={}", event, StatusCodeName(s.code()),
+                             log::Quote(s.message()));
+  cli::ExitCode() = cli::ExitCodeFor(s);
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string TimeText(int64_t ms) {
+  if (ms <= 0) return "never";
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string SizeText(uint64_t bytes) {
+  if (bytes >= (1ull << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1 << 30));
+  if (bytes >= (1ull << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+  return fmt::format("{} B", bytes);
+}
+
+// Settings and the store, for every subcommand; an error is reported and ends it.
+struct Opened {
+  NodeSettings settings;
+  std::unique_ptr<Archive> archive;
+};
+std::optional<Opened> Open(const conf::ConfigFlags& flags, bool needs_flavour) {
+  auto loaded = conf::LoadFromFlags(flags);
+  if (!loaded) {
+    Fail("config_invalid", loaded.error());
+    return std::nullopt;
+  }
+  auto settings = ResolveSettings(loaded->config, {.identity = false, .flavour = needs_flavour,
+                                                   .mysql_user = needs_flavour});
+  if (!settings) {
+    Fail("config_invalid", settings.error());
+    return std::nullopt;
+  }
+  auto archive = OpenArchive(*settings);
+  if (!archive) {
+    Fail("config_invalid", archive.error());
+    return std::nullopt;
+  }
+  return Opened{std::move(*settings), std::move(*archive)};
+}
+
+nlohmann::json EntryJson(const archive::BackupEntry& e) {
+  nlohmann::json j;
+  j["id"] = e.id;
+  j["complete"] = e.complete;
+  j["problem"] = e.problem;
+  j["stored_objects"] = e.stored_objects;
+  if (e.manifest) {
+    const auto& m = *e.manifest;
+    j["cluster_id"] = m.cluster_id;
+    j["node"] = m.node;
+    j["flavour"] = m.flavour;
+    j["server_version"] = m.server_version;
+    j["gtid_position"] = m.gtid_position;
+    j["started_at"] = TimeText(m.started_at_ms);
+    j["finished_at"] = TimeText(m.finished_at_ms);
+    j["logical_bytes"] = m.logical_bytes;
+    j["stored_bytes"] = m.stored_bytes;
+    j["objects"] = m.objects.size();
+    j["key_id"] = m.key_id;
+  }
+  j["verified_at"] = e.checks ? TimeText(e.checks->verified_at_ms) : "never";
+  j["verify_error"] = e.checks ? e.checks->verify_error : "";
+  j["restore_tested_at"] = e.checks ? TimeText(e.checks->restore_tested_at_ms) : "never";
+  j["restore_test_error"] = e.checks ? e.checks->restore_test_error : "";
+  return j;
+}
+
+void PrintTable(const std::vector<archive::BackupEntry>& entries) {
+  std::vector<std::array<std::string, 8>> rows;
+  rows.push_back({"ID", "FINISHED", "GTID", "SIZE", "STORED", "VERIFIED", "RESTORE TEST", "STATE"});
+  for (const auto& e : entries) {
+    std::array<std::string, 8> row;
+    row[0] = e.id;
+    if (e.manifest) {
+      row[1] = TimeText(e.manifest->finished_at_ms);
+      row[2] = e.manifest->gtid_position.empty() ? "-" : e.manifest->gtid_position;
+      row[3] = SizeText(e.manifest->logical_bytes);
+      row[4] = SizeText(e.manifest->stored_bytes);
+    } else {
+      row[1] = row[2] = row[3] = "-";
+      row[4] = fmt::format("{} objects", e.stored_objects);
+    }
+    row[5] = !e.checks ? "never"
+             : e.checks->verify_error.empty() ? TimeText(e.checks->verified_at_ms)
+                                              : "FAILED";
+    row[6] = !e.checks ? "never"
+             : e.checks->restore_test_error.empty() ? TimeText(e.checks->restore_tested_at_ms)
+                                                    : "FAILED";
+    row[7] = e.complete ? "complete" : "incomplete: " + e.problem;
+    rows.push_back(row);
+  }
+  std::array<size_t, 8> width{};
+  for (const auto& r : rows)
+    for (size_t i = 0; i < 7; ++i) width[i] = std::max(width[i], r[i].size());
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < 8; ++i)
+      line += i < 7 ? fmt::format("{:<{}}  ", r[i], width[i]) : r[i];
+    std::cout << line << "\n";
+  }
+}
+
+}  // namespace
+
+void AddBackupCommands(CLI::App& app) {
+  CLI::App* backup = app.add_subcommand(
+      "backup", "Backups in the store of [archive]: take one now, list, verify, delete, prune");
+  backup->require_subcommand(1);
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto from = std::make_shared<std::string>("127.0.0.1");
+    auto id = std::make_shared<std::string>();
+    CLI::App* cmd = backup->add_subcommand(
+        "now", "Take a backup now from a backup server (default this node's) into the store");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_option("--from", *from,
+                    "the backup server to stream from, HOST[:PORT] (default 127.0.0.1, port "
+                    "backup.port)");
+    cmd->add_option("--id", *id, "the backup's id (default the current UTC time)");
+    cmd->callback([flags, from, id] {
+      auto opened = Open(*flags, /*needs_flavour=*/true);
+      if (!opened) return;
+      auto endpoint =
+          BackupEndpoint(*from, static_cast<uint16_t>(opened->settings.config.backup.port));
+      if (!endpoint) return Fail("backup_failed", endpoint.error());
+      TakeBackupOptions options;
+      options.backup_id =
+          id->empty() ? archive::NewBackupId(std::chrono::system_clock::now()) : *id;
+      if (!archive::IsBackupId(options.backup_id)) {
+        return Fail("backup_failed",
+                    Status(StatusCode::kInvalidArgument,
+                           fmt::format("--id {:?} is not a backup id like 20261207T061500Z",
+                                       options.backup_id)));
+      }
+      options.from = *endpoint;
+      auto manifest = TakeBackup(opened->settings, *opened->archive, options);
+      if (!manifest) return Fail("backup_failed", manifest.error());
+      std::cout << manifest->backup_id << "\n";
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto json = std::make_shared<bool>(false);
+    CLI::App* cmd = backup->add_subcommand("list", "List the store's backups, oldest first");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_flag("--json", *json, "one JSON array instead of a table");
+    cmd->callback([flags, json] {
+      auto opened = Open(*flags, /*needs_flavour=*/false);
+      if (!opened) return;
+      auto entries = archive::ListBackups(*opened->archive->store, opened->archive->key);
+      if (!entries) return Fail("backup_list_failed", entries.error());
+      if (*json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& e : *entries) out.push_back(EntryJson(e));
+        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      } else {
+        PrintTable(*entries);
+      }
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto which = std::make_shared<std::string>("latest");
+    auto deep = std::make_shared<bool>(false);
+    CLI::App* cmd = backup->add_subcommand(
+        "verify", "Check a backup's objects against its manifest (sizes, SHA-256; --deep: "
+                  "decrypt and decompress too) and record the result");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_option("--backup", *which, "a backup id, or latest (default)");
+    cmd->add_flag("--deep", *deep, "also open every object (what a restore reads)");
+    cmd->callback([flags, which, deep] {
+      auto opened = Open(*flags, /*needs_flavour=*/false);
+      if (!opened) return;
+      auto manifest = ChooseBackup(*opened->archive, *which, opened->settings.config.archive.source_cluster);
+      if (!manifest) return Fail("backup_verify_failed", manifest.error());
+      Status s = archive::VerifyBackup(*opened->archive->store, *manifest, opened->archive->key, *deep);
+      auto checks = archive::LoadChecks(*opened->archive->store, opened->archive->key,
+                                        manifest->backup_id);
+      archive::BackupChecks record = checks && *checks ? **checks : archive::BackupChecks{};
+      record.verified_at_ms = NowMs();
+      record.verify_error = s.ok() ? "" : s.message();
+      if (Status w = archive::WriteChecks(*opened->archive->store, opened->archive->key,
+                                          manifest->backup_id, record);
+          !w.ok()) {
+        log::Get("archive")->warn("event=backup_checks_not_written id={} error={}",
+                                  manifest->backup_id, log::Quote(w.message()));
+      }
+      if (!s.ok()) return Fail("backup_verify_failed", s);
+      log::Get("archive")->info("event=backup_verified id={} deep={} objects={}",
+                                manifest->backup_id, *deep, manifest->objects.size());
+      std::cout << manifest->backup_id << " ok\n";
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto id = std::make_shared<std::string>();
+    CLI::App* cmd = backup->add_subcommand("delete", "Delete one backup (its manifest first)");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_option("--backup", *id, "the backup id")->required();
+    cmd->callback([flags, id] {
+      auto opened = Open(*flags, /*needs_flavour=*/false);
+      if (!opened) return;
+      if (!archive::IsBackupId(*id)) {
+        return Fail("backup_delete_failed",
+                    Status(StatusCode::kInvalidArgument,
+                           fmt::format("{:?} is not a backup id", *id)));
+      }
+      if (Status s = archive::DeleteBackup(*opened->archive->store, *id); !s.ok())
+        return Fail("backup_delete_failed", s);
+      log::Get("archive")->info("event=backup_deleted id={}", *id);
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto dry_run = std::make_shared<bool>(false);
+    CLI::App* cmd = backup->add_subcommand(
+        "prune", "Apply archive.keep_last / keep_days: delete what they no longer keep (never "
+                 "the newest verified backup)");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_flag("--dry-run", *dry_run, "print what would go, delete nothing");
+    cmd->callback([flags, dry_run] {
+      auto opened = Open(*flags, /*needs_flavour=*/false);
+      if (!opened) return;
+      auto gone = PruneBackups(opened->settings, *opened->archive, *dry_run);
+      if (!gone) return Fail("backup_prune_failed", gone.error());
+      for (const auto& id : *gone) std::cout << (*dry_run ? "would delete " : "deleted ") << id << "\n";
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto which = std::make_shared<std::string>("latest");
+    auto datadir = std::make_shared<std::string>();
+    auto cluster = std::make_shared<std::string>();
+    auto as_replica = std::make_shared<bool>(false);
+    CLI::App* cmd = app.add_subcommand(
+        "restore", "Restore a backup from the store into an empty datadir (staged, checked, "
+                   "prepared, committed atomically)");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_option("--datadir", *datadir, "the datadir (default mysql.datadir); must be empty");
+    cmd->add_option("--backup", *which, "a backup id, or latest (default)");
+    cmd->add_option("--cluster", *cluster,
+                    "the cluster whose backups to take (default archive.source_cluster, else "
+                    "the store's only cluster)");
+    cmd->add_flag("--as-replica", *as_replica,
+                  "no promotion marker: the datadir will not start as the primary");
+    cmd->callback([flags, which, datadir, cluster, as_replica] {
+      auto opened = Open(*flags, /*needs_flavour=*/true);
+      if (!opened) return;
+      RestoreOptions options;
+      options.datadir = datadir->empty() ? opened->settings.config.mysql.datadir : *datadir;
+      options.as_primary = !*as_replica;
+      // The same table as `replboot run`: leftovers of an interrupted restore are settled
+      // first, and a datadir with data is never replaced.
+      auto action = SettleDatadir(options.datadir, conf::Role::kReplica, /*can_clone=*/true,
+                                  /*force_reclone=*/false);
+      if (!action) return Fail("restore_failed", action.error());
+      if (*action != BootstrapAction::kClone) {
+        return Fail("restore_failed",
+                    Status(StatusCode::kInvalidArgument,
+                           fmt::format("{} already holds data ({}): a restore goes only into "
+                                       "an empty or absent datadir",
+                                       options.datadir, BootstrapActionName(*action))));
+      }
+      const std::string& want =
+          cluster->empty() ? opened->settings.config.archive.source_cluster : *cluster;
+      auto manifest = ChooseBackup(*opened->archive, *which, want);
+      if (!manifest) return Fail("restore_failed", manifest.error());
+      auto result = RestoreBackup(opened->settings, *opened->archive, *manifest, options);
+      if (!result) return Fail("restore_failed", result.error());
+      std::cout << manifest->backup_id << "\n";
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+}
+
+}  // namespace replboot::daemon
