@@ -547,7 +547,12 @@ std::vector<std::string> ChildEnvironment() {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view entry(*e);
-    if (entry.starts_with("REPLBOOT_") || entry.starts_with("MYSQL_PWD=")) continue;
+    // AWS_*: the object store's credentials (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and
+    // anything else that would point a child's AWS client at them.
+    if (entry.starts_with("REPLBOOT_") || entry.starts_with("MYSQL_PWD=") ||
+        entry.starts_with("AWS_")) {
+      continue;
+    }
     env.emplace_back(entry);
   }
   return env;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -97,6 +98,30 @@ TEST(ProcessTest, ChildEnvironmentDropsSecrets) {
   }
   ::unsetenv("REPLBOOT_MYSQL_ROOT_PASSWORD");
   ::unsetenv("MYSQL_PWD");
+}
+
+TEST(ProcessTest, ChildEnvironmentDropsAwsCredentials) {
+  ::setenv("AWS_ACCESS_KEY_ID", "AKIDLEAKED", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "s3cr3tleaked", 1);
+  ::setenv("AWS_SESSION_TOKEN", "tokenleaked", 1);
+  ::setenv("REPLBOOT_TEST_KEEP_ME", "x", 1);
+  ::setenv("NOT_AWS_KEEP", "kept", 1);
+  const auto env = ChildEnvironment();
+  for (const auto& e : env) {
+    EXPECT_FALSE(e.starts_with("AWS_")) << e;
+    EXPECT_EQ(e.find("leaked"), std::string::npos) << e;
+  }
+  // Only the AWS_ prefix goes: a variable that merely contains it stays.
+  EXPECT_NE(std::find(env.begin(), env.end(), "NOT_AWS_KEEP=kept"), env.end());
+  // And a child really gets none of them.
+  auto r = RunCapture({"sh", "-c", "env"}, env);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->out.find("leaked"), std::string::npos);
+  EXPECT_NE(r->out.find("NOT_AWS_KEEP=kept"), std::string::npos);
+  for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                           "REPLBOOT_TEST_KEEP_ME", "NOT_AWS_KEEP"}) {
+    ::unsetenv(name);
+  }
 }
 
 // Starts `sleep 60` from a thread that ends at once, as the supervisor's start-up thread and a

@@ -115,8 +115,8 @@ int UsableCpus();
 std::optional<int> CgroupQuotaCpus(std::string_view cpu_max);
 
 // This process's environment without anything a child must not inherit:
-// every REPLBOOT_* variable (they can carry passwords and the backup secret)
-// and MYSQL_PWD.
+// every REPLBOOT_* variable (they can carry passwords and the backup secret),
+// MYSQL_PWD, and every AWS_* variable (the object store's credentials).
 std::vector<std::string> ChildEnvironment();
 
 }  // namespace replboot::process

@@ -74,6 +74,8 @@ struct StoreOptions {
   int max_attempts = 5;
   std::chrono::milliseconds first_backoff{500};
   std::chrono::milliseconds max_backoff{8'000};
+  // s3 only: keys per ListObjectsV2 page (max-keys), 1..1000; S3's own maximum is 1000.
+  int list_page_size = 1000;
   // Ends retries and backoff waits early (shutdown), with kCancelled.
   std::stop_token stop;
 };
