@@ -21,6 +21,9 @@ bool Digits(std::string_view text, size_t pos, size_t count, int* value) {
   return true;
 }
 
+// system_clock counts nanoseconds in 64 bits, up to 2262: ids stop well before.
+constexpr int kLastYear = 2199;
+
 }  // namespace
 
 std::string BackupPrefix(std::string_view backup_id) {
@@ -62,7 +65,7 @@ std::optional<system_clock::time_point> BackupIdTime(std::string_view text) {
   }
   std::chrono::year_month_day ymd{std::chrono::year(year), std::chrono::month(month),
                                   std::chrono::day(day)};
-  if (year < 1970 || !ymd.ok() || hour > 23 || minute > 59 || second > 59) return std::nullopt;
+  if (year < 1970 || year > kLastYear || !ymd.ok() || hour > 23 || minute > 59 || second > 59) return std::nullopt;
   return sys_days(ymd) + std::chrono::hours(hour) + std::chrono::minutes(minute) +
          seconds(second);
 }

@@ -4,12 +4,14 @@
 #include <openssl/rand.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "crypto.h"
+#include "object_internal.h"
 
 namespace replboot::archive {
 namespace {
@@ -88,7 +90,49 @@ bool SetAad(EVP_CIPHER_CTX* ctx, bool encrypt, const std::string& aad) {
                  : EVP_DecryptUpdate(ctx, nullptr, &written, bytes, length) == 1;
 }
 
+// Seals `*out`, which holds the header (magic, version, logical size, nonce) and `frame_bytes`
+// of zstd frame after it, with room for the tag: encrypts the frame in place, appends the tag.
+bool EncryptInPlace(const BackupKey& key, std::string_view backup_id, uint64_t index,
+                    uint64_t logical, size_t frame_bytes, std::vector<uint8_t>* out) {
+  const internal::Key32 object_key = internal::ObjectKey(key);
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  uint8_t* frame = out->data() + kObjectHeaderBytes;
+  uint8_t* tag = frame + frame_bytes;
+  int final_bytes = 0;
+  return ctx != nullptr &&
+         EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+         EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, object_key.data(),
+                            out->data() + kNonceOffset) == 1 &&
+         SetAad(ctx.get(), true, Aad(backup_id, index, logical)) &&
+         CipherUpdate(ctx.get(), true, frame, frame, frame_bytes) &&
+         EVP_EncryptFinal_ex(ctx.get(), tag, &final_bytes) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kObjectTagBytes, tag) == 1;
+}
+
+bool WriteHeader(uint64_t logical, std::vector<uint8_t>* out) {
+  std::memcpy(out->data(), kMagic, sizeof kMagic);
+  (*out)[4] = kVersion;
+  PutLe64(out->data() + kLogicalOffset, logical);
+  return RAND_bytes(out->data() + kNonceOffset, static_cast<int>(kNonceBytes)) == 1;
+}
+
 }  // namespace
+
+namespace internal {
+
+std::vector<uint8_t> SealFrame(const BackupKey& key, std::string_view backup_id, uint64_t index,
+                               uint64_t logical, std::span<const uint8_t> frame) {
+  std::vector<uint8_t> out(kObjectHeaderBytes + frame.size() + kObjectTagBytes);
+  std::copy(frame.begin(), frame.end(), out.begin() + kObjectHeaderBytes);
+  if (!WriteHeader(logical, &out) ||
+      !EncryptInPlace(key, backup_id, index, logical, frame.size(), &out)) {
+    return {};
+  }
+  return out;
+}
+
+}  // namespace internal
 
 uint64_t MaxStoredBytes(uint64_t logical_bytes) {
   return kObjectHeaderBytes + ZSTD_COMPRESSBOUND(logical_bytes) + kObjectTagBytes;
@@ -110,30 +154,13 @@ Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view b
 
   const size_t bound = ZSTD_compressBound(plaintext.size());
   std::vector<uint8_t> out(kObjectHeaderBytes + bound + kObjectTagBytes);
-  std::memcpy(out.data(), kMagic, sizeof kMagic);
-  out[4] = kVersion;
-  PutLe64(out.data() + kLogicalOffset, plaintext.size());
-  if (RAND_bytes(out.data() + kNonceOffset, static_cast<int>(kNonceBytes)) != 1) {
-    return fail("RAND_bytes failed: no random nonce");
-  }
+  if (!WriteHeader(plaintext.size(), &out)) return fail("RAND_bytes failed: no random nonce");
   uint8_t* frame = out.data() + kObjectHeaderBytes;
   size_t compressed = ZSTD_compressCCtx(zstd_contexts.cctx, frame, bound, plaintext.data(),
                                         plaintext.size(), zstd_level);
   if (ZSTD_isError(compressed)) return fail(std::string("zstd: ") + ZSTD_getErrorName(compressed));
 
-  const internal::Key32 object_key = internal::ObjectKey(key);
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  uint8_t* tag = frame + compressed;
-  int final_bytes = 0;
-  if (ctx == nullptr ||
-      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
-      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, object_key.data(),
-                         out.data() + kNonceOffset) != 1 ||
-      !SetAad(ctx.get(), true, Aad(backup_id, index, plaintext.size())) ||
-      !CipherUpdate(ctx.get(), true, frame, frame, compressed) ||
-      EVP_EncryptFinal_ex(ctx.get(), tag, &final_bytes) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kObjectTagBytes, tag) != 1) {
+  if (!EncryptInPlace(key, backup_id, index, plaintext.size(), compressed, &out)) {
     return fail("AES-256-GCM encryption failed");
   }
   out.resize(kObjectHeaderBytes + compressed + kObjectTagBytes);

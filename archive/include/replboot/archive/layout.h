@@ -40,7 +40,7 @@ std::string ClaimKey(std::string_view backup_id);
 
 // "YYYYMMDDTHHMMSSZ" of `when` in UTC, rounded down to the second.
 std::string NewBackupId(std::chrono::system_clock::time_point when);
-// Exactly the form NewBackupId makes, of a real date and time (years 1970–9999, month and day
+// Exactly the form NewBackupId makes, of a real date and time (years 1970–2199, month and day
 // of the calendar, hours < 24, minutes and seconds < 60).
 bool IsBackupId(std::string_view text);
 // The instant an id names; nullopt when !IsBackupId(text).
