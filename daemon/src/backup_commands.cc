@@ -270,25 +270,24 @@ void AddBackupCommands(CLI::App& app) {
   {
     auto flags = std::make_shared<conf::ConfigFlags>();
     auto which = std::make_shared<std::string>("latest");
-    auto datadir = std::make_shared<std::string>();
     auto cluster = std::make_shared<std::string>();
     auto as_replica = std::make_shared<bool>(false);
     CLI::App* cmd = app.add_subcommand(
         "restore", "Restore a backup from the store into an empty datadir (staged, checked, "
                    "prepared, committed atomically)");
     conf::AddConfigFlags(cmd, flags.get());
-    cmd->add_option("--datadir", *datadir, "the datadir (default mysql.datadir); must be empty");
     cmd->add_option("--backup", *which, "a backup id, or latest (default)");
     cmd->add_option("--cluster", *cluster,
                     "the cluster whose backups to take (default archive.source_cluster, else "
                     "the store's only cluster)");
     cmd->add_flag("--as-replica", *as_replica,
                   "no promotion marker: the datadir will not start as the primary");
-    cmd->callback([flags, which, datadir, cluster, as_replica] {
+    cmd->callback([flags, which, cluster, as_replica] {
       auto opened = Open(*flags, /*needs_flavour=*/true);
       if (!opened) return;
       RestoreOptions options;
-      options.datadir = datadir->empty() ? opened->settings.config.mysql.datadir : *datadir;
+      // --datadir is the common flag of mysql.datadir (conf/cli_flags.h).
+      options.datadir = opened->settings.config.mysql.datadir;
       options.as_primary = !*as_replica;
       // The same table as `replboot run`: leftovers of an interrupted restore are settled
       // first, and a datadir with data is never replaced.

@@ -82,22 +82,21 @@ class StreamInspector : public backup::XbstreamSink {
   std::map<std::string, std::string> files_;
 };
 
-// The stream's sink for a backup: into the writer, and through the parser.
+// The stream's sink for a backup: into the writer, and through the parser (`inspector`
+// outlives the sink, which FetchStream owns).
 class ArchiveSink : public clone::StreamSink {
  public:
-  ArchiveSink(archive::BackupWriter& writer, Flavour flavour)
-      : writer_(writer), reader_({.flavour = flavour}, &inspector_) {}
+  ArchiveSink(archive::BackupWriter& writer, Flavour flavour, StreamInspector* inspector)
+      : writer_(writer), reader_({.flavour = flavour}, inspector) {}
   Status Write(std::span<const uint8_t> bytes) override {
     REPLBOOT_RETURN_STATUS_IF_ERROR(reader_.Feed(bytes));
     return writer_.Write(bytes);
   }
   Status Finish() override { return reader_.Finish(); }
   void Abort() override { writer_.Abort(); }
-  const StreamInspector& inspector() const { return inspector_; }
 
  private:
   archive::BackupWriter& writer_;
-  StreamInspector inspector_;
   backup::XbstreamReader reader_;
 };
 
@@ -174,21 +173,20 @@ Result<archive::Manifest> TakeBackup(const NodeSettings& settings, Archive& arch
   };
   auto writer = archive::BackupWriter::Create(*archive.store, writer_options);
   if (!writer) return Error(writer.error());
-  ArchiveSink* sink_seen = nullptr;
+  StreamInspector inspector;
   Log()->info("event=backup_started id={} store={} from={}", options.backup_id,
               log::Quote(archive.store->Describe()), discovery::EndpointText(options.from));
   auto fetched = clone::FetchStream(
       options.from, *clone_options,
       [&](const clone::FetchedStream&) -> Result<std::unique_ptr<clone::StreamSink>> {
-        auto sink = std::make_unique<ArchiveSink>(**writer, settings.flavour);
-        sink_seen = sink.get();
-        return std::unique_ptr<clone::StreamSink>(std::move(sink));
+        return std::unique_ptr<clone::StreamSink>(
+            std::make_unique<ArchiveSink>(**writer, settings.flavour, &inspector));
       });
   if (!fetched) {
     (*writer)->Abort();
     return Error(fetched.error().WithContext("backup " + options.backup_id));
   }
-  auto position = sink_seen->inspector().Position(settings.flavour);
+  auto position = inspector.Position(settings.flavour);
   if (!position) {
     (*writer)->Abort();
     return Error(position.error().WithContext("backup " + options.backup_id));
@@ -248,8 +246,14 @@ Result<archive::Manifest> ChooseBackup(Archive& archive, const std::string& whic
     if (e.complete && e.manifest) clusters[e.manifest->cluster_id]++;
   }
   if (clusters.empty()) {
-    return Error(StatusCode::kNotFound, "{} holds no complete backup",
-                 archive.store->Describe());
+    std::string incomplete;
+    for (const auto& e : *entries) {
+      if (!e.complete)
+        incomplete += fmt::format("{}{}: {}", incomplete.empty() ? "" : "; ", e.id, e.problem);
+    }
+    return Error(StatusCode::kNotFound, "{} holds no complete backup{}",
+                 archive.store->Describe(),
+                 incomplete.empty() ? "" : " (incomplete: " + incomplete + ")");
   }
   if (clusters.size() > 1) {
     std::string names;
