@@ -32,7 +32,8 @@ Verdict ClassifyHttp(long http_status, const std::string& s3_code) {
     v.code = StatusCode::kTimeout;
     v.retry = true;
   } else if (http_status == 429 || http_status >= 500 || s3_code == "SlowDown" ||
-             s3_code == "InternalError" || s3_code == "ServiceUnavailable") {
+             s3_code == "InternalError" || s3_code == "ServiceUnavailable" ||
+             s3_code == "ConditionalRequestConflict") {
     v.code = StatusCode::kUnavailable;
     v.retry = true;
   } else {

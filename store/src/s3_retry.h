@@ -10,7 +10,9 @@
 //   412 PreconditionFailed                         kPrecondition*      no
 //   507, QuotaExceeded, EntityTooLarge             kNoSpace            no
 //   400 RequestTimeout                             kTimeout            yes
-//   429, 5xx, SlowDown, InternalError              kUnavailable        yes
+//   429, 5xx, SlowDown, InternalError,             kUnavailable        yes
+//   409 ConditionalRequestConflict (a concurrent
+//   conditional write in flight: AWS says retry)
 //   other 4xx                                      kIOError            no
 //   curl: couldn't connect/resolve, send/recv      kUnavailable        yes
 //         error, got nothing, partial file

@@ -20,6 +20,7 @@ Discovery (the same rule .ci/run states): `moto_server` on PATH, else `python3 -
 with a python3 that can import moto. Neither: MotoNotInstalled, never a skip.
 Stdlib only.
 """
+import ctypes
 import datetime
 import hashlib
 import hmac
@@ -62,6 +63,13 @@ def moto_command():
     raise MotoNotInstalled(
         "moto_server (Python package moto 5.2.1, `pip install 'moto[server]==5.2.1'`) is missing: "
         "neither `moto_server` is on PATH nor can python3 import moto; the S3 tests need it")
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the process that started moto ends, however it
+    ends (a test killed with SIGKILL included), so moto never outlives its test."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def free_port(host="127.0.0.1"):
@@ -164,7 +172,8 @@ class MotoServer:
         try:
             # Its own process group, so stop() also ends what the pyenv shim or werkzeug forked.
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=env, start_new_session=True)
+                                         env=env, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         finally:
             log.close()
         deadline = time.time() + timeout
