@@ -63,6 +63,9 @@ Result<std::vector<store::ObjectInfo>> MemoryStore::List(const std::string& pref
 
 Status MemoryStore::Delete(const std::string& key) {
   std::lock_guard lock(mu_);
+  if (fail_deletes_after && static_cast<int>(deleted_.size()) >= *fail_deletes_after) {
+    return Status(StatusCode::kUnavailable, fmt::format("memory://test: delete {}: 503", key));
+  }
   deleted_.push_back(key);
   objects_.erase(key);
   return Status::Ok();
