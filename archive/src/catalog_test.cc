@@ -143,7 +143,8 @@ TEST_F(CatalogTest, LoadManifestChecksItIsThatBackups) {
   ASSERT_TRUE(loaded.has_value()) << loaded.error().ToString();
   EXPECT_EQ(loaded->objects.size(), 3u);
 
-  store_.objects()[ManifestKey("20261209T000000Z")] = store_.objects()[ManifestKey("20261201T000000Z")];
+  store_.objects()[ManifestKey("20261209T000000Z")] =
+      store_.objects()[ManifestKey("20261201T000000Z")];
   auto moved = LoadManifest(store_, Key(), "20261209T000000Z");
   ASSERT_FALSE(moved.has_value());
   EXPECT_EQ(moved.error().code(), StatusCode::kCorruption);

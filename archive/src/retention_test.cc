@@ -88,8 +88,8 @@ TEST(Retention, TheNewestVerifiedBackupIsNeverRemoved) {
   EXPECT_EQ(plan.why[IdOfDay(24)], "no newer verified backup exists");
 
   // Even with a rule of one day, whose window holds no backup at all at this hour.
-  plan = PlanRetention(Month([](int day) { return day < 20; }), {.keep_days = 1},
-                       kNowMs + 2 * kDayMs);
+  plan =
+      PlanRetention(Month([](int day) { return day < 20; }), {.keep_days = 1}, kNowMs + 2 * kDayMs);
   EXPECT_THAT(plan.keep, ElementsAreArray(Days(19, 29)));
 }
 
@@ -102,8 +102,7 @@ TEST(Retention, NothingIsRemovedWithoutAVerifiedBackup) {
 // Every other day verified: an unverified backup outside the rules goes only once a newer
 // verified one exists, which is the case for all of them here.
 TEST(Retention, UnverifiedBackupsGoOnceANewerVerifiedOneExists) {
-  auto plan = PlanRetention(Month([](int day) { return day % 2 == 0; }), {.keep_last = 1},
-                            kNowMs);
+  auto plan = PlanRetention(Month([](int day) { return day % 2 == 0; }), {.keep_last = 1}, kNowMs);
   // Day 29 (unverified) by the rule, day 28 as the newest verified.
   EXPECT_THAT(plan.keep, ElementsAreArray(Days(28, 29)));
   EXPECT_THAT(plan.remove, ElementsAreArray(Days(0, 27)));
@@ -113,8 +112,7 @@ TEST(Retention, EmptyAndSingle) {
   auto plan = PlanRetention({}, {.keep_last = 1}, kNowMs);
   EXPECT_TRUE(plan.keep.empty());
   EXPECT_TRUE(plan.remove.empty());
-  plan = PlanRetention({{"20261201T060000Z", kMonthStartMs, false}}, {.keep_days = 1},
-                       kNowMs);
+  plan = PlanRetention({{"20261201T060000Z", kMonthStartMs, false}}, {.keep_days = 1}, kNowMs);
   EXPECT_THAT(plan.keep, ElementsAreArray({"20261201T060000Z"}));
 }
 

@@ -6,8 +6,8 @@
 namespace replboot::archive {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::system_clock;
+using ::testing::HasSubstr;
 
 // 2026-12-07 06:07:30 UTC.
 constexpr int64_t kBase = 1'796'623'650;
@@ -42,12 +42,40 @@ TEST(Schedule, AcceptsTheThreeForms) {
 }
 
 TEST(Schedule, RefusesEverythingElseClearly) {
-  for (const char* text :
-       {"", "Off", "OFF", "on", "every", "every ", "every 4m", "every 0m", "every 05m", "every 5",
-        "every 5s", "every -5m", "every +5m", "every 5 m", " every 5m", "every 5m ", "every  5m",
-        "Every 5m", "every 5M", "every 1.5h", "every 367d", "every 999999999d", "every 9999999999m",
-        "daily", "daily 6:15", "daily 06:5", "daily 24:00", "daily 06:60", "daily 06:15Z",
-        "daily 06-15", "daily  06:15", "weekly", "hourly", "*/15 * * * *"}) {
+  for (const char* text : {"",
+                           "Off",
+                           "OFF",
+                           "on",
+                           "every",
+                           "every ",
+                           "every 4m",
+                           "every 0m",
+                           "every 05m",
+                           "every 5",
+                           "every 5s",
+                           "every -5m",
+                           "every +5m",
+                           "every 5 m",
+                           " every 5m",
+                           "every 5m ",
+                           "every  5m",
+                           "Every 5m",
+                           "every 5M",
+                           "every 1.5h",
+                           "every 367d",
+                           "every 999999999d",
+                           "every 9999999999m",
+                           "daily",
+                           "daily 6:15",
+                           "daily 06:5",
+                           "daily 24:00",
+                           "daily 06:60",
+                           "daily 06:15Z",
+                           "daily 06-15",
+                           "daily  06:15",
+                           "weekly",
+                           "hourly",
+                           "*/15 * * * *"}) {
     auto schedule = ParseSchedule(text);
     ASSERT_FALSE(schedule.has_value()) << '"' << text << '"';
     EXPECT_EQ(schedule.error().code(), StatusCode::kInvalidArgument);
@@ -72,7 +100,8 @@ TEST(Schedule, IntervalSlotsAreAlignedToTheEpoch) {
   for (int64_t t = kBase; t < kBase + 3 * 86'400; t += 97) {
     auto slot = NextSlot(every7, At(t));
     ASSERT_TRUE(slot.has_value());
-    const int64_t s = std::chrono::duration_cast<std::chrono::seconds>(slot->time_since_epoch()).count();
+    const int64_t s =
+        std::chrono::duration_cast<std::chrono::seconds>(slot->time_since_epoch()).count();
     ASSERT_EQ(s % 420, 0);
     ASSERT_GT(s, t);
     ASSERT_LE(s, t + 420);
@@ -97,9 +126,7 @@ TEST(Schedule, DailySlotsAreAtTheTimeInUtc) {
             "20240229T000000Z");
 }
 
-TEST(Schedule, OffHasNoSlot) {
-  EXPECT_FALSE(NextSlot(Parse("off"), At(kBase)).has_value());
-}
+TEST(Schedule, OffHasNoSlot) { EXPECT_FALSE(NextSlot(Parse("off"), At(kBase)).has_value()); }
 
 }  // namespace
 }  // namespace replboot::archive

@@ -40,7 +40,8 @@ void Check(bool ok) {
 }
 
 const BackupKey& Key() {
-  static const BackupKey key = replboot::archive::KeyFromSecret("archive fuzz key, fixed: 0123456789abcdef");
+  static const BackupKey key =
+      replboot::archive::KeyFromSecret("archive fuzz key, fixed: 0123456789abcdef");
   return key;
 }
 
@@ -95,10 +96,11 @@ void FuzzOpen(std::span<const uint8_t> bytes, uint64_t index) {
 void FuzzBehindTheTag(std::span<const uint8_t> bytes) {
   if (bytes.size() < 4) return;
   // The header's logical size from the first bytes, up to the limit and a little over.
-  const uint64_t logical = (uint64_t{bytes[0]} | uint64_t{bytes[1]} << 8 | uint64_t{bytes[2]} << 16) %
-                           (kMaxLogical + 16);
-  auto sealed = replboot::archive::internal::SealFrame(Key(), kBackupId, 7, logical,
-                                                       bytes.subspan(3));
+  const uint64_t logical =
+      (uint64_t{bytes[0]} | uint64_t{bytes[1]} << 8 | uint64_t{bytes[2]} << 16) %
+      (kMaxLogical + 16);
+  auto sealed =
+      replboot::archive::internal::SealFrame(Key(), kBackupId, 7, logical, bytes.subspan(3));
   Check(!sealed.empty());
   auto opened = replboot::archive::OpenObject(Key(), kBackupId, 7, sealed, kMaxLogical);
   if (opened) Check(opened->size() == logical);
@@ -112,8 +114,8 @@ void FuzzRoundTrip(std::span<const uint8_t> bytes) {
   Check(sealed.has_value());
   Check(sealed->size() <= replboot::archive::MaxStoredBytes(plaintext.size()));
   auto opened = replboot::archive::OpenObject(Key(), kBackupId, 3, *sealed, plaintext.size());
-  Check(opened.has_value() && std::equal(opened->begin(), opened->end(), plaintext.begin(),
-                                         plaintext.end()));
+  Check(opened.has_value() &&
+        std::equal(opened->begin(), opened->end(), plaintext.begin(), plaintext.end()));
   std::vector<uint8_t> changed = *sealed;
   changed[bytes[0] * 7919u % changed.size()] ^= static_cast<uint8_t>(1 + bytes.size() % 255);
   Check(!replboot::archive::OpenObject(Key(), kBackupId, 3, changed, kMaxLogical).has_value());
@@ -128,13 +130,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> bytes(data + 1, size - 1);
   std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   switch (selector % 7) {
-    case 0: FuzzManifest(text, false); break;
-    case 1: FuzzManifest(text, true); break;
-    case 2: FuzzChecks(text, false); break;
-    case 3: FuzzChecks(text, true); break;
-    case 4: FuzzOpen(bytes, selector / 7); break;
-    case 5: FuzzBehindTheTag(bytes); break;
-    case 6: FuzzRoundTrip(bytes); break;
+    case 0:
+      FuzzManifest(text, false);
+      break;
+    case 1:
+      FuzzManifest(text, true);
+      break;
+    case 2:
+      FuzzChecks(text, false);
+      break;
+    case 3:
+      FuzzChecks(text, true);
+      break;
+    case 4:
+      FuzzOpen(bytes, selector / 7);
+      break;
+    case 5:
+      FuzzBehindTheTag(bytes);
+      break;
+    case 6:
+      FuzzRoundTrip(bytes);
+      break;
   }
   return 0;
 }
