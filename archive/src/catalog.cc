@@ -215,8 +215,8 @@ Result<bool> ClaimBackup(store::ObjectStore& store, std::string_view id, std::st
   std::string text = claim.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   auto won = store.PutIfAbsent(ClaimKey(id), AsBytes(text));
   if (!won) {
-    return Error(won.error().WithContext(
-        fmt::format("claiming backup {} in {}", id, store.Describe())));
+    return Error(
+        won.error().WithContext(fmt::format("claiming backup {} in {}", id, store.Describe())));
   }
   return *won;
 }

@@ -15,9 +15,9 @@ constexpr std::string_view kIdInfo = "replboot backup encryption v1: key id";
 
 // Words that say "put the real secret here". Matched case-insensitively anywhere in the
 // text: generated secrets (hex, base64) do not contain them by chance.
-constexpr std::string_view kPlaceholders[] = {"changeme", "change-me", "change_me", "changeit",
-                                              "placeholder", "replaceme", "replace-me",
-                                              "replace_me", "your-key", "yourkey", "secret-here"};
+constexpr std::string_view kPlaceholders[] = {
+    "changeme",   "change-me",  "change_me", "changeit", "placeholder", "replaceme",
+    "replace-me", "replace_me", "your-key",  "yourkey",  "secret-here"};
 
 // One character repeated, or a short unit repeated ("abcabcabc…", "changemechangeme…",
 // "0123456701234567…"): text somebody typed, not generated.

@@ -15,7 +15,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr std::string_view kSecret = "3f1c9a7e5b2d4f6081a3c5e7092b4d6f8e0a1c3e5f7092b4d6f8a0c2e4f6a8b0";
+constexpr std::string_view kSecret =
+    "3f1c9a7e5b2d4f6081a3c5e7092b4d6f8e0a1c3e5f7092b4d6f8a0c2e4f6a8b0";
 
 class KeyFileTest : public ::testing::Test {
  protected:

@@ -65,9 +65,9 @@ std::optional<system_clock::time_point> BackupIdTime(std::string_view text) {
   }
   std::chrono::year_month_day ymd{std::chrono::year(year), std::chrono::month(month),
                                   std::chrono::day(day)};
-  if (year < 1970 || year > kLastYear || !ymd.ok() || hour > 23 || minute > 59 || second > 59) return std::nullopt;
-  return sys_days(ymd) + std::chrono::hours(hour) + std::chrono::minutes(minute) +
-         seconds(second);
+  if (year < 1970 || year > kLastYear || !ymd.ok() || hour > 23 || minute > 59 || second > 59)
+    return std::nullopt;
+  return sys_days(ymd) + std::chrono::hours(hour) + std::chrono::minutes(minute) + seconds(second);
 }
 
 bool IsBackupId(std::string_view text) { return BackupIdTime(text).has_value(); }

@@ -15,8 +15,7 @@ system_clock::time_point At(int64_t unix_seconds, int64_t extra_ms = 0) {
 TEST(Layout, Keys) {
   EXPECT_EQ(ManifestKey("20261207T061500Z"), "backups/20261207T061500Z/manifest.json");
   EXPECT_EQ(ObjectKey("20261207T061500Z", 0), "backups/20261207T061500Z/objects/00000000");
-  EXPECT_EQ(ObjectKey("20261207T061500Z", 12345678),
-            "backups/20261207T061500Z/objects/12345678");
+  EXPECT_EQ(ObjectKey("20261207T061500Z", 12345678), "backups/20261207T061500Z/objects/12345678");
   EXPECT_EQ(ChecksKey("20261207T061500Z"), "backups/20261207T061500Z/checks.json");
   EXPECT_EQ(ClaimKey("20261207T061500Z"), "claims/20261207T061500Z");
   EXPECT_EQ(BackupPrefix("20261207T061500Z"), "backups/20261207T061500Z/");
@@ -34,12 +33,27 @@ TEST(Layout, NewBackupIdIsUtcSeconds) {
 TEST(Layout, IsBackupIdIsStrict) {
   EXPECT_TRUE(IsBackupId("20261207T061500Z"));
   EXPECT_TRUE(IsBackupId("20240229T235959Z"));
-  for (const char* bad : {"", "20261207T061500", "20261207T061500z", "20261207t061500Z",
-                          "2026-12-07T06:15Z", "20261207T061500Z ", " 20261207T061500Z",
-                          "20261307T061500Z", "20261200T061500Z", "20261232T061500Z",
-                          "20230229T000000Z", "20261207T241500Z", "20261207T066000Z",
-                          "20261207T061560Z", "19691231T235959Z", "22000101T000000Z", "99991231T235959Z", "2026120AT061500Z",
-                          "20261207T06150+Z", "../../../etc/pa", "202612070T61500Z"}) {
+  for (const char* bad : {"",
+                          "20261207T061500",
+                          "20261207T061500z",
+                          "20261207t061500Z",
+                          "2026-12-07T06:15Z",
+                          "20261207T061500Z ",
+                          " 20261207T061500Z",
+                          "20261307T061500Z",
+                          "20261200T061500Z",
+                          "20261232T061500Z",
+                          "20230229T000000Z",
+                          "20261207T241500Z",
+                          "20261207T066000Z",
+                          "20261207T061560Z",
+                          "19691231T235959Z",
+                          "22000101T000000Z",
+                          "99991231T235959Z",
+                          "2026120AT061500Z",
+                          "20261207T06150+Z",
+                          "../../../etc/pa",
+                          "202612070T61500Z"}) {
     EXPECT_FALSE(IsBackupId(bad)) << bad;
   }
   EXPECT_EQ(BackupIdTime("20261207T061500Z"), At(1796624100));

@@ -141,12 +141,11 @@ class FieldReader {
 // The parts every document shares: parse, format, key id, MAC. On success `*body` is the
 // document without its "mac" and `*backup_id` the id it names (checked later, with the rest).
 Status OpenDocument(std::string_view text, internal::MacKind kind, const BackupKey& key,
-                    std::string_view what, uint64_t max_bytes, json* body,
-                    std::string* backup_id) {
+                    std::string_view what, uint64_t max_bytes, json* body, std::string* backup_id) {
   backup_id->assign(1, '?');  // (not `= "?"`: GCC 12 -Wrestrict false positive)
   auto corrupt = [&](std::string message) {
-    return Status(StatusCode::kCorruption, fmt::format("{} of backup {}: {}", what,
-                                                       *backup_id, message));
+    return Status(StatusCode::kCorruption,
+                  fmt::format("{} of backup {}: {}", what, *backup_id, message));
   };
   if (text.size() > max_bytes) {
     return corrupt(fmt::format("{} bytes, over the limit of {}", text.size(), max_bytes));
@@ -163,8 +162,8 @@ Status OpenDocument(std::string_view text, internal::MacKind kind, const BackupK
     return corrupt("\"format\" is missing or not a number");
   }
   if (format->get<uint64_t>() != kManifestFormat) {
-    return corrupt(fmt::format("format {}, this replboot reads format {}",
-                               format->get<uint64_t>(), kManifestFormat));
+    return corrupt(fmt::format("format {}, this replboot reads format {}", format->get<uint64_t>(),
+                               kManifestFormat));
   }
   auto key_id = body->find("key_id");
   if (key_id == body->end() || !key_id->is_string() ||
@@ -261,9 +260,9 @@ Result<Manifest> ParseManifest(std::string_view text, const BackupKey& key) {
   const std::string where = "manifest of backup " + id;
   FieldReader r(body, where);
   r.OnlyFields({"format", "backup_id", "cluster_id", "node", "flavour", "server_version",
-                "tool_version", "gtid_position", "binlog_file", "binlog_position",
-                "started_at_ms", "finished_at_ms", "logical_bytes", "stored_bytes", "key_id",
-                "compression", "object_bytes", "objects"});
+                "tool_version", "gtid_position", "binlog_file", "binlog_position", "started_at_ms",
+                "finished_at_ms", "logical_bytes", "stored_bytes", "key_id", "compression",
+                "object_bytes", "objects"});
   Manifest m;
   m.format = static_cast<int>(r.Unsigned("format", kManifestFormat, kManifestFormat));
   m.backup_id = r.String("backup_id", 16);
@@ -294,8 +293,7 @@ Result<Manifest> ParseManifest(std::string_view text, const BackupKey& key) {
   m.object_bytes = r.Unsigned("object_bytes", kMinObjectBytes, kMaxObjectBytes);
   const json* objects = r.Array("objects");
   if (r.ok() && objects->size() > kMaxObjects) {
-    r.Fail(fmt::format("{}: {} objects, at most {} allowed", where, objects->size(),
-                       kMaxObjects));
+    r.Fail(fmt::format("{}: {} objects, at most {} allowed", where, objects->size(), kMaxObjects));
   }
   if (!r.ok()) return Error(StatusCode::kCorruption, "{}", r.error());
 
@@ -360,8 +358,8 @@ Result<BackupChecks> ParseChecks(std::string_view text, std::string_view backup_
                                  const BackupKey& key) {
   json body;
   std::string id;
-  REPLBOOT_RETURN_IF_ERROR(OpenDocument(text, internal::MacKind::kChecks, key, "checks",
-                                        kMaxChecksBytes, &body, &id));
+  REPLBOOT_RETURN_IF_ERROR(
+      OpenDocument(text, internal::MacKind::kChecks, key, "checks", kMaxChecksBytes, &body, &id));
   const std::string where = "checks of backup " + id;
   FieldReader r(body, where);
   r.OnlyFields({"format", "backup_id", "key_id", "verified_at_ms", "verify_error",
@@ -369,8 +367,8 @@ Result<BackupChecks> ParseChecks(std::string_view text, std::string_view backup_
                 "restore_test_rows", "restore_test_seconds"});
   std::string named = r.String("backup_id", 16);
   if (r.ok() && named != backup_id) {
-    r.Fail(fmt::format("{}: they are the checks of backup \"{}\", not of {} (copied here?)",
-                       where, named, backup_id));
+    r.Fail(fmt::format("{}: they are the checks of backup \"{}\", not of {} (copied here?)", where,
+                       named, backup_id));
   }
   BackupChecks c;
   c.verified_at_ms = r.Time("verified_at_ms", 0);

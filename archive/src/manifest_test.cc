@@ -11,9 +11,9 @@
 namespace replboot::archive {
 namespace {
 
-using ::testing::HasSubstr;
 using internal::MacKind;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 const BackupKey& Key() {
   static const BackupKey key = KeyFromSecret("manifest test secret 0123456789abcdef012345");
@@ -41,7 +41,8 @@ Manifest Sample() {
   m.compression = "zstd:1";
   m.object_bytes = 4096;
   for (uint64_t i = 0; i < 3; ++i) {
-    ObjectEntry e{i, i < 2 ? 4096u : 100u, i < 2 ? 2000 + i : 150, std::string(64, static_cast<char>('a' + i))};
+    ObjectEntry e{i, i < 2 ? 4096u : 100u, i < 2 ? 2000 + i : 150,
+                  std::string(64, static_cast<char>('a' + i))};
     m.logical_bytes += e.logical_bytes;
     m.stored_bytes += e.stored_bytes;
     m.objects.push_back(e);
@@ -142,8 +143,8 @@ TEST(Manifest, StrictChecksBehindAValidMac) {
        "\"finished_at_ms\" is before \"started_at_ms\""},
       {"format", [](json& j) { j["format"] = 2; }, "format 2, this replboot reads format 1"},
       {"index gap", [](json& j) { j["objects"][1]["index"] = 2; }, "object 1 has index 2"},
-      {"swapped",
-       [](json& j) { std::swap(j["objects"][0], j["objects"][1]); }, "object 0 has index 1"},
+      {"swapped", [](json& j) { std::swap(j["objects"][0], j["objects"][1]); },
+       "object 0 has index 1"},
       {"short middle", [](json& j) { j["objects"][1]["logical_bytes"] = 4000; },
        "object 1: \"logical_bytes\" is 4000, outside 4096..4096"},
       {"last too big", [](json& j) { j["objects"][2]["logical_bytes"] = 5000; },
@@ -176,8 +177,8 @@ TEST(Manifest, StrictChecksBehindAValidMac) {
 }
 
 TEST(Manifest, NotAManifest) {
-  for (std::string text : {"", "{", "[]", "null", "\"x\"", "{\"format\":1}",
-                           "{\"format\":1,\"key_id\":\"0123\"}"}) {
+  for (std::string text :
+       {"", "{", "[]", "null", "\"x\"", "{\"format\":1}", "{\"format\":1,\"key_id\":\"0123\"}"}) {
     auto parsed = ParseManifest(text, Key());
     ASSERT_FALSE(parsed.has_value()) << text;
     EXPECT_EQ(parsed.error().code(), StatusCode::kCorruption) << text;
@@ -207,7 +208,8 @@ TEST(Checks, RoundTripAndBinding) {
   auto moved = ParseChecks(text, "20261208T061500Z", Key());
   ASSERT_FALSE(moved.has_value());
   EXPECT_EQ(moved.error().code(), StatusCode::kCorruption);
-  EXPECT_THAT(moved.error().message(), HasSubstr("they are the checks of backup \"20261207T061500Z\""));
+  EXPECT_THAT(moved.error().message(),
+              HasSubstr("they are the checks of backup \"20261207T061500Z\""));
 
   auto other_key = ParseChecks(text, "20261207T061500Z", OtherKey());
   ASSERT_FALSE(other_key.has_value());
@@ -228,8 +230,8 @@ TEST(Checks, RoundTripAndBinding) {
 
   json bad = json::parse(text);
   bad["restore_test_seconds"] = -1;
-  auto negative = ParseChecks(internal::Remac(bad, MacKind::kChecks, Key()), "20261207T061500Z",
-                              Key());
+  auto negative =
+      ParseChecks(internal::Remac(bad, MacKind::kChecks, Key()), "20261207T061500Z", Key());
   ASSERT_FALSE(negative.has_value());
   EXPECT_THAT(negative.error().message(), HasSubstr("not a duration in seconds"));
 }

@@ -13,8 +13,9 @@ Status MemoryStore::Put(const std::string& key, std::span<const uint8_t> body) {
   std::vector<uint8_t> bytes(body.begin(), body.end());
   std::lock_guard lock(mu_);
   if (fail_puts_after && puts_ >= *fail_puts_after) {
-    return Status(StatusCode::kUnavailable,
-                  fmt::format("memory://test: put {}: 503 Service Unavailable after 5 attempts", key));
+    return Status(
+        StatusCode::kUnavailable,
+        fmt::format("memory://test: put {}: 503 Service Unavailable after 5 attempts", key));
   }
   puts_++;
   if (on_put) on_put(key, &bytes);
@@ -63,6 +64,9 @@ Result<std::vector<store::ObjectInfo>> MemoryStore::List(const std::string& pref
 
 Status MemoryStore::Delete(const std::string& key) {
   std::lock_guard lock(mu_);
+  if (fail_deletes_after && static_cast<int>(deleted_.size()) >= *fail_deletes_after) {
+    return Status(StatusCode::kUnavailable, fmt::format("memory://test: delete {}: 503", key));
+  }
   deleted_.push_back(key);
   objects_.erase(key);
   return Status::Ok();

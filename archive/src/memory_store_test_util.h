@@ -34,6 +34,8 @@ class MemoryStore : public store::ObjectStore {
   std::function<Status(const std::string& key)> get_error;
   // Called with the key and body of every Put, before it is stored (e.g. to corrupt it).
   std::function<void(const std::string& key, std::vector<uint8_t>* body)> on_put;
+  // A Delete after `fail_deletes_after` successful ones fails with kUnavailable.
+  std::optional<int> fail_deletes_after;
   // Lists fail with this when set.
   std::optional<Status> list_error;
 

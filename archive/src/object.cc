@@ -186,8 +186,7 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
   }
   const uint64_t logical = GetLe64(stored.data() + kLogicalOffset);
   if (logical > max_logical) {
-    return corrupt(fmt::format("logical size {} over the limit of {} bytes", logical,
-                               max_logical));
+    return corrupt(fmt::format("logical size {} over the limit of {} bytes", logical, max_logical));
   }
   const size_t frame_bytes = stored.size() - kObjectHeaderBytes - kObjectTagBytes;
   if (frame_bytes > ZSTD_COMPRESSBOUND(logical)) {
@@ -204,8 +203,8 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
       EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, object_key.data(),
                          stored.data() + kNonceOffset) != 1) {
-    return Error(StatusCode::kInternal, "object {} of backup {}: AES-256-GCM setup failed",
-                 index, backup_id);
+    return Error(StatusCode::kInternal, "object {} of backup {}: AES-256-GCM setup failed", index,
+                 backup_id);
   }
   const uint8_t* tag = stored.data() + kObjectHeaderBytes + frame_bytes;
   int final_bytes = 0;
@@ -242,8 +241,8 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
                                    frame.data(), frame.size());
   if (ZSTD_isError(got)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(got));
   if (got != logical) {
-    return corrupt(fmt::format("size mismatch: {} bytes decompressed, the header says {}", got,
-                               logical));
+    return corrupt(
+        fmt::format("size mismatch: {} bytes decompressed, the header says {}", got, logical));
   }
   return plaintext;
 }

@@ -85,10 +85,11 @@ TEST(Object, EveryChangedByteIsDetected) {
     auto opened = OpenObject(Key(), kId, 3, changed, 1 << 20);
     // A changed logical size may first exceed the limit; anything else fails the tag.
     const bool too_large = i >= 5 && i < 13 && (3000 ^ (uint64_t{1} << (8 * (i - 5)))) > (1 << 20);
-    std::string_view reason = i < 4      ? "bad magic"
-                              : i == 4   ? "unknown object version"
-                              : too_large ? "over the limit of 1048576 bytes"
-                                          : "authentication failed: changed, or sealed with another key";
+    std::string_view reason = i < 4    ? "bad magic"
+                              : i == 4 ? "unknown object version"
+                              : too_large
+                                  ? "over the limit of 1048576 bytes"
+                                  : "authentication failed: changed, or sealed with another key";
     ExpectCorrupt(opened, reason);
   }
 }
@@ -119,7 +120,8 @@ TEST(Object, OpensOnlyAsTheObjectItWasSealedAs) {
 
 TEST(Object, LogicalSizeIsBoundedBeforeAnythingElse) {
   auto sealed = Seal(Random(5000, 8));
-  ExpectCorrupt(OpenObject(Key(), kId, 3, sealed, 4999), "logical size 5000 over the limit of 4999");
+  ExpectCorrupt(OpenObject(Key(), kId, 3, sealed, 4999),
+                "logical size 5000 over the limit of 4999");
   EXPECT_TRUE(OpenObject(Key(), kId, 3, sealed, 5000).has_value());
 }
 

@@ -44,8 +44,7 @@ std::string Schedule::ToString() const {
       return fmt::format("every {}m", s / 60);
     }
     case Kind::kDaily:
-      return fmt::format("daily {:02d}:{:02d}", time_of_day.count() / 60,
-                         time_of_day.count() % 60);
+      return fmt::format("daily {:02d}:{:02d}", time_of_day.count() / 60, time_of_day.count() % 60);
   }
   return "off";
 }

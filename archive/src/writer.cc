@@ -94,8 +94,8 @@ struct BackupWriter::State {
         index = slot->index;
         plaintext = slot->bytes;
       }
-      auto sealed = SealObject(options.key, options.backup_id, index, plaintext,
-                               options.zstd_level);
+      auto sealed =
+          SealObject(options.key, options.backup_id, index, plaintext, options.zstd_level);
       if (sealed) AddBuffered(sealed->capacity());
       const uint64_t logical = plaintext.size();
       plaintext = {};
@@ -112,18 +112,19 @@ struct BackupWriter::State {
       }
       if (!sealed) return Fail(sealed.error());
       const size_t sealed_capacity = sealed->capacity();
+      if (Aborting()) return SubBuffered(sealed_capacity);
       if (options.stop.stop_requested()) {
         SubBuffered(sealed_capacity);
-        return Fail(Status(StatusCode::kCancelled,
-                           fmt::format("backup {} cancelled", options.backup_id)));
+        return Fail(
+            Status(StatusCode::kCancelled, fmt::format("backup {} cancelled", options.backup_id)));
       }
       ObjectEntry entry{index, logical, sealed->size(), internal::Sha256Hex(*sealed)};
       Status put = store.Put(ObjectKey(options.backup_id, index), *sealed);
       sealed = {};
       SubBuffered(sealed_capacity);
       if (!put.ok()) {
-        return Fail(put.WithContext(fmt::format("uploading {} to {}", What(index),
-                                                store.Describe())));
+        return Fail(
+            put.WithContext(fmt::format("uploading {} to {}", What(index), store.Describe())));
       }
       WriterProgress progress;
       {
@@ -138,11 +139,16 @@ struct BackupWriter::State {
       progress.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count();
       if (progress.seconds > 0) {
-        progress.logical_bytes_per_second = static_cast<double>(progress.logical_bytes) /
-                                            progress.seconds;
+        progress.logical_bytes_per_second =
+            static_cast<double>(progress.logical_bytes) / progress.seconds;
       }
       if (options.on_progress) options.on_progress(progress);
     }
+  }
+
+  bool Aborting() const {
+    std::lock_guard lock(mu);
+    return aborting;
   }
 
   Status WorkerError() const {
@@ -198,27 +204,25 @@ struct BackupWriter::State {
   Status VerifyUploads() {
     auto listed = store.List(ObjectsPrefix(options.backup_id));
     if (!listed) {
-      return listed.error().WithContext(
-          fmt::format("listing the objects of backup {} in {}", options.backup_id,
-                      store.Describe()));
+      return listed.error().WithContext(fmt::format("listing the objects of backup {} in {}",
+                                                    options.backup_id, store.Describe()));
     }
     std::map<std::string, uint64_t> sizes;
     for (const auto& info : *listed) sizes[info.key] = info.size;
     for (const ObjectEntry& e : uploaded) {
       auto it = sizes.find(ObjectKey(options.backup_id, e.index));
       if (it == sizes.end()) {
-        return Status(StatusCode::kCorruption,
-                      fmt::format("{} is missing from {} after its upload", What(e.index),
-                                  store.Describe()));
+        return Status(StatusCode::kCorruption, fmt::format("{} is missing from {} after its upload",
+                                                           What(e.index), store.Describe()));
       }
       sizes.erase(it);
     }
     if (!sizes.empty()) {
-      return Status(StatusCode::kCorruption,
-                    fmt::format("{} holds {} object(s) of backup {} this writer did not upload "
-                                "(e.g. {}): another writer of the same id?",
-                                store.Describe(), sizes.size(), options.backup_id,
-                                sizes.begin()->first));
+      return Status(
+          StatusCode::kCorruption,
+          fmt::format("{} holds {} object(s) of backup {} this writer did not upload "
+                      "(e.g. {}): another writer of the same id?",
+                      store.Describe(), sizes.size(), options.backup_id, sizes.begin()->first));
     }
     for (const ObjectEntry& e : uploaded) {
       if (options.stop.stop_requested()) {

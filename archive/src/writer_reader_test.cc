@@ -69,13 +69,12 @@ Result<Manifest> WriteBackup(MemoryStore& store, std::span<const uint8_t> data, 
 Result<std::vector<uint8_t>> ReadAll(MemoryStore& store, const Manifest& manifest,
                                      const BackupKey& key = Key()) {
   std::vector<uint8_t> out;
-  Status read = ReadBackup(
-      store, manifest, key,
-      [&](std::span<const uint8_t> bytes) {
-        out.insert(out.end(), bytes.begin(), bytes.end());
-        return Status::Ok();
-      },
-      {});
+  Status read = ReadBackup(store, manifest, key,
+                           [&](std::span<const uint8_t> bytes) {
+                             out.insert(out.end(), bytes.begin(), bytes.end());
+                             return Status::Ok();
+                           },
+                           {});
   if (!read.ok()) return Error(read);
   return out;
 }
@@ -103,9 +102,8 @@ TEST(BackupWriter, RoundTripOfSeveralObjects) {
     EXPECT_EQ(internal::Sha256Hex(stored), e.sha256);
   }
   const auto& text = store.objects().at(ManifestKey(kId));
-  auto parsed = ParseManifest(std::string_view(reinterpret_cast<const char*>(text.data()),
-                                               text.size()),
-                              Key());
+  auto parsed = ParseManifest(
+      std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), Key());
   ASSERT_TRUE(parsed.has_value()) << parsed.error().ToString();
   EXPECT_EQ(*parsed, *manifest);
 
@@ -124,9 +122,8 @@ TEST(BackupWriter, EmptyStream) {
   EXPECT_EQ(manifest->logical_bytes, 0u);
   EXPECT_EQ(store.Keys(), std::vector<std::string>{ManifestKey(kId)});
   int calls = 0;
-  Status read = ReadBackup(
-      store, *manifest, Key(), [&](std::span<const uint8_t>) { return ++calls, Status::Ok(); },
-      {});
+  Status read = ReadBackup(store, *manifest, Key(),
+                           [&](std::span<const uint8_t>) { return ++calls, Status::Ok(); }, {});
   EXPECT_TRUE(read.ok()) << read.ToString();
   EXPECT_EQ(calls, 0);
 }
@@ -138,8 +135,7 @@ TEST(BackupWriter, ObjectSizeBoundaries) {
     size_t objects;
   };
   for (Case c : {Case{1, 1}, Case{kObjectBytes - 1, 1}, Case{kObjectBytes, 1},
-                 Case{kObjectBytes + 1, 2}, Case{2 * kObjectBytes, 2},
-                 Case{3 * kObjectBytes, 3}}) {
+                 Case{kObjectBytes + 1, 2}, Case{2 * kObjectBytes, 2}, Case{3 * kObjectBytes, 3}}) {
     for (size_t chunk : {size_t{1} << 20, kObjectBytes, size_t{1000}, size_t{4097}}) {
       if (chunk == 1000 && c.size > kObjectBytes * 2) continue;
       MemoryStore store;
@@ -224,9 +220,10 @@ TEST(BackupWriter, AnObjectLostBeforeFinishOrAStrayOneFailsFinish) {
     }
     auto finished = (*writer)->Finish(Metadata());
     ASSERT_FALSE(finished.has_value());
-    EXPECT_THAT(finished.error().message(),
-                HasSubstr(lose ? "object 0 of backup 20261207T061500Z is missing"
-                               : "did not upload (e.g. backups/20261207T061500Z/objects/00000007)"));
+    EXPECT_THAT(
+        finished.error().message(),
+        HasSubstr(lose ? "object 0 of backup 20261207T061500Z is missing"
+                       : "did not upload (e.g. backups/20261207T061500Z/objects/00000007)"));
     EXPECT_FALSE(store.Has(ManifestKey(kId)));
   }
 }
@@ -352,13 +349,12 @@ class TamperTest : public ::testing::Test {
   // Reads, returning the error and checking the sink got exactly the objects before `index`.
   Status ReadExpectingFailureAt(uint64_t index, const BackupKey& key = Key()) {
     std::vector<uint8_t> got;
-    Status read = ReadBackup(
-        store_, manifest_, key,
-        [&](std::span<const uint8_t> bytes) {
-          got.insert(got.end(), bytes.begin(), bytes.end());
-          return Status::Ok();
-        },
-        {});
+    Status read = ReadBackup(store_, manifest_, key,
+                             [&](std::span<const uint8_t> bytes) {
+                               got.insert(got.end(), bytes.begin(), bytes.end());
+                               return Status::Ok();
+                             },
+                             {});
     EXPECT_FALSE(read.ok());
     EXPECT_EQ(got.size(), index * kObjectBytes);
     EXPECT_TRUE(std::equal(got.begin(), got.end(), data_.begin()));
@@ -449,12 +445,12 @@ TEST_F(TamperTest, WrongKey) {
 
 TEST_F(TamperTest, SinkErrorAndStopEndTheRead) {
   int calls = 0;
-  Status read = ReadBackup(
-      store_, manifest_, Key(),
-      [&](std::span<const uint8_t>) {
-        return ++calls == 2 ? Status(StatusCode::kNoSpace, "disk full") : Status::Ok();
-      },
-      {});
+  Status read =
+      ReadBackup(store_, manifest_, Key(),
+                 [&](std::span<const uint8_t>) {
+                   return ++calls == 2 ? Status(StatusCode::kNoSpace, "disk full") : Status::Ok();
+                 },
+                 {});
   EXPECT_EQ(read.code(), StatusCode::kNoSpace);
   EXPECT_EQ(calls, 2);
 

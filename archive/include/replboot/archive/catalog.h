@@ -36,8 +36,7 @@ struct BackupEntry {
 Result<std::vector<BackupEntry>> ListBackups(store::ObjectStore& store, const BackupKey& key);
 
 // The manifest of backup `id`, checked to be that backup's. kNotFound when it has none.
-Result<Manifest> LoadManifest(store::ObjectStore& store, const BackupKey& key,
-                              std::string_view id);
+Result<Manifest> LoadManifest(store::ObjectStore& store, const BackupKey& key, std::string_view id);
 
 // The newest complete backup of `cluster_id` (by finished_at_ms, then id). kNotFound when
 // there is none.

@@ -54,7 +54,7 @@ struct Manifest {
   std::string gtid_position;
   std::string binlog_file;
   uint64_t binlog_position = 0;
-  int64_t started_at_ms = 0;   // Unix ms; 0 < started_at_ms <= finished_at_ms
+  int64_t started_at_ms = 0;  // Unix ms; 0 < started_at_ms <= finished_at_ms
   int64_t finished_at_ms = 0;
   uint64_t logical_bytes = 0;  // sum of the objects' logical_bytes: the stream's length
   uint64_t stored_bytes = 0;   // sum of the objects' stored_bytes

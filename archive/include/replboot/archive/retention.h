@@ -29,7 +29,7 @@ struct RetentionItem {
 };
 
 struct RetentionPlan {
-  std::vector<std::string> keep, remove;  // newest first
+  std::vector<std::string> keep, remove;   // newest first
   std::map<std::string, std::string> why;  // every id: the reason it is kept or removed
 };
 

@@ -17,7 +17,7 @@ namespace replboot::archive {
 struct Schedule {
   enum class Kind { kOff, kEvery, kDaily };
   Kind kind = Kind::kOff;
-  std::chrono::seconds interval{0};      // kEvery: 5 min .. 366 days
+  std::chrono::seconds interval{0};     // kEvery: 5 min .. 366 days
   std::chrono::minutes time_of_day{0};  // kDaily: minutes after 00:00 UTC
 
   // The text ParseSchedule reads back to this schedule ("off", "every 90m", "daily 06:15").

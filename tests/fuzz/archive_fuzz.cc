@@ -1,0 +1,156 @@
+// libFuzzer target for the archive's parsers of what an object store hands back: manifests,
+// checks and sealed objects, under one fixed key. Every byte from a store is hostile: each must
+// give an error or a value that keeps its promises (round trips, bounds), never a crash, a
+// sanitizer report or an allocation driven by a size field. The first byte picks the target:
+//   0  ParseManifest of the bytes as they are (fails the MAC unless it is a valid one)
+//   1  the bytes as JSON, re-MACed with the key: the strict checks behind the MAC
+//   2, 3  the same for ParseChecks
+//   4  OpenObject of the bytes (fails the tag unless valid): header and bounds checks
+//   5  the bytes sealed as an object's payload: the zstd checks behind the tag
+//   6  the bytes sealed and opened (a round trip), then one byte changed (must fail)
+//
+// Build: CC=clang CXX=clang++ cmake -DREPLBOOT_FUZZ=ON ... && ninja archive_fuzz
+// Run:   scripts/ci-fuzz (on the seeds in tests/fuzz/archive_corpus, from
+//        make_archive_corpus.py).
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "manifest_mac.h"
+#include "object_internal.h"
+#include "replboot/archive/keys.h"
+#include "replboot/archive/manifest.h"
+#include "replboot/archive/object.h"
+
+namespace {
+
+using replboot::archive::BackupKey;
+using replboot::archive::internal::MacKind;
+
+constexpr std::string_view kBackupId = "20261207T061500Z";
+constexpr uint64_t kMaxLogical = 1 << 20;
+
+void Check(bool ok) {
+  if (!ok) std::abort();
+}
+
+const BackupKey& Key() {
+  static const BackupKey key =
+      replboot::archive::KeyFromSecret("archive fuzz key, fixed: 0123456789abcdef");
+  return key;
+}
+
+void FuzzManifest(std::string_view text, bool remac) {
+  std::string input(text);
+  if (remac) {
+    auto document = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (document.is_discarded()) return;
+    // The key id, too, is the key's: mode 0 covers a foreign one.
+    if (document.is_object()) document["key_id"] = Key().id;
+    input = replboot::archive::internal::Remac(std::move(document), MacKind::kManifest, Key());
+  }
+  auto manifest = replboot::archive::ParseManifest(input, Key());
+  if (!manifest) return;
+  // What parses keeps the promises a reader relies on.
+  uint64_t logical = 0, stored = 0;
+  for (size_t i = 0; i < manifest->objects.size(); ++i) {
+    const auto& o = manifest->objects[i];
+    Check(o.index == i);
+    Check(o.logical_bytes <= manifest->object_bytes);
+    Check(o.stored_bytes <= replboot::archive::MaxStoredBytes(o.logical_bytes));
+    logical += o.logical_bytes;
+    stored += o.stored_bytes;
+  }
+  Check(logical == manifest->logical_bytes && stored == manifest->stored_bytes);
+  Check(manifest->key_id == Key().id);
+  auto again = replboot::archive::ParseManifest(
+      replboot::archive::SerializeManifest(*manifest, Key()), Key());
+  Check(again.has_value() && *again == *manifest);
+}
+
+void FuzzChecks(std::string_view text, bool remac) {
+  std::string input(text);
+  if (remac) {
+    auto document = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (document.is_discarded()) return;
+    if (document.is_object()) document["key_id"] = Key().id;
+    input = replboot::archive::internal::Remac(std::move(document), MacKind::kChecks, Key());
+  }
+  auto checks = replboot::archive::ParseChecks(input, kBackupId, Key());
+  if (!checks) return;
+  auto again = replboot::archive::ParseChecks(
+      replboot::archive::SerializeChecks(*checks, kBackupId, Key()), kBackupId, Key());
+  Check(again.has_value() && *again == *checks);
+}
+
+void FuzzOpen(std::span<const uint8_t> bytes, uint64_t index) {
+  auto opened = replboot::archive::OpenObject(Key(), kBackupId, index, bytes, kMaxLogical);
+  if (opened) Check(opened->size() <= kMaxLogical);
+}
+
+void FuzzBehindTheTag(std::span<const uint8_t> bytes) {
+  if (bytes.size() < 4) return;
+  // The header's logical size from the first bytes, up to the limit and a little over.
+  const uint64_t logical =
+      (uint64_t{bytes[0]} | uint64_t{bytes[1]} << 8 | uint64_t{bytes[2]} << 16) %
+      (kMaxLogical + 16);
+  auto sealed =
+      replboot::archive::internal::SealFrame(Key(), kBackupId, 7, logical, bytes.subspan(3));
+  Check(!sealed.empty());
+  auto opened = replboot::archive::OpenObject(Key(), kBackupId, 7, sealed, kMaxLogical);
+  if (opened) Check(opened->size() == logical);
+}
+
+void FuzzRoundTrip(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  const int level = 1 + bytes[0] % 5;
+  auto plaintext = bytes.subspan(1);
+  auto sealed = replboot::archive::SealObject(Key(), kBackupId, 3, plaintext, level);
+  Check(sealed.has_value());
+  Check(sealed->size() <= replboot::archive::MaxStoredBytes(plaintext.size()));
+  auto opened = replboot::archive::OpenObject(Key(), kBackupId, 3, *sealed, plaintext.size());
+  Check(opened.has_value() &&
+        std::equal(opened->begin(), opened->end(), plaintext.begin(), plaintext.end()));
+  std::vector<uint8_t> changed = *sealed;
+  changed[bytes[0] * 7919u % changed.size()] ^= static_cast<uint8_t>(1 + bytes.size() % 255);
+  Check(!replboot::archive::OpenObject(Key(), kBackupId, 3, changed, kMaxLogical).has_value());
+  Check(!replboot::archive::OpenObject(Key(), kBackupId, 4, *sealed, kMaxLogical).has_value());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const uint8_t selector = data[0];
+  std::span<const uint8_t> bytes(data + 1, size - 1);
+  std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  switch (selector % 7) {
+    case 0:
+      FuzzManifest(text, false);
+      break;
+    case 1:
+      FuzzManifest(text, true);
+      break;
+    case 2:
+      FuzzChecks(text, false);
+      break;
+    case 3:
+      FuzzChecks(text, true);
+      break;
+    case 4:
+      FuzzOpen(bytes, selector / 7);
+      break;
+    case 5:
+      FuzzBehindTheTag(bytes);
+      break;
+    case 6:
+      FuzzRoundTrip(bytes);
+      break;
+  }
+  return 0;
+}
