@@ -186,8 +186,6 @@ const std::vector<Setting>& Settings() {
        "file holding an S3 session token (optional)"},
       {"archive.key_file", REPLBOOT_FIELD(archive, key_file), false,
        "file holding the backups' encryption key (secret text of 32+ characters)"},
-      {"archive.schedule", REPLBOOT_FIELD(archive, schedule), false,
-       "off | every <N>m|h|d | daily HH:MM (UTC): when a replica takes a backup"},
       {"archive.keep_last", REPLBOOT_FIELD(archive, keep_last), false,
        "retention: keep the newest N backups (0 = rule off)"},
       {"archive.keep_days", REPLBOOT_FIELD(archive, keep_days), false,
@@ -198,8 +196,6 @@ const std::vector<Setting>& Settings() {
        "zstd level of the stored objects"},
       {"archive.source_cluster", REPLBOOT_FIELD(archive, source_cluster), false,
        "cluster id whose backups an empty primary restores; \"\" = the store's only one"},
-      {"archive.claim_step", REPLBOOT_FIELD(archive, claim_step), false,
-       "seconds between the replicas' turns (by ordinal) to take a scheduled backup"},
 
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
       {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
@@ -912,7 +908,6 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.Range("archive.keep_days", c.archive.keep_days, 0, 36500);
   check.Range("archive.object_size_mb", c.archive.object_size_mb, 1, 256);
   check.Range("archive.compression_level", c.archive.compression_level, 1, 19);
-  check.Range("archive.claim_step", c.archive.claim_step, 1, 3600);
   if (!c.archive.store.empty() && c.archive.key_file.empty())
     check.Fail("archive.key_file", "\"\"", "is required when archive.store is set");
   for (const auto& [key, value] :

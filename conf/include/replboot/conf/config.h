@@ -139,7 +139,6 @@ struct Config {
     std::string secret_key_file;
     std::string session_token_file;
     std::string key_file;              // the encryption key (secret text, >= 32 characters)
-    std::string schedule = "off";      // off | every <N>m|h|d | daily HH:MM (UTC)
     int64_t keep_last = 7;             // retention: the newest N (0 = rule off)
     int64_t keep_days = 0;             // and/or D days (0 = rule off)
     int64_t object_size_mb = 16;       // logical bytes per stored object
@@ -147,7 +146,6 @@ struct Config {
     // A primary with an empty datadir and no peer holding data restores this cluster's newest
     // backup; "" = the one cluster whose backups the store holds (several: it waits).
     std::string source_cluster;
-    int64_t claim_step = 30;           // seconds between the replicas' turns to take a backup
   } archive;
 
   struct Http {
