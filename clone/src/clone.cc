@@ -359,6 +359,25 @@ std::string LocalTool(const CloneOptions& options) {
 
 namespace {
 
+// A datadir a clone may go into: no staging or old dir left (the caller settles those:
+// datadir.h), and no data unless options.force_reclone.
+Status CheckCleanSlate(const CloneOptions& options) {
+  auto state = InspectDatadir(options.datadir);
+  if (!state) return state.error();
+  if (state->staging != DirState::kAbsent || state->old_present) {
+    return Status(StatusCode::kInternal,
+                  fmt::format("{} has a staging or old dir left: settle the datadir before "
+                              "cloning", options.datadir));
+  }
+  if ((state->datadir == DirState::kData || state->datadir == DirState::kCommitted) &&
+      !options.force_reclone) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("{} already holds data; use --force-reclone to replace it",
+                              options.datadir));
+  }
+  return Status::Ok();
+}
+
 // A donor's stream up to its first DATA frame: connected, authenticated, HEADER read.
 struct OpenedStream {
   AuthenticatedConnection connection;
@@ -439,18 +458,7 @@ Result<CloneResult> CommitStream(const CloneOptions& options, const std::string&
   const std::string staging = StagingPath(options.datadir);
 
   // A clean slate: the caller settled leftovers (datadir.h), so they never mix with this one.
-  auto state = InspectDatadir(options.datadir);
-  if (!state) return Error(state.error());
-  if (state->staging != DirState::kAbsent || state->old_present) {
-    return Error(StatusCode::kInternal,
-                 "{} has a staging or old dir left: settle the datadir before cloning",
-                 options.datadir);
-  }
-  if ((state->datadir == DirState::kData || state->datadir == DirState::kCommitted) &&
-      !options.force_reclone) {
-    return Error(StatusCode::kInvalidArgument,
-                 "{} already holds data; use --force-reclone to replace it", options.datadir);
-  }
+  REPLBOOT_RETURN_IF_ERROR(CheckCleanSlate(options));
   if (Status s = Preflight(source, header, options); !s.ok()) return Error(s);
   Report(options, Event("streaming", source, 0, header));
 
@@ -544,18 +552,7 @@ Result<CloneResult> CommitStream(const CloneOptions& options, const std::string&
 
 Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {
   // A datadir that is not a clean slate is refused before the donor starts a backup for us.
-  auto state = InspectDatadir(options.datadir);
-  if (!state) return Error(state.error());
-  if (state->staging != DirState::kAbsent || state->old_present) {
-    return Error(StatusCode::kInternal,
-                 "{} has a staging or old dir left: settle the datadir before cloning",
-                 options.datadir);
-  }
-  if ((state->datadir == DirState::kData || state->datadir == DirState::kCommitted) &&
-      !options.force_reclone) {
-    return Error(StatusCode::kInvalidArgument,
-                 "{} already holds data; use --force-reclone to replace it", options.datadir);
-  }
+  REPLBOOT_RETURN_IF_ERROR(CheckCleanSlate(options));
   auto opened = OpenStream(donor, options);
   if (!opened) return Error(opened.error());
   auto result = CommitStream(options, opened->peer, opened->header,
