@@ -188,6 +188,41 @@ TEST_F(S3StoreTest, PutGetListDeleteWithPagination) {
   EXPECT_TRUE(store->List("")->empty());
 }
 
+// The archive's listing, exactly: "backups/" under a store prefix and under none, on a store
+// whose FIRST request is that list (a fresh curl handle, no connection yet). The query then
+// has a '/' in a value (prefix=backups%2F, or cluster-a%2Fbackups%2F), which SigV4 signs
+// encoded; the proxy checks the signature the way AWS does. (moto 5.2.1 alone refuses it: it
+// signs the decoded value, see fault_proxy.py, so replboot must not be pointed at a bare moto.)
+TEST_F(S3StoreTest, FirstRequestIsAListOfTheArchivesPrefix) {
+  for (const std::string url : {"s3://backups", "s3://backups/cluster-a"}) {
+    SCOPED_TRACE(url);
+    const int before = fixture_->Requests();
+    {
+      auto fresh = Open(Options(url));
+      ASSERT_TRUE(fresh);
+      auto listed = fresh->List("backups/");
+      ASSERT_TRUE(listed) << listed.error().ToString();
+      EXPECT_TRUE(listed->empty());
+    }
+    EXPECT_EQ(fixture_->Requests(), before + 1);  // one list, signed right the first time
+    {
+      auto writer = Open(Options(url));
+      ASSERT_TRUE(writer);
+      ASSERT_TRUE(writer->Put("backups/20261207T082400Z-1/manifest", Bytes("m")).ok());
+      ASSERT_TRUE(writer->Put("backupsx/not-listed", Bytes("x")).ok());
+    }
+    auto fresh = Open(Options(url));
+    ASSERT_TRUE(fresh);
+    auto listed = fresh->List("backups/");
+    ASSERT_TRUE(listed) << listed.error().ToString();
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_EQ((*listed)[0].key, "backups/20261207T082400Z-1/manifest");
+    EXPECT_EQ((*listed)[0].size, 1u);
+    ASSERT_TRUE(fresh->Delete("backups/20261207T082400Z-1/manifest").ok());
+    ASSERT_TRUE(fresh->Delete("backupsx/not-listed").ok());
+  }
+}
+
 TEST_F(S3StoreTest, BinaryBodyRoundTrips) {
   auto store = Open(Options("s3://backups"));
   std::vector<uint8_t> body(3 << 20);  // 3 MiB: curl sends Expect: 100-continue
