@@ -54,11 +54,7 @@ Status FsyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-namespace {
-
-// A name nobody can guess: with O_EXCL|O_NOFOLLOW, a file or symlink planted in a directory
-// another user can write (the mysql user's socket dir) is never opened or followed.
-Result<std::string> RandomSuffix() {
+Result<std::string> RandomHexName() {
   unsigned char bytes[8];
   size_t got = 0;
   while (got < sizeof bytes) {
@@ -78,22 +74,18 @@ Result<std::string> RandomSuffix() {
   return out;
 }
 
-Status WriteAll(int fd, std::string_view content, const std::string& what) {
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
+Status WriteAll(int fd, std::span<const uint8_t> data, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "write " + what);
     }
-    p += n;
-    left -= static_cast<size_t>(n);
+    done += static_cast<size_t>(n);
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 Status WriteFileAtomicAt(int dir_fd, const std::string& dir, const std::string& name,
                          std::string_view content, mode_t mode) {
@@ -103,7 +95,7 @@ Status WriteFileAtomicAt(int dir_fd, const std::string& dir, const std::string& 
   std::string tmp_name;
   int fd = -1;
   for (int attempt = 0; fd < 0; ++attempt) {
-    auto suffix = RandomSuffix();
+    auto suffix = RandomHexName();
     if (!suffix) return suffix.error();
     tmp_name = name + ".tmp." + *suffix;
     fd = ::openat(dir_fd, tmp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -120,7 +112,11 @@ Status WriteFileAtomicAt(int dir_fd, const std::string& dir, const std::string& 
   };
   // open() applies the umask; set the exact mode asked for.
   if (::fchmod(fd, mode) != 0) return fail(ErrnoStatus(errno, "chmod " + tmp));
-  if (Status s = WriteAll(fd, content, tmp); !s.ok()) return fail(s);
+  if (Status s = WriteAll(fd, std::span(reinterpret_cast<const uint8_t*>(content.data()),
+                                         content.size()), tmp);
+      !s.ok()) {
+    return fail(s);
+  }
   if (::fsync(fd) != 0) return fail(ErrnoStatus(errno, "fsync " + tmp));
   ::close(fd);
   fd = -1;

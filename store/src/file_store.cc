@@ -72,39 +72,6 @@ std::vector<std::string> SplitKey(const std::string& key) {
   return parts;
 }
 
-Result<std::string> RandomHex16() {
-  unsigned char bytes[8];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error(ErrnoStatus(errno, "getrandom"));
-    }
-    got += static_cast<size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  return out;
-}
-
-Status WriteAll(int fd, std::span<const uint8_t> data, const std::string& what) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "write " + what);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
 class FileStore : public ObjectStore {
  public:
   FileStore(std::string root, UniqueFd root_fd) : root_(std::move(root)), root_fd_(std::move(root_fd)) {}
@@ -130,7 +97,7 @@ class FileStore : public ObjectStore {
     const int dir_fd = dirs->back().get();
     const std::string dir = DirPath(key);
     const std::string name = SplitKey(key).back();
-    auto suffix = RandomHex16();
+    auto suffix = files::RandomHexName();
     if (!suffix) return Error(suffix.error());
     const std::string tmp = name + ".tmp." + *suffix;
     // The whole body is durable under the temp name before link(2) makes it visible, so a
@@ -145,7 +112,7 @@ class FileStore : public ObjectStore {
       return Error(Fail(what, s));
     };
     if (::fchmod(fd.get(), kFileMode) != 0) return cleanup(ErrnoStatus(errno, "chmod " + tmp));
-    if (Status s = WriteAll(fd.get(), body, dir + "/" + tmp); !s.ok()) return cleanup(s);
+    if (Status s = files::WriteAll(fd.get(), body, dir + "/" + tmp); !s.ok()) return cleanup(s);
     if (::fsync(fd.get()) != 0) return cleanup(ErrnoStatus(errno, "fsync " + dir + "/" + tmp));
     fd.reset();
     bool written = true;

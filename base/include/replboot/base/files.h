@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,13 @@ std::string ParentDir(const std::string& path);
 // O_EXCL|O_NOFOLLOW, and the rename replaces a symlink planted at `path` instead of
 // following it.
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+
+// 16 hex characters from getrandom(2): a temp name nobody can guess (with O_EXCL|O_NOFOLLOW,
+// a file or symlink planted in a directory another user can write is never opened).
+Result<std::string> RandomHexName();
+
+// write(2) until all of `data` is out, EINTR retried; errors name `what` (ENOSPC: kNoSpace).
+Status WriteAll(int fd, std::span<const uint8_t> data, const std::string& what);
 
 // A private directory `<parent>/<prefix>XXXXXX` (mkdtemp: random name, mode 0700) for
 // secret files (an option file, an init file), locked (flock) while this object lives and
