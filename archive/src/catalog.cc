@@ -137,12 +137,10 @@ Result<Manifest> LoadManifest(store::ObjectStore& store, const BackupKey& key,
   return ParseStoredManifest(*bytes, key, id);
 }
 
-Result<Manifest> LatestBackup(store::ObjectStore& store, const BackupKey& key,
-                              std::string_view cluster_id) {
-  auto entries = ListBackups(store, key);
-  if (!entries) return Error(entries.error());
+const Manifest* NewestComplete(const std::vector<BackupEntry>& entries,
+                               std::string_view cluster_id) {
   const Manifest* latest = nullptr;
-  for (const BackupEntry& e : *entries) {
+  for (const BackupEntry& e : entries) {
     if (!e.complete || e.manifest->cluster_id != cluster_id) continue;
     if (latest == nullptr || e.manifest->finished_at_ms > latest->finished_at_ms ||
         (e.manifest->finished_at_ms == latest->finished_at_ms &&
@@ -150,6 +148,14 @@ Result<Manifest> LatestBackup(store::ObjectStore& store, const BackupKey& key,
       latest = &*e.manifest;
     }
   }
+  return latest;
+}
+
+Result<Manifest> LatestBackup(store::ObjectStore& store, const BackupKey& key,
+                              std::string_view cluster_id) {
+  auto entries = ListBackups(store, key);
+  if (!entries) return Error(entries.error());
+  const Manifest* latest = NewestComplete(*entries, cluster_id);
   if (latest == nullptr) {
     return Error(StatusCode::kNotFound, "no complete backup of cluster {} in {}", cluster_id,
                  store.Describe());

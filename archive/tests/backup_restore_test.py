@@ -143,7 +143,7 @@ def test_file_store_backup_and_lost_cluster():
         assert_refused(r1, store_settings(H, f"file://{store}", other_key), scratch, "key",
                        "another key")
         assert_refused(r1, settings + ["--set", f"archive.source_cluster={OTHER_CLUSTER}"], scratch,
-                       "", "another cluster")
+                       "no complete backup of cluster " + OTHER_CLUSTER, "another cluster")
         err = cli(r1, ["restore", "--datadir", scratch, "--backup", backup_id, "--cluster", OTHER_CLUSTER],
                   settings)
         err = err.stdout + err.stderr

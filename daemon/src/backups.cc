@@ -265,7 +265,8 @@ Result<archive::Manifest> ChooseBackup(Archive& archive, const std::string& whic
                  "(archive.source_cluster, or --cluster)",
                  archive.store->Describe(), names);
   }
-  return archive::LatestBackup(*archive.store, archive.key, clusters.begin()->first);
+  // The listing has every manifest already: no second round of reads.
+  return *archive::NewestComplete(*entries, clusters.begin()->first);
 }
 
 Result<clone::CloneResult> RestoreBackup(const NodeSettings& settings, Archive& archive,
@@ -315,17 +316,7 @@ Result<clone::CloneResult> RestoreBackup(const NodeSettings& settings, Archive& 
     clone_options->before_commit = [gtid_state, owner, id = manifest.backup_id](
                                        const std::string& staging,
                                        const clone::StreamHeader& h) -> Status {
-      nlohmann::json marker;
-      marker["donor"] = "backup " + id;
-      marker["gtid_state"] = gtid_state;
-      marker["cluster_id"] = h.cluster_id;
-      const std::string path = staging + "/" + std::string(kPromotionMarker);
-      REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(
-          path, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
-          0640));
-      if (owner && ::chown(path.c_str(), owner->uid, owner->gid) != 0)
-        return ErrnoStatus(errno, "chown " + path);
-      return files::FsyncDir(staging);
+      return WritePromotionMarker(staging, "backup " + id, gtid_state, h.cluster_id, owner);
     };
   }
   const std::string source = "backup " + manifest.backup_id;

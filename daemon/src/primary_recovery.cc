@@ -426,6 +426,21 @@ std::string PeersLine(const std::vector<PeerFacts>& peers) {
 
 }  // namespace
 
+Status WritePromotionMarker(const std::string& staging, const std::string& source,
+                            const std::string& gtid_state, const std::string& cluster_id,
+                            const std::optional<OsUser>& owner, const nlohmann::json& extra) {
+  nlohmann::json marker = extra;
+  marker["donor"] = source;
+  marker["gtid_state"] = gtid_state;
+  marker["cluster_id"] = cluster_id;
+  const std::string path = JoinPath(staging, kPromotionMarker);
+  REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(
+      path, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0640));
+  if (owner && ::chown(path.c_str(), owner->uid, owner->gid) != 0)
+    return ErrnoStatus(errno, "chown " + path);
+  return files::FsyncDir(staging);
+}
+
 Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions& options,
                             std::stop_token stop,
                             const std::function<void(const RecoveryView&)>& on_decision,
@@ -539,20 +554,8 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         // hold every position a replica may ask for.
         auto executed = ExecutedGtids(*donor.answer, settings.flavour);
         if (!executed) return executed.error().WithContext(donor.name + "'s GTID state");
-        nlohmann::json marker;
-        marker["donor"] = donor.name;
-        marker["donor_ordinal"] = donor.ordinal;
-        marker["gtid_state"] = executed->ToString();
-        marker["cluster_id"] = header.cluster_id;
-        const std::string path = JoinPath(staging, kPromotionMarker);
-        REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(
-            path, marker.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
-            0640));
-        if (settings.mysql_user &&
-            ::chown(path.c_str(), settings.mysql_user->uid, settings.mysql_user->gid) != 0) {
-          return ErrnoStatus(errno, "chown " + path);
-        }
-        return files::FsyncDir(staging);
+        return WritePromotionMarker(staging, donor.name, executed->ToString(), header.cluster_id,
+                                    settings.mysql_user, {{"donor_ordinal", donor.ordinal}});
       };
       clone::RetryPolicy policy;
       policy.max_rounds = 2;  // then survey again: the donor may be gone, another ahead

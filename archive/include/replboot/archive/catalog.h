@@ -42,6 +42,9 @@ Result<Manifest> LoadManifest(store::ObjectStore& store, const BackupKey& key, s
 // there is none.
 Result<Manifest> LatestBackup(store::ObjectStore& store, const BackupKey& key,
                               std::string_view cluster_id);
+// The same choice among entries already listed; nullptr when there is none.
+const Manifest* NewestComplete(const std::vector<BackupEntry>& entries,
+                               std::string_view cluster_id);
 
 // Removes backup `id`: the manifest FIRST (from then on no reader takes it for whole), then its
 // objects, its checks, anything else under its prefix, and its claim. Deleting again finishes

@@ -67,6 +67,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "replboot/base/datadir_files.h"
 #include "replboot/base/flavour.h"
 #include "replboot/base/status.h"
@@ -133,6 +135,13 @@ std::string InitializeEmptyOverridePath(const std::string& datadir);
 inline constexpr const auto& kPromotionMarker = datadir_files::kPromotionMarker;
 // kPromotionMarker is in `datadir`.
 bool PromotionPending(const std::string& datadir);
+// Writes the marker into a staging dir before its commit: `source` (a peer's name, or
+// "backup <id>"), the GTID state the new binlog must continue, the cluster id; handed to
+// `owner` when set, the directory fsynced. `extra` adds fields (the donor's ordinal).
+Status WritePromotionMarker(const std::string& staging, const std::string& source,
+                            const std::string& gtid_state, const std::string& cluster_id,
+                            const std::optional<OsUser>& owner,
+                            const nlohmann::json& extra = nlohmann::json::object());
 
 // The survey → decide → clone loop of a primary with an empty datadir (see above).
 struct RecoveryOptions {
