@@ -630,5 +630,32 @@ TEST(DescribeSettingsTest, EveryKeyHasEnvAndDescription) {
   EXPECT_EQ(port->default_value, "3306");
 }
 
+// [archive]: a store needs a key; absurd sizes, levels and relative paths are each named.
+TEST_F(ConfigTest, ArchiveSettingsAreChecked) {
+  options_.config_file = WriteToml(
+      "[archive]\nstore = \"file:///backups\"\nkey_file = \"/run/secrets/backup-key\"\n"
+      "keep_last = 3\nkeep_days = 14\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.archive.keep_last, 3);
+  EXPECT_EQ(loaded->config.archive.object_size_mb, 16);
+
+  options_.config_file = WriteToml(
+      "[archive]\nstore = \"s3://bkt/p\"\nobject_size_mb = 0\ncompression_level = 99\n"
+      "keep_last = -1\naddressing = \"sideways\"\naccess_key_file = \"keys/id\"\n"
+      "ca_file = \"ca.pem\"\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("archive.key_file"));  // required with a store
+  EXPECT_THAT(m, HasSubstr("archive.object_size_mb = 0"));
+  EXPECT_THAT(m, HasSubstr("archive.compression_level = 99"));
+  EXPECT_THAT(m, HasSubstr("archive.keep_last = -1"));
+  EXPECT_THAT(m, HasSubstr("archive.addressing"));
+  EXPECT_THAT(m, HasSubstr("archive.access_key_file"));  // relative, and without its secret
+  EXPECT_THAT(m, HasSubstr("archive.ca_file"));
+}
+
 }  // namespace
 }  // namespace replboot::conf
+
