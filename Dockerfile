@@ -16,7 +16,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config python3 \
       libboost1.81-dev libc-ares-dev libarchive-dev libmariadb-dev libtomlplusplus-dev \
       libcli11-dev libspdlog-dev libfmt-dev libexpected-dev nlohmann-json3-dev libssl-dev \
-      libzstd-dev liblz4-dev libgtest-dev libgmock-dev \
+      libzstd-dev liblz4-dev zlib1g-dev libcurl4-openssl-dev libexpat1-dev libgtest-dev libgmock-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -8,3 +8,8 @@ replboot_add_integration_test(image_podman ${PROJECT_SOURCE_DIR}/tests/image/ima
                               LABELS image TIMEOUT 3600)
 replboot_add_integration_test(cluster_script ${PROJECT_SOURCE_DIR}/tests/cluster/cluster_test.py
                               LABELS cluster TIMEOUT 1500)
+# Static and quick: the image's build stage installs every library package install-deps does.
+add_test(NAME image.build_packages
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/image/build_packages_test.py)
+set_tests_properties(image.build_packages PROPERTIES LABELS unit
+                     ENVIRONMENT "REPLBOOT_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
