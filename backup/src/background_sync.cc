@@ -85,8 +85,8 @@ void BackgroundSync::Run() {
       }
       seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     } else if (!job.fsync && !failed) {
-      (void)sync_file_range(job.fd, static_cast<off_t>(job.offset),
-                            static_cast<off_t>(job.length), SYNC_FILE_RANGE_WRITE);
+      (void)sync_file_range(job.fd, static_cast<off_t>(job.offset), static_cast<off_t>(job.length),
+                            SYNC_FILE_RANGE_WRITE);
     }
     close(job.fd);
     lock.lock();

@@ -72,7 +72,7 @@ class BackgroundSync {
   std::condition_variable work_;  // a job was queued, or stopping
   std::condition_variable done_;  // a job finished
   std::deque<Job> jobs_;
-  size_t held_ = 0;     // descriptors of jobs_ plus the running job's
+  size_t held_ = 0;  // descriptors of jobs_ plus the running job's
   bool running_ = false;
   bool stop_ = false;
   Status error_;

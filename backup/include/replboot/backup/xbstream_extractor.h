@@ -9,9 +9,10 @@
 // Durability: success (Commit) means every file and every directory touched has
 // been fsynced. Writeback starts as each chunk is verified and each file is fsynced
 // after its end, both on a background thread (background_sync.h), so the writes never
-// wait for the disk; Commit waits for whatever is still in flight. Payload bytes are written before their chunk's checksum is known
-// (see xbstream_reader.h), so after any error the target's content is garbage:
-// callers extract into a staging directory and wipe it on failure.
+// wait for the disk; Commit waits for whatever is still in flight. Payload bytes are
+// written before their chunk's checksum is known (see xbstream_reader.h), so after any
+// error the target's content is garbage: callers extract into a staging directory and
+// wipe it on failure.
 //
 // Compressed members: with `decompress`, "x.zst" and "x.lz4" (XtraBackup
 // --compress) are decompressed as they stream, by libarchive's read filters on a
@@ -61,10 +62,10 @@ class Decompressor;
 class XbstreamExtractor final : public XbstreamSink {
  public:
   struct Stats {
-    uint64_t files = 0;          // files completed ('E')
-    uint64_t bytes_written = 0;  // after decompression
-    uint64_t fsyncs = 0;         // files fsynced (on the background thread)
-    double fsync_seconds = 0;    // time those fsyncs took, off the writing thread
+    uint64_t files = 0;              // files completed ('E')
+    uint64_t bytes_written = 0;      // after decompression
+    uint64_t fsyncs = 0;             // files fsynced (on the background thread)
+    double fsync_seconds = 0;        // time those fsyncs took, off the writing thread
     double commit_wait_seconds = 0;  // Commit's wait for the background thread to finish
   };
 
