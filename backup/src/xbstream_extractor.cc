@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <utility>
 
+#include "background_sync.h"
 #include "xbstream_decompressor.h"
 
 namespace replboot::backup {
@@ -18,8 +20,8 @@ namespace {
 
 constexpr mode_t kFileMode = 0640;
 constexpr mode_t kDirMode = 0750;
-// Files past their 'E' whose fsync is deferred; beyond this the oldest are synced
-// and closed, so a stream of many small files does not hold many descriptors.
+// Files past their 'E' whose fsync is queued on the background thread; beyond this the
+// writer waits, so a stream of many small files does not hold many descriptors.
 constexpr size_t kMaxPendingSync = 64;
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -87,7 +89,10 @@ Result<std::unique_ptr<XbstreamExtractor>> XbstreamExtractor::Create(const std::
 }
 
 XbstreamExtractor::XbstreamExtractor(int root_fd, std::string root, const ExtractOptions& options)
-    : root_fd_(root_fd), root_(std::move(root)), options_(options) {
+    : root_fd_(root_fd),
+      root_(std::move(root)),
+      options_(options),
+      sync_(std::make_unique<BackgroundSync>(root_)) {
   fd_budget_ = options.max_open_fds;
   if (fd_budget_ == 0) {
     struct rlimit rl {};
@@ -102,7 +107,7 @@ XbstreamExtractor::~XbstreamExtractor() {
     file.decompressor.reset();  // joins the worker before its descriptor closes
     if (file.fd >= 0) close(file.fd);
   }
-  for (auto& [fd, path] : pending_sync_) close(fd);
+  sync_.reset();  // stops the thread; closes what it still held
   close(root_fd_);
 }
 
@@ -180,9 +185,9 @@ Result<int> XbstreamExtractor::OpenParent(std::string_view path, bool create, st
 }
 
 Status XbstreamExtractor::EvictIfNeeded() {
-  while (open_fds_ + pending_sync_.size() >= fd_budget_) {
-    if (!pending_sync_.empty()) {
-      REPLBOOT_RETURN_STATUS_IF_ERROR(SyncPending());
+  while (open_fds_ + sync_->held() >= fd_budget_) {
+    if (size_t held = sync_->held(); held > 0) {
+      sync_->WaitHeldBelow(held);  // a queued fsync or writeback finishes and closes its fd
       continue;
     }
     // Close the least recently used writable file; it is reopened when needed.
@@ -334,10 +339,11 @@ Status XbstreamExtractor::OnPayloadEnd(const ChunkHeader& chunk) {
   if (file.decompressor) return Status::Ok();  // sizes there are of the compressed bytes
   file.logical_end = std::max(file.logical_end, chunk.end_offset);
   if (options_.early_writeback && file.fd >= 0 && chunk.length >= (1u << 20)) {
-    // Asynchronous: queues the range for writeback and returns. Errors surface at fsync.
-    (void)sync_file_range(file.fd, static_cast<off_t>(chunk.offset),
-                          static_cast<off_t>(chunk.end_offset - chunk.offset),
-                          SYNC_FILE_RANGE_WRITE);
+    // On the background thread: even SYNC_FILE_RANGE_WRITE does the filesystem's block
+    // allocation and builds the I/O in the caller, and waits when the device queue is full.
+    // Errors surface at the fsync. Each queued range holds a descriptor: bounded like fsyncs.
+    if (sync_->held() >= kMaxPendingSync) sync_->WaitHeldBelow(kMaxPendingSync);
+    return sync_->Writeback(file.fd, chunk.offset, chunk.end_offset - chunk.offset);
   }
   return Status::Ok();
 }
@@ -382,29 +388,16 @@ Status XbstreamExtractor::OnEof(const ChunkHeader& chunk) {
     }
     return status;
   }
-  if (options_.early_writeback) (void)sync_file_range(file.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   --open_fds_;
   ++stats_.files;
   return QueueSync(file.fd, file.out_path);
 }
 
 Status XbstreamExtractor::QueueSync(int fd, const std::string& path) {
-  pending_sync_.emplace_back(fd, path);
-  if (pending_sync_.size() >= kMaxPendingSync) return SyncPending();
-  return Status::Ok();
-}
-
-Status XbstreamExtractor::SyncPending() {
-  Status status;
-  while (!pending_sync_.empty()) {
-    auto [fd, path] = std::move(pending_sync_.front());
-    pending_sync_.pop_front();
-    if (status.ok() && fsync(fd) != 0) {
-      status = ErrnoStatus(errno, fmt::format("fsync {} in {}", path, root_));
-    }
-    close(fd);
-  }
-  return status;
+  if (sync_->held() >= kMaxPendingSync) sync_->WaitHeldBelow(kMaxPendingSync);
+  // The fsync runs beside the next files' writes; an earlier file's failed fsync ends the
+  // extraction here instead of at Commit.
+  return sync_->SyncAndClose(fd, path);
 }
 
 Status XbstreamExtractor::OnRename(const ChunkHeader& chunk) {
@@ -455,7 +448,14 @@ Status XbstreamExtractor::Commit() {
                   fmt::format("{} file(s) in {} never got their end-of-file chunk", files_.size(),
                               root_));
   }
-  REPLBOOT_RETURN_STATUS_IF_ERROR(SyncPending());
+  const auto wait_start = std::chrono::steady_clock::now();
+  Status synced = sync_->Drain();
+  stats_.commit_wait_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+  const BackgroundSync::Stats sync_stats = sync_->stats();
+  stats_.fsyncs = sync_stats.fsyncs;
+  stats_.fsync_seconds = sync_stats.fsync_seconds;
+  REPLBOOT_RETURN_STATUS_IF_ERROR(synced);
   // Every directory whose entries changed (created files, subdirectories, renames).
   for (const std::string& dir_path : dirty_dirs_) {
     auto dir = OpenDirectory(dir_path, false);

@@ -271,6 +271,23 @@ TEST_F(ExtractorTest, ManyOpenFilesWithASmallDescriptorBudget) {
   for (int i = 0; i < 30; ++i) EXPECT_EQ(Slurp(target_ / fmt::format("db/f{}", i)), content[i]);
 }
 
+// The fsyncs run on the background thread (background_sync.h): Commit returns only after
+// every file's, including those queued while the descriptor budget made the writer wait.
+TEST_F(ExtractorTest, EveryFileIsFsyncedBeforeCommitReturns) {
+  StreamBuilder b;
+  for (int i = 0; i < 100; ++i) {
+    b.Payload(fmt::format("db/f{}", i), Pattern(1 << 20, static_cast<char>('a' + i % 26)), 0);
+    b.Eof(fmt::format("db/f{}", i));
+  }
+  ExtractOptions options;
+  options.max_open_fds = 8;
+  auto r = Extract(b.bytes(), options);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->extractor.files, 100u);
+  EXPECT_EQ(r->extractor.fsyncs, 100u);
+  EXPECT_EQ(Slurp(target_ / "db/f99"), Pattern(1 << 20, static_cast<char>('a' + 99 % 26)));
+}
+
 TEST_F(ExtractorTest, EncryptedAndQpressMembersAreRefusedAtFirstSight) {
   for (std::string path : {"db/t.ibd.qp", "ibdata1.xbcrypt", "db/t.ibd.zst.xbcrypt"}) {
     for (bool decompress : {false, true}) {

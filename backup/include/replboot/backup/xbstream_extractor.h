@@ -7,9 +7,12 @@
 // are created O_EXCL (mode 0640), directories 0750.
 //
 // Durability: success (Commit) means every file and every directory touched has
-// been fsynced. Payload bytes are written before their chunk's checksum is known
-// (see xbstream_reader.h), so after any error the target's content is garbage:
-// callers extract into a staging directory and wipe it on failure.
+// been fsynced. Writeback starts as each chunk is verified and each file is fsynced
+// after its end, both on a background thread (background_sync.h), so the writes never
+// wait for the disk; Commit waits for whatever is still in flight. Payload bytes are
+// written before their chunk's checksum is known (see xbstream_reader.h), so after any
+// error the target's content is garbage: callers extract into a staging directory and
+// wipe it on failure.
 //
 // Compressed members: with `decompress`, "x.zst" and "x.lz4" (XtraBackup
 // --compress) are decompressed as they stream, by libarchive's read filters on a
@@ -21,7 +24,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -54,13 +56,17 @@ struct ExtractOptions {
   std::vector<std::string> reserved_names;
 };
 
+class BackgroundSync;
 class Decompressor;
 
 class XbstreamExtractor final : public XbstreamSink {
  public:
   struct Stats {
-    uint64_t files = 0;          // files completed ('E')
-    uint64_t bytes_written = 0;  // after decompression
+    uint64_t files = 0;              // files completed ('E')
+    uint64_t bytes_written = 0;      // after decompression
+    uint64_t fsyncs = 0;             // files fsynced (on the background thread)
+    double fsync_seconds = 0;        // time those fsyncs took, off the writing thread
+    double commit_wait_seconds = 0;  // Commit's wait for the background thread to finish
   };
 
   // `target_dir` must exist (it is normally an empty staging directory).
@@ -112,7 +118,6 @@ class XbstreamExtractor final : public XbstreamSink {
   // kCorruption when `path`'s first component (after "." and empty ones) is reserved.
   Status CheckReserved(std::string_view path, std::string_view what) const;
   Status QueueSync(int fd, const std::string& path);
-  Status SyncPending();
   void MarkDirty(std::string_view path);
 
   int root_fd_;
@@ -122,8 +127,9 @@ class XbstreamExtractor final : public XbstreamSink {
   uint64_t use_clock_ = 0;
   size_t open_fds_ = 0;
   FileMap files_;
-  // Closed-for-writing files whose fsync is still due: (fd, path).
-  std::deque<std::pair<int, std::string>> pending_sync_;
+  // Writeback and the fsync of every file past its 'E'; its descriptors count against
+  // fd_budget_.
+  std::unique_ptr<BackgroundSync> sync_;
   // Directories (relative, "" = target) whose entries changed: fsynced by Commit.
   std::set<std::string> dirty_dirs_;
   Stats stats_;
