@@ -4,7 +4,7 @@ replboot itself accepts.
 Renders `kubectl kustomize k8s/` (no cluster needed), parses the YAML (PyYAML, Debian's
 python3-yaml) and checks the structure a working deployment depends on: probes on replboot's
 HTTP port, a grace period longer than replboot's, the headless Service publishing not-ready
-pods, Secret keys matching the *_file settings, the ConfigMap key mounted where replboot reads
+pods, Secret keys matching the *_file settings (the backups' key and S3 credentials too), the ConfigMap key mounted where replboot reads
 it, and the datadir on the volume. Then feeds the ConfigMap's TOML to `replboot config render`.
 """
 import os
@@ -160,43 +160,89 @@ def test_services_and_disruption_budget():
         assert pod_labels.get(k) == v, f"PodDisruptionBudget selector {k}={v} matches no pod"
 
 
+# Every secret replboot reads: a *_file setting naming a key of a mounted Secret.
+SECRET_FILE_SETTINGS = {("mysql", "root_password_file"), ("cluster", "app_password_file"),
+                        ("backup", "password_file"), ("backup", "secret_file"),
+                        ("replication", "password_file"),
+                        # Backups outside the cluster (issue 23): the key and the S3 credentials.
+                        ("archive", "key_file"), ("archive", "access_key_file"),
+                        ("archive", "secret_key_file")}
+
+
 def test_secret_files_match_the_settings_and_nothing_secret_is_in_env():
     by_kind = render()
     sts = one(by_kind, "StatefulSet", "mysql")
     c = container(sts)
     conf = tomllib.loads(config_toml(by_kind))
-    secret = one(by_kind, "Secret")
-    keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
+    assert secrets, "no Secret"
     vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
-    secret_mounts = {m["mountPath"].rstrip("/"): m for m in c["volumeMounts"]
-                     if "secret" in vols.get(m["name"], {})}
-    assert secret_mounts, "the Secret is not mounted"
-    for m in secret_mounts.values():
-        assert vols[m["name"]]["secret"]["secretName"] == secret["metadata"]["name"]
+    # mount path -> the keys of the Secret mounted there
+    secret_mounts = {}
+    for m in c["volumeMounts"]:
+        if "secret" not in vols.get(m["name"], {}):
+            continue
+        vol = vols[m["name"]]["secret"]
+        assert vol["secretName"] in secrets, f"volume {m['name']} mounts Secret {vol['secretName']}, which is not rendered"
         assert m.get("readOnly") is True
-        mode = vols[m["name"]]["secret"].get("defaultMode", 0o644)
-        assert mode & 0o077 == 0, f"secret files must be private, defaultMode is {oct(mode)}"
+        mode = vol.get("defaultMode", 0o644)
+        assert mode & 0o077 == 0, f"secret files must be private, defaultMode of {m['name']} is {oct(mode)}"
+        assert "items" not in vol and "subPath" not in m, "every key of the Secret is a file under its mount"
+        secret = secrets[vol["secretName"]]
+        secret_mounts[m["mountPath"].rstrip("/")] = (vol["secretName"],
+                                                     set(secret.get("stringData", {})) | set(secret.get("data", {})))
+    assert secret_mounts, "no Secret is mounted"
+    mounted = {name for name, _ in secret_mounts.values()}
+    assert mounted == set(secrets), f"Secrets not mounted: {sorted(set(secrets) - mounted)}"
 
-    # Every secret replboot needs is a *_file setting naming a key of the mounted Secret.
-    wanted = {("mysql", "root_password_file"), ("cluster", "app_password_file"),
-              ("backup", "password_file"), ("backup", "secret_file"), ("replication", "password_file")}
-    used = set()
-    for section, key in sorted(wanted):
+    used = {name: set() for name in secrets}
+    for section, key in sorted(SECRET_FILE_SETTINGS):
         path = conf.get(section, {}).get(key)
         assert path, f"{section}.{key} is not set: that secret would be missing"
-        directory, name = os.path.split(path)
+        directory, file_name = os.path.split(path)
         assert directory in secret_mounts, f"{section}.{key}={path} is not under a Secret mount ({list(secret_mounts)})"
-        assert name in keys, f"{section}.{key}={path}: the Secret has no key {name!r} ({sorted(keys)})"
-        used.add(name)
+        secret_name, keys = secret_mounts[directory]
+        assert file_name in keys, f"{section}.{key}={path}: Secret {secret_name} has no key {file_name!r} ({sorted(keys)})"
+        used[secret_name].add(file_name)
         inline = key.replace("_file", "")
         assert inline not in conf.get(section, {}), f"{section}.{inline} is inline in the ConfigMap"
-    assert keys == used, f"Secret keys no setting reads: {sorted(keys - used)}"
-    for value in list(secret.get("stringData", {}).values()):
-        assert value.startswith("CHANGE-ME"), "the shipped Secret values must be marked as placeholders"
+    for directory, (secret_name, keys) in secret_mounts.items():
+        assert keys == used[secret_name], f"keys of Secret {secret_name} no setting reads: {sorted(keys - used[secret_name])}"
+    for secret in secrets.values():
+        for value in list(secret.get("stringData", {}).values()):
+            assert value.startswith("CHANGE-ME"), "the shipped Secret values must be marked as placeholders"
 
     for e in c.get("env", []):
-        assert not re.search(r"PASSWORD|SECRET", e["name"]) or "valueFrom" in e, \
+        assert not re.search(r"PASSWORD|SECRET|KEY", e["name"]) or "valueFrom" in e, \
             f"environment variable {e['name']} carries a secret inline"
+
+
+def test_archive_store_is_off_and_its_commented_settings_are_ready():
+    """Backups are off as shipped (a store that cannot be read would keep a new mysql-0 from
+    initializing); uncommenting the [archive] section's example lines gives settings replboot
+    accepts, with the key and the credentials already pointing into the mounted Secret."""
+    by_kind = render()
+    text = config_toml(by_kind)
+    conf = tomllib.loads(text)
+    assert "store" not in conf.get("archive", {}), "archive.store is set in the shipped replboot.toml"
+    lines, section, uncommented = [], None, []
+    for line in text.splitlines():
+        if m := re.match(r"^\[([a-z.]+)\]", line):
+            section = m.group(1)
+        if section == "archive" and (m := re.match(r"^# ((store|endpoint|addressing) = .*)$", line)):
+            line = m.group(1)
+            uncommented.append(m.group(2))
+        lines.append(line)
+    assert sorted(uncommented) == ["addressing", "endpoint", "store"], uncommented
+    ready = tomllib.loads("\n".join(lines))["archive"]
+    assert ready["store"].startswith("s3://") and ready["endpoint"].startswith("https://"), ready
+    with tempfile.TemporaryDirectory(prefix="replboot-k8s-") as d:
+        path = os.path.join(d, "replboot.toml")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run([replboot_bin(), "config", "render", "--config", path, "--hostname", "mysql-0",
+                            "--flavour", "mariadb"], capture_output=True, text=True, env=node_env(), timeout=60)
+        assert r.returncode == 0, f"config render with the store on exited {r.returncode}: {r.stderr.strip()}"
 
 
 def test_fsgroup_is_the_image_mysql_group():
