@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "backup_stream_inspector.h"
 #include "replboot/archive/layout.h"
 #include "replboot/archive/reader.h"
 #include "replboot/archive/retention.h"
@@ -30,63 +31,11 @@ int64_t NowMs() {
       .count();
 }
 
-// The tools' position files at the top of the stream, kept while the stream goes by (each
-// a few hundred bytes; capped, so a hostile stream cannot make us hold more).
-constexpr size_t kMaxPositionFileBytes = 64 << 10;
-bool IsPositionFile(std::string_view path) {
-  return path == "xtrabackup_binlog_info" || path == "mariadb_backup_binlog_info" ||
-         path == "xtrabackup_slave_info" || path == "mariadb_backup_slave_info";
-}
-
-// Parses the stream as it goes to the store: every chunk's header and checksum is checked
-// before the backup is called whole, and the position files are kept for the manifest.
-class StreamInspector : public backup::XbstreamSink {
- public:
-  Status OnPayloadBegin(const backup::ChunkHeader&) override { return Status::Ok(); }
-  Status OnPayload(const backup::ChunkHeader& chunk, uint64_t file_offset,
-                   std::span<const uint8_t> data) override {
-    if (!IsPositionFile(chunk.path)) return Status::Ok();
-    std::string& text = files_[std::string(chunk.path)];
-    if (file_offset + data.size() > kMaxPositionFileBytes) {
-      return Status(StatusCode::kCorruption,
-                    fmt::format("{} in the stream is over {} bytes", chunk.path,
-                                kMaxPositionFileBytes));
-    }
-    if (text.size() < file_offset + data.size()) text.resize(file_offset + data.size());
-    std::copy(data.begin(), data.end(), text.begin() + static_cast<std::ptrdiff_t>(file_offset));
-    return Status::Ok();
-  }
-  Status OnPayloadEnd(const backup::ChunkHeader&) override { return Status::Ok(); }
-  Status OnEof(const backup::ChunkHeader&) override { return Status::Ok(); }
-  Status OnSeek(const backup::ChunkHeader&) override { return Status::Ok(); }
-  Status OnRename(const backup::ChunkHeader&) override { return Status::Ok(); }
-  Status OnDelete(const backup::ChunkHeader&) override { return Status::Ok(); }
-
-  // The position a server restored from this backup continues from: a replica's backup
-  // carries its place in the primary (slave_info), the primary's its own (binlog_info).
-  Result<replication::Position> Position(Flavour flavour) const {
-    for (const char* name : {"xtrabackup_slave_info", "mariadb_backup_slave_info"}) {
-      auto it = files_.find(name);
-      if (it == files_.end()) continue;
-      auto p = replication::ParseSlaveInfo(it->second, name, flavour);
-      if (p && (p->HasGtid() || p->HasFilePos())) return p;
-    }
-    for (const char* name : {"xtrabackup_binlog_info", "mariadb_backup_binlog_info"}) {
-      auto it = files_.find(name);
-      if (it != files_.end()) return replication::ParseBinlogInfo(it->second, name, flavour);
-    }
-    return replication::Position{};
-  }
-
- private:
-  std::map<std::string, std::string> files_;
-};
-
 // The stream's sink for a backup: into the writer, and through the parser (`inspector`
 // outlives the sink, which FetchStream owns).
 class ArchiveSink : public clone::StreamSink {
  public:
-  ArchiveSink(archive::BackupWriter& writer, Flavour flavour, StreamInspector* inspector)
+  ArchiveSink(archive::BackupWriter& writer, Flavour flavour, BackupStreamInspector* inspector)
       : writer_(writer), reader_({.flavour = flavour}, inspector) {}
   Status Write(std::span<const uint8_t> bytes) override {
     REPLBOOT_RETURN_STATUS_IF_ERROR(reader_.Feed(bytes));
@@ -173,7 +122,7 @@ Result<archive::Manifest> TakeBackup(const NodeSettings& settings, Archive& arch
   };
   auto writer = archive::BackupWriter::Create(*archive.store, writer_options);
   if (!writer) return Error(writer.error());
-  StreamInspector inspector;
+  BackupStreamInspector inspector;
   Log()->info("event=backup_started id={} store={} from={}", options.backup_id,
               log::Quote(archive.store->Describe()), discovery::EndpointText(options.from));
   auto fetched = clone::FetchStream(
