@@ -441,6 +441,12 @@ Status WritePromotionMarker(const std::string& staging, const std::string& sourc
   return files::FsyncDir(staging);
 }
 
+std::chrono::milliseconds StoreRetryDelay(const RecoveryOptions& options, int failures) {
+  std::chrono::milliseconds delay = options.round_interval;
+  for (int i = 1; i < failures && delay < options.store_retry_max; ++i) delay *= 2;
+  return std::min(delay, std::max(options.store_retry_max, options.round_interval));
+}
+
 Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions& options,
                             std::stop_token stop,
                             const std::function<void(const RecoveryView&)>& on_decision,
@@ -452,6 +458,7 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
   RecoveryView view;
   view.override_file = override_path;
   std::string last_logged;  // the decision's words, so an unchanged wait is logged less often
+  int store_failures = 0;   // in a row
   for (int round = 1;; ++round) {
     auto peers = (*survey)->Run(stop);
     if (!peers) return Error(StatusCode::kCancelled, "stopped while asking the peers");
@@ -505,10 +512,12 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         view.reason = "store_unanswered";
         view.detail = restored.error().message();
         if (on_decision) on_decision(view);
+        const auto retry_in = StoreRetryDelay(options, ++store_failures);
         Log()->warn("event=primary_recovery_decision plan=wait reason=store_unanswered round={} "
-                    "detail={}",
-                    round, log::Quote(restored.error().message()));
-        if (!SleepFor(options.round_interval, stop))
+                    "failures={} retry_in_s={:.1f} detail={}",
+                    round, store_failures, static_cast<double>(retry_in.count()) / 1000,
+                    log::Quote(restored.error().message()));
+        if (!SleepFor(retry_in, stop))
           return Error(StatusCode::kCancelled, "stopped while asking the store");
         continue;
       }

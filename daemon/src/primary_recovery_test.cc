@@ -229,6 +229,19 @@ TEST(DecidePrimaryRecoveryTest, APeerThatCouldNeverServeTheCloneStillHoldsData) 
   EXPECT_EQ(*with_another.donor, 1u);
 }
 
+TEST(StoreRetryDelayTest, DoublesFromTheRoundIntervalUpToTheCap) {
+  using std::chrono::milliseconds;
+  RecoveryOptions options;  // 2 s rounds, 60 s cap
+  EXPECT_EQ(StoreRetryDelay(options, 1), milliseconds(2'000));
+  EXPECT_EQ(StoreRetryDelay(options, 2), milliseconds(4'000));
+  EXPECT_EQ(StoreRetryDelay(options, 5), milliseconds(32'000));
+  EXPECT_EQ(StoreRetryDelay(options, 6), milliseconds(60'000));
+  EXPECT_EQ(StoreRetryDelay(options, 1'000'000), milliseconds(60'000));  // no overflow
+  options.round_interval = milliseconds(100);
+  options.store_retry_max = milliseconds(50);  // a cap below the round: the round wins
+  EXPECT_EQ(StoreRetryDelay(options, 3), milliseconds(100));
+}
+
 TEST(InitializeEmptyOverrideTest, TheFileSitsBesideTheDatadir) {
   EXPECT_EQ(InitializeEmptyOverridePath("/var/lib/mysql/data"),
             "/var/lib/mysql/data.replboot-initialize-empty");

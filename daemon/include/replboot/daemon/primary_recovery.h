@@ -153,7 +153,14 @@ struct RecoveryOptions {
   // (a new cluster: initialize); an error (store unreachable, denied, backups of several
   // clusters and none named) fails closed: logged, and asked again next round.
   std::function<Result<bool>(std::stop_token)> restore_from_store;
+  // A store that keeps failing is asked less often: the wait doubles from round_interval up
+  // to this (a restore that fails late has downloaded the whole backup each time). Peers are
+  // still surveyed before every attempt, so one that comes back is seen at once.
+  std::chrono::milliseconds store_retry_max{60'000};
 };
+// The pause after the `failures`-th failure in a row to restore from the store:
+// round_interval, doubling, capped at store_retry_max.
+std::chrono::milliseconds StoreRetryDelay(const RecoveryOptions& options, int failures);
 // For /status: the last decision (plan, reason, detail, donor, rounds, seconds waited).
 using RecoveryView = replication::BootstrapStatus::View;
 // Ok(true): a clone of this cluster's most advanced peer is committed in the datadir, with
