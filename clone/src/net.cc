@@ -286,6 +286,22 @@ Result<std::vector<uint8_t>> Socket::ChannelBinding() const {
 }
 
 Status Socket::WriteAll(std::string_view data, milliseconds timeout) {
+  // One deadline for the whole write: a peer that takes a byte now and then must not hold
+  // the sender (and whatever it holds, the donor's backup slot) longer than `timeout`.
+  const auto write_deadline = Clock::now() + timeout;
+  auto wait = [&](auto&& waiter) -> Status {
+    auto left = std::chrono::duration_cast<milliseconds>(write_deadline - Clock::now());
+    Status s = left > milliseconds(0)
+                   ? waiter(left)
+                   : Status(StatusCode::kTimeout, "");
+    if (s.code() == StatusCode::kTimeout &&
+        s.message().find("the exchange's deadline") == std::string::npos) {
+      return Status(StatusCode::kTimeout,
+                    fmt::format("sending to {}: {} bytes not all taken within {} ms", peer_,
+                                data.size(), timeout.count()));
+    }
+    return s;
+  };
   if (ssl_ != nullptr) {
     SigpipeBlock no_sigpipe;
     size_t done = 0;
@@ -298,7 +314,9 @@ Status Socket::WriteAll(std::string_view data, milliseconds timeout) {
         done += static_cast<size_t>(n);
         continue;
       }
-      if (Status s = TlsRetry(n, timeout, "sending to"); !s.ok()) return s;
+      if (Status s = wait([&](milliseconds left) { return TlsRetry(n, left, "sending to"); });
+          !s.ok())
+        return s;
     }
     return Status::Ok();
   }
@@ -311,7 +329,7 @@ Status Socket::WriteAll(std::string_view data, milliseconds timeout) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      Status s = WaitFor(POLLOUT, timeout, "sending to");
+      Status s = wait([&](milliseconds left) { return WaitFor(POLLOUT, left, "sending to"); });
       if (!s.ok()) return s;
       continue;
     }

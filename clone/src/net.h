@@ -92,7 +92,8 @@ class Socket {
   // session under kTlsExporterLabel; empty without TLS.
   Result<std::vector<uint8_t>> ChannelBinding() const;
 
-  // Writes all of `data` within `timeout` of idleness; kUnavailable when the peer is gone.
+  // Writes all of `data` within `timeout` of the call, however the peer paces its reads
+  // (kTimeout naming the size); kUnavailable when the peer is gone.
   Status WriteAll(std::string_view data, std::chrono::milliseconds timeout);
   // Reads exactly `size` bytes; kUnavailable on EOF ("connection closed by <peer>").
   Status ReadExact(void* buffer, size_t size, std::chrono::milliseconds timeout);

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <future>
+#include <thread>
 #include <random>
 
 #include "tls_test_util.h"
@@ -150,6 +152,38 @@ TEST(TlsContextTest, MissingFilesAreNamed) {
   EXPECT_NE(c.error().message().find("backup.tls_cert \"/nonexistent/cert.pem\""),
             std::string::npos)
       << c.error().message();
+}
+
+}  // namespace
+}  // namespace replboot::clone::net
+
+namespace replboot::clone::net {
+namespace {
+
+// A peer that takes a few KiB now and then makes progress all the time, so a timeout of
+// idleness would never fire: the write's one deadline does.
+TEST(SocketWriteTest, APeerReadingATrickleCannotHoldAWritePastItsDeadline) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  Socket writer(fds[0], "trickle-reader");
+  Socket reader(fds[1], "writer");
+  std::atomic<bool> done{false};
+  std::thread trickle([&] {
+    std::vector<uint8_t> buffer(4096);
+    while (!done) {
+      (void)reader.ReadSome(buffer.data(), buffer.size(), std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  Status s = writer.WriteAll(std::string(64u << 20, 'x'), std::chrono::milliseconds(1'000));
+  const auto took = std::chrono::steady_clock::now() - start;
+  done = true;
+  trickle.join();
+  EXPECT_EQ(s.code(), StatusCode::kTimeout) << s.ToString();
+  EXPECT_NE(s.message().find("67108864 bytes not all taken within 1000 ms"), std::string::npos)
+      << s.ToString();
+  EXPECT_LT(took, std::chrono::seconds(10));  // bounded, not paced by the reader
 }
 
 }  // namespace
