@@ -841,6 +841,7 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
       limits.buffer_bytes =
           static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 1));
       limits.grace = options_.fanout_grace;
+      limits.slow_window = options_.fanout_slow_window;
       limits.max_receivers =
           static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
       run = std::make_shared<fanout::Run>(next_run_id_++, limits);

@@ -123,6 +123,21 @@ size_t Run::live() const {
                                            [](const Receiver& r) { return r.Live(); }));
 }
 
+Clock::duration Run::Receiver::HeldWithin(Clock::time_point now, std::chrono::milliseconds window) {
+  const auto since = now - window;
+  while (!held.empty() && held.front().second <= since) held.pop_front();
+  Clock::duration total{0};
+  for (const auto& [from, to] : held) total += to - std::max(from, since);
+  if (holding_since) total += now - std::max(*holding_since, since);
+  return total;
+}
+
+void Run::Receiver::StopHolding(Clock::time_point now) {
+  if (!holding_since) return;
+  held.emplace_back(*holding_since, now);
+  holding_since.reset();
+}
+
 void Run::DropLocked(Receiver& r, std::string reason) {
   r.status.state = "dropped";
   r.status.reason = std::move(reason);
@@ -130,6 +145,7 @@ void Run::DropLocked(Receiver& r, std::string reason) {
   r.queued_bytes = 0;
   r.status.queued_bytes = 0;
   r.holding_since.reset();
+  r.held.clear();
   cv_.notify_all();
 }
 
@@ -151,24 +167,32 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
       }
     }
     if (!any_live) return false;
-    if (!blocked) break;
     const auto now = Clock::now();
+    if (!blocked) {
+      for (auto& r : receivers_) r.StopHolding(now);
+      break;
+    }
+    const auto window = std::max(limits_.slow_window, limits_.grace);
     for (auto& r : receivers_) {
       if (!r.Live()) continue;
       const bool full =
           r.queued_bytes > 0 && r.queued_bytes + chunk->memory() > limits_.buffer_bytes;
       if (!full || starved == nullptr) {
-        r.holding_since.reset();
+        r.StopHolding(now);
         continue;
       }
       if (!r.holding_since) r.holding_since = now;
-      if (now - *r.holding_since >= limits_.grace) {
+      if (r.HeldWithin(now, window) >= limits_.grace) {
         DropLocked(
             r,
-            fmt::format("its {} buffer stayed full for {} ms while {} waited for data (the "
-                        "receiver takes bytes slower than the others of run {})",
-                        Size(limits_.buffer_bytes), limits_.grace.count(),
+            fmt::format("its {} buffer was full while {} waited for data for {} ms of the last "
+                        "{} ms (the receiver takes bytes at under {:.0f}% of the others' pace in "
+                        "run {})",
+                        Size(limits_.buffer_bytes),
                         starved->status.name.empty() ? starved->status.peer : starved->status.name,
+                        limits_.grace.count(), window.count(),
+                        100.0 * (1.0 - static_cast<double>(limits_.grace.count()) /
+                                           static_cast<double>(window.count())),
                         id_));
         if (dropped) dropped->push_back(r.status);
       }

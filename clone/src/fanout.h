@@ -18,11 +18,16 @@
 // per receiver + 5 MiB: 21 MiB for four receivers with the default 8 MiB buffer.
 //
 // A slow receiver: Publish() waits while any receiver's queue is full, which paces the tool
-// to the slowest receiver (what a lone receiver gets today). But a receiver whose queue stays
-// full for longer than `grace` while another receiver's queue is empty (that one waits for
-// data the slow one holds back) is dropped: its queue is freed at once, and its sender ends
-// it with an ERROR (code "dropped") naming why after the frame it is writing. When every
-// receiver is slow (a shared link), none holds another back and none is dropped. A receiver
+// to the slowest receiver (what a lone receiver gets today). A receiver holds the others back
+// while its queue is full and another receiver's is empty (that one waits for data the slow
+// one keeps from it). One that, within the last `slow_window`, held the others back for
+// `grace` in total is dropped: its queue is freed at once, and its sender ends it with an
+// ERROR (code "dropped") naming why after the frame it is writing. The time is added up, not
+// taken unbroken, so a receiver that takes one chunk just before each grace runs out is
+// dropped as surely as one that takes nothing. In rates: while it holds them, the others
+// take nothing, so it is dropped when its average rate over the window falls below
+// (1 - grace / slow_window) of what the others could take: half, by default (5 s of 10 s).
+// When every receiver is slow (a shared link), none holds another back and none is dropped. A receiver
 // whose sender fails (the client left, a write timed out) is Gone() and no longer waited for.
 // Publish() returns false when no receiver is left: then the tool is killed.
 //
@@ -78,7 +83,8 @@ class ChunkPool {
 
 struct Limits {
   size_t buffer_bytes = 8u << 20;
-  std::chrono::milliseconds grace{5'000};
+  std::chrono::milliseconds grace{5'000};         // held back in total, within:
+  std::chrono::milliseconds slow_window{10'000};  // (at least grace)
   size_t max_receivers = 8;
 };
 
@@ -144,8 +150,16 @@ class Run {
     bool header_sent = false;
     bool trailer_sent = false;
     bool error_sent = false;
-    // Since when this receiver's full queue keeps another receiver waiting (see above).
+    // Since when this receiver's full queue keeps another receiver waiting (see above), and
+    // the earlier spells of it that end within the slow window.
     std::optional<std::chrono::steady_clock::time_point> holding_since;
+    std::deque<std::pair<std::chrono::steady_clock::time_point,
+                         std::chrono::steady_clock::time_point>>
+        held;
+    // The time it held the others back within the window that ends at `now`.
+    std::chrono::steady_clock::duration HeldWithin(std::chrono::steady_clock::time_point now,
+                                                   std::chrono::milliseconds window);
+    void StopHolding(std::chrono::steady_clock::time_point now);
     bool Live() const;
   };
   void DropLocked(Receiver& r, std::string reason);

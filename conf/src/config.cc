@@ -130,7 +130,10 @@ const std::vector<Setting>& Settings() {
       {"backup.fanout_buffer_mb", REPLBOOT_FIELD(backup, fanout_buffer_mb), false,
        "MiB of the tool's output queued for one receiver before it holds the others back"},
       {"backup.fanout_grace_ms", REPLBOOT_FIELD(backup, fanout_grace_ms), false,
-       "ms a receiver with a full queue may hold the others back before it is dropped"},
+       "ms in total, within backup.fanout_slow_window_ms, that a receiver with a full queue may "
+       "hold the others back before it is dropped"},
+      {"backup.fanout_slow_window_ms", REPLBOOT_FIELD(backup, fanout_slow_window_ms), false,
+       "ms over which a receiver's holding the others back is added up (at least the grace)"},
       {"backup.max_unauthenticated", REPLBOOT_FIELD(backup, max_unauthenticated), false,
        "connections authenticating at once on the backup endpoint; more are closed at once"},
       {"backup.max_unauthenticated_per_address",
@@ -851,6 +854,8 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.Range("backup.fanout_max_receivers", c.backup.fanout_max_receivers, 1, 64);
   check.Range("backup.fanout_buffer_mb", c.backup.fanout_buffer_mb, 1, 1024);
   check.Range("backup.fanout_grace_ms", c.backup.fanout_grace_ms, 0, 600'000);
+  check.Range("backup.fanout_slow_window_ms", c.backup.fanout_slow_window_ms,
+              c.backup.fanout_grace_ms, 3'600'000);
   check.Range("backup.max_unauthenticated", c.backup.max_unauthenticated, 2, 4096);
   check.Range("backup.handshake_threads", c.backup.handshake_threads, 1, 64);
   // One address must never hold every slot: the peers' probes need the rest.

@@ -132,6 +132,7 @@ struct ServerOptions {
   int64_t fanout_max_receivers = 8;
   int64_t fanout_buffer_bytes = 8 << 20;
   std::chrono::milliseconds fanout_grace{5'000};
+  std::chrono::milliseconds fanout_slow_window{10'000};
   // Admission before authentication (see above). One address may hold a quarter of the
   // connections and half of the handshake threads: probes from the other peers always
   // find room.

@@ -89,10 +89,12 @@ struct Config {
     // ms the first backup request of a run waits for more to share its backup; 0 = off
     int64_t fanout_window_ms = 5000;
     // Fan-out limits: receivers of one run, each one's queue of the tool's output (MiB), and
-    // how long a full queue may hold the others back before its receiver is dropped.
+    // how long in total, within fanout_slow_window_ms, a full queue may hold the others back
+    // before its receiver is dropped (clone/src/fanout.h: below half the others' pace).
     int64_t fanout_max_receivers = 8;
     int64_t fanout_buffer_mb = 8;
     int64_t fanout_grace_ms = 5000;
+    int64_t fanout_slow_window_ms = 10000;
     // Admission before authentication: connections authenticating at once, overall and
     // from one address (at most half of the overall cap), and the handshake threads.
     int64_t max_unauthenticated = 32;
