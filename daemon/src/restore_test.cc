@@ -206,12 +206,18 @@ class ScratchServer {
 // InnoDB's and Aria's directories), and every one of replication, the binlog, the network,
 // init SQL and the event scheduler.
 constexpr std::string_view kDroppedParts[] = {
-    "dir",    "file",        "path",    "log_bin", "binlog",   "relay",  "log_error",
-    "socket", "pid",         "general_log", "slow_query_log", "log_basename", "port",
-    "bind",   "server_id",   "report_", "init_",   "event_scheduler", "master", "slave",
-    "replica", "replicate", "rpl_",    "gtid",    "wsrep",    "read_only", "networking",
-    "skip_grant", "buffer_pool", "log_slave", "log_replica", "shared_memory", "named_pipe",
-    "mysqlx", "admin_",
+    "dir",         "file",           "path",
+    "log_bin",     "binlog",         "relay",
+    "log_error",   "socket",         "pid",
+    "general_log", "slow_query_log", "log_basename",
+    "port",        "bind",           "server_id",
+    "report_",     "init_",          "event_scheduler",
+    "master",      "slave",          "replica",
+    "replicate",   "rpl_",           "gtid",
+    "wsrep",       "read_only",      "networking",
+    "skip_grant",  "buffer_pool",    "log_slave",
+    "log_replica", "shared_memory",  "named_pipe",
+    "mysqlx",      "admin_",
 };
 // Options a datadir may need to open, although their names match the list above: they name
 // files the server only reads (plugins, encryption keys) or describe the tablespace layout.
@@ -248,16 +254,16 @@ Result<std::string> ScratchDirFor(const std::string& datadir, const std::string&
   const std::string scratch =
       configured.empty() ? data.string() + std::string(kScratchSuffix) : configured;
   if (scratch[0] != '/') {
-    return Error(StatusCode::kInvalidArgument,
-                 "archive.scratch_dir {:?} is not an absolute path", scratch);
+    return Error(StatusCode::kInvalidArgument, "archive.scratch_dir {:?} is not an absolute path",
+                 scratch);
   }
   // Compared as written and as the filesystem resolves them (a symlink to the datadir, or a
   // parent that is one), for the datadir and the two dirs a clone keeps beside it.
   std::error_code ec;
   const fs::path as_written = Normal(scratch);
   const fs::path resolved = Normal(fs::weakly_canonical(as_written, ec).string());
-  for (const std::string& dir : {data.string(), clone::StagingPath(data.string()),
-                                 clone::OldPath(data.string())}) {
+  for (const std::string& dir :
+       {data.string(), clone::StagingPath(data.string()), clone::OldPath(data.string())}) {
     const fs::path d = Normal(dir);
     const fs::path d_resolved = Normal(fs::weakly_canonical(d, ec).string());
     for (const auto& [s, t] : {std::pair{as_written, d}, std::pair{resolved, d_resolved}}) {
@@ -283,12 +289,12 @@ Status CheckScratchSpace(const std::string& scratch_dir, uint64_t free_bytes,
   const uint64_t need =
       static_cast<uint64_t>(static_cast<double>(logical_bytes) * 1.05) + kServerSlackBytes;
   if (free_bytes >= need) return Status::Ok();
-  return Status(StatusCode::kNoSpace,
-                fmt::format("a restore test of this backup needs {} beside {} (its {} unpacked "
-                            "and prepared, plus {} for the test server), {} are free: {} short",
-                            SizeText(need), scratch_dir, SizeText(logical_bytes),
-                            SizeText(kServerSlackBytes), SizeText(free_bytes),
-                            SizeText(need - free_bytes)));
+  return Status(
+      StatusCode::kNoSpace,
+      fmt::format("a restore test of this backup needs {} beside {} (its {} unpacked "
+                  "and prepared, plus {} for the test server), {} are free: {} short",
+                  SizeText(need), scratch_dir, SizeText(logical_bytes), SizeText(kServerSlackBytes),
+                  SizeText(free_bytes), SizeText(need - free_bytes)));
 }
 
 std::map<std::string, std::string> ScratchServerOptions(
@@ -296,10 +302,9 @@ std::map<std::string, std::string> ScratchServerOptions(
   std::map<std::string, std::string> kept;
   for (const auto& [name, value] : options) {
     const std::string canonical = conf::CanonicalOptionName(name);
-    bool keep = std::none_of(std::begin(kDroppedParts), std::end(kDroppedParts),
-                             [&](std::string_view part) {
-                               return canonical.find(part) != std::string::npos;
-                             });
+    bool keep = std::none_of(
+        std::begin(kDroppedParts), std::end(kDroppedParts),
+        [&](std::string_view part) { return canonical.find(part) != std::string::npos; });
     if (!keep) {
       keep = std::find(std::begin(kKeptAnyway), std::end(kKeptAnyway), canonical) !=
              std::end(kKeptAnyway);
@@ -360,8 +365,7 @@ struct TableCheck {
 
 // Every base table of every schema (information_schema and performance_schema are views of
 // the server itself) checked with CHECK TABLE ... QUICK: opened, its indexes and rows read.
-Result<TableCheck> CheckTables(db::Session& session, Flavour flavour,
-                               const std::stop_token& stop) {
+Result<TableCheck> CheckTables(db::Session& session, Flavour flavour, const std::stop_token& stop) {
   TableCheck out;
   auto tables = session.Query(
       "SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES "
@@ -469,7 +473,9 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
   Log()->info("event=restore_test_started id={} scratch_dir={} bytes={} gtid={}",
               manifest.backup_id, log::Quote(*scratch_dir), manifest.logical_bytes,
               log::Quote(manifest.gtid_position));
+  Status failure;
   auto fail = [&](RestoreTestStep step, const Status& s) {
+    failure = s;
     report.ok = false;
     report.failed_step = step;
     report.error = fmt::format("{}: {}", RestoreTestStepName(step), s.message());
@@ -554,20 +560,20 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
       auto ended = server.WaitFor(std::chrono::milliseconds(250));
       if (!ended) return fail(RestoreTestStep::kServerStart, ended.error());
       if (*ended) {
-        return fail(RestoreTestStep::kServerStart,
-                    Status(StatusCode::kUnavailable,
-                           fmt::format("{} exited before accepting a connection: {}; its error "
-                                       "log ends: {}",
-                                       settings.server_binary, (*ended)->ToString(),
-                                       error_log_tail())));
+        return fail(
+            RestoreTestStep::kServerStart,
+            Status(StatusCode::kUnavailable,
+                   fmt::format("{} exited before accepting a connection: {}; its error "
+                               "log ends: {}",
+                               settings.server_binary, (*ended)->ToString(), error_log_tail())));
       }
       if (Clock::now() - server_start >= timeout) {
-        return fail(RestoreTestStep::kServerStart,
-                    Status(StatusCode::kTimeout,
-                           fmt::format("the server accepted no connection on {} within {}s ({}); "
-                                       "its error log ends: {}",
-                                       paths.socket, timeout.count(), last_error,
-                                       error_log_tail())));
+        return fail(
+            RestoreTestStep::kServerStart,
+            Status(StatusCode::kTimeout,
+                   fmt::format("the server accepted no connection on {} within {}s ({}); "
+                               "its error log ends: {}",
+                               paths.socket, timeout.count(), last_error, error_log_tail())));
       }
     }
     report.start_seconds = SecondsSince(server_start);
@@ -597,10 +603,19 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
   report.seconds = SecondsSince(start);
   report.tested_at_ms = NowMs();
 
-  // A stop request says nothing about the backup: not recorded.
+  // A stop request says nothing about the backup, nor does a store that did not answer or a
+  // disk that filled up meanwhile: not recorded, the test is simply not done.
   if (!report.ok && options.stop.stop_requested()) {
     return Error(StatusCode::kCancelled, "restore test of backup {} stopped ({})",
                  manifest.backup_id, report.error);
+  }
+  const bool not_the_backups =
+      failure.code() == StatusCode::kNoSpace ||
+      (report.failed_step == RestoreTestStep::kDownload &&
+       (failure.code() == StatusCode::kUnavailable || failure.code() == StatusCode::kTimeout));
+  if (!report.ok && not_the_backups) {
+    return Error(failure.code(), "restore test of backup {} could not run: {}", manifest.backup_id,
+                 report.error);
   }
   if (report.ok) {
     Log()->info(

@@ -123,10 +123,10 @@ TEST(ScratchServerOptionsTest, KeepsWhatTheDatadirNeedsDropsWhatWritesOrConnects
   auto kept = ScratchServerOptions(options);
   std::vector<std::string> names;
   for (const auto& [name, value] : kept) names.push_back(name);
-  EXPECT_EQ(names, (std::vector<std::string>{"character_set_server", "innodb_data_file_path",
-                                             "innodb_page_size",
-                                             "loose-file-key-management-filename",
-                                             "lower_case_table_names", "plugin_load_add"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"character_set_server", "innodb_data_file_path",
+                                      "innodb_page_size", "loose-file-key-management-filename",
+                                      "lower_case_table_names", "plugin_load_add"}));
   // The system tablespace by absolute path is the live server's own file.
   EXPECT_TRUE(ScratchServerOptions({{"innodb_data_file_path", "/data/ibdata1:12M"}}).empty());
 }

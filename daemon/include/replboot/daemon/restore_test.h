@@ -117,8 +117,9 @@ struct RestoreTestReport {
 // Runs the test on `manifest`. The report says how it went (a failure of the backup is a
 // report with ok false, recorded like a success); an error is returned only when the test
 // could not be run at all, which says nothing about the backup and records nothing: the
-// scratch dir refused or in use by another test, too little space (kNoSpace), a stop request
-// (kCancelled), another flavour.
+// scratch dir refused or in use by another test, too little space (kNoSpace, also when the
+// disk fills up during the test), a stop request (kCancelled), another flavour, a store that
+// does not answer (kUnavailable, kTimeout while downloading).
 Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archive& archive,
                                             const archive::Manifest& manifest,
                                             const RestoreTestOptions& options);
