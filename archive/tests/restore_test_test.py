@@ -8,7 +8,9 @@ test_restore_test_proves_and_records:
   runs: that server ends with it (parent-death signal) and the scratch dir stays behind. The next
   run (--keep-scratch) removes the leftover first, restores, starts a server on the scratch dir,
   checks every table and records the time: `backup list --json` and the table show it, and the
-  kept scratch dir holds the restored datadir with no server on it. Then one byte of object 0 is
+  kept scratch dir holds the restored datadir with no server on it. With an innodb_page_size the
+  datadir does not have, the test server does not start: the failure names that step and the
+  server's error log, and is recorded. Then one byte of object 0 is
   changed in the store: test-restore fails naming the step and the object, records the failure,
   and leaves no scratch dir (the kept one is gone too). All along mysql-1's mysqld is the same
   process with the same rows, still a replica that replicates, and nothing appears in its
@@ -149,6 +151,18 @@ def test_restore_test_proves_and_records():
                        if p != os.getpid()), "a server still runs on the kept scratch dir"
         live_server_untouched()
 
+        # --- a server that cannot open the restored datadir: fails at server start, with the
+        # end of its error log (mysql.options a datadir needs reach the test server) ---
+        r = cli(r1, ["backup", "test-restore"], settings + ["--set", "mysql.options.innodb_page_size=8k"])
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, (r.returncode, out[-3000:])
+        assert "failed at server start" in out and "page size" in out.lower(), out[-3000:]
+        assert not os.path.exists(scratch), os.listdir(scratch)
+        [b] = listed(r1, settings)
+        assert b["restore_test"] == "failed" and b["restore_test_error"].startswith("server start: "), b
+        print("recorded:", b["restore_test_error"][:600])
+        live_server_untouched()
+
         # --- one byte changed in object 0: fails at download/verify, named, recorded ---
         obj = os.path.join(store, "backups", backup_id, "objects", "00000000")
         with open(obj, "r+b") as f:
@@ -164,6 +178,7 @@ def test_restore_test_proves_and_records():
         [b] = listed(r1, settings)
         assert b["restore_test"] == "failed", b
         assert b["restore_test_error"].startswith("download/verify: ") and "object 0" in b["restore_test_error"], b
+        print("recorded:", b["restore_test_error"][:600])
         r = cli(r1, ["backup", "list"], settings)
         assert "FAILED " in r.stdout, r.stdout
         live_server_untouched()

@@ -56,14 +56,25 @@ fs::path Normal(const std::string& path) {
   return p.parent_path();  // "/a/b/" → "/a/b"
 }
 
+// The last `lines` lines of `text`, on one line (" | " between them).
 std::string TailLines(const std::string& text, size_t lines) {
-  size_t pos = text.size();
-  if (pos > 0 && text[pos - 1] == '\n') --pos;
+  size_t end = text.size();
+  while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r')) --end;
+  size_t pos = end;
   for (size_t n = 0; n < lines && pos > 0; ++n) {
-    pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos) return text;
+    const size_t nl = text.rfind('\n', pos - 1);
+    pos = nl == std::string::npos ? 0 : nl;
   }
-  return text.substr(pos == 0 ? 0 : pos + 1);
+  std::string tail = text.substr(pos == 0 ? 0 : pos + 1, end - (pos == 0 ? 0 : pos + 1));
+  std::string out;
+  for (char c : tail) {
+    if (c == '\n') {
+      out += " | ";
+    } else if (c != '\r') {
+      out += c;
+    }
+  }
+  return out;
 }
 
 // The scratch dir, held: a lock on the directory itself (flock, not inherited by the
