@@ -4,20 +4,25 @@ file:// store.
 test_restore_test_proves_and_records:
   mysql-0 starts with an empty store and gets an InnoDB and an Aria table; mysql-1 clones and
   replicates, and `replboot backup now` puts its backup into the store (a replica's: its GTID
-  position is in its tables, so the restored server's position must equal the manifest's). `backup test-restore` is SIGKILLed while its throwaway server
-  runs: that server ends with it (parent-death signal) and the scratch dir stays behind. The next
-  run (--keep-scratch) removes the leftover first, restores, starts a server on the scratch dir,
-  checks every table and records the time: `backup list --json` and the table show it, and the
-  kept scratch dir holds the restored datadir with no server on it. With an innodb_page_size the
-  datadir does not have, the test server does not start: the failure names that step and the
-  server's error log, and is recorded. Then one byte of object 0 is
-  changed in the store: test-restore fails naming the step and the object, records the failure,
-  and leaves no scratch dir (the kept one is gone too). All along mysql-1's mysqld is the same
-  process with the same rows, still a replica that replicates, and nothing appears in its
-  datadir.
+  position is in its tables, so the restored server's position must equal the manifest's).
+  Each interrupted run below has its throwaway server frozen (SIGSTOP) first, so it cannot
+  finish before the signal arrives.
+  - SIGKILLed: its server ends with it (parent-death signal), the scratch dir stays behind.
+  - SIGTERM: that leftover is removed first; then its own server is killed and its scratch dir
+    removed; it exits 143 and records nothing.
+  - --keep-scratch: restored, started, every table checked, the time recorded (`backup list`,
+    table and --json); the kept scratch dir holds the restored datadir (no promotion marker) and
+    no server runs on it.
+  - an innodb_page_size the datadir does not have: the server does not start; the failure names
+    that step and the end of the server's error log, is recorded, and the kept dir is gone.
+  - one byte of object 0 changed in the store: fails at download/verify naming the object,
+    recorded, no scratch dir left.
+  All along mysql-1's mysqld is the same process with the same rows, still a replica that
+  replicates, and nothing appears in its datadir.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,8 +31,8 @@ import time
 sys.path.insert(0, os.path.join(os.environ.get("REPLBOOT_SOURCE_DIR", "../.."), "daemon", "tests"))
 
 from cluster_test import SECRETS, Node
-from replboot_harness import (Dnsmasq, Harness, make_pki, proc_children, proc_comm, run_tests,
-                              wait_until, write_private, node_env)
+from replboot_harness import (Dnsmasq, Harness, make_pki, proc_children, proc_comm, read_log,
+                              run_tests, wait_until, write_private, node_env)
 
 KEY = "k" + os.urandom(24).hex()
 
@@ -111,18 +116,37 @@ def test_restore_test_proves_and_records():
             assert sorted(os.listdir(r1.datadir)) == datadir_before, \
                 set(os.listdir(r1.datadir)) ^ set(datadir_before)
 
+        def test_restore_held(name):
+            """A `backup test-restore` whose throwaway server is frozen (SIGSTOP) as soon as it
+            is spawned, so the test cannot end before the test below has its signal sent."""
+            p = H.spawn(cli_argv(r1, ["backup", "test-restore"], settings), log_name=name,
+                        env=node_env(SECRETS))
+            started = re.compile(r"event=restore_test_server_started .*?pid=(\d+)")
+            wait_until(lambda: started.search(read_log(p)), 60, f"{name}: the server started",
+                       interval=0.01)
+            server = int(started.search(read_log(p)).group(1))
+            os.kill(server, signal.SIGSTOP)
+            assert p.poll() is None and alive(server), read_log(p)[-2000:]
+            return p, server
+
         # --- killed mid-test: its server goes with it, the scratch dir stays ---
-        killed = H.spawn(cli_argv(r1, ["backup", "test-restore"], settings), log_name="rtest-killed",
-                         env=node_env(SECRETS))
-        wait_until(lambda: "event=restore_test_server_started" in open(killed.log_path).read(), 60,
-                   "the first test's server started")
-        log = open(killed.log_path).read()
-        throwaway = int(log.split("event=restore_test_server_started", 1)[1].split("pid=", 1)[1].split()[0])
-        assert alive(throwaway)
+        killed, throwaway = test_restore_held("rtest-killed")
         os.kill(killed.pid, signal.SIGKILL)  # the CLI only, not its group: the server's own signal
         killed.wait(timeout=10)
         wait_until(lambda: not alive(throwaway), 15, "the throwaway server ended with replboot")
         assert os.path.isdir(os.path.join(scratch, "data")), os.listdir(scratch)
+        live_server_untouched()
+
+        # --- SIGTERM mid-test: the leftover removed first, then its own server killed and its
+        # scratch dir removed before it exits 143; a stopped test records nothing ---
+        stopped, throwaway = test_restore_held("rtest-stopped")
+        assert "event=restore_test_leftover_removed" in read_log(stopped), read_log(stopped)[-2000:]
+        stopped.send_signal(signal.SIGTERM)
+        assert stopped.wait(timeout=30) == 143, read_log(stopped)[-3000:]
+        assert not alive(throwaway)
+        assert not os.path.exists(scratch), os.listdir(scratch)
+        [b] = listed(r1, settings)
+        assert b["restore_test"] == "never", b
         live_server_untouched()
 
         # --- the next run: leftover removed, restored, started, checked, recorded, kept ---
@@ -131,7 +155,6 @@ def test_restore_test_proves_and_records():
         out = r.stdout + r.stderr
         assert r.returncode == 0, out[-4000:]
         print(f"test-restore of backup {backup_id} passed in {time.time() - start:.1f}s: {r.stdout.strip()}")
-        assert "event=restore_test_leftover_removed" in out, out[-3000:]
         assert f"{backup_id} restorable:" in r.stdout, r.stdout
         assert "event=restore_test_passed" in out, out[-3000:]
         assert 'gtid_check=equal' in out, out[-3000:]  # the replica's position, restored

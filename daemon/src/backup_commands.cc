@@ -17,6 +17,7 @@
 #include "replboot/daemon/commands.h"
 #include "replboot/daemon/node_settings.h"
 #include "replboot/daemon/restore_test.h"
+#include "stop_on_signal.h"
 
 namespace replboot::daemon {
 
@@ -257,10 +258,17 @@ void AddBackupCommands(CLI::App& app) {
       auto manifest = ChooseBackup(*opened->archive, *which,
                                    opened->settings.config.archive.source_cluster);
       if (!manifest) return Fail("restore_test_failed", manifest.error());
+      // Ctrl-C or SIGTERM: the server is killed and the scratch dir removed before exiting.
+      StopOnSignal signals;
       RestoreTestOptions options;
       options.keep_scratch = *keep;
+      options.stop = signals.token();
       auto report = RestoreTestBackup(opened->settings, *opened->archive, *manifest, options);
-      if (!report) return Fail("restore_test_failed", report.error());
+      if (!report) {
+        Fail("restore_test_failed", report.error());
+        if (signals.signal() != 0) cli::ExitCode() = cli::kExitSignalBase + signals.signal();
+        return;
+      }
       if (!report->ok) {
         // The step decides the exit code's kind: a damaged backup (1), not a usage error.
         return Fail("restore_test_failed",

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -180,7 +181,11 @@ class ScratchServer {
     pid_ = child->pid;
     return Status::Ok();
   }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return pid_.load(); }
+  // From any thread (a stop request): ends a query that would otherwise run on.
+  void Signal(int signo) const {
+    if (pid_t p = pid_.load(); p > 0) ::kill(p, signo);
+  }
   // Waits up to `d` for it to end: its status, or nullopt while it runs.
   Result<std::optional<process::ExitStatus>> WaitFor(std::chrono::milliseconds d) {
     auto status = process::Wait(pid_, d);
@@ -209,7 +214,7 @@ class ScratchServer {
   }
 
  private:
-  pid_t pid_ = -1;
+  std::atomic<pid_t> pid_{-1};
 };
 
 // Names of options never passed to the throwaway server, as CanonicalOptionName gives them,
@@ -538,6 +543,8 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
       return fail(RestoreTestStep::kServerStart, s);
     Log()->info("event=restore_test_server_started id={} pid={} socket={}", manifest.backup_id,
                 server.pid(), log::Quote(paths.socket));
+    // A stop request ends the server at once, and with it a CHECK TABLE of a big table.
+    std::stop_callback kill_on_stop(options.stop, [&server] { server.Signal(SIGKILL); });
     const auto timeout = options.startup_timeout.count() > 0
                              ? options.startup_timeout
                              : std::chrono::seconds(settings.config.mysql.startup_timeout);
