@@ -502,6 +502,13 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
                            .pid_file = scratch.Join("mysqld.pid"),
                            .error_log = scratch.Join("mysqld.err"),
                            .tmpdir = scratch.Join("tmp")};
+  // Said before anything is downloaded: a path too long says nothing about the backup.
+  if (paths.socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return Error(StatusCode::kInvalidArgument,
+                 "the test server's socket {} is longer than a unix socket allows ({}); set "
+                 "archive.scratch_dir to a shorter path",
+                 paths.socket, sizeof(sockaddr_un{}.sun_path) - 1);
+  }
   ScratchServer server;
   [&] {
     // 1. Download, verify, extract, prepare: the restore a user would run, as a replica
@@ -526,13 +533,6 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
     if (settings.mysql_user &&
         ::chown(paths.tmpdir.c_str(), settings.mysql_user->uid, settings.mysql_user->gid) != 0)
       return fail(RestoreTestStep::kServerStart, ErrnoStatus(errno, "chown " + paths.tmpdir));
-    if (paths.socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
-      return fail(RestoreTestStep::kServerStart,
-                  Status(StatusCode::kInvalidArgument,
-                         fmt::format("socket path {} is longer than a unix socket allows ({}); "
-                                     "set archive.scratch_dir to a shorter path",
-                                     paths.socket, sizeof(sockaddr_un{}.sun_path) - 1)));
-    }
     auto config = ScratchServerConfig(settings.flavour, paths, settings.config.mysql.options);
     if (!config) return fail(RestoreTestStep::kServerStart, config.error());
     const std::string defaults_file = scratch.Join("my.cnf");

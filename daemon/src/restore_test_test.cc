@@ -209,6 +209,17 @@ TEST_F(RestoreTestScratchTest, AScratchDirInTheDatadirIsRefused) {
   EXPECT_FALSE(fs::exists(tmp_.Path("data/rt")));
 }
 
+TEST_F(RestoreTestScratchTest, ASocketPathTooLongIsRefusedBeforeTheDownload) {
+  settings_.config.archive.scratch_dir = tmp_.Path(std::string(110, 's'));
+  manifest_.logical_bytes = 1000;
+  auto report = RestoreTestBackup(settings_, archive_, manifest_, {});
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(report.error().message(), "longer than a unix socket allows"))
+      << report.error().message();
+  EXPECT_FALSE(fs::exists(settings_.config.archive.scratch_dir));
+}
+
 TEST_F(RestoreTestScratchTest, AnotherFlavoursBackupIsRefused) {
   manifest_.flavour = "mysql";
   auto report = RestoreTestBackup(settings_, archive_, manifest_, {});
