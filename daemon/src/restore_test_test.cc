@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "replboot/archive/keys.h"
 #include "replboot/store/object_store.h"
+#include "replboot/testing/fake_session.h"
+#include "replboot/testing/temp_dir.h"
 
 namespace replboot::daemon {
 namespace {
@@ -22,21 +25,7 @@ bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "replboot-rtest-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string Path(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 TEST(ScratchDirForTest, DefaultsBesideTheDatadir) {
   auto dir = ScratchDirFor("/var/lib/mysql", "");
@@ -82,7 +71,7 @@ TEST(ScratchDirForTest, RelativePathsAreRefused) {
 }
 
 TEST(ScratchDirForTest, ASymlinkToTheDatadirIsSeenThrough) {
-  TempDir tmp;
+  TempDir tmp("rtest");
   fs::create_directories(tmp.Path("data"));
   fs::create_directory_symlink(tmp.Path("data"), tmp.Path("alias"));
   auto dir = ScratchDirFor(tmp.Path("data"), tmp.Path("alias/scratch"));
@@ -154,6 +143,116 @@ TEST(ScratchServerConfigTest, SocketOnlyNoBinlogNoReplicationOverridesLast) {
   EXPECT_TRUE(Contains(*mysql, "mysqlx=OFF\n"));
 }
 
+// --- the table check, on a scripted session ---
+
+using testing::FakeSession;
+using testing::MakeRow;
+
+db::Row TableRow(const std::string& schema, const std::string& table, const std::string& rows) {
+  return MakeRow({{"TABLE_SCHEMA", schema}, {"TABLE_NAME", table}, {"TABLE_ROWS", rows}});
+}
+db::Row CheckRow(const std::string& type, const std::string& text) {
+  return MakeRow({{"Table", "t"}, {"Op", "check"}, {"Msg_type", type}, {"Msg_text", text}});
+}
+
+class CheckRestoredTablesTest : public ::testing::Test {
+ protected:
+  CheckRestoredTablesTest() {
+    session_.OnRows("SELECT TABLE_SCHEMA",
+                    {TableRow("app", "t", "300"), TableRow("app", "we`ird", "2"),
+                     TableRow("mysql", "user", "4")});
+    session_.OnRows("CHECK TABLE", {CheckRow("status", "OK")});
+    session_.OnRows("SELECT @@GLOBAL.gtid_current_pos",
+                    {MakeRow({{"@@GLOBAL.gtid_current_pos", "0-100-25"}})});
+  }
+  FakeSession session_;
+};
+
+TEST_F(CheckRestoredTablesTest, ChecksEveryTableCountsThemAndReadsThePosition) {
+  auto checked = CheckRestoredTables(session_, Flavour::kMariaDB, {});
+  ASSERT_TRUE(checked) << checked.error().ToString();
+  EXPECT_EQ(checked->tables, 3u);
+  EXPECT_EQ(checked->schemas, 2u);
+  EXPECT_EQ(checked->approximate_rows, 306u);
+  EXPECT_EQ(checked->gtid, "0-100-25");
+  EXPECT_NE(std::find(session_.executed.begin(), session_.executed.end(),
+                      "CHECK TABLE `app`.`we``ird` QUICK"),
+            session_.executed.end());
+}
+
+TEST_F(CheckRestoredTablesTest, ATableThatFailsIsNamedWithTheServersWords) {
+  session_.OnRows("CHECK TABLE `app`.`t`",
+                  {CheckRow("warning", "InnoDB: Index 'PRIMARY' is marked as corrupted"),
+                   CheckRow("error", "Corrupt")});
+  auto checked = CheckRestoredTables(session_, Flavour::kMariaDB, {});
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code(), StatusCode::kCorruption);
+  EXPECT_EQ(checked.error().message(), "table app.t fails CHECK TABLE: error: Corrupt");
+}
+
+TEST_F(CheckRestoredTablesTest, AStatusOtherThanOkFails) {
+  session_.OnRows("CHECK TABLE `mysql`.`user`", {CheckRow("status", "Operation failed")});
+  auto checked = CheckRestoredTables(session_, Flavour::kMariaDB, {});
+  ASSERT_FALSE(checked);
+  EXPECT_TRUE(Contains(checked.error().message(), "mysql.user")) << checked.error().message();
+  // A note (an engine that cannot check) is not a failure.
+  session_.OnRows("CHECK TABLE `mysql`.`user`",
+                  {CheckRow("note", "The storage engine for the table doesn't support check")});
+  EXPECT_TRUE(CheckRestoredTables(session_, Flavour::kMariaDB, {}));
+}
+
+TEST_F(CheckRestoredTablesTest, ATableThatDoesNotOpenIsNamed) {
+  session_.OnError(
+      "CHECK TABLE `app`.`we``ird`",
+      Status(StatusCode::kInternal, "error 1932 (42S02): Table doesn't exist in engine"), 1932);
+  auto checked = CheckRestoredTables(session_, Flavour::kMariaDB, {});
+  ASSERT_FALSE(checked);
+  EXPECT_TRUE(Contains(checked.error().message(), "CHECK TABLE app.we`ird: error 1932"))
+      << checked.error().message();
+}
+
+TEST_F(CheckRestoredTablesTest, StopsBetweenTables) {
+  std::stop_source stop;
+  stop.request_stop();
+  auto checked = CheckRestoredTables(session_, Flavour::kMariaDB, stop.get_token());
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code(), StatusCode::kCancelled);
+}
+
+TEST_F(CheckRestoredTablesTest, MySqlsPositionIsGtidExecuted) {
+  session_.OnRows(
+      "SELECT @@GLOBAL.gtid_executed",
+      {MakeRow({{"@@GLOBAL.gtid_executed", "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5"}})});
+  auto checked = CheckRestoredTables(session_, Flavour::kMySQL, {});
+  ASSERT_TRUE(checked) << checked.error().ToString();
+  EXPECT_EQ(checked->gtid, "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5");
+}
+
+TEST(CompareRestoredGtidTest, EqualBehindNotComparableOrAhead) {
+  EXPECT_EQ(CompareRestoredGtid("0-100-25", "0-100-25", Flavour::kMariaDB), "equal");
+  EXPECT_EQ(CompareRestoredGtid("0-100-20", "0-100-25", Flavour::kMariaDB), "behind");
+  EXPECT_EQ(CompareRestoredGtid("", "0-100-25", Flavour::kMariaDB), "not comparable");
+  EXPECT_EQ(CompareRestoredGtid("0-100-25", "", Flavour::kMariaDB), "not comparable");
+  auto ahead = CompareRestoredGtid("0-100-30", "0-100-25", Flavour::kMariaDB);
+  ASSERT_FALSE(ahead);
+  EXPECT_EQ(ahead.error().code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Contains(ahead.error().message(), "0-100-30 is not within the backup's 0-100-25"))
+      << ahead.error().message();
+  EXPECT_FALSE(CompareRestoredGtid("0-100-25,1-101-3", "0-100-25", Flavour::kMariaDB));
+  // MariaDB positions compare per domain: a promoted former replica's old gtid_slave_pos is
+  // behind its binlog position whatever the server ids.
+  EXPECT_EQ(CompareRestoredGtid("0-100-10", "0-101-50", Flavour::kMariaDB), "behind");
+  EXPECT_EQ(CompareRestoredGtid("0-101-50", "0-100-10, 1-5-7", Flavour::kMariaDB).error().code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(CompareRestoredGtid("0-100-25,1-5-7", "1-5-7,0-100-25", Flavour::kMariaDB), "equal");
+  EXPECT_EQ(CompareRestoredGtid("0-100-25", "0-100-25,1-5-7", Flavour::kMariaDB), "behind");
+  EXPECT_FALSE(CompareRestoredGtid("0-100-25", "0-101-25", Flavour::kMariaDB));
+  EXPECT_FALSE(CompareRestoredGtid("garbage", "0-100-25", Flavour::kMariaDB));
+  const std::string uuid = "3E11FA47-71CA-11E1-9E33-C80AA9429562";
+  EXPECT_EQ(CompareRestoredGtid(uuid + ":1-5", uuid + ":1-5", Flavour::kMySQL), "equal");
+  EXPECT_EQ(CompareRestoredGtid(uuid + ":1-3", uuid + ":1-5", Flavour::kMySQL), "behind");
+}
+
 // Leftovers and refusals, before anything is downloaded: a backup too big for the disk never
 // reaches the store's objects.
 class RestoreTestScratchTest : public ::testing::Test {
@@ -170,7 +269,7 @@ class RestoreTestScratchTest : public ::testing::Test {
   }
   std::string Scratch() const { return tmp_.Path("data.replboot-restore-test"); }
 
-  TempDir tmp_;
+  TempDir tmp_{"rtest"};
   Archive archive_;
   NodeSettings settings_;
   archive::Manifest manifest_;

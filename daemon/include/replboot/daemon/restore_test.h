@@ -34,6 +34,7 @@
 #include "replboot/base/status.h"
 #include "replboot/daemon/backups.h"
 #include "replboot/daemon/node_settings.h"
+#include "replboot/db/client.h"
 
 namespace replboot::daemon {
 
@@ -81,6 +82,27 @@ struct ScratchServerPaths {
 };
 Result<std::string> ScratchServerConfig(Flavour flavour, const ScratchServerPaths& paths,
                                         const std::map<std::string, std::string>& options);
+
+// The table check, on a session to the test server: every base table of every schema
+// (information_schema and performance_schema are views of the server itself) through CHECK
+// TABLE ... QUICK (opened, its indexes and rows read), then the server's GTID position.
+// kCorruption naming the table and the server's words for one that fails; the session's error
+// for a statement that fails; kCancelled on `stop` between tables.
+struct RestoredTables {
+  uint64_t schemas = 0;
+  uint64_t tables = 0;
+  uint64_t approximate_rows = 0;  // TABLE_ROWS summed
+  std::string gtid;               // @@gtid_current_pos (MariaDB) / @@gtid_executed (MySQL)
+};
+Result<RestoredTables> CheckRestoredTables(db::Session& session, Flavour flavour,
+                                           const std::stop_token& stop);
+
+// How the restored server's position stands to the manifest's: "equal", "behind", or "not
+// comparable" (either empty). kCorruption when it is ahead of or beside it: the tables hold
+// transactions the manifest does not name, so a server restored from it would take them again
+// from its source.
+Result<std::string> CompareRestoredGtid(const std::string& server, const std::string& manifest,
+                                        Flavour flavour);
 
 struct RestoreTestOptions {
   std::string scratch_dir;    // "" = ScratchDirFor(mysql.datadir, archive.scratch_dir)
