@@ -187,11 +187,39 @@ Status DeleteBackup(store::ObjectStore& store, std::string_view id) {
   return Status::Ok();
 }
 
+namespace {
+
+std::string RecordableError(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      if (i + 1 < text.size()) out += " | ";
+    } else if (c == '\t') {
+      out += ' ';
+    } else if (c >= 0x20 && c <= 0x7e) {
+      out += static_cast<char>(c);
+    } else if (c != '\r') {
+      out += '?';
+    }
+  }
+  if (out.size() > kMaxCheckErrorChars) {
+    out.resize(kMaxCheckErrorChars - 3);
+    out += "...";
+  }
+  return out;
+}
+
+}  // namespace
+
 Status WriteChecks(store::ObjectStore& store, const BackupKey& key, std::string_view id,
                    const BackupChecks& checks) {
   auto manifest = LoadManifest(store, key, id);
   if (!manifest) return manifest.error().WithContext("recording checks");
-  std::string text = SerializeChecks(checks, id, key);
+  BackupChecks recorded = checks;
+  recorded.verify_error = RecordableError(checks.verify_error);
+  recorded.restore_test_error = RecordableError(checks.restore_test_error);
+  std::string text = SerializeChecks(recorded, id, key);
   Status put = store.Put(ChecksKey(id), AsBytes(text));
   if (!put.ok()) {
     return put.WithContext(

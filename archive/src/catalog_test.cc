@@ -215,6 +215,16 @@ TEST_F(CatalogTest, ChecksAndClaims) {
   EXPECT_FALSE(second.checks.has_value());
   EXPECT_THAT(second.problem, HasSubstr("checks.json: "));
 
+  // A multi-line, non-ASCII or overlong error is stored so that it reads back.
+  checks.restore_test_error = "server start: log ends:\n2026 [ERROR] caf\xc3\xa9\tx\r\n";
+  checks.verify_error = std::string(10'000, 'e');
+  ASSERT_TRUE(WriteChecks(store_, Key(), "20261201T000000Z", checks).ok());
+  loaded = LoadChecks(store_, Key(), "20261201T000000Z");
+  ASSERT_TRUE(loaded.has_value() && loaded->has_value()) << loaded.error().ToString();
+  EXPECT_EQ((*loaded)->restore_test_error, "server start: log ends: | 2026 [ERROR] caf?? x");
+  EXPECT_EQ((*loaded)->verify_error.size(), kMaxCheckErrorChars);
+  EXPECT_TRUE((*loaded)->verify_error.ends_with("..."));
+
   EXPECT_TRUE(ClaimBackup(store_, "20261203T000000Z", "mysql-1", 5).value());
   EXPECT_FALSE(ClaimBackup(store_, "20261203T000000Z", "mysql-2", 6).value());
   EXPECT_FALSE(ClaimBackup(store_, "nope", "mysql-2", 6).has_value());

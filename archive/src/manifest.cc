@@ -372,9 +372,9 @@ Result<BackupChecks> ParseChecks(std::string_view text, std::string_view backup_
   }
   BackupChecks c;
   c.verified_at_ms = r.Time("verified_at_ms", 0);
-  c.verify_error = r.String("verify_error", 4096);
+  c.verify_error = r.String("verify_error", kMaxCheckErrorChars);
   c.restore_tested_at_ms = r.Time("restore_tested_at_ms", 0);
-  c.restore_test_error = r.String("restore_test_error", 4096);
+  c.restore_test_error = r.String("restore_test_error", kMaxCheckErrorChars);
   c.restore_test_tables = r.Unsigned("restore_test_tables", 0, UINT64_MAX);
   c.restore_test_rows = r.Unsigned("restore_test_rows", 0, UINT64_MAX);
   c.restore_test_seconds = r.Seconds("restore_test_seconds");

@@ -199,6 +199,9 @@ const std::vector<Setting>& Settings() {
        "zstd level of the stored objects"},
       {"archive.source_cluster", REPLBOOT_FIELD(archive, source_cluster), false,
        "cluster id whose backups an empty primary restores; \"\" = the store's only one"},
+      {"archive.scratch_dir", REPLBOOT_FIELD(archive, scratch_dir), false,
+       "where a restore test restores and starts a throwaway server; \"\" = "
+       "<mysql.datadir>.replboot-restore-test"},
 
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
       {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
@@ -920,7 +923,8 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
         {"archive.ca_file", &c.archive.ca_file},
         {"archive.access_key_file", &c.archive.access_key_file},
         {"archive.secret_key_file", &c.archive.secret_key_file},
-        {"archive.session_token_file", &c.archive.session_token_file}}) {
+        {"archive.session_token_file", &c.archive.session_token_file},
+        {"archive.scratch_dir", &c.archive.scratch_dir}}) {
     if (!value->empty()) check.AbsolutePath(key, *value);
   }
   if (c.archive.access_key_file.empty() != c.archive.secret_key_file.empty()) {

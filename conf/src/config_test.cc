@@ -646,7 +646,7 @@ TEST_F(ConfigTest, ArchiveSettingsAreChecked) {
   options_.config_file = WriteToml(
       "[archive]\nstore = \"s3://bkt/p\"\nobject_size_mb = 0\ncompression_level = 99\n"
       "keep_last = -1\naddressing = \"sideways\"\naccess_key_file = \"keys/id\"\n"
-      "ca_file = \"ca.pem\"\n");
+      "ca_file = \"ca.pem\"\nscratch_dir = \"scratch\"\n");
   loaded = LoadConfig(options_);
   ASSERT_FALSE(loaded);
   const std::string& m = loaded.error().message();
@@ -657,6 +657,7 @@ TEST_F(ConfigTest, ArchiveSettingsAreChecked) {
   EXPECT_THAT(m, HasSubstr("archive.addressing"));
   EXPECT_THAT(m, HasSubstr("archive.access_key_file"));  // relative, and without its secret
   EXPECT_THAT(m, HasSubstr("archive.ca_file"));
+  EXPECT_THAT(m, HasSubstr("archive.scratch_dir"));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// `replboot backup now|list|verify|delete|prune` and `replboot restore`: the store of
+// `replboot backup now|list|verify|test-restore|delete|prune` and `replboot restore`: the store of
 // [archive], by hand, wired from the configuration like `replboot run` (backups.h).
 #include <csignal>
 #include <iostream>
@@ -16,6 +16,8 @@
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/daemon/commands.h"
 #include "replboot/daemon/node_settings.h"
+#include "replboot/daemon/restore_test.h"
+#include "stop_on_signal.h"
 
 namespace replboot::daemon {
 
@@ -98,6 +100,13 @@ nlohmann::json EntryJson(const archive::BackupEntry& e) {
   j["verify_error"] = e.checks ? e.checks->verify_error : "";
   j["restore_tested_at"] = e.checks ? TimeText(e.checks->restore_tested_at_ms) : "never";
   j["restore_test_error"] = e.checks ? e.checks->restore_test_error : "";
+  const bool tested = e.checks && e.checks->restore_tested_at_ms > 0;
+  j["restore_test"] = !tested                              ? "never"
+                      : e.checks->restore_test_error.empty() ? "passed"
+                                                             : "failed";
+  j["restore_test_tables"] = tested ? e.checks->restore_test_tables : 0;
+  j["restore_test_rows_approximate"] = tested ? e.checks->restore_test_rows : 0;
+  j["restore_test_seconds"] = tested ? e.checks->restore_test_seconds : 0.0;
   return j;
 }
 
@@ -119,9 +128,10 @@ void PrintTable(const std::vector<archive::BackupEntry>& entries) {
     row[5] = !e.checks ? "never"
              : e.checks->verify_error.empty() ? TimeText(e.checks->verified_at_ms)
                                               : "FAILED";
-    row[6] = !e.checks ? "never"
-             : e.checks->restore_test_error.empty() ? TimeText(e.checks->restore_tested_at_ms)
-                                                    : "FAILED";
+    row[6] = !e.checks || e.checks->restore_tested_at_ms <= 0 ? "never"
+             : e.checks->restore_test_error.empty()
+                 ? TimeText(e.checks->restore_tested_at_ms)
+                 : "FAILED " + TimeText(e.checks->restore_tested_at_ms);
     row[7] = e.complete ? "complete" : "incomplete: " + e.problem;
     rows.push_back(row);
   }
@@ -227,6 +237,57 @@ void AddBackupCommands(CLI::App& app) {
       log::Get("archive")->info("event=backup_verified id={} deep={} objects={}",
                                 manifest->backup_id, *deep, manifest->objects.size());
       std::cout << manifest->backup_id << " ok\n";
+      cli::ExitCode() = cli::kExitOk;
+    });
+  }
+  {
+    auto flags = std::make_shared<conf::ConfigFlags>();
+    auto which = std::make_shared<std::string>("latest");
+    auto keep = std::make_shared<bool>(false);
+    CLI::App* cmd = backup->add_subcommand(
+        "test-restore",
+        "Prove a backup restorable: restore it into a scratch dir, start a throwaway server on "
+        "it, check every table, and record the result");
+    conf::AddConfigFlags(cmd, flags.get());
+    cmd->add_option("--backup", *which, "a backup id, or latest (default)");
+    cmd->add_flag("--keep-scratch", *keep,
+                  "leave the scratch dir (server stopped) for a look; the next test removes it");
+    cmd->callback([flags, which, keep] {
+      auto opened = Open(*flags, /*needs_flavour=*/true);
+      if (!opened) return;
+      auto manifest = ChooseBackup(*opened->archive, *which,
+                                   opened->settings.config.archive.source_cluster);
+      if (!manifest) return Fail("restore_test_failed", manifest.error());
+      // Ctrl-C or SIGTERM: the server is killed and the scratch dir removed before exiting.
+      StopOnSignal signals;
+      RestoreTestOptions options;
+      options.keep_scratch = *keep;
+      options.stop = signals.token();
+      auto report = RestoreTestBackup(opened->settings, *opened->archive, *manifest, options);
+      if (!report) {
+        Fail("restore_test_failed", report.error());
+        if (signals.signal() != 0) cli::ExitCode() = cli::kExitSignalBase + signals.signal();
+        return;
+      }
+      if (!report->ok) {
+        // The step decides the exit code's kind: a damaged backup (1), not a usage error.
+        return Fail("restore_test_failed",
+                    Status(StatusCode::kCorruption,
+                           fmt::format("restore test of backup {} failed at {}{}",
+                                       report->backup_id, report->error,
+                                       report->recorded ? "" : " (not recorded)")));
+      }
+      std::cout << fmt::format(
+          "{} restorable: {} tables in {} schemas checked, about {} rows (TABLE_ROWS: InnoDB's "
+          "estimate), GTID {} ({}), {:.1f} s{}{}\n",
+          report->backup_id, report->tables, report->schemas, report->approximate_rows,
+          report->server_gtid.empty() ? "-" : report->server_gtid,
+          report->gtid_check == "equal"    ? "the backup's"
+          : report->gtid_check == "behind" ? "behind the backup's, which a primary's binlog holds"
+                                           : "not comparable with the backup's " +
+                                                 manifest->gtid_position,
+          report->seconds, report->recorded ? "" : " (not recorded)",
+          report->scratch_kept ? "; kept " + report->scratch_dir : "");
       cli::ExitCode() = cli::kExitOk;
     });
   }

@@ -13,6 +13,7 @@
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/daemon/commands.h"
 #include "replboot/daemon/node_settings.h"
+#include "stop_on_signal.h"
 
 namespace replboot::daemon {
 
@@ -23,37 +24,6 @@ void Fail(const std::string& event, const Status& s) {
                            log::Quote(s.message()));
   cli::ExitCode() = cli::ExitCodeFor(s);
 }
-
-// SIGINT/SIGTERM request `stop`, from a thread that waits for them (they are blocked in every
-// other thread), so a clone by hand ends in any phase like `replboot run` does.
-class StopOnSignal {
- public:
-  StopOnSignal() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    thread_ = std::jthread([this, set](std::stop_token done) {
-      while (!done.stop_requested()) {
-        timespec tick{0, 200'000'000};
-        int signo = sigtimedwait(&set, nullptr, &tick);
-        if (signo > 0) {
-          signal_ = signo;
-          source_.request_stop();
-          return;
-        }
-      }
-    });
-  }
-  std::stop_token token() const { return source_.get_token(); }
-  int signal() const { return signal_.load(); }
-
- private:
-  std::stop_source source_;
-  std::atomic<int> signal_{0};
-  std::jthread thread_;
-};
 
 }  // namespace
 

@@ -51,7 +51,10 @@ const Manifest* NewestComplete(const std::vector<BackupEntry>& entries,
 // a deletion that was cut short.
 Status DeleteBackup(store::ObjectStore& store, std::string_view id);
 
-// Records `checks` for backup `id`, which must have a manifest this key reads.
+// Records `checks` for backup `id`, which must have a manifest this key reads. The errors are
+// stored as ParseChecks reads them: printable ASCII (a line break becomes " | ", any other
+// byte '?'), cut at kMaxCheckErrorChars, so a tool's multi-line message or a UTF-8 path never
+// makes the record unreadable.
 Status WriteChecks(store::ObjectStore& store, const BackupKey& key, std::string_view id,
                    const BackupChecks& checks);
 Result<std::optional<BackupChecks>> LoadChecks(store::ObjectStore& store, const BackupKey& key,

@@ -76,6 +76,9 @@ std::string SerializeManifest(const Manifest& manifest, const BackupKey& key);
 // other defect.
 Result<Manifest> ParseManifest(std::string_view json, const BackupKey& key);
 
+// The longest error a checks record holds (verify_error, restore_test_error).
+inline constexpr size_t kMaxCheckErrorChars = 4096;
+
 // What was found out about a backup after it was taken. A time of 0 means "never".
 struct BackupChecks {
   int64_t verified_at_ms = 0;

@@ -148,6 +148,9 @@ struct Config {
     // A primary with an empty datadir and no peer holding data restores this cluster's newest
     // backup; "" = the one cluster whose backups the store holds (several: it waits).
     std::string source_cluster;
+    // Where `backup test-restore` restores and starts a throwaway server; "" =
+    // <mysql.datadir>.replboot-restore-test. Never inside the datadir, nor holding it.
+    std::string scratch_dir;
   } archive;
 
   struct Http {
