@@ -268,8 +268,12 @@ TEST_F(FanoutServerTest, LateRequestIsBusyAndTheToolIsKilledWhenNoReceiverIsLeft
   EXPECT_NE(late.error().message().find("busy"), std::string::npos) << late.error().message();
   EXPECT_EQ(server_->active_backups(), 1);
 
-  auto pid_text = files::ReadFile(tmp_.Path("tool.pid"));
-  ASSERT_TRUE(pid_text);
+  // The run started before the tool wrote its pid: wait for the file, not for a guess.
+  Result<std::string> pid_text = Error(StatusCode::kNotFound, "tool.pid");
+  ASSERT_TRUE(WaitFor([&] {
+    pid_text = files::ReadFile(tmp_.Path("tool.pid"));
+    return pid_text && !pid_text->empty() && pid_text->back() == '\n';
+  }));
   const pid_t pid = std::stoi(*pid_text);
   only.reset();  // the last receiver leaves
   EXPECT_TRUE(WaitFor([&] { return server_->active_backups() == 0; }));
