@@ -93,28 +93,28 @@ bool SetAad(EVP_CIPHER_CTX* ctx, bool encrypt, const std::string& aad) {
 // Seals `*out`, which holds the header (magic, version, logical size, nonce) and `frame_bytes`
 // of zstd frame after it, with room for the tag: encrypts the frame in place, appends the tag.
 bool EncryptInPlace(const BackupKey& key, std::string_view backup_id, uint64_t index,
-                    uint64_t logical, size_t frame_bytes, std::vector<uint8_t>* out) {
+                    uint64_t logical, size_t frame_bytes, uint8_t* out) {
   const internal::Key32 object_key = internal::ObjectKey(key);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
-  uint8_t* frame = out->data() + kObjectHeaderBytes;
+  uint8_t* frame = out + kObjectHeaderBytes;
   uint8_t* tag = frame + frame_bytes;
   int final_bytes = 0;
   return ctx != nullptr &&
          EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
          EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, object_key.data(),
-                            out->data() + kNonceOffset) == 1 &&
+                            out + kNonceOffset) == 1 &&
          SetAad(ctx.get(), true, Aad(backup_id, index, logical)) &&
          CipherUpdate(ctx.get(), true, frame, frame, frame_bytes) &&
          EVP_EncryptFinal_ex(ctx.get(), tag, &final_bytes) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kObjectTagBytes, tag) == 1;
 }
 
-bool WriteHeader(uint64_t logical, std::vector<uint8_t>* out) {
-  std::memcpy(out->data(), kMagic, sizeof kMagic);
-  (*out)[4] = kVersion;
-  PutLe64(out->data() + kLogicalOffset, logical);
-  return RAND_bytes(out->data() + kNonceOffset, static_cast<int>(kNonceBytes)) == 1;
+bool WriteHeader(uint64_t logical, uint8_t* out) {
+  std::memcpy(out, kMagic, sizeof kMagic);
+  out[4] = kVersion;
+  PutLe64(out + kLogicalOffset, logical);
+  return RAND_bytes(out + kNonceOffset, static_cast<int>(kNonceBytes)) == 1;
 }
 
 }  // namespace
@@ -125,8 +125,8 @@ std::vector<uint8_t> SealFrame(const BackupKey& key, std::string_view backup_id,
                                uint64_t logical, std::span<const uint8_t> frame) {
   std::vector<uint8_t> out(kObjectHeaderBytes + frame.size() + kObjectTagBytes);
   std::copy(frame.begin(), frame.end(), out.begin() + kObjectHeaderBytes);
-  if (!WriteHeader(logical, &out) ||
-      !EncryptInPlace(key, backup_id, index, logical, frame.size(), &out)) {
+  if (!WriteHeader(logical, out.data()) ||
+      !EncryptInPlace(key, backup_id, index, logical, frame.size(), out.data())) {
     return {};
   }
   return out;
@@ -138,9 +138,9 @@ uint64_t MaxStoredBytes(uint64_t logical_bytes) {
   return kObjectHeaderBytes + ZSTD_COMPRESSBOUND(logical_bytes) + kObjectTagBytes;
 }
 
-Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view backup_id,
+Result<size_t> internal::SealObjectInto(const BackupKey& key, std::string_view backup_id,
                                         uint64_t index, std::span<const uint8_t> plaintext,
-                                        int zstd_level) {
+                                        int zstd_level, std::span<uint8_t> out) {
   if (zstd_level < ZSTD_minCLevel() || zstd_level > ZSTD_maxCLevel()) {
     return Error(StatusCode::kInvalidArgument, "zstd level {} is outside {}..{}", zstd_level,
                  ZSTD_minCLevel(), ZSTD_maxCLevel());
@@ -149,21 +149,34 @@ Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view b
     return Error(StatusCode::kInternal, "sealing object {} of backup {}: {}", index, backup_id,
                  what);
   };
+  if (out.size() < MaxStoredBytes(plaintext.size())) {
+    return fail(fmt::format("a buffer of {} bytes, {} needed", out.size(),
+                            MaxStoredBytes(plaintext.size())));
+  }
   if (zstd_contexts.cctx == nullptr) zstd_contexts.cctx = ZSTD_createCCtx();
   if (zstd_contexts.cctx == nullptr) return fail("ZSTD_createCCtx failed");
 
-  const size_t bound = ZSTD_compressBound(plaintext.size());
-  std::vector<uint8_t> out(kObjectHeaderBytes + bound + kObjectTagBytes);
-  if (!WriteHeader(plaintext.size(), &out)) return fail("RAND_bytes failed: no random nonce");
-  uint8_t* frame = out.data() + kObjectHeaderBytes;
-  size_t compressed = ZSTD_compressCCtx(zstd_contexts.cctx, frame, bound, plaintext.data(),
-                                        plaintext.size(), zstd_level);
+  if (!WriteHeader(plaintext.size(), out.data())) {
+    return fail("RAND_bytes failed: no random nonce");
+  }
+  const size_t bound = out.size() - kObjectHeaderBytes - kObjectTagBytes;
+  size_t compressed = ZSTD_compressCCtx(zstd_contexts.cctx, out.data() + kObjectHeaderBytes, bound,
+                                        plaintext.data(), plaintext.size(), zstd_level);
   if (ZSTD_isError(compressed)) return fail(std::string("zstd: ") + ZSTD_getErrorName(compressed));
 
-  if (!EncryptInPlace(key, backup_id, index, plaintext.size(), compressed, &out)) {
+  if (!EncryptInPlace(key, backup_id, index, plaintext.size(), compressed, out.data())) {
     return fail("AES-256-GCM encryption failed");
   }
-  out.resize(kObjectHeaderBytes + compressed + kObjectTagBytes);
+  return kObjectHeaderBytes + compressed + kObjectTagBytes;
+}
+
+Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view backup_id,
+                                        uint64_t index, std::span<const uint8_t> plaintext,
+                                        int zstd_level) {
+  std::vector<uint8_t> out(MaxStoredBytes(plaintext.size()));
+  auto sealed = internal::SealObjectInto(key, backup_id, index, plaintext, zstd_level, out);
+  if (!sealed) return Error(sealed.error());
+  out.resize(*sealed);
   return out;
 }
 

@@ -1,5 +1,6 @@
-// For tests and the fuzzer: an object around any bytes, sealed as SealObject seals a zstd
-// frame, so that what lies behind the tag (the zstd checks) can be exercised.
+// For the writer, tests and the fuzzer: SealObject into a caller's buffer, and an object
+// around any bytes, sealed as SealObject seals a zstd frame, so that what lies behind the tag
+// (the zstd checks) can be exercised.
 #ifndef REPLBOOT_ARCHIVE_OBJECT_INTERNAL_H_
 #define REPLBOOT_ARCHIVE_OBJECT_INTERNAL_H_
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "replboot/archive/keys.h"
+#include "replboot/base/status.h"
 
 namespace replboot::archive::internal {
 
@@ -16,6 +18,13 @@ namespace replboot::archive::internal {
 // `frame` (not necessarily zstd). Empty when OpenSSL fails.
 std::vector<uint8_t> SealFrame(const BackupKey& key, std::string_view backup_id, uint64_t index,
                                uint64_t logical, std::span<const uint8_t> frame);
+
+// SealObject into `out` (at least MaxStoredBytes(plaintext.size()) bytes), returning the
+// sealed object's length: what the writer uses to reuse its buffers. Only the bytes up to
+// that length are written, so pages of `out` past the compressed size are never touched.
+Result<size_t> SealObjectInto(const BackupKey& key, std::string_view backup_id, uint64_t index,
+                              std::span<const uint8_t> plaintext, int zstd_level,
+                              std::span<uint8_t> out);
 
 }  // namespace replboot::archive::internal
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "crypto.h"
 #include "replboot/archive/layout.h"
 #include "replboot/archive/object.h"
+#include "object_internal.h"
 #include "replboot/base/log.h"
 
 namespace replboot::archive {
@@ -26,21 +28,41 @@ int64_t NowMs() {
 
 }  // namespace
 
-// The hand-off between the caller's thread (the producer: fills `filling`) and the worker
-// (seals and uploads). `slot` is the one filled object handed over: the producer waits while
-// it is taken, and the worker frees it once the object is sealed, so the buffers alive are
-// `filling`, `slot` (or `spare`, the slot's buffer back for reuse) and the sealed bytes.
+// Three threads, each handing one thing to the next:
+//
+//   caller (producer)  fills `filling`; hands it over in `slot`, waiting while the slot is taken
+//   sealer             seals the slot's object into a free sealed buffer, frees the slot (its
+//                      buffer comes back as `spare`), hands the sealed object over in `to_upload`
+//   uploader           uploads it, gives the buffer back to `free_sealed`, then reads the object
+//                      back from the store and checks its size and SHA-256 before it counts as
+//                      uploaded
+//
+// so zstd on object N+1 runs while object N is written, fsynced and read back (a file store's
+// fsync or an S3 PUT is a wait, not work). The buffers alive are `filling`, `slot` (or
+// `spare`), kSealedBuffers sealed buffers and the read-back object: a sealed buffer has room
+// for MaxStoredBytes but only what the compressed object covers is ever touched (allocated
+// without initialising), so the resident part follows the compression.
 struct BackupWriter::State {
   enum class Phase { kOpen, kFinished, kFailed, kAborted };
   struct Filled {
     uint64_t index = 0;
     std::vector<uint8_t> bytes;
   };
+  struct Sealed {
+    uint64_t index = 0;
+    uint64_t logical = 0;
+    std::unique_ptr<uint8_t[]> buffer;  // sealed_capacity bytes
+    size_t size = 0;
+  };
+  // One being sealed into while the other is uploaded.
+  static constexpr size_t kSealedBuffers = 2;
 
-  State(store::ObjectStore& s, WriterOptions o) : store(s), options(std::move(o)) {}
+  State(store::ObjectStore& s, WriterOptions o)
+      : store(s), options(std::move(o)), sealed_capacity(MaxStoredBytes(options.object_bytes)) {}
 
   store::ObjectStore& store;
   const WriterOptions options;
+  const size_t sealed_capacity;
   const int64_t created_at_ms = NowMs();
   const std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   Phase phase = Phase::kOpen;  // the caller's thread only
@@ -53,17 +75,24 @@ struct BackupWriter::State {
   std::condition_variable_any changed;
   std::optional<Filled> slot;
   std::vector<uint8_t> spare;
+  std::optional<Sealed> to_upload;
+  std::vector<std::unique_ptr<uint8_t[]>> free_sealed;
+  size_t sealed_allocated = 0;
   bool input_ended = false;
+  bool sealing_done = false;  // the sealer handed over every object
   bool aborting = false;
   Status worker_error;
-  std::vector<ObjectEntry> uploaded;  // in index order
+  std::vector<ObjectEntry> uploaded;  // in index order, each read back and checked
   uint64_t uploaded_logical = 0, uploaded_stored = 0;
   size_t buffered = 0, max_buffered = 0;
 
-  std::thread worker;
+  std::thread sealer, uploader;
 
   void AddBuffered(size_t bytes) {
     std::lock_guard lock(mu);
+    AddBufferedLocked(bytes);
+  }
+  void AddBufferedLocked(size_t bytes) {
     buffered += bytes;
     max_buffered = std::max(max_buffered, buffered);
   }
@@ -82,21 +111,47 @@ struct BackupWriter::State {
     changed.notify_all();
   }
 
-  void Work() {
+  // Under `mu`: the threads give up.
+  bool Stopping() const { return aborting || !worker_error.ok(); }
+
+  Status Cancelled() const {
+    return Status(StatusCode::kCancelled, fmt::format("backup {} cancelled", options.backup_id));
+  }
+
+  void Seal() {
     for (;;) {
       uint64_t index = 0;
       std::span<const uint8_t> plaintext;  // valid until the slot is reset
+      std::unique_ptr<uint8_t[]> buffer;
       {
         std::unique_lock lock(mu);
-        changed.wait(lock, [&] { return slot.has_value() || input_ended || aborting; });
-        if (aborting || !slot) return;
+        changed.wait(lock, [&] { return slot.has_value() || input_ended || Stopping(); });
+        if (Stopping()) return;
+        if (!slot) {
+          sealing_done = true;
+          changed.notify_all();
+          return;
+        }
         // The producer leaves the slot alone until it is reset: seal from it in place.
         index = slot->index;
         plaintext = slot->bytes;
+        changed.wait(lock, [&] {
+          return !free_sealed.empty() || sealed_allocated < kSealedBuffers || Stopping();
+        });
+        if (Stopping()) return;
+        if (!free_sealed.empty()) {
+          buffer = std::move(free_sealed.back());
+          free_sealed.pop_back();
+        } else {
+          // Not value-initialised: untouched pages stay out of the resident set.
+          buffer.reset(new uint8_t[sealed_capacity]);
+          sealed_allocated++;
+          AddBufferedLocked(sealed_capacity);
+        }
       }
-      auto sealed =
-          SealObject(options.key, options.backup_id, index, plaintext, options.zstd_level);
-      if (sealed) AddBuffered(sealed->capacity());
+      auto sealed = internal::SealObjectInto(options.key, options.backup_id, index, plaintext,
+                                             options.zstd_level,
+                                             std::span(buffer.get(), sealed_capacity));
       const uint64_t logical = plaintext.size();
       plaintext = {};
       {
@@ -111,21 +166,41 @@ struct BackupWriter::State {
         changed.notify_all();
       }
       if (!sealed) return Fail(sealed.error());
-      const size_t sealed_capacity = sealed->capacity();
-      if (Aborting()) return SubBuffered(sealed_capacity);
-      if (options.stop.stop_requested()) {
-        SubBuffered(sealed_capacity);
-        return Fail(
-            Status(StatusCode::kCancelled, fmt::format("backup {} cancelled", options.backup_id)));
+      std::unique_lock lock(mu);
+      changed.wait(lock, [&] { return !to_upload.has_value() || Stopping(); });
+      if (Stopping()) return;
+      to_upload = Sealed{index, logical, std::move(buffer), *sealed};
+      changed.notify_all();
+    }
+  }
+
+  void Upload() {
+    for (;;) {
+      Sealed object;
+      {
+        std::unique_lock lock(mu);
+        changed.wait(lock, [&] { return to_upload.has_value() || sealing_done || Stopping(); });
+        if (Stopping() || !to_upload) return;
+        object = std::move(*to_upload);
+        to_upload.reset();
+        changed.notify_all();
       }
-      ObjectEntry entry{index, logical, sealed->size(), internal::Sha256Hex(*sealed)};
-      Status put = store.Put(ObjectKey(options.backup_id, index), *sealed);
-      sealed = {};
-      SubBuffered(sealed_capacity);
+      if (options.stop.stop_requested()) return Fail(Cancelled());
+      const std::span<const uint8_t> bytes(object.buffer.get(), object.size);
+      ObjectEntry entry{object.index, object.logical, object.size, internal::Sha256Hex(bytes)};
+      const std::string key = ObjectKey(options.backup_id, object.index);
+      Status put = store.Put(key, bytes);
+      {
+        // The buffer is free for the next seal while this object is read back.
+        std::lock_guard lock(mu);
+        free_sealed.push_back(std::move(object.buffer));
+        changed.notify_all();
+      }
       if (!put.ok()) {
         return Fail(
-            put.WithContext(fmt::format("uploading {} to {}", What(index), store.Describe())));
+            put.WithContext(fmt::format("uploading {} to {}", What(object.index), store.Describe())));
       }
+      if (Status checked = ReadBack(entry); !checked.ok()) return Fail(checked);
       WriterProgress progress;
       {
         std::lock_guard lock(mu);
@@ -146,9 +221,19 @@ struct BackupWriter::State {
     }
   }
 
-  bool Aborting() const {
-    std::lock_guard lock(mu);
-    return aborting;
+  // The object as the store returns it now: the size and SHA-256 it was uploaded with.
+  Status ReadBack(const ObjectEntry& e) {
+    auto got = store.Get(ObjectKey(options.backup_id, e.index), e.stored_bytes);
+    if (!got) return got.error().WithContext(fmt::format("reading back {}", What(e.index)));
+    AddBuffered(got->capacity());
+    const bool same = got->size() == e.stored_bytes && internal::Sha256Hex(*got) == e.sha256;
+    SubBuffered(got->capacity());
+    if (!same) {
+      return Status(StatusCode::kCorruption,
+                    fmt::format("{} read back from {} differs from what was uploaded",
+                                What(e.index), store.Describe()));
+    }
+    return Status::Ok();
   }
 
   Status WorkerError() const {
@@ -156,7 +241,7 @@ struct BackupWriter::State {
     return worker_error;
   }
 
-  // Hands `filling` to the worker, waiting while the slot is taken.
+  // Hands `filling` to the sealer, waiting while the slot is taken.
   Status HandOff() {
     if (next_index >= kMaxObjects) {
       return Status(StatusCode::kInvalidArgument,
@@ -166,9 +251,7 @@ struct BackupWriter::State {
     std::unique_lock lock(mu);
     changed.wait(lock, options.stop, [&] { return !slot || !worker_error.ok(); });
     if (!worker_error.ok()) return worker_error;
-    if (options.stop.stop_requested()) {
-      return Status(StatusCode::kCancelled, fmt::format("backup {} cancelled", options.backup_id));
-    }
+    if (options.stop.stop_requested()) return Cancelled();
     slot = Filled{next_index++, std::move(filling)};
     filling = std::move(spare);
     spare = {};
@@ -183,24 +266,36 @@ struct BackupWriter::State {
     AddBuffered(filling.capacity() - old);
   }
 
-  void StopWorker(bool abort) {
+  // Ends both threads: once every object is uploaded and read back, or at once with `abort`.
+  void StopWorkers(bool abort) {
     {
       std::lock_guard lock(mu);
       input_ended = true;
       aborting = aborting || abort;
       changed.notify_all();
     }
-    if (worker.joinable()) worker.join();
+    if (sealer.joinable()) sealer.join();
+    if (uploader.joinable()) uploader.join();
   }
 
+  // After StopWorkers.
   void ReleaseBuffers() {
     std::lock_guard lock(mu);
     buffered -= filling.capacity() + spare.capacity();
     filling = {};
     spare = {};
+    if (slot) {
+      buffered -= slot->bytes.capacity();
+      slot.reset();
+    }
+    buffered -= sealed_allocated * sealed_capacity;
+    sealed_allocated = 0;
+    free_sealed.clear();
+    to_upload.reset();
   }
 
-  // Every object is in the store, exactly once, with the size and digest it was uploaded with.
+  // Every object this writer uploaded (each was read back and checked right after its upload)
+  // is in the store, exactly once, with its size, and no other object is under the backup.
   Status VerifyUploads() {
     auto listed = store.List(ObjectsPrefix(options.backup_id));
     if (!listed) {
@@ -215,6 +310,11 @@ struct BackupWriter::State {
         return Status(StatusCode::kCorruption, fmt::format("{} is missing from {} after its upload",
                                                            What(e.index), store.Describe()));
       }
+      if (it->second != e.stored_bytes) {
+        return Status(StatusCode::kCorruption,
+                      fmt::format("{} has {} bytes in {}, {} were uploaded and read back",
+                                  What(e.index), it->second, store.Describe(), e.stored_bytes));
+      }
       sizes.erase(it);
     }
     if (!sizes.empty()) {
@@ -223,24 +323,6 @@ struct BackupWriter::State {
           fmt::format("{} holds {} object(s) of backup {} this writer did not upload "
                       "(e.g. {}): another writer of the same id?",
                       store.Describe(), sizes.size(), options.backup_id, sizes.begin()->first));
-    }
-    for (const ObjectEntry& e : uploaded) {
-      if (options.stop.stop_requested()) {
-        return Status(StatusCode::kCancelled,
-                      fmt::format("backup {} cancelled", options.backup_id));
-      }
-      auto got = store.Get(ObjectKey(options.backup_id, e.index), e.stored_bytes);
-      if (!got) {
-        return got.error().WithContext(fmt::format("reading back {}", What(e.index)));
-      }
-      AddBuffered(got->capacity());
-      const bool same = got->size() == e.stored_bytes && internal::Sha256Hex(*got) == e.sha256;
-      SubBuffered(got->capacity());
-      if (!same) {
-        return Status(StatusCode::kCorruption,
-                      fmt::format("{} read back from {} differs from what was uploaded",
-                                  What(e.index), store.Describe()));
-      }
     }
     return Status::Ok();
   }
@@ -304,7 +386,8 @@ Result<std::unique_ptr<BackupWriter>> BackupWriter::Create(store::ObjectStore& s
   }
   auto state = std::make_unique<State>(store, std::move(options));
   State* raw = state.get();
-  raw->worker = std::thread([raw] { raw->Work(); });
+  raw->uploader = std::thread([raw] { raw->Upload(); });
+  raw->sealer = std::thread([raw] { raw->Seal(); });
   return std::unique_ptr<BackupWriter>(new BackupWriter(std::move(state)));
 }
 
@@ -341,7 +424,7 @@ Result<Manifest> BackupWriter::Finish(Manifest metadata) {
   // From here on a failure leaves the writer failed: Abort() cleans up.
   s.phase = State::Phase::kFailed;
   Status handed = s.filling.empty() ? Status::Ok() : s.HandOff();
-  s.StopWorker(/*abort=*/!handed.ok());
+  s.StopWorkers(/*abort=*/!handed.ok());
   s.ReleaseBuffers();
   REPLBOOT_RETURN_IF_ERROR(handed);
   REPLBOOT_RETURN_IF_ERROR(s.WorkerError());
@@ -387,15 +470,8 @@ void BackupWriter::Abort() {
   State& s = *state_;
   if (s.phase == State::Phase::kFinished || s.phase == State::Phase::kAborted) return;
   s.phase = State::Phase::kAborted;
-  s.StopWorker(/*abort=*/true);
+  s.StopWorkers(/*abort=*/true);
   s.ReleaseBuffers();
-  {
-    std::lock_guard lock(s.mu);
-    if (s.slot) {
-      s.buffered -= s.slot->bytes.capacity();
-      s.slot.reset();
-    }
-  }
   s.RemoveUploads();
 }
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <stop_token>
 
@@ -297,9 +298,9 @@ TEST(BackupWriter, AbortRemovesTheObjectsAndIsANoOpAfterFinish) {
   EXPECT_EQ(store.Keys().size(), 3u);
 }
 
-// Memory stays at the object being filled, one waiting, one sealed, whatever the size of the
-// backup and however slow the store.
-TEST(BackupWriter, MemoryIsBoundedByThreeObjects) {
+// Memory stays at the object being filled, one waiting, two sealed buffers and the object
+// read back, whatever the size of the backup and however slow the store.
+TEST(BackupWriter, MemoryIsBoundedByTwoObjectsAndThreeSealed) {
   constexpr size_t kBig = 64 << 10;
   MemoryStore store;
   store.put_delay = std::chrono::milliseconds(3);
@@ -311,10 +312,53 @@ TEST(BackupWriter, MemoryIsBoundedByThreeObjects) {
   ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
   EXPECT_EQ(manifest->objects.size(), (600 * 10'000 + kBig - 1) / kBig);
   const size_t max = (*writer)->max_buffered_bytes();
-  EXPECT_LE(max, 2 * kBig + MaxStoredBytes(kBig)) << max;
-  // The pipeline was used (filling while the worker sealed): two plaintext buffers at least.
-  EXPECT_GE(max, 2 * kBig) << max;
+  EXPECT_LE(max, 2 * kBig + 3 * MaxStoredBytes(kBig)) << max;
+  // The pipeline was used (filling while the sealer sealed, sealing while the uploader
+  // uploaded): two plaintext buffers and two sealed ones at least.
+  EXPECT_GE(max, 2 * kBig + 2 * MaxStoredBytes(kBig)) << max;
   EXPECT_EQ((*writer)->buffered_bytes(), 0u);
+}
+
+// An object is read back right after its upload, before the next one is uploaded: the store
+// sees Put(i), Get(i), Put(i+1), ... and the manifest after the last Get.
+TEST(BackupWriter, EachObjectIsReadBackBeforeTheNextUploadAndTheManifest) {
+  MemoryStore store;
+  std::vector<std::string> order;
+  std::mutex mu;
+  store.on_put = [&](const std::string& key, std::vector<uint8_t>*) {
+    std::lock_guard lock(mu);
+    order.push_back("put " + key);
+  };
+  store.get_error = [&](const std::string& key) {
+    std::lock_guard lock(mu);
+    order.push_back("get " + key);
+    return Status::Ok();
+  };
+  auto manifest = WriteBackup(store, Random(4 * kObjectBytes, 11), 5000);
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  std::vector<std::string> want;
+  for (size_t i = 0; i < 4; ++i) {
+    want.push_back("put " + ObjectKey(kId, i));
+    want.push_back("get " + ObjectKey(kId, i));
+  }
+  want.push_back("put " + ManifestKey(kId));
+  EXPECT_EQ(order, want);
+}
+
+// A read-back that fails (the store lost the object, or cannot be read) fails the backup with
+// the object named, and no manifest is written.
+TEST(BackupWriter, AFailedReadBackFailsTheBackup) {
+  MemoryStore store;
+  store.get_error = [](const std::string& key) {
+    return key == ObjectKey(kId, 2) ? Status(StatusCode::kUnavailable, "memory://test: 503")
+                                    : Status::Ok();
+  };
+  auto manifest = WriteBackup(store, Random(4 * kObjectBytes, 12), kObjectBytes);
+  ASSERT_FALSE(manifest.has_value());
+  EXPECT_EQ(manifest.error().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(manifest.error().message(),
+              HasSubstr("reading back object 2 of backup 20261207T061500Z"));
+  EXPECT_FALSE(store.Has(ManifestKey(kId)));
 }
 
 TEST(BackupWriter, ReportsProgress) {
