@@ -180,9 +180,11 @@ Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view b
   return out;
 }
 
-Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view backup_id,
-                                        uint64_t index, std::span<const uint8_t> stored,
-                                        uint64_t max_logical) {
+Result<internal::OpenedFrame> internal::AuthenticateInPlace(const BackupKey& key,
+                                                           std::string_view backup_id,
+                                                           uint64_t index,
+                                                           std::span<uint8_t> stored,
+                                                           uint64_t max_logical) {
   auto corrupt = [&](std::string_view what) {
     return Error(StatusCode::kCorruption, "object {} of backup {}: {}", index, backup_id, what);
   };
@@ -207,8 +209,8 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
                                stored.size(), logical));
   }
 
-  // Decrypt into a buffer of our own and check the tag before anything reads the plaintext.
-  std::vector<uint8_t> frame(frame_bytes);
+  // Decrypt in place and check the tag before anything reads the plaintext.
+  uint8_t* frame = stored.data() + kObjectHeaderBytes;
   const internal::Key32 object_key = internal::ObjectKey(key);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr ||
@@ -219,20 +221,18 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
     return Error(StatusCode::kInternal, "object {} of backup {}: AES-256-GCM setup failed", index,
                  backup_id);
   }
-  const uint8_t* tag = stored.data() + kObjectHeaderBytes + frame_bytes;
+  uint8_t* tag = frame + frame_bytes;
   int final_bytes = 0;
   if (!SetAad(ctx.get(), false, Aad(backup_id, index, logical)) ||
-      !CipherUpdate(ctx.get(), false, frame.data(), stored.data() + kObjectHeaderBytes,
-                    frame_bytes) ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kObjectTagBytes,
-                          const_cast<uint8_t*>(tag)) != 1 ||
+      !CipherUpdate(ctx.get(), false, frame, frame, frame_bytes) ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kObjectTagBytes, tag) != 1 ||
       EVP_DecryptFinal_ex(ctx.get(), nullptr, &final_bytes) != 1) {
     return corrupt("authentication failed: changed, or sealed with another key");
   }
 
   // Authenticated: only a holder of the key made this frame. Still, it must be exactly one
   // frame declaring exactly the logical size, and decompression writes at most that much.
-  const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  const unsigned long long declared = ZSTD_getFrameContentSize(frame, frame_bytes);
   if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
     return corrupt("zstd: not a frame with a content size");
   }
@@ -240,22 +240,75 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
     return corrupt(fmt::format("size mismatch: the zstd frame holds {} bytes, the header says {}",
                                declared, logical));
   }
-  const size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
-  if (ZSTD_isError(frame_size) || frame_size != frame.size()) {
+  const size_t frame_size = ZSTD_findFrameCompressedSize(frame, frame_bytes);
+  if (ZSTD_isError(frame_size) || frame_size != frame_bytes) {
     return corrupt("zstd: the object is not exactly one frame");
   }
+  return OpenedFrame{std::span<const uint8_t>(frame, frame_bytes), logical};
+}
+
+Status internal::DecompressFrame(
+    std::string_view backup_id, uint64_t index, const OpenedFrame& frame, size_t piece_bytes,
+    const std::function<Status(std::span<const uint8_t>)>& sink) {
+  auto corrupt = [&](std::string_view what) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("object {} of backup {}: {}", index, backup_id, what));
+  };
+  if (zstd_contexts.dctx == nullptr) zstd_contexts.dctx = ZSTD_createDCtx();
+  if (zstd_contexts.dctx == nullptr) {
+    return Status(StatusCode::kInternal,
+                  fmt::format("object {} of backup {}: ZSTD_createDCtx failed", index, backup_id));
+  }
+  ZSTD_DCtx_reset(zstd_contexts.dctx, ZSTD_reset_session_only);
+  std::vector<uint8_t> piece(static_cast<size_t>(
+      std::min<uint64_t>(std::max<size_t>(piece_bytes, 1), std::max<uint64_t>(frame.logical, 1))));
+  ZSTD_inBuffer in{frame.bytes.data(), frame.bytes.size(), 0};
+  uint64_t total = 0;
+  size_t hint = 1;
+  while (hint != 0) {
+    ZSTD_outBuffer out{piece.data(), piece.size(), 0};
+    hint = ZSTD_decompressStream(zstd_contexts.dctx, &out, &in);
+    if (ZSTD_isError(hint)) {
+      ZSTD_DCtx_reset(zstd_contexts.dctx, ZSTD_reset_session_only);
+      return corrupt(std::string("zstd: ") + ZSTD_getErrorName(hint));
+    }
+    total += out.pos;
+    if (total > frame.logical) return corrupt("size mismatch: more bytes than the header says");
+    if (out.pos > 0) REPLBOOT_RETURN_STATUS_IF_ERROR(sink(std::span(piece.data(), out.pos)));
+    if (hint != 0 && in.pos == in.size && out.pos < out.size) {
+      return corrupt("zstd: the frame ends early");
+    }
+  }
+  if (total != frame.logical) {
+    return corrupt(
+        fmt::format("size mismatch: {} bytes decompressed, the header says {}", total,
+                    frame.logical));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view backup_id,
+                                        uint64_t index, std::span<const uint8_t> stored,
+                                        uint64_t max_logical) {
+  // A copy of our own to decrypt in place.
+  std::vector<uint8_t> own(stored.begin(), stored.end());
+  auto frame = internal::AuthenticateInPlace(key, backup_id, index, own, max_logical);
+  if (!frame) return Error(frame.error());
   if (zstd_contexts.dctx == nullptr) zstd_contexts.dctx = ZSTD_createDCtx();
   if (zstd_contexts.dctx == nullptr) {
     return Error(StatusCode::kInternal, "object {} of backup {}: ZSTD_createDCtx failed", index,
                  backup_id);
   }
-  std::vector<uint8_t> plaintext(logical);
+  std::vector<uint8_t> plaintext(frame->logical);
   size_t got = ZSTD_decompressDCtx(zstd_contexts.dctx, plaintext.data(), plaintext.size(),
-                                   frame.data(), frame.size());
+                                   frame->bytes.data(), frame->bytes.size());
+  auto corrupt = [&](std::string_view what) {
+    return Error(StatusCode::kCorruption, "object {} of backup {}: {}", index, backup_id, what);
+  };
   if (ZSTD_isError(got)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(got));
-  if (got != logical) {
-    return corrupt(
-        fmt::format("size mismatch: {} bytes decompressed, the header says {}", got, logical));
+  if (got != frame->logical) {
+    return corrupt(fmt::format("size mismatch: {} bytes decompressed, the header says {}", got,
+                               frame->logical));
   }
   return plaintext;
 }

@@ -5,6 +5,7 @@
 #define REPLBOOT_ARCHIVE_OBJECT_INTERNAL_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,28 @@ std::vector<uint8_t> SealFrame(const BackupKey& key, std::string_view backup_id,
 Result<size_t> SealObjectInto(const BackupKey& key, std::string_view backup_id, uint64_t index,
                               std::span<const uint8_t> plaintext, int zstd_level,
                               std::span<uint8_t> out);
+
+// A stored object whose tag and frame checks passed (AuthenticateInPlace): `bytes` is its
+// zstd frame, in the caller's buffer, declaring `logical` bytes.
+struct OpenedFrame {
+  std::span<const uint8_t> bytes;
+  uint64_t logical = 0;
+};
+
+// OpenObject's checks up to decompression, decrypting `stored` in place: magic, version,
+// logical size <= max_logical, the tag, exactly one zstd frame declaring the logical size.
+// The frame points into `stored`, which must stay live while it is used.
+Result<OpenedFrame> AuthenticateInPlace(const BackupKey& key, std::string_view backup_id,
+                                        uint64_t index, std::span<uint8_t> stored,
+                                        uint64_t max_logical);
+
+// Decompresses an authenticated frame into `sink`, pieces of at most `piece_bytes` (so no
+// buffer of the object's logical size is needed); kCorruption when it does not hold exactly
+// its logical size (then the sink may have had part of it: only a holder of the key can make
+// such a frame). A sink error ends it with that error.
+Status DecompressFrame(std::string_view backup_id, uint64_t index, const OpenedFrame& frame,
+                       size_t piece_bytes,
+                       const std::function<Status(std::span<const uint8_t>)>& sink);
 
 }  // namespace replboot::archive::internal
 

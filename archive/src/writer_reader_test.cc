@@ -380,6 +380,32 @@ TEST(BackupWriter, ReportsProgress) {
   EXPECT_GT(seen.back().logical_bytes_per_second, 0);
 }
 
+// An object bigger than a sink piece reaches the sink decompressed in pieces of at most
+// 1 MiB, in order, each object whole before the next; deep verification opens it the same way.
+TEST(ReadBackup, BigObjectsReachTheSinkInPiecesOfAtMostOneMiB) {
+  constexpr size_t kBig = 3 << 20;
+  MemoryStore store;
+  auto data = testing::SysbenchLikeBytes(2 * kBig + 777, 13);
+  auto manifest = WriteBackup(store, data, 100'000, Options(kId, kBig));
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  ASSERT_EQ(manifest->objects.size(), 3u);
+  std::vector<uint8_t> got;
+  size_t calls = 0, largest = 0;
+  Status read = ReadBackup(store, *manifest, Key(),
+                           [&](std::span<const uint8_t> bytes) {
+                             ++calls;
+                             largest = std::max(largest, bytes.size());
+                             got.insert(got.end(), bytes.begin(), bytes.end());
+                             return Status::Ok();
+                           },
+                           {});
+  ASSERT_TRUE(read.ok()) << read.ToString();
+  EXPECT_EQ(got, data);
+  EXPECT_LE(largest, size_t{1} << 20);
+  EXPECT_GE(calls, 7u);  // 3 + 3 + 1 pieces
+  EXPECT_TRUE(VerifyBackup(store, *manifest, Key(), /*deep=*/true).ok());
+}
+
 // --- reading, and every way a stored backup can be tampered with ---
 
 class TamperTest : public ::testing::Test {
