@@ -138,6 +138,25 @@ uint64_t MaxStoredBytes(uint64_t logical_bytes) {
   return kObjectHeaderBytes + ZSTD_COMPRESSBOUND(logical_bytes) + kObjectTagBytes;
 }
 
+Result<size_t> internal::SealFrameInPlace(const BackupKey& key, std::string_view backup_id,
+                                          uint64_t index, uint64_t logical, size_t frame_bytes,
+                                          std::span<uint8_t> out) {
+  auto fail = [&](std::string_view what) {
+    return Error(StatusCode::kInternal, "sealing object {} of backup {}: {}", index, backup_id,
+                 what);
+  };
+  if (frame_bytes > ZSTD_compressBound(logical) ||
+      out.size() < kObjectHeaderBytes + frame_bytes + kObjectTagBytes) {
+    return fail(fmt::format("a frame of {} bytes for {} logical bytes in a buffer of {}",
+                            frame_bytes, logical, out.size()));
+  }
+  if (!WriteHeader(logical, out.data())) return fail("RAND_bytes failed: no random nonce");
+  if (!EncryptInPlace(key, backup_id, index, logical, frame_bytes, out.data())) {
+    return fail("AES-256-GCM encryption failed");
+  }
+  return kObjectHeaderBytes + frame_bytes + kObjectTagBytes;
+}
+
 Result<size_t> internal::SealObjectInto(const BackupKey& key, std::string_view backup_id,
                                         uint64_t index, std::span<const uint8_t> plaintext,
                                         int zstd_level, std::span<uint8_t> out) {

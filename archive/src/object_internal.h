@@ -27,6 +27,12 @@ Result<size_t> SealObjectInto(const BackupKey& key, std::string_view backup_id, 
                               std::span<const uint8_t> plaintext, int zstd_level,
                               std::span<uint8_t> out);
 
+// Seals a zstd frame of `frame_bytes` that the caller compressed into `out` after the header's
+// room (out[kObjectHeaderBytes...]): writes the header, encrypts the frame in place and
+// appends the tag; returns the object's length. For a frame compressed piece by piece.
+Result<size_t> SealFrameInPlace(const BackupKey& key, std::string_view backup_id, uint64_t index,
+                                uint64_t logical, size_t frame_bytes, std::span<uint8_t> out);
+
 // A stored object whose tag and frame checks passed (AuthenticateInPlace): `bytes` is its
 // zstd frame, in the caller's buffer, declaring `logical` bytes.
 struct OpenedFrame {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,6 +11,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <zstd.h>
 
 #include "crypto.h"
 #include "replboot/archive/layout.h"
@@ -28,24 +31,32 @@ int64_t NowMs() {
 
 }  // namespace
 
-// Three threads, each handing one thing to the next:
+// Three threads, each handing things to the next:
 //
-//   caller (producer)  fills `filling`; hands it over in `slot`, waiting while the slot is taken
-//   sealer             seals the slot's object into a free sealed buffer, frees the slot (its
-//                      buffer comes back as `spare`), hands the sealed object over in `to_upload`
+//   caller (producer)  copies the stream into pieces of at most kPieceBytes (never across an
+//                      object's end) and queues them, waiting while kQueuedPieces wait
+//   sealer             compresses the pieces of an object as they come (zstd's streaming API,
+//                      the object's size pledged, so the frame is what SealObject makes) into
+//                      a free sealed buffer, recycles each piece, and at the object's end seals
+//                      it and hands it over in `to_upload`
 //   uploader           uploads it, gives the buffer back to `free_sealed`, then reads the object
 //                      back from the store and checks its size and SHA-256 before it counts as
 //                      uploaded
 //
 // so zstd on object N+1 runs while object N is written, fsynced and read back (a file store's
-// fsync or an S3 PUT is a wait, not work). The buffers alive are `filling`, `slot` (or
-// `spare`), kSealedBuffers sealed buffers and the read-back object: a sealed buffer has room
-// for MaxStoredBytes but only what the compressed object covers is ever touched (allocated
-// without initialising), so the resident part follows the compression.
+// fsync or an S3 PUT is a wait, not work), and no buffer of an object's plaintext is ever
+// held: the stream's bytes wait in a few pieces. The buffers alive are the pieces (queued, in
+// filling, in compression), kSealedBuffers sealed buffers and the read-back object; a sealed
+// buffer has room for MaxStoredBytes but only what the compressed object covers is ever
+// touched (allocated without initialising), so the resident part follows the compression.
+//
+// The last object is shorter than its pledge: it is flushed, its blocks decompressed again
+// into a buffer of its size (the stream's end, when the others are free) and sealed whole.
 struct BackupWriter::State {
   enum class Phase { kOpen, kFinished, kFailed, kAborted };
-  struct Filled {
-    uint64_t index = 0;
+  struct Piece {
+    uint64_t index = 0;       // the object it belongs to
+    bool ends_object = false;  // the object's last piece (full, or the stream ended)
     std::vector<uint8_t> bytes;
   };
   struct Sealed {
@@ -56,25 +67,41 @@ struct BackupWriter::State {
   };
   // One being sealed into while the other is uploaded.
   static constexpr size_t kSealedBuffers = 2;
+  static constexpr size_t kPieceBytes = 1 << 20;
+  static constexpr size_t kQueuedPieces = 4;
 
   State(store::ObjectStore& s, WriterOptions o)
-      : store(s), options(std::move(o)), sealed_capacity(MaxStoredBytes(options.object_bytes)) {}
+      : store(s),
+        options(std::move(o)),
+        sealed_capacity(MaxStoredBytes(options.object_bytes)),
+        piece_bytes(std::min(kPieceBytes, options.object_bytes)) {}
+  ~State() {
+    ZSTD_freeCCtx(cctx);
+    ZSTD_freeDCtx(dctx);
+  }
 
   store::ObjectStore& store;
   const WriterOptions options;
   const size_t sealed_capacity;
+  const size_t piece_bytes;
   const int64_t created_at_ms = NowMs();
   const std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   Phase phase = Phase::kOpen;  // the caller's thread only
 
   // Producer only.
-  std::vector<uint8_t> filling;
-  uint64_t next_index = 0;
+  Piece filling;
+  uint64_t next_index = 0;   // objects begun (the one being filled included once it has bytes)
+  uint64_t in_object = 0;    // bytes of object next_index - 1 so far; 0: none begun
+
+  // Sealer only.
+  ZSTD_CCtx* cctx = nullptr;
+  ZSTD_DCtx* dctx = nullptr;
 
   mutable std::mutex mu;
   std::condition_variable_any changed;
-  std::optional<Filled> slot;
-  std::vector<uint8_t> spare;
+  std::deque<Piece> queued;
+  std::vector<std::vector<uint8_t>> free_pieces;
+  size_t pieces_allocated = 0;
   std::optional<Sealed> to_upload;
   std::vector<std::unique_ptr<uint8_t[]>> free_sealed;
   size_t sealed_allocated = 0;
@@ -118,58 +145,170 @@ struct BackupWriter::State {
     return Status(StatusCode::kCancelled, fmt::format("backup {} cancelled", options.backup_id));
   }
 
-  void Seal() {
+  // A free sealed buffer (waiting while both are in use); null when stopping.
+  std::unique_ptr<uint8_t[]> TakeSealedBuffer() {
+    std::unique_lock lock(mu);
+    changed.wait(lock, [&] {
+      return !free_sealed.empty() || sealed_allocated < kSealedBuffers || Stopping();
+    });
+    if (Stopping()) return nullptr;
+    if (!free_sealed.empty()) {
+      auto buffer = std::move(free_sealed.back());
+      free_sealed.pop_back();
+      return buffer;
+    }
+    sealed_allocated++;
+    AddBufferedLocked(sealed_capacity);
+    // Not value-initialised: untouched pages stay out of the resident set.
+    return std::unique_ptr<uint8_t[]>(new uint8_t[sealed_capacity]);
+  }
+
+  Status ZstdError(uint64_t index, size_t code) const {
+    return Status(StatusCode::kInternal, fmt::format("sealing {}: zstd: {}", What(index),
+                                                     ZSTD_getErrorName(code)));
+  }
+
+  // Starts object `index`'s frame of `pledged` bytes (the object size: a shorter last object
+  // is redone).
+  Status BeginFrame(uint64_t index, uint64_t pledged) {
+    if (cctx == nullptr) cctx = ZSTD_createCCtx();
+    if (cctx == nullptr) {
+      return Status(StatusCode::kInternal, fmt::format("sealing {}: ZSTD_createCCtx failed",
+                                                       What(index)));
+    }
+    size_t rc = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+    if (!ZSTD_isError(rc)) rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel,
+                                                       options.zstd_level);
+    if (!ZSTD_isError(rc)) rc = ZSTD_CCtx_setPledgedSrcSize(cctx, pledged);
+    return ZSTD_isError(rc) ? ZstdError(index, rc) : Status::Ok();
+  }
+
+  // Compresses `in` (or, with `mode` other than continue, ends or flushes the frame) into the
+  // frame at buffer[kObjectHeaderBytes + *frame_bytes ...].
+  Status Compress(uint64_t index, std::span<const uint8_t> in, ZSTD_EndDirective mode,
+                  uint8_t* buffer, size_t* frame_bytes) {
+    const size_t room = sealed_capacity - kObjectHeaderBytes - kObjectTagBytes;
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
     for (;;) {
-      uint64_t index = 0;
-      std::span<const uint8_t> plaintext;  // valid until the slot is reset
-      std::unique_ptr<uint8_t[]> buffer;
+      ZSTD_outBuffer output{buffer + kObjectHeaderBytes, room, *frame_bytes};
+      const size_t left = ZSTD_compressStream2(cctx, &output, &input, mode);
+      *frame_bytes = output.pos;
+      if (ZSTD_isError(left)) return ZstdError(index, left);
+      const bool done = mode == ZSTD_e_continue ? input.pos == input.size : left == 0;
+      if (done) return Status::Ok();
+      if (output.pos == output.size) {
+        return Status(StatusCode::kInternal,
+                      fmt::format("sealing {}: the frame is over {} bytes", What(index), room));
+      }
+    }
+  }
+
+  // The last object, shorter than its pledge: its frame so far (flushed) decompressed again,
+  // piece by piece, into a new frame of its size in the other sealed buffer, which is then
+  // sealed (the old one goes back). No buffer of the object's plaintext either.
+  Result<size_t> RedoShortObject(uint64_t index, uint64_t logical,
+                                 std::unique_ptr<uint8_t[]>* buffer, size_t frame_bytes) {
+    if (dctx == nullptr) dctx = ZSTD_createDCtx();
+    if (dctx == nullptr) {
+      return Error(StatusCode::kInternal, "sealing {}: ZSTD_createDCtx failed", What(index));
+    }
+    std::unique_ptr<uint8_t[]> redone = TakeSealedBuffer();
+    if (!redone) return Error(Cancelled());
+    auto give_back = [&](std::unique_ptr<uint8_t[]> unused) {
+      std::lock_guard lock(mu);
+      free_sealed.push_back(std::move(unused));
+      changed.notify_all();
+    };
+    REPLBOOT_RETURN_IF_ERROR(BeginFrame(index, logical));
+    ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+    std::vector<uint8_t> piece(piece_bytes);
+    AddBuffered(piece.capacity());
+    ZSTD_inBuffer input{buffer->get() + kObjectHeaderBytes, frame_bytes, 0};
+    uint64_t total = 0;
+    size_t redone_bytes = 0;
+    Status status;
+    while (status.ok() && total < logical) {
+      ZSTD_outBuffer output{piece.data(), piece.size(), 0};
+      const size_t rc = ZSTD_decompressStream(dctx, &output, &input);
+      if (ZSTD_isError(rc)) {
+        status = ZstdError(index, rc);
+      } else if (output.pos == 0 && input.pos == input.size) {
+        status = Status(StatusCode::kInternal, fmt::format("sealing {}: {} bytes came back of {}",
+                                                           What(index), total, logical));
+      } else {
+        total += output.pos;
+        status = Compress(index, std::span(piece.data(), output.pos), ZSTD_e_continue,
+                          redone.get(), &redone_bytes);
+      }
+    }
+    SubBuffered(piece.capacity());
+    if (status.ok()) status = Compress(index, {}, ZSTD_e_end, redone.get(), &redone_bytes);
+    if (!status.ok()) {
+      give_back(std::move(redone));
+      return Error(status);
+    }
+    auto sealed = internal::SealFrameInPlace(options.key, options.backup_id, index, logical,
+                                             redone_bytes, std::span(redone.get(), sealed_capacity));
+    std::swap(*buffer, redone);
+    give_back(std::move(redone));
+    return sealed;
+  }
+
+  void Seal() {
+    std::unique_ptr<uint8_t[]> buffer;  // the object being compressed into, if begun
+    uint64_t index = 0, logical = 0;
+    size_t frame_bytes = 0;
+    for (;;) {
+      Piece piece;
       {
         std::unique_lock lock(mu);
-        changed.wait(lock, [&] { return slot.has_value() || input_ended || Stopping(); });
+        changed.wait(lock, [&] { return !queued.empty() || input_ended || Stopping(); });
         if (Stopping()) return;
-        if (!slot) {
+        if (queued.empty()) {
           sealing_done = true;
           changed.notify_all();
           return;
         }
-        // The producer leaves the slot alone until it is reset: seal from it in place.
-        index = slot->index;
-        plaintext = slot->bytes;
-        changed.wait(lock, [&] {
-          return !free_sealed.empty() || sealed_allocated < kSealedBuffers || Stopping();
-        });
-        if (Stopping()) return;
-        if (!free_sealed.empty()) {
-          buffer = std::move(free_sealed.back());
-          free_sealed.pop_back();
-        } else {
-          // Not value-initialised: untouched pages stay out of the resident set.
-          buffer.reset(new uint8_t[sealed_capacity]);
-          sealed_allocated++;
-          AddBufferedLocked(sealed_capacity);
-        }
+        piece = std::move(queued.front());
+        queued.pop_front();
+        changed.notify_all();
       }
-      auto sealed = internal::SealObjectInto(options.key, options.backup_id, index, plaintext,
-                                             options.zstd_level,
-                                             std::span(buffer.get(), sealed_capacity));
-      const uint64_t logical = plaintext.size();
-      plaintext = {};
+      if (!buffer) {
+        buffer = TakeSealedBuffer();
+        if (!buffer) return;
+        index = piece.index;
+        logical = 0;
+        frame_bytes = 0;
+        if (Status s = BeginFrame(index, options.object_bytes); !s.ok()) return Fail(s);
+      }
+      Status compressed = Compress(index, piece.bytes, ZSTD_e_continue, buffer.get(), &frame_bytes);
+      logical += piece.bytes.size();
+      const bool ends = piece.ends_object;
       {
         std::lock_guard lock(mu);
-        if (spare.capacity() == 0) {
-          spare = std::move(slot->bytes);
-          spare.clear();
-        } else {
-          buffered -= slot->bytes.capacity();
-        }
-        slot.reset();
+        piece.bytes.clear();
+        if (piece.bytes.capacity() >= piece_bytes) free_pieces.push_back(std::move(piece.bytes));
         changed.notify_all();
+      }
+      if (!compressed.ok()) return Fail(compressed);
+      if (!ends) continue;
+      Result<size_t> sealed = 0;
+      if (logical == options.object_bytes) {
+        Status ended = Compress(index, {}, ZSTD_e_end, buffer.get(), &frame_bytes);
+        if (!ended.ok()) return Fail(ended);
+        sealed = internal::SealFrameInPlace(options.key, options.backup_id, index, logical,
+                                            frame_bytes, std::span(buffer.get(), sealed_capacity));
+      } else {
+        Status flushed = Compress(index, {}, ZSTD_e_flush, buffer.get(), &frame_bytes);
+        if (!flushed.ok()) return Fail(flushed);
+        sealed = RedoShortObject(index, logical, &buffer, frame_bytes);
       }
       if (!sealed) return Fail(sealed.error());
       std::unique_lock lock(mu);
       changed.wait(lock, [&] { return !to_upload.has_value() || Stopping(); });
       if (Stopping()) return;
       to_upload = Sealed{index, logical, std::move(buffer), *sealed};
+      buffer = nullptr;
       changed.notify_all();
     }
   }
@@ -241,29 +380,68 @@ struct BackupWriter::State {
     return worker_error;
   }
 
-  // Hands `filling` to the sealer, waiting while the slot is taken.
-  Status HandOff() {
-    if (next_index >= kMaxObjects) {
-      return Status(StatusCode::kInvalidArgument,
-                    fmt::format("backup {} would take more than {} objects of {} bytes",
-                                options.backup_id, kMaxObjects, options.object_bytes));
-    }
+  // Queues `filling` for the sealer, waiting while kQueuedPieces wait.
+  Status HandOff(bool ends_object) {
     std::unique_lock lock(mu);
-    changed.wait(lock, options.stop, [&] { return !slot || !worker_error.ok(); });
+    changed.wait(lock, options.stop,
+                 [&] { return queued.size() < kQueuedPieces || !worker_error.ok(); });
     if (!worker_error.ok()) return worker_error;
     if (options.stop.stop_requested()) return Cancelled();
-    slot = Filled{next_index++, std::move(filling)};
-    filling = std::move(spare);
-    spare = {};
+    filling.ends_object = ends_object;
+    queued.push_back(std::move(filling));
+    filling = Piece{};
     changed.notify_all();
     return Status::Ok();
   }
 
+  // A piece to fill for the current object, recycled when one is free.
   void EnsureFilling() {
-    if (filling.capacity() >= options.object_bytes) return;
-    size_t old = filling.capacity();
-    filling.reserve(options.object_bytes);
-    AddBuffered(filling.capacity() - old);
+    if (filling.bytes.capacity() >= piece_bytes) return;
+    std::lock_guard lock(mu);
+    if (!free_pieces.empty()) {
+      filling.bytes = std::move(free_pieces.back());
+      free_pieces.pop_back();
+      return;
+    }
+    filling.bytes.reserve(piece_bytes);
+    pieces_allocated++;
+    AddBufferedLocked(filling.bytes.capacity());
+  }
+
+  // Copies `bytes` into pieces, queueing each full one and the last one of each object.
+  Status Take(std::span<const uint8_t> bytes) {
+    while (!bytes.empty()) {
+      if (in_object == 0) {
+        if (next_index >= kMaxObjects) {
+          return Status(StatusCode::kInvalidArgument,
+                        fmt::format("backup {} would take more than {} objects of {} bytes",
+                                    options.backup_id, kMaxObjects, options.object_bytes));
+        }
+        next_index++;
+      }
+      EnsureFilling();
+      filling.index = next_index - 1;
+      const size_t take = std::min({bytes.size(), piece_bytes - filling.bytes.size(),
+                                    static_cast<size_t>(options.object_bytes - in_object)});
+      filling.bytes.insert(filling.bytes.end(), bytes.begin(),
+                           bytes.begin() + static_cast<ptrdiff_t>(take));
+      bytes = bytes.subspan(take);
+      in_object += take;
+      const bool ends = in_object == options.object_bytes;
+      if (ends || filling.bytes.size() == piece_bytes) {
+        REPLBOOT_RETURN_STATUS_IF_ERROR(HandOff(ends));
+        if (ends) in_object = 0;
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The stream ended: the object begun, if any, ends with what it has.
+  Status EndStream() {
+    if (in_object == 0) return Status::Ok();
+    filling.index = next_index - 1;
+    in_object = 0;
+    return HandOff(/*ends_object=*/true);
   }
 
   // Ends both threads: once every object is uploaded and read back, or at once with `abort`.
@@ -281,15 +459,11 @@ struct BackupWriter::State {
   // After StopWorkers.
   void ReleaseBuffers() {
     std::lock_guard lock(mu);
-    buffered -= filling.capacity() + spare.capacity();
-    filling = {};
-    spare = {};
-    if (slot) {
-      buffered -= slot->bytes.capacity();
-      slot.reset();
-    }
-    buffered -= sealed_allocated * sealed_capacity;
-    sealed_allocated = 0;
+    buffered -= pieces_allocated * piece_bytes + sealed_allocated * sealed_capacity;
+    pieces_allocated = sealed_allocated = 0;
+    filling = Piece{};
+    queued.clear();
+    free_pieces.clear();
     free_sealed.clear();
     to_upload.reset();
   }
@@ -401,14 +575,7 @@ Status BackupWriter::Write(std::span<const uint8_t> bytes) {
   if (s.options.stop.stop_requested()) {
     return Status(StatusCode::kCancelled, fmt::format("backup {} cancelled", s.options.backup_id));
   }
-  while (!bytes.empty()) {
-    s.EnsureFilling();
-    size_t take = std::min(bytes.size(), s.options.object_bytes - s.filling.size());
-    s.filling.insert(s.filling.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(take));
-    bytes = bytes.subspan(take);
-    if (s.filling.size() == s.options.object_bytes) REPLBOOT_RETURN_STATUS_IF_ERROR(s.HandOff());
-  }
-  return Status::Ok();
+  return s.Take(bytes);
 }
 
 Result<Manifest> BackupWriter::Finish(Manifest metadata) {
@@ -423,7 +590,7 @@ Result<Manifest> BackupWriter::Finish(Manifest metadata) {
   }
   // From here on a failure leaves the writer failed: Abort() cleans up.
   s.phase = State::Phase::kFailed;
-  Status handed = s.filling.empty() ? Status::Ok() : s.HandOff();
+  Status handed = s.EndStream();
   s.StopWorkers(/*abort=*/!handed.ok());
   s.ReleaseBuffers();
   REPLBOOT_RETURN_IF_ERROR(handed);

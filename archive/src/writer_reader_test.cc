@@ -298,9 +298,11 @@ TEST(BackupWriter, AbortRemovesTheObjectsAndIsANoOpAfterFinish) {
   EXPECT_EQ(store.Keys().size(), 3u);
 }
 
-// Memory stays at the object being filled, one waiting, two sealed buffers and the object
-// read back, whatever the size of the backup and however slow the store.
-TEST(BackupWriter, MemoryIsBoundedByTwoObjectsAndThreeSealed) {
+// Memory stays at a few pieces of the stream (1 MiB, or the object size when smaller), two
+// sealed buffers and the object read back (plus, at the end, the short last object's
+// plaintext), whatever the size of the backup and however slow the store: never a whole
+// object's plaintext per object in flight.
+TEST(BackupWriter, MemoryIsBoundedByPiecesAndThreeSealed) {
   constexpr size_t kBig = 64 << 10;
   MemoryStore store;
   store.put_delay = std::chrono::milliseconds(3);
@@ -312,11 +314,38 @@ TEST(BackupWriter, MemoryIsBoundedByTwoObjectsAndThreeSealed) {
   ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
   EXPECT_EQ(manifest->objects.size(), (600 * 10'000 + kBig - 1) / kBig);
   const size_t max = (*writer)->max_buffered_bytes();
-  EXPECT_LE(max, 2 * kBig + 3 * MaxStoredBytes(kBig)) << max;
-  // The pipeline was used (filling while the sealer sealed, sealing while the uploader
-  // uploaded): two plaintext buffers and two sealed ones at least.
+  // Pieces: 4 queued, 1 filling, 1 being compressed.
+  EXPECT_LE(max, 6 * kBig + 3 * MaxStoredBytes(kBig) + kBig) << max;
+  // The pipeline was used (pieces queued while the sealer sealed, sealing while the uploader
+  // uploaded): two pieces and two sealed buffers at least.
   EXPECT_GE(max, 2 * kBig + 2 * MaxStoredBytes(kBig)) << max;
   EXPECT_EQ((*writer)->buffered_bytes(), 0u);
+}
+
+// Objects of several pieces (the stream's bytes are compressed as they come), the last one
+// short (its frame redone at its size): read back exactly, each object exactly one frame of
+// its size (OpenObject's checks), the same size as SealObject's.
+TEST(BackupWriter, ObjectsOfManyPiecesAndAShortLastOne) {
+  constexpr size_t kBig = (3 << 20) + 12345;  // not a multiple of the 1 MiB piece
+  MemoryStore store;
+  auto data = testing::SysbenchLikeBytes(2 * kBig + (1 << 20) + 99, 14);
+  auto manifest = WriteBackup(store, data, 70'000, Options(kId, kBig));
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  ASSERT_EQ(manifest->objects.size(), 3u);
+  EXPECT_EQ(manifest->objects[2].logical_bytes, (1u << 20) + 99);
+  for (const ObjectEntry& e : manifest->objects) {
+    auto opened = OpenObject(Key(), kId, e.index, store.objects()[ObjectKey(kId, e.index)], kBig);
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    auto slice = std::span(data).subspan(e.index * kBig, e.logical_bytes);
+    EXPECT_TRUE(std::equal(opened->begin(), opened->end(), slice.begin(), slice.end()));
+    auto one_shot = SealObject(Key(), kId, e.index, slice, 1);
+    ASSERT_TRUE(one_shot.has_value());
+    EXPECT_NEAR(static_cast<double>(e.stored_bytes), static_cast<double>(one_shot->size()),
+                0.01 * static_cast<double>(one_shot->size()));
+  }
+  auto read = ReadAll(store, *manifest);
+  ASSERT_TRUE(read.has_value()) << read.error().ToString();
+  EXPECT_EQ(*read, data);
 }
 
 // An object is read back right after its upload, before the next one is uploaded: the store
