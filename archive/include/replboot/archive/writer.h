@@ -1,17 +1,17 @@
 // Writes one backup into an object store: the stream's bytes go in through Write() as they
-// arrive, are cut into objects of exactly `object_bytes` (the last one shorter), sealed
-// (object.h) by one thread of the writer's own and uploaded by another, which reads each
-// object back from the store and checks it (size, SHA-256) right after its upload, while the
-// next one is sealed; Finish() waits for the last, lists the store's objects of the backup
-// against those read back, then writes the manifest, last. Until then there is no backup, only
-// objects a catalog lists as incomplete.
+// arrive, are cut into objects of exactly `object_bytes` (the last one shorter), compressed as
+// they come and sealed (object.h) by one thread of the writer's own and uploaded by another,
+// which reads each object back from the store and checks it (size, SHA-256) right after its
+// upload, while the next one is compressed; Finish() waits for the last, lists the store's
+// objects of the backup against those read back, then writes the manifest, last. Until then
+// there is no backup, only objects a catalog lists as incomplete.
 //
-// Memory is bounded whatever the backup's size: the object being filled, at most one filled
-// object waiting for (or in) sealing, two sealed buffers (one being sealed into, one being
-// uploaded) and the object being read back: 2 x object_bytes + 3 x MaxStoredBytes at most,
-// of which a sealed buffer's resident part is only what its compressed object covers. When the
-// store is slower than the stream, Write() waits for room: the backup runs at the store's
-// pace instead of buffering it.
+// Memory is bounded whatever the backup's size and never holds an object's plaintext: a few
+// 1 MiB pieces of the stream (at most 4 queued, one being filled, one being compressed), two
+// sealed buffers (one being compressed into, one being uploaded) and the object being read
+// back: 6 MiB + 3 x MaxStoredBytes(object_bytes) at most, of which a sealed buffer's resident
+// part is only what its compressed object covers. When the store is slower than the stream,
+// Write() waits for room: the backup runs at the store's pace instead of buffering it.
 //
 // The writer refuses a backup id that already has anything in the store. Two nodes that might
 // take the same (scheduled) id settle who does first, with a claim (catalog.h ClaimBackup).
