@@ -93,28 +93,28 @@ bool SetAad(EVP_CIPHER_CTX* ctx, bool encrypt, const std::string& aad) {
 // Seals `*out`, which holds the header (magic, version, logical size, nonce) and `frame_bytes`
 // of zstd frame after it, with room for the tag: encrypts the frame in place, appends the tag.
 bool EncryptInPlace(const BackupKey& key, std::string_view backup_id, uint64_t index,
-                    uint64_t logical, size_t frame_bytes, std::vector<uint8_t>* out) {
+                    uint64_t logical, size_t frame_bytes, uint8_t* out) {
   const internal::Key32 object_key = internal::ObjectKey(key);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
-  uint8_t* frame = out->data() + kObjectHeaderBytes;
+  uint8_t* frame = out + kObjectHeaderBytes;
   uint8_t* tag = frame + frame_bytes;
   int final_bytes = 0;
   return ctx != nullptr &&
          EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
          EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, object_key.data(),
-                            out->data() + kNonceOffset) == 1 &&
+                            out + kNonceOffset) == 1 &&
          SetAad(ctx.get(), true, Aad(backup_id, index, logical)) &&
          CipherUpdate(ctx.get(), true, frame, frame, frame_bytes) &&
          EVP_EncryptFinal_ex(ctx.get(), tag, &final_bytes) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kObjectTagBytes, tag) == 1;
 }
 
-bool WriteHeader(uint64_t logical, std::vector<uint8_t>* out) {
-  std::memcpy(out->data(), kMagic, sizeof kMagic);
-  (*out)[4] = kVersion;
-  PutLe64(out->data() + kLogicalOffset, logical);
-  return RAND_bytes(out->data() + kNonceOffset, static_cast<int>(kNonceBytes)) == 1;
+bool WriteHeader(uint64_t logical, uint8_t* out) {
+  std::memcpy(out, kMagic, sizeof kMagic);
+  out[4] = kVersion;
+  PutLe64(out + kLogicalOffset, logical);
+  return RAND_bytes(out + kNonceOffset, static_cast<int>(kNonceBytes)) == 1;
 }
 
 }  // namespace
@@ -125,8 +125,8 @@ std::vector<uint8_t> SealFrame(const BackupKey& key, std::string_view backup_id,
                                uint64_t logical, std::span<const uint8_t> frame) {
   std::vector<uint8_t> out(kObjectHeaderBytes + frame.size() + kObjectTagBytes);
   std::copy(frame.begin(), frame.end(), out.begin() + kObjectHeaderBytes);
-  if (!WriteHeader(logical, &out) ||
-      !EncryptInPlace(key, backup_id, index, logical, frame.size(), &out)) {
+  if (!WriteHeader(logical, out.data()) ||
+      !EncryptInPlace(key, backup_id, index, logical, frame.size(), out.data())) {
     return {};
   }
   return out;
@@ -138,9 +138,28 @@ uint64_t MaxStoredBytes(uint64_t logical_bytes) {
   return kObjectHeaderBytes + ZSTD_COMPRESSBOUND(logical_bytes) + kObjectTagBytes;
 }
 
-Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view backup_id,
+Result<size_t> internal::SealFrameInPlace(const BackupKey& key, std::string_view backup_id,
+                                          uint64_t index, uint64_t logical, size_t frame_bytes,
+                                          std::span<uint8_t> out) {
+  auto fail = [&](std::string_view what) {
+    return Error(StatusCode::kInternal, "sealing object {} of backup {}: {}", index, backup_id,
+                 what);
+  };
+  if (frame_bytes > ZSTD_compressBound(logical) ||
+      out.size() < kObjectHeaderBytes + frame_bytes + kObjectTagBytes) {
+    return fail(fmt::format("a frame of {} bytes for {} logical bytes in a buffer of {}",
+                            frame_bytes, logical, out.size()));
+  }
+  if (!WriteHeader(logical, out.data())) return fail("RAND_bytes failed: no random nonce");
+  if (!EncryptInPlace(key, backup_id, index, logical, frame_bytes, out.data())) {
+    return fail("AES-256-GCM encryption failed");
+  }
+  return kObjectHeaderBytes + frame_bytes + kObjectTagBytes;
+}
+
+Result<size_t> internal::SealObjectInto(const BackupKey& key, std::string_view backup_id,
                                         uint64_t index, std::span<const uint8_t> plaintext,
-                                        int zstd_level) {
+                                        int zstd_level, std::span<uint8_t> out) {
   if (zstd_level < ZSTD_minCLevel() || zstd_level > ZSTD_maxCLevel()) {
     return Error(StatusCode::kInvalidArgument, "zstd level {} is outside {}..{}", zstd_level,
                  ZSTD_minCLevel(), ZSTD_maxCLevel());
@@ -149,27 +168,42 @@ Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view b
     return Error(StatusCode::kInternal, "sealing object {} of backup {}: {}", index, backup_id,
                  what);
   };
+  if (out.size() < MaxStoredBytes(plaintext.size())) {
+    return fail(fmt::format("a buffer of {} bytes, {} needed", out.size(),
+                            MaxStoredBytes(plaintext.size())));
+  }
   if (zstd_contexts.cctx == nullptr) zstd_contexts.cctx = ZSTD_createCCtx();
   if (zstd_contexts.cctx == nullptr) return fail("ZSTD_createCCtx failed");
 
-  const size_t bound = ZSTD_compressBound(plaintext.size());
-  std::vector<uint8_t> out(kObjectHeaderBytes + bound + kObjectTagBytes);
-  if (!WriteHeader(plaintext.size(), &out)) return fail("RAND_bytes failed: no random nonce");
-  uint8_t* frame = out.data() + kObjectHeaderBytes;
-  size_t compressed = ZSTD_compressCCtx(zstd_contexts.cctx, frame, bound, plaintext.data(),
-                                        plaintext.size(), zstd_level);
+  if (!WriteHeader(plaintext.size(), out.data())) {
+    return fail("RAND_bytes failed: no random nonce");
+  }
+  const size_t bound = out.size() - kObjectHeaderBytes - kObjectTagBytes;
+  size_t compressed = ZSTD_compressCCtx(zstd_contexts.cctx, out.data() + kObjectHeaderBytes, bound,
+                                        plaintext.data(), plaintext.size(), zstd_level);
   if (ZSTD_isError(compressed)) return fail(std::string("zstd: ") + ZSTD_getErrorName(compressed));
 
-  if (!EncryptInPlace(key, backup_id, index, plaintext.size(), compressed, &out)) {
+  if (!EncryptInPlace(key, backup_id, index, plaintext.size(), compressed, out.data())) {
     return fail("AES-256-GCM encryption failed");
   }
-  out.resize(kObjectHeaderBytes + compressed + kObjectTagBytes);
+  return kObjectHeaderBytes + compressed + kObjectTagBytes;
+}
+
+Result<std::vector<uint8_t>> SealObject(const BackupKey& key, std::string_view backup_id,
+                                        uint64_t index, std::span<const uint8_t> plaintext,
+                                        int zstd_level) {
+  std::vector<uint8_t> out(MaxStoredBytes(plaintext.size()));
+  auto sealed = internal::SealObjectInto(key, backup_id, index, plaintext, zstd_level, out);
+  if (!sealed) return Error(sealed.error());
+  out.resize(*sealed);
   return out;
 }
 
-Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view backup_id,
-                                        uint64_t index, std::span<const uint8_t> stored,
-                                        uint64_t max_logical) {
+Result<internal::OpenedFrame> internal::AuthenticateInPlace(const BackupKey& key,
+                                                           std::string_view backup_id,
+                                                           uint64_t index,
+                                                           std::span<uint8_t> stored,
+                                                           uint64_t max_logical) {
   auto corrupt = [&](std::string_view what) {
     return Error(StatusCode::kCorruption, "object {} of backup {}: {}", index, backup_id, what);
   };
@@ -194,8 +228,8 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
                                stored.size(), logical));
   }
 
-  // Decrypt into a buffer of our own and check the tag before anything reads the plaintext.
-  std::vector<uint8_t> frame(frame_bytes);
+  // Decrypt in place and check the tag before anything reads the plaintext.
+  uint8_t* frame = stored.data() + kObjectHeaderBytes;
   const internal::Key32 object_key = internal::ObjectKey(key);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr ||
@@ -206,20 +240,18 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
     return Error(StatusCode::kInternal, "object {} of backup {}: AES-256-GCM setup failed", index,
                  backup_id);
   }
-  const uint8_t* tag = stored.data() + kObjectHeaderBytes + frame_bytes;
+  uint8_t* tag = frame + frame_bytes;
   int final_bytes = 0;
   if (!SetAad(ctx.get(), false, Aad(backup_id, index, logical)) ||
-      !CipherUpdate(ctx.get(), false, frame.data(), stored.data() + kObjectHeaderBytes,
-                    frame_bytes) ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kObjectTagBytes,
-                          const_cast<uint8_t*>(tag)) != 1 ||
+      !CipherUpdate(ctx.get(), false, frame, frame, frame_bytes) ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kObjectTagBytes, tag) != 1 ||
       EVP_DecryptFinal_ex(ctx.get(), nullptr, &final_bytes) != 1) {
     return corrupt("authentication failed: changed, or sealed with another key");
   }
 
   // Authenticated: only a holder of the key made this frame. Still, it must be exactly one
   // frame declaring exactly the logical size, and decompression writes at most that much.
-  const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  const unsigned long long declared = ZSTD_getFrameContentSize(frame, frame_bytes);
   if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
     return corrupt("zstd: not a frame with a content size");
   }
@@ -227,22 +259,75 @@ Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view b
     return corrupt(fmt::format("size mismatch: the zstd frame holds {} bytes, the header says {}",
                                declared, logical));
   }
-  const size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
-  if (ZSTD_isError(frame_size) || frame_size != frame.size()) {
+  const size_t frame_size = ZSTD_findFrameCompressedSize(frame, frame_bytes);
+  if (ZSTD_isError(frame_size) || frame_size != frame_bytes) {
     return corrupt("zstd: the object is not exactly one frame");
   }
+  return OpenedFrame{std::span<const uint8_t>(frame, frame_bytes), logical};
+}
+
+Status internal::DecompressFrame(
+    std::string_view backup_id, uint64_t index, const OpenedFrame& frame, size_t piece_bytes,
+    const std::function<Status(std::span<const uint8_t>)>& sink) {
+  auto corrupt = [&](std::string_view what) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("object {} of backup {}: {}", index, backup_id, what));
+  };
+  if (zstd_contexts.dctx == nullptr) zstd_contexts.dctx = ZSTD_createDCtx();
+  if (zstd_contexts.dctx == nullptr) {
+    return Status(StatusCode::kInternal,
+                  fmt::format("object {} of backup {}: ZSTD_createDCtx failed", index, backup_id));
+  }
+  ZSTD_DCtx_reset(zstd_contexts.dctx, ZSTD_reset_session_only);
+  std::vector<uint8_t> piece(static_cast<size_t>(
+      std::min<uint64_t>(std::max<size_t>(piece_bytes, 1), std::max<uint64_t>(frame.logical, 1))));
+  ZSTD_inBuffer in{frame.bytes.data(), frame.bytes.size(), 0};
+  uint64_t total = 0;
+  size_t hint = 1;
+  while (hint != 0) {
+    ZSTD_outBuffer out{piece.data(), piece.size(), 0};
+    hint = ZSTD_decompressStream(zstd_contexts.dctx, &out, &in);
+    if (ZSTD_isError(hint)) {
+      ZSTD_DCtx_reset(zstd_contexts.dctx, ZSTD_reset_session_only);
+      return corrupt(std::string("zstd: ") + ZSTD_getErrorName(hint));
+    }
+    total += out.pos;
+    if (total > frame.logical) return corrupt("size mismatch: more bytes than the header says");
+    if (out.pos > 0) REPLBOOT_RETURN_STATUS_IF_ERROR(sink(std::span(piece.data(), out.pos)));
+    if (hint != 0 && in.pos == in.size && out.pos < out.size) {
+      return corrupt("zstd: the frame ends early");
+    }
+  }
+  if (total != frame.logical) {
+    return corrupt(
+        fmt::format("size mismatch: {} bytes decompressed, the header says {}", total,
+                    frame.logical));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> OpenObject(const BackupKey& key, std::string_view backup_id,
+                                        uint64_t index, std::span<const uint8_t> stored,
+                                        uint64_t max_logical) {
+  // A copy of our own to decrypt in place.
+  std::vector<uint8_t> own(stored.begin(), stored.end());
+  auto frame = internal::AuthenticateInPlace(key, backup_id, index, own, max_logical);
+  if (!frame) return Error(frame.error());
   if (zstd_contexts.dctx == nullptr) zstd_contexts.dctx = ZSTD_createDCtx();
   if (zstd_contexts.dctx == nullptr) {
     return Error(StatusCode::kInternal, "object {} of backup {}: ZSTD_createDCtx failed", index,
                  backup_id);
   }
-  std::vector<uint8_t> plaintext(logical);
+  std::vector<uint8_t> plaintext(frame->logical);
   size_t got = ZSTD_decompressDCtx(zstd_contexts.dctx, plaintext.data(), plaintext.size(),
-                                   frame.data(), frame.size());
+                                   frame->bytes.data(), frame->bytes.size());
+  auto corrupt = [&](std::string_view what) {
+    return Error(StatusCode::kCorruption, "object {} of backup {}: {}", index, backup_id, what);
+  };
   if (ZSTD_isError(got)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(got));
-  if (got != logical) {
-    return corrupt(
-        fmt::format("size mismatch: {} bytes decompressed, the header says {}", got, logical));
+  if (got != frame->logical) {
+    return corrupt(fmt::format("size mismatch: {} bytes decompressed, the header says {}", got,
+                               frame->logical));
   }
   return plaintext;
 }

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "replboot/archive/layout.h"
 #include "replboot/archive/object.h"
+#include "object_internal.h"
 
 namespace replboot::archive {
 namespace {
@@ -21,10 +22,21 @@ Status CheckKeyId(const Manifest& manifest, const BackupKey& key) {
                             manifest.backup_id, manifest.key_id, key.id));
 }
 
-// Fetches object `e` and checks it against the manifest; `open` also authenticates and
-// decompresses it (the plaintext is returned; without `open` an empty vector).
-Result<std::vector<uint8_t>> FetchObject(store::ObjectStore& store, const Manifest& manifest,
-                                         const BackupKey& key, const ObjectEntry& e, bool open) {
+// What the sink gets per call: an object is decompressed piece by piece straight into it, so
+// no buffer of an object's logical size (16 MiB by default) is held at all.
+constexpr size_t kSinkPieceBytes = 1 << 20;
+
+// An object fetched, checked against the manifest and authenticated: its zstd frame lies in
+// `stored` (decrypted in place).
+struct FetchedObject {
+  std::vector<uint8_t> stored;
+  internal::OpenedFrame frame;
+};
+
+// Fetches object `e` and checks it against the manifest; `open` also authenticates it in
+// place (tag, one zstd frame of the manifest's logical size), ready to decompress.
+Result<FetchedObject> FetchObject(store::ObjectStore& store, const Manifest& manifest,
+                                  const BackupKey& key, const ObjectEntry& e, bool open) {
   const std::string object_key = ObjectKey(manifest.backup_id, e.index);
   const std::string what = fmt::format("object {} of backup {}", e.index, manifest.backup_id);
   // At most the manifest's size: a store that returns more is refused without being read whole.
@@ -44,18 +56,22 @@ Result<std::vector<uint8_t>> FetchObject(store::ObjectStore& store, const Manife
     return Error(StatusCode::kCorruption,
                  "{}: its SHA-256 is not the manifest's (changed or replaced in the store)", what);
   }
-  if (!open) return std::vector<uint8_t>();
-  auto plaintext = OpenObject(key, manifest.backup_id, e.index, *stored, manifest.object_bytes);
-  if (!plaintext) return plaintext;
-  if (plaintext->size() != e.logical_bytes) {
+  FetchedObject out{std::move(*stored), {}};
+  if (!open) return out;
+  auto frame = internal::AuthenticateInPlace(key, manifest.backup_id, e.index, out.stored,
+                                             manifest.object_bytes);
+  if (!frame) return Error(frame.error());
+  if (frame->logical != e.logical_bytes) {
     return Error(StatusCode::kCorruption, "{}: {} logical bytes, the manifest says {}", what,
-                 plaintext->size(), e.logical_bytes);
+                 frame->logical, e.logical_bytes);
   }
-  return plaintext;
+  out.frame = *frame;  // points into out.stored's heap buffer, which moves with the vector
+  return out;
 }
 
 // The prefetcher: fetches the objects in order, each into `ready` once the reader took the
-// one before, so one object is in the sink while the next is fetched and checked.
+// one before, so one object is decompressed into the sink while the next is fetched and
+// checked (two stored objects in memory at most).
 class Prefetcher {
  public:
   Prefetcher(store::ObjectStore& store, const Manifest& manifest, const BackupKey& key)
@@ -72,13 +88,13 @@ class Prefetcher {
   }
 
   // The next object, waiting for it; kCancelled once `stop` is requested.
-  Result<std::vector<uint8_t>> Next(const std::stop_token& stop) {
+  Result<FetchedObject> Next(const std::stop_token& stop) {
     std::unique_lock lock(mu_);
     changed_.wait(lock, stop, [&] { return ready_.has_value(); });
     if (!ready_) {
       return Error(StatusCode::kCancelled, "reading backup {} cancelled", manifest_.backup_id);
     }
-    Result<std::vector<uint8_t>> out = std::move(*ready_);
+    Result<FetchedObject> out = std::move(*ready_);
     ready_.reset();
     changed_.notify_all();
     return out;
@@ -106,7 +122,7 @@ class Prefetcher {
   const BackupKey& key_;
   std::mutex mu_;
   std::condition_variable_any changed_;
-  std::optional<Result<std::vector<uint8_t>>> ready_;
+  std::optional<Result<FetchedObject>> ready_;
   bool stopping_ = false;
   std::thread worker_;
 };
@@ -128,11 +144,20 @@ Status ReadBackup(store::ObjectStore& store, const Manifest& manifest, const Bac
       return Status(StatusCode::kCancelled,
                     fmt::format("reading backup {} cancelled", manifest.backup_id));
     }
-    auto plaintext = prefetcher.Next(options.stop);
-    if (!plaintext) return plaintext.error();
-    REPLBOOT_RETURN_STATUS_IF_ERROR(sink(*plaintext));
+    auto object = prefetcher.Next(options.stop);
+    if (!object) return object.error();
+    Status written = internal::DecompressFrame(
+        manifest.backup_id, e.index, object->frame, kSinkPieceBytes,
+        [&](std::span<const uint8_t> piece) -> Status {
+          if (options.stop.stop_requested()) {
+            return Status(StatusCode::kCancelled,
+                          fmt::format("reading backup {} cancelled", manifest.backup_id));
+          }
+          return sink(piece);
+        });
+    REPLBOOT_RETURN_STATUS_IF_ERROR(written);
     progress.objects++;
-    progress.logical_bytes += plaintext->size();
+    progress.logical_bytes += object->frame.logical;
     progress.stored_bytes += e.stored_bytes;
     progress.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -151,6 +176,11 @@ Status VerifyBackup(store::ObjectStore& store, const Manifest& manifest, const B
   for (const ObjectEntry& e : manifest.objects) {
     auto checked = FetchObject(store, manifest, key, e, deep);
     if (!checked) return checked.error();
+    if (deep) {
+      REPLBOOT_RETURN_STATUS_IF_ERROR(internal::DecompressFrame(
+          manifest.backup_id, e.index, checked->frame, kSinkPieceBytes,
+          [](std::span<const uint8_t>) { return Status::Ok(); }));
+    }
   }
   return Status::Ok();
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <stop_token>
 
@@ -297,9 +298,11 @@ TEST(BackupWriter, AbortRemovesTheObjectsAndIsANoOpAfterFinish) {
   EXPECT_EQ(store.Keys().size(), 3u);
 }
 
-// Memory stays at the object being filled, one waiting, one sealed, whatever the size of the
-// backup and however slow the store.
-TEST(BackupWriter, MemoryIsBoundedByThreeObjects) {
+// Memory stays at a few pieces of the stream (1 MiB, or the object size when smaller), two
+// sealed buffers and the object read back (plus, at the end, the short last object's
+// plaintext), whatever the size of the backup and however slow the store: never a whole
+// object's plaintext per object in flight.
+TEST(BackupWriter, MemoryIsBoundedByPiecesAndThreeSealed) {
   constexpr size_t kBig = 64 << 10;
   MemoryStore store;
   store.put_delay = std::chrono::milliseconds(3);
@@ -311,10 +314,80 @@ TEST(BackupWriter, MemoryIsBoundedByThreeObjects) {
   ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
   EXPECT_EQ(manifest->objects.size(), (600 * 10'000 + kBig - 1) / kBig);
   const size_t max = (*writer)->max_buffered_bytes();
-  EXPECT_LE(max, 2 * kBig + MaxStoredBytes(kBig)) << max;
-  // The pipeline was used (filling while the worker sealed): two plaintext buffers at least.
-  EXPECT_GE(max, 2 * kBig) << max;
+  // Pieces: 4 queued, 1 filling, 1 being compressed.
+  EXPECT_LE(max, 6 * kBig + 3 * MaxStoredBytes(kBig) + kBig) << max;
+  // The pipeline was used (pieces queued while the sealer sealed, sealing while the uploader
+  // uploaded): two pieces and two sealed buffers at least.
+  EXPECT_GE(max, 2 * kBig + 2 * MaxStoredBytes(kBig)) << max;
   EXPECT_EQ((*writer)->buffered_bytes(), 0u);
+}
+
+// Objects of several pieces (the stream's bytes are compressed as they come), the last one
+// short (its frame redone at its size): read back exactly, each object exactly one frame of
+// its size (OpenObject's checks), the same size as SealObject's.
+TEST(BackupWriter, ObjectsOfManyPiecesAndAShortLastOne) {
+  constexpr size_t kBig = (3 << 20) + 12345;  // not a multiple of the 1 MiB piece
+  MemoryStore store;
+  auto data = testing::SysbenchLikeBytes(2 * kBig + (1 << 20) + 99, 14);
+  auto manifest = WriteBackup(store, data, 70'000, Options(kId, kBig));
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  ASSERT_EQ(manifest->objects.size(), 3u);
+  EXPECT_EQ(manifest->objects[2].logical_bytes, (1u << 20) + 99);
+  for (const ObjectEntry& e : manifest->objects) {
+    auto opened = OpenObject(Key(), kId, e.index, store.objects()[ObjectKey(kId, e.index)], kBig);
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    auto slice = std::span(data).subspan(e.index * kBig, e.logical_bytes);
+    EXPECT_TRUE(std::equal(opened->begin(), opened->end(), slice.begin(), slice.end()));
+    auto one_shot = SealObject(Key(), kId, e.index, slice, 1);
+    ASSERT_TRUE(one_shot.has_value());
+    EXPECT_NEAR(static_cast<double>(e.stored_bytes), static_cast<double>(one_shot->size()),
+                0.01 * static_cast<double>(one_shot->size()));
+  }
+  auto read = ReadAll(store, *manifest);
+  ASSERT_TRUE(read.has_value()) << read.error().ToString();
+  EXPECT_EQ(*read, data);
+}
+
+// An object is read back right after its upload, before the next one is uploaded: the store
+// sees Put(i), Get(i), Put(i+1), ... and the manifest after the last Get.
+TEST(BackupWriter, EachObjectIsReadBackBeforeTheNextUploadAndTheManifest) {
+  MemoryStore store;
+  std::vector<std::string> order;
+  std::mutex mu;
+  store.on_put = [&](const std::string& key, std::vector<uint8_t>*) {
+    std::lock_guard lock(mu);
+    order.push_back("put " + key);
+  };
+  store.get_error = [&](const std::string& key) {
+    std::lock_guard lock(mu);
+    order.push_back("get " + key);
+    return Status::Ok();
+  };
+  auto manifest = WriteBackup(store, Random(4 * kObjectBytes, 11), 5000);
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  std::vector<std::string> want;
+  for (size_t i = 0; i < 4; ++i) {
+    want.push_back("put " + ObjectKey(kId, i));
+    want.push_back("get " + ObjectKey(kId, i));
+  }
+  want.push_back("put " + ManifestKey(kId));
+  EXPECT_EQ(order, want);
+}
+
+// A read-back that fails (the store lost the object, or cannot be read) fails the backup with
+// the object named, and no manifest is written.
+TEST(BackupWriter, AFailedReadBackFailsTheBackup) {
+  MemoryStore store;
+  store.get_error = [](const std::string& key) {
+    return key == ObjectKey(kId, 2) ? Status(StatusCode::kUnavailable, "memory://test: 503")
+                                    : Status::Ok();
+  };
+  auto manifest = WriteBackup(store, Random(4 * kObjectBytes, 12), kObjectBytes);
+  ASSERT_FALSE(manifest.has_value());
+  EXPECT_EQ(manifest.error().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(manifest.error().message(),
+              HasSubstr("reading back object 2 of backup 20261207T061500Z"));
+  EXPECT_FALSE(store.Has(ManifestKey(kId)));
 }
 
 TEST(BackupWriter, ReportsProgress) {
@@ -334,6 +407,32 @@ TEST(BackupWriter, ReportsProgress) {
   EXPECT_EQ(seen.back().logical_bytes, data.size());
   EXPECT_EQ(seen.back().stored_bytes, manifest->stored_bytes);
   EXPECT_GT(seen.back().logical_bytes_per_second, 0);
+}
+
+// An object bigger than a sink piece reaches the sink decompressed in pieces of at most
+// 1 MiB, in order, each object whole before the next; deep verification opens it the same way.
+TEST(ReadBackup, BigObjectsReachTheSinkInPiecesOfAtMostOneMiB) {
+  constexpr size_t kBig = 3 << 20;
+  MemoryStore store;
+  auto data = testing::SysbenchLikeBytes(2 * kBig + 777, 13);
+  auto manifest = WriteBackup(store, data, 100'000, Options(kId, kBig));
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  ASSERT_EQ(manifest->objects.size(), 3u);
+  std::vector<uint8_t> got;
+  size_t calls = 0, largest = 0;
+  Status read = ReadBackup(store, *manifest, Key(),
+                           [&](std::span<const uint8_t> bytes) {
+                             ++calls;
+                             largest = std::max(largest, bytes.size());
+                             got.insert(got.end(), bytes.begin(), bytes.end());
+                             return Status::Ok();
+                           },
+                           {});
+  ASSERT_TRUE(read.ok()) << read.ToString();
+  EXPECT_EQ(got, data);
+  EXPECT_LE(largest, size_t{1} << 20);
+  EXPECT_GE(calls, 7u);  // 3 + 3 + 1 pieces
+  EXPECT_TRUE(VerifyBackup(store, *manifest, Key(), /*deep=*/true).ok());
 }
 
 // --- reading, and every way a stored backup can be tampered with ---

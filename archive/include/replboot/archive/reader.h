@@ -1,8 +1,12 @@
 // Reads a backup back as the stream it was written from: objects fetched in index order,
 // one prefetched ahead on a worker thread, and each one checked before a byte of it reaches
 // the sink: present, its size and SHA-256 those of the manifest, its tag (it is this object of
-// this backup, sealed with this key), its logical size. A failure stops the read at that
-// object, naming it; the sink has then seen exactly the objects before it.
+// this backup, sealed with this key), one zstd frame of its logical size. It is then
+// decompressed into the sink in pieces of at most 1 MiB (memory: two stored objects and a
+// piece, never an object's logical size). A failure stops the read at that object, naming
+// it; the sink has then seen exactly the objects before it (only a frame that passed its tag
+// yet does not decompress to its size, which only a holder of the key could make, is failed
+// after part of it went to the sink).
 #ifndef REPLBOOT_ARCHIVE_READER_H_
 #define REPLBOOT_ARCHIVE_READER_H_
 
@@ -35,7 +39,7 @@ struct ReadOptions {
   std::stop_token stop;
 };
 
-// Passes the backup's stream to `sink`, one object's bytes per call, in order; a sink error
+// Passes the backup's stream to `sink`, in order, at most 1 MiB per call; a sink error
 // ends the read with that error. `manifest` comes from ParseManifest/LoadManifest (trusted:
 // it passed its MAC). kPermissionDenied when it was made with another key; kNotFound "object
 // N of backup X is missing (key …)"; kCorruption for an object that fails a check.

@@ -1,13 +1,17 @@
 // Writes one backup into an object store: the stream's bytes go in through Write() as they
-// arrive, are cut into objects of exactly `object_bytes` (the last one shorter), sealed
-// (object.h) and uploaded by one worker thread of the writer's own; Finish() reads every
-// object back, then writes the manifest, last. Until then there is no backup, only objects a
-// catalog lists as incomplete.
+// arrive, are cut into objects of exactly `object_bytes` (the last one shorter), compressed as
+// they come and sealed (object.h) by one thread of the writer's own and uploaded by another,
+// which reads each object back from the store and checks it (size, SHA-256) right after its
+// upload, while the next one is compressed; Finish() waits for the last, lists the store's
+// objects of the backup against those read back, then writes the manifest, last. Until then
+// there is no backup, only objects a catalog lists as incomplete.
 //
-// Memory is bounded whatever the backup's size: the object being filled, at most one filled
-// object waiting for (or in) sealing, and the sealed object being uploaded, about
-// 3 × object_bytes. When the store is slower than the stream, Write() waits for room: the
-// backup runs at the store's pace instead of buffering it.
+// Memory is bounded whatever the backup's size and never holds an object's plaintext: a few
+// 1 MiB pieces of the stream (at most 4 queued, one being filled, one being compressed), two
+// sealed buffers (one being compressed into, one being uploaded) and the object being read
+// back: 6 MiB + 3 x MaxStoredBytes(object_bytes) at most, of which a sealed buffer's resident
+// part is only what its compressed object covers. When the store is slower than the stream,
+// Write() waits for room: the backup runs at the store's pace instead of buffering it.
 //
 // The writer refuses a backup id that already has anything in the store. Two nodes that might
 // take the same (scheduled) id settle who does first, with a claim (catalog.h ClaimBackup).
@@ -42,10 +46,10 @@ struct WriterOptions {
   BackupKey key;
   size_t object_bytes = 16 << 20;  // kMinObjectBytes..kMaxObjectBytes
   int zstd_level = 1;              // 1..19
-  // Called on the writer's worker thread after each object is uploaded: keep it short, and
-  // synchronise what it touches.
+  // Called on the writer's upload thread after each object is uploaded and read back: keep it
+  // short, and synchronise what it touches.
   std::function<void(const WriterProgress&)> on_progress;
-  // Write() and Finish() return kCancelled once a stop is requested; the worker uploads no
+  // Write() and Finish() return kCancelled once a stop is requested; the writer uploads no
   // further object.
   std::stop_token stop;
 };
@@ -68,9 +72,10 @@ class BackupWriter {
   // the writer does not retry objects); so do a stop and a call after Finish() or Abort().
   Status Write(std::span<const uint8_t> bytes);
 
-  // Ends the stream: uploads the last object, waits for the worker, lists and reads back
-  // every object (Get) to compare its size and SHA-256, then writes the manifest (PutIfAbsent,
-  // so an existing one is never replaced) and returns it. `metadata` supplies what the writer
+  // Ends the stream: uploads the last object and waits until every object was read back
+  // (Get) and matched its size and SHA-256, lists the backup's objects (each present once, with
+  // its size, no other), then writes the manifest (PutIfAbsent, so an existing one is never
+  // replaced) and returns it. `metadata` supplies what the writer
   // cannot know (cluster, node, flavour, versions, position; started/finished_at_ms, set to
   // Create's and Finish's time when 0); the writer fills backup_id, key_id, compression,
   // object_bytes, objects and the totals. Any failure: an error and no manifest (Abort() or
