@@ -9,10 +9,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -147,6 +149,8 @@ struct ExecPlan {
   uid_t uid = 0;
   gid_t gid = 0;
   bool new_process_group = false;
+  int nice = 0;
+  int ioprio = -1;  // ioprio_set(2)'s value, or -1 to keep the parent's
   int stdin_dup = -1, stdout_dup = -1, stderr_dup = -1;  // descriptor to dup2 onto 0/1/2
   bool stdin_null = false, stdout_null = false, stderr_null = false;
   // The child writes errno here when it cannot exec (O_CLOEXEC: closed by a successful exec).
@@ -179,6 +183,9 @@ struct ExecPlan {
   sigemptyset(&empty);
   if (::sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) fail();
   if (plan.new_process_group && ::setpgid(0, 0) != 0) fail();
+  if (plan.nice > 0 && ::setpriority(PRIO_PROCESS, 0, plan.nice) != 0) fail();
+  if (plan.ioprio >= 0 && ::syscall(SYS_ioprio_set, /*IOPRIO_WHO_PROCESS*/ 1, 0, plan.ioprio) != 0)
+    fail();
   auto place = [&](int target, int dup, bool null, int null_flags) {
     if (null) {
       int fd = ::open("/dev/null", null_flags);
@@ -299,7 +306,10 @@ Result<Child> Spawn(const SpawnOptions& options) {
     return child;
   };
 
-  if (options.parent_death_signal != 0) {
+  // posix_spawn can set neither the parent-death signal nor priorities: those children are
+  // forked (on the fork thread) and prepared by ChildAfterFork.
+  if (options.parent_death_signal != 0 || options.nice > 0 ||
+      options.io_priority != SpawnOptions::IoPriority::kInherit) {
     auto path = FindExecutable(options.argv[0]);
     if (!path) {
       cleanup();
@@ -317,6 +327,11 @@ Result<Child> Spawn(const SpawnOptions& options) {
       plan.gid = options.run_as->gid;
     }
     plan.new_process_group = options.new_process_group;
+    plan.nice = std::clamp(options.nice, 0, 19);
+    // IOPRIO_PRIO_VALUE(class, data) = class << 13 | data: best-effort (2) level 7, idle (3).
+    plan.ioprio = options.io_priority == SpawnOptions::IoPriority::kBestEffortLowest ? (2 << 13) | 7
+                  : options.io_priority == SpawnOptions::IoPriority::kIdle         ? (3 << 13)
+                                                                                   : -1;
     plan.stdin_null = options.stdin_mode == Stdio::kNull;
     plan.stdin_dup = options.stdin_mode == Stdio::kPipe ? in.read_end : -1;
     if (options.stdout_fd >= 0) {

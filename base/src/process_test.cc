@@ -1,6 +1,7 @@
 #include "replboot/base/process.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -316,6 +317,46 @@ TEST(ProcessTest, UsableCpusIsWithinTheMachine) {
   const int cpus = UsableCpus();
   EXPECT_GE(cpus, 1);
   EXPECT_LE(cpus, static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+}  // namespace
+}  // namespace replboot::process
+
+namespace replboot::process {
+namespace {
+
+// A donor's backup tool runs at lower CPU and I/O priority than the server it copies. Read
+// back from the kernel: field 19 of /proc/<pid>/stat is the nice value; ioprio_get(2) the
+// I/O class and level (class << 13 | level).
+TEST(ProcessTest, TheChildRunsAtTheLowerPrioritiesAsked) {
+  SpawnOptions options;
+  options.argv = {"sh", "-c", "cut -d' ' -f19 /proc/$$/stat"};
+  options.env = ChildEnvironment();
+  options.nice = 10;
+  options.io_priority = SpawnOptions::IoPriority::kBestEffortLowest;
+  auto nice = StdoutOf(options);
+  ASSERT_TRUE(nice);
+  EXPECT_EQ(*nice, "10\n");
+
+  // The I/O priority, asked of the kernel from inside the child (python3 is a test dependency).
+  options.argv = {"python3", "-c",
+                  "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+                  "print(libc.syscall(252, 1, 0))"};  // SYS_ioprio_get on x86-64
+  auto best_effort = StdoutOf(options);
+  ASSERT_TRUE(best_effort);
+  EXPECT_EQ(*best_effort, std::to_string((2 << 13) | 7) + "\n");
+  options.io_priority = SpawnOptions::IoPriority::kIdle;
+  auto idle = StdoutOf(options);
+  ASSERT_TRUE(idle);
+  EXPECT_EQ(*idle, std::to_string(3 << 13) + "\n");
+
+  // Nothing asked: as replboot.
+  options.nice = 0;
+  options.io_priority = SpawnOptions::IoPriority::kInherit;
+  options.argv = {"sh", "-c", "cut -d' ' -f19 /proc/$$/stat"};
+  auto same = StdoutOf(options);
+  ASSERT_TRUE(same);
+  EXPECT_EQ(*same, std::to_string(::getpriority(PRIO_PROCESS, 0)) + "\n");
 }
 
 }  // namespace

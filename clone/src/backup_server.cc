@@ -914,6 +914,7 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
                                          options_.idle_timeout);
         if (!s.ok()) return gone(WriteFailure(s, peer, options_.idle_timeout));
         sent += chunk.size;
+        stream_bytes_sent_.fetch_add(chunk.size, std::memory_order_relaxed);
         run->Sent(index, chunk.size);
         continue;
       }
@@ -959,6 +960,7 @@ BackupActivity BackupServer::Activity() const {
   a.runs_started = runs_started_.load();
   a.backups_served = backups_served_.load();
   a.receivers_dropped = receivers_dropped_.load();
+  a.stream_bytes_sent = stream_bytes_sent_.load();
   std::lock_guard lock(runs_mu_);
   for (const auto& run : runs_) {
     for (auto& r : run->Status()) a.receivers.push_back(std::move(r));
@@ -1025,6 +1027,8 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
   spawn.stderr_mode = process::Stdio::kPipe;
   spawn.new_process_group = true;
   spawn.parent_death_signal = SIGKILL;  // no backup runs on for a replboot that is gone
+  spawn.nice = options_.tool_nice;
+  spawn.io_priority = options_.tool_io_priority;
   auto child = process::Spawn(spawn);
   if (!child)
     return fail(fmt::format("cannot start {}: {}", options_.tool, child.error().message()));

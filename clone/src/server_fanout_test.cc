@@ -171,6 +171,8 @@ TEST_F(FanoutServerTest, FourReceiversInOneWindowShareOneToolRunEachOverItsOwnSe
   EXPECT_EQ(activity.runs_started, 1u);
   EXPECT_EQ(activity.backups_served, 4u);
   EXPECT_EQ(activity.receivers_dropped, 0u);
+  // The donor's NIC carried the stream four times: the counter says so.
+  EXPECT_EQ(activity.stream_bytes_sent, 4 * stream_bytes_);
 
   // The next request opens a run of its own.
   ExpectCloned(CloneFrom(Donor(), Client("mysql-5")), "mysql-5");

@@ -118,6 +118,11 @@ const std::vector<Setting>& Settings() {
        "bytes/s per stream, 0 = unlimited"},
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
+      {"backup.tool_nice", REPLBOOT_FIELD(backup, tool_nice), false,
+       "nice value of the donor's backup tool (0 = as replboot, up to 19), so the database it "
+       "copies keeps the CPU"},
+      {"backup.tool_io_priority", REPLBOOT_FIELD(backup, tool_io_priority), false,
+       "I/O class of the donor's backup tool: lowest (best-effort, level 7), idle or normal"},
       {"backup.parallel", REPLBOOT_FIELD(backup, parallel), false,
        "--parallel of the backup tool on this donor; 0 = half the CPUs replboot may use, at "
        "least 1"},
@@ -852,6 +857,8 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
   check.AtLeast("backup.parallel", c.backup.parallel, 0);
+  check.Range("backup.tool_nice", c.backup.tool_nice, 0, 19);
+  check.OneOf("backup.tool_io_priority", c.backup.tool_io_priority, {"lowest", "idle", "normal"});
   check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
   check.Range("backup.fanout_window_ms", c.backup.fanout_window_ms, 0, 60'000);
   check.Range("backup.fanout_max_receivers", c.backup.fanout_max_receivers, 1, 64);

@@ -31,6 +31,7 @@ replication::BackupServing BackupServingOf(const clone::BackupActivity& activity
   };
   replication::BackupServing serving;
   serving.runs = activity.runs_started;
+  serving.stream_bytes_sent = activity.stream_bytes_sent;
   serving.receivers_dropped = activity.receivers_dropped;
   serving.receivers = receivers(activity.receivers);
   serving.ended = receivers(activity.ended);

@@ -292,6 +292,11 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.fanout_max_receivers = config.backup.fanout_max_receivers;
   o.fanout_buffer_bytes = config.backup.fanout_buffer_mb << 20;
   o.fanout_grace = std::chrono::milliseconds(config.backup.fanout_grace_ms);
+  o.tool_nice = static_cast<int>(config.backup.tool_nice);
+  using IoPriority = process::SpawnOptions::IoPriority;
+  o.tool_io_priority = config.backup.tool_io_priority == "idle"     ? IoPriority::kIdle
+                       : config.backup.tool_io_priority == "normal" ? IoPriority::kInherit
+                                                                    : IoPriority::kBestEffortLowest;
   o.fanout_slow_window = std::chrono::milliseconds(config.backup.fanout_slow_window_ms);
   o.max_unauthenticated = config.backup.max_unauthenticated;
   o.max_unauthenticated_per_address = config.backup.max_unauthenticated_per_address;

@@ -348,6 +348,7 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
   j["backup"] = {{"runs", s.backup.runs},
                  {"served", s.backups_served},
                  {"receivers_dropped", s.backup.receivers_dropped},
+                 {"stream_bytes_sent", s.backup.stream_bytes_sent},
                  {"receivers", receivers(s.backup.receivers)},
                  {"ended", receivers(s.backup.ended)}};
   Decision ready = DecideReady(s, max_lag);
@@ -464,6 +465,11 @@ std::string SnapshotMetrics(const Snapshot& s) {
       "for holding the others back.\n# TYPE replboot_backup_receivers_dropped_total counter\n"
       "replboot_backup_receivers_dropped_total {}\n",
       s.backup.receivers_dropped);
+  out += fmt::format(
+      "# HELP replboot_backup_sent_bytes_total Backup stream bytes this donor sent to its "
+      "receivers (what clones cost its NIC, before framing).\n"
+      "# TYPE replboot_backup_sent_bytes_total counter\nreplboot_backup_sent_bytes_total {}\n",
+      s.backup.stream_bytes_sent);
   out +=
       "# HELP replboot_backup_receiver_bytes Bytes sent to each receiver of the backup runs in "
       "progress.\n# TYPE replboot_backup_receiver_bytes gauge\n";

@@ -207,6 +207,7 @@ TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
   s.backups_served = 3;
   s.backup.runs = 1;
   s.backup.receivers_dropped = 1;
+  s.backup.stream_bytes_sent = 123456;
   s.backup.receivers = {{.run = 1, .name = "mysql-2", .peer = "10.0.0.2:4000", .state = "streaming",
                          .bytes_sent = 100, .reason = ""},
                         {.run = 1, .name = "", .peer = "10.0.0.3:4000", .state = "done",
@@ -228,6 +229,7 @@ TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
   std::string m = SnapshotMetrics(s);
   EXPECT_NE(m.find("replboot_backup_runs_total 1\n"), std::string::npos) << m;
   EXPECT_NE(m.find("replboot_backup_receivers_dropped_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_sent_bytes_total 123456\n"), std::string::npos) << m;
   EXPECT_NE(m.find("replboot_backup_receiver_bytes{run=\"1\",receiver=\"mysql-2\","
                    "state=\"streaming\"} 100\n"),
             std::string::npos)

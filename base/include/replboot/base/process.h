@@ -61,6 +61,11 @@ struct SpawnOptions {
     gid_t gid;
   };
   std::optional<User> run_as;
+  // Lower priorities for a tool that must not starve the server it works beside (a donor's
+  // backup tool): the child's nice value (0 = as replboot; only ever raised) and I/O class.
+  int nice = 0;
+  enum class IoPriority { kInherit, kBestEffortLowest, kIdle };
+  IoPriority io_priority = IoPriority::kInherit;
 };
 
 struct Child {

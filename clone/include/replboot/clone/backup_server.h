@@ -82,6 +82,7 @@
 #include <vector>
 
 #include "replboot/base/flavour.h"
+#include "replboot/base/process.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/protocol.h"
 #include "replboot/clone/tls.h"
@@ -117,6 +118,10 @@ struct ServerOptions {
   int64_t max_concurrent = 1;
   int64_t bandwidth_limit = 0;  // bytes/s, 0 = unlimited
   int64_t parallel = 1;
+  // The tool's priorities (process::SpawnOptions): below the server it copies.
+  int tool_nice = 10;
+  process::SpawnOptions::IoPriority tool_io_priority =
+      process::SpawnOptions::IoPriority::kBestEffortLowest;
   std::string work_dir = "/tmp";  // private per-backup dirs (option file, --target-dir) go here
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};  // no byte from the tool or to the client
@@ -195,6 +200,7 @@ struct BackupActivity {
   uint64_t runs_started = 0;       // backup tool runs (one per shared run)
   uint64_t backups_served = 0;     // receivers that got a whole stream
   uint64_t receivers_dropped = 0;  // dropped for holding the others back
+  uint64_t stream_bytes_sent = 0;  // the stream's bytes sent to receivers, every run together
   std::vector<BackupReceiverStatus> receivers;  // those of the runs in progress
   std::vector<BackupReceiverStatus> ended;      // the last few dropped or gone, newest last
 };
@@ -303,6 +309,7 @@ class BackupServer {
   std::stop_source stop_source_;  // requested by Stop(): sessions' sockets give up at once
   std::atomic<int> active_{0};
   std::atomic<uint64_t> backups_served_{0};
+  std::atomic<uint64_t> stream_bytes_sent_{0};
   std::atomic<uint64_t> runs_started_{0};
   std::atomic<uint64_t> receivers_dropped_{0};
   // Runs: the one whose window is open (joinable), and those in progress (for Activity()).

@@ -85,6 +85,10 @@ struct Config {
     int64_t bandwidth_limit = 0;       // bytes/s, 0 = unlimited
     std::string use_memory = "1G";     // --use-memory for --prepare
     int64_t parallel = 0;              // tool's --parallel; 0 = half the usable CPUs, at least 1
+    // The donor's backup tool runs below mysqld: its nice value, and its I/O class ("lowest":
+    // best-effort level 7; "idle": only when the disk is otherwise idle; "normal": as replboot).
+    int64_t tool_nice = 10;
+    std::string tool_io_priority = "lowest";
     int64_t idle_timeout = 300;        // seconds without a byte before a stream is given up
     // ms the first backup request of a run waits for more to share its backup; 0 = off
     int64_t fanout_window_ms = 5000;

@@ -170,6 +170,7 @@ struct BackupServing {
   };
   uint64_t runs = 0;               // backup tool runs (receivers of one window share one)
   uint64_t receivers_dropped = 0;  // dropped for holding the other receivers of a run back
+  uint64_t stream_bytes_sent = 0;  // the stream's bytes sent to receivers, all runs together
   std::vector<Receiver> receivers;  // of the runs in progress
   std::vector<Receiver> ended;      // the last few dropped or gone, newest last
 };
