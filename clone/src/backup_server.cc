@@ -796,12 +796,20 @@ bool ClientLeft(const net::Socket& sock) {
 std::string WriteFailure(const Status& s, const std::string& peer, milliseconds timeout) {
   if (s.code() == StatusCode::kCancelled) return "server shutting down";
   if (s.code() == StatusCode::kTimeout)
-    return fmt::format("client {} took nothing for {} ms", peer, timeout.count());
+    return fmt::format("client {} did not take a frame within its {} ms deadline", peer,
+                       timeout.count());
   if (s.code() == StatusCode::kUnavailable) return "client went away";
   return s.message();
 }
 
 }  // namespace
+
+milliseconds FrameSendDeadline(size_t bytes, int64_t min_rate_bytes, milliseconds idle_timeout) {
+  if (min_rate_bytes <= 0) return idle_timeout;
+  const auto at_floor = milliseconds(static_cast<int64_t>(
+      static_cast<double>(bytes) * 1000.0 / static_cast<double>(min_rate_bytes)));
+  return std::min(idle_timeout, kFrameSendSlack + at_floor);
+}
 
 // One authenticated backup client, start to end: it joins the run whose window is open, or
 // opens one (when fewer than max_concurrent runs stream), or is answered busy; then it is
@@ -910,9 +918,10 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
                       chunk.size);
           frame = &own;
         }
-        Status s = sock.WriteFrameBuffer(FrameType::kData, *frame, chunk.size,
-                                         options_.idle_timeout);
-        if (!s.ok()) return gone(WriteFailure(s, peer, options_.idle_timeout));
+        const milliseconds deadline =
+            FrameSendDeadline(chunk.size, options_.min_send_rate_bytes, options_.idle_timeout);
+        Status s = sock.WriteFrameBuffer(FrameType::kData, *frame, chunk.size, deadline);
+        if (!s.ok()) return gone(WriteFailure(s, peer, deadline));
         sent += chunk.size;
         stream_bytes_sent_.fetch_add(chunk.size, std::memory_order_relaxed);
         run->Sent(index, chunk.size);

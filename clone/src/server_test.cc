@@ -687,3 +687,18 @@ TEST_F(TamperTest, StalledDonorIsReportedAsStalled) {
 
 }  // namespace
 }  // namespace replboot::clone
+
+namespace replboot::clone {
+namespace {
+
+TEST(FrameSendDeadlineTest, TenSecondsPlusTheFrameAtTheFloorRateCappedByIdleTimeout) {
+  using std::chrono::milliseconds;
+  const milliseconds idle(300'000);
+  EXPECT_EQ(FrameSendDeadline(1 << 20, 256 << 10, idle), milliseconds(14'000));
+  EXPECT_EQ(FrameSendDeadline(0, 256 << 10, idle), kFrameSendSlack);
+  EXPECT_EQ(FrameSendDeadline(1 << 20, 1, idle), idle);   // the idle timeout still caps it
+  EXPECT_EQ(FrameSendDeadline(1 << 20, 0, idle), idle);   // floor off
+}
+
+}  // namespace
+}  // namespace replboot::clone

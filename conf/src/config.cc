@@ -118,6 +118,9 @@ const std::vector<Setting>& Settings() {
        "bytes/s per stream, 0 = unlimited"},
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
+      {"backup.min_send_rate_kib", REPLBOOT_FIELD(backup, min_send_rate_kib), false,
+       "KiB/s a receiver must at least take each stream frame at, after 10 s of slack, or it is "
+       "given up (0 = only backup.idle_timeout)"},
       {"backup.tool_nice", REPLBOOT_FIELD(backup, tool_nice), false,
        "nice value of the donor's backup tool (0 = as replboot, up to 19), so the database it "
        "copies keeps the CPU"},
@@ -858,6 +861,7 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
   check.AtLeast("backup.parallel", c.backup.parallel, 0);
   check.Range("backup.tool_nice", c.backup.tool_nice, 0, 19);
+  check.Range("backup.min_send_rate_kib", c.backup.min_send_rate_kib, 0, 1 << 30);
   check.OneOf("backup.tool_io_priority", c.backup.tool_io_priority, {"lowest", "idle", "normal"});
   check.AtLeast("backup.idle_timeout", c.backup.idle_timeout, 1);
   check.Range("backup.fanout_window_ms", c.backup.fanout_window_ms, 0, 60'000);

@@ -293,6 +293,7 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.fanout_buffer_bytes = config.backup.fanout_buffer_mb << 20;
   o.fanout_grace = std::chrono::milliseconds(config.backup.fanout_grace_ms);
   o.tool_nice = static_cast<int>(config.backup.tool_nice);
+  o.min_send_rate_bytes = config.backup.min_send_rate_kib << 10;
   using IoPriority = process::SpawnOptions::IoPriority;
   o.tool_io_priority = config.backup.tool_io_priority == "idle"     ? IoPriority::kIdle
                        : config.backup.tool_io_priority == "normal" ? IoPriority::kInherit

@@ -29,6 +29,7 @@ conf::Config BaseConfig() {
   c.backup.fanout_buffer_mb = 3;
   c.backup.fanout_grace_ms = 777;
   c.backup.tool_nice = 7;
+  c.backup.min_send_rate_kib = 100;
   c.backup.tool_io_priority = "idle";
   c.backup.fanout_slow_window_ms = 7777;
   c.backup.max_unauthenticated = 20;
@@ -60,6 +61,7 @@ TEST(NodeSettingsTest, SharedValuesReachBothSides) {
   EXPECT_EQ(server->fanout_buffer_bytes, 3 << 20);
   EXPECT_EQ(server->fanout_grace, std::chrono::milliseconds(777));
   EXPECT_EQ(server->tool_nice, 7);
+  EXPECT_EQ(server->min_send_rate_bytes, 100 << 10);
   EXPECT_EQ(server->tool_io_priority, process::SpawnOptions::IoPriority::kIdle);
   EXPECT_EQ(server->fanout_slow_window, std::chrono::milliseconds(7777));
   EXPECT_EQ(server->max_unauthenticated, 20);

@@ -119,6 +119,10 @@ struct ServerOptions {
   int64_t bandwidth_limit = 0;  // bytes/s, 0 = unlimited
   int64_t parallel = 1;
   // The tool's priorities (process::SpawnOptions): below the server it copies.
+  // A receiver must take each DATA frame within kFrameSendSlack plus the frame's size at this
+  // rate (bytes/s; 0 = only idle_timeout bounds it): one that reads a trickle cannot hold the
+  // donor's backup slot for long.
+  int64_t min_send_rate_bytes = 256 << 10;
   int tool_nice = 10;
   process::SpawnOptions::IoPriority tool_io_priority =
       process::SpawnOptions::IoPriority::kBestEffortLowest;
@@ -204,6 +208,11 @@ struct BackupActivity {
   std::vector<BackupReceiverStatus> receivers;  // those of the runs in progress
   std::vector<BackupReceiverStatus> ended;      // the last few dropped or gone, newest last
 };
+
+// The deadline for writing one DATA frame of `bytes` to a receiver (min_send_rate_bytes).
+inline constexpr std::chrono::milliseconds kFrameSendSlack{10'000};
+std::chrono::milliseconds FrameSendDeadline(size_t bytes, int64_t min_rate_bytes,
+                                            std::chrono::milliseconds idle_timeout);
 
 std::string DefaultTool(Flavour flavour);  // "mariabackup" / "xtrabackup"
 

@@ -88,6 +88,8 @@ struct Config {
     // The donor's backup tool runs below mysqld: its nice value, and its I/O class ("lowest":
     // best-effort level 7; "idle": only when the disk is otherwise idle; "normal": as replboot).
     int64_t tool_nice = 10;
+    // KiB/s a receiver must at least take each stream frame at (plus 10 s); 0 = off
+    int64_t min_send_rate_kib = 256;
     std::string tool_io_priority = "lowest";
     int64_t idle_timeout = 300;        // seconds without a byte before a stream is given up
     // ms the first backup request of a run waits for more to share its backup; 0 = off
