@@ -492,12 +492,22 @@ struct BackupScheduler::Impl {
         Finished("missed", slot_id, "the slot's window passed without a backup", "");
         return;
       }
+      store->Reset();
       auto attempts = ReadAttempts(slot);
       if (!attempts) {
         note("scheduled_backup_store_unanswered",
              fmt::format("error={}", log::Quote(attempts.error().message())));
         SetState("waiting_turn", slot_id,
                  "the store does not answer: " + attempts.error().message());
+        // On this node's turn a store that cannot even be read is this slot's failure: it is
+        // counted (and alerted on) like a failed upload, and retried with the same backoff.
+        if (now >= not_before) {
+          const Turn turn = CurrentTurn(index, stop);
+          if (turn.may_try && now >= slot + turn.after) {
+            Failed(slot_id, slot_id, attempts.error(), store->FirstFailure(), backoff, not_before);
+            continue;
+          }
+        }
         SleepUntil(std::min(end, now + poll), stop);
         continue;
       }
@@ -528,18 +538,7 @@ struct BackupScheduler::Impl {
         SleepUntil(std::min(end, not_before), stop);
         continue;
       }
-      TurnInput in;
-      in.slot_index = index;
-      in.ordinal = settings.identity.ordinal;
-      in.primary = settings.identity.role == conf::Role::kPrimary;
-      in.ready = Ready();
-      in.step = step;
-      // A replica needs DNS only when it is not the first in line anyway; the primary always
-      // needs to know whether a replica is ready.
-      PeerSurvey peers = Survey(stop);
-      in.replicas = peers.replicas;
-      in.ready_replicas = peers.ready;
-      const Turn turn = DecideTurn(in);
+      const Turn turn = CurrentTurn(index, stop);
       const std::string words = fmt::format("slot {}: {}", slot_id, turn.reason);
       if (!turn.may_try || now < slot + turn.after) {
         note("scheduled_backup_turn", fmt::format("turn={}", log::Quote(turn.reason)));
@@ -568,15 +567,35 @@ struct BackupScheduler::Impl {
         return;
       }
       if (stop.stop_requested()) return;
-      const std::string kind(BackupFailureKind(result, store->FirstFailure()));
-      Publish([&](replication::ArchiveStatusView& v) { ++v.failures[kind]; });
-      not_before = system_clock::now() + backoff;
-      Log()->warn(
-          "event=scheduled_backup_failed slot={} id={} kind={} retry_in_s={} error={}", slot_id,
-          id, kind, backoff.count(), log::Quote(result.message()));
-      Finished("failed", id, result.message(), kind);
-      backoff = std::min(backoff * 2, std::max(retry_backoff, seconds(600)));
+      Failed(slot_id, id, result, store->FirstFailure(), backoff, not_before);
     }
+  }
+
+  Turn CurrentTurn(int64_t index, std::stop_token stop) {
+    TurnInput in;
+    in.slot_index = index;
+    in.ordinal = settings.identity.ordinal;
+    in.primary = settings.identity.role == conf::Role::kPrimary;
+    in.ready = Ready();
+    in.step = step;
+    PeerSurvey peers = Survey(stop);
+    in.replicas = peers.replicas;
+    in.ready_replicas = peers.ready;
+    return DecideTurn(in);
+  }
+
+  // Counts a failed attempt and sets when the next may start (backoff doubling, at most
+  // 10 minutes or retry_backoff when that is longer).
+  void Failed(const std::string& slot_id, const std::string& id, const Status& result,
+              const std::optional<Status>& store_error, seconds& backoff,
+              system_clock::time_point& not_before) {
+    const std::string kind(BackupFailureKind(result, store_error));
+    Publish([&](replication::ArchiveStatusView& v) { ++v.failures[kind]; });
+    not_before = system_clock::now() + backoff;
+    Log()->warn("event=scheduled_backup_failed slot={} id={} kind={} retry_in_s={} error={}",
+                slot_id, id, kind, backoff.count(), log::Quote(result.message()));
+    Finished("failed", id, result.message(), kind);
+    backoff = std::min(backoff * 2, std::max(retry_backoff, seconds(600)));
   }
 
   void Run(std::stop_token stop) {
