@@ -558,7 +558,6 @@ struct BackupScheduler::Impl {
       if (result.ok()) {
         Log()->info("event=scheduled_backup_done slot={} id={}", slot_id, id);
         Finished("ok", id, "", "");
-        RefreshFromStore();
         auto pruned = PruneBackups(settings, *archive, /*dry_run=*/false);
         if (!pruned) {
           Log()->warn("event=scheduled_backup_prune_failed error={}",
@@ -616,6 +615,9 @@ struct BackupScheduler::Impl {
       Publish([&](replication::ArchiveStatusView& v) { v.next_slot_at = ToS(*end);
         v.next_backup_id = archive::SlotBackupId(*end); });
       HandleSlot(slot, *end, stop);
+      // Every node, whoever took the slot: the newest backup and restore test for /metrics,
+      // the size the next ETA is reckoned from.
+      if (!stop.stop_requested()) RefreshFromStore();
       // A slot that began while this one ran is handled now; slots already over are missed.
       next = end;
       const auto now = system_clock::now();
