@@ -207,6 +207,9 @@ def test_scheduled_backups_and_faults():
               lambda: proxy.fail_next(6, 500, "InternalError", method="PUT", min_body=OBJECT_PUT))
         proxy.reset()
         store.check_whole()
+        # Counted per process: taken now, before a node is killed and its counters restart.
+        assert total_failures(nodes, "store_denied") >= 1
+        assert total_failures(nodes, "store_unreachable") >= 3
 
         # --- SIGKILL of the replica taking a backup ---
         victim = []
@@ -248,8 +251,6 @@ def test_scheduled_backups_and_faults():
             m = metrics(n)
             assert m["replboot_backup_in_progress"] in (0, 1), m
             assert m["replboot_backup_last_success_timestamp_seconds"] >= t_back - PERIOD, m
-        assert total_failures(nodes, "store_denied") >= 1
-        assert total_failures(nodes, "store_unreachable") >= 3
 
         # --- a full file store: a small tmpfs ---
         for n in (r2, r1, p0):
