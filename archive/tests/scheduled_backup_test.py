@@ -257,7 +257,7 @@ def test_scheduled_backups_and_faults():
             assert n.stop() == 0, n.log()[-3000:]
         full = H.path("full-store")
         os.makedirs(full)
-        size_kib = max(1024, stored // 1024 // 2)
+        size_kib = max(64, stored // 1024 // 2)  # half a backup: it cannot fit
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs", full], check=True)
         try:
             file_settings = store_settings(H, f"file://{full}", key_file, SCHEDULE)

@@ -95,11 +95,11 @@ Turn DecideTurn(const TurnInput& in) {
   const int64_t position = ((my_index - holder_at) % n + n) % n;
   turn.may_try = true;
   turn.after = in.step * position;
-  turn.reason = position == 0
-                    ? fmt::format("turn holder: this node (ordinal {}), of {} replicas",
-                                  in.ordinal, n)
-                    : fmt::format("turn holder ordinal {}; this node {} in line, from +{}s",
-                                  turn.holder, Ordinal(position + 1), turn.after.count());
+  turn.reason =
+      position == 0
+          ? fmt::format("turn holder: this node (ordinal {}), of {} replicas", in.ordinal, n)
+          : fmt::format("turn holder ordinal {}; this node {} in line, from +{}s", turn.holder,
+                        Ordinal(position + 1), turn.after.count());
   return turn;
 }
 
@@ -144,13 +144,15 @@ SlotDecision DecideSlot(const std::vector<AttemptState>& attempts, std::string_v
   d.action = SlotDecision::Action::kTake;
   d.attempt = next;
   d.reason = mine ? fmt::format("this node's attempt {} failed", last_claim->id)
-                  : fmt::format("{}'s claim of {} is {}s old, past archive.claim_timeout "
-                                "without a manifest",
-                                last_claim->node, last_claim->id, age_ms / 1000);
+                  : fmt::format(
+                        "{}'s claim of {} is {}s old, past archive.claim_timeout "
+                        "without a manifest",
+                        last_claim->node, last_claim->id, age_ms / 1000);
   return d;
 }
 
-std::string_view BackupFailureKind(const Status& failure, const std::optional<Status>& store_error) {
+std::string_view BackupFailureKind(const Status& failure,
+                                   const std::optional<Status>& store_error) {
   if (store_error) {
     switch (store_error->code()) {
       case StatusCode::kPermissionDenied:
@@ -302,26 +304,24 @@ struct BackupScheduler::Impl {
       batch.candidates.clear();
       for (int64_t k = next; k <= limit; ++k) {
         if (k == self) continue;
-        batch.candidates.push_back(
-            {k, fmt::format("{}-{}.{}", settings.identity.prefix, k,
-                            settings.config.cluster.service)});
+        batch.candidates.push_back({k, fmt::format("{}-{}.{}", settings.identity.prefix, k,
+                                                   settings.config.cluster.service)});
       }
       int64_t highest = self;
       if (!batch.candidates.empty()) {
         auto found = discovery::RunDiscovery(io, *resolver, *prober, batch, stop);
         if (!found || found->cancelled) return out;
         for (const auto& report : found->peers) {
-          const bool absent =
-              report.state == discovery::PeerState::kDnsFailed && report.dns_failure &&
-              (report.dns_failure->error == discovery::LookupError::kNxDomain ||
-               report.dns_failure->error == discovery::LookupError::kNoData);
+          const bool absent = report.state == discovery::PeerState::kDnsFailed &&
+                              report.dns_failure &&
+                              (report.dns_failure->error == discovery::LookupError::kNxDomain ||
+                               report.dns_failure->error == discovery::LookupError::kNoData);
           if (absent) continue;
           out.replicas.push_back(report.candidate.ordinal);
           highest = std::max(highest, report.candidate.ordinal);
           for (const auto& address : report.addresses) {
             if (auto answer = prober->Answer(clone::Endpoint(address, report.port))) {
-              if (answer->ready && !answer->diverged)
-                out.ready.push_back(report.candidate.ordinal);
+              if (answer->ready && !answer->diverged) out.ready.push_back(report.candidate.ordinal);
               break;
             }
           }
@@ -426,8 +426,7 @@ struct BackupScheduler::Impl {
         v.progress_bytes = logical;
         v.progress_bytes_per_second = rate;
         if (expected > 0 && rate > 0) {
-          v.eta_seconds =
-              static_cast<double>(expected > logical ? expected - logical : 0) / rate;
+          v.eta_seconds = static_cast<double>(expected > logical ? expected - logical : 0) / rate;
         } else {
           v.eta_seconds.reset();
         }
@@ -511,8 +510,7 @@ struct BackupScheduler::Impl {
         SleepUntil(std::min(end, now + poll), stop);
         continue;
       }
-      const SlotDecision d =
-          DecideSlot(*attempts, node, ToMs(now), claim_timeout, max_attempts);
+      const SlotDecision d = DecideSlot(*attempts, node, ToMs(now), claim_timeout, max_attempts);
       if (d.action == SlotDecision::Action::kDone) {
         const bool mine = d.node == node;
         Log()->info("event=scheduled_backup_slot_done slot={} id={} taker={}", slot_id,
@@ -534,7 +532,8 @@ struct BackupScheduler::Impl {
       }
       if (now < not_before) {
         SetState("retry_wait", slot_id,
-                 fmt::format("retrying in {}s", std::chrono::duration_cast<seconds>(not_before - now).count()));
+                 fmt::format("retrying in {}s",
+                             std::chrono::duration_cast<seconds>(not_before - now).count()));
         SleepUntil(std::min(end, not_before), stop);
         continue;
       }
@@ -612,8 +611,10 @@ struct BackupScheduler::Impl {
       const auto slot = *next;
       auto end = archive::NextSlot(schedule, slot);
       if (!end) break;
-      Publish([&](replication::ArchiveStatusView& v) { v.next_slot_at = ToS(*end);
-        v.next_backup_id = archive::SlotBackupId(*end); });
+      Publish([&](replication::ArchiveStatusView& v) {
+        v.next_slot_at = ToS(*end);
+        v.next_backup_id = archive::SlotBackupId(*end);
+      });
       HandleSlot(slot, *end, stop);
       // Every node, whoever took the slot: the newest backup and restore test for /metrics,
       // the size the next ETA is reckoned from.
@@ -624,8 +625,8 @@ struct BackupScheduler::Impl {
       while (next && now >= *next) {
         auto after = archive::NextSlot(schedule, *next);
         if (!after || now < *after) break;
-        Log()->warn("event=scheduled_backup_missed slot={} reason={}",
-                    archive::SlotBackupId(*next), log::Quote("the previous slot ran past it"));
+        Log()->warn("event=scheduled_backup_missed slot={} reason={}", archive::SlotBackupId(*next),
+                    log::Quote("the previous slot ran past it"));
         next = after;
       }
     }
@@ -634,8 +635,8 @@ struct BackupScheduler::Impl {
 };
 
 Result<std::unique_ptr<BackupScheduler>> BackupScheduler::Create(const NodeSettings& settings,
-                                                                  clone::Endpoint from,
-                                                                  api::Server& server) {
+                                                                 clone::Endpoint from,
+                                                                 api::Server& server) {
   auto schedule = archive::ParseSchedule(settings.config.archive.schedule);
   if (!schedule) return Error(schedule.error().WithContext("archive.schedule"));
   auto impl = std::make_unique<Impl>(settings, server);
@@ -664,8 +665,8 @@ Result<std::unique_ptr<BackupScheduler>> BackupScheduler::Create(const NodeSetti
   impl->discover.probe_all = true;
   impl->discover.single_round = true;
   impl->discover.primary_after = milliseconds(0);
-  auto resolver = discovery::AresResolver::Create(impl->io.get_executor(),
-                                                  AresOptionsFor(settings.config));
+  auto resolver =
+      discovery::AresResolver::Create(impl->io.get_executor(), AresOptionsFor(settings.config));
   if (!resolver) return Error(resolver.error());
   impl->resolver = std::move(*resolver);
   impl->prober = std::make_unique<clone::AuthenticatedProber>(*clone_options, kProbeTimeout);

@@ -136,14 +136,14 @@ TEST(BackupSlot, NobodyClaimedItTakeTheFirstAttempt) {
 }
 
 TEST(BackupSlot, AManifestEndsTheSlotWhoeverWroteIt) {
-  SlotDecision d = DecideSlot({Claimed(0, "mysql-2", kNow - 1000, true), Free(1)}, "mysql-1",
-                              kNow, kTimeout, 8);
+  SlotDecision d =
+      DecideSlot({Claimed(0, "mysql-2", kNow - 1000, true), Free(1)}, "mysql-1", kNow, kTimeout, 8);
   EXPECT_EQ(d.action, SlotDecision::Action::kDone);
   EXPECT_EQ(d.node, "mysql-2");
   // A later attempt's manifest too, after failed ones.
-  d = DecideSlot({Claimed(0, "mysql-1", kNow - 9000), Claimed(1, "mysql-2", kNow - 5000, true),
-                  Free(2)},
-                 "mysql-1", kNow, kTimeout, 8);
+  d = DecideSlot(
+      {Claimed(0, "mysql-1", kNow - 9000), Claimed(1, "mysql-2", kNow - 5000, true), Free(2)},
+      "mysql-1", kNow, kTimeout, 8);
   EXPECT_EQ(d.action, SlotDecision::Action::kDone);
   EXPECT_EQ(d.attempt, 1);
 }
@@ -161,9 +161,9 @@ TEST(BackupSlot, AnotherNodesClaimIsBusyUntilItGoesStale) {
   EXPECT_EQ(d.attempt, 1);
   EXPECT_THAT(d.reason, HasSubstr("past archive.claim_timeout"));
   // Only the last claim counts: an old failed one under a fresh one is still busy.
-  d = DecideSlot({Claimed(0, "mysql-1", kNow - 601'000), Claimed(1, "mysql-3", kNow - 1000),
-                  Free(2)},
-                 "mysql-1", kNow, kTimeout, 8);
+  d = DecideSlot(
+      {Claimed(0, "mysql-1", kNow - 601'000), Claimed(1, "mysql-3", kNow - 1000), Free(2)},
+      "mysql-1", kNow, kTimeout, 8);
   EXPECT_EQ(d.action, SlotDecision::Action::kBusy);
   EXPECT_EQ(d.node, "mysql-3");
 }

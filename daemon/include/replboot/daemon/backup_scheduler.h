@@ -103,7 +103,7 @@ struct AttemptState {
 struct SlotDecision {
   enum class Action { kTake, kDone, kBusy, kExhausted };
   Action action = Action::kTake;
-  int attempt = 0;  // kTake: the attempt to claim; kDone/kBusy: the attempt seen
+  int attempt = 0;   // kTake: the attempt to claim; kDone/kBusy: the attempt seen
   std::string node;  // kDone/kBusy: whose
   std::string reason;
 };
@@ -126,8 +126,7 @@ class BackupScheduler {
   // for a schedule that does not parse or a store that cannot be opened; a schedule "off" is
   // not an error here (the caller does not start one).
   static Result<std::unique_ptr<BackupScheduler>> Create(const NodeSettings& settings,
-                                                         clone::Endpoint from,
-                                                         api::Server& server);
+                                                         clone::Endpoint from, api::Server& server);
   ~BackupScheduler();  // Stop()
   BackupScheduler(const BackupScheduler&) = delete;
   BackupScheduler& operator=(const BackupScheduler&) = delete;
