@@ -190,6 +190,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   CloneProgress clone;
   RecoveryState recovery;
   replication::BootstrapStatus bootstrap;
+  replication::ArchiveStatus archive;
   std::atomic<uint64_t> backups_served{0};
   std::atomic<uint64_t> backup_connections_refused{0};
   mutable std::mutex backup_source_mu;
@@ -208,6 +209,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     s.clone = clone.Get();
     s.recovery = recovery.Get();
     s.bootstrap = bootstrap.Get();
+    s.archive = archive.Get();
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
     s.backup_connections_refused = backup_connections_refused.load();
@@ -681,6 +683,7 @@ unsigned short Server::port() const { return impl_->port; }
 CloneProgress& Server::clone_progress() { return impl_->clone; }
 RecoveryState& Server::recovery() { return impl_->recovery; }
 replication::BootstrapStatus& Server::bootstrap_status() { return impl_->bootstrap; }
+replication::ArchiveStatus& Server::archive_status() { return impl_->archive; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
 void Server::SetBackupSource(std::function<replication::BackupServing()> source) {
   std::lock_guard lock(impl_->backup_source_mu);

@@ -1,5 +1,7 @@
 #include "replboot/archive/schedule.h"
 
+#include <algorithm>
+
 #include "replboot/archive/layout.h"
 
 namespace replboot::archive {
@@ -8,13 +10,16 @@ namespace {
 using std::chrono::seconds;
 using std::chrono::system_clock;
 
-constexpr seconds kMinInterval{5 * 60};
+// Seconds exist for tests and small clusters that want a backup every few seconds of
+// replication; below 10 s a backup of even an empty server (the tool's start, the upload, the
+// read-back) would overrun its own slot, and the nodes' turns would not fit in it.
+constexpr seconds kMinInterval{10};
 constexpr seconds kMaxInterval{366 * 86'400};
 
 tl::unexpected<Status> Bad(std::string_view text, std::string_view why) {
   return Error(StatusCode::kInvalidArgument,
                "schedule \"{}\": {}; expected \"off\", \"every <N>m\", \"every <N>h\", "
-               "\"every <N>d\" (at least 5m) or \"daily HH:MM\" (UTC)",
+               "\"every <N>d\", \"every <N>s\" (at least 10s) or \"daily HH:MM\" (UTC)",
                text, why);
 }
 
@@ -41,7 +46,8 @@ std::string Schedule::ToString() const {
       int64_t s = interval.count();
       if (s % 86'400 == 0) return fmt::format("every {}d", s / 86'400);
       if (s % 3'600 == 0) return fmt::format("every {}h", s / 3'600);
-      return fmt::format("every {}m", s / 60);
+      if (s % 60 == 0) return fmt::format("every {}m", s / 60);
+      return fmt::format("every {}s", s);
     }
     case Kind::kDaily:
       return fmt::format("daily {:02d}:{:02d}", time_of_day.count() / 60, time_of_day.count() % 60);
@@ -57,12 +63,16 @@ Result<Schedule> ParseSchedule(std::string_view text) {
     std::string_view rest = text.substr(kEvery.size());
     if (rest.empty()) return Bad(text, "no interval");
     const char unit = rest.back();
-    int64_t unit_seconds = unit == 'm' ? 60 : unit == 'h' ? 3'600 : unit == 'd' ? 86'400 : 0;
-    if (unit_seconds == 0) return Bad(text, "the interval's unit is not m, h or d");
+    int64_t unit_seconds = unit == 's'   ? 1
+                           : unit == 'm' ? 60
+                           : unit == 'h' ? 3'600
+                           : unit == 'd' ? 86'400
+                                         : 0;
+    if (unit_seconds == 0) return Bad(text, "the interval's unit is not s, m, h or d");
     auto n = Number(rest.substr(0, rest.size() - 1));
     if (!n) return Bad(text, "the interval is not a positive whole number");
     seconds interval{*n * unit_seconds};
-    if (interval < kMinInterval) return Bad(text, "the interval is shorter than 5 minutes");
+    if (interval < kMinInterval) return Bad(text, "the interval is shorter than 10 seconds");
     if (interval > kMaxInterval) return Bad(text, "the interval is longer than 366 days");
     schedule.kind = Schedule::Kind::kEvery;
     schedule.interval = interval;
@@ -106,5 +116,32 @@ std::optional<system_clock::time_point> NextSlot(const Schedule& schedule,
 }
 
 std::string SlotBackupId(system_clock::time_point slot) { return NewBackupId(slot); }
+
+seconds SlotPeriod(const Schedule& schedule) {
+  switch (schedule.kind) {
+    case Schedule::Kind::kOff:
+      return seconds(0);
+    case Schedule::Kind::kEvery:
+      return schedule.interval;
+    case Schedule::Kind::kDaily:
+      return seconds(86'400);
+  }
+  return seconds(0);
+}
+
+int64_t SlotIndex(const Schedule& schedule, system_clock::time_point slot) {
+  const int64_t period = SlotPeriod(schedule).count();
+  if (period <= 0) return 0;
+  return FloorDiv(std::chrono::floor<seconds>(slot).time_since_epoch().count(), period);
+}
+
+int MaxSlotAttempts(const Schedule& schedule) {
+  const int64_t period = SlotPeriod(schedule).count();
+  return static_cast<int>(std::clamp<int64_t>(period / 2, 1, kMaxSlotAttempts));
+}
+
+std::string SlotAttemptId(system_clock::time_point slot, int attempt) {
+  return NewBackupId(std::chrono::floor<seconds>(slot) + seconds(attempt));
+}
 
 }  // namespace replboot::archive

@@ -34,11 +34,16 @@ TEST(Schedule, AcceptsTheThreeForms) {
   EXPECT_EQ(daily.time_of_day, std::chrono::minutes(6 * 60 + 15));
   EXPECT_EQ(Parse("daily 00:00").time_of_day, std::chrono::minutes(0));
   EXPECT_EQ(Parse("daily 23:59").time_of_day, std::chrono::minutes(23 * 60 + 59));
-  for (const char* text : {"off", "every 5m", "every 90m", "every 6h", "every 2d", "daily 06:15"}) {
+  EXPECT_EQ(Parse("every 10s").interval, std::chrono::seconds(10));
+  EXPECT_EQ(Parse("every 4m").interval, std::chrono::minutes(4));
+  for (const char* text : {"off", "every 5m", "every 90m", "every 6h", "every 2d", "daily 06:15",
+                           "every 20s", "every 10s", "every 61s"}) {
     EXPECT_EQ(Parse(text).ToString(), text);
   }
   EXPECT_EQ(Parse("every 120m").ToString(), "every 2h");
   EXPECT_EQ(Parse(Parse("every 120m").ToString()), Parse("every 120m"));
+  EXPECT_EQ(Parse("every 120s").ToString(), "every 2m");
+  EXPECT_EQ(Parse("every 7200s").ToString(), "every 2h");
 }
 
 TEST(Schedule, RefusesEverythingElseClearly) {
@@ -48,11 +53,19 @@ TEST(Schedule, RefusesEverythingElseClearly) {
                            "on",
                            "every",
                            "every ",
-                           "every 4m",
+                           "every 9s",
+                           "every 0s",
+                           "every 010s",
+                           "every 20S",
+                           "every 20 s",
+                           "every 20sec",
+                           "every 1.5s",
+                           "every 31622401s",
                            "every 0m",
                            "every 05m",
                            "every 5",
                            "every 5s",
+                           "every s",
                            "every -5m",
                            "every +5m",
                            "every 5 m",
@@ -82,7 +95,8 @@ TEST(Schedule, RefusesEverythingElseClearly) {
     EXPECT_THAT(schedule.error().message(), HasSubstr(fmt::format("schedule \"{}\": ", text)));
     EXPECT_THAT(schedule.error().message(), HasSubstr("expected \"off\""));
   }
-  EXPECT_THAT(ParseSchedule("every 4m").error().message(), HasSubstr("shorter than 5 minutes"));
+  EXPECT_THAT(ParseSchedule("every 9s").error().message(), HasSubstr("shorter than 10 seconds"));
+  EXPECT_THAT(ParseSchedule("every 20x").error().message(), HasSubstr("not s, m, h or d"));
   EXPECT_THAT(ParseSchedule("daily 24:00").error().message(), HasSubstr("no such time of day"));
 }
 
@@ -124,6 +138,31 @@ TEST(Schedule, DailySlotsAreAtTheTimeInUtc) {
             "20270101T235900Z");  // 2026-12-31T23:59:00Z → the next day's
   EXPECT_EQ(SlotBackupId(*NextSlot(Parse("daily 00:00"), At(1'709'164'800 - 1))),
             "20240229T000000Z");
+}
+
+TEST(Schedule, SecondsSlotsIndexesAndAttempts) {
+  Schedule every20 = Parse("every 20s");
+  EXPECT_EQ(NextSlot(every20, At(kBase)), At(kBase + 10));  // 06:07:30 → 06:07:40
+  EXPECT_EQ(NextSlot(every20, At(kBase + 10)), At(kBase + 30));
+  EXPECT_EQ(SlotPeriod(every20), std::chrono::seconds(20));
+  EXPECT_EQ(SlotIndex(every20, At(kBase + 10)), (kBase + 10) / 20);
+  // Consecutive slots have consecutive indexes, whatever second of the slot the clock reads.
+  EXPECT_EQ(SlotIndex(every20, At(kBase + 30)), SlotIndex(every20, At(kBase + 10)) + 1);
+  EXPECT_EQ(SlotIndex(every20, At(kBase + 29, 999)), SlotIndex(every20, At(kBase + 10)));
+  EXPECT_EQ(SlotIndex(Parse("daily 06:15"), At(kBase)), kBase / 86'400);
+  EXPECT_EQ(SlotPeriod(Parse("daily 06:15")), std::chrono::hours(24));
+  EXPECT_EQ(SlotPeriod(Parse("off")), std::chrono::seconds(0));
+
+  // Attempts of a slot have ids of the slot's first seconds, never reaching the next slot.
+  EXPECT_EQ(MaxSlotAttempts(every20), 8);
+  EXPECT_EQ(MaxSlotAttempts(Parse("every 10s")), 5);
+  EXPECT_EQ(MaxSlotAttempts(Parse("daily 06:15")), kMaxSlotAttempts);
+  const auto slot = *NextSlot(Parse("every 10s"), At(kBase));
+  EXPECT_EQ(SlotAttemptId(slot, 0), SlotBackupId(slot));
+  EXPECT_EQ(SlotAttemptId(slot, 0), "20261207T060740Z");
+  EXPECT_EQ(SlotAttemptId(slot, 4), "20261207T060744Z");
+  EXPECT_LT(SlotAttemptId(slot, MaxSlotAttempts(Parse("every 10s")) - 1),
+            SlotBackupId(*NextSlot(Parse("every 10s"), slot)));
 }
 
 TEST(Schedule, OffHasNoSlot) { EXPECT_FALSE(NextSlot(Parse("off"), At(kBase)).has_value()); }

@@ -600,6 +600,7 @@ Result<Manifest> BackupWriter::Finish(Manifest metadata) {
                  s.next_index, s.uploaded.size());
   }
   REPLBOOT_RETURN_IF_ERROR(s.VerifyUploads());
+  if (s.options.before_manifest) REPLBOOT_RETURN_IF_ERROR(s.options.before_manifest());
 
   Manifest m = std::move(metadata);
   m.format = kManifestFormat;

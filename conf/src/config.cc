@@ -16,6 +16,7 @@
 #include <utility>
 #include <variant>
 
+#include "replboot/archive/schedule.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 
@@ -210,6 +211,14 @@ const std::vector<Setting>& Settings() {
       {"archive.scratch_dir", REPLBOOT_FIELD(archive, scratch_dir), false,
        "where a restore test restores and starts a throwaway server; \"\" = "
        "<mysql.datadir>.replboot-restore-test"},
+      {"archive.schedule", REPLBOOT_FIELD(archive, schedule), false,
+       "off | every <N>s|m|h|d | daily HH:MM (UTC): when the cluster takes a backup by itself"},
+      {"archive.claim_step", REPLBOOT_FIELD(archive, claim_step), false,
+       "seconds between the nodes' turns (replicas by ordinal, the primary last) at a slot"},
+      {"archive.claim_timeout", REPLBOOT_FIELD(archive, claim_timeout), false,
+       "seconds after which a slot's claim without a manifest is a dead taker's"},
+      {"archive.retry_backoff", REPLBOOT_FIELD(archive, retry_backoff), false,
+       "seconds before a failed scheduled backup is tried again (doubling, within its slot)"},
 
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
       {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
@@ -929,6 +938,14 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.Range("archive.compression_level", c.archive.compression_level, 1, 19);
   if (!c.archive.store.empty() && c.archive.key_file.empty())
     check.Fail("archive.key_file", "\"\"", "is required when archive.store is set");
+  if (auto schedule = archive::ParseSchedule(c.archive.schedule); !schedule) {
+    check.Fail("archive.schedule", Quoted(c.archive.schedule), schedule.error().message());
+  } else if (schedule->kind != archive::Schedule::Kind::kOff && c.archive.store.empty()) {
+    check.Fail("archive.schedule", Quoted(c.archive.schedule), "needs archive.store");
+  }
+  check.Range("archive.claim_step", c.archive.claim_step, 1, 3600);
+  check.Range("archive.claim_timeout", c.archive.claim_timeout, 10, 7 * 86'400);
+  check.Range("archive.retry_backoff", c.archive.retry_backoff, 1, 3600);
   for (const auto& [key, value] :
        {std::pair<const char*, const std::string*>{"archive.key_file", &c.archive.key_file},
         {"archive.ca_file", &c.archive.ca_file},

@@ -660,6 +660,48 @@ TEST_F(ConfigTest, ArchiveSettingsAreChecked) {
   EXPECT_THAT(m, HasSubstr("archive.scratch_dir"));
 }
 
+// archive.schedule is parsed at load (archive/schedule.h), with the turn settings' ranges.
+TEST_F(ConfigTest, ArchiveScheduleIsParsedAtLoad) {
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.archive.schedule, "off");
+  EXPECT_EQ(loaded->config.archive.claim_step, 30);
+  EXPECT_EQ(loaded->config.archive.claim_timeout, 3600);
+  EXPECT_EQ(loaded->config.archive.retry_backoff, 30);
+
+  options_.config_file = WriteToml(
+      "[archive]\nstore = \"file:///backups\"\nkey_file = \"/run/secrets/backup-key\"\n"
+      "schedule = \"every 20s\"\nclaim_step = 3\nclaim_timeout = 30\nretry_backoff = 2\n");
+  loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.archive.schedule, "every 20s");
+  EXPECT_EQ(loaded->config.archive.claim_step, 3);
+
+  options_.config_file = WriteToml(
+      "[archive]\nstore = \"file:///backups\"\nkey_file = \"/run/secrets/backup-key\"\n"
+      "schedule = \"every 5s\"\nclaim_step = 0\nclaim_timeout = 1\nretry_backoff = 0\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  std::string m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("archive.schedule = \"every 5s\""));
+  EXPECT_THAT(m, HasSubstr("shorter than 10 seconds"));
+  EXPECT_THAT(m, HasSubstr("archive.claim_step = 0"));
+  EXPECT_THAT(m, HasSubstr("archive.claim_timeout = 1"));
+  EXPECT_THAT(m, HasSubstr("archive.retry_backoff = 0"));
+
+  // A schedule with nowhere to put the backups is a mistake, not "off".
+  options_.config_file = WriteToml("[archive]\nschedule = \"daily 02:00\"\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("archive.schedule = \"daily 02:00\""));
+  EXPECT_THAT(m, HasSubstr("needs archive.store"));
+  options_.config_file = WriteToml("[archive]\nschedule = \"hourly\"\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  EXPECT_THAT(loaded.error().message(), HasSubstr("unknown form"));
+}
+
 }  // namespace
 }  // namespace replboot::conf
 

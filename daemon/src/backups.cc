@@ -89,11 +89,14 @@ Result<archive::Manifest> TakeBackup(const NodeSettings& settings, Archive& arch
   const int64_t started_at = NowMs();
   const std::string node =
       settings.identity.hostname.empty() ? settings.config.node.hostname : settings.identity.hostname;
-  auto claimed = archive::ClaimBackup(*archive.store, options.backup_id, node, started_at);
-  if (!claimed) return Error(claimed.error().WithContext("claiming backup " + options.backup_id));
-  if (!*claimed) {
-    return Error(StatusCode::kInvalidArgument, "backup {} is claimed by another node",
-                 options.backup_id);
+  if (!options.claimed) {
+    auto claimed = archive::ClaimBackup(*archive.store, options.backup_id, node, started_at);
+    if (!claimed)
+      return Error(claimed.error().WithContext("claiming backup " + options.backup_id));
+    if (!*claimed) {
+      return Error(StatusCode::kInvalidArgument, "backup {} is claimed by another node",
+                   options.backup_id);
+    }
   }
   auto clone_options = CloneOptionsFor(settings);
   if (!clone_options) return Error(clone_options.error());
@@ -108,16 +111,27 @@ Result<archive::Manifest> TakeBackup(const NodeSettings& settings, Archive& arch
   writer_options.object_bytes = static_cast<size_t>(settings.config.archive.object_size_mb) << 20;
   writer_options.zstd_level = static_cast<int>(settings.config.archive.compression_level);
   writer_options.stop = options.stop;
+  writer_options.before_manifest = options.before_manifest;
   auto last_log = std::make_shared<std::chrono::steady_clock::time_point>();
-  writer_options.on_progress = [id = options.backup_id, cb = options.on_progress,
-                                last_log](const archive::WriterProgress& p) {
+  writer_options.on_progress = [id = options.backup_id, cb = options.on_progress, last_log,
+                                expected = options.expected_bytes](const archive::WriterProgress& p) {
     if (cb) cb(p.logical_bytes, p.stored_bytes, p.logical_bytes_per_second);
     const auto now = std::chrono::steady_clock::now();
     if (now - *last_log >= std::chrono::seconds(5)) {
       *last_log = now;
-      Log()->info("event=backup_progress id={} bytes={} stored_bytes={} objects={} mb_per_s={:.1f}",
-                  id, p.logical_bytes, p.stored_bytes, p.objects,
-                  p.logical_bytes_per_second / 1e6);
+      // The ETA assumes this backup is as large as the previous one: -1 when that is unknown,
+      // 0 once it has grown past it.
+      const double rate = p.logical_bytes_per_second;
+      const int64_t eta =
+          expected == 0 || rate <= 0
+              ? -1
+              : static_cast<int64_t>(
+                    static_cast<double>(expected > p.logical_bytes ? expected - p.logical_bytes : 0) /
+                    rate);
+      Log()->info(
+          "event=backup_progress id={} bytes={} expected_bytes={} stored_bytes={} objects={} "
+          "mb_per_s={:.1f} eta_s={}",
+          id, p.logical_bytes, expected, p.stored_bytes, p.objects, rate / 1e6, eta);
     }
   };
   auto writer = archive::BackupWriter::Create(*archive.store, writer_options);

@@ -5,8 +5,10 @@
 #include "replboot/api/server.h"
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
-#include "replboot/daemon/clone_step.h"
+#include "replboot/archive/schedule.h"
+#include "replboot/daemon/backup_scheduler.h"
 #include "replboot/daemon/backups.h"
+#include "replboot/daemon/clone_step.h"
 #include "replboot/daemon/primary_recovery.h"
 #include "replboot/daemon/replication_wiring.h"
 
@@ -206,11 +208,52 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
       !s.ok()) {
     return s.WithContext("replication");
   }
-
+  StartBackupScheduler(ctx);
   return Status::Ok();
 }
 
+void NodeServices::StartBackupScheduler(NodeContext& ctx) {
+  // Once per run, on every node, once mysqld is ready (after_ready runs again after a
+  // re-clone: the scheduler is already there, and its turns wait while the node is not ready).
+  if (scheduler_) return;
+  const auto& a = ctx.config().archive;
+  auto schedule = archive::ParseSchedule(a.schedule);
+  if (a.store.empty() || !schedule || schedule->kind == archive::Schedule::Kind::kOff) return;
+  auto log = log::Get("archive");
+  if (!backup_server_) {
+    // Scheduled backups stream from this node's own backup server, which needs backup.secret.
+    log->error("event=backup_schedule_disabled reason={}",
+               log::Quote("this node's backup server is off (no backup.secret)"));
+    node_->AddError("scheduled backups disabled: this node serves no backups");
+    return;
+  }
+  auto listen = ListenEndpoint(ctx.config().backup.listen, "backup.listen");
+  if (!listen) {
+    log->error("event=backup_schedule_disabled error={}", log::Quote(listen.error().message()));
+    return;
+  }
+  auto address = listen->address();
+  if (address.is_unspecified()) {
+    address = address.is_v6() ? boost::asio::ip::address(boost::asio::ip::address_v6::loopback())
+                              : boost::asio::ip::address(boost::asio::ip::address_v4::loopback());
+  }
+  auto scheduler = BackupScheduler::Create(*ctx.settings,
+                                           clone::Endpoint(address, backup_server_->port()),
+                                           *node_);
+  if (!scheduler) {
+    log->error("event=backup_schedule_disabled error={}",
+               log::Quote(scheduler.error().message()));
+    node_->AddError("scheduled backups disabled: " + scheduler.error().message());
+    return;
+  }
+  scheduler_ = std::move(*scheduler);
+  scheduler_->Start();
+}
+
 void NodeServices::Stop() {
+  // The scheduler first: a backup it is taking streams from the backup server below.
+  if (scheduler_) scheduler_->Stop();
+  scheduler_.reset();
   if (node_) node_->SetBackupSource({});  // before the backup server goes
   if (backup_server_) backup_server_->Stop();
   backup_io_.stop();

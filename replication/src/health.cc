@@ -351,6 +351,39 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                  {"stream_bytes_sent", s.backup.stream_bytes_sent},
                  {"receivers", receivers(s.backup.receivers)},
                  {"ended", receivers(s.backup.ended)}};
+  {
+    const ArchiveStatusView& a = s.archive;
+    nlohmann::json failures = nlohmann::json::object();
+    for (const char* kind : kBackupFailureKinds) {
+      auto it = a.failures.find(kind);
+      failures[kind] = it == a.failures.end() ? 0 : it->second;
+    }
+    j["archive"] = {{"enabled", a.enabled},
+                    {"schedule", a.schedule},
+                    {"store", a.store},
+                    {"state", a.state},
+                    {"next_slot_at", a.next_slot_at},
+                    {"next_backup_id", a.next_backup_id},
+                    {"slot_id", a.slot_id},
+                    {"turn", a.turn},
+                    {"in_progress", a.in_progress},
+                    {"current_id", a.current_id},
+                    {"progress_bytes", a.progress_bytes},
+                    {"progress_bytes_per_second", a.progress_bytes_per_second},
+                    {"expected_bytes", a.expected_bytes},
+                    {"eta_seconds", a.eta_seconds ? nlohmann::json(*a.eta_seconds)
+                                                  : nlohmann::json(nullptr)},
+                    {"last_result", a.last_result},
+                    {"last_id", a.last_id},
+                    {"last_error", a.last_error},
+                    {"last_failure_kind", a.last_failure_kind},
+                    {"last_success_at", a.last_success_at},
+                    {"last_success_id", a.last_success_id},
+                    {"last_success_node", a.last_success_node},
+                    {"last_restore_test_at", a.last_restore_test_at},
+                    {"taken", a.taken},
+                    {"failures", std::move(failures)}};
+  }
   Decision ready = DecideReady(s, max_lag);
   j["ready"] = ready.ok;
   j["ready_reason"] = ready.reason;
@@ -488,6 +521,37 @@ std::string SnapshotMetrics(const Snapshot& s) {
       "replboot_backup_connections_refused_total counter\n"
       "replboot_backup_connections_refused_total {}\n",
       s.backup_connections_refused);
+  const ArchiveStatusView& a = s.archive;
+  gauge("replboot_backup_last_success_timestamp_seconds",
+        "Unix time the newest complete backup in the store finished (whichever node took it), "
+        "as this node last listed the store; 0 unknown.",
+        std::to_string(a.last_success_at));
+  gauge("replboot_backup_last_restore_test_timestamp_seconds",
+        "Unix time of the newest restore test recorded for a backup in the store; 0 never.",
+        std::to_string(a.last_restore_test_at));
+  out +=
+      "# HELP replboot_backup_failures_total Scheduled backup attempts of this node that failed, "
+      "by kind.\n# TYPE replboot_backup_failures_total counter\n";
+  for (const char* kind : kBackupFailureKinds) {
+    auto it = a.failures.find(kind);
+    out += fmt::format("replboot_backup_failures_total{{kind=\"{}\"}} {}\n", kind,
+                       it == a.failures.end() ? 0 : it->second);
+  }
+  out += fmt::format(
+      "# HELP replboot_backups_taken_total Scheduled backups this node took (complete, read "
+      "back).\n# TYPE replboot_backups_taken_total counter\nreplboot_backups_taken_total {}\n",
+      a.taken);
+  gauge("replboot_backup_in_progress", "1 while this node takes a backup into the store.",
+        a.in_progress ? "1" : "0");
+  gauge("replboot_backup_progress_bytes",
+        "Bytes of the stream of the backup in progress (or the last one) written to the store.",
+        std::to_string(a.progress_bytes));
+  gauge("replboot_backup_progress_rate_bytes_per_second",
+        "Rate of the backup in progress; 0 when none runs.",
+        fmt::format("{:.0f}", a.in_progress ? a.progress_bytes_per_second : 0.0));
+  gauge("replboot_backup_progress_eta_seconds",
+        "Seconds left of the backup in progress, from the previous backup's size; NaN unknown.",
+        a.in_progress && a.eta_seconds ? fmt::format("{:.0f}", *a.eta_seconds) : "NaN");
   return out;
 }
 

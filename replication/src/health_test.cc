@@ -200,6 +200,62 @@ TEST(HealthTest, JsonAndMetrics) {
   EXPECT_NE(m.find("replboot_backups_served_total 2\n"), std::string::npos);
 }
 
+// Scheduled backups: what to alert on (last success, failures by kind), the progress of the
+// one running, and the taker rule's state in /status.
+TEST(HealthTest, ArchiveInJsonAndMetrics) {
+  Snapshot s;
+  std::string m = SnapshotMetrics(s);
+  // Never set: 0, every failure kind present at 0, nothing in progress.
+  EXPECT_NE(m.find("replboot_backup_last_success_timestamp_seconds 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_last_restore_test_timestamp_seconds 0\n"), std::string::npos);
+  for (const char* kind : kBackupFailureKinds) {
+    EXPECT_NE(m.find(fmt::format("replboot_backup_failures_total{{kind=\"{}\"}} 0\n", kind)),
+              std::string::npos)
+        << kind;
+  }
+  EXPECT_NE(m.find("replboot_backup_in_progress 0\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_progress_eta_seconds NaN\n"), std::string::npos);
+  EXPECT_EQ(SnapshotJson(s, 30)["archive"]["state"], "off");
+
+  s.archive.enabled = true;
+  s.archive.schedule = "every 20s";
+  s.archive.state = "taking";
+  s.archive.slot_id = "20261207T101500Z";
+  s.archive.turn = "slot 20261207T101500Z: turn holder mysql-1 (this node)";
+  s.archive.in_progress = true;
+  s.archive.progress_bytes = 1'000'000;
+  s.archive.progress_bytes_per_second = 250'000.4;
+  s.archive.expected_bytes = 2'000'000;
+  s.archive.eta_seconds = 4;
+  s.archive.last_success_at = 1'796'623'650;
+  s.archive.last_restore_test_at = 1'796'600'000;
+  s.archive.failures["store_denied"] = 2;
+  s.archive.failures["store_full"] = 1;
+  s.archive.taken = 3;
+  m = SnapshotMetrics(s);
+  EXPECT_NE(m.find("replboot_backup_last_success_timestamp_seconds 1796623650\n"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_last_restore_test_timestamp_seconds 1796600000\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_failures_total{kind=\"store_denied\"} 2\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_failures_total{kind=\"store_full\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_failures_total{kind=\"source\"} 0\n"), std::string::npos);
+  EXPECT_NE(m.find("# TYPE replboot_backup_failures_total counter\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_in_progress 1\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_progress_bytes 1000000\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_progress_rate_bytes_per_second 250000\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backup_progress_eta_seconds 4\n"), std::string::npos);
+  EXPECT_NE(m.find("replboot_backups_taken_total 3\n"), std::string::npos);
+  auto j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["archive"]["schedule"], "every 20s");
+  EXPECT_EQ(j["archive"]["state"], "taking");
+  EXPECT_EQ(j["archive"]["turn"], "slot 20261207T101500Z: turn holder mysql-1 (this node)");
+  EXPECT_EQ(j["archive"]["failures"]["store_denied"], 2);
+  EXPECT_EQ(j["archive"]["failures"]["other"], 0);
+  EXPECT_EQ(j["archive"]["eta_seconds"], 4.0);
+  EXPECT_EQ(j["archive"]["last_success_at"], 1'796'623'650);
+}
+
 // The donor's side: runs against backups served, who is receiving, who was dropped; the
 // receiver's side: whether its bytes come from a shared run.
 TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {

@@ -5,6 +5,8 @@
         proxy.address                      # "http://127.0.0.1:<port>": point the client here
         proxy.fail_next(2, 500, "InternalError")   # the next 2 requests get that answer
         proxy.cut_after_body_bytes(4096)   # the next upload is cut after 4 KiB of its body
+        proxy.cut_after_body_bytes(4096, 3, min_body=1 << 20)   # ... of the next 3 uploads of 1 MiB+
+        proxy.fail_next(1, 403, "AccessDenied", method="PUT", min_body=1 << 20)  # only those
         proxy.cut_all()                    # every connection closed, new ones refused ...
         proxy.restore()                    # ... until this
         proxy.set_delay(1.5)               # each request waits that long before it is served
@@ -114,13 +116,16 @@ class FaultProxy:
             self._delay = 0.0
             self._serialize = False
 
-    def fail_next(self, count, status, code, message="injected by the fault proxy"):
+    def fail_next(self, count, status, code, message="injected by the fault proxy", method=None, min_body=0):
+        """The next `count` requests (of `method`, with a Content-Length of at least `min_body`:
+        e.g. only a backup's objects, not its small claim or the other nodes' polls) get that
+        answer."""
         with self._lock:
-            self._fail.extend([(status, code, message)] * count)
+            self._fail.extend([(status, code, message, method, min_body)] * count)
 
-    def cut_after_body_bytes(self, nbytes, count=1):
+    def cut_after_body_bytes(self, nbytes, count=1, min_body=0):
         with self._lock:
-            self._cut_after.extend([nbytes] * count)
+            self._cut_after.extend([(nbytes, min_body)] * count)
 
     def set_delay(self, seconds):
         with self._lock:
@@ -196,10 +201,18 @@ class FaultProxy:
                 head, _, buf = buf.partition(b"\r\n\r\n")
                 first, headers = _parse_head(head)
                 method, target, _version = first.split(" ", 2)
+                declared = int(_get(headers, "Content-Length") or "0")
                 with self._lock:
                     self.requests += 1
-                    fail = self._fail.pop(0) if self._fail else None
-                    cut = self._cut_after.pop(0) if (self._cut_after and method == "PUT") else None
+                    fail = None
+                    if self._fail:
+                        status, code, message, only, min_body = self._fail[0]
+                        if (only is None or only == method) and declared >= min_body:
+                            fail = (status, code, message)
+                            self._fail.pop(0)
+                    cut = None
+                    if self._cut_after and method == "PUT" and declared >= self._cut_after[0][1]:
+                        cut = self._cut_after.pop(0)[0]
                     delay = self._delay
                     serialize = self._serialize
                 if _get(headers, "Transfer-Encoding"):

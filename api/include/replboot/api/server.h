@@ -88,6 +88,10 @@ class Server {
   RecoveryState& recovery();
   // The primary's decision after asking its peers (daemon/primary_recovery.h), for /status.
   replication::BootstrapStatus& bootstrap_status();
+  // Scheduled backups (daemon/backup_scheduler.h), for /status "archive" and /metrics. A
+  // restore test run here records its time with
+  // archive_status().Update([&](auto& v) { v.last_restore_test_at = unix_seconds; }).
+  replication::ArchiveStatus& archive_status();
   void CountBackupServed();
   void CountBackupConnectionRefused();  // the backup server closed one before authentication
   // Where /status and /metrics read the donor side's runs and receivers from (the backup

@@ -52,6 +52,10 @@ struct WriterOptions {
   // Write() and Finish() return kCancelled once a stop is requested; the writer uploads no
   // further object.
   std::stop_token stop;
+  // Called by Finish() once every object is uploaded and read back, just before the manifest
+  // is written: an error fails Finish() (no manifest; Abort() cleans up). A scheduled backup
+  // checks there that its slot was not taken over.
+  std::function<Status()> before_manifest;
 };
 
 // Write(), Finish() and Abort() are called from one thread (the one receiving the stream).

@@ -17,6 +17,13 @@ class SharedView {
     std::lock_guard lock(mu_);
     view_ = std::move(view);
   }
+  // Changes part of the view in place, under the lock: for a field that another writer than
+  // the view's owner keeps (e.g. the time of the last restore test).
+  template <typename F>
+  void Update(F&& change) {
+    std::lock_guard lock(mu_);
+    change(view_);
+  }
   T Get() const {
     std::lock_guard lock(mu_);
     return view_;

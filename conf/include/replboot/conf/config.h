@@ -157,6 +157,17 @@ struct Config {
     // Where `backup test-restore` restores and starts a throwaway server; "" =
     // <mysql.datadir>.replboot-restore-test. Never inside the datadir, nor holding it.
     std::string scratch_dir;
+    // When `replboot run` takes backups by itself (archive/schedule.h): off | every <N>s|m|h|d |
+    // daily HH:MM (UTC). Checked at load; every node of a cluster should have the same.
+    std::string schedule = "off";
+    // Seconds between the turns of the nodes that may take a slot (daemon/backup_scheduler.h):
+    // the turn holder first, then each next replica, the primary last.
+    int64_t claim_step = 30;
+    // A claim without a manifest older than this is taken for a dead taker's: another node may
+    // try the slot again under its next attempt id.
+    int64_t claim_timeout = 3600;
+    // Seconds before a failed slot is tried again (doubling, within the slot).
+    int64_t retry_backoff = 30;
   } archive;
 
   struct Http {

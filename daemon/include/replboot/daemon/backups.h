@@ -47,6 +47,15 @@ struct TakeBackupOptions {
   // Called with the writer's progress from the receiving thread.
   std::function<void(uint64_t logical_bytes, uint64_t stored_bytes, double bytes_per_second)>
       on_progress;
+  // The caller claimed backup_id already (the scheduler claims before it takes).
+  bool claimed = false;
+  // Called once every object is uploaded and read back, before the manifest is written
+  // (archive::WriterOptions::before_manifest): an error abandons the backup (no manifest). The scheduler checks there that no other node
+  // took the slot over meanwhile.
+  std::function<Status()> before_manifest;
+  // The expected stream size (the previous backup's), for the ETA in the progress log; 0
+  // unknown.
+  uint64_t expected_bytes = 0;
 };
 // Ok with the manifest written; kAlreadyExists-like kInvalidArgument when another node
 // claimed the id. A failure leaves no manifest: the backup does not exist.

@@ -11,6 +11,8 @@
 //   after_ready                a recovered primary's promotion (primary_recovery.h) first;
 //                              replication/: users + heartbeat (primary) or CHANGE MASTER at
 //                              most once (replica)
+//                              archive.schedule: the backup scheduler (backup_scheduler.h),
+//                              on every node, from the first time mysqld is ready
 //   supervise (replica)        recovery_watcher.h: failure classes, the GTID comparison with
 //                              the primary, and the guarded automatic re-clone (the clone then
 //                              runs as prepare_datadir again, replacing the data)
@@ -38,6 +40,8 @@ class Server;
 
 namespace replboot::daemon {
 
+class BackupScheduler;
+
 class NodeServices {
  public:
   NodeServices();
@@ -56,6 +60,7 @@ class NodeServices {
   Status PrepareDatadir(NodeContext& ctx);
   Result<bool> RecoverPrimaryDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);
+  void StartBackupScheduler(NodeContext& ctx);
   Result<bool> Supervise(NodeContext& ctx);
 
   std::unique_ptr<api::Server> node_;
@@ -63,6 +68,7 @@ class NodeServices {
   boost::asio::io_context backup_io_;
   std::unique_ptr<clone::BackupServer> backup_server_;
   std::thread backup_thread_;
+  std::unique_ptr<BackupScheduler> scheduler_;  // archive.schedule, from the first after_ready
   bool backup_disabled_ = false;  // no backup.secret: said once
 };
 

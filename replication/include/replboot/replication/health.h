@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -175,6 +176,50 @@ struct BackupServing {
   std::vector<Receiver> ended;      // the last few dropped or gone, newest last
 };
 
+// This node's scheduled backups (daemon/backup_scheduler.h publishes it), for /status and
+// /metrics. Times are Unix seconds, 0 = never / unknown.
+struct ArchiveStatusView {
+  bool enabled = false;         // a schedule and a store: the scheduler runs on this node
+  std::string schedule = "off";  // archive/schedule.h ToString()
+  std::string store;            // the store's Describe() (no credential)
+  int64_t next_slot_at = 0;
+  std::string next_backup_id;
+  // What the scheduler does now: "off", "waiting_slot", "waiting_turn", "taking",
+  // "retry_wait", "starting"; `turn` says the who-takes rule's state in words ("slot
+  // 20261207T101500Z: turn holder mysql-2; this node (mysql-1) 2nd, may try from +30s").
+  std::string state = "off";
+  std::string slot_id;  // the slot being handled
+  std::string turn;
+  // The backup in progress: bytes of the stream so far, its rate, and the expected size (the
+  // previous backup's logical bytes, 0 unknown) for the ETA.
+  bool in_progress = false;
+  std::string current_id;
+  uint64_t progress_bytes = 0;
+  double progress_bytes_per_second = 0;
+  uint64_t expected_bytes = 0;
+  std::optional<double> eta_seconds;
+  // The last slot this node handled: "ok", "failed", "taken_by_other", "missed" (its window
+  // passed), with the backup id, the error and the failure kind of a failed one.
+  std::string last_result;
+  std::string last_id;
+  std::string last_error;
+  std::string last_failure_kind;
+  // The newest complete backup in the store (whichever node took it), as this node last
+  // listed it, and the newest restore test recorded there (or set by whoever ran one here).
+  int64_t last_success_at = 0;
+  std::string last_success_id;
+  std::string last_success_node;
+  int64_t last_restore_test_at = 0;
+  uint64_t taken = 0;  // backups this node took since it started
+  // Failed attempts of this node since it started, by kind: store_unreachable, store_denied,
+  // store_full, source, verify, other (every kind present, 0 when none).
+  std::map<std::string, uint64_t> failures;
+};
+using ArchiveStatus = SharedView<ArchiveStatusView>;
+// The failure kinds, in the order /metrics lists them.
+inline constexpr const char* kBackupFailureKinds[] = {
+    "store_unreachable", "store_denied", "store_full", "source", "verify", "other"};
+
 struct NodeInfo {
   NodeRole role = NodeRole::kReplica;
   int64_t ordinal = 0;
@@ -204,6 +249,7 @@ struct Snapshot {
   // Connections to the backup port closed before authentication: over the cap of
   // unauthenticated connections (a stranger holding the port), counted by the backup server.
   uint64_t backup_connections_refused = 0;
+  ArchiveStatusView archive;
   std::chrono::system_clock::time_point collected_at{};
 };
 
