@@ -217,6 +217,9 @@ const std::vector<Setting>& Settings() {
        "seconds between the nodes' turns (replicas by ordinal, the primary last) at a slot"},
       {"archive.claim_timeout", REPLBOOT_FIELD(archive, claim_timeout), false,
        "seconds after which a slot's claim without a manifest is a dead taker's"},
+      {"archive.restore_test_interval", REPLBOOT_FIELD(archive, restore_test_interval), false,
+       "seconds between scheduled restore tests (restore, start a throwaway server, check the "
+       "tables), run by the node that just took a backup; 0 = off"},
       {"archive.retry_backoff", REPLBOOT_FIELD(archive, retry_backoff), false,
        "seconds before a failed scheduled backup is tried again (doubling, within its slot)"},
 
@@ -946,6 +949,9 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.Range("archive.claim_step", c.archive.claim_step, 1, 3600);
   check.Range("archive.claim_timeout", c.archive.claim_timeout, 10, 7 * 86'400);
   check.Range("archive.retry_backoff", c.archive.retry_backoff, 1, 3600);
+  if (c.archive.restore_test_interval != 0)
+    check.Range("archive.restore_test_interval", c.archive.restore_test_interval, 10,
+                366 * 86'400);
   for (const auto& [key, value] :
        {std::pair<const char*, const std::string*>{"archive.key_file", &c.archive.key_file},
         {"archive.ca_file", &c.archive.ca_file},

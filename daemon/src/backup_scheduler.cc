@@ -9,7 +9,9 @@
 #include "replboot/archive/layout.h"
 #include "replboot/base/log.h"
 #include "replboot/clone/prober.h"
+#include "replboot/clone/cluster_id.h"
 #include "replboot/daemon/backups.h"
+#include "replboot/daemon/restore_test.h"
 #include "replboot/discovery/ares_resolver.h"
 #include "replboot/discovery/peers.h"
 #include "replboot/replication/health.h"
@@ -256,6 +258,7 @@ struct BackupScheduler::Impl {
   seconds step{30};
   seconds claim_timeout{3600};
   seconds retry_backoff{30};
+  seconds restore_test_interval{0};  // 0 = no scheduled restore tests
   milliseconds poll{2000};
   double max_lag = 30;
   RecordingStore* store = nullptr;  // owned by archive
@@ -562,10 +565,56 @@ struct BackupScheduler::Impl {
           Log()->warn("event=scheduled_backup_prune_failed error={}",
                       log::Quote(pruned.error().message()));
         }
+        MaybeRestoreTest(stop);
         return;
       }
       if (stop.stop_requested()) return;
       Failed(slot_id, id, result, store->FirstFailure(), backoff, not_before);
+    }
+  }
+
+  // The node that just took a backup (a replica, by the turn rule) proves one restorable when
+  // none was within restore_test_interval (PickBackupDueForRestoreTest). A failed test is a
+  // failure of kind "restore_test"; one that could not run (too little room for the scratch
+  // dir, the store unanswered) is logged and tried after the next backup.
+  void MaybeRestoreTest(std::stop_token stop) {
+    if (restore_test_interval.count() == 0 || stop.stop_requested()) return;
+    auto cluster = clone::ReadClusterId(settings.config.mysql.datadir);
+    const std::string cluster_id = cluster && *cluster ? **cluster : "";
+    auto due = BackupDueForRestoreTest(*archive, cluster_id, restore_test_interval);
+    if (!due) {
+      Log()->warn("event=scheduled_restore_test_skipped error={}",
+                  log::Quote(due.error().message()));
+      return;
+    }
+    if (!*due) return;
+    auto manifest = archive::LoadManifest(*archive->store, archive->key, **due);
+    if (!manifest) {
+      Log()->warn("event=scheduled_restore_test_skipped backup={} error={}", **due,
+                  log::Quote(manifest.error().message()));
+      return;
+    }
+    SetState("restore_testing", **due, "");
+    Log()->info("event=scheduled_restore_test_start backup={}", **due);
+    RestoreTestOptions options;
+    options.stop = stop;
+    auto report = RestoreTestBackup(settings, *archive, *manifest, options);
+    SetState("waiting_slot", "", "");
+    if (!report) {
+      Log()->warn("event=scheduled_restore_test_not_run backup={} error={}", **due,
+                  log::Quote(report.error().message()));
+      return;
+    }
+    if (report->ok) {
+      Log()->info("event=scheduled_restore_test_passed backup={} tables={} seconds={:.1f} gtid={}",
+                  **due, report->tables, report->seconds, report->gtid_check);
+      Publish([&](replication::ArchiveStatusView& v) {
+        v.last_restore_test_at = std::max(v.last_restore_test_at, report->tested_at_ms / 1000);
+      });
+    } else {
+      Log()->error("event=scheduled_restore_test_failed backup={} error={}", **due,
+                   log::Quote(report->error));
+      Publish([&](replication::ArchiveStatusView& v) { ++v.failures["restore_test"]; });
     }
   }
 
@@ -648,6 +697,7 @@ Result<std::unique_ptr<BackupScheduler>> BackupScheduler::Create(const NodeSetti
   impl->step = seconds(a.claim_step);
   impl->claim_timeout = seconds(a.claim_timeout);
   impl->retry_backoff = seconds(a.retry_backoff);
+  impl->restore_test_interval = seconds(a.restore_test_interval);
   impl->poll = std::clamp<milliseconds>(impl->step / 2, milliseconds(500), milliseconds(5000));
   impl->max_lag = static_cast<double>(settings.config.replication.max_lag);
   auto opened = OpenArchive(impl->settings, impl->stop_source.get_token());

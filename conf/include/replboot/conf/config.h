@@ -168,6 +168,9 @@ struct Config {
     int64_t claim_timeout = 3600;
     // Seconds before a failed slot is tried again (doubling, within the slot).
     int64_t retry_backoff = 30;
+    // Seconds between restore tests (daemon/restore_test.h) that the node which just took a
+    // scheduled backup runs, when no backup passed one within this; 0 = none by schedule.
+    int64_t restore_test_interval = 86'400;
   } archive;
 
   struct Http {

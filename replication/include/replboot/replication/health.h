@@ -212,13 +212,14 @@ struct ArchiveStatusView {
   int64_t last_restore_test_at = 0;
   uint64_t taken = 0;  // backups this node took since it started
   // Failed attempts of this node since it started, by kind: store_unreachable, store_denied,
-  // store_full, source, verify, other (every kind present, 0 when none).
+  // store_full, source, verify, restore_test (a scheduled restore test failed), other (every
+  // kind present, 0 when none).
   std::map<std::string, uint64_t> failures;
 };
 using ArchiveStatus = SharedView<ArchiveStatusView>;
 // The failure kinds, in the order /metrics lists them.
 inline constexpr const char* kBackupFailureKinds[] = {
-    "store_unreachable", "store_denied", "store_full", "source", "verify", "other"};
+    "store_unreachable", "store_denied", "store_full", "source", "verify", "restore_test", "other"};
 
 struct NodeInfo {
   NodeRole role = NodeRole::kReplica;
