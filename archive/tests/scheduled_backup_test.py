@@ -6,8 +6,8 @@ test_scheduled_backups_and_faults:
   replicas are ready, every slot is backed up once, by the slot's turn holder (replica
   1 + k mod 2: the manifest names the node the stream came from). Then faults, one at a time,
   each followed by a complete backup of a later attempt or slot: uploads cut mid-object, the
-  store unreachable (every connection refused), 403 and 500 answers to the objects' PUTs, and
-  SIGKILL of the replica taking a backup (the slot or the next is taken by another node; the
+  store unreachable for a minute (every connection refused, over four slots), 403 and 500
+  answers to the objects' PUTs, and SIGKILL of the replica taking a backup (the slot or the next is taken by another node; the
   killed one restarts and takes its turn again). The metrics count each failure by kind.
   Then a file store on a small tmpfs, mounted by the test: the store fills (store_full, no
   manifest), the tmpfs grows (remount) and the next attempt succeeds. Throughout: no listed
@@ -197,7 +197,9 @@ def test_scheduled_backups_and_faults():
             inject()
             wait_failure(nodes, kind, before, 3 * PERIOD, f"a {kind} failure ({what})")
             if hold:
-                time.sleep(hold)  # the store stays down a while: the attempts after fail too
+                # The store stays down `hold` seconds from the fault on, over several slots:
+                # every attempt in them fails, none leaves a backup listed as complete.
+                time.sleep(max(0.0, hold - (time.time() - t0)))
             if clear:
                 clear()
             got = store.wait_complete(int(t0), 4 * PERIOD, f"a complete backup after {what}")
@@ -208,7 +210,9 @@ def test_scheduled_backups_and_faults():
         fault("uploads cut mid-object", "store_unreachable",
               lambda: proxy.cut_after_body_bytes(1024, 8, min_body=OBJECT_PUT))
         proxy.reset()
-        fault("the store unreachable", "store_unreachable", proxy.cut_all, proxy.restore, hold=3)
+        fault("the store unreachable for a minute", "store_unreachable", proxy.cut_all, proxy.restore,
+              hold=60)
+        store.check_whole()
         fault("403 answers", "store_denied",
               lambda: proxy.fail_next(1, 403, "AccessDenied", method="PUT", min_body=OBJECT_PUT))
         fault("500 answers", "store_unreachable",
