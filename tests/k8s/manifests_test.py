@@ -229,11 +229,11 @@ def test_archive_store_is_off_and_its_commented_settings_are_ready():
     for line in text.splitlines():
         if m := re.match(r"^\[([a-z.]+)\]", line):
             section = m.group(1)
-        if section == "archive" and (m := re.match(r"^# ((store|endpoint|addressing) = .*)$", line)):
+        if section == "archive" and (m := re.match(r"^# ((store|endpoint|addressing|schedule) = .*)$", line)):
             line = m.group(1)
             uncommented.append(m.group(2))
         lines.append(line)
-    assert sorted(uncommented) == ["addressing", "endpoint", "store"], uncommented
+    assert sorted(uncommented) == ["addressing", "endpoint", "schedule", "store"], uncommented
     ready = tomllib.loads("\n".join(lines))["archive"]
     assert ready["store"].startswith("s3://") and ready["endpoint"].startswith("https://"), ready
     with tempfile.TemporaryDirectory(prefix="replboot-k8s-") as d:
