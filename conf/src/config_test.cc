@@ -660,6 +660,30 @@ TEST_F(ConfigTest, ArchiveSettingsAreChecked) {
   EXPECT_THAT(m, HasSubstr("archive.scratch_dir"));
 }
 
+// The donor-load and fan-out settings of issue 22, and the restore-test interval: absurd
+// values are named, none reaches a server.
+TEST_F(ConfigTest, DonorLoadFanoutAndRestoreTestSettingsAreChecked) {
+  options_.config_file = WriteToml(
+      "[backup]\ntool_nice = 25\ntool_io_priority = \"realtime\"\nmin_send_rate_kib = -1\n"
+      "fanout_grace_ms = 5000\nfanout_slow_window_ms = 1000\n"
+      "[archive]\nrestore_test_interval = 5\n");
+  auto loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("backup.tool_nice = 25"));
+  EXPECT_THAT(m, HasSubstr("backup.tool_io_priority"));
+  EXPECT_THAT(m, HasSubstr("backup.min_send_rate_kib = -1"));
+  EXPECT_THAT(m, HasSubstr("backup.fanout_slow_window_ms = 1000"));  // shorter than the grace
+  EXPECT_THAT(m, HasSubstr("archive.restore_test_interval = 5"));
+
+  options_.config_file = WriteToml("[backup]\ntool_nice = 0\ntool_io_priority = \"idle\"\n"
+                                   "min_send_rate_kib = 0\n[archive]\nrestore_test_interval = 0\n");
+  loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.backup.tool_io_priority, "idle");
+  EXPECT_EQ(loaded->config.archive.restore_test_interval, 0);
+}
+
 // archive.schedule is parsed at load (archive/schedule.h), with the turn settings' ranges.
 TEST_F(ConfigTest, ArchiveScheduleIsParsedAtLoad) {
   auto loaded = LoadConfig(options_);
