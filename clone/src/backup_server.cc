@@ -23,6 +23,7 @@
 #include "fanout.h"
 #include "handshake.h"
 #include "net.h"
+#include "pacer.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 #include "replboot/base/option_file.h"
@@ -1098,6 +1099,9 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
   constexpr size_t kMaxFrame = 1 << 20;
   // Frames are reused once no receiver holds them any more (fanout.h, ChunkPool).
   fanout::ChunkPool pool(kFrameHeaderSize + kMaxFrame + kTagSize, 4);
+  // backup.bandwidth_limit: the tool's output is read at this pace (pacer.h).
+  std::optional<Pacer> pacer;
+  if (options_.bandwidth_limit > 0) pacer.emplace(options_.bandwidth_limit);
   auto log_drops = [&](const std::vector<BackupReceiverStatus>& dropped) {
     for (const auto& r : dropped) {
       receivers_dropped_.fetch_add(1);
@@ -1155,16 +1159,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
       }
     }
     if (out_i >= 0 && fds[out_i].revents != 0) {
-      size_t want = kMaxFrame;
-      if (options_.bandwidth_limit > 0) {
-        // Pace so that `sent` never runs ahead of limit × elapsed.
-        want = std::min<size_t>(
-            want, static_cast<size_t>(std::max<int64_t>(options_.bandwidth_limit / 10, 4096)));
-        auto due =
-            start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                        static_cast<double>(sent) / static_cast<double>(options_.bandwidth_limit)));
-        if (due > Clock::now()) std::this_thread::sleep_until(due);
-      }
+      const size_t want = pacer ? pacer->ChunkBytes(kMaxFrame) : kMaxFrame;
       std::shared_ptr<fanout::Chunk> chunk = pool.Take();
       ssize_t r = ::read(out_fd, chunk->frame.data() + kFrameHeaderSize, want);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -1178,6 +1173,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
         continue;
       }
       chunk->size = static_cast<size_t>(r);
+      if (pacer) std::this_thread::sleep_until(pacer->Reserve(chunk->size, Clock::now()));
       std::vector<BackupReceiverStatus> dropped;
       const bool published = run->Publish(chunk, stop_source_.get_token(), &dropped);
       log_drops(dropped);
