@@ -95,7 +95,7 @@ void FuzzProtocol(std::string_view text) {
     // never passes the bound, and a refusal leaves nothing behind.
     static auto decompressor = clone::FrameDecompressor::Create();
     std::vector<uint8_t> out;
-    const Status s = decompressor->Decompress(
+    const replboot::Status s = decompressor->Decompress(
         std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), 0, &out);
     Check(out.size() <= clone::kMaxFrameContent);
     Check(s.ok() || out.empty());
