@@ -24,6 +24,7 @@
 #include "handshake.h"
 #include "net.h"
 #include "pacer.h"
+#include "wire_compression.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 #include "replboot/base/option_file.h"
@@ -838,7 +839,7 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
   {
     std::lock_guard lock(runs_mu_);
     if (joinable_) {
-      if (auto i = joinable_->Join(client.name, sock.peer())) {
+      if (auto i = joinable_->Join(client.name, sock.peer(), client.compress)) {
         run = joinable_;
         index = *i;
       }
@@ -854,7 +855,7 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
       limits.max_receivers =
           static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
       run = std::make_shared<fanout::Run>(next_run_id_++, limits);
-      index = *run->Join(client.name, sock.peer());
+      index = *run->Join(client.name, sock.peer(), client.compress);
       joinable_ = run;
       runs_.push_back(run);
       opened = true;
@@ -887,6 +888,7 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
   const auto start = Clock::now();
   std::vector<uint8_t> own;  // this receiver's frame for a chunk others send too
   uint64_t sent = 0;
+  uint64_t wire = 0;
   auto gone = [&](const std::string& reason) {
     run->Gone(index, reason);
     Log()->warn("event=backup_aborted peer={} run={} bytes={} reason={}", peer, run->id(), sent,
@@ -921,11 +923,15 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
         }
         const milliseconds deadline =
             FrameSendDeadline(chunk.size, options_.min_send_rate_bytes, options_.idle_timeout);
-        Status s = sock.WriteFrameBuffer(FrameType::kData, *frame, chunk.size, deadline);
+        Status s = sock.WriteFrameBuffer(chunk.type, *frame, chunk.size, deadline);
         if (!s.ok()) return gone(WriteFailure(s, peer, deadline));
-        sent += chunk.size;
-        stream_bytes_sent_.fetch_add(chunk.size, std::memory_order_relaxed);
-        run->Sent(index, chunk.size);
+        sent += chunk.stream_bytes;
+        stream_bytes_sent_.fetch_add(chunk.stream_bytes, std::memory_order_relaxed);
+        wire_bytes_sent_.fetch_add(chunk.size, std::memory_order_relaxed);
+        wire += chunk.size;
+        run->Sent(index, chunk.stream_bytes, chunk.size);
+        // For `auto`: how long this receiver's window held TCP back (wire_compression.h).
+        if (auto limits = ReadTcpLimits(sock.fd())) run->ReportLink(index, limits->rwnd_limited_us);
         continue;
       }
       case fanout::Run::Item::Kind::kTrailer: {
@@ -944,10 +950,12 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
         run->Done(index);
         backups_served_.fetch_add(1);
         if (options_.on_backup_served) options_.on_backup_served();
-        Log()->info("event=backup_served peer={} run={} bytes={} elapsed_ms={} backups_served={}",
-                    peer, run->id(), sent,
-                    std::chrono::duration_cast<milliseconds>(Clock::now() - start).count(),
-                    backups_served_.load());
+        Log()->info(
+            "event=backup_served peer={} run={} bytes={} wire_bytes={} elapsed_ms={} "
+            "backups_served={}",
+            peer, run->id(), sent, wire,
+            std::chrono::duration_cast<milliseconds>(Clock::now() - start).count(),
+            backups_served_.load());
         return;
       }
     }
@@ -971,6 +979,7 @@ BackupActivity BackupServer::Activity() const {
   a.backups_served = backups_served_.load();
   a.receivers_dropped = receivers_dropped_.load();
   a.stream_bytes_sent = stream_bytes_sent_.load();
+  a.wire_bytes_sent = wire_bytes_sent_.load();
   std::lock_guard lock(runs_mu_);
   for (const auto& run : runs_) {
     for (auto& r : run->Status()) a.receivers.push_back(std::move(r));
@@ -1072,6 +1081,30 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
         "event=backup_started run={} receivers={} peers={} pid={} tool={} estimated_bytes={}", id,
         joined, log::Quote(names), pid, options_.tool, header.estimated_bytes);
   }
+  // --- compression on the wire: one grant for the whole run (wire_compression.h) ---
+  const std::vector<CompressRequest> asked = run->CompressRequests();
+  const Grant grant = DecideGrant(asked, options_.cpus > 0 ? options_.cpus : process::UsableCpus(),
+                                  options_.parallel);
+  header.compression = grant.mode;
+  header.compression_level = grant.level;
+  const std::string grant_text =
+      grant.mode == "off" ? "off" : fmt::format("{}:{}", grant.mode, grant.level);
+  run->SetCompression(grant_text);
+  {
+    std::string asked_text;
+    for (const auto& a : asked) asked_text += (asked_text.empty() ? "" : ",") + CompressRequestText(a);
+    Log()->info("event=backup_compression run={} asked={} granted={}{}", id, asked_text,
+                grant_text, grant.reason.empty() ? "" : " reason=" + log::Quote(grant.reason));
+  }
+  std::optional<ChunkCompressor> compressor;
+  if (grant.mode != "off") {
+    auto created = ChunkCompressor::Create();
+    if (!created) return fail(created.error().message());
+    compressor.emplace(std::move(*created));
+  }
+  AutoLevel auto_level(grant.level);
+  // The level of the chunks being made now: fixed, or auto's (starts off).
+  int level = grant.mode == "zstd" ? grant.level : 0;
   run->Start(header);
 
   // --- stream: the tool's stdout, read once, to every receiver of the run ---
@@ -1093,6 +1126,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
     if (err_tail.size() > 40) err_tail.pop_front();
   };
   uint64_t sent = 0;
+  uint64_t wire = 0;
   const auto start = Clock::now();
   auto last_progress = start;
   std::string abort_reason;
@@ -1102,6 +1136,15 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
   // backup.bandwidth_limit: the tool's output is read at this pace (pacer.h).
   std::optional<Pacer> pacer;
   if (options_.bandwidth_limit > 0) pacer.emplace(options_.bandwidth_limit);
+  // A frame's worth of room to compress into; swapped with the chunk's frame when the zstd
+  // frame is smaller (so neither is copied), and the raw bytes' frame is the next room.
+  std::vector<uint8_t> zroom(compressor ? kFrameHeaderSize + kMaxFrame + kTagSize : 0);
+  // `auto`'s window (wire_compression.h): what the producer waited for since window_start.
+  auto window_start = start;
+  Clock::duration window_blocked{0}, window_compressing{0};
+  int window_chunks = 0;
+  uint64_t window_rwnd_start = 0;
+  uint64_t zchunks = 0;
   auto log_drops = [&](const std::vector<BackupReceiverStatus>& dropped) {
     for (const auto& r : dropped) {
       receivers_dropped_.fetch_add(1);
@@ -1174,15 +1217,64 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
       }
       chunk->size = static_cast<size_t>(r);
       if (pacer) std::this_thread::sleep_until(pacer->Reserve(chunk->size, Clock::now()));
+      chunk->stream_bytes = static_cast<size_t>(r);
+      if (compressor && level > 0) {
+        const auto before = Clock::now();
+        auto n = compressor->Compress(
+            level, std::span<const uint8_t>(chunk->frame.data() + kFrameHeaderSize, chunk->size),
+            std::span<uint8_t>(zroom.data() + kFrameHeaderSize, kMaxFrame));
+        window_compressing += Clock::now() - before;
+        if (!n) {
+          abort_reason = n.error().message();
+          break;
+        }
+        if (*n > 0) {
+          std::swap(chunk->frame, zroom);
+          chunk->size = *n;
+          chunk->type = FrameType::kZData;
+          ++zchunks;
+        }
+      }
       std::vector<BackupReceiverStatus> dropped;
+      const auto publish_start = Clock::now();
       const bool published = run->Publish(chunk, stop_source_.get_token(), &dropped);
+      last_progress = Clock::now();
+      window_blocked += last_progress - publish_start;
       log_drops(dropped);
       if (!published) {
         abort_reason = stopping_ ? "server shutting down" : "no receiver left";
         break;
       }
       sent += static_cast<size_t>(r);
-      last_progress = Clock::now();
+      wire += chunk->size;
+      ++window_chunks;
+      if (grant.mode == "auto" && window_chunks >= kAutoWindowChunks &&
+          last_progress - window_start >= kAutoWindow) {
+        const uint64_t rwnd = run->MaxRwndLimited();
+        WindowMeasure m;
+        m.elapsed = last_progress - window_start;
+        m.blocked = window_blocked;
+        m.compressing = window_compressing;
+        m.receiver_limited =
+            std::chrono::microseconds(rwnd > window_rwnd_start ? rwnd - window_rwnd_start : 0);
+        const AutoDecision decision = auto_level.Next(m);
+        if (!decision.reason.empty()) {
+          auto pct = [&](Clock::duration d) {
+            return 100.0 * std::chrono::duration<double>(d).count() /
+                   std::chrono::duration<double>(m.elapsed).count();
+          };
+          Log()->info(
+              "event=backup_compression_level run={} from={} to={} reason={} blocked_pct={:.0f} "
+              "compressing_pct={:.0f} receiver_limited_pct={:.0f} bytes={} wire_bytes={}",
+              id, level, decision.level, decision.reason, pct(m.blocked), pct(m.compressing),
+              pct(m.receiver_limited), sent, wire);
+        }
+        level = decision.level;
+        window_start = last_progress;
+        window_blocked = window_compressing = Clock::duration{0};
+        window_chunks = 0;
+        window_rwnd_start = rwnd;
+      }
     }
   }
   if (!abort_reason.empty()) {
@@ -1195,6 +1287,9 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
     reaped = true;
     StreamTrailer trailer;
     trailer.bytes = sent;
+    // Only when compression was granted: a receiver before version 4 knows no wire_bytes,
+    // and without compression they are the bytes.
+    if (grant.mode != "off") trailer.wire_bytes = wire;
     trailer.last_line = last_line;
     if (status) {
       trailer.exit_code = status->code;
@@ -1202,8 +1297,12 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
     }
     auto elapsed_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
     if (trailer.ok()) {
-      Log()->info("event=backup_run_finished run={} bytes={} elapsed_ms={} receivers={} left={}",
-                  id, sent, elapsed_ms, joined, run->live());
+      Log()->info(
+          "event=backup_run_finished run={} bytes={} wire_bytes={} compression={} zdata_frames={} "
+          "ratio={:.2f} elapsed_ms={} receivers={} left={}",
+          id, sent, wire, grant_text, zchunks,
+          wire > 0 ? static_cast<double>(sent) / static_cast<double>(wire) : 0.0, elapsed_ms,
+          joined, run->live());
     } else {
       Log()->error("event=backup_tool_failed run={} status={} bytes={}", id,
                    log::Quote(status ? status->ToString() : status.error().message()), sent);

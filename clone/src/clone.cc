@@ -16,6 +16,7 @@
 #include "extract.h"
 #include "handshake.h"
 #include "net.h"
+#include "wire_compression.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 #include "replboot/discovery/prober.h"
@@ -141,20 +142,38 @@ CloneProgressEvent Event(std::string phase, std::string donor = "", uint64_t byt
 }
 
 // An event once the donor's header is in: its estimate and the run the bytes come from.
+// "off", "zstd:1", "auto:3": what a HEADER granted, for logs and /status.
+std::string GrantText(const StreamHeader& header) {
+  if (header.compression == "off") return "off";
+  return fmt::format("{}:{}", header.compression, header.compression_level);
+}
+
 CloneProgressEvent Event(std::string phase, std::string donor, uint64_t bytes,
                          const StreamHeader& header) {
   CloneProgressEvent event =
       Event(std::move(phase), std::move(donor), bytes, header.estimated_bytes);
   event.donor_run = header.run_id;
   event.donor_run_receivers = header.run_receivers;
+  event.compression = GrantText(header);
   return event;
 }
 
-// Reads DATA frames into the extractor until the TRAILER.
+// Reads DATA (and, when compression was granted, ZDATA) frames into the extractor until the
+// TRAILER. Each ZDATA frame's tag is checked by ReadFrame before any of it is decompressed.
 Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
-                              uint64_t* bytes_out) {
+                              uint64_t* bytes_out, uint64_t* wire_out) {
   const std::string& peer = sock.peer();
+  const bool compressed = header.compression != "off";
+  std::optional<FrameDecompressor> decompressor;
+  if (compressed) {
+    auto created = FrameDecompressor::Create();
+    if (!created) return Error(created.error());
+    decompressor.emplace(std::move(*created));
+  }
+  std::vector<uint8_t> plain;  // a ZDATA frame's bytes, decompressed (kMaxFrameContent at most)
+  uint64_t wire = 0;
+  const std::string grant = GrantText(header);
   // Every frame is read into a buffer of exactly kMaxDataPayload capacity, handed to the
   // extractor whole (WriteBlock) and recycled: the stream's memory is the pipeline's cap
   // plus this buffer and the pipeline's spare, whatever the frames' sizes (extract.h).
@@ -185,6 +204,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
     if (now >= next_report) {
       next_report = now + options.progress_report_interval;
       CloneProgressEvent event = Event("streaming", peer, bytes, header);
+      event.wire_bytes = wire;
       event.bytes_per_second = mbps * 1e6;
       if (eta >= 0) event.eta_seconds = static_cast<double>(eta);
       if (stalled) event.stalled_seconds = idle;
@@ -197,8 +217,9 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                     peer, bytes, header.estimated_bytes, idle);
       } else {
         Log()->info(
-            "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={}",
-            peer, bytes, header.estimated_bytes, mbps, eta);
+            "event=clone_progress peer={} bytes={} estimated_bytes={} mb_per_s={:.1f} eta_s={} "
+            "compression={} wire_bytes={}",
+            peer, bytes, header.estimated_bytes, mbps, eta, grant, wire);
       }
     }
   };
@@ -237,14 +258,41 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       }
       auto trailer = DecodeStreamTrailer(payload);
       if (!trailer) return Error(trailer.error().WithContext(fmt::format("from {}", peer)));
+      if (trailer->wire_bytes != 0 && trailer->wire_bytes != wire) {
+        return Error(StatusCode::kCorruption, "{} says it sent {} wire bytes, {} arrived", peer,
+                     trailer->wire_bytes, wire);
+      }
       *bytes_out = bytes;
+      *wire_out = wire;
       return trailer;
+    }
+    if (*type == FrameType::kZData) {
+      if (!decompressor) {
+        return Error(StatusCode::kCorruption,
+                     "{} sent a ZDATA frame at byte {}, but granted no compression", peer, bytes);
+      }
+      wire += buffer.size();
+      // Authenticated already; bounded here (wire_compression.h).
+      // Numbered as the tags count frames (HEADER is #0), so errors of both kinds agree.
+      const uint64_t index = sock.frames_checked() > 0 ? sock.frames_checked() - 1 : 0;
+      if (Status s = decompressor->Decompress(buffer, index, &plain); !s.ok())
+        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+      const size_t size = plain.size();
+      if (size > 0) {
+        if (Status s = extractor.WriteBlock(&plain); !s.ok())
+          return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+      }
+      bytes += size;
+      last_byte = Clock::now();
+      progress();
+      continue;
     }
     if (*type != FrameType::kData) {
       return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
                    FrameTypeName(*type), peer, bytes);
     }
     const size_t size = buffer.size();
+    wire += size;
     if (Status s = extractor.WriteBlock(&buffer); !s.ok())
       return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
     bytes += size;
@@ -388,6 +436,7 @@ struct OpenedStream {
   AuthenticatedConnection connection;
   std::string peer;
   StreamHeader header;
+  uint64_t wire_bytes = 0;  // once received: what arrived on the wire for the stream
 };
 
 Result<OpenedStream> OpenStream(const Endpoint& donor, const CloneOptions& options) {
@@ -401,11 +450,16 @@ Result<OpenedStream> OpenStream(const Endpoint& donor, const CloneOptions& optio
               log::Quote(options.datadir));
   auto header = ReadHeader(*sock, options);
   if (!header) return Error(header.error());
+  // The grant must answer what this HELLO asked (none after a version fallback).
+  if (Status s = CheckGrant(*header, connection->asked); !s.ok())
+    return Error(s.WithContext(fmt::format("stream header from {}", peer)));
   Log()->info(
       "event=clone_header peer={} flavour={} server_version={} tool_version={} estimated_bytes={} "
       "run={} run_receivers={}",
       peer, header->flavour, log::Quote(header->server_version), log::Quote(header->tool_version),
       header->estimated_bytes, header->run_id, header->run_receivers);
+  Log()->info("event=clone_compression peer={} asked={} granted={}", peer,
+              CompressRequestText(connection->asked), GrantText(*header));
   return OpenedStream{std::move(*connection), peer, std::move(*header)};
 }
 
@@ -415,7 +469,7 @@ Result<uint64_t> ReceiveWhole(OpenedStream& opened, StreamSink& sink, const Clon
   net::Socket& sock = opened.connection.socket;
   const std::string& peer = opened.peer;
   uint64_t bytes = 0;
-  auto trailer = Receive(sock, sink, opened.header, options, &bytes);
+  auto trailer = Receive(sock, sink, opened.header, options, &bytes, &opened.wire_bytes);
   if (!trailer) return Error(trailer.error());
   sock.Close();
   if (!trailer->ok()) {
@@ -562,7 +616,15 @@ Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options
   if (!opened) return Error(opened.error());
   auto result = CommitStream(options, opened->peer, opened->header,
                              [&](StreamSink& sink) { return ReceiveWhole(*opened, sink, options); });
-  if (result) result->donor_node = opened->connection.server;
+  if (result) {
+    result->donor_node = opened->connection.server;
+    result->wire_bytes = opened->wire_bytes;
+    Log()->info("event=clone_wire peer={} compression={} bytes={} wire_bytes={} ratio={:.2f}",
+                opened->peer, GrantText(opened->header), result->bytes, result->wire_bytes,
+                result->wire_bytes > 0
+                    ? static_cast<double>(result->bytes) / static_cast<double>(result->wire_bytes)
+                    : 0.0);
+  }
   return result;
 }
 

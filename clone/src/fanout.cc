@@ -38,6 +38,8 @@ std::shared_ptr<Chunk> ChunkPool::Take() {
     chunk->frame.resize(frame_bytes_);
   }
   chunk->size = 0;
+  chunk->stream_bytes = 0;
+  chunk->type = FrameType::kData;
   return std::shared_ptr<Chunk>(chunk.release(), [state = state_](Chunk* released) {
     std::unique_ptr<Chunk> owned(released);
     std::lock_guard lock(state->mu);
@@ -56,10 +58,12 @@ bool Run::Receiver::Live() const {
 
 Run::Run(uint64_t id, Limits limits) : id_(id), limits_(limits) {}
 
-std::optional<size_t> Run::Join(std::string name, std::string peer) {
+std::optional<size_t> Run::Join(std::string name, std::string peer, CompressRequest compress) {
   std::lock_guard lock(mu_);
   if (phase_ != Phase::kJoining || receivers_.size() >= limits_.max_receivers) return std::nullopt;
   Receiver r;
+  r.compress = compress;
+  r.status.asked = CompressRequestText(compress);
   r.status.run = id_;
   r.status.name = std::move(name);
   r.status.peer = std::move(peer);
@@ -267,9 +271,36 @@ Run::Item Run::Next(size_t i, std::chrono::milliseconds wait) {
   return item;
 }
 
-void Run::Sent(size_t i, size_t bytes) {
+void Run::Sent(size_t i, size_t bytes, size_t wire_bytes) {
   std::lock_guard lock(mu_);
   receivers_.at(i).status.bytes_sent += bytes;
+  receivers_.at(i).status.wire_bytes_sent += wire_bytes;
+}
+
+void Run::ReportLink(size_t i, uint64_t rwnd_limited_us) {
+  std::lock_guard lock(mu_);
+  receivers_.at(i).rwnd_limited_us = rwnd_limited_us;
+}
+
+uint64_t Run::MaxRwndLimited() const {
+  std::lock_guard lock(mu_);
+  uint64_t most = 0;
+  for (const auto& r : receivers_) {
+    if (r.Live()) most = std::max(most, r.rwnd_limited_us);
+  }
+  return most;
+}
+
+std::vector<CompressRequest> Run::CompressRequests() const {
+  std::lock_guard lock(mu_);
+  std::vector<CompressRequest> out;
+  for (const auto& r : receivers_) out.push_back(r.compress);
+  return out;
+}
+
+void Run::SetCompression(const std::string& grant) {
+  std::lock_guard lock(mu_);
+  for (auto& r : receivers_) r.status.compression = grant;
 }
 
 void Run::Gone(size_t i, std::string reason) {

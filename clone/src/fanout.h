@@ -56,6 +56,10 @@ namespace replboot::clone::fanout {
 struct Chunk {
   std::vector<uint8_t> frame;  // kFrameHeaderSize bytes of room, the payload, kTagSize of room
   size_t size = 0;             // payload bytes
+  // kData, or kZData when the payload is the tool's bytes as one zstd frame (protocol.h);
+  // stream_bytes is what the tool wrote for it (size, for kData).
+  FrameType type = FrameType::kData;
+  size_t stream_bytes = 0;
   // What it holds in memory, which the queues' bound counts: a short read still costs its
   // whole frame.
   size_t memory() const { return frame.size(); }
@@ -96,7 +100,12 @@ class Run {
   // --- joining ---
   // A new receiver while the run is joining and has room; nullopt otherwise (the caller
   // starts another run or answers busy).
-  std::optional<size_t> Join(std::string name, std::string peer);
+  // `compress` is what its HELLO asked (the producer grants one mode for the whole run).
+  std::optional<size_t> Join(std::string name, std::string peer, CompressRequest compress = {});
+  // What each receiver that joined asked for, in join order.
+  std::vector<CompressRequest> CompressRequests() const;
+  // The run's grant ("off", "zstd:1", "auto:3"), shown in every receiver's status.
+  void SetCompression(const std::string& grant);
   // Waits until `deadline`, until the run is full, or until stop; then no one joins any more.
   // Returns the receivers that joined.
   size_t CloseJoiningAt(std::chrono::steady_clock::time_point deadline, std::stop_token stop);
@@ -132,7 +141,13 @@ class Run {
   Item Next(size_t i, std::chrono::milliseconds wait);
   // The sole receiver may send chunks in place (nobody else reads them).
   bool sole_receiver() const;
-  void Sent(size_t i, size_t bytes);
+  // `bytes` of the stream sent to receiver i as `wire_bytes` of DATA/ZDATA payload.
+  void Sent(size_t i, size_t bytes, size_t wire_bytes);
+  // The sender's TCP_INFO of receiver i so far (cumulative), for `auto` (wire_compression.h).
+  void ReportLink(size_t i, uint64_t rwnd_limited_us);
+  // The largest rwnd-limited time (cumulative µs) any live receiver reported; the producer
+  // takes its growth over a window.
+  uint64_t MaxRwndLimited() const;
   // The sender gave up on receiver i (`reason`: the client left, a write failed).
   void Gone(size_t i, std::string reason);
   // Receiver i got the whole stream and the trailer.
@@ -145,6 +160,8 @@ class Run {
   enum class Phase { kJoining, kWaitingStart, kStreaming, kFinished, kFailed };
   struct Receiver {
     BackupReceiverStatus status;
+    CompressRequest compress;
+    uint64_t rwnd_limited_us = 0;
     std::deque<std::shared_ptr<Chunk>> queue;
     size_t queued_bytes = 0;
     bool header_sent = false;

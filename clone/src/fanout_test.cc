@@ -192,7 +192,7 @@ TEST(FanoutRunTest, SlowReceiverHoldingTheOthersBackIsDroppedAndTheRestGoOn) {
       auto item = run.Next(0, milliseconds(50));
       if (item.kind == Kind::kData) {
         fast_bytes += item.chunk->size;
-        run.Sent(0, item.chunk->size);
+        run.Sent(0, item.chunk->size, item.chunk->size);
       }
       if (item.kind == Kind::kTrailer) break;
     }

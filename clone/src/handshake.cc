@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "replboot/base/log.h"
+#include "replboot/discovery/prober.h"
+
 namespace replboot::clone {
 
 namespace {
@@ -48,9 +51,13 @@ Status ServerErrorStatus(const std::string& peer, const std::string& payload) {
                             e.code == "protocol" ? "connection" : "backup", e.code, e.message));
 }
 
-Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
-                                                     const CloneOptions& options,
-                                                     std::optional<Clock::time_point> deadline) {
+namespace {
+
+Result<AuthenticatedConnection> ConnectOnce(const Endpoint& donor, HelloMode mode,
+                                            const CompressRequest& compress,
+                                            const CloneOptions& options,
+                                            std::optional<Clock::time_point> deadline,
+                                            bool* refused_version) {
   auto sock = net::Connect(donor, Bounded(options.connect_timeout, deadline), options.stop);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
@@ -75,12 +82,14 @@ Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, Hell
   if (!binding) return Error(binding.error());
 
   const std::string hello =
-      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal});
+      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal}, compress);
   if (Status s = sock->WriteFrame(FrameType::kHello, hello, hs()); !s.ok()) return Error(s);
   auto challenge_frame = sock->ReadControlFrame(hs());
   if (!challenge_frame) return Error(challenge_frame.error());
-  if (challenge_frame->type == FrameType::kError)
+  if (challenge_frame->type == FrameType::kError) {
+    *refused_version = DecodeErrorMessage(challenge_frame->payload).code == "protocol";
     return Error(ServerErrorStatus(peer, challenge_frame->payload));
+  }
   if (challenge_frame->type != FrameType::kChallenge) {
     return Error(StatusCode::kCorruption, "{} sent {} instead of a challenge", peer,
                  FrameTypeName(challenge_frame->type));
@@ -122,7 +131,24 @@ Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, Hell
   if (!auth) return Error(auth.error());
   sock->CheckReceivedFrames(std::move(*auth));
   sock->SetDeadline(std::nullopt);
-  return AuthenticatedConnection{std::move(*sock), std::move(challenge->server)};
+  return AuthenticatedConnection{std::move(*sock), std::move(challenge->server), compress};
+}
+
+}  // namespace
+
+Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
+                                                     const CloneOptions& options,
+                                                     std::optional<Clock::time_point> deadline) {
+  const CompressRequest compress = mode == HelloMode::kBackup ? options.compress : CompressRequest{};
+  bool refused_version = false;
+  auto connection = ConnectOnce(donor, mode, compress, options, deadline, &refused_version);
+  if (connection || !refused_version || compress.mode == CompressMode::kOff) return connection;
+  // A donor from before version 4: the same, without compression (protocol.h, "Versions").
+  log::Get("clone")->info("event=clone_protocol_fallback peer={} asked={} reason={}",
+                          discovery::EndpointText(donor), CompressRequestText(compress),
+                          log::Quote(connection.error().message()));
+  refused_version = false;
+  return ConnectOnce(donor, mode, CompressRequest{}, options, deadline, &refused_version);
 }
 
 }  // namespace replboot::clone
@@ -209,7 +235,8 @@ Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view s
   if (!auth) return Error(auth.error());
   sock.TagSentFrames(std::move(*auth));
   sock.SetDeadline(std::nullopt);
-  return AcceptedClient{hello->mode, std::move(hello->client.name), hello->client.ordinal};
+  return AcceptedClient{hello->mode, std::move(hello->client.name), hello->client.ordinal,
+                        hello->version, hello->compress};
 }
 
 }  // namespace replboot::clone

@@ -23,6 +23,9 @@ namespace replboot::clone {
 struct AuthenticatedConnection {
   net::Socket socket;
   NodeIdentity server;  // from its CHALLENGE, covered by its PROOF
+  // The compression the HELLO asked for (options.compress for a backup, off for a probe or
+  // after a donor refused the version 4 HELLO), which the HEADER's grant must answer.
+  CompressRequest asked;
 };
 
 // Connects to `donor` and authenticates both ways; the socket honours options.stop. Each step
@@ -33,6 +36,9 @@ struct AuthenticatedConnection {
 // Errors name the peer: kPermissionDenied "authentication failed at <peer>", or "<peer>
 // answered as mysql-2 (ordinal 2), not as ordinal 1" when options.expected_ordinal is set and
 // the server states another identity (refused before the RESPONSE: it starts nothing);
+// A backup asks for options.compress in a version 4 HELLO; a donor that refuses that version
+// (ERROR protocol: it predates it) is asked again, once, with a version 3 HELLO and no
+// compression (logged as event=clone_protocol_fallback).
 // kUnavailable (refused, busy, closed), kTimeout, kCorruption (not our protocol, or a
 // malformed CHALLENGE).
 Result<AuthenticatedConnection> ConnectAuthenticated(
@@ -43,6 +49,8 @@ struct AcceptedClient {
   HelloMode mode = HelloMode::kBackup;
   std::string name;  // the client's name from its HELLO, "" when it sent none
   std::optional<int64_t> ordinal;  // the client's ordinal from its HELLO, when it sent one
+  uint16_t version = kMinProtocolVersion;
+  CompressRequest compress;  // what it asked for (off from a version 3 client)
 };
 // The server side on an accepted (non-blocking) socket: TLS when `tls` is set, HELLO,
 // CHALLENGE (naming this node as `self`), RESPONSE checked, PROOF. The whole exchange ends by

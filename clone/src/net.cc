@@ -415,9 +415,9 @@ Result<FrameType> Socket::ReadFrame(std::vector<uint8_t>& payload, std::chrono::
   if (!s.ok()) return Error(s);
   auto header = DecodeFrameHeader(raw);
   if (!header) return Error(header.error().WithContext(fmt::format("from {}", peer_)));
-  if (header->type == FrameType::kData && !allow_data) {
-    return Error(StatusCode::kCorruption, "unexpected DATA frame from {} during the handshake",
-                 peer_);
+  if ((header->type == FrameType::kData || header->type == FrameType::kZData) && !allow_data) {
+    return Error(StatusCode::kCorruption, "unexpected {} frame from {} during the handshake",
+                 FrameTypeName(header->type), peer_);
   }
   payload.resize(header->length);
   s = ReadExact(payload.data(), payload.size(), timeout);

@@ -37,6 +37,8 @@ std::string_view FrameTypeName(FrameType type) {
       return "TRAILER";
     case FrameType::kProbeInfo:
       return "PROBE_INFO";
+    case FrameType::kZData:
+      return "ZDATA";
   }
   return "UNKNOWN";
 }
@@ -59,11 +61,13 @@ Result<FrameHeader> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderSize>
   uint32_t length = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) |
                     (uint32_t{bytes[3]} << 8) | uint32_t{bytes[4]};
   if (type < static_cast<uint8_t>(FrameType::kHello) ||
-      type > static_cast<uint8_t>(FrameType::kProbeInfo)) {
+      type > static_cast<uint8_t>(FrameType::kZData)) {
     return Error(StatusCode::kCorruption, "unknown frame type {}", type);
   }
   auto frame_type = static_cast<FrameType>(type);
-  uint32_t limit = frame_type == FrameType::kData ? kMaxDataPayload : kMaxControlPayload;
+  uint32_t limit = frame_type == FrameType::kData || frame_type == FrameType::kZData
+                       ? kMaxDataPayload
+                       : kMaxControlPayload;
   if (length > limit) {
     return Error(StatusCode::kCorruption, "{} frame of {} bytes exceeds the limit of {}",
                  FrameTypeName(frame_type), length, limit);
@@ -274,12 +278,57 @@ Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes) {
   return identity;
 }
 
-std::string EncodeHello(HelloMode mode, const NodeIdentity& client) {
+std::string CompressRequestText(const CompressRequest& request) {
+  switch (request.mode) {
+    case CompressMode::kOff:
+      return "off";
+    case CompressMode::kZstd:
+      return fmt::format("zstd:{}", request.level);
+    case CompressMode::kAuto:
+      return "auto";
+  }
+  return "unknown";
+}
+
+Result<CompressRequest> ParseCompressSetting(std::string_view text) {
+  if (text == "off") return CompressRequest{};
+  if (text == "auto") return CompressRequest{CompressMode::kAuto, 0};
+  if (text == "zstd") return CompressRequest{CompressMode::kZstd, 1};
+  constexpr std::string_view kPrefix = "zstd:";
+  if (text.substr(0, kPrefix.size()) == kPrefix) {
+    std::string_view digits = text.substr(kPrefix.size());
+    int level = 0;
+    // Digits only, no sign, no leading zero: one spelling per level.
+    const bool all_digits = !digits.empty() && digits.size() <= 2 && digits[0] != '0' &&
+                            std::all_of(digits.begin(), digits.end(), [](char c) {
+                              return std::isdigit(static_cast<unsigned char>(c));
+                            });
+    if (all_digits) {
+      for (char c : digits) level = level * 10 + (c - '0');
+    }
+    if (!all_digits || level < 1 || level > kMaxRequestLevel) {
+      return Error(StatusCode::kInvalidArgument, "zstd level {:?} is not a number in 1..{}",
+                   std::string(digits.substr(0, 16)), kMaxRequestLevel);
+    }
+    return CompressRequest{CompressMode::kZstd, level};
+  }
+  return Error(StatusCode::kInvalidArgument, "{:?} is none of auto, off, zstd, zstd:LEVEL",
+               std::string(text.substr(0, 32)));
+}
+
+std::string EncodeHello(HelloMode mode, const NodeIdentity& client,
+                        const CompressRequest& compress, std::optional<uint16_t> version) {
+  const uint16_t v =
+      version.value_or(compress.mode == CompressMode::kOff ? kMinProtocolVersion : kProtocolVersion);
   std::string out(kHelloMagic);
-  out.push_back(static_cast<char>(kProtocolVersion >> 8));
-  out.push_back(static_cast<char>(kProtocolVersion & 0xff));
+  out.push_back(static_cast<char>(v >> 8));
+  out.push_back(static_cast<char>(v & 0xff));
   out.push_back(static_cast<char>(mode));
   out.append(EncodeNodeIdentity(client));
+  if (v >= 4) {
+    out.push_back(static_cast<char>(compress.mode));
+    out.push_back(static_cast<char>(std::clamp(compress.level, 0, 255)));
+  }
   return out;
 }
 
@@ -291,20 +340,44 @@ Result<Hello> ParseHello(std::string_view payload) {
   uint16_t version =
       static_cast<uint16_t>((static_cast<uint8_t>(payload[kHelloMagic.size()]) << 8) |
                             static_cast<uint8_t>(payload[kHelloMagic.size() + 1]));
-  if (version != kProtocolVersion) {
+  if (version < kMinProtocolVersion || version > kProtocolVersion) {
     return Error(StatusCode::kInvalidArgument,
-                 "client speaks protocol version {}, this server speaks {} (upgrade every node "
-                 "of the cluster to one version)",
-                 version, kProtocolVersion);
+                 "client speaks protocol version {}, this server speaks {} and {} (upgrade "
+                 "every node of the cluster to one version)",
+                 version, kMinProtocolVersion, kProtocolVersion);
   }
   if (payload.size() == base) return Error(StatusCode::kCorruption, "HELLO without a mode");
   auto mode = static_cast<uint8_t>(payload[base]);
   if (mode > static_cast<uint8_t>(HelloMode::kProbe)) {
     return Error(StatusCode::kInvalidArgument, "unknown HELLO mode {}", mode);
   }
-  auto client = ParseNodeIdentity(payload.substr(base + 1));
+  std::string_view identity = payload.substr(base + 1);
+  Hello hello;
+  hello.mode = static_cast<HelloMode>(mode);
+  hello.version = version;
+  if (version >= 4) {
+    // The request is the last two bytes: the identity before it is parsed as strictly.
+    if (identity.size() < 2) return Error(StatusCode::kCorruption, "HELLO without its compression request");
+    const auto compress = static_cast<uint8_t>(identity[identity.size() - 2]);
+    const auto level = static_cast<uint8_t>(identity[identity.size() - 1]);
+    identity.remove_suffix(2);
+    if (compress > static_cast<uint8_t>(CompressMode::kAuto)) {
+      return Error(StatusCode::kCorruption, "bad HELLO: unknown compression {}", compress);
+    }
+    hello.compress.mode = static_cast<CompressMode>(compress);
+    hello.compress.level = level;
+    const bool level_ok = hello.compress.mode == CompressMode::kZstd
+                              ? level >= 1 && level <= kMaxRequestLevel
+                              : level == 0;
+    if (!level_ok) {
+      return Error(StatusCode::kCorruption, "bad HELLO: level {} for compression {}", level,
+                   compress);
+    }
+  }
+  auto client = ParseNodeIdentity(identity);
   if (!client) return Error(client.error().WithContext("bad HELLO"));
-  return Hello{static_cast<HelloMode>(mode), std::move(*client)};
+  hello.client = std::move(*client);
+  return hello;
 }
 
 Result<HelloMode> CheckHello(std::string_view payload) {
@@ -438,7 +511,9 @@ std::string EncodeStreamHeader(const StreamHeader& header) {
                       {"estimated_bytes", header.estimated_bytes},
                       {"cluster_id", header.cluster_id},
                       {"run_id", header.run_id},
-                      {"run_receivers", header.run_receivers}});
+                      {"run_receivers", header.run_receivers},
+                      {"compression", header.compression},
+                      {"compression_level", header.compression_level}});
 }
 
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
@@ -452,11 +527,41 @@ Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
     if (j.contains("cluster_id")) j.at("cluster_id").get_to(h.cluster_id);
     h.run_id = j.value("run_id", uint64_t{0});
     h.run_receivers = j.value("run_receivers", uint64_t{0});
+    // Absent from older donors (off); strictly typed when present.
+    if (j.contains("compression")) j.at("compression").get_to(h.compression);
+    if (j.contains("compression_level")) j.at("compression_level").get_to(h.compression_level);
   });
+  if (header) {
+    const std::string& c = header->compression;
+    const int level = header->compression_level;
+    const bool ok = c == "off"    ? level == 0
+                    : c == "zstd" ? level >= 1 && level <= kMaxGrantedLevel
+                    : c == "auto" ? level >= 1 && level <= kMaxGrantedLevel
+                                  : false;
+    if (!ok) {
+      return Error(StatusCode::kCorruption, "bad stream header: compression {:?} at level {}",
+                   c.substr(0, 16), level);
+    }
+  }
   // The receiver writes the id into its datadir: only the one form an id has.
   if (header && !header->cluster_id.empty() && !ValidClusterId(header->cluster_id))
     return Error(StatusCode::kCorruption, "bad stream header: cluster_id is not a UUID");
   return header;
+}
+
+Status CheckGrant(const StreamHeader& header, const CompressRequest& asked) {
+  const std::string& c = header.compression;
+  bool ok = c == "off";
+  if (c == "zstd") {
+    ok = (asked.mode == CompressMode::kZstd && header.compression_level <= asked.level) ||
+         asked.mode == CompressMode::kAuto;
+  } else if (c == "auto") {
+    ok = asked.mode == CompressMode::kAuto;
+  }
+  if (ok) return Status::Ok();
+  return Status(StatusCode::kCorruption,
+                fmt::format("the donor granted compression {} at level {}, but {} was asked",
+                            c, header.compression_level, CompressRequestText(asked)));
 }
 
 bool StreamTrailer::ok() const {
@@ -467,7 +572,8 @@ std::string EncodeStreamTrailer(const StreamTrailer& trailer) {
   return DumpPayload({{"exit_code", trailer.exit_code},
                       {"signal", trailer.signal},
                       {"last_line", trailer.last_line},
-                      {"bytes", trailer.bytes}});
+                      {"bytes", trailer.bytes},
+                      {"wire_bytes", trailer.wire_bytes}});
 }
 
 Result<StreamTrailer> DecodeStreamTrailer(std::string_view payload) {
@@ -477,6 +583,8 @@ Result<StreamTrailer> DecodeStreamTrailer(std::string_view payload) {
                                        j.at("signal").get_to(t.signal);
                                        j.at("last_line").get_to(t.last_line);
                                        j.at("bytes").get_to(t.bytes);
+                                       if (j.contains("wire_bytes"))
+                                         j.at("wire_bytes").get_to(t.wire_bytes);
                                      });
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -317,7 +319,7 @@ TEST(FramingTest, HeaderRoundTrip) {
 TEST(FramingTest, UnknownTypeIsCorruption) {
   std::array<uint8_t, kFrameHeaderSize> raw = {0, 0, 0, 0, 1};
   EXPECT_EQ(DecodeFrameHeader(raw).error().code(), StatusCode::kCorruption);
-  raw[0] = 10;
+  raw[0] = 11;  // 10 is ZDATA since version 4
   EXPECT_EQ(DecodeFrameHeader(raw).error().code(), StatusCode::kCorruption);
 }
 
@@ -589,6 +591,136 @@ TEST(VersionTest, MajorMinor) {
   EXPECT_EQ(MajorMinor("8.4.0"), "8.4");
   EXPECT_EQ(MajorMinor("x86_64 v2"), std::nullopt);
   EXPECT_EQ(MajorMinor(""), std::nullopt);
+}
+
+}  // namespace
+}  // namespace replboot::clone
+
+namespace replboot::clone {
+namespace {
+
+// Version 4: the compression request rides at the end of the HELLO; a receiver that asks for
+// none still sends the version 3 HELLO every donor takes.
+TEST(CompressHelloTest, VersionFourCarriesTheRequestAndOffStaysVersionThree) {
+  const std::string off = EncodeHello(HelloMode::kBackup, {"mysql-2", 2});
+  EXPECT_EQ(static_cast<uint8_t>(off[kHelloMagic.size() + 1]), 3);
+  auto parsed = ParseHello(off);
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_EQ(parsed->version, 3);
+  EXPECT_EQ(parsed->compress, CompressRequest{});
+  for (const CompressRequest& asked :
+       {CompressRequest{CompressMode::kZstd, 1}, CompressRequest{CompressMode::kZstd, 19},
+        CompressRequest{CompressMode::kAuto, 0}}) {
+    const std::string hello = EncodeHello(HelloMode::kBackup, {"mysql-2", 2}, asked);
+    EXPECT_EQ(static_cast<uint8_t>(hello[kHelloMagic.size() + 1]), 4);
+    EXPECT_EQ(hello.size(), off.size() + 2);
+    parsed = ParseHello(hello);
+    ASSERT_TRUE(parsed) << parsed.error().ToString();
+    EXPECT_EQ(parsed->version, 4);
+    EXPECT_EQ(parsed->compress, asked);
+    EXPECT_EQ(parsed->client.name, "mysql-2");
+    EXPECT_EQ(parsed->client.ordinal, 2);
+    EXPECT_EQ(EncodeHello(parsed->mode, parsed->client, parsed->compress, parsed->version), hello);
+  }
+  // A version 4 HELLO asking for nothing is taken too (one encoding per version).
+  parsed = ParseHello(EncodeHello(HelloMode::kProbe, {}, {}, 4));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->version, 4);
+}
+
+TEST(CompressHelloTest, MalformedRequestsAndOtherVersionsAreRefused) {
+  const std::string good =
+      EncodeHello(HelloMode::kBackup, {"ab", 1}, CompressRequest{CompressMode::kZstd, 3});
+  auto bad = [&](size_t from_end, char value) {
+    std::string h = good;
+    h[h.size() - from_end] = value;
+    return ParseHello(h);
+  };
+  EXPECT_EQ(bad(2, 3).error().code(), StatusCode::kCorruption);   // unknown compression
+  EXPECT_EQ(bad(1, 0).error().code(), StatusCode::kCorruption);   // zstd at level 0
+  EXPECT_EQ(bad(1, 20).error().code(), StatusCode::kCorruption);  // past 19
+  std::string auto_level = EncodeHello(HelloMode::kBackup, {"ab", 1}, {CompressMode::kAuto, 0});
+  auto_level.back() = 3;
+  EXPECT_EQ(ParseHello(auto_level).error().code(), StatusCode::kCorruption);
+  // Cut short or one byte long: the identity before the request no longer parses.
+  EXPECT_EQ(ParseHello(good.substr(0, good.size() - 1)).error().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ParseHello(good + "x").error().code(), StatusCode::kCorruption);
+  // A version 3 HELLO with a request appended is not a version 4 one.
+  std::string v3_plus = EncodeHello(HelloMode::kBackup, {"ab", 1}) + std::string("\x01\x03", 2);
+  EXPECT_EQ(ParseHello(v3_plus).error().code(), StatusCode::kCorruption);
+  std::string v5 = good;
+  v5[kHelloMagic.size() + 1] = 5;
+  auto refused = ParseHello(v5);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message().find("protocol version 5, this server speaks 3 and 4"),
+            std::string::npos)
+      << refused.error().message();
+}
+
+TEST(CompressSettingTest, StrictSpellings) {
+  EXPECT_EQ(*ParseCompressSetting("off"), CompressRequest{});
+  EXPECT_EQ(*ParseCompressSetting("auto"), (CompressRequest{CompressMode::kAuto, 0}));
+  EXPECT_EQ(*ParseCompressSetting("zstd"), (CompressRequest{CompressMode::kZstd, 1}));
+  EXPECT_EQ(*ParseCompressSetting("zstd:12"), (CompressRequest{CompressMode::kZstd, 12}));
+  for (const char* bad : {"", "zstd:", "zstd:0", "zstd:20", "zstd:03", "zstd:-1", "Zstd", "lz4"}) {
+    EXPECT_FALSE(ParseCompressSetting(bad)) << bad;
+  }
+  EXPECT_EQ(CompressRequestText({CompressMode::kZstd, 7}), "zstd:7");
+}
+
+TEST(CompressHeaderTest, GrantRoundTripsAndIsChecked) {
+  StreamHeader h;
+  h.flavour = "mariadb";
+  h.compression = "auto";
+  h.compression_level = 3;
+  auto decoded = DecodeStreamHeader(EncodeStreamHeader(h));
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_EQ(decoded->compression, "auto");
+  EXPECT_EQ(decoded->compression_level, 3);
+  // An older donor's HEADER has no grant: off.
+  nlohmann::json old = nlohmann::json::parse(EncodeStreamHeader(StreamHeader{}));
+  old.erase("compression");
+  old.erase("compression_level");
+  decoded = DecodeStreamHeader(old.dump());
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_EQ(decoded->compression, "off");
+  for (auto [mode, level] : {std::pair<const char*, int>{"zstd", 0}, {"zstd", 4}, {"lz4", 1},
+                             {"off", 1}, {"auto", 0}}) {
+    StreamHeader b;
+    b.compression = mode;
+    b.compression_level = level;
+    EXPECT_FALSE(DecodeStreamHeader(EncodeStreamHeader(b))) << mode << level;
+  }
+  auto grant = [](const char* mode, int level) {
+    StreamHeader g;
+    g.compression = mode;
+    g.compression_level = level;
+    return g;
+  };
+  const CompressRequest off{}, autoc{CompressMode::kAuto, 0}, z1{CompressMode::kZstd, 1},
+      z9{CompressMode::kZstd, 9};
+  EXPECT_TRUE(CheckGrant(grant("off", 0), off).ok());
+  EXPECT_TRUE(CheckGrant(grant("off", 0), autoc).ok());
+  EXPECT_TRUE(CheckGrant(grant("zstd", 3), z9).ok());
+  EXPECT_TRUE(CheckGrant(grant("zstd", 1), autoc).ok());
+  EXPECT_TRUE(CheckGrant(grant("auto", 3), autoc).ok());
+  EXPECT_EQ(CheckGrant(grant("zstd", 1), off).code(), StatusCode::kCorruption);
+  EXPECT_EQ(CheckGrant(grant("zstd", 3), z1).code(), StatusCode::kCorruption);
+  EXPECT_EQ(CheckGrant(grant("auto", 3), z9).code(), StatusCode::kCorruption);
+  Status s = CheckGrant(grant("auto", 3), off);
+  EXPECT_NE(s.message().find("granted compression auto at level 3, but off was asked"),
+            std::string::npos)
+      << s.message();
+}
+
+TEST(CompressHeaderTest, ZDataFramesAreBoundedLikeData) {
+  auto ok = DecodeFrameHeader(EncodeFrameHeader(FrameType::kZData, kMaxDataPayload));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->type, FrameType::kZData);
+  EXPECT_FALSE(DecodeFrameHeader(EncodeFrameHeader(FrameType::kZData, kMaxDataPayload + 1)));
+  EXPECT_FALSE(DecodeFrameHeader(EncodeFrameHeader(static_cast<FrameType>(11), 1)));
+  EXPECT_EQ(FrameTypeName(FrameType::kZData), "ZDATA");
 }
 
 }  // namespace

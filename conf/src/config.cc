@@ -1,4 +1,5 @@
 #include "replboot/conf/config.h"
+#include "replboot/clone/protocol.h"
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -117,6 +118,10 @@ const std::vector<Setting>& Settings() {
        "backups served at once"},
       {"backup.bandwidth_limit", REPLBOOT_FIELD(backup, bandwidth_limit), false,
        "bytes/s per stream, 0 = unlimited"},
+      {"backup.compress", REPLBOOT_FIELD(backup, compress), false,
+       "compression on the wire this node asks its donor for when it clones: auto (the donor "
+       "picks off, zstd 1 or 3 from the throughput it measures), off, zstd or zstd:LEVEL "
+       "(1-19; a donor grants at most 3)"},
       {"backup.use_memory", REPLBOOT_FIELD(backup, use_memory), false,
        "--use-memory for --prepare"},
       {"backup.min_send_rate_kib", REPLBOOT_FIELD(backup, min_send_rate_kib), false,
@@ -871,6 +876,9 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.NotEmpty("backup.user", c.backup.user);
   check.AtLeast("backup.max_concurrent", c.backup.max_concurrent, 1);
   check.AtLeast("backup.bandwidth_limit", c.backup.bandwidth_limit, 0);
+  if (auto compress = clone::ParseCompressSetting(c.backup.compress); !compress) {
+    check.Fail("backup.compress", Quoted(c.backup.compress), compress.error().message());
+  }
   check.AtLeast("backup.parallel", c.backup.parallel, 0);
   check.Range("backup.tool_nice", c.backup.tool_nice, 0, 19);
   check.Range("backup.min_send_rate_kib", c.backup.min_send_rate_kib, 0, 1 << 30);

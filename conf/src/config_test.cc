@@ -1,6 +1,7 @@
 #include "replboot/conf/config.h"
 
 #include <gmock/gmock.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -631,6 +632,30 @@ TEST(DescribeSettingsTest, EveryKeyHasEnvAndDescription) {
   ASSERT_NE(port, settings.end());
   EXPECT_EQ(port->env, "REPLBOOT_MYSQL_PORT");
   EXPECT_EQ(port->default_value, "3306");
+}
+
+// backup.compress: auto by default; off, zstd, zstd:N (1-19) taken; anything else named with
+// where it came from.
+TEST_F(ConfigTest, BackupCompressIsCheckedStrictly) {
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_EQ(loaded->config.backup.compress, "auto");
+  for (const char* good : {"off", "auto", "zstd", "zstd:1", "zstd:19"}) {
+    options_.env = {{"REPLBOOT_BACKUP_COMPRESS", good}};
+    loaded = LoadConfig(options_);
+    ASSERT_TRUE(loaded) << good << ": " << loaded.error().ToString();
+    EXPECT_EQ(loaded->config.backup.compress, good);
+  }
+  for (const char* bad : {"zstd:0", "zstd:20", "zstd:", "zstd:+3", "zstd:3 ", "ZSTD", "lz4", "",
+                          "zstd:003", "zstd:03", "on"}) {
+    options_.env = {{"REPLBOOT_BACKUP_COMPRESS", bad}};
+    loaded = LoadConfig(options_);
+    ASSERT_FALSE(loaded) << bad;
+    EXPECT_THAT(loaded.error().message(),
+                HasSubstr(fmt::format("backup.compress = \"{}\" (from environment variable "
+                                      "REPLBOOT_BACKUP_COMPRESS)",
+                                      bad)));
+  }
 }
 
 // [archive]: a store needs a key; absurd sizes, levels and relative paths are each named.

@@ -27,6 +27,8 @@ replication::BackupServing BackupServingOf(const clone::BackupActivity& activity
                      .peer = r.peer,
                      .state = r.state,
                      .bytes_sent = r.bytes_sent,
+                     .wire_bytes_sent = r.wire_bytes_sent,
+                     .compression = r.compression,
                      .reason = r.reason});
     }
     return out;
@@ -34,6 +36,7 @@ replication::BackupServing BackupServingOf(const clone::BackupActivity& activity
   replication::BackupServing serving;
   serving.runs = activity.runs_started;
   serving.stream_bytes_sent = activity.stream_bytes_sent;
+  serving.wire_bytes_sent = activity.wire_bytes_sent;
   serving.receivers_dropped = activity.receivers_dropped;
   serving.receivers = receivers(activity.receivers);
   serving.ended = receivers(activity.ended);
@@ -123,6 +126,14 @@ clone::CloneProgressCallback ProgressInto(replication::CloneProgress* progress) 
     view.attempts = event.attempt;
     view.donor_run = event.donor_run;
     view.donor_run_receivers = event.donor_run_receivers;
+    view.compression = event.compression;
+    // The wire bytes come with the stream's events; after it (preparing, committing, done)
+    // the last count stays.
+    view.wire_bytes = event.wire_bytes;
+    if (event.wire_bytes == 0 && event.phase != "streaming" && event.phase != "discovering" &&
+        event.phase != "failed") {
+      view.wire_bytes = progress->Get().wire_bytes;
+    }
     view.error = event.error;
     progress->Set(std::move(view));
   };

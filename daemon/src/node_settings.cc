@@ -250,6 +250,10 @@ Result<clone::CloneOptions> CloneOptionsFor(const NodeSettings& settings) {
   if (!settings.identity.hostname.empty()) o.client_ordinal = settings.identity.ordinal;
   if (settings.mysql_user)
     o.owner = clone::FileOwner{settings.mysql_user->uid, settings.mysql_user->gid};
+  // Validated with the configuration (conf::Validate): parsing again cannot fail.
+  auto compress = clone::ParseCompressSetting(config.backup.compress);
+  if (!compress) return Error(compress.error().WithContext("backup.compress"));
+  o.compress = *compress;
   return o;
 }
 
@@ -274,6 +278,7 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
   o.bandwidth_limit = config.backup.bandwidth_limit;
   o.parallel = config.backup.parallel > 0 ? config.backup.parallel
                                           : DefaultBackupParallel(process::UsableCpus());
+  o.cpus = process::UsableCpus();
   // Probes and HEADERs tell the node's cluster id (a file in the datadir) and role.
   o.datadir = config.mysql.datadir;
   if (!settings.identity.hostname.empty()) o.role = std::string(conf::RoleName(settings.identity.role));

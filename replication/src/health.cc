@@ -30,6 +30,12 @@ Decision MysqldDown(const Snapshot& s) {
 }
 
 // A Prometheus label value: backslash, double quote and newline escaped.
+// Stream bytes per wire byte, for /status: 0 when nothing went over the wire yet.
+double Ratio(uint64_t stream_bytes, uint64_t wire_bytes) {
+  if (wire_bytes == 0) return 0;
+  return static_cast<double>(stream_bytes) / static_cast<double>(wire_bytes);
+}
+
 std::string LabelValue(std::string_view text) {
   std::string out;
   for (char c : text) {
@@ -301,6 +307,9 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                 {"donor_run", s.clone.donor_run},
                 {"donor_run_receivers", s.clone.donor_run_receivers},
                 {"donor_run_shared", s.clone.donor_run_receivers > 1},
+                {"compression", s.clone.compression},
+                {"wire_bytes", s.clone.wire_bytes},
+                {"compression_ratio", Ratio(s.clone.bytes, s.clone.wire_bytes)},
                 {"error", s.clone.error},
                 {"summary", DescribeClone(s.clone)}};
   const ReplicaRecoveryView& rv = s.recovery;
@@ -341,6 +350,9 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                      {"peer", r.peer},
                      {"state", r.state},
                      {"bytes_sent", r.bytes_sent},
+                     {"wire_bytes_sent", r.wire_bytes_sent},
+                     {"compression", r.compression},
+                     {"compression_ratio", Ratio(r.bytes_sent, r.wire_bytes_sent)},
                      {"reason", r.reason}});
     }
     return out;
@@ -349,6 +361,9 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                  {"served", s.backups_served},
                  {"receivers_dropped", s.backup.receivers_dropped},
                  {"stream_bytes_sent", s.backup.stream_bytes_sent},
+                 {"wire_bytes_sent", s.backup.wire_bytes_sent},
+                 {"compression_ratio",
+                  Ratio(s.backup.stream_bytes_sent, s.backup.wire_bytes_sent)},
                  {"receivers", receivers(s.backup.receivers)},
                  {"ended", receivers(s.backup.ended)}};
   {
@@ -416,6 +431,10 @@ std::string SnapshotMetrics(const Snapshot& s) {
   out += fmt::format("replboot_replication_thread_running{{thread=\"sql\"}} {}\n", sql ? 1 : 0);
   gauge("replboot_clone_bytes", "Bytes received by the current or last clone.",
         std::to_string(s.clone.bytes));
+  gauge("replboot_clone_wire_bytes",
+        "Bytes that arrived on the wire for the current or last clone's stream bytes "
+        "(compressed, when the donor granted it).",
+        std::to_string(s.clone.wire_bytes));
   gauge("replboot_clone_estimated_bytes", "The donor's size estimate for the clone; 0 unknown.",
         std::to_string(s.clone.total_bytes));
   gauge("replboot_clone_active", "1 while a clone runs (discovery to commit).",
@@ -503,6 +522,11 @@ std::string SnapshotMetrics(const Snapshot& s) {
       "receivers (what clones cost its NIC, before framing).\n"
       "# TYPE replboot_backup_sent_bytes_total counter\nreplboot_backup_sent_bytes_total {}\n",
       s.backup.stream_bytes_sent);
+  out += fmt::format(
+      "# HELP replboot_backup_wire_bytes_total DATA and ZDATA payload bytes this donor sent for "
+      "those stream bytes (compressed on the wire when granted; before framing).\n"
+      "# TYPE replboot_backup_wire_bytes_total counter\nreplboot_backup_wire_bytes_total {}\n",
+      s.backup.wire_bytes_sent);
   out +=
       "# HELP replboot_backup_receiver_bytes Bytes sent to each receiver of the backup runs in "
       "progress.\n# TYPE replboot_backup_receiver_bytes gauge\n";

@@ -256,6 +256,36 @@ TEST(HealthTest, ArchiveInJsonAndMetrics) {
   EXPECT_EQ(j["archive"]["last_success_at"], 1'796'623'650);
 }
 
+// Compression on the wire, both sides: what was granted, stream against wire bytes, the ratio.
+TEST(HealthTest, CompressionInJsonAndMetrics) {
+  Snapshot s;
+  s.backup.stream_bytes_sent = 3000;
+  s.backup.wire_bytes_sent = 1000;
+  s.backup.receivers = {{.run = 2, .name = "mysql-3", .peer = "10.0.0.3:4000", .state = "streaming",
+                         .bytes_sent = 800, .wire_bytes_sent = 200, .compression = "auto:3",
+                         .reason = ""}};
+  s.clone.phase = "streaming";
+  s.clone.bytes = 900;
+  s.clone.wire_bytes = 300;
+  s.clone.compression = "zstd:1";
+  auto j = SnapshotJson(s, 30);
+  EXPECT_EQ(j["backup"]["wire_bytes_sent"], 1000);
+  EXPECT_EQ(j["backup"]["compression_ratio"], 3.0);
+  EXPECT_EQ(j["backup"]["receivers"][0]["compression"], "auto:3");
+  EXPECT_EQ(j["backup"]["receivers"][0]["wire_bytes_sent"], 200);
+  EXPECT_EQ(j["backup"]["receivers"][0]["compression_ratio"], 4.0);
+  EXPECT_EQ(j["clone"]["compression"], "zstd:1");
+  EXPECT_EQ(j["clone"]["wire_bytes"], 300);
+  EXPECT_EQ(j["clone"]["compression_ratio"], 3.0);
+  std::string m = SnapshotMetrics(s);
+  EXPECT_NE(m.find("replboot_backup_wire_bytes_total 1000\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_sent_bytes_total 3000\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_clone_wire_bytes 300\n"), std::string::npos) << m;
+  // Nothing on the wire yet: no ratio to speak of.
+  Snapshot empty;
+  EXPECT_EQ(SnapshotJson(empty, 30)["clone"]["compression_ratio"], 0.0);
+}
+
 // The donor's side: runs against backups served, who is receiving, who was dropped; the
 // receiver's side: whether its bytes come from a shared run.
 TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
@@ -265,11 +295,11 @@ TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
   s.backup.receivers_dropped = 1;
   s.backup.stream_bytes_sent = 123456;
   s.backup.receivers = {{.run = 1, .name = "mysql-2", .peer = "10.0.0.2:4000", .state = "streaming",
-                         .bytes_sent = 100, .reason = ""},
+                         .bytes_sent = 100, .wire_bytes_sent = 0, .compression = "", .reason = ""},
                         {.run = 1, .name = "", .peer = "10.0.0.3:4000", .state = "done",
-                         .bytes_sent = 200, .reason = ""}};
+                         .bytes_sent = 200, .wire_bytes_sent = 0, .compression = "", .reason = ""}};
   s.backup.ended = {{.run = 1, .name = "my\"odd", .peer = "10.0.0.4:4000", .state = "dropped",
-                     .bytes_sent = 5, .reason = "its 8 MiB buffer stayed full"}};
+                     .bytes_sent = 5, .wire_bytes_sent = 0, .compression = "", .reason = "its 8 MiB buffer stayed full"}};
   s.clone.phase = "streaming";
   s.clone.donor = "10.0.0.1:3307";
   s.clone.donor_run = 4;

@@ -12,10 +12,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "replboot/api/query.h"
 #include "replboot/clone/cluster_id.h"
 #include "replboot/clone/protocol.h"
+#include "wire_compression.h"  // clone/src: the ZDATA decompressor
 #include "replboot/conf/identity.h"
 #include "replboot/replication/gtid.h"
 #include "replboot/replication/position.h"
@@ -79,8 +81,24 @@ void FuzzProtocol(std::string_view text) {
   }
   if (auto hello = clone::ParseHello(text)) {
     Check(hello->client.name.size() <= clone::kMaxNodeName);
+    Check(hello->version >= clone::kMinProtocolVersion && hello->version <= clone::kProtocolVersion);
+    Check(hello->compress.level >= 0 && hello->compress.level <= clone::kMaxRequestLevel);
     // Strict: the one encoding of what was parsed is the input itself.
-    Check(clone::EncodeHello(hello->mode, hello->client) == text);
+    Check(clone::EncodeHello(hello->mode, hello->client, hello->compress, hello->version) == text);
+  }
+  if (auto setting = clone::ParseCompressSetting(text)) {
+    Check(clone::CompressRequestText(*setting) == text ||
+          (text == "zstd" && setting->level == 1));
+  }
+  {
+    // A ZDATA payload as a hostile donor could send it (after its tag verified): the output
+    // never passes the bound, and a refusal leaves nothing behind.
+    static auto decompressor = clone::FrameDecompressor::Create();
+    std::vector<uint8_t> out;
+    const replboot::Status s = decompressor->Decompress(
+        std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), 0, &out);
+    Check(out.size() <= clone::kMaxFrameContent);
+    Check(s.ok() || out.empty());
   }
   if (auto identity = clone::ParseNodeIdentity(text)) {
     Check(identity->name.size() <= clone::kMaxNodeName);
@@ -94,7 +112,10 @@ void FuzzProtocol(std::string_view text) {
     auto again = clone::DecodeStreamHeader(clone::EncodeStreamHeader(*header));
     Check(again.has_value() && again->estimated_bytes == header->estimated_bytes &&
           again->server_version == header->server_version &&
-          again->cluster_id == header->cluster_id);
+          again->cluster_id == header->cluster_id &&
+          again->compression == header->compression &&
+          again->compression_level == header->compression_level);
+    Check(header->compression_level >= 0 && header->compression_level <= clone::kMaxGrantedLevel);
     Check(header->cluster_id.empty() || clone::ValidClusterId(header->cluster_id));
   }
   if (auto info = clone::DecodeProbeInfo(text)) {
@@ -110,7 +131,8 @@ void FuzzProtocol(std::string_view text) {
   }
   if (auto trailer = clone::DecodeStreamTrailer(text)) {
     auto again = clone::DecodeStreamTrailer(clone::EncodeStreamTrailer(*trailer));
-    Check(again.has_value() && again->bytes == trailer->bytes && again->ok() == trailer->ok());
+    Check(again.has_value() && again->bytes == trailer->bytes && again->ok() == trailer->ok() &&
+          again->wire_bytes == trailer->wire_bytes);
   }
   (void)clone::DecodeErrorMessage(text);
   (void)clone::MajorMinor(text);

@@ -184,6 +184,13 @@ struct ServerOptions {
   // estimate) and the tool (--version), and watches the donor's replication threads. A seam
   // for tests without mysqld.
   std::function<Result<StreamHeader>()> stream_header;
+  // Compression on the wire (protocol.h): the CPUs this donor may use (0: its affinity). A
+  // run is granted compression only when every receiver of it asked for some (a shared run
+  // compresses once, for all of them) and the backup tool's --parallel leaves a CPU free
+  // (parallel < cpus): the producer thread compresses. The level is the lowest asked, at most
+  // kMaxGrantedLevel; `auto` (every receiver asked auto) picks it per window
+  // (wire_compression.h).
+  int64_t cpus = 0;
 };
 
 // One receiver of a backup run, for the donor's /status.
@@ -194,8 +201,11 @@ struct BackupReceiverStatus {
   // "joining" (the run's window is open), "streaming", "done" (sent whole), "dropped" (held
   // the others back: `reason`), "gone" (left or failed on its own: `reason`)
   std::string state;
-  uint64_t bytes_sent = 0;
+  uint64_t bytes_sent = 0;       // stream bytes
+  uint64_t wire_bytes_sent = 0;  // what they took on the wire (compressed, when granted)
   uint64_t queued_bytes = 0;  // the tool's output waiting for it
+  std::string asked;          // the compression its HELLO asked ("off", "zstd:3", "auto")
+  std::string compression;    // what its run granted ("off", "zstd:1", "auto:3"; "" before)
   std::string reason;
 };
 
@@ -205,6 +215,7 @@ struct BackupActivity {
   uint64_t backups_served = 0;     // receivers that got a whole stream
   uint64_t receivers_dropped = 0;  // dropped for holding the others back
   uint64_t stream_bytes_sent = 0;  // the stream's bytes sent to receivers, every run together
+  uint64_t wire_bytes_sent = 0;    // the DATA/ZDATA payload bytes that carried them
   std::vector<BackupReceiverStatus> receivers;  // those of the runs in progress
   std::vector<BackupReceiverStatus> ended;      // the last few dropped or gone, newest last
 };
@@ -319,6 +330,7 @@ class BackupServer {
   std::atomic<int> active_{0};
   std::atomic<uint64_t> backups_served_{0};
   std::atomic<uint64_t> stream_bytes_sent_{0};
+  std::atomic<uint64_t> wire_bytes_sent_{0};
   std::atomic<uint64_t> runs_started_{0};
   std::atomic<uint64_t> receivers_dropped_{0};
   // Runs: the one whose window is open (joinable), and those in progress (for Activity()).

@@ -48,6 +48,10 @@ struct CloneProgressEvent {
   // and the receivers it started with: more than 1 means a backup shared with others.
   uint64_t donor_run = 0;
   uint64_t donor_run_receivers = 0;
+  // What the donor granted ("off", "zstd:1", "auto:3"; "" before its HEADER) and the DATA and
+  // ZDATA payload bytes that arrived for `bytes` stream bytes.
+  std::string compression;
+  uint64_t wire_bytes = 0;
   std::string error;  // the last failed attempt's error
 };
 using CloneProgressCallback = std::function<void(const CloneProgressEvent&)>;
@@ -128,6 +132,9 @@ struct CloneOptions {
   bool require_ready_donor = true;
   // When set (a re-clone: the datadir's own id), a donor of another cluster is refused.
   std::string expected_cluster_id;
+  // backup.compress: what this receiver asks the donor for (protocol.h, "Compression on the
+  // wire"); off sends the version 3 HELLO every donor takes.
+  CompressRequest compress;
 };
 
 struct CloneResult {
@@ -136,6 +143,7 @@ struct CloneResult {
   std::string datadir;
   StreamHeader header;
   uint64_t bytes = 0;
+  uint64_t wire_bytes = 0;     // what arrived for `bytes` (compressed, when granted)
   double fetch_seconds = 0;    // connect → stream extracted and checked
   double prepare_seconds = 0;  // --prepare
   double commit_seconds = 0;   // marker, chown, swap

@@ -1,4 +1,5 @@
-// The backup protocol between a donor's BackupServer and a cloning replica, version 3.
+// The backup protocol between a donor's BackupServer and a cloning replica, version 4 (a
+// server speaks versions 3 and 4; see "Versions").
 //
 // Every message is a frame: | type u8 | length u32 big-endian | payload (length bytes) |,
 // and every frame the server sends after PROOF also carries a tag:
@@ -7,7 +8,8 @@
 //
 //   client                                   server
 //   [TLS handshake, when backup.tls = true on both sides]
-//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8 ‖ identity(client)   →
+//   HELLO     "replboot-backup" ‖ version u16 BE ‖ mode u8 ‖ identity(client)
+//             [‖ compress u8 ‖ level u8, version 4 only]                         →
 //                                            ←  CHALLENGE server_nonce (32) ‖ identity(server)
 //   RESPONSE  mac_c (32) ‖ client_nonce (32)       →
 //       mac_c = HMAC-SHA256(secret, transcript(kClientLabel))
@@ -16,7 +18,9 @@
 //   --- from here on every server frame is tagged (see "Why tags") ---
 //   mode 0 (backup):
 //                                            ←  HEADER JSON   (or ERROR busy / backup_failed)
-//                                            ←  DATA raw xbstream bytes, repeated
+//                                            ←  DATA raw xbstream bytes, or ZDATA (the same
+//                                               bytes as one zstd frame, when the HEADER
+//                                               granted compression), repeated
 //                                            ←  TRAILER JSON
 //   mode 1 (probe):
 //                                            ←  PROBE_INFO JSON (flavour, server_version, tool,
@@ -81,6 +85,34 @@
 // secret ever being exposed. With a CA the binding costs nothing and still ties the secret
 // (and the stream key) to this very connection.
 //
+// Versions: a server takes a HELLO of version 3 or 4 and answers any other with ERROR
+// protocol. Version 4 adds one request to the HELLO, compression on the wire (below); a client
+// that asks for none sends a version 3 HELLO, which every server since version 3 takes, and a
+// client whose version 4 HELLO was refused with ERROR protocol (a donor that predates it)
+// connects again with a version 3 HELLO, i.e. without compression. That ERROR is not
+// authenticated, so a host on the path can make a clone uncompressed: never less safe, only
+// slower. A version 3 HELLO gets a HEADER without the grant and plain DATA frames, as before.
+//
+// Compression on the wire (version 4, backup.compress on the receiving side): the HELLO asks
+//       compress = 0 off | 1 zstd (level = the level it wants, 1..kMaxRequestLevel) |
+//                  2 auto (level 0: the donor picks per window among off, 1 and 3)
+// and the donor says in the HEADER what it granted ("compression": "off" | "zstd" | "auto",
+// "compression_level": the fixed level, or auto's highest), never more than was asked and
+// never above kMaxGrantedLevel (what its CPU budget allows; backup_server.h says when it grants
+// none). Both are inside the MACs and tags like everything else. When compression is granted,
+// each chunk of the tool's output goes either as a DATA frame (as it is: the donor chose no
+// compression for this window, or zstd did not make it smaller) or as a ZDATA frame whose
+// payload is exactly one zstd frame of that chunk: independent frames, so the level can change
+// between any two and each one's bytes are bounded on their own. The tag covers the ZDATA
+// payload as sent (compressed); the receiver checks it first, so nothing unauthenticated is
+// ever decompressed, then decompresses it streaming into at most kMaxFrameContent bytes
+// (a frame that would produce more is refused by name before more is allocated: a donor
+// cannot make a zip bomb allocate), with a zstd window of at most 2^kMaxWindowLog, and
+// feeds the result to the extractor. The TRAILER's byte count stays the stream's own bytes
+// (after decompression); when compression was granted, its `wire_bytes` is what the DATA and
+// ZDATA payloads held, which the receiver checks too.
+// A ZDATA frame without a grant, or a grant that was not asked for, fails the stream.
+//
 // Why a TRAILER: xbstream has no end marker, so a stream cut at a chunk boundary looks
 // complete. Only the trailer (the backup tool's exit status and its last stderr line,
 // which ends in "completed OK!", and the DATA byte count) says the stream is whole.
@@ -98,7 +130,9 @@
 
 namespace replboot::clone {
 
-inline constexpr uint16_t kProtocolVersion = 3;
+inline constexpr uint16_t kProtocolVersion = 4;
+// The oldest HELLO a server still takes (see "Versions").
+inline constexpr uint16_t kMinProtocolVersion = 3;
 inline constexpr std::string_view kHelloMagic = "replboot-backup";
 // The three uses of the transcript, each under its own label.
 inline constexpr std::string_view kClientLabel = "replboot-backup-v3 client";
@@ -111,6 +145,16 @@ inline constexpr uint32_t kMaxControlPayload = 64 * 1024;
 // reads its tool's pipe (1 MiB) into frames of at most this size, so every donor since
 // protocol v2 stays within it; the receiver refuses a longer frame before allocating.
 inline constexpr uint32_t kMaxDataPayload = 1024 * 1024;
+// What one ZDATA frame may decompress to: one chunk of the tool's output, as a DATA frame
+// would carry it.
+inline constexpr uint32_t kMaxFrameContent = kMaxDataPayload;
+// The zstd window a ZDATA frame may need (its chunk is at most 1 MiB, so 2^20 is all a donor
+// uses); a frame header asking for more is refused before the window is allocated.
+inline constexpr int kMaxWindowLog = 20;
+// Compression levels a receiver may ask for, and the most a donor grants (zstd -3 runs at
+// about 150-250 MB/s per core; above it the donor's CPU, not the link, would set the pace).
+inline constexpr int kMaxRequestLevel = 19;
+inline constexpr int kMaxGrantedLevel = 3;
 inline constexpr std::string_view kStreamKeyLabel = "replboot-backup-v3 stream server-to-client";
 inline constexpr size_t kTagSize = 16;
 inline constexpr std::string_view kTlsExporterLabel = "EXPORTER-replboot-backup";
@@ -129,6 +173,7 @@ enum class FrameType : uint8_t {
   kData = 7,
   kTrailer = 8,
   kProbeInfo = 9,
+  kZData = 10,  // version 4: a DATA frame's bytes as one zstd frame
 };
 std::string_view FrameTypeName(FrameType type);
 
@@ -198,6 +243,19 @@ bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
 enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
 
+// Compression on the wire (see "Compression on the wire").
+enum class CompressMode : uint8_t { kOff = 0, kZstd = 1, kAuto = 2 };
+struct CompressRequest {
+  CompressMode mode = CompressMode::kOff;
+  int level = 0;  // kZstd: 1..kMaxRequestLevel; else 0
+  bool operator==(const CompressRequest&) const = default;
+};
+// "off", "zstd:3", "auto".
+std::string CompressRequestText(const CompressRequest& request);
+// backup.compress: "off", "auto", "zstd" (level 1) or "zstd:N" (N in 1..kMaxRequestLevel,
+// digits only); kInvalidArgument naming what is wrong for anything else.
+Result<CompressRequest> ParseCompressSetting(std::string_view text);
+
 // How a node names itself in the handshake (see "identity" above): the client in HELLO,
 // the server in CHALLENGE.
 inline constexpr size_t kMaxNodeName = 64;
@@ -216,14 +274,21 @@ std::string EncodeNodeIdentity(const NodeIdentity& identity);
 // Exactly one identity encoding and nothing after it; kCorruption naming what is wrong.
 Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes);
 
-std::string EncodeHello(HelloMode mode = HelloMode::kBackup, const NodeIdentity& client = {});
+// Version 3 when `compress` asks for nothing (every server takes it), else version 4 with
+// the request; `version` forces one (3 drops the request).
+std::string EncodeHello(HelloMode mode = HelloMode::kBackup, const NodeIdentity& client = {},
+                        const CompressRequest& compress = {},
+                        std::optional<uint16_t> version = std::nullopt);
 struct Hello {
   HelloMode mode = HelloMode::kBackup;
   NodeIdentity client;  // as claimed; authenticated only once the client's MAC verified
+  uint16_t version = kMinProtocolVersion;
+  CompressRequest compress;  // off in a version 3 HELLO
 };
-// kCorruption when the magic, the identity or the length is malformed; kInvalidArgument for
-// another protocol version (checked first: an older client's HELLO gets ERROR protocol) or
-// an unknown mode.
+// kCorruption when the magic, the identity, the compression request or the length is
+// malformed; kInvalidArgument for a protocol version outside [kMinProtocolVersion,
+// kProtocolVersion] (checked first: such a client's HELLO gets ERROR protocol) or an unknown
+// mode.
 Result<Hello> ParseHello(std::string_view payload);
 // The mode the client asks for; errors as ParseHello.
 Result<HelloMode> CheckHello(std::string_view payload);
@@ -252,7 +317,15 @@ struct StreamHeader {
   // donor that does not say (both optional in the JSON).
   uint64_t run_id = 0;
   uint64_t run_receivers = 0;
+  // What the donor granted of the HELLO's compression request ("Compression on the wire"):
+  // "off" (also when absent: older donors), "zstd" at compression_level, or "auto" up to it.
+  std::string compression = "off";
+  int compression_level = 0;
 };
+// Whether a HEADER's grant answers `asked`: off always does; zstd at a level in
+// [1, min(asked, kMaxGrantedLevel)] answers zstd:asked; zstd or auto up to kMaxGrantedLevel
+// answers auto. kCorruption naming both otherwise.
+Status CheckGrant(const StreamHeader& header, const CompressRequest& asked);
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
 
@@ -297,7 +370,9 @@ struct StreamTrailer {
   int exit_code = -1;
   int signal = 0;
   std::string last_line;  // last stderr line of the backup tool
-  uint64_t bytes = 0;     // DATA payload bytes sent
+  uint64_t bytes = 0;     // stream bytes sent (DATA payloads, ZDATA ones decompressed)
+  // DATA and ZDATA payload bytes as sent (absent from older donors: 0, then not checked).
+  uint64_t wire_bytes = 0;
   bool ok() const;        // exit 0, no signal, last line says "completed OK!"
 };
 std::string EncodeStreamTrailer(const StreamTrailer& trailer);

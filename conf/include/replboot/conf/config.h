@@ -83,6 +83,9 @@ struct Config {
     std::string secret_file;
     int64_t max_concurrent = 1;
     int64_t bandwidth_limit = 0;       // bytes/s, 0 = unlimited
+    // Compression on the wire this node asks its donor for when it clones: auto | off |
+    // zstd[:level] (clone/include/replboot/clone/protocol.h); the donor grants within its budget.
+    std::string compress = "auto";
     std::string use_memory = "1G";     // --use-memory for --prepare
     int64_t parallel = 0;              // tool's --parallel; 0 = half the usable CPUs, at least 1
     // The donor's backup tool runs below mysqld: its nice value, and its I/O class ("lowest":

@@ -53,6 +53,10 @@ struct CloneProgressView {
   // started with: more than 1 means a backup shared with other new replicas. 0 unknown.
   uint64_t donor_run = 0;
   uint64_t donor_run_receivers = 0;
+  // Compression on the wire: what the donor granted ("off", "zstd:1", "auto:3"; "" before its
+  // HEADER) and the bytes that arrived on the wire for `bytes` stream bytes.
+  std::string compression;
+  uint64_t wire_bytes = 0;
   std::string error;
   // True from discovery to the commit: mysqld is not expected to answer yet.
   bool Active() const;
@@ -167,11 +171,14 @@ struct BackupServing {
     std::string peer;  // address:port
     std::string state;  // joining, streaming, done, dropped, gone
     uint64_t bytes_sent = 0;
+    uint64_t wire_bytes_sent = 0;  // what carried them (compressed, when granted)
+    std::string compression;       // the run's grant: "off", "zstd:1", "auto:3"
     std::string reason;  // dropped, gone: why
   };
   uint64_t runs = 0;               // backup tool runs (receivers of one window share one)
   uint64_t receivers_dropped = 0;  // dropped for holding the other receivers of a run back
   uint64_t stream_bytes_sent = 0;  // the stream's bytes sent to receivers, all runs together
+  uint64_t wire_bytes_sent = 0;    // the DATA/ZDATA payload bytes that carried them
   std::vector<Receiver> receivers;  // of the runs in progress
   std::vector<Receiver> ended;      // the last few dropped or gone, newest last
 };
