@@ -52,7 +52,7 @@ class Cluster:
         return self._slow
 
     def config(self, name, listen="127.0.0.1:3307", secret_file=None, bandwidth=0, datadir=None, extra="",
-               hostname="mysql-1"):
+               hostname="mysql-1", window_ms=0):
         path = self.h.path(f"{name}.toml")
         with open(path, "w") as f:
             f.write(f"""[node]
@@ -70,14 +70,14 @@ bandwidth_limit = {bandwidth}
 use_memory = "64M"
 # One clone at a time here: no wait for others to share the backup (daemon/tests/fanout_test.py
 # and clone/src/server_fanout_test.cc test the fan-out).
-fanout_window_ms = 0
+fanout_window_ms = {window_ms}
 {extra}""")
         return path
 
-    def serve(self, addr, name, bandwidth=0, extra="", hostname="mysql-1"):
+    def serve(self, addr, name, bandwidth=0, extra="", hostname="mysql-1", window_ms=0):
         # The served server's datadir: a probe says "no data" for an empty one (issue 21).
         cfg = self.config(name, listen=f"{addr}:3307", bandwidth=bandwidth, extra=extra, hostname=hostname,
-                          datadir=self.primary.datadir)
+                          datadir=self.primary.datadir, window_ms=window_ms)
         proc = self.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
         wait_until(lambda: "backup_server_listening" in read_log(proc), 20, f"{name} to listen")
         proc.addr = addr

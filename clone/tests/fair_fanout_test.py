@@ -95,20 +95,6 @@ class SlowReadingRelay:
                 pass
 
 
-def serve_with(c, addr, name, settings):
-    """A serve-backup like Cluster.serve, with `settings` in place of its fanout_window_ms = 0."""
-    cfg = c.config(name, listen=f"{addr}:3307", datadir=c.primary.datadir)
-    with open(cfg) as f:
-        text = f.read()
-    assert "fanout_window_ms = 0\n" in text
-    with open(cfg, "w") as f:
-        f.write(text.replace("fanout_window_ms = 0\n", settings))
-    proc = c.h.spawn([replboot_bin(), "serve-backup", "--config", cfg], log_name=name)
-    wait_until(lambda: "backup_server_listening" in read_log(proc), 20, f"{name} to listen")
-    proc.addr = addr
-    return proc
-
-
 def spawn_clone(c, name, hostname, source, datadir):
     cfg = c.config(name, datadir=datadir, hostname=hostname)
     return c.h.spawn([replboot_bin(), "clone", "--config", cfg, "--from", source], log_name=name)
@@ -117,8 +103,8 @@ def spawn_clone(c, name, hostname, source, datadir):
 def test_a_receiver_taking_a_chunk_every_few_seconds_is_dropped_and_the_other_commits():
     c = cluster()
     # A donor that waits 3 s for others to share its run, and holds a slow one back 4 s at most.
-    donor = serve_with(c, c.h.addr(4), "serve-shared", "fanout_window_ms = 3000\nfanout_grace_ms = 4000\n"
-                       "fanout_slow_window_ms = 10000\nfanout_buffer_mb = 2\n")
+    donor = c.serve(c.h.addr(4), "serve-shared", window_ms=3000,
+                    extra="fanout_grace_ms = 4000\nfanout_slow_window_ms = 10000\nfanout_buffer_mb = 2\n")
     # One stream frame (1 MiB) every 3 s: each wait is shorter than the 4 s grace, so the old rule
     # (a full queue for the grace without a break) never dropped it, and the run crawled at its
     # pace; the hold time added up over the slow window does.
@@ -150,7 +136,7 @@ def test_a_receiver_taking_a_chunk_every_few_seconds_is_dropped_and_the_other_co
 
 def test_a_trickle_reader_cannot_hold_the_donors_slot():
     c = cluster()
-    donor = serve_with(c, c.h.addr(5), "serve-trickle", "fanout_window_ms = 0\nidle_timeout = 300\n")
+    donor = c.serve(c.h.addr(5), "serve-trickle", extra="idle_timeout = 300\n")
     # 8 KiB every half second: 16 KiB/s, under backup.min_send_rate_kib (256) but never idle.
     relay = SlowReadingRelay((donor.addr, 3307), 8 << 10, 0.5)
     try:
