@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "background_sync.h"
+#include "replboot/base/log.h"
 #include "xbstream_decompressor.h"
 
 namespace replboot::backup {
@@ -164,9 +165,9 @@ Status XbstreamExtractor::CheckReserved(std::string_view path, std::string_view 
     for (const auto& name : options_.reserved_names) {
       if (part == name) {
         return Status(StatusCode::kCorruption,
-                      fmt::format("stream member {:?} ({}) collides with {:?}, a name reserved "
+                      fmt::format("stream member {} ({}) collides with {}, a name reserved "
                                   "for the extracting program's own state in {}",
-                                  path, what, name, root_));
+                                  log::Printable(path), what, log::Printable(name), root_));
       }
     }
     break;

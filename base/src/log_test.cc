@@ -21,6 +21,13 @@ TEST(LogTest, DoubleQuotedAlwaysQuotes) {
   EXPECT_EQ(DoubleQuoted("a\"b"), "\"a\\\"b\"");
 }
 
+TEST(LogTest, PrintableEscapesEveryByteThatIsNotPrintableAscii) {
+  EXPECT_EQ(Printable("zstd:9"), "\"zstd:9\"");
+  EXPECT_EQ(Printable("a\"b\\c\n\r\t"), "\"a\\\"b\\\\c\\n\\r\\t\"");
+  // Invalid UTF-8 (a lone lead byte, 0xff), a NUL and DEL: each one \xNN, never passed through.
+  EXPECT_EQ(Printable(std::string_view("ma\xe3ri\xff\0\x7f", 8)), "\"ma\\xe3ri\\xff\\x00\\x7f\"");
+}
+
 TEST(LogTest, ParseLogfmtReadsWhatQuoteWrote) {
   using Fields = std::vector<std::pair<std::string, std::string>>;
   EXPECT_EQ(ParseLogfmt("event=clone_done peer=10.0.0.1:3307 bytes=42"),

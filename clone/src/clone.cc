@@ -87,8 +87,8 @@ Status CheckCompatible(const std::string& peer, const std::string& flavour,
   auto donor = MajorMinor(server_version);
   if (!local || !donor) {
     return Status(StatusCode::kInvalidArgument,
-                  fmt::format("cannot compare versions: donor {} server {:?}, local {} {:?}", peer,
-                              server_version, tool, text.substr(0, text.find('\n'))));
+                  fmt::format("cannot compare versions: donor {} server {}, local {} {}", peer,
+                              log::Printable(server_version), tool, log::Printable(text.substr(0, text.find('\n')))));
   }
   if (*local != *donor) {
     return Status(
@@ -359,8 +359,8 @@ Status Prepare(const std::string& staging, const CloneOptions& options) {
   const char* want = options.flavour == Flavour::kMySQL ? "full-prepared" : "log-applied";
   if (type != want) {
     return Status(StatusCode::kCorruption,
-                  fmt::format("{}: backup_type is {:?} after --prepare, expected {}", checkpoints,
-                              type, want));
+                  fmt::format("{}: backup_type is {} after --prepare, expected {}", checkpoints,
+                              log::Printable(type), want));
   }
   return Status::Ok();
 }

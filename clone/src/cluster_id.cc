@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "replboot/base/files.h"
+#include "replboot/base/log.h"
 
 namespace replboot::clone {
 
@@ -69,7 +70,7 @@ Status WriteClusterId(const std::string& dir, const std::string& id,
                       const std::optional<FileOwner>& owner) {
   if (!ValidClusterId(id)) {
     return Status(StatusCode::kInvalidArgument,
-                  fmt::format("cluster id {:?} is not a lower-case UUID", id));
+                  fmt::format("cluster id {} is not a lower-case UUID", log::Printable(id)));
   }
   const std::string path = IdPath(dir);
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(path, id + "\n", 0644));

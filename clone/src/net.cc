@@ -21,6 +21,8 @@
 #include <cstring>
 #include <utility>
 
+#include "replboot/base/log.h"
+
 namespace replboot::clone::net {
 
 using Clock = std::chrono::steady_clock;
@@ -86,7 +88,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsOptions& o
   if (raw == nullptr) return Error(StatusCode::kInternal, "SSL_CTX_new: {}", TlsErrors());
   std::shared_ptr<const TlsContext> context(new TlsContext(raw, role));
   auto fail = [&](std::string_view key, const std::string& path) {
-    return Error(StatusCode::kInvalidArgument, "backup.{} {:?}: {}", key, path, TlsErrors());
+    return Error(StatusCode::kInvalidArgument, "backup.{} {}: {}", key, log::Printable(path), TlsErrors());
   };
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
   // A peer vanishing without close_notify is an EOF like on a plain socket; the protocol's
@@ -450,11 +452,11 @@ Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, ui
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');
     if (close == std::string_view::npos)
-      return Error(StatusCode::kInvalidArgument, "bad address {:?}", text);
+      return Error(StatusCode::kInvalidArgument, "bad address {}", log::Printable(text));
     host = std::string(text.substr(1, close - 1));
     if (close + 1 < text.size()) {
       if (text[close + 1] != ':')
-        return Error(StatusCode::kInvalidArgument, "bad address {:?}", text);
+        return Error(StatusCode::kInvalidArgument, "bad address {}", log::Printable(text));
       port_text = text.substr(close + 2);
     }
   } else {
@@ -471,10 +473,10 @@ Result<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text, ui
     auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc() || ptr != port_text.data() + port_text.size() ||
         (port == 0 && !allow_zero)) {
-      return Error(StatusCode::kInvalidArgument, "bad port in {:?}", text);
+      return Error(StatusCode::kInvalidArgument, "bad port in {}", log::Printable(text));
     }
   }
-  if (host.empty()) return Error(StatusCode::kInvalidArgument, "no host in {:?}", text);
+  if (host.empty()) return Error(StatusCode::kInvalidArgument, "no host in {}", log::Printable(text));
   return std::make_pair(host, port);
 }
 

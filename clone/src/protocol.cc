@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "replboot/base/log.h"
 #include "replboot/clone/cluster_id.h"
 #include "replboot/replication/gtid.h"
 
@@ -307,13 +308,13 @@ Result<CompressRequest> ParseCompressSetting(std::string_view text) {
       for (char c : digits) level = level * 10 + (c - '0');
     }
     if (!all_digits || level < 1 || level > kMaxRequestLevel) {
-      return Error(StatusCode::kInvalidArgument, "zstd level {:?} is not a number in 1..{}",
-                   std::string(digits.substr(0, 16)), kMaxRequestLevel);
+      return Error(StatusCode::kInvalidArgument, "zstd level {} is not a number in 1..{}",
+                   log::Printable(digits.substr(0, 16)), kMaxRequestLevel);
     }
     return CompressRequest{CompressMode::kZstd, level};
   }
-  return Error(StatusCode::kInvalidArgument, "{:?} is none of auto, off, zstd, zstd:LEVEL",
-               std::string(text.substr(0, 32)));
+  return Error(StatusCode::kInvalidArgument, "{} is none of auto, off, zstd, zstd:LEVEL",
+               log::Printable(text.substr(0, 32)));
 }
 
 std::string EncodeHello(HelloMode mode, const NodeIdentity& client,
@@ -491,8 +492,8 @@ Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
     const auto flavour = ParseFlavour(info.flavour);
     if (!flavour) {
       return Error(StatusCode::kCorruption,
-                   "bad probe answer: a GTID state from an unknown flavour {:?}",
-                   info.flavour.substr(0, 32));
+                   "bad probe answer: a GTID state from an unknown flavour {}",
+                   log::Printable(info.flavour.substr(0, 32)));
     }
     if (auto set = replication::GtidSet::Parse(text, *flavour); !set) {
       return Error(StatusCode::kCorruption, "bad probe answer: {}: {}", name,
@@ -539,8 +540,8 @@ Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
                     : c == "auto" ? level >= 1 && level <= kMaxGrantedLevel
                                   : false;
     if (!ok) {
-      return Error(StatusCode::kCorruption, "bad stream header: compression {:?} at level {}",
-                   c.substr(0, 16), level);
+      return Error(StatusCode::kCorruption, "bad stream header: compression {} at level {}",
+                   log::Printable(c.substr(0, 16)), level);
     }
   }
   // The receiver writes the id into its datadir: only the one form an id has.

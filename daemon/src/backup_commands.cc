@@ -175,8 +175,8 @@ void AddBackupCommands(CLI::App& app) {
       if (!archive::IsBackupId(options.backup_id)) {
         return Fail("backup_failed",
                     Status(StatusCode::kInvalidArgument,
-                           fmt::format("--id {:?} is not a backup id like 20261207T061500Z",
-                                       options.backup_id)));
+                           fmt::format("--id {} is not a backup id like 20261207T061500Z",
+                                       log::Printable(options.backup_id))));
       }
       options.from = *endpoint;
       auto manifest = TakeBackup(opened->settings, *opened->archive, options);
@@ -303,7 +303,7 @@ void AddBackupCommands(CLI::App& app) {
       if (!archive::IsBackupId(*id)) {
         return Fail("backup_delete_failed",
                     Status(StatusCode::kInvalidArgument,
-                           fmt::format("{:?} is not a backup id", *id)));
+                           fmt::format("{} is not a backup id", log::Printable(*id))));
       }
       if (Status s = archive::DeleteBackup(*opened->archive->store, *id); !s.ok())
         return Fail("backup_delete_failed", s);

@@ -190,7 +190,7 @@ Result<archive::Manifest> ChooseBackup(Archive& archive, const std::string& whic
   if (which != "latest") {
     if (!archive::IsBackupId(which)) {
       return Error(StatusCode::kInvalidArgument,
-                   "{:?} is not a backup id (like 20261207T061500Z) or \"latest\"", which);
+                   "{} is not a backup id (like 20261207T061500Z) or \"latest\"", log::Printable(which));
     }
     auto manifest = archive::LoadManifest(*archive.store, archive.key, which);
     if (!manifest) return Error(manifest.error());

@@ -31,23 +31,23 @@ Result<std::pair<std::string, std::string>> SplitHostPort(const std::string& tex
   if (!text.empty() && text.front() == '[') {
     size_t close = text.find(']');
     if (close == std::string::npos)
-      return Error(StatusCode::kInvalidArgument, "{} {:?}: unterminated '['", what, text);
+      return Error(StatusCode::kInvalidArgument, "{} {}: unterminated '['", what, log::Printable(text));
     host = text.substr(1, close - 1);
     if (close + 1 < text.size()) {
       if (text[close + 1] != ':')
-        return Error(StatusCode::kInvalidArgument, "{} {:?}: expected ':' after ']'", what, text);
+        return Error(StatusCode::kInvalidArgument, "{} {}: expected ':' after ']'", what, log::Printable(text));
       port = text.substr(close + 2);
       if (port.empty())
-        return Error(StatusCode::kInvalidArgument, "{} {:?}: empty port after ':'", what, text);
+        return Error(StatusCode::kInvalidArgument, "{} {}: empty port after ':'", what, log::Printable(text));
     }
   } else if (size_t colon = text.rfind(':'); colon != std::string::npos) {
     if (text.find(':') != colon)
-      return Error(StatusCode::kInvalidArgument, "{} {:?}: an IPv6 address needs [brackets]",
-                   what, text);
+      return Error(StatusCode::kInvalidArgument, "{} {}: an IPv6 address needs [brackets]",
+                   what, log::Printable(text));
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
     if (port.empty())
-      return Error(StatusCode::kInvalidArgument, "{} {:?}: empty port after ':'", what, text);
+      return Error(StatusCode::kInvalidArgument, "{} {}: empty port after ':'", what, log::Printable(text));
   } else {
     host = text;
   }
@@ -60,8 +60,8 @@ Result<uint16_t> ParsePort(const std::string& text, const std::string& whole, co
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value > 65535 ||
       (value == 0 && !allow_zero)) {
-    return Error(StatusCode::kInvalidArgument, "{} {:?}: {:?} is not a TCP port", what, whole,
-                 text);
+    return Error(StatusCode::kInvalidArgument, "{} {}: {} is not a TCP port", what, log::Printable(whole),
+                 log::Printable(text));
   }
   return static_cast<uint16_t>(value);
 }
@@ -128,7 +128,7 @@ Result<clone::Endpoint> BackupEndpoint(const std::string& text, uint16_t default
   auto parts = SplitHostPort(text, "backup endpoint");
   if (!parts) return Error(parts.error());
   if (parts->first.empty())
-    return Error(StatusCode::kInvalidArgument, "backup endpoint {:?} has no host", text);
+    return Error(StatusCode::kInvalidArgument, "backup endpoint {} has no host", log::Printable(text));
   uint16_t port = default_port;
   if (!parts->second.empty()) {
     auto parsed = ParsePort(parts->second, text, "backup endpoint", false);
@@ -153,14 +153,14 @@ Result<clone::Endpoint> ListenEndpoint(const std::string& text, const char* key)
   auto parts = SplitHostPort(text, key);
   if (!parts) return Error(parts.error());
   if (parts->second.empty())
-    return Error(StatusCode::kInvalidArgument, "{} {:?} has no port", key, text);
+    return Error(StatusCode::kInvalidArgument, "{} {} has no port", key, log::Printable(text));
   auto port = ParsePort(parts->second, text, key, /*allow_zero=*/true);
   if (!port) return Error(port.error());
   boost::system::error_code ec;
   auto address = asio::ip::make_address(parts->first.empty() ? "0.0.0.0" : parts->first, ec);
   if (ec)
-    return Error(StatusCode::kInvalidArgument, "{} {:?}: {:?} is not an IP address", key, text,
-                 parts->first);
+    return Error(StatusCode::kInvalidArgument, "{} {}: {} is not an IP address", key, log::Printable(text),
+                 log::Printable(parts->first));
   return clone::Endpoint(address, *port);
 }
 

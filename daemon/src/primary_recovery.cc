@@ -201,11 +201,11 @@ RecoveryDecision DecidePrimaryRecovery(const std::vector<PeerFacts>& peers, Flav
     d.reason = "most_advanced_peer";
     d.donor = static_cast<size_t>(best->first - peers.data());
     d.detail = fmt::format(
-        "{} holds this cluster's data{} and executed {:?}{}{}{}", best->first->name,
+        "{} holds this cluster's data{} and executed {}{}{}{}", best->first->name,
         best->first->answer->cluster_id.empty()
             ? " (no cluster id: a cluster from before ids)"
             : fmt::format(" (cluster {})", best->first->answer->cluster_id),
-        best->second.ToString(),
+        log::Printable(best->second.ToString()),
         candidates.size() > 1 ? fmt::format(", the most advanced of {}", Names(eligible)) : "",
         diverged ? "; the peers' histories diverged: the one with the most transactions wins" : "",
         pending.empty() ? "" : "; bootstrap.recover_wait is over for " + waiting_words());
@@ -554,10 +554,11 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
             again->gtid_current_pos != donor.answer->gtid_current_pos) {
           return Status(
               StatusCode::kUnavailable,
-              fmt::format("{}'s GTID state moved during the clone ({:?} → {:?}, position {:?} → "
-                          "{:?})",
-                          donor.name, donor.answer->gtid_binlog_state, again->gtid_binlog_state,
-                          donor.answer->gtid_current_pos, again->gtid_current_pos));
+              fmt::format("{}'s GTID state moved during the clone ({} → {}, position {} → "
+                          "{})",
+                          donor.name, log::Printable(donor.answer->gtid_binlog_state),
+                          log::Printable(again->gtid_binlog_state), log::Printable(donor.answer->gtid_current_pos),
+                          log::Printable(again->gtid_current_pos)));
         }
         // What the donor executed, not only what it logged: the new primary's binlog must
         // hold every position a replica may ask for.
@@ -670,8 +671,8 @@ Status FinishPromotion(const NodeSettings& settings) {
   auto have = replication::GtidSet::Parse(now, settings.flavour);
   if (!want || !have || !have->Contains(*want)) {
     return Status(StatusCode::kInternal,
-                  fmt::format("after the init file the binlog state is {:?}, not the donor's {:?}",
-                              now, *gtid_state));
+                  fmt::format("after the init file the binlog state is {}, not the donor's {}",
+                              log::Printable(now), log::Printable(*gtid_state)));
   }
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(JoinPath(datadir, kPromotionMarker)));
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::FsyncDir(datadir));

@@ -264,15 +264,15 @@ std::string_view RestoreTestStepName(RestoreTestStep step) {
 
 Result<std::string> ScratchDirFor(const std::string& datadir, const std::string& configured) {
   if (datadir.empty() || datadir[0] != '/') {
-    return Error(StatusCode::kInvalidArgument, "mysql.datadir {:?} is not an absolute path",
-                 datadir);
+    return Error(StatusCode::kInvalidArgument, "mysql.datadir {} is not an absolute path",
+                 log::Printable(datadir));
   }
   const fs::path data = Normal(datadir);
   const std::string scratch =
       configured.empty() ? data.string() + std::string(kScratchSuffix) : configured;
   if (scratch[0] != '/') {
-    return Error(StatusCode::kInvalidArgument, "archive.scratch_dir {:?} is not an absolute path",
-                 scratch);
+    return Error(StatusCode::kInvalidArgument, "archive.scratch_dir {} is not an absolute path",
+                 log::Printable(scratch));
   }
   // Compared as written and as the filesystem resolves them (a symlink to the datadir, or a
   // parent that is one), for the datadir and the two dirs a clone keeps beside it.

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "replboot/base/log.h"
 #include "replboot/base/process.h"
 #include "replboot/testing/temp_dir.h"
 
@@ -86,7 +87,7 @@ class SupervisorTest : public ::testing::Test {
     char c;
     while (got != "ready\n" && ::read(child->stdout_fd, &c, 1) == 1) got += c;
     ::close(child->stdout_fd);
-    if (got != "ready\n") return Error(StatusCode::kInternal, "trapped shell said {:?}", got);
+    if (got != "ready\n") return Error(StatusCode::kInternal, "trapped shell said {}", log::Printable(got));
     return child->pid;
   }
 

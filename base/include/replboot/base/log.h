@@ -38,6 +38,12 @@ std::string Quote(std::string_view text);
 // "text" with \" and \\ escaped and newlines as \n (also TOML's basic-string form).
 std::string DoubleQuoted(std::string_view text);
 
+// "text" for an error message or a log line when the bytes may be anything (from the network,
+// a stream, a file): printable ASCII as is, \" \\ \n \r \t, every other byte as \xNN. Used
+// instead of fmt's "{:?}", whose escaping of invalid UTF-8 aborts in some builds (clang with
+// Debian's libspdlog, found by the parsers fuzzer).
+std::string Printable(std::string_view text);
+
 }  // namespace replboot::log
 
 #endif  // REPLBOOT_BASE_LOG_H_
