@@ -50,7 +50,8 @@ Status ServerErrorStatus(const std::string& peer, const std::string& payload) {
 
 Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
                                                      const CloneOptions& options,
-                                                     std::optional<Clock::time_point> deadline) {
+                                                     std::optional<Clock::time_point> deadline,
+                                                     const std::optional<ResumeRequest>& resume) {
   auto sock = net::Connect(donor, Bounded(options.connect_timeout, deadline), options.stop);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
@@ -75,7 +76,7 @@ Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, Hell
   if (!binding) return Error(binding.error());
 
   const std::string hello =
-      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal});
+      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal}, resume);
   if (Status s = sock->WriteFrame(FrameType::kHello, hello, hs()); !s.ok()) return Error(s);
   auto challenge_frame = sock->ReadControlFrame(hs());
   if (!challenge_frame) return Error(challenge_frame.error());
@@ -209,7 +210,8 @@ Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view s
   if (!auth) return Error(auth.error());
   sock.TagSentFrames(std::move(*auth));
   sock.SetDeadline(std::nullopt);
-  return AcceptedClient{hello->mode, std::move(hello->client.name), hello->client.ordinal};
+  return AcceptedClient{hello->mode, std::move(hello->client.name), hello->client.ordinal,
+                        hello->resume};
 }
 
 }  // namespace replboot::clone

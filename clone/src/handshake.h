@@ -35,14 +35,17 @@ struct AuthenticatedConnection {
 // the server states another identity (refused before the RESPONSE: it starts nothing);
 // kUnavailable (refused, busy, closed), kTimeout, kCorruption (not our protocol, or a
 // malformed CHALLENGE).
+// With mode kResume, `resume` rides in the HELLO (protocol.h, "Why resume").
 Result<AuthenticatedConnection> ConnectAuthenticated(
     const Endpoint& donor, HelloMode mode, const CloneOptions& options,
-    std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+    std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+    const std::optional<ResumeRequest>& resume = std::nullopt);
 
 struct AcceptedClient {
   HelloMode mode = HelloMode::kBackup;
   std::string name;  // the client's name from its HELLO, "" when it sent none
   std::optional<int64_t> ordinal;  // the client's ordinal from its HELLO, when it sent one
+  std::optional<ResumeRequest> resume;  // mode kResume: what it asks to resume
 };
 // The server side on an accepted (non-blocking) socket: TLS when `tls` is set, HELLO,
 // CHALLENGE (naming this node as `self`), RESPONSE checked, PROOF. The whole exchange ends by

@@ -80,7 +80,8 @@ void FuzzProtocol(std::string_view text) {
   if (auto hello = clone::ParseHello(text)) {
     Check(hello->client.name.size() <= clone::kMaxNodeName);
     // Strict: the one encoding of what was parsed is the input itself.
-    Check(clone::EncodeHello(hello->mode, hello->client) == text);
+    Check(clone::EncodeHello(hello->mode, hello->client, hello->resume) == text);
+    Check((hello->mode == clone::HelloMode::kResume) == hello->resume.has_value());
   }
   if (auto identity = clone::ParseNodeIdentity(text)) {
     Check(identity->name.size() <= clone::kMaxNodeName);

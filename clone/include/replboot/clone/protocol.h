@@ -18,6 +18,11 @@
 //                                            ←  HEADER JSON   (or ERROR busy / backup_failed)
 //                                            ←  DATA raw xbstream bytes, repeated
 //                                            ←  TRAILER JSON
+//   mode 2 (resume, below): HELLO's identity is followed by the resume request
+//       resume_id (16) ‖ run_id u64 BE ‖ frame_offset u64 BE ‖ chain (32)
+//                                            ←  HEADER JSON (resumed_from = frame_offset),
+//                                               DATA from frame_offset on, TRAILER
+//                                               (or ERROR resume_refused: start afresh)
 //   mode 1 (probe):
 //                                            ←  PROBE_INFO JSON (flavour, server_version, tool,
 //                                               busy; the node's cluster position: cluster_id,
@@ -80,6 +85,21 @@
 // real server (and the other way round): the relayed authentication fails without the
 // secret ever being exposed. With a CA the binding costs nothing and still ties the secret
 // (and the stream key) to this very connection.
+//
+// Why resume (mode 2): a link that drops at 95 % of a long clone must not cost the whole copy
+// again. The donor keeps a run whose receiver went away open for backup.resume_window, its tool
+// still running (its redo copy must keep up, or the backup is invalid), spooling what it
+// writes to a bounded file beside its datadir; the receiver records durable points in its
+// staging dir (the extraction state at an xbstream chunk boundary, every file it counts
+// fsynced). The request rides in the HELLO, so both MACs cover it like the rest of the
+// HELLO; it names the receiver's stream (resume_id, random per receiver, from its HEADER) and
+// the DATA frame the durable point falls in, and proves the receiver got every frame before
+// it: chain is the resume chain (ResumeChain*) over the tags of those frames, which only the
+// two ends of those sessions know. A donor that does not hold that stream at that frame (it
+// restarted, the window closed, the spool filled, a forged offset) answers ERROR
+// resume_refused, and the receiver discards its staging dir and clones afresh. The resumed
+// HEADER says where it starts (resumed_from) under the new session's tag, so a relay cannot
+// shift it either; the receiver drops the bytes of that frame before its durable point.
 //
 // Why a TRAILER: xbstream has no end marker, so a stream cut at a chunk boundary looks
 // complete. Only the trailer (the backup tool's exit status and its last stderr line,
@@ -196,7 +216,34 @@ class FrameAuthenticator {
 // Constant-time comparison (CRYPTO_memcmp), so timing does not leak how much matched.
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
-enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
+enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1, kResume = 2 };
+
+// The resume chain (see "Why resume"): chain_0 = HMAC(key, "start"), then for each DATA
+// frame sent to (or checked by) one receiver, chain_{i+1} = HMAC(key, chain_i ‖ offset u64 BE
+// ‖ size u32 BE ‖ tag_i), key = HMAC-SHA256(secret, kResumeKeyLabel ‖ resume_id). offset is
+// the frame's first byte in the stream; across a resume the chain goes on over the new
+// session's tags.
+inline constexpr std::string_view kResumeKeyLabel = "replboot-backup-v3 resume";
+inline constexpr size_t kResumeIdSize = 16;
+using ResumeId = std::array<uint8_t, kResumeIdSize>;
+using ResumeChain = std::array<uint8_t, 32>;
+ResumeChain ResumeKey(std::string_view secret, const ResumeId& id);
+ResumeChain ResumeChainStart(const ResumeChain& key);
+ResumeChain ResumeChainNext(const ResumeChain& key, const ResumeChain& chain, uint64_t offset,
+                            uint32_t size, std::span<const uint8_t> tag);
+std::string HexEncode(std::span<const uint8_t> bytes);
+// Exactly 2 × out.size() lower- or upper-case hex digits; false otherwise.
+bool HexDecode(std::string_view text, std::span<uint8_t> out);
+
+// What a resuming receiver asks for (in its HELLO, mode kResume).
+struct ResumeRequest {
+  ResumeId resume_id{};
+  uint64_t run_id = 0;
+  uint64_t frame_offset = 0;  // the first byte of the DATA frame its durable point is in
+  ResumeChain chain{};        // the resume chain before that frame
+  bool operator==(const ResumeRequest&) const = default;
+};
+inline constexpr size_t kResumeRequestSize = kResumeIdSize + 8 + 8 + 32;
 
 // How a node names itself in the handshake (see "identity" above): the client in HELLO,
 // the server in CHALLENGE.
@@ -216,10 +263,12 @@ std::string EncodeNodeIdentity(const NodeIdentity& identity);
 // Exactly one identity encoding and nothing after it; kCorruption naming what is wrong.
 Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes);
 
-std::string EncodeHello(HelloMode mode = HelloMode::kBackup, const NodeIdentity& client = {});
+std::string EncodeHello(HelloMode mode = HelloMode::kBackup, const NodeIdentity& client = {},
+                        const std::optional<ResumeRequest>& resume = std::nullopt);
 struct Hello {
   HelloMode mode = HelloMode::kBackup;
   NodeIdentity client;  // as claimed; authenticated only once the client's MAC verified
+  std::optional<ResumeRequest> resume;  // mode kResume only (exactly kResumeRequestSize bytes)
 };
 // kCorruption when the magic, the identity or the length is malformed; kInvalidArgument for
 // another protocol version (checked first: an older client's HELLO gets ERROR protocol) or
@@ -252,6 +301,13 @@ struct StreamHeader {
   // donor that does not say (both optional in the JSON).
   uint64_t run_id = 0;
   uint64_t run_receivers = 0;
+  // Resume (see "Why resume"; absent from donors without it: "" and 0). resume_id: this
+  // receiver's stream (32 hex digits); checkpoint_bytes: how often the receiver records a
+  // durable point (the donor keeps about that much plus what is in flight to resend);
+  // resumed_from: in a resumed stream, the offset of its first DATA byte.
+  std::string resume_id;
+  uint64_t checkpoint_bytes = 0;
+  uint64_t resumed_from = 0;
 };
 std::string EncodeStreamHeader(const StreamHeader& header);
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload);
