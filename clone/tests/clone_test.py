@@ -842,7 +842,8 @@ def test_resume_refused_by_a_restarted_donor_is_a_clean_full_clone():
     assert "event=clone_resume_refused" in log and "action=full_clone" in log, log
     assert "holds no such stream" in log, log
     assert "event=clone_resumed" not in log, log
-    assert whole >= 0.9 * total, f"a full clone after the refusal took only {whole} of {total} bytes"
+    # A full stream (its redo tail differs from run to run), not the rest of one: a resume fetched 0.45.
+    assert whole >= 0.75 * total, f"a full clone after the refusal took only {whole} of {total} bytes"
     assert_good_clone(c, datadir, 3)
 
 
