@@ -620,10 +620,12 @@ TEST(CompressHelloTest, VersionFourCarriesTheRequestAndOffStaysVersionThree) {
     EXPECT_EQ(parsed->compress, asked);
     EXPECT_EQ(parsed->client.name, "mysql-2");
     EXPECT_EQ(parsed->client.ordinal, 2);
-    EXPECT_EQ(EncodeHello(parsed->mode, parsed->client, parsed->compress, parsed->version), hello);
+    EXPECT_EQ(EncodeHello(parsed->mode, parsed->client, parsed->compress, std::nullopt,
+                          parsed->version),
+              hello);
   }
   // A version 4 HELLO asking for nothing is taken too (one encoding per version).
-  parsed = ParseHello(EncodeHello(HelloMode::kProbe, {}, {}, 4));
+  parsed = ParseHello(EncodeHello(HelloMode::kProbe, {}, {}, std::nullopt, 4));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(parsed->version, 4);
 }
