@@ -452,6 +452,19 @@ Status XbstreamExtractor::OnChunkEnd(uint64_t stream_offset) {
   return Status::Ok();
 }
 
+Status XbstreamExtractor::SyncDirtyDirs() {
+  for (const std::string& dir_path : dirty_dirs_) {
+    auto dir = OpenDirectory(dir_path, false);
+    if (!dir) return dir.error();
+    int fd = *dir;
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync directory {} in {}", dir_path, root_));
+  }
+  return Status::Ok();
+}
+
 Status XbstreamExtractor::MakeDurable(std::vector<PartialFile>* open, std::string* journal) {
   open->clear();
   REPLBOOT_RETURN_STATUS_IF_ERROR(sync_->Drain());
@@ -465,15 +478,7 @@ Status XbstreamExtractor::MakeDurable(std::vector<PartialFile>* open, std::strin
       return ErrnoStatus(errno, fmt::format("fsync {} in {}", file.out_path, root_));
     open->push_back({path, file.written_end, file.logical_end});
   }
-  for (const std::string& dir_path : dirty_dirs_) {
-    auto dir = OpenDirectory(dir_path, false);
-    if (!dir) return dir.error();
-    int fd = *dir;
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync directory {} in {}", dir_path, root_));
-  }
+  REPLBOOT_RETURN_STATUS_IF_ERROR(SyncDirtyDirs());
   dirty_dirs_.clear();
   journal->swap(journal_);
   journal_.clear();
@@ -591,15 +596,7 @@ Status XbstreamExtractor::Commit() {
   stats_.fsync_seconds = sync_stats.fsync_seconds;
   REPLBOOT_RETURN_STATUS_IF_ERROR(synced);
   // Every directory whose entries changed (created files, subdirectories, renames).
-  for (const std::string& dir_path : dirty_dirs_) {
-    auto dir = OpenDirectory(dir_path, false);
-    if (!dir) return dir.error();
-    int fd = *dir;
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync directory {} in {}", dir_path, root_));
-  }
+  REPLBOOT_RETURN_STATUS_IF_ERROR(SyncDirtyDirs());
   return Status::Ok();
 }
 

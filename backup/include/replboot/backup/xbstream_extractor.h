@@ -132,6 +132,8 @@ class XbstreamExtractor final : public XbstreamSink {
   Status ResumeFiles(const std::vector<PartialFile>& files);
 
  private:
+  // fsync of every directory whose entries changed (created files, subdirectories, renames).
+  Status SyncDirtyDirs();
   struct OpenFile {
     int fd = -1;            // -1 while evicted (closed to stay under the fd budget)
     dev_t dev = 0;
