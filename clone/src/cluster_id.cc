@@ -69,7 +69,7 @@ Status WriteClusterId(const std::string& dir, const std::string& id,
                       const std::optional<FileOwner>& owner) {
   if (!ValidClusterId(id)) {
     return Status(StatusCode::kInvalidArgument,
-                  fmt::format("cluster id {:?} is not a lower-case UUID", id));
+                  fmt::format("cluster id {} is not a lower-case UUID", QuotedBytes(id)));
   }
   const std::string path = IdPath(dir);
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(path, id + "\n", 0644));

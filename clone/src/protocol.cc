@@ -308,13 +308,13 @@ Result<CompressRequest> ParseCompressSetting(std::string_view text) {
       for (char c : digits) level = level * 10 + (c - '0');
     }
     if (!all_digits || level < 1 || level > kMaxRequestLevel) {
-      return Error(StatusCode::kInvalidArgument, "zstd level {:?} is not a number in 1..{}",
-                   std::string(digits.substr(0, 16)), kMaxRequestLevel);
+      return Error(StatusCode::kInvalidArgument, "zstd level {} is not a number in 1..{}",
+                   QuotedBytes(digits.substr(0, 16)), kMaxRequestLevel);
     }
     return CompressRequest{CompressMode::kZstd, level};
   }
-  return Error(StatusCode::kInvalidArgument, "{:?} is none of auto, off, zstd, zstd:LEVEL",
-               std::string(text.substr(0, 32)));
+  return Error(StatusCode::kInvalidArgument, "{} is none of auto, off, zstd, zstd:LEVEL",
+               QuotedBytes(text.substr(0, 32)));
 }
 
 std::string EncodeHello(HelloMode mode, const NodeIdentity& client,
@@ -382,6 +382,25 @@ std::string HexEncode(std::span<const uint8_t> bytes) {
     out.push_back(kDigits[b & 15]);
   }
   return out;
+}
+
+std::string QuotedBytes(std::string_view text) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (b < 0x20 || b > 0x7e) {
+      out += "\\x";
+      out += kDigits[b >> 4];
+      out += kDigits[b & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
 }
 
 bool HexDecode(std::string_view text, std::span<uint8_t> out) {
@@ -583,8 +602,8 @@ Result<ProbeInfo> DecodeProbeInfo(std::string_view payload) {
     const auto flavour = ParseFlavour(info.flavour);
     if (!flavour) {
       return Error(StatusCode::kCorruption,
-                   "bad probe answer: a GTID state from an unknown flavour {:?}",
-                   info.flavour.substr(0, 32));
+                   "bad probe answer: a GTID state from an unknown flavour {}",
+                   QuotedBytes(info.flavour.substr(0, 32)));
     }
     if (auto set = replication::GtidSet::Parse(text, *flavour); !set) {
       return Error(StatusCode::kCorruption, "bad probe answer: {}: {}", name,
@@ -642,8 +661,8 @@ Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
                     : c == "auto" ? level >= 1 && level <= kMaxGrantedLevel
                                   : false;
     if (!ok) {
-      return Error(StatusCode::kCorruption, "bad stream header: compression {:?} at level {}",
-                   c.substr(0, 16), level);
+      return Error(StatusCode::kCorruption, "bad stream header: compression {} at level {}",
+                   QuotedBytes(c.substr(0, 16)), level);
     }
   }
   // The receiver writes the id into its datadir: only the one form an id has.

@@ -630,6 +630,20 @@ TEST(CompressHelloTest, VersionFourCarriesTheRequestAndOffStaysVersionThree) {
   EXPECT_EQ(parsed->version, 4);
 }
 
+// Found by parsers_fuzz (tests/fuzz/parsers_corpus/crash_compress_setting): fmt's {:?} of these
+// bytes aborted the process; a setting or a HEADER naming them is an error like any other.
+TEST(CompressSettingTest, HostileBytesAreNamedNotFatal) {
+  const std::string hostile("\x05(\xb5/\xfd\x04H\x1dit_c)odees a datadir; \x01\x00\xd8replexit_", 40);
+  auto parsed = ParseCompressSetting(hostile);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.error().message().find(R"("\x05(\xb5/\xfd\x04H\x1dit_c)odees a datadir; \x01\x00" is none)"),
+            std::string::npos)
+      << parsed.error().message();
+  EXPECT_FALSE(ParseCompressSetting("zstd:" + hostile));
+  EXPECT_EQ(QuotedBytes("a\"b\\c\n\xff"), R"("a\"b\\c\x0a\xff")");
+}
+
 TEST(CompressHelloTest, MalformedRequestsAndOtherVersionsAreRefused) {
   const std::string good =
       EncodeHello(HelloMode::kBackup, {"ab", 1}, CompressRequest{CompressMode::kZstd, 3});

@@ -286,6 +286,10 @@ ResumeChain ResumeChainStart(const ResumeChain& key);
 ResumeChain ResumeChainNext(const ResumeChain& key, const ResumeChain& chain, uint64_t offset,
                             uint32_t size, std::span<const uint8_t> tag);
 std::string HexEncode(std::span<const uint8_t> bytes);
+// `text` in double quotes, `"` and `\` escaped, every byte outside printable ASCII as \xNN:
+// for naming hostile bytes in an error. Not fmt's {:?}: with fmt 9.1 behind spdlog 1.10 it
+// aborts the process on some invalid UTF-8 (tests/fuzz/parsers_corpus/crash_compress_setting).
+std::string QuotedBytes(std::string_view text);
 // Exactly 2 × out.size() lower- or upper-case hex digits; false otherwise.
 bool HexDecode(std::string_view text, std::span<uint8_t> out);
 
