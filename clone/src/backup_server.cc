@@ -971,8 +971,11 @@ void BackupServer::SendRun(net::Socket& sock, const std::shared_ptr<fanout::Run>
   std::vector<uint8_t> own;  // this receiver's frame for a chunk others send too
   uint64_t sent = 0;
   uint64_t wire = 0;
-  auto gone = [&](const std::string& reason) {
-    if (run->Gone(index, reason)) {
+  // A receiver that did not take a frame within its deadline is too slow, not cut off: it is
+  // given up, not kept for a resume, or a trickle reader would hold the donor's slot (and its
+  // tool) for the resume window after all (fanout.h, "Resume").
+  auto gone = [&](const std::string& reason, bool resumable = true) {
+    if (run->Gone(index, reason, resumable)) {
       Log()->warn("event=backup_receiver_detached peer={} run={} bytes={} reason={} "
                   "resume_window_s={}",
                   peer, run->id(), sent, log::Quote(reason),
@@ -1012,7 +1015,8 @@ void BackupServer::SendRun(net::Socket& sock, const std::shared_ptr<fanout::Run>
         const milliseconds deadline =
             FrameSendDeadline(chunk.size, options_.min_send_rate_bytes, options_.idle_timeout);
         Status s = sock.WriteFrameBuffer(chunk.type, *frame, chunk.size, deadline);
-        if (!s.ok()) return gone(WriteFailure(s, peer, deadline));
+        if (!s.ok())
+          return gone(WriteFailure(s, peer, deadline), s.code() != StatusCode::kTimeout);
         sent += chunk.stream_bytes;
         stream_bytes_sent_.fetch_add(chunk.stream_bytes, std::memory_order_relaxed);
         wire_bytes_sent_.fetch_add(chunk.size, std::memory_order_relaxed);

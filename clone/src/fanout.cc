@@ -23,6 +23,11 @@ std::string Size(size_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
+// "mysql-2/10.0.0.2:40000" (or the address alone), as the logs name a receiver.
+std::string ReceiverLabel(const BackupReceiverStatus& status) {
+  return status.name.empty() ? status.peer : status.name + "/" + status.peer;
+}
+
 }  // namespace
 
 ChunkPool::ChunkPool(size_t frame_bytes, size_t keep)
@@ -358,7 +363,7 @@ bool Run::Publish(std::shared_ptr<Chunk> chunk, const std::stop_token& stop,
 
 void Run::GiveUpLocked(Receiver& r, std::string reason) {
   log::Get("clone")->warn("event=backup_resume_abandoned peer={} run={} reason={}",
-                          r.status.name.empty() ? r.status.peer : r.status.name + "/" + r.status.peer,
+                          ReceiverLabel(r.status),
                           id_, log::Quote(reason));
   r.status.state = "gone";
   r.status.reason = std::move(reason);
@@ -629,11 +634,12 @@ void Run::Sent(size_t i, uint64_t offset, size_t bytes, size_t wire_bytes,
   if (r.spooled) ReleaseSpoolLocked();
 }
 
-bool Run::Gone(size_t i, std::string reason) {
+bool Run::Gone(size_t i, std::string reason, bool resumable_failure) {
   std::lock_guard lock(mu_);
   Receiver& r = receivers_.at(i);
   if (r.status.state == "dropped") return false;  // keeps the reason it was dropped for
-  const bool resumable = limits_.resume_window.count() > 0 && r.Live() && r.header_sent &&
+  const bool resumable = resumable_failure && limits_.resume_window.count() > 0 && r.Live() &&
+                         r.header_sent &&
                          !r.trailer_sent && !r.sent.empty() &&
                          (phase_ == Phase::kStreaming || phase_ == Phase::kFinished);
   if (resumable) {
@@ -683,7 +689,7 @@ bool Run::Gone(size_t i, std::string reason) {
       return true;
     }
     log::Get("clone")->warn("event=backup_resume_unavailable peer={} run={} reason={}",
-                            r.status.name.empty() ? r.status.peer : r.status.name + "/" + r.status.peer,
+                            ReceiverLabel(r.status),
                             id_, log::Quote(why));
   }
   r.status.state = "gone";

@@ -46,7 +46,8 @@
 // deleted (a later resume is refused: a full clone). A window that closes gives its
 // receiver up; the spool goes when no detached or spooled receiver is left, at the latest
 // when the run ends. At most max_spools runs of a server hold a spool at once (a detach
-// beyond that is an ordinary gone receiver). A dropped (slow) receiver is never kept.
+// beyond that is an ordinary gone receiver). A dropped (slow) receiver is never kept, nor one
+// whose write missed its frame deadline (a trickle reader).
 //
 // Threads: one producer, one sender per receiver, any status reader; all thread-safe.
 #ifndef REPLBOOT_CLONE_FANOUT_H_
@@ -242,8 +243,9 @@ class Run {
   void Sent(size_t i, uint64_t offset, size_t bytes, size_t wire_bytes, const ResumeChain& before);
   // The sender gave up on receiver i (`reason`: the client left, a write failed). With resume
   // on, one that got its HEADER and not its TRAILER is detached instead (true), kept for
-  // resume_window.
-  bool Gone(size_t i, std::string reason);
+  // resume_window, unless `resumable` is false (it missed a frame's deadline: too slow, not
+  // cut off, and a kept run would hold the donor's slot for it).
+  bool Gone(size_t i, std::string reason, bool resumable = true);
   ResumeId resume_id(size_t i) const;
 
   // --- resume ---

@@ -588,6 +588,19 @@ TEST(RunResumeTest, ACompressedRunResumesWithItsOwnFrames) {
   EXPECT_EQ(f.run->resume_stats().resent_bytes, 2000u);  // stream bytes 1000..3000 went twice
 }
 
+// A sender that gave up for a missed frame deadline (a trickle reader) is not kept: the run would
+// hold the donor's slot for it for the whole window.
+TEST(RunResumeTest, AReceiverTooSlowForItsDeadlineIsNotKept) {
+  RunFixture f(std::chrono::milliseconds(60'000));
+  ResumeChain chain{};
+  ASSERT_EQ(f.Send(&chain).kind, fanout::Run::Item::Kind::kHeader);
+  f.Publish(1000);
+  ASSERT_EQ(f.Send(&chain).kind, fanout::Run::Item::Kind::kData);
+  EXPECT_FALSE(f.run->Gone(0, "client did not take a frame within its deadline", false));
+  EXPECT_EQ(f.run->live(), 0u);
+  EXPECT_EQ(f.spools->load(), 0);
+}
+
 TEST(RunResumeTest, AtMostMaxSpoolsRunsHoldOne) {
   RunFixture f(std::chrono::milliseconds(60'000));
   f.spools->store(2);  // two other runs hold one
