@@ -283,6 +283,7 @@ Result<XbstreamExtractor::OpenFile*> XbstreamExtractor::Open(const ChunkHeader& 
   file.last_use = ++use_clock_;
   ++open_fds_;
   MarkDirty(file.out_path);
+  AppendJournal(&journal_, kJournalCreate, file.out_path);
   if (compressed) {
     file.decompressor = std::make_unique<Decompressor>(fd, file.out_path, codec);
   }
@@ -403,6 +404,7 @@ Status XbstreamExtractor::QueueSync(int fd, const std::string& path) {
 
 Status XbstreamExtractor::OnRename(const ChunkHeader& chunk) {
   REPLBOOT_RETURN_STATUS_IF_ERROR(CheckReserved(chunk.new_path, "rename target"));
+  if (options_.before_irreversible) REPLBOOT_RETURN_STATUS_IF_ERROR(options_.before_irreversible());
   std::string from_leaf, to_leaf;
   auto from = OpenParent(chunk.path, false, &from_leaf);
   if (!from) return from.error();
@@ -425,11 +427,13 @@ Status XbstreamExtractor::OnRename(const ChunkHeader& chunk) {
   }
   MarkDirty(chunk.path);
   MarkDirty(chunk.new_path);
+  AppendJournal(&journal_, kJournalRename, chunk.path, chunk.new_path);
   return Status::Ok();
 }
 
 Status XbstreamExtractor::OnDelete(const ChunkHeader& chunk) {
   REPLBOOT_RETURN_STATUS_IF_ERROR(CheckReserved(chunk.path, "delete"));
+  if (options_.before_irreversible) REPLBOOT_RETURN_STATUS_IF_ERROR(options_.before_irreversible());
   std::string leaf;
   auto parent = OpenParent(chunk.path, false, &leaf);
   if (!parent) return parent.error();
@@ -440,7 +444,142 @@ Status XbstreamExtractor::OnDelete(const ChunkHeader& chunk) {
     return ErrnoStatus(errno, fmt::format("delete {} in {}", chunk.path, root_));
   }
   MarkDirty(chunk.path);
+  AppendJournal(&journal_, kJournalDelete, chunk.path);
   return Status::Ok();
+}
+
+Status XbstreamExtractor::OnChunkEnd(uint64_t stream_offset) {
+  if (options_.on_chunk_end) return options_.on_chunk_end(stream_offset);
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::SyncDirtyDirs() {
+  for (const std::string& dir_path : dirty_dirs_) {
+    auto dir = OpenDirectory(dir_path, false);
+    if (!dir) return dir.error();
+    int fd = *dir;
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync directory {} in {}", dir_path, root_));
+  }
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::MakeDurable(std::vector<PartialFile>* open, std::string* journal) {
+  open->clear();
+  REPLBOOT_RETURN_STATUS_IF_ERROR(sync_->Drain());
+  for (auto& [path, file] : files_) {
+    if (file.decompressor) {
+      return Status(StatusCode::kInvalidArgument,
+                    fmt::format("no durable point inside compressed member {}", path));
+    }
+    REPLBOOT_RETURN_STATUS_IF_ERROR(EnsureFd(path, file));
+    if (::fdatasync(file.fd) != 0)
+      return ErrnoStatus(errno, fmt::format("fsync {} in {}", file.out_path, root_));
+    open->push_back({path, file.written_end, file.logical_end});
+  }
+  REPLBOOT_RETURN_STATUS_IF_ERROR(SyncDirtyDirs());
+  dirty_dirs_.clear();
+  journal->swap(journal_);
+  journal_.clear();
+  return Status::Ok();
+}
+
+Status XbstreamExtractor::ResumeFiles(const std::vector<PartialFile>& resumed) {
+  for (const PartialFile& p : resumed) {
+    REPLBOOT_RETURN_STATUS_IF_ERROR(CheckStreamPath(p.path));
+    if (files_.count(p.path) != 0)
+      return Status(StatusCode::kCorruption, fmt::format("{} resumed twice", p.path));
+    if (p.written_end > kMaxFileOffset || p.logical_end > kMaxFileOffset)
+      return Status(StatusCode::kCorruption, fmt::format("resume size of {} out of range", p.path));
+    REPLBOOT_RETURN_STATUS_IF_ERROR(EvictIfNeeded());
+    std::string leaf;
+    auto parent = OpenParent(p.path, false, &leaf);
+    if (!parent) return parent.error();
+    UniqueFd dir(*parent);
+    int fd = openat(dir.get(), leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, fmt::format("reopen {} in {} to resume", p.path, root_));
+    UniqueFd owned(fd);
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Status(StatusCode::kCorruption,
+                    fmt::format("{} in {} is not a regular file", p.path, root_));
+    }
+    if (static_cast<uint64_t>(st.st_size) < p.written_end) {
+      return Status(StatusCode::kCorruption,
+                    fmt::format("{} in {} holds {} bytes, less than its durable {}", p.path,
+                                root_, st.st_size, p.written_end));
+    }
+    if (ftruncate(fd, static_cast<off_t>(p.written_end)) != 0)
+      return ErrnoStatus(errno, fmt::format("cut {} back to {} bytes", p.path, p.written_end));
+    OpenFile file;
+    file.fd = owned.release();
+    file.dev = st.st_dev;
+    file.ino = st.st_ino;
+    file.out_path = p.path;
+    file.written_end = p.written_end;
+    file.logical_end = p.logical_end;
+    file.last_use = ++use_clock_;
+    ++open_fds_;
+    files_.emplace(p.path, std::move(file));
+  }
+  return Status::Ok();
+}
+
+void AppendJournal(std::string* journal, uint8_t kind, std::string_view path,
+                   std::string_view new_path) {
+  auto put = [&](std::string_view text) {
+    const auto n = static_cast<uint16_t>(std::min<size_t>(text.size(), kMaxPathLength));
+    journal->push_back(static_cast<char>(n & 0xff));
+    journal->push_back(static_cast<char>(n >> 8));
+    journal->append(text.substr(0, n));
+  };
+  journal->push_back(static_cast<char>(kind));
+  put(path);
+  if (kind == kJournalRename) put(new_path);
+}
+
+Result<std::set<std::string>> ReplayJournal(std::string_view journal, size_t max_names) {
+  std::set<std::string> names;
+  size_t pos = 0;
+  auto take = [&](std::string* out) -> Status {
+    if (journal.size() - pos < 2)
+      return Status(StatusCode::kCorruption, fmt::format("journal truncated at byte {}", pos));
+    const size_t n = static_cast<uint8_t>(journal[pos]) |
+                     (static_cast<size_t>(static_cast<uint8_t>(journal[pos + 1])) << 8);
+    pos += 2;
+    if (n > kMaxPathLength || journal.size() - pos < n)
+      return Status(StatusCode::kCorruption, fmt::format("journal path at byte {} is cut or too long", pos));
+    *out = std::string(journal.substr(pos, n));
+    pos += n;
+    if (Status s = CheckStreamPath(*out); !s.ok()) return s.WithContext("journal");
+    return Status::Ok();
+  };
+  while (pos < journal.size()) {
+    const auto kind = static_cast<uint8_t>(journal[pos++]);
+    std::string path, new_path;
+    REPLBOOT_RETURN_IF_ERROR(take(&path));
+    switch (kind) {
+      case kJournalCreate:
+        names.insert(std::move(path));
+        break;
+      case kJournalDelete:
+        names.erase(path);
+        break;
+      case kJournalRename:
+        REPLBOOT_RETURN_IF_ERROR(take(&new_path));
+        names.erase(path);
+        names.insert(std::move(new_path));
+        break;
+      default:
+        return Error(StatusCode::kCorruption, "journal record of unknown kind {} at byte {}", kind,
+                     pos - 1);
+    }
+    if (names.size() > max_names)
+      return Error(StatusCode::kCorruption, "journal names more than {} files", max_names);
+  }
+  return names;
 }
 
 Status XbstreamExtractor::Commit() {
@@ -458,15 +597,7 @@ Status XbstreamExtractor::Commit() {
   stats_.fsync_seconds = sync_stats.fsync_seconds;
   REPLBOOT_RETURN_STATUS_IF_ERROR(synced);
   // Every directory whose entries changed (created files, subdirectories, renames).
-  for (const std::string& dir_path : dirty_dirs_) {
-    auto dir = OpenDirectory(dir_path, false);
-    if (!dir) return dir.error();
-    int fd = *dir;
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (rc != 0) return ErrnoStatus(err, fmt::format("fsync directory {} in {}", dir_path, root_));
-  }
+  REPLBOOT_RETURN_STATUS_IF_ERROR(SyncDirtyDirs());
   return Status::Ok();
 }
 

@@ -474,6 +474,36 @@ Status XbstreamReader::EndChunk() {
   sparse_map_.clear();
   sparse_entries_ = 0;
   state_ = State::kFixedHeader;
+  if (Status s = sink_->OnChunkEnd(stream_offset_); !s.ok()) return SinkError(s);
+  return Status::Ok();
+}
+
+Status XbstreamReader::ResumeAt(uint64_t stream_offset, OpenFiles open_files) {
+  if (stream_offset_ != 0 || state_ != State::kFixedHeader || !header_.empty()) {
+    return Status(StatusCode::kInvalidArgument, "ResumeAt on a reader that was fed already");
+  }
+  if (stream_offset > kMaxFileOffset) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("resume offset {} is out of range", stream_offset));
+  }
+  if (open_files.size() > options_.max_open_files) {
+    return Status(StatusCode::kCorruption,
+                  fmt::format("{} open files to resume with, more than {}", open_files.size(),
+                              options_.max_open_files));
+  }
+  for (const auto& [path, next] : open_files) {
+    if (Status s = CheckStreamPath(path); !s.ok()) return s.WithContext("resuming");
+    if (NormalizePath(path) != path) {
+      return Status(StatusCode::kCorruption,
+                    fmt::format("resume path {:?} is not in its normal form", path));
+    }
+    if (next > kMaxFileOffset) {
+      return Status(StatusCode::kCorruption,
+                    fmt::format("resume offset {} of {} is out of range", next, path));
+    }
+  }
+  stream_offset_ = stream_offset;
+  open_files_ = std::move(open_files);
   return Status::Ok();
 }
 

@@ -225,6 +225,14 @@ Status BackupServer::Start() {
     Log()->info("event=stale_backup_dirs_removed dir={} count={}", log::Quote(options_.work_dir),
                 *swept);
   }
+  // A killed donor's resume spools: its runs are gone, so are their resumes.
+  if (auto swept = files::SweepStaleTempDirs(SpoolParent(), fanout::kSpoolDirPrefix); !swept) {
+    Log()->warn("event=stale_resume_spools_sweep_failed error={}",
+                log::Quote(swept.error().ToString()));
+  } else if (*swept > 0) {
+    Log()->info("event=stale_resume_spools_removed dir={} count={}", log::Quote(SpoolParent()),
+                *swept);
+  }
   if (options_.tls.enabled && !tls_) tls_ = options_.tls_context;
   if (options_.tls.enabled && !tls_) {
     auto context = net::TlsContext::Create(options_.tls, net::TlsContext::Role::kServer);
@@ -529,6 +537,15 @@ void BackupServer::StartHandshakes() {
       if (!stopping_) asio::post(strand_, [this] { StartHandshakes(); });
       if (!client) return;
       if (client->mode == HelloMode::kProbe) return AnswerProbe(sock, *client);
+      if (client->mode == HelloMode::kResume) {
+        auto shared = std::make_shared<net::Socket>(std::move(sock));
+        auto accepted = std::move(*client);
+        (void)SpawnSession([this, shared, accepted] {
+          ServeResume(*shared, accepted);
+          shared->Close();
+        });
+        return;
+      }
       StartBackup(std::move(sock), std::move(*client));
     });
   }
@@ -813,6 +830,25 @@ milliseconds FrameSendDeadline(size_t bytes, int64_t min_rate_bytes, millisecond
   return std::min(idle_timeout, kFrameSendSlack + at_floor);
 }
 
+namespace {
+
+fanout::Limits RunLimits(const ServerOptions& options_, std::string spool_parent,
+                         std::shared_ptr<std::atomic<int>> spools) {
+  fanout::Limits limits;
+  limits.buffer_bytes = static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 1));
+  limits.grace = options_.fanout_grace;
+  limits.slow_window = options_.fanout_slow_window;
+  limits.max_receivers = static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
+  limits.resume_window = options_.resume_window;
+  limits.spool_bytes = static_cast<uint64_t>(std::max<int64_t>(options_.resume_spool_bytes, 0));
+  limits.spool_parent = std::move(spool_parent);
+  limits.spools = std::move(spools);
+  limits.max_spools = static_cast<int>(std::max<int64_t>(options_.max_resume_spools, 0));
+  return limits;
+}
+
+}  // namespace
+
 // One authenticated backup client, start to end: it joins the run whose window is open, or
 // opens one (when fewer than max_concurrent runs stream), or is answered busy; then it is
 // sent what the run's producer reads, over its own session. Everything it owns is released
@@ -847,14 +883,8 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
     streaming = active_.load();
     // The run whose window is open (full, or closing) counts as streaming already.
     if (!run && streaming + (joinable_ ? 1 : 0) < options_.max_concurrent) {
-      fanout::Limits limits;
-      limits.buffer_bytes =
-          static_cast<size_t>(std::max<int64_t>(options_.fanout_buffer_bytes, 1));
-      limits.grace = options_.fanout_grace;
-      limits.slow_window = options_.fanout_slow_window;
-      limits.max_receivers =
-          static_cast<size_t>(std::max<int64_t>(options_.fanout_max_receivers, 1));
-      run = std::make_shared<fanout::Run>(next_run_id_++, limits);
+      run = std::make_shared<fanout::Run>(next_run_id_++,
+                                          RunLimits(options_, SpoolParent(), spools_));
       index = *run->Join(client.name, sock.peer(), client.compress);
       joinable_ = run;
       runs_.push_back(run);
@@ -884,13 +914,74 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
                 run->receivers());
   }
 
+  const ResumeChain chain = ResumeChainStart(ResumeKey(options_.secret, run->resume_id(index)));
+  SendRun(sock, run, index, peer, chain);
+}
+
+
+// Next to the datadir (its filesystem has room for data), else the work dir.
+std::string BackupServer::SpoolParent() const {
+  if (!options_.resume_spool_dir.empty()) return options_.resume_spool_dir;
+  if (!options_.datadir.empty()) return files::ParentDir(options_.datadir);
+  return options_.work_dir;
+}
+
+void BackupServer::ServeResume(net::Socket& sock, const AcceptedClient& client) {
+  const std::string peer = ClientLabel(sock, client);
+  const ResumeRequest& request = *client.resume;
+  std::shared_ptr<fanout::Run> run;
+  std::optional<fanout::Run::Resumed> resumed;
+  std::string why;
+  {
+    std::lock_guard lock(runs_mu_);
+    for (const auto& candidate : runs_) {
+      std::string reason;
+      resumed = candidate->Resume(request, client.compress, client.name, sock.peer(), &reason);
+      if (resumed) {
+        run = candidate;
+        break;
+      }
+      if (!reason.empty()) why = reason;
+    }
+  }
+  if (!run) {
+    if (why.empty()) {
+      why = options_.resume_window.count() == 0
+                ? "this donor keeps no run for a resume (backup.resume_window = 0)"
+                : "this donor holds no such stream (it restarted since, its resume window "
+                  "closed, or the run ended)";
+    }
+    Log()->info("event=backup_resume_refused peer={} run={} offset={} reason={}", peer,
+                request.run_id, request.frame_offset, log::Quote(why));
+    (void)sock.WriteFrame(FrameType::kError, EncodeErrorMessage({"resume_refused", why}),
+                          options_.handshake_timeout);
+    return;
+  }
+  Log()->info("event=backup_resumed peer={} run={} from_offset={} asked={}", peer, run->id(),
+              request.frame_offset, CompressRequestText(client.compress));
+  SendRun(sock, run, resumed->index, peer, resumed->chain);
+}
+
+void BackupServer::SendRun(net::Socket& sock, const std::shared_ptr<fanout::Run>& run,
+                           size_t index, const std::string& peer, ResumeChain chain) {
+  const milliseconds hs = options_.handshake_timeout;
+  const ResumeChain key = ResumeKey(options_.secret, run->resume_id(index));
   // --- send: HEADER, DATA..., TRAILER (or ERROR), as the run's producer provides them ---
   const auto start = Clock::now();
   std::vector<uint8_t> own;  // this receiver's frame for a chunk others send too
   uint64_t sent = 0;
   uint64_t wire = 0;
-  auto gone = [&](const std::string& reason) {
-    run->Gone(index, reason);
+  // A receiver that did not take a frame within its deadline is too slow, not cut off: it is
+  // given up, not kept for a resume, or a trickle reader would hold the donor's slot (and its
+  // tool) for the resume window after all (fanout.h, "Resume").
+  auto gone = [&](const std::string& reason, bool resumable = true) {
+    if (run->Gone(index, reason, resumable)) {
+      Log()->warn("event=backup_receiver_detached peer={} run={} bytes={} reason={} "
+                  "resume_window_s={}",
+                  peer, run->id(), sent, log::Quote(reason),
+                  std::chrono::duration_cast<std::chrono::seconds>(options_.resume_window).count());
+      return;
+    }
     Log()->warn("event=backup_aborted peer={} run={} bytes={} reason={}", peer, run->id(), sent,
                 log::Quote(reason));
   };
@@ -913,7 +1004,7 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
       case fanout::Run::Item::Kind::kData: {
         fanout::Chunk& chunk = *item.chunk;
         std::vector<uint8_t>* frame = &chunk.frame;
-        if (!run->sole_receiver()) {
+        if (!item.own_chunk && !run->sole_receiver()) {
           // Each receiver tags the bytes with its own key and counter: a copy of its own.
           if (own.size() < kFrameHeaderSize + chunk.size + kTagSize)
             own.resize(kFrameHeaderSize + chunk.size + kTagSize);
@@ -924,12 +1015,18 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
         const milliseconds deadline =
             FrameSendDeadline(chunk.size, options_.min_send_rate_bytes, options_.idle_timeout);
         Status s = sock.WriteFrameBuffer(chunk.type, *frame, chunk.size, deadline);
-        if (!s.ok()) return gone(WriteFailure(s, peer, deadline));
+        if (!s.ok())
+          return gone(WriteFailure(s, peer, deadline), s.code() != StatusCode::kTimeout);
         sent += chunk.stream_bytes;
         stream_bytes_sent_.fetch_add(chunk.stream_bytes, std::memory_order_relaxed);
         wire_bytes_sent_.fetch_add(chunk.size, std::memory_order_relaxed);
         wire += chunk.size;
-        run->Sent(index, chunk.stream_bytes, chunk.size);
+        // The resume chain goes over the tag just sent, at the frame's stream offset and
+        // stream bytes (protocol.h, "Why resume"): the same for DATA and ZDATA.
+        const ResumeChain before = chain;
+        chain = ResumeChainNext(key, before, chunk.offset, static_cast<uint32_t>(chunk.stream_bytes),
+                                {frame->data() + kFrameHeaderSize + chunk.size, kTagSize});
+        run->Sent(index, chunk.offset, chunk.stream_bytes, chunk.size, before);
         // For `auto`: how long this receiver's window held TCP back (wire_compression.h).
         if (auto limits = ReadTcpLimits(sock.fd())) run->ReportLink(index, limits->rwnd_limited_us);
         continue;
@@ -965,6 +1062,12 @@ void BackupServer::ServeReceiver(net::Socket& sock, const AcceptedClient& client
 void BackupServer::RemoveRun(const std::shared_ptr<fanout::Run>& run) {
   std::lock_guard lock(runs_mu_);
   if (joinable_ == run) joinable_.reset();
+  if (std::find(runs_.begin(), runs_.end(), run) != runs_.end()) {
+    const auto stats = run->resume_stats();
+    ended_detached_ += stats.detached;
+    ended_resumes_ += stats.resumed;
+    ended_resent_ += stats.resent_bytes;
+  }
   std::erase(runs_, run);
   for (auto& r : run->Status()) {
     if (r.state != "dropped" && r.state != "gone") continue;
@@ -981,8 +1084,18 @@ BackupActivity BackupServer::Activity() const {
   a.stream_bytes_sent = stream_bytes_sent_.load();
   a.wire_bytes_sent = wire_bytes_sent_.load();
   std::lock_guard lock(runs_mu_);
+  a.resume_window_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(options_.resume_window).count();
+  a.receivers_detached = ended_detached_;
+  a.resumes = ended_resumes_;
+  a.resent_bytes = ended_resent_;
   for (const auto& run : runs_) {
     for (auto& r : run->Status()) a.receivers.push_back(std::move(r));
+    const auto stats = run->resume_stats();
+    a.receivers_detached += stats.detached;
+    a.resumes += stats.resumed;
+    a.resent_bytes += stats.resent_bytes;
+    a.spool_bytes += stats.spool_bytes;
   }
   a.ended.assign(ended_.begin(), ended_.end());
   return a;
@@ -1170,6 +1283,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
       fds[n++] = {err_fd, POLLIN, 0};
     }
     int rc = ::poll(fds, n, 500);
+    run->Tick();  // resume windows that closed
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) {
       abort_reason = ErrnoStatus(errno, "poll").message();
@@ -1218,6 +1332,7 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
       chunk->size = static_cast<size_t>(r);
       if (pacer) std::this_thread::sleep_until(pacer->Reserve(chunk->size, Clock::now()));
       chunk->stream_bytes = static_cast<size_t>(r);
+      chunk->offset = sent;
       if (compressor && level > 0) {
         const auto before = Clock::now();
         auto n = compressor->Compress(
@@ -1338,7 +1453,11 @@ void BackupServer::ProduceRun(const std::shared_ptr<fanout::Run>& run) {
     }
   }
   // The run stays in /status until its last receiver is served or gone.
-  while (run->live() > 0 && !stopping_) std::this_thread::sleep_for(milliseconds(100));
+  // A detached receiver keeps it (and its spool) for its resume window.
+  while (run->live() > 0 && !stopping_) {
+    run->Tick();
+    std::this_thread::sleep_for(milliseconds(100));
+  }
 }
 
 }  // namespace replboot::clone

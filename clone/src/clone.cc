@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,7 @@
 #include "extract.h"
 #include "handshake.h"
 #include "net.h"
+#include "resume.h"
 #include "wire_compression.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
@@ -158,11 +160,23 @@ CloneProgressEvent Event(std::string phase, std::string donor, uint64_t bytes,
   return event;
 }
 
+// Where a stream's frames go on the resume chain (protocol.h, "Why resume"): each frame the
+// receiver checked is logged with the chain before and after it, for the durable points.
+struct ChainTrack {
+  ResumeChain key{};
+  ResumeChain chain{};
+  std::shared_ptr<FrameLog> frames;
+  uint64_t skip = 0;  // a resumed stream's first bytes, which the durable point already holds
+};
+
 // Reads DATA (and, when compression was granted, ZDATA) frames into the extractor until the
 // TRAILER. Each ZDATA frame's tag is checked by ReadFrame before any of it is decompressed.
+// `*bytes_out` starts at the stream offset of the first frame's first byte (0, or where a
+// resumed stream starts); `*wire_out` gets the DATA/ZDATA payload bytes of this session.
 Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
                               const StreamHeader& header, const CloneOptions& options,
-                              uint64_t* bytes_out, uint64_t* wire_out) {
+                              uint64_t* bytes_out, uint64_t* wire_out,
+                              ChainTrack* track = nullptr) {
   const std::string& peer = sock.peer();
   const bool compressed = header.compression != "off";
   std::optional<FrameDecompressor> decompressor;
@@ -178,7 +192,7 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
   // extractor whole (WriteBlock) and recycled: the stream's memory is the pipeline's cap
   // plus this buffer and the pipeline's spare, whatever the frames' sizes (extract.h).
   std::vector<uint8_t> buffer;
-  uint64_t bytes = 0;
+  uint64_t bytes = *bytes_out;
   const auto start = Clock::now();
   auto next_progress = start + options.progress_interval;
   auto next_report = start;
@@ -266,6 +280,8 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       *wire_out = wire;
       return trailer;
     }
+    // The frame's stream bytes: DATA as it came, ZDATA decompressed (bounded).
+    std::vector<uint8_t>* block = &buffer;
     if (*type == FrameType::kZData) {
       if (!decompressor) {
         return Error(StatusCode::kCorruption,
@@ -277,24 +293,32 @@ Result<StreamTrailer> Receive(net::Socket& sock, StreamExtractor& extractor,
       const uint64_t index = sock.frames_checked() > 0 ? sock.frames_checked() - 1 : 0;
       if (Status s = decompressor->Decompress(buffer, index, &plain); !s.ok())
         return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-      const size_t size = plain.size();
-      if (size > 0) {
-        if (Status s = extractor.WriteBlock(&plain); !s.ok())
-          return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
-      }
-      bytes += size;
-      last_byte = Clock::now();
-      progress();
-      continue;
-    }
-    if (*type != FrameType::kData) {
+      block = &plain;
+    } else if (*type == FrameType::kData) {
+      wire += buffer.size();
+    } else {
       return Error(StatusCode::kCorruption, "unexpected {} frame from {} at byte {}",
                    FrameTypeName(*type), peer, bytes);
     }
-    const size_t size = buffer.size();
-    wire += size;
-    if (Status s = extractor.WriteBlock(&buffer); !s.ok())
-      return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+    const size_t size = block->size();
+    if (track && track->frames) {
+      // The chain covers the tag as checked (of the ZDATA payload, for a compressed frame)
+      // at the frame's stream offset and stream bytes, as the donor's does.
+      const ResumeChain after = ResumeChainNext(track->key, track->chain, bytes,
+                                                static_cast<uint32_t>(size), sock.last_tag());
+      track->frames->Add({bytes, size, track->chain, after});
+      track->chain = after;
+    }
+    if (track && track->skip > 0) {
+      // Resumed: this frame starts before the durable point, which holds its first bytes.
+      const size_t drop = static_cast<size_t>(std::min<uint64_t>(track->skip, size));
+      block->erase(block->begin(), block->begin() + static_cast<ptrdiff_t>(drop));
+      track->skip -= drop;
+    }
+    if (!block->empty()) {
+      if (Status s = extractor.WriteBlock(block); !s.ok())
+        return Error(s.WithContext(fmt::format("stream from {} at byte {}", peer, bytes)));
+    }
     bytes += size;
     last_byte = Clock::now();
     progress();
@@ -439,8 +463,10 @@ struct OpenedStream {
   uint64_t wire_bytes = 0;  // once received: what arrived on the wire for the stream
 };
 
-Result<OpenedStream> OpenStream(const Endpoint& donor, const CloneOptions& options) {
-  auto connection = ConnectAuthenticated(donor, HelloMode::kBackup, options);
+Result<OpenedStream> OpenStream(const Endpoint& donor, const CloneOptions& options,
+                                const std::optional<ResumeRequest>& resume = std::nullopt) {
+  auto connection = ConnectAuthenticated(donor, resume ? HelloMode::kResume : HelloMode::kBackup,
+                                         options, std::nullopt, resume);
   if (!connection) return Error(connection.error());
   net::Socket* sock = &connection->socket;
   const std::string peer = sock->peer();
@@ -465,11 +491,12 @@ Result<OpenedStream> OpenStream(const Endpoint& donor, const CloneOptions& optio
 
 // The DATA frames into `sink` up to a TRAILER that says the donor's tool succeeded and sent
 // exactly what arrived. The sink is not finished here.
-Result<uint64_t> ReceiveWhole(OpenedStream& opened, StreamSink& sink, const CloneOptions& options) {
+Result<uint64_t> ReceiveWhole(OpenedStream& opened, StreamSink& sink, const CloneOptions& options,
+                              ChainTrack* track = nullptr, uint64_t start = 0) {
   net::Socket& sock = opened.connection.socket;
   const std::string& peer = opened.peer;
-  uint64_t bytes = 0;
-  auto trailer = Receive(sock, sink, opened.header, options, &bytes, &opened.wire_bytes);
+  uint64_t bytes = start;
+  auto trailer = Receive(sock, sink, opened.header, options, &bytes, &opened.wire_bytes, track);
   if (!trailer) return Error(trailer.error());
   sock.Close();
   if (!trailer->ok()) {
@@ -481,7 +508,7 @@ Result<uint64_t> ReceiveWhole(OpenedStream& opened, StreamSink& sink, const Clon
     return Error(StatusCode::kCorruption, "{} says it sent {} bytes, {} arrived", peer,
                  trailer->bytes, bytes);
   }
-  return bytes;
+  return bytes - start;
 }
 
 }  // namespace
@@ -511,15 +538,30 @@ Result<FetchedStream> FetchStream(const Endpoint& donor, const CloneOptions& opt
   return fetched;
 }
 
-Result<CloneResult> CommitStream(const CloneOptions& options, const std::string& source,
-                                 const StreamHeader& header, const FeedStream& feed) {
+namespace {
+
+// A failure after which a staging dir with a durable point is kept for the next attempt to
+// resume from: the link broke, the donor went away, replboot is stopping. A stream that failed
+// its checks (tags, checksums) or a disk that failed is never resumed from.
+bool KeepsDurablePoint(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kTimeout ||
+         s.code() == StatusCode::kCancelled;
+}
+
+// CommitStream, and for a clone with durable points (`points`: recorded while the stream
+// flows; with points->resume_from, the staging dir is already back at that point and the
+// stream goes on from there).
+Result<CloneResult> CommitStreamImpl(const CloneOptions& options, const std::string& source,
+                                     const StreamHeader& header, const FeedStream& feed,
+                                     const std::shared_ptr<DurablePoints>& points) {
   const auto start = Clock::now();
   const std::string staging = StagingPath(options.datadir);
+  const bool resuming = points && points->resume_from;
 
   // A clean slate: the caller settled leftovers (datadir.h), so they never mix with this one.
-  REPLBOOT_RETURN_IF_ERROR(CheckCleanSlate(options));
+  if (!resuming) REPLBOOT_RETURN_IF_ERROR(CheckCleanSlate(options));
   if (Status s = Preflight(source, header, options); !s.ok()) return Error(s);
-  Report(options, Event("streaming", source, 0, header));
+  Report(options, Event("streaming", source, resuming ? points->resume_from->offset : 0, header));
 
   struct DiscardStaging {
     std::string dir;
@@ -528,16 +570,23 @@ Result<CloneResult> CommitStream(const CloneOptions& options, const std::string&
       if (!keep) (void)files::RemoveAll(dir);
     }
   } discard{staging};
-  if (::mkdir(staging.c_str(), 0750) != 0)
+  if (!resuming && ::mkdir(staging.c_str(), 0750) != 0)
     return Error(ErrnoStatus(errno, fmt::format("mkdir {}", staging)));
 
-  auto native = MakeExtractor(staging, options.flavour, options.reserved_names);
+  auto native = MakeExtractor(staging, options.flavour, options.reserved_names, points);
   if (!native) return Error(native.error());
   std::unique_ptr<StreamExtractor> extractor =
       MakePipelined(std::move(*native), options.pipeline_bytes);
   auto fed = feed(*extractor);
   if (!fed) {
     extractor->Abort();
+    if (points && points->durable.load() > 0 && KeepsDurablePoint(fed.error())) {
+      discard.keep = true;
+      Log()->warn("event=clone_interrupted peer={} durable_offset={} points={} staging={} "
+                  "note={}",
+                  source, points->durable.load(), points->points.load(), log::Quote(staging),
+                  log::Quote("kept: the next attempt resumes from the durable point"));
+    }
     return Error(fed.error());
   }
   const uint64_t bytes = *fed;
@@ -609,22 +658,147 @@ Result<CloneResult> CommitStream(const CloneOptions& options, const std::string&
   return result;
 }
 
+}  // namespace
+
+Result<CloneResult> CommitStream(const CloneOptions& options, const std::string& source,
+                                 const StreamHeader& header, const FeedStream& feed) {
+  return CommitStreamImpl(options, source, header, feed, nullptr);
+}
+
+namespace {
+
+// A clone committed from `opened`: who sent it and what it took on the wire (a resumed
+// stream's wire bytes are its last session's).
+void Finished(const OpenedStream& opened, CloneResult* result) {
+  result->donor_node = opened.connection.server;
+  result->wire_bytes = opened.wire_bytes;
+  Log()->info("event=clone_wire peer={} compression={} bytes={} wire_bytes={} ratio={:.2f}",
+              opened.peer, GrantText(opened.header), result->bytes, result->wire_bytes,
+              result->wire_bytes > 0
+                  ? static_cast<double>(result->bytes) / static_cast<double>(result->wire_bytes)
+                  : 0.0);
+}
+
+// Durable points for a stream whose HEADER offers resume (a resume_id and checkpoint_bytes);
+// none from a donor without it (or with backup.resume_window = 0).
+std::shared_ptr<DurablePoints> PointsFor(const OpenedStream& opened, const std::string& header_payload,
+                                         const CloneOptions& options) {
+  const StreamHeader& h = opened.header;
+  ResumeId id{};
+  if (h.resume_id.empty() || h.checkpoint_bytes == 0 || !HexDecode(h.resume_id, id)) return nullptr;
+  auto points = std::make_shared<DurablePoints>();
+  points->base.donor = opened.peer;
+  points->base.header = header_payload;
+  points->base.run_id = h.run_id;
+  points->base.resume_id = id;
+  points->base.checkpoint_bytes =
+      std::clamp(h.checkpoint_bytes, kMinCheckpointBytes, kMaxCheckpointBytes);
+  points->frames = std::make_shared<FrameLog>();
+  (void)options;
+  return points;
+}
+
+// A clone that goes on from the durable point in its staging dir. Errors: kNotFound when the
+// point cannot be used (the donor refused it, or it does not check out): the caller discards
+// the dir and clones afresh; anything else as CloneFrom's (the dir kept when it still holds a
+// point and the failure was the link's).
+Result<CloneResult> ResumeFrom(const Endpoint& donor, const CloneOptions& options) {
+  const std::string staging = StagingPath(options.datadir);
+  auto state = LoadResumePoint(staging);
+  if (!state) {
+    return Error(StatusCode::kNotFound, "its durable point cannot be used: {}",
+                 state.error().message());
+  }
+  auto original = DecodeStreamHeader(state->header);
+  if (!original) return Error(StatusCode::kNotFound, "bad header in the durable point");
+  ResumeRequest request;
+  request.resume_id = state->resume_id;
+  request.run_id = state->run_id;
+  request.frame_offset = state->frame_offset;
+  request.chain = state->chain;
+  Log()->info("event=clone_resume_requested peer={} run={} offset={} frame_offset={} first_donor={}",
+              discovery::EndpointText(donor), state->run_id, state->offset, state->frame_offset,
+              state->donor);
+  auto opened = OpenStream(donor, options, request);
+  if (!opened) {
+    const Status& e = opened.error();
+    if (e.message().find("(resume_refused)") != std::string::npos ||
+        e.message().find("(protocol)") != std::string::npos ||
+        e.code() == StatusCode::kCorruption) {
+      return Error(StatusCode::kNotFound, "{}", e.message());
+    }
+    return Error(e);
+  }
+  const StreamHeader& h = opened->header;
+  if (h.resume_id != original->resume_id || h.run_id != original->run_id ||
+      h.resumed_from != state->frame_offset) {
+    return Error(StatusCode::kNotFound,
+                 "{} resumed another stream (run {} from byte {}, we asked for run {} from {})",
+                 opened->peer, h.run_id, h.resumed_from, state->run_id, state->frame_offset);
+  }
+  auto points = std::make_shared<DurablePoints>();
+  points->base = *state;
+  points->base.open_files.clear();
+  points->base.donor = opened->peer;
+  points->frames = std::make_shared<FrameLog>();
+  points->resume_from = *state;
+  points->durable.store(state->offset);
+  ChainTrack track;
+  track.key = ResumeKey(options.secret, state->resume_id);
+  track.chain = state->chain;
+  track.frames = points->frames;
+  track.skip = state->offset - state->frame_offset;
+  const uint64_t start = state->frame_offset;
+  auto result = CommitStreamImpl(
+      options, opened->peer, *original,
+      [&](StreamSink& sink) -> Result<uint64_t> {
+        auto got = ReceiveWhole(*opened, sink, options, &track, start);
+        if (got) {
+          Log()->info("event=clone_resumed peer={} run={} resumed_from={} durable_offset={} "
+                      "bytes_after_drop={} wire_bytes_after_drop={} resent_bytes={} "
+                      "stream_bytes={} compression={}",
+                      opened->peer, state->run_id, start, state->offset, *got,
+                      opened->wire_bytes, state->offset - start, start + *got,
+                      GrantText(opened->header));
+        }
+        return got;
+      },
+      points);
+  if (result) Finished(*opened, &*result);
+  return result;
+}
+
+}  // namespace
+
 Result<CloneResult> CloneFrom(const Endpoint& donor, const CloneOptions& options) {
+  const std::string staging = StagingPath(options.datadir);
+  if (HasResumePoint(staging)) {
+    auto resumed = ResumeFrom(donor, options);
+    if (resumed || resumed.error().code() != StatusCode::kNotFound) return resumed;
+    // A donor that restarted, a window that closed, a point that does not check out: the
+    // staging dir goes and the clone starts afresh, now.
+    Log()->warn("event=clone_resume_refused peer={} reason={} action=full_clone",
+                discovery::EndpointText(donor), log::Quote(resumed.error().message()));
+    if (Status s = DiscardStaging(options.datadir); !s.ok()) return Error(s);
+  }
   // A datadir that is not a clean slate is refused before the donor starts a backup for us.
   REPLBOOT_RETURN_IF_ERROR(CheckCleanSlate(options));
   auto opened = OpenStream(donor, options);
   if (!opened) return Error(opened.error());
-  auto result = CommitStream(options, opened->peer, opened->header,
-                             [&](StreamSink& sink) { return ReceiveWhole(*opened, sink, options); });
-  if (result) {
-    result->donor_node = opened->connection.server;
-    result->wire_bytes = opened->wire_bytes;
-    Log()->info("event=clone_wire peer={} compression={} bytes={} wire_bytes={} ratio={:.2f}",
-                opened->peer, GrantText(opened->header), result->bytes, result->wire_bytes,
-                result->wire_bytes > 0
-                    ? static_cast<double>(result->bytes) / static_cast<double>(result->wire_bytes)
-                    : 0.0);
+  auto points = PointsFor(*opened, EncodeStreamHeader(opened->header), options);
+  ChainTrack track;
+  if (points) {
+    track.key = ResumeKey(options.secret, points->base.resume_id);
+    track.chain = ResumeChainStart(track.key);
+    track.frames = points->frames;
   }
+  auto result = CommitStreamImpl(options, opened->peer, opened->header,
+                                 [&](StreamSink& sink) {
+                                   return ReceiveWhole(*opened, sink, options,
+                                                       points ? &track : nullptr);
+                                 },
+                                 points);
+  if (result) Finished(*opened, &*result);
   return result;
 }
 
@@ -675,7 +849,9 @@ Status DonorRefusal(const std::string& peer, const ProbeInfo& info, const CloneO
                                                               : info.not_ready_reason));
     }
   }
-  if (info.busy) {
+  // The donor busy with the run our staging dir's durable point belongs to: a resume is
+  // not a new run and is admitted (a refused one falls back to a full clone there or later).
+  if (info.busy && !HasResumePoint(StagingPath(options.datadir))) {
     return Status(StatusCode::kUnavailable,
                   fmt::format("{} is busy: {} backup(s) running, max_concurrent={}", peer,
                               info.active, info.max_concurrent));
@@ -712,6 +888,17 @@ Result<CloneResult> CloneFromPeers(const std::function<std::vector<DonorEndpoint
   for (int round = 1; policy.max_rounds == 0 || round <= policy.max_rounds; ++round) {
     Report(attempt_options, Event("discovering"));
     auto peers = peers_fn();
+    // An interrupted clone asks the donor it was streaming from first: that one may hold the
+    // rest of its run.
+    if (HasResumePoint(StagingPath(options.datadir))) {
+      auto text = files::ReadFile(StagingPath(options.datadir) + "/" + std::string(kResumeStateName));
+      auto state = text ? ParseResumeState(*text) : Result<ResumeState>(Error(text.error()));
+      if (state) {
+        std::stable_partition(peers.begin(), peers.end(), [&](const DonorEndpoint& d) {
+          return discovery::EndpointText(d.endpoint) == state->donor;
+        });
+      }
+    }
     for (const auto& [endpoint, ordinal] : peers) {
       if (options.stop.stop_requested()) return Error(StatusCode::kCancelled, "clone cancelled");
       const std::string peer = discovery::EndpointText(endpoint);

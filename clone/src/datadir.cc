@@ -87,6 +87,12 @@ Result<DatadirInspection> InspectDatadir(const std::string& datadir_in) {
       out.staging = DirState::kData;
     }
   }
+  if (out.staging == DirState::kData) {
+    struct stat st;
+    const std::string point =
+        StagingPath(datadir) + "/" + std::string(datadir_files::kResumeState);
+    out.staging_resumable = ::lstat(point.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  }
   out.old_present = Exists(OldPath(datadir));
   return out;
 }

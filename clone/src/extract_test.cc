@@ -145,6 +145,8 @@ TEST(NativeExtractorTest, RefusesEveryFileOfTheNodeAndTheCallersNames) {
            "replboot-replication.json",       // the replica's intent (replication/configure.h)
            "replboot-promote.json",           // a recovered primary's promotion marker
            "replboot-root-password.pending",  // root password not set yet (daemon/bootstrap.h)
+           "replboot-resume.json",            // a clone's durable point (resume.h)
+           "replboot-resume.files",           // the names its stream made (resume.h)
            "caller-name.json"}) {
     const std::string dir = tmp.Path(name + ".staging");
     std::filesystem::create_directory(dir);

@@ -31,14 +31,34 @@
 // whose sender fails (the client left, a write timed out) is Gone() and no longer waited for.
 // Publish() returns false when no receiver is left: then the tool is killed.
 //
+// Resume (protocol.h, "Why resume"; Limits::resume_window > 0): the run keeps its newest
+// output in memory (backlog_bytes of chunks, which exist anyway a little longer), and each
+// receiver's sender records the frames it sent with their resume chain. A receiver whose
+// sender fails (it left, a write timed out: Gone) is *detached* instead of gone, for
+// resume_window: the run opens a spool (Spool: a 0600 file in a private dir beside the
+// donor's datadir) with the backlog and appends every later chunk to it, so the tool keeps
+// running at its own pace (its redo copy must keep up). A resume that proves a frame the
+// receiver was sent (Resume) makes it a *spooled* receiver: its sender reads the spool from
+// that frame on, up to the trailer; what it has sent, less a backlog, is punched out of the
+// file. Bounds: the spool's disk use is at most spool_bytes (records punched behind every
+// spooled reader's backlog); when the next chunk would pass it, a spooled reader is waited
+// for (like a full queue), and with none the detached receivers are given up and the spool
+// deleted (a later resume is refused: a full clone). A window that closes gives its
+// receiver up; the spool goes when no detached or spooled receiver is left, at the latest
+// when the run ends. At most max_spools runs of a server hold a spool at once (a detach
+// beyond that is an ordinary gone receiver). A dropped (slow) receiver is never kept, nor one
+// whose write missed its frame deadline (a trickle reader).
+//
 // Threads: one producer, one sender per receiver, any status reader; all thread-safe.
 #ifndef REPLBOOT_CLONE_FANOUT_H_
 #define REPLBOOT_CLONE_FANOUT_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,6 +67,7 @@
 #include <string_view>
 #include <vector>
 
+#include "replboot/base/files.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/protocol.h"
 
@@ -60,6 +81,7 @@ struct Chunk {
   // stream_bytes is what the tool wrote for it (size, for kData).
   FrameType type = FrameType::kData;
   size_t stream_bytes = 0;
+  uint64_t offset = 0;  // the stream offset of its first byte (of stream_bytes, not payload)
   // What it holds in memory, which the queues' bound counts: a short read still costs its
   // whole frame.
   size_t memory() const { return frame.size(); }
@@ -85,11 +107,78 @@ class ChunkPool {
   std::shared_ptr<State> state_;  // shared with the chunks' deleters: they may outlive the pool
 };
 
+// The spool of a run whose receiver went away (see "Resume" above): the run's frames appended
+// in stream order, each a record the resumed sender reads back as one frame of the same type
+// (DATA, or ZDATA when the run was granted compression: the spool holds what the run sent, so
+// nothing is compressed twice and the disk holds the compressed bytes). Records are found and
+// released by stream offsets (the bytes the tool wrote), their disk use counts the payloads.
+// Not thread-safe: the run's mutex guards it, but for Read (pread of a record that cannot be
+// punched while it is read).
+inline constexpr char kSpoolDirPrefix[] = ".replboot-resume-spool-";
+class Spool {
+ public:
+  // A private dir (files::OwnedTempDir, 0700, swept at the next start when the donor was
+  // killed) under `parent` with one 0600 file.
+  static Result<std::unique_ptr<Spool>> Create(const std::string& parent, uint64_t cap_bytes);
+  ~Spool();
+  // The chunk's payload as the record at chunk.offset (which must be end()); kUnavailable
+  // when it would take the disk use past the cap.
+  Status Append(const Chunk& chunk);
+  bool Fits(size_t bytes) const { return usage_ + bytes <= cap_; }
+  // The record that starts at stream `offset`: its file position, payload size, the stream
+  // bytes it carries and its frame type.
+  struct Record {
+    uint64_t pos = 0;
+    uint32_t size = 0;
+    uint32_t stream_bytes = 0;
+    FrameType type = FrameType::kData;
+  };
+  std::optional<Record> Find(uint64_t offset) const;
+  // The stream offset just past the last record (where the next one starts), and the first.
+  uint64_t end() const { return end_; }
+  uint64_t begin() const { return recs_.empty() ? end_ : recs_.begin()->first; }
+  uint64_t usage() const { return usage_; }
+  // Reads the record at stream `offset` into `chunk` (frame in a DATA frame's layout, resized
+  // as needed; size, stream_bytes, type and offset set).
+  Status Read(uint64_t offset, const Record& record, Chunk* chunk) const;
+  // Frees the records whose stream bytes end at or before `offset` (punched out of the file).
+  void Release(uint64_t offset);
+  const std::string& path() const { return path_; }
+
+ private:
+  Spool(files::OwnedTempDir dir, int fd, std::string path, uint64_t cap)
+      : dir_(std::move(dir)), fd_(fd), path_(std::move(path)), cap_(cap) {}
+  files::OwnedTempDir dir_;
+  int fd_ = -1;
+  std::string path_;
+  uint64_t cap_ = 0;
+  uint64_t file_end_ = 0;
+  uint64_t usage_ = 0;
+  uint64_t end_ = 0;
+  std::map<uint64_t, Record> recs_;  // by stream offset
+};
+
+// How often a receiver records a durable point for a stream of about `estimated_bytes`
+// (1/64 of it, 2 to 16 MiB: a drop costs at most that plus what was in flight), and what the
+// run keeps in memory to resend: that plus 24 MiB (the receiver's 8 MiB queue, both ends'
+// socket buffers, the frame being unpacked).
+uint64_t CheckpointBytesFor(uint64_t estimated_bytes);
+inline constexpr size_t kBacklogSlack = 24u << 20;
+
 struct Limits {
   size_t buffer_bytes = 8u << 20;
   std::chrono::milliseconds grace{5'000};         // held back in total, within:
   std::chrono::milliseconds slow_window{10'000};  // (at least grace)
   size_t max_receivers = 8;
+  // Resume (see above); 0 = off: a receiver that goes away is gone.
+  std::chrono::milliseconds resume_window{0};
+  // Both set by Start() from the header's estimate (CheckpointBytesFor).
+  uint64_t checkpoint_bytes = 0;  // told to each receiver in its HEADER
+  size_t backlog_bytes = 0;
+  uint64_t spool_bytes = 0;
+  std::string spool_parent;
+  std::shared_ptr<std::atomic<int>> spools;  // the server's spools now (max_spools at most)
+  int max_spools = 2;
 };
 
 class Run {
@@ -136,6 +225,7 @@ class Run {
     std::string payload;           // kHeader, kTrailer: the frame's payload
     ErrorMessage error;            // kError
     bool trailer_ok = false;       // kTrailer: the tool said "completed OK!"
+    bool own_chunk = false;        // kData read from the spool for this receiver alone
   };
   // The next thing to send, waiting at most `wait` (kNone then: check the socket and stop).
   Item Next(size_t i, std::chrono::milliseconds wait);
@@ -148,8 +238,39 @@ class Run {
   // The largest rwnd-limited time (cumulative µs) any live receiver reported; the producer
   // takes its growth over a window.
   uint64_t MaxRwndLimited() const;
-  // The sender gave up on receiver i (`reason`: the client left, a write failed).
-  void Gone(size_t i, std::string reason);
+  // The same, for a DATA or ZDATA frame whose stream bytes start at `offset` and whose resume
+  // chain was `before` when it was sent.
+  void Sent(size_t i, uint64_t offset, size_t bytes, size_t wire_bytes, const ResumeChain& before);
+  // The sender gave up on receiver i (`reason`: the client left, a write failed). With resume
+  // on, one that got its HEADER and not its TRAILER is detached instead (true), kept for
+  // resume_window, unless `resumable` is false (it missed a frame's deadline: too slow, not
+  // cut off, and a kept run would hold the donor's slot for it).
+  bool Gone(size_t i, std::string reason, bool resumable = true);
+  ResumeId resume_id(size_t i) const;
+
+  // --- resume ---
+  struct Resumed {
+    size_t index = 0;
+    ResumeChain chain{};  // the chain before the first frame it is sent again
+  };
+  // The detached receiver `request` names, if this run holds it at that frame with that chain:
+  // it becomes a spooled receiver sent from request.frame_offset on (its sender sends a HEADER
+  // with resumed_from and the run's grant first). `asked` is the resume HELLO's compression
+  // request, which the run's grant must answer (CheckGrant: the spooled frames are as the run
+  // made them). Otherwise nullopt and `*why` says why ("" when this run never had that
+  // receiver).
+  std::optional<Resumed> Resume(const ResumeRequest& request, const CompressRequest& asked,
+                                const std::string& name, const std::string& peer,
+                                std::string* why);
+  // Gives up detached receivers whose window closed, and the spool when nobody needs it.
+  void Tick();
+  struct ResumeStats {
+    uint64_t detached = 0;
+    uint64_t resumed = 0;
+    uint64_t resent_bytes = 0;
+    uint64_t spool_bytes = 0;
+  };
+  ResumeStats resume_stats() const;
   // Receiver i got the whole stream and the trailer.
   void Done(size_t i);
 
@@ -173,6 +294,23 @@ class Run {
     std::deque<std::pair<std::chrono::steady_clock::time_point,
                          std::chrono::steady_clock::time_point>>
         held;
+    // Resume: its stream's id, the frames sent to it (the newest backlog_bytes of them) with
+    // the chain before each, how far it was sent, and while detached, until when it is kept;
+    // once resumed, the next offset it is sent from the spool.
+    ResumeId resume_id{};
+    struct SentFrame {
+      uint64_t offset = 0;
+      uint64_t size = 0;
+      ResumeChain before{};
+    };
+    std::deque<SentFrame> sent;
+    uint64_t sent_end = 0;
+    std::optional<std::chrono::steady_clock::time_point> detached_until;
+    bool spooled = false;
+    uint64_t cursor = 0;
+    uint64_t resumed_from = 0;
+    uint64_t session_wire = 0;      // wire bytes sent over its current session
+    bool Kept() const;  // Live(), or detached
     // The time it held the others back within the window that ends at `now`.
     std::chrono::steady_clock::duration HeldWithin(std::chrono::steady_clock::time_point now,
                                                    std::chrono::milliseconds window);
@@ -180,9 +318,12 @@ class Run {
     bool Live() const;
   };
   void DropLocked(Receiver& r, std::string reason);
+  void GiveUpLocked(Receiver& r, std::string reason);
+  void CloseSpoolIfUnusedLocked();
+  void ReleaseSpoolLocked();
 
   const uint64_t id_;
-  const Limits limits_;
+  Limits limits_;  // checkpoint_bytes and backlog_bytes are set by Start()
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Phase phase_ = Phase::kJoining;
@@ -192,6 +333,12 @@ class Run {
   StreamTrailer trailer_;
   // A deque: a receiver's sender keeps a reference across waits while others join.
   std::deque<Receiver> receivers_;
+  // Resume: the newest output, the spool once a receiver was detached, and the counts.
+  std::deque<std::shared_ptr<Chunk>> backlog_;
+  size_t backlog_held_ = 0;
+  uint64_t published_end_ = 0;
+  std::shared_ptr<Spool> spool_;  // shared with a spooled sender's read in progress
+  ResumeStats resume_stats_;
 };
 
 }  // namespace replboot::clone::fanout

@@ -57,7 +57,8 @@ Result<AuthenticatedConnection> ConnectOnce(const Endpoint& donor, HelloMode mod
                                             const CompressRequest& compress,
                                             const CloneOptions& options,
                                             std::optional<Clock::time_point> deadline,
-                                            bool* refused_version) {
+                                            bool* refused_version,
+                                            const std::optional<ResumeRequest>& resume) {
   auto sock = net::Connect(donor, Bounded(options.connect_timeout, deadline), options.stop);
   if (!sock) return Error(sock.error());
   const std::string peer = sock->peer();
@@ -82,7 +83,8 @@ Result<AuthenticatedConnection> ConnectOnce(const Endpoint& donor, HelloMode mod
   if (!binding) return Error(binding.error());
 
   const std::string hello =
-      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal}, compress);
+      EncodeHello(mode, NodeIdentity{ClientName(options), options.client_ordinal}, compress,
+                  resume);
   if (Status s = sock->WriteFrame(FrameType::kHello, hello, hs()); !s.ok()) return Error(s);
   auto challenge_frame = sock->ReadControlFrame(hs());
   if (!challenge_frame) return Error(challenge_frame.error());
@@ -138,17 +140,25 @@ Result<AuthenticatedConnection> ConnectOnce(const Endpoint& donor, HelloMode mod
 
 Result<AuthenticatedConnection> ConnectAuthenticated(const Endpoint& donor, HelloMode mode,
                                                      const CloneOptions& options,
-                                                     std::optional<Clock::time_point> deadline) {
-  const CompressRequest compress = mode == HelloMode::kBackup ? options.compress : CompressRequest{};
+                                                     std::optional<Clock::time_point> deadline,
+                                                     const std::optional<ResumeRequest>& resume) {
+  // A resume asks for the same compression as a backup: the run's grant must answer it.
+  const CompressRequest compress =
+      mode == HelloMode::kBackup || mode == HelloMode::kResume ? options.compress : CompressRequest{};
   bool refused_version = false;
-  auto connection = ConnectOnce(donor, mode, compress, options, deadline, &refused_version);
+  auto connection =
+      ConnectOnce(donor, mode, compress, options, deadline, &refused_version, resume);
   if (connection || !refused_version || compress.mode == CompressMode::kOff) return connection;
+  // A resume is never retried as version 3 (it has no resume): a donor that predates it holds
+  // no run of ours, and the caller clones afresh.
+  if (mode == HelloMode::kResume) return connection;
   // A donor from before version 4: the same, without compression (protocol.h, "Versions").
   log::Get("clone")->info("event=clone_protocol_fallback peer={} asked={} reason={}",
                           discovery::EndpointText(donor), CompressRequestText(compress),
                           log::Quote(connection.error().message()));
   refused_version = false;
-  return ConnectOnce(donor, mode, CompressRequest{}, options, deadline, &refused_version);
+  return ConnectOnce(donor, mode, CompressRequest{}, options, deadline, &refused_version,
+                     std::nullopt);
 }
 
 }  // namespace replboot::clone
@@ -236,7 +246,7 @@ Result<AcceptedClient> AcceptAuthenticated(net::Socket& sock, std::string_view s
   sock.TagSentFrames(std::move(*auth));
   sock.SetDeadline(std::nullopt);
   return AcceptedClient{hello->mode, std::move(hello->client.name), hello->client.ordinal,
-                        hello->version, hello->compress};
+                        hello->version, hello->compress, hello->resume};
 }
 
 }  // namespace replboot::clone

@@ -41,9 +41,12 @@ struct AuthenticatedConnection {
 // compression (logged as event=clone_protocol_fallback).
 // kUnavailable (refused, busy, closed), kTimeout, kCorruption (not our protocol, or a
 // malformed CHALLENGE).
+// With mode kResume, `resume` rides in a version 4 HELLO with options.compress (protocol.h,
+// "Why resume"); an ERROR protocol to it is not retried (the caller clones afresh).
 Result<AuthenticatedConnection> ConnectAuthenticated(
     const Endpoint& donor, HelloMode mode, const CloneOptions& options,
-    std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+    std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+    const std::optional<ResumeRequest>& resume = std::nullopt);
 
 struct AcceptedClient {
   HelloMode mode = HelloMode::kBackup;
@@ -51,6 +54,7 @@ struct AcceptedClient {
   std::optional<int64_t> ordinal;  // the client's ordinal from its HELLO, when it sent one
   uint16_t version = kMinProtocolVersion;
   CompressRequest compress;  // what it asked for (off from a version 3 client)
+  std::optional<ResumeRequest> resume;  // mode kResume: what it asks to resume
 };
 // The server side on an accepted (non-blocking) socket: TLS when `tls` is set, HELLO,
 // CHALLENGE (naming this node as `self`), RESPONSE checked, PROOF. The whole exchange ends by

@@ -434,6 +434,7 @@ Result<FrameType> Socket::ReadFrame(std::vector<uint8_t>& payload, std::chrono::
                    "secret, or the stream was altered on the way",
                    s.message(), peer_);
     }
+    last_tag_ = tag;
   }
   return header->type;
 }

@@ -107,6 +107,8 @@ class Socket {
   void CheckReceivedFrames(FrameAuthenticator auth) { recv_auth_.emplace(std::move(auth)); }
   // Frames whose tag was checked so far.
   uint64_t frames_checked() const { return recv_auth_ ? recv_auth_->frames() : 0; }
+  // The tag of the last frame ReadFrame checked (the resume chain goes over them).
+  const Tag& last_tag() const { return last_tag_; }
 
   // A control frame (bounded by kMaxControlPayload), tagged when TagSentFrames was called.
   Status WriteFrame(FrameType type, std::string_view payload, std::chrono::milliseconds timeout);
@@ -139,6 +141,7 @@ class Socket {
   std::function<void()> idle_hook_;
   std::optional<FrameAuthenticator> send_auth_;
   std::optional<FrameAuthenticator> recv_auth_;
+  Tag last_tag_{};
 };
 
 // "host:port" / "[v6]:port" / "host" (default port) → host and port. Port 0 (any free

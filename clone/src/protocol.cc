@@ -11,6 +11,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
+#include <vector>
 
 #include "replboot/base/log.h"
 #include "replboot/clone/cluster_id.h"
@@ -318,9 +319,11 @@ Result<CompressRequest> ParseCompressSetting(std::string_view text) {
 }
 
 std::string EncodeHello(HelloMode mode, const NodeIdentity& client,
-                        const CompressRequest& compress, std::optional<uint16_t> version) {
-  const uint16_t v =
-      version.value_or(compress.mode == CompressMode::kOff ? kMinProtocolVersion : kProtocolVersion);
+                        const CompressRequest& compress,
+                        const std::optional<ResumeRequest>& resume,
+                        std::optional<uint16_t> version) {
+  const bool plain = compress.mode == CompressMode::kOff && mode != HelloMode::kResume;
+  const uint16_t v = version.value_or(plain ? kMinProtocolVersion : kProtocolVersion);
   std::string out(kHelloMagic);
   out.push_back(static_cast<char>(v >> 8));
   out.push_back(static_cast<char>(v & 0xff));
@@ -330,7 +333,72 @@ std::string EncodeHello(HelloMode mode, const NodeIdentity& client,
     out.push_back(static_cast<char>(compress.mode));
     out.push_back(static_cast<char>(std::clamp(compress.level, 0, 255)));
   }
+  if (v >= 4 && mode == HelloMode::kResume && resume) {
+    out.append(reinterpret_cast<const char*>(resume->resume_id.data()), kResumeIdSize);
+    for (uint64_t x : {resume->run_id, resume->frame_offset}) {
+      for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+    }
+    out.append(reinterpret_cast<const char*>(resume->chain.data()), resume->chain.size());
+  }
   return out;
+}
+
+namespace {
+ResumeChain HmacSha256(std::span<const uint8_t> key, std::span<const uint8_t> data) {
+  ResumeChain out{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
+       out.data(), &len);
+  return out;
+}
+}  // namespace
+
+ResumeChain ResumeKey(std::string_view secret, const ResumeId& id) {
+  std::vector<uint8_t> data(kResumeKeyLabel.begin(), kResumeKeyLabel.end());
+  data.insert(data.end(), id.begin(), id.end());
+  return HmacSha256({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()}, data);
+}
+
+ResumeChain ResumeChainStart(const ResumeChain& key) {
+  static constexpr uint8_t kStart[] = {'s', 't', 'a', 'r', 't'};
+  return HmacSha256(key, kStart);
+}
+
+ResumeChain ResumeChainNext(const ResumeChain& key, const ResumeChain& chain, uint64_t offset,
+                            uint32_t size, std::span<const uint8_t> tag) {
+  std::array<uint8_t, 32 + 8 + 4 + kTagSize> data{};
+  std::memcpy(data.data(), chain.data(), 32);
+  for (int i = 0; i < 8; ++i) data[32 + i] = static_cast<uint8_t>(offset >> (8 * (7 - i)));
+  for (int i = 0; i < 4; ++i) data[40 + i] = static_cast<uint8_t>(size >> (8 * (3 - i)));
+  std::memcpy(data.data() + 44, tag.data(), std::min(tag.size(), kTagSize));
+  return HmacSha256(key, data);
+}
+
+std::string HexEncode(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+bool HexDecode(std::string_view text, std::span<uint8_t> out) {
+  if (text.size() != out.size() * 2) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = nibble(text[2 * i]), lo = nibble(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
 }
 
 Result<Hello> ParseHello(std::string_view payload) {
@@ -349,13 +417,37 @@ Result<Hello> ParseHello(std::string_view payload) {
   }
   if (payload.size() == base) return Error(StatusCode::kCorruption, "HELLO without a mode");
   auto mode = static_cast<uint8_t>(payload[base]);
-  if (mode > static_cast<uint8_t>(HelloMode::kProbe)) {
+  if (mode > static_cast<uint8_t>(HelloMode::kResume)) {
     return Error(StatusCode::kInvalidArgument, "unknown HELLO mode {}", mode);
   }
   std::string_view identity = payload.substr(base + 1);
   Hello hello;
   hello.mode = static_cast<HelloMode>(mode);
   hello.version = version;
+  if (hello.mode == HelloMode::kResume) {
+    // Resume came with version 4: a version 3 donor refuses mode 2 as unknown, and so does
+    // this one in a version 3 HELLO (ERROR protocol: the client clones afresh).
+    if (version < 4) {
+      return Error(StatusCode::kInvalidArgument, "unknown HELLO mode {} in version {}", mode,
+                   version);
+    }
+    // The resume request is the last kResumeRequestSize bytes, after the compression request.
+    if (identity.size() < kResumeRequestSize)
+      return Error(StatusCode::kCorruption, "bad HELLO: resume request cut short");
+    std::string_view r = identity.substr(identity.size() - kResumeRequestSize);
+    identity.remove_suffix(kResumeRequestSize);
+    auto u64 = [&](size_t at) {
+      uint64_t v = 0;
+      for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(r[at + i]);
+      return v;
+    };
+    ResumeRequest req;
+    std::memcpy(req.resume_id.data(), r.data(), kResumeIdSize);
+    req.run_id = u64(kResumeIdSize);
+    req.frame_offset = u64(kResumeIdSize + 8);
+    std::memcpy(req.chain.data(), r.data() + kResumeIdSize + 16, req.chain.size());
+    hello.resume = req;
+  }
   if (version >= 4) {
     // The request is the last two bytes: the identity before it is parsed as strictly.
     if (identity.size() < 2) return Error(StatusCode::kCorruption, "HELLO without its compression request");
@@ -514,7 +606,10 @@ std::string EncodeStreamHeader(const StreamHeader& header) {
                       {"run_id", header.run_id},
                       {"run_receivers", header.run_receivers},
                       {"compression", header.compression},
-                      {"compression_level", header.compression_level}});
+                      {"compression_level", header.compression_level},
+                      {"resume_id", header.resume_id},
+                      {"checkpoint_bytes", header.checkpoint_bytes},
+                      {"resumed_from", header.resumed_from}});
 }
 
 Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
@@ -531,7 +626,15 @@ Result<StreamHeader> DecodeStreamHeader(std::string_view payload) {
     // Absent from older donors (off); strictly typed when present.
     if (j.contains("compression")) j.at("compression").get_to(h.compression);
     if (j.contains("compression_level")) j.at("compression_level").get_to(h.compression_level);
+    if (j.contains("resume_id")) j.at("resume_id").get_to(h.resume_id);
+    h.checkpoint_bytes = j.value("checkpoint_bytes", uint64_t{0});
+    h.resumed_from = j.value("resumed_from", uint64_t{0});
   });
+  if (header && !header->resume_id.empty()) {
+    ResumeId id;
+    if (!HexDecode(header->resume_id, id))
+      return Error(StatusCode::kCorruption, "bad stream header: resume_id is not 32 hex digits");
+  }
   if (header) {
     const std::string& c = header->compression;
     const int level = header->compression_level;

@@ -620,12 +620,27 @@ TEST(CompressHelloTest, VersionFourCarriesTheRequestAndOffStaysVersionThree) {
     EXPECT_EQ(parsed->compress, asked);
     EXPECT_EQ(parsed->client.name, "mysql-2");
     EXPECT_EQ(parsed->client.ordinal, 2);
-    EXPECT_EQ(EncodeHello(parsed->mode, parsed->client, parsed->compress, parsed->version), hello);
+    EXPECT_EQ(EncodeHello(parsed->mode, parsed->client, parsed->compress, std::nullopt,
+                          parsed->version),
+              hello);
   }
   // A version 4 HELLO asking for nothing is taken too (one encoding per version).
-  parsed = ParseHello(EncodeHello(HelloMode::kProbe, {}, {}, 4));
+  parsed = ParseHello(EncodeHello(HelloMode::kProbe, {}, {}, std::nullopt, 4));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(parsed->version, 4);
+}
+
+// Found by parsers_fuzz (tests/fuzz/parsers_corpus/crash_compress_setting): fmt's {:?} of these
+// bytes aborted the process; a setting or a HEADER naming them is an error like any other.
+TEST(CompressSettingTest, HostileBytesAreNamedNotFatal) {
+  const std::string hostile("\x05(\xb5/\xfd\x04H\x1dit_c)odees a datadir; \x01\x00\xd8replexit_", 40);
+  auto parsed = ParseCompressSetting(hostile);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.error().message().find(R"("\x05(\xb5/\xfd\x04H\x1dit_c)odees a datadir; \x01\x00" is none)"),
+            std::string::npos)
+      << parsed.error().message();
+  EXPECT_FALSE(ParseCompressSetting("zstd:" + hostile));
 }
 
 TEST(CompressHelloTest, MalformedRequestsAndOtherVersionsAreRefused) {

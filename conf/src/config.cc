@@ -146,6 +146,12 @@ const std::vector<Setting>& Settings() {
       {"backup.fanout_grace_ms", REPLBOOT_FIELD(backup, fanout_grace_ms), false,
        "ms in total, within backup.fanout_slow_window_ms, that a receiver with a full queue may "
        "hold the others back before it is dropped"},
+      {"backup.resume_window", REPLBOOT_FIELD(backup, resume_window), false,
+       "seconds a donor keeps a backup run open for a receiver whose link dropped, spooling the "
+       "tool's output, so that it resumes where its last durable point was (0 = off)"},
+      {"backup.resume_spool_mb", REPLBOOT_FIELD(backup, resume_spool_mb), false,
+       "MiB of disk the donor's resume spool (beside its datadir) may use; when it fills before "
+       "the receiver comes back, the next attempt is a full clone"},
       {"backup.fanout_slow_window_ms", REPLBOOT_FIELD(backup, fanout_slow_window_ms), false,
        "ms over which a receiver's holding the others back is added up (at least the grace)"},
       {"backup.max_unauthenticated", REPLBOOT_FIELD(backup, max_unauthenticated), false,
@@ -890,6 +896,8 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   check.Range("backup.fanout_grace_ms", c.backup.fanout_grace_ms, 0, 600'000);
   check.Range("backup.fanout_slow_window_ms", c.backup.fanout_slow_window_ms,
               c.backup.fanout_grace_ms, 3'600'000);
+  check.Range("backup.resume_window", c.backup.resume_window, 0, 86'400);
+  check.Range("backup.resume_spool_mb", c.backup.resume_spool_mb, 128, 1 << 20);
   check.Range("backup.max_unauthenticated", c.backup.max_unauthenticated, 2, 4096);
   check.Range("backup.handshake_threads", c.backup.handshake_threads, 1, 64);
   // One address must never hold every slot: the peers' probes need the rest.

@@ -257,7 +257,13 @@ BootstrapAction DecideBootstrap(conf::Role role, const DatadirFacts& facts, bool
     if (p.staging_replaces && !p.old_present) return BootstrapAction::kFinishSwap;
     return BootstrapAction::kDiscardStaging;
   }
-  if (p.staging != DirState::kAbsent) return BootstrapAction::kDiscardStaging;
+  // An interrupted clone with a durable point is kept when this start clones again (a
+  // replica with no data, or a re-clone): the clone resumes it, or discards it itself when
+  // the donor no longer holds its run. Anything else is garbage.
+  const bool resumes = p.staging_resumable && !p.old_present && role == conf::Role::kReplica &&
+                       can_clone && (datadir_void || force_reclone) &&
+                       !facts.root_password_pending;
+  if (p.staging != DirState::kAbsent && !resumes) return BootstrapAction::kDiscardStaging;
   if (p.old_present) return datadir_void ? BootstrapAction::kRestoreOld : BootstrapAction::kDropOld;
   // Final rows.
   if (facts.root_password_pending) return BootstrapAction::kFinishInitialize;
@@ -296,10 +302,13 @@ Result<BootstrapAction> SettleDatadir(const std::string& datadir, conf::Role rol
     BootstrapAction action = DecideBootstrap(role, *facts, can_clone, force_reclone);
     log->info(
         "event=bootstrap_decision action={} role={} datadir={} datadir_state={} staging={} "
-        "old={} root_password_pending={}",
+        "old={} root_password_pending={}{}",
         BootstrapActionName(action), conf::RoleName(role), log::Quote(datadir),
         clone::DirStateName(facts->paths.datadir), clone::DirStateName(facts->paths.staging),
-        facts->paths.old_present, facts->root_password_pending);
+        facts->paths.old_present, facts->root_password_pending,
+        facts->paths.staging_resumable && action == BootstrapAction::kClone
+            ? " staging_resumable=true"
+            : "");
     Status s;
     switch (action) {
       case BootstrapAction::kFinishSwap:

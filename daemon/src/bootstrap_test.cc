@@ -299,7 +299,9 @@ TEST(DatadirFilesTest, EveryOwnersNameIsReserved) {
   EXPECT_TRUE(reserved(replication::kIntentFileName));
   EXPECT_TRUE(reserved(kPromotionMarker));
   EXPECT_TRUE(reserved(kRootPasswordPendingMarker));
-  EXPECT_EQ(datadir_files::kAll.size(), 5u);
+  EXPECT_TRUE(reserved(datadir_files::kResumeState));
+  EXPECT_TRUE(reserved(datadir_files::kResumeJournal));
+  EXPECT_EQ(datadir_files::kAll.size(), 7u);
 }
 
 }  // namespace

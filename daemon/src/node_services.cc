@@ -38,6 +38,11 @@ replication::BackupServing BackupServingOf(const clone::BackupActivity& activity
   serving.stream_bytes_sent = activity.stream_bytes_sent;
   serving.wire_bytes_sent = activity.wire_bytes_sent;
   serving.receivers_dropped = activity.receivers_dropped;
+  serving.receivers_detached = activity.receivers_detached;
+  serving.resumes = activity.resumes;
+  serving.resent_bytes = activity.resent_bytes;
+  serving.resume_spool_bytes = activity.spool_bytes;
+  serving.resume_window_seconds = activity.resume_window_seconds;
   serving.receivers = receivers(activity.receivers);
   serving.ended = receivers(activity.ended);
   return serving;

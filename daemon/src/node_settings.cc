@@ -304,6 +304,8 @@ Result<clone::ServerOptions> ServerOptionsFor(const NodeSettings& settings) {
                        : config.backup.tool_io_priority == "normal" ? IoPriority::kInherit
                                                                     : IoPriority::kBestEffortLowest;
   o.fanout_slow_window = std::chrono::milliseconds(config.backup.fanout_slow_window_ms);
+  o.resume_window = std::chrono::seconds(config.backup.resume_window);
+  o.resume_spool_bytes = config.backup.resume_spool_mb << 20;
   o.max_unauthenticated = config.backup.max_unauthenticated;
   o.max_unauthenticated_per_address = config.backup.max_unauthenticated_per_address;
   o.handshake_threads = config.backup.handshake_threads;

@@ -364,6 +364,12 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                  {"wire_bytes_sent", s.backup.wire_bytes_sent},
                  {"compression_ratio",
                   Ratio(s.backup.stream_bytes_sent, s.backup.wire_bytes_sent)},
+                 {"resume",
+                  {{"window_seconds", s.backup.resume_window_seconds},
+                   {"receivers_detached", s.backup.receivers_detached},
+                   {"resumes", s.backup.resumes},
+                   {"resent_bytes", s.backup.resent_bytes},
+                   {"spool_bytes", s.backup.resume_spool_bytes}}},
                  {"receivers", receivers(s.backup.receivers)},
                  {"ended", receivers(s.backup.ended)}};
   {
@@ -525,8 +531,24 @@ std::string SnapshotMetrics(const Snapshot& s) {
   out += fmt::format(
       "# HELP replboot_backup_wire_bytes_total DATA and ZDATA payload bytes this donor sent for "
       "those stream bytes (compressed on the wire when granted; before framing).\n"
-      "# TYPE replboot_backup_wire_bytes_total counter\nreplboot_backup_wire_bytes_total {}\n",
-      s.backup.wire_bytes_sent);
+      "# TYPE replboot_backup_wire_bytes_total counter\nreplboot_backup_wire_bytes_total {}\n"
+      "# HELP replboot_backup_resumes_total Streams resumed after a dropped link (the receiver "
+      "went on from its durable point).\n# TYPE replboot_backup_resumes_total counter\n"
+      "replboot_backup_resumes_total {}\n"
+      "# HELP replboot_backup_resent_bytes_total Stream bytes sent a second time to resumed "
+      "receivers (from their durable point to where their link dropped).\n"
+      "# TYPE replboot_backup_resent_bytes_total counter\nreplboot_backup_resent_bytes_total {}\n"
+      "# HELP replboot_backup_receivers_detached_total Receivers whose link dropped and whose run "
+      "was kept for backup.resume_window.\n"
+      "# TYPE replboot_backup_receivers_detached_total counter\n"
+      "replboot_backup_receivers_detached_total {}\n"
+      "# HELP replboot_backup_resume_spool_bytes Disk the resume spools use now.\n"
+      "# TYPE replboot_backup_resume_spool_bytes gauge\nreplboot_backup_resume_spool_bytes {}\n"
+      "# HELP replboot_backup_resume_window_seconds backup.resume_window (0: no resume).\n"
+      "# TYPE replboot_backup_resume_window_seconds gauge\n"
+      "replboot_backup_resume_window_seconds {}\n",
+      s.backup.wire_bytes_sent, s.backup.resumes, s.backup.resent_bytes, s.backup.receivers_detached,
+      s.backup.resume_spool_bytes, s.backup.resume_window_seconds);
   out +=
       "# HELP replboot_backup_receiver_bytes Bytes sent to each receiver of the backup runs in "
       "progress.\n# TYPE replboot_backup_receiver_bytes gauge\n";

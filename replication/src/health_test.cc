@@ -294,6 +294,11 @@ TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
   s.backup.runs = 1;
   s.backup.receivers_dropped = 1;
   s.backup.stream_bytes_sent = 123456;
+  s.backup.resumes = 2;
+  s.backup.resent_bytes = 4096;
+  s.backup.receivers_detached = 3;
+  s.backup.resume_spool_bytes = 777;
+  s.backup.resume_window_seconds = 180;
   s.backup.receivers = {{.run = 1, .name = "mysql-2", .peer = "10.0.0.2:4000", .state = "streaming",
                          .bytes_sent = 100, .wire_bytes_sent = 0, .compression = "", .reason = ""},
                         {.run = 1, .name = "", .peer = "10.0.0.3:4000", .state = "done",
@@ -316,6 +321,13 @@ TEST(HealthTest, BackupRunsAndReceiversInJsonAndMetrics) {
   EXPECT_NE(m.find("replboot_backup_runs_total 1\n"), std::string::npos) << m;
   EXPECT_NE(m.find("replboot_backup_receivers_dropped_total 1\n"), std::string::npos) << m;
   EXPECT_NE(m.find("replboot_backup_sent_bytes_total 123456\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_resumes_total 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_resent_bytes_total 4096\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_receivers_detached_total 3\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_resume_spool_bytes 777\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("replboot_backup_resume_window_seconds 180\n"), std::string::npos) << m;
+  EXPECT_EQ(j["backup"]["resume"]["resumes"], 2);
+  EXPECT_EQ(j["backup"]["resume"]["window_seconds"], 180);
   EXPECT_NE(m.find("replboot_backup_receiver_bytes{run=\"1\",receiver=\"mysql-2\","
                    "state=\"streaming\"} 100\n"),
             std::string::npos)

@@ -84,7 +84,9 @@ void FuzzProtocol(std::string_view text) {
     Check(hello->version >= clone::kMinProtocolVersion && hello->version <= clone::kProtocolVersion);
     Check(hello->compress.level >= 0 && hello->compress.level <= clone::kMaxRequestLevel);
     // Strict: the one encoding of what was parsed is the input itself.
-    Check(clone::EncodeHello(hello->mode, hello->client, hello->compress, hello->version) == text);
+    Check(clone::EncodeHello(hello->mode, hello->client, hello->compress, hello->resume,
+                              hello->version) == text);
+    Check((hello->mode == clone::HelloMode::kResume) == hello->resume.has_value());
   }
   if (auto setting = clone::ParseCompressSetting(text)) {
     Check(clone::CompressRequestText(*setting) == text ||

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -54,7 +55,35 @@ struct ExtractOptions {
   // directory, fails the extraction (kCorruption) before anything is written under it, so
   // a stream can never forge the caller's own state.
   std::vector<std::string> reserved_names;
+  // Called at every chunk boundary (XbstreamSink::OnChunkEnd), e.g. to record a durable
+  // point there (MakeDurable): a resumed clone goes on from such a point.
+  std::function<Status(uint64_t stream_offset)> on_chunk_end;
+  // Called right before a rename or delete chunk changes the target: such a change cannot be
+  // replayed from an earlier point, so whoever records durable points drops the last one.
+  std::function<Status()> before_irreversible;
 };
+
+// A file between its first chunk and its 'E', at a durable point (MakeDurable): its bytes up
+// to written_end are on disk; logical_end is its size once a sparse tail is set.
+struct PartialFile {
+  std::string path;  // as the stream names it (normalized)
+  uint64_t written_end = 0;
+  uint64_t logical_end = 0;
+};
+
+// The journal of the names a stream made in the target (MakeDurable returns what was added
+// since the last call): what a resumed extraction keeps, everything else there being from
+// after its durable point. Each record: kind u8 ('C' created, 'R' renamed, 'D' deleted),
+// path length u16 LE, path, and for 'R' new-path length u16 LE and new path.
+inline constexpr uint8_t kJournalCreate = 'C';
+inline constexpr uint8_t kJournalRename = 'R';
+inline constexpr uint8_t kJournalDelete = 'D';
+void AppendJournal(std::string* journal, uint8_t kind, std::string_view path,
+                   std::string_view new_path = {});
+// The names a journal leaves in the target, applying its records in order. kCorruption for a
+// truncated record, an unknown kind, a path CheckStreamPath refuses, or more than
+// `max_names` names (the journal comes from disk: hostile).
+Result<std::set<std::string>> ReplayJournal(std::string_view journal, size_t max_names);
 
 class BackgroundSync;
 class Decompressor;
@@ -84,6 +113,7 @@ class XbstreamExtractor final : public XbstreamSink {
   Status OnSeek(const ChunkHeader& chunk) override;
   Status OnRename(const ChunkHeader& chunk) override;
   Status OnDelete(const ChunkHeader& chunk) override;
+  Status OnChunkEnd(uint64_t stream_offset) override;
 
   // Call once the reader's Finish() succeeded: fsyncs every file and directory.
   // Fails if any file is still open (the reader reports those first).
@@ -91,7 +121,19 @@ class XbstreamExtractor final : public XbstreamSink {
 
   const Stats& stats() const { return stats_; }
 
+  // A durable point at the current chunk boundary: waits for every queued fsync, fsyncs the
+  // files still open (their bytes so far) and every directory changed, and returns the open
+  // files' state and the journal records added since the last call. After it returns, what
+  // the stream wrote up to here survives a crash. Not for decompressing extractions.
+  Status MakeDurable(std::vector<PartialFile>* open, std::string* journal);
+  // Before the first chunk of a resumed extraction: the files open at the durable point are
+  // opened again (they must exist, as regular files) and cut back to written_end, so the
+  // bytes written after that point (unverified, or verified but not durable) are gone.
+  Status ResumeFiles(const std::vector<PartialFile>& files);
+
  private:
+  // fsync of every directory whose entries changed (created files, subdirectories, renames).
+  Status SyncDirtyDirs();
   struct OpenFile {
     int fd = -1;            // -1 while evicted (closed to stay under the fd budget)
     dev_t dev = 0;
@@ -132,6 +174,7 @@ class XbstreamExtractor final : public XbstreamSink {
   std::unique_ptr<BackgroundSync> sync_;
   // Directories (relative, "" = target) whose entries changed: fsynced by Commit.
   std::set<std::string> dirty_dirs_;
+  std::string journal_;  // records since the last MakeDurable
   Stats stats_;
 };
 

@@ -98,6 +98,12 @@ class XbstreamSink {
   virtual Status OnSeek(const ChunkHeader& chunk) = 0;
   virtual Status OnRename(const ChunkHeader& chunk) = 0;
   virtual Status OnDelete(const ChunkHeader& chunk) = 0;
+  // The chunk that ends at `stream_offset` is done (its sink calls returned, its checksum
+  // matched): the stream is at a chunk boundary, where a reader can be resumed (ResumeAt).
+  virtual Status OnChunkEnd(uint64_t stream_offset) {
+    (void)stream_offset;
+    return Status::Ok();
+  }
 };
 
 // Reference 1.4: no empty path, no leading '/', no '.' or '..' component, no
@@ -135,6 +141,17 @@ class XbstreamReader {
 
   uint64_t stream_offset() const { return stream_offset_; }
   const Stats& stats() const { return stats_; }
+
+  // Files started and not yet ended, each with the file offset its next chunk must start at:
+  // with stream_offset() at a chunk boundary, all a reader needs to go on from there.
+  using OpenFiles = std::unordered_map<std::string, uint64_t>;
+  const OpenFiles& open_files() const { return open_files_; }
+  // Makes a fresh reader go on from a chunk boundary of an earlier reader of the same stream
+  // (a resumed clone): its stream offset and open files, as that reader had them there.
+  // kInvalidArgument when this reader has been fed already; kCorruption for a path the reader
+  // would refuse, an offset out of range or more files than max_open_files (the values come
+  // from a file on disk: hostile).
+  Status ResumeAt(uint64_t stream_offset, OpenFiles open_files);
 
  private:
   enum class State { kFixedHeader, kVarHeader, kSparseMap, kPayload, kFailed };

@@ -26,8 +26,14 @@ inline constexpr char kPromotionMarker[] = "replboot-promote.json";
 // daemon: initialized, root password not set yet (daemon/bootstrap.h).
 inline constexpr char kRootPasswordPending[] = "replboot-root-password.pending";
 
-inline constexpr std::array<std::string_view, 5> kAll = {
-    kCloneMarker, kClusterId, kReplicationIntent, kPromotionMarker, kRootPasswordPending};
+// clone: a clone's durable point and the names its stream made, in its staging dir, so that
+// an interrupted clone resumes from there (clone/src/resume.h).
+inline constexpr char kResumeState[] = "replboot-resume.json";
+inline constexpr char kResumeJournal[] = "replboot-resume.files";
+
+inline constexpr std::array<std::string_view, 7> kAll = {
+    kCloneMarker,         kClusterId,   kReplicationIntent, kPromotionMarker,
+    kRootPasswordPending, kResumeState, kResumeJournal};
 
 }  // namespace replboot::datadir_files
 

@@ -142,6 +142,14 @@ struct ServerOptions {
   int64_t fanout_buffer_bytes = 8 << 20;
   std::chrono::milliseconds fanout_grace{5'000};
   std::chrono::milliseconds fanout_slow_window{10'000};
+  // Resume (protocol.h, "Why resume"; fanout.h, "Resume"): how long a run keeps a receiver
+  // that went away (0: never), the spool's disk use at most, and where the spool's private
+  // dir goes ("" = next to `datadir`, else work_dir). At most max_resume_spools runs hold a
+  // spool at once.
+  std::chrono::milliseconds resume_window{180'000};
+  int64_t resume_spool_bytes = int64_t{1024} << 20;
+  std::string resume_spool_dir;
+  int64_t max_resume_spools = 2;
   // Admission before authentication (see above). One address may hold a quarter of the
   // connections and half of the handshake threads: probes from the other peers always
   // find room.
@@ -216,6 +224,13 @@ struct BackupActivity {
   uint64_t receivers_dropped = 0;  // dropped for holding the others back
   uint64_t stream_bytes_sent = 0;  // the stream's bytes sent to receivers, every run together
   uint64_t wire_bytes_sent = 0;    // the DATA/ZDATA payload bytes that carried them
+  // Resume: receivers kept after they went away, resumed streams, the bytes sent again to
+  // them (from a frame before what they had been sent), the spools' disk use now.
+  uint64_t receivers_detached = 0;
+  uint64_t resumes = 0;
+  uint64_t resent_bytes = 0;
+  uint64_t spool_bytes = 0;
+  int64_t resume_window_seconds = 0;
   std::vector<BackupReceiverStatus> receivers;  // those of the runs in progress
   std::vector<BackupReceiverStatus> ended;      // the last few dropped or gone, newest last
 };
@@ -309,6 +324,13 @@ class BackupServer {
   Result<RunSetup> SetUpRun();
   void RemoveRun(const std::shared_ptr<fanout::Run>& run);
   void AnswerProbe(net::Socket& sock, const AcceptedClient& client);
+  // A resume request (mode kResume): the run that holds the stream, or ERROR resume_refused.
+  void ServeResume(net::Socket& sock, const AcceptedClient& client);
+  // Sends receiver `index` of `run` what the run's producer (or its spool) provides, from
+  // HEADER to TRAILER; `chain` is the resume chain before the first DATA frame.
+  void SendRun(net::Socket& sock, const std::shared_ptr<fanout::Run>& run, size_t index,
+               const std::string& peer, ResumeChain chain);
+  std::string SpoolParent() const;
   db::ConnectOptions ConnectOptions() const;
   void ReapFinishedSessions();
 
@@ -333,6 +355,11 @@ class BackupServer {
   std::atomic<uint64_t> wire_bytes_sent_{0};
   std::atomic<uint64_t> runs_started_{0};
   std::atomic<uint64_t> receivers_dropped_{0};
+  // Resume: spools held now (fanout::Limits::spools), and the counts of runs that ended.
+  std::shared_ptr<std::atomic<int>> spools_ = std::make_shared<std::atomic<int>>(0);
+  uint64_t ended_detached_ = 0;  // under runs_mu_
+  uint64_t ended_resumes_ = 0;
+  uint64_t ended_resent_ = 0;
   // Runs: the one whose window is open (joinable), and those in progress (for Activity()).
   mutable std::mutex runs_mu_;
   std::shared_ptr<fanout::Run> joinable_;

@@ -6,6 +6,10 @@
 //   <datadir>.replboot-staging     a clone being received or prepared
 //   <datadir>.replboot-old         the previous datadir, kept by --force-reclone until the
 //                                  new clone is in place
+//   replboot-resume.json           inside an uncommitted staging dir: the durable point of a
+//                                  clone whose link broke (or which was killed) mid-stream;
+//                                  removed before --prepare. The decision table keeps such a
+//                                  dir for the next clone to resume (daemon/bootstrap.h).
 //   replboot-clone.json            the commit marker, inside a prepared clone. It is written
 //                                  (fsynced) only after the stream was complete and
 //                                  `--prepare` succeeded: a staging dir holding it is a
@@ -39,6 +43,9 @@ struct DatadirInspection {
   DirState datadir = DirState::kAbsent;  // kCommitted: holds the marker
   DirState staging = DirState::kAbsent;  // kCommitted: prepared and marked; kData/kEmpty: partial
   bool staging_replaces = false;         // the staging marker says replace=true (--force-reclone)
+  // An uncommitted staging dir that holds a durable point (datadir_files::kResumeState): an
+  // interrupted clone the next attempt may resume (clone.h), not garbage.
+  bool staging_resumable = false;
   bool old_present = false;
 };
 

@@ -22,6 +22,12 @@
 //                                               bytes as one zstd frame, when the HEADER
 //                                               granted compression), repeated
 //                                            ←  TRAILER JSON
+//   mode 2 (resume, below; version 4): HELLO's compression request is followed by the
+//       resume request  resume_id (16) ‖ run_id u64 BE ‖ frame_offset u64 BE ‖ chain (32)
+//                                            ←  HEADER JSON (resumed_from = frame_offset, the
+//                                               run's grant), DATA/ZDATA from frame_offset
+//                                               on, TRAILER
+//                                               (or ERROR resume_refused: start afresh)
 //   mode 1 (probe):
 //                                            ←  PROBE_INFO JSON (flavour, server_version, tool,
 //                                               busy; the node's cluster position: cluster_id,
@@ -86,10 +92,14 @@
 // (and the stream key) to this very connection.
 //
 // Versions: a server takes a HELLO of version 3 or 4 and answers any other with ERROR
-// protocol. Version 4 adds one request to the HELLO, compression on the wire (below); a client
-// that asks for none sends a version 3 HELLO, which every server since version 3 takes, and a
-// client whose version 4 HELLO was refused with ERROR protocol (a donor that predates it)
-// connects again with a version 3 HELLO, i.e. without compression. That ERROR is not
+// protocol. Version 4 adds compression on the wire (below) and mode 2, resume (below); a
+// client that asks for neither sends a version 3 HELLO, which every server since version 3
+// takes, and a client whose version 4 backup HELLO was refused with ERROR protocol (a donor
+// that predates it) connects again with a version 3 HELLO, i.e. without compression. A resume
+// HELLO is always version 4 (a version 3 HELLO of mode 2 is refused as an unknown mode, as
+// every version 3 donor refuses it); a donor that answers it with ERROR protocol cannot hold
+// the run (it predates resume), so the receiver discards its staging dir and clones afresh,
+// through the same fallback. That ERROR is not
 // authenticated, so a host on the path can make a clone uncompressed: never less safe, only
 // slower. A version 3 HELLO gets a HEADER without the grant and plain DATA frames, as before.
 //
@@ -112,6 +122,25 @@
 // (after decompression); when compression was granted, its `wire_bytes` is what the DATA and
 // ZDATA payloads held, which the receiver checks too.
 // A ZDATA frame without a grant, or a grant that was not asked for, fails the stream.
+// Why resume (mode 2): a link that drops at 95 % of a long clone must not cost the whole copy
+// again. The donor keeps a run whose receiver went away open for backup.resume_window, its tool
+// still running (its redo copy must keep up, or the backup is invalid), spooling what it
+// writes to a bounded file beside its datadir; the receiver records durable points in its
+// staging dir (the extraction state at an xbstream chunk boundary, every file it counts
+// fsynced). The request rides in the HELLO, so both MACs cover it like the rest of the
+// HELLO; it names the receiver's stream (resume_id, random per receiver, from its HEADER) and
+// the DATA frame the durable point falls in, and proves the receiver got every frame before
+// it: chain is the resume chain (ResumeChain*) over the tags of those frames, which only the
+// two ends of those sessions know. Offsets and sizes count the stream's own bytes (a ZDATA
+// frame's after decompression), the tags are those of the frames as sent (DATA or ZDATA), so
+// the chain does not depend on the grant. A resumed stream keeps its run's grant: the
+// backlog and the spool hold the frames as the run made them (backup_server.cc says why), so
+// the resumed HEADER grants what the first one did, and a resume HELLO whose compression
+// request that grant does not answer (CheckGrant) is refused like any other. A donor that does not hold that stream at that frame (it
+// restarted, the window closed, the spool filled, a forged offset) answers ERROR
+// resume_refused, and the receiver discards its staging dir and clones afresh. The resumed
+// HEADER says where it starts (resumed_from) under the new session's tag, so a relay cannot
+// shift it either; the receiver drops the bytes of that frame before its durable point.
 //
 // Why a TRAILER: xbstream has no end marker, so a stream cut at a chunk boundary looks
 // complete. Only the trailer (the backup tool's exit status and its last stderr line,
@@ -241,7 +270,34 @@ class FrameAuthenticator {
 // Constant-time comparison (CRYPTO_memcmp), so timing does not leak how much matched.
 bool MacEqual(std::span<const uint8_t> a, std::span<const uint8_t> b);
 
-enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1 };
+enum class HelloMode : uint8_t { kBackup = 0, kProbe = 1, kResume = 2 };
+
+// The resume chain (see "Why resume"): chain_0 = HMAC(key, "start"), then for each DATA
+// frame sent to (or checked by) one receiver, chain_{i+1} = HMAC(key, chain_i ‖ offset u64 BE
+// ‖ size u32 BE ‖ tag_i), key = HMAC-SHA256(secret, kResumeKeyLabel ‖ resume_id). offset is
+// the frame's first byte in the stream; across a resume the chain goes on over the new
+// session's tags.
+inline constexpr std::string_view kResumeKeyLabel = "replboot-backup-v3 resume";
+inline constexpr size_t kResumeIdSize = 16;
+using ResumeId = std::array<uint8_t, kResumeIdSize>;
+using ResumeChain = std::array<uint8_t, 32>;
+ResumeChain ResumeKey(std::string_view secret, const ResumeId& id);
+ResumeChain ResumeChainStart(const ResumeChain& key);
+ResumeChain ResumeChainNext(const ResumeChain& key, const ResumeChain& chain, uint64_t offset,
+                            uint32_t size, std::span<const uint8_t> tag);
+std::string HexEncode(std::span<const uint8_t> bytes);
+// Exactly 2 × out.size() lower- or upper-case hex digits; false otherwise.
+bool HexDecode(std::string_view text, std::span<uint8_t> out);
+
+// What a resuming receiver asks for (in its HELLO, mode kResume).
+struct ResumeRequest {
+  ResumeId resume_id{};
+  uint64_t run_id = 0;
+  uint64_t frame_offset = 0;  // the first byte of the DATA frame its durable point is in
+  ResumeChain chain{};        // the resume chain before that frame
+  bool operator==(const ResumeRequest&) const = default;
+};
+inline constexpr size_t kResumeRequestSize = kResumeIdSize + 8 + 8 + 32;
 
 // Compression on the wire (see "Compression on the wire").
 enum class CompressMode : uint8_t { kOff = 0, kZstd = 1, kAuto = 2 };
@@ -274,16 +330,19 @@ std::string EncodeNodeIdentity(const NodeIdentity& identity);
 // Exactly one identity encoding and nothing after it; kCorruption naming what is wrong.
 Result<NodeIdentity> ParseNodeIdentity(std::string_view bytes);
 
-// Version 3 when `compress` asks for nothing (every server takes it), else version 4 with
-// the request; `version` forces one (3 drops the request).
+// Version 3 when `compress` asks for nothing and mode is not kResume (every server takes
+// it), else version 4 with the request (and, for kResume, `resume` after it); `version`
+// forces one (3 drops both requests).
 std::string EncodeHello(HelloMode mode = HelloMode::kBackup, const NodeIdentity& client = {},
                         const CompressRequest& compress = {},
+                        const std::optional<ResumeRequest>& resume = std::nullopt,
                         std::optional<uint16_t> version = std::nullopt);
 struct Hello {
   HelloMode mode = HelloMode::kBackup;
   NodeIdentity client;  // as claimed; authenticated only once the client's MAC verified
   uint16_t version = kMinProtocolVersion;
   CompressRequest compress;  // off in a version 3 HELLO
+  std::optional<ResumeRequest> resume;  // mode kResume only (exactly kResumeRequestSize bytes)
 };
 // kCorruption when the magic, the identity, the compression request or the length is
 // malformed; kInvalidArgument for a protocol version outside [kMinProtocolVersion,
@@ -321,6 +380,13 @@ struct StreamHeader {
   // "off" (also when absent: older donors), "zstd" at compression_level, or "auto" up to it.
   std::string compression = "off";
   int compression_level = 0;
+  // Resume (see "Why resume"; absent from donors without it: "" and 0). resume_id: this
+  // receiver's stream (32 hex digits); checkpoint_bytes: how often the receiver records a
+  // durable point (the donor keeps about that much plus what is in flight to resend);
+  // resumed_from: in a resumed stream, the offset of its first DATA byte.
+  std::string resume_id;
+  uint64_t checkpoint_bytes = 0;
+  uint64_t resumed_from = 0;
 };
 // Whether a HEADER's grant answers `asked`: off always does; zstd at a level in
 // [1, min(asked, kMaxGrantedLevel)] answers zstd:asked; zstd or auto up to kMaxGrantedLevel

@@ -104,6 +104,11 @@ struct Config {
     int64_t fanout_buffer_mb = 8;
     int64_t fanout_grace_ms = 5000;
     int64_t fanout_slow_window_ms = 10000;
+    // Resume after a dropped link (clone/include/replboot/clone/protocol.h, "Why resume"):
+    // seconds a donor keeps a run for a receiver that went away (0 = off), and the MiB of disk
+    // its spool may use meanwhile (at least 128).
+    int64_t resume_window = 180;
+    int64_t resume_spool_mb = 1024;
     // Admission before authentication: connections authenticating at once, overall and
     // from one address (at most half of the overall cap), and the handshake threads.
     int64_t max_unauthenticated = 32;

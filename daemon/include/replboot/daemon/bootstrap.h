@@ -19,7 +19,11 @@
 //   committed    data, marker says replace      absent   any      kFinishSwap: datadir → old, staging
 //                                                                   → datadir (force-reclone)
 //   committed    data, otherwise                any      any      kDiscardStaging (never overwrite data)
-//   uncommitted  any                            any      any      kDiscardStaging (killed mid-clone)
+//   uncommitted  any                            any      any      kDiscardStaging (killed mid-clone),
+//                                                                   unless it holds a durable point
+//                                                                   and the row below is kClone:
+//                                                                   then kClone resumes it
+//                                                                   (clone/src/resume.h)
 //   absent       absent or empty                present  any      kRestoreOld (a force-reclone that
 //                                                                   never committed)
 //   absent       data                           present  any      kDropOld (the new clone is in place)

@@ -179,6 +179,13 @@ struct BackupServing {
   uint64_t receivers_dropped = 0;  // dropped for holding the other receivers of a run back
   uint64_t stream_bytes_sent = 0;  // the stream's bytes sent to receivers, all runs together
   uint64_t wire_bytes_sent = 0;    // the DATA/ZDATA payload bytes that carried them
+  // Resume (clone/protocol.h, "Why resume"): receivers kept after their link dropped, resumed
+  // streams, the bytes sent to them a second time, the spools' disk use now, the window.
+  uint64_t receivers_detached = 0;
+  uint64_t resumes = 0;
+  uint64_t resent_bytes = 0;
+  uint64_t resume_spool_bytes = 0;
+  int64_t resume_window_seconds = 0;
   std::vector<Receiver> receivers;  // of the runs in progress
   std::vector<Receiver> ended;      // the last few dropped or gone, newest last
 };
