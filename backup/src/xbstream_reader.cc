@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "crc32.h"
+#include "replboot/base/log.h"
 
 namespace replboot::backup {
 namespace {
@@ -495,7 +496,7 @@ Status XbstreamReader::ResumeAt(uint64_t stream_offset, OpenFiles open_files) {
     if (Status s = CheckStreamPath(path); !s.ok()) return s.WithContext("resuming");
     if (NormalizePath(path) != path) {
       return Status(StatusCode::kCorruption,
-                    fmt::format("resume path {:?} is not in its normal form", path));
+                    fmt::format("resume path {} is not in its normal form", log::Printable(path)));
     }
     if (next > kMaxFileOffset) {
       return Status(StatusCode::kCorruption,

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "replboot/base/files.h"
+#include "replboot/base/log.h"
 
 namespace replboot::clone {
 
@@ -29,7 +30,7 @@ Status ExactKeys(const json& j, std::initializer_list<std::string_view> keys, st
   if (!j.is_object()) return Bad(fmt::format("{} is not an object", what));
   if (j.size() != keys.size()) return Bad(fmt::format("{} has {} keys, not {}", what, j.size(), keys.size()));
   for (std::string_view key : keys) {
-    if (!j.contains(std::string(key))) return Bad(fmt::format("{} lacks {:?}", what, key));
+    if (!j.contains(std::string(key))) return Bad(fmt::format("{} lacks {}", what, log::Printable(key)));
   }
   return Status::Ok();
 }
@@ -37,17 +38,17 @@ Status ExactKeys(const json& j, std::initializer_list<std::string_view> keys, st
 Status Unsigned(const json& j, std::string_view key, uint64_t max, uint64_t* out) {
   const json& v = j.at(std::string(key));
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-    return Bad(fmt::format("{:?} is not a non-negative integer", key));
+    return Bad(fmt::format("{} is not a non-negative integer", log::Printable(key)));
   *out = v.get<uint64_t>();
-  if (*out > max) return Bad(fmt::format("{:?} = {} is out of range", key, *out));
+  if (*out > max) return Bad(fmt::format("{} = {} is out of range", log::Printable(key), *out));
   return Status::Ok();
 }
 
 Status Text(const json& j, std::string_view key, size_t max, std::string* out) {
   const json& v = j.at(std::string(key));
-  if (!v.is_string()) return Bad(fmt::format("{:?} is not a string", key));
+  if (!v.is_string()) return Bad(fmt::format("{} is not a string", log::Printable(key)));
   *out = v.get<std::string>();
-  if (out->size() > max) return Bad(fmt::format("{:?} is longer than {} bytes", key, max));
+  if (out->size() > max) return Bad(fmt::format("{} is longer than {} bytes", log::Printable(key), max));
   return Status::Ok();
 }
 
@@ -55,7 +56,7 @@ template <size_t N>
 Status Hex(const json& j, std::string_view key, std::array<uint8_t, N>* out) {
   std::string text;
   REPLBOOT_RETURN_STATUS_IF_ERROR(Text(j, key, 2 * N, &text));
-  if (!HexDecode(text, *out)) return Bad(fmt::format("{:?} is not {} hex digits", key, 2 * N));
+  if (!HexDecode(text, *out)) return Bad(fmt::format("{} is not {} hex digits", log::Printable(key), 2 * N));
   return Status::Ok();
 }
 
