@@ -23,6 +23,20 @@ bool ParseNumber(std::string_view s, T* out) {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
+// For an error message: printable ASCII as it is, any other byte as \xNN (fmt's {:?} asserts
+// on bytes that are not UTF-8).
+std::string Printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<GtidState> GtidState::Parse(std::string_view text) {
@@ -50,9 +64,9 @@ Result<GtidState> GtidState::Parse(std::string_view text) {
         !ParseNumber(item.substr(d1 + 1, d2 - d1 - 1), &server) ||
         !ParseNumber(item.substr(d2 + 1), &seq) || seq == 0) {
       return Error(StatusCode::kInvalidArgument,
-                   "GTID position element {:?} is not domain-server-sequence (numbers in range, "
-                   "sequence above 0)",
-                   std::string(item.substr(0, 64)));
+                   "GTID position element \"{}\" is not domain-server-sequence (numbers in "
+                   "range, sequence above 0)",
+                   Printable(item.substr(0, 64)));
     }
     if (!state.last_.emplace(std::make_pair(domain, server), seq).second) {
       return Error(StatusCode::kInvalidArgument, "GTID position names {}-{} twice", domain,

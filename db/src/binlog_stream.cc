@@ -106,8 +106,8 @@ Result<std::unique_ptr<BinlogStream>> OpenBinlogStream(const ConnectOptions& con
   for (char c : options.connect_state) {
     if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == ',')) {
       return Error(StatusCode::kInvalidArgument,
-                   "binlog stream from {}: start position {:?} is not a GTID list", where,
-                   options.connect_state);
+                   "binlog stream from {}: the start position is not a GTID list (a byte {:#04x})",
+                   where, static_cast<unsigned>(static_cast<unsigned char>(c)));
     }
   }
   auto raw = ConnectRaw(connect);

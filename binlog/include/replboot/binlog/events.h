@@ -70,7 +70,7 @@ enum EventType : uint8_t {
   kGtidListEvent = 163,
   kStartEncryptionEvent = 164,
   kQueryCompressedEvent = 165,
-  kXaPrepareEvent = 169,
+  kXaPrepareEvent = 38,
 };
 std::string EventTypeName(uint8_t type);
 
