@@ -417,6 +417,10 @@ Result<std::vector<BinlogSegment>> CutBinlogFile(std::span<const uint8_t> file,
       current.emplace();
       current->history = options.history;
       current->binlog.assign(format.begin(), format.end());
+      // A segment is a closed file: the active file's "in use" flag goes (the checksum is
+      // over it cleared; a replication stream sends it cleared too).
+      current->binlog[sizeof kBinlogMagic + kBinlogFlagsOffset] &=
+          static_cast<uint8_t>(~kBinlogInUseFlag);
       current->start_state = StateToString(state);
       current->first_gtid = t.gtid.ToString();
       current->first_commit_time = t.commit_time;

@@ -310,6 +310,17 @@ TEST(CutBinlogFileTest, CutsAServersFileIntoChainedSegments) {
     auto put = archive.Put(seg);
     ASSERT_TRUE(put) << put.error().message();
   }
+  // The active file: "in use" set in its Format_description after the checksum was made.
+  auto active = MakeBinlog(txns, &start);
+  active[sizeof kBinlogMagic + kBinlogFlagsOffset] |= kBinlogInUseFlag;
+  ASSERT_TRUE(ParseBinlog(active, "active"));
+  active[sizeof kBinlogMagic + kBinlogEventHeaderBytes + 3] ^= 1;  // but a real change fails
+  EXPECT_FALSE(ParseBinlog(active, "active"));
+  active[sizeof kBinlogMagic + kBinlogEventHeaderBytes + 3] ^= 1;
+  auto from_active = CutBinlogFile(active, "active", options);
+  ASSERT_TRUE(from_active);
+  EXPECT_EQ(from_active->front().binlog[sizeof kBinlogMagic + kBinlogFlagsOffset] & kBinlogInUseFlag, 0);
+  EXPECT_EQ(from_active->front().server_version, "10.11.6-MariaDB-test");
   // Without a Gtid_list the start is unknown.
   EXPECT_FALSE(CutBinlogFile(MakeBinlog(txns), "x", options));
   // The active file cut mid-transaction: the whole ones only.

@@ -248,7 +248,19 @@ Result<ParsedBinlog> ParseBinlog(std::span<const uint8_t> file, std::string_view
     }
     if (out.checksums) {
       const uint32_t want = Le32(event.data() + size - 4);
-      if (size < kBinlogEventHeaderBytes + 4 || BinlogCrc32(event.first(size - 4)) != want) {
+      uint32_t got = 0;
+      if (size >= kBinlogEventHeaderBytes + 4) {
+        if (type == kFormatDescriptionEvent && (h[kBinlogFlagsOffset] & kBinlogInUseFlag) != 0) {
+          // The server sets "in use" in the active file's header after the checksum, and
+          // clears it on close: the checksum is over the flag cleared.
+          std::vector<uint8_t> copy(event.begin(), event.end() - 4);
+          copy[kBinlogFlagsOffset] &= static_cast<uint8_t>(~kBinlogInUseFlag);
+          got = BinlogCrc32(copy);
+        } else {
+          got = BinlogCrc32(event.first(size - 4));
+        }
+      }
+      if (size < kBinlogEventHeaderBytes + 4 || got != want) {
         return corrupt(pos, fmt::format("event of type {} fails its CRC32", type));
       }
     }

@@ -40,6 +40,9 @@ namespace replboot::archive {
 
 inline constexpr uint8_t kBinlogMagic[4] = {0xfe, 'b', 'i', 'n'};
 inline constexpr size_t kBinlogEventHeaderBytes = 19;
+inline constexpr size_t kBinlogFlagsOffset = 17;
+// LOG_EVENT_BINLOG_IN_USE_F: set in the Format_description of a file still being written.
+inline constexpr uint8_t kBinlogInUseFlag = 0x01;
 
 enum BinlogEventType : uint8_t {
   kQueryEvent = 2,
