@@ -16,6 +16,8 @@
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/daemon/commands.h"
 #include "replboot/daemon/node_settings.h"
+#include "replboot/daemon/pitr_restore.h"
+#include "replboot/archive/pitr.h"
 #include "replboot/daemon/restore_test.h"
 #include "stop_on_signal.h"
 
@@ -196,12 +198,45 @@ void AddBackupCommands(CLI::App& app) {
       if (!opened) return;
       auto entries = archive::ListBackups(*opened->archive->store, opened->archive->key);
       if (!entries) return Fail("backup_list_failed", entries.error());
+      // The binlog archive of the newest history: what each backup reaches, and the gaps.
+      auto view = LoadArchiveView(opened->settings, *opened->archive,
+                                  opened->settings.config.archive.source_cluster, "");
+      std::map<std::string, archive::ChainReport> reach;
+      std::optional<archive::ChainReport> report;
+      if (view) {
+        report = archive::CheckChain(view->chain, view->backups);
+        for (const auto& b : view->backups) reach[b.id] = archive::CheckChain(view->chain, {b});
+      }
       if (*json) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& e : *entries) out.push_back(EntryJson(e));
+        for (const auto& e : *entries) {
+          nlohmann::json j = EntryJson(e);
+          auto it = reach.find(e.id);
+          if (view && it != reach.end() && !it->second.ranges.empty()) {
+            const auto& r = it->second.ranges.front();
+            j["history"] = [&] {
+              for (const auto& b : view->backups)
+                if (b.id == e.id) return b.history;
+              return std::string();
+            }();
+            j["restorable_from_time"] = archive::FormatTime(r.from_time);
+            j["restorable_from_gtid"] = r.from_state;
+            j["restorable_to_time"] = r.to_time > 0 ? archive::FormatTime(r.to_time) : "";
+            j["restorable_to_gtid"] = r.to_state;
+            j["gap"] = it->second.gaps.empty() ? "" : it->second.gaps.front().Describe();
+          }
+          out.push_back(std::move(j));
+        }
         std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       } else {
         PrintTable(*entries);
+        if (!view) {
+          std::cout << "binlog archive: " << view.error().message() << "\n";
+        } else {
+          std::cout << fmt::format("binlog archive: history {} ({} histories), {} segments; {}\n",
+                                   view->history, view->histories.size() + 1, report->segments,
+                                   report->Describe());
+        }
       }
       cli::ExitCode() = cli::kExitOk;
     });
@@ -330,22 +365,62 @@ void AddBackupCommands(CLI::App& app) {
   }
   {
     auto flags = std::make_shared<conf::ConfigFlags>();
-    auto which = std::make_shared<std::string>("latest");
+    auto which = std::make_shared<std::string>();
     auto cluster = std::make_shared<std::string>();
     auto as_replica = std::make_shared<bool>(false);
+    auto time = std::make_shared<std::string>();
+    auto gtid = std::make_shared<std::string>();
+    auto history = std::make_shared<std::string>();
+    auto threads = std::make_shared<int>(0);
     CLI::App* cmd = app.add_subcommand(
-        "restore", "Restore a backup from the store into an empty datadir (staged, checked, "
-                   "prepared, committed atomically)");
+        "restore", "Restore into an empty datadir: a backup, then the archived binlog up to a "
+                   "point in time (staged, checked, prepared, replayed, committed atomically)");
     conf::AddConfigFlags(cmd, flags.get());
-    cmd->add_option("--backup", *which, "a backup id, or latest (default)");
+    cmd->add_option("--backup", *which,
+                    "this backup id only, or latest, without the binlog archive (default: the "
+                    "newest backup before the target)");
+    cmd->add_option("--time", *time,
+                    "restore to this moment, RFC 3339 (2026-12-06T10:41:59Z): every transaction "
+                    "committed at or before it; or latest: everything archived");
+    cmd->add_option("--gtid", *gtid,
+                    "restore up to and including this GTID position (0-100-41[,1-100-7])");
+    cmd->add_option("--history", *history,
+                    "the history to restore in (replboot backup list names them; default the "
+                    "newest)");
+    cmd->add_option("--replay-threads", *threads,
+                    "the replay's slave_parallel_threads (default the CPUs, 2..16)")
+        ->check(CLI::Range(1, 256));
     cmd->add_option("--cluster", *cluster,
                     "the cluster whose backups to take (default archive.source_cluster, else "
                     "the store's only cluster)");
     cmd->add_flag("--as-replica", *as_replica,
-                  "no promotion marker: the datadir will not start as the primary");
-    cmd->callback([flags, which, cluster, as_replica] {
+                  "no promotion marker and no new history: the datadir will not start as the "
+                  "primary");
+    cmd->callback([flags, which, cluster, as_replica, time, gtid, history, threads] {
       auto opened = Open(*flags, /*needs_flavour=*/true);
       if (!opened) return;
+      if (!time->empty() && !gtid->empty()) {
+        return Fail("restore_failed", Status(StatusCode::kInvalidArgument,
+                                             "--time and --gtid name two targets: give one"));
+      }
+      const bool pitr_asked = !time->empty() || !gtid->empty() || !history->empty();
+      if (pitr_asked && !which->empty()) {
+        return Fail("restore_failed",
+                    Status(StatusCode::kInvalidArgument,
+                           "--backup restores one backup as it is; with --time, --gtid or "
+                           "--history the restore picks the backup itself"));
+      }
+      archive::RestoreTarget target;
+      target.text = "latest";
+      if (!time->empty() && *time != "latest") {
+        auto t = archive::ParseTimeTarget(*time);
+        if (!t) return Fail("restore_failed", t.error());
+        target = *t;
+      } else if (!gtid->empty()) {
+        auto g = archive::ParseGtidTarget(*gtid);
+        if (!g) return Fail("restore_failed", g.error());
+        target = *g;
+      }
       RestoreOptions options;
       // --datadir is the common flag of mysql.datadir (conf/cli_flags.h).
       options.datadir = opened->settings.config.mysql.datadir;
@@ -364,7 +439,43 @@ void AddBackupCommands(CLI::App& app) {
       }
       const std::string& want =
           cluster->empty() ? opened->settings.config.archive.source_cluster : *cluster;
-      auto manifest = ChooseBackup(*opened->archive, *which, want);
+      // Plain `restore` takes the binlog archive too when it holds segments of the chain.
+      bool pitr = pitr_asked;
+      if (!pitr && which->empty()) {
+        auto view = LoadArchiveView(opened->settings, *opened->archive, want, "");
+        if (!view) return Fail("restore_failed", view.error());
+        for (const auto& phase : view->chain) pitr = pitr || !phase.segments.empty();
+      }
+      if (pitr) {
+        StopOnSignal signals;
+        PitrOptions p;
+        p.target = target;
+        p.cluster = want;
+        p.history = *history;
+        p.datadir = options.datadir;
+        p.as_primary = options.as_primary;
+        p.replay_threads = *threads;
+        p.stop = signals.token();
+        auto report = PointInTimeRestore(opened->settings, *opened->archive, p);
+        if (!report) {
+          Fail("restore_failed", report.error());
+          if (signals.signal() != 0) cli::ExitCode() = cli::kExitSignalBase + signals.signal();
+          return;
+        }
+        std::cout << fmt::format(
+            "restored {} to {}: backup {} + {} transactions from {} segments (last {} at {}), "
+            "GTID state {}{}{}\n",
+            p.datadir, target.text, report->backup_id, report->transactions, report->segments,
+            report->last_gtid.empty() ? "-" : report->last_gtid,
+            report->last_commit_time > 0 ? archive::FormatTime(report->last_commit_time) : "-",
+            report->gtid_state.empty() ? "-" : report->gtid_state,
+            report->new_history.empty() ? "" : "; new history " + report->new_history,
+            report->stopped_by_gap.empty() ? "" : "; the archive ends early: " +
+                                                      report->stopped_by_gap);
+        cli::ExitCode() = cli::kExitOk;
+        return;
+      }
+      auto manifest = ChooseBackup(*opened->archive, which->empty() ? "latest" : *which, want);
       if (!manifest) return Fail("restore_failed", manifest.error());
       auto result = RestoreBackup(opened->settings, *opened->archive, *manifest, options);
       if (!result) return Fail("restore_failed", result.error());
