@@ -6,9 +6,11 @@
 
 #include "crypto.h"
 #include "json_fields.h"
-#include "replboot/archive/binlog_events.h"
 #include "replboot/archive/histories.h"
 #include "replboot/archive/object.h"
+#include "replboot/binlog/events.h"
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
 
 namespace replboot::archive {
 namespace {
@@ -23,6 +25,8 @@ constexpr std::string_view kEmptyPosition = "empty";
 constexpr uint64_t kMaxCommitTime = UINT32_MAX;  // the event header's field
 constexpr size_t kMaxVersionChars = 256;
 constexpr size_t kMaxStateChars = 1 << 15;
+// Where an event header's flags are (binlog/events.h: bytes 17..18 of the header).
+constexpr size_t kFlagsOffset = 17;
 
 constexpr uint64_t kMaxSegmentLogical =
     kSegmentHeaderBytes + kMaxSegmentMetaBytes + kMaxSegmentBinlogBytes;
@@ -55,7 +59,7 @@ std::optional<GtidPosition> ParseKeyPosition(std::string_view text) {
   if (text == kEmptyPosition) return position;
   while (!text.empty()) {
     const size_t dot = text.find('.');
-    auto gtid = ParseGtid(text.substr(0, dot));
+    auto gtid = binlog::ParseGtid(text.substr(0, dot));
     if (!gtid) return std::nullopt;
     // Canonical: domains in increasing order, each once.
     if (!position.empty() && position.rbegin()->first >= gtid->domain) return std::nullopt;
@@ -63,7 +67,7 @@ std::optional<GtidPosition> ParseKeyPosition(std::string_view text) {
     if (dot == std::string_view::npos) break;
     text.remove_prefix(dot + 1);
     if (text.empty()) return std::nullopt;
-    if (position.size() > kMaxPositionEntries) return std::nullopt;
+    if (position.size() > binlog::kMaxPositionEntries) return std::nullopt;
   }
   return position;
 }
@@ -152,20 +156,20 @@ Result<SegmentInfo> SegmentInfoOf(const BinlogSegment& s) {
   if (s.start_state.size() > kMaxStateChars || s.end_state.size() > kMaxStateChars) {
     return bad("a GTID state over 32 KiB");
   }
-  auto start = ParseState(s.start_state);
+  auto start = GtidState::Parse(s.start_state);
   if (!start) return bad("start_state: " + start.error().message());
-  auto end = ParseState(s.end_state);
+  auto end = GtidState::Parse(s.end_state);
   if (!end) return bad("end_state: " + end.error().message());
-  auto first = ParseGtid(s.first_gtid);
+  auto first = binlog::ParseGtid(s.first_gtid);
   if (!first) return bad("first_gtid: " + first.error().message());
-  auto last = ParseGtid(s.last_gtid);
+  auto last = binlog::ParseGtid(s.last_gtid);
   if (!last) return bad("last_gtid: " + last.error().message());
   if (s.first_commit_time < 0 || s.last_commit_time < 0 ||
       static_cast<uint64_t>(s.first_commit_time) > kMaxCommitTime ||
       static_cast<uint64_t>(s.last_commit_time) > kMaxCommitTime) {
     return bad("a commit time outside 0..2^32-1");
   }
-  auto parsed = ParseBinlog(s.binlog, "its binlog");
+  auto parsed = binlog::ParseBinlog(s.binlog, "its binlog");
   if (!parsed) return bad(parsed.error().message());
   if (!parsed->outside_events.empty()) {
     return bad(fmt::format("its binlog holds an event of type {} outside any transaction",
@@ -189,27 +193,27 @@ Result<SegmentInfo> SegmentInfoOf(const BinlogSegment& s) {
                            s.first_commit_time, s.last_commit_time));
   }
   GtidState state = *start;
-  for (const auto& t : txns) Advance(state, t.gtid);
+  for (const auto& t : txns) state.Record(t.gtid);
   if (state != *end) {
     return bad(fmt::format("start_state {} with its transactions is {}, not end_state {}",
-                           s.start_state, StateToString(state), s.end_state));
+                           s.start_state, state.ToString(), s.end_state));
   }
-  const GtidPosition start_position = StatePosition(*start);
-  const GtidPosition end_position = StatePosition(*end);
+  const GtidPosition start_position = start->Position();
+  const GtidPosition end_position = end->Position();
   SegmentInfo info;
   info.history = s.history;
-  info.start_state = PositionToString(start_position);
-  info.end_state = PositionToString(end_position);
+  info.start_state = binlog::PositionToString(start_position);
+  info.end_state = binlog::PositionToString(end_position);
   info.first_gtid = first->ToString();
   info.last_gtid = last->ToString();
   info.first_commit_time = s.first_commit_time;
   info.last_commit_time = s.last_commit_time;
   info.transactions = s.transactions;
-  info.start_ordinal = PositionOrdinal(start_position);
-  info.end_ordinal = PositionOrdinal(end_position);
+  info.start_ordinal = binlog::PositionOrdinal(start_position);
+  info.end_ordinal = binlog::PositionOrdinal(end_position);
   if (info.end_ordinal <= info.start_ordinal ||
       info.end_ordinal - info.start_ordinal < info.transactions ||
-      !PositionCovers(end_position, start_position)) {
+      !binlog::PositionCovers(end_position, start_position)) {
     return bad(fmt::format("its positions {} → {} do not move forward by its {} transactions",
                            info.start_state, info.end_state, info.transactions));
   }
@@ -240,8 +244,8 @@ std::optional<SegmentInfo> ParseSegmentKey(std::string_view key) {
   auto first_time = Decimal(times[0], kMaxCommitTime);
   auto last_time = Decimal(times[1], kMaxCommitTime);
   auto txns = Decimal(fields[2], UINT64_MAX);
-  auto first = ParseGtid(fields[3]);
-  auto last = ParseGtid(fields[4]);
+  auto first = binlog::ParseGtid(fields[3]);
+  auto last = binlog::ParseGtid(fields[4]);
   auto start = ParseKeyPosition(fields[5]);
   auto end = ParseKeyPosition(fields[6]);
   if (!start_ord || !end_ord || !first_time || !last_time || !txns || !first || !last || !start ||
@@ -250,8 +254,8 @@ std::optional<SegmentInfo> ParseSegmentKey(std::string_view key) {
   }
   SegmentInfo info;
   info.history = std::string(history);
-  info.start_state = PositionToString(*start);
-  info.end_state = PositionToString(*end);
+  info.start_state = binlog::PositionToString(*start);
+  info.end_state = binlog::PositionToString(*end);
   info.first_gtid = first->ToString();
   info.last_gtid = last->ToString();
   info.first_commit_time = static_cast<int64_t>(*first_time);
@@ -260,9 +264,9 @@ std::optional<SegmentInfo> ParseSegmentKey(std::string_view key) {
   info.start_ordinal = *start_ord;
   info.end_ordinal = *end_ord;
   // The same rules as a segment Put accepts, then the canonical spelling.
-  if (info.transactions == 0 || PositionOrdinal(*start) != *start_ord ||
-      PositionOrdinal(*end) != *end_ord || *end_ord <= *start_ord ||
-      *end_ord - *start_ord < info.transactions || !PositionCovers(*end, *start)) {
+  if (info.transactions == 0 || binlog::PositionOrdinal(*start) != *start_ord ||
+      binlog::PositionOrdinal(*end) != *end_ord || *end_ord <= *start_ord ||
+      *end_ord - *start_ord < info.transactions || !binlog::PositionCovers(*end, *start)) {
     return std::nullopt;
   }
   info.key = KeyOf(info, *start, *end);
@@ -364,7 +368,7 @@ Result<BinlogSegment> OpenSegment(const BackupKey& backup_key, std::string_view 
 Result<std::vector<BinlogSegment>> CutBinlogFile(std::span<const uint8_t> file,
                                                  std::string_view name,
                                                  const CutOptions& options) {
-  auto parsed = ParseBinlog(file, name, options.allow_tail);
+  auto parsed = binlog::ParseBinlog(file, name, options.allow_tail);
   if (!parsed) return Error(parsed.error());
   if (!parsed->has_gtid_list) {
     return Error(StatusCode::kCorruption,
@@ -377,26 +381,15 @@ Result<std::vector<BinlogSegment>> CutBinlogFile(std::span<const uint8_t> file,
                  options.max_segment_bytes, kMaxSegmentBinlogBytes);
   }
   const std::span<const uint8_t> format = file.first(parsed->format_end);
-  uint32_t server_id = 0;
-  if (format.size() >= sizeof kBinlogMagic + kBinlogEventHeaderBytes) {
-    const uint8_t* h = format.data() + sizeof kBinlogMagic + 5;
-    server_id = uint32_t{h[0]} | uint32_t{h[1]} << 8 | uint32_t{h[2]} << 16 | uint32_t{h[3]} << 24;
-  }
-  // The Format_description's server version (50 bytes, NUL-padded) when none is given.
-  std::string version = options.server_version;
-  constexpr size_t kVersionAt = sizeof kBinlogMagic + kBinlogEventHeaderBytes + 2;
-  if (version.empty() && format.size() >= kVersionAt + 50) {
-    for (size_t i = kVersionAt; i < kVersionAt + 50 && format[i] != 0; ++i) {
-      const char c = static_cast<char>(format[i]);
-      version.push_back(c >= 0x20 && c <= 0x7e ? c : '?');
-    }
-  }
+  const uint32_t server_id = parsed->server_id;
+  const std::string version =
+      options.server_version.empty() ? parsed->server_version : options.server_version;
   std::vector<BinlogSegment> out;
   GtidState state = parsed->gtid_list;
   std::optional<BinlogSegment> current;
   auto close = [&] {
     if (!current) return;
-    current->end_state = StateToString(state);
+    current->end_state = state.ToString();
     out.push_back(std::move(*current));
     current.reset();
   };
@@ -404,7 +397,7 @@ Result<std::vector<BinlogSegment>> CutBinlogFile(std::span<const uint8_t> file,
     auto covered = options.skip.find(t.gtid.domain);
     if (covered != options.skip.end() && t.gtid.sequence <= covered->second.sequence) {
       if (current) close();
-      Advance(state, t.gtid);
+      state.Record(t.gtid);
       continue;
     }
     if (format.size() + t.length > options.max_segment_bytes) {
@@ -419,9 +412,9 @@ Result<std::vector<BinlogSegment>> CutBinlogFile(std::span<const uint8_t> file,
       current->binlog.assign(format.begin(), format.end());
       // A segment is a closed file: the active file's "in use" flag goes (the checksum is
       // over it cleared; a replication stream sends it cleared too).
-      current->binlog[sizeof kBinlogMagic + kBinlogFlagsOffset] &=
-          static_cast<uint8_t>(~kBinlogInUseFlag);
-      current->start_state = StateToString(state);
+      current->binlog[sizeof binlog::kBinlogMagic + kFlagsOffset] &=
+          static_cast<uint8_t>(~binlog::kFlagInUse);
+      current->start_state = state.ToString();
       current->first_gtid = t.gtid.ToString();
       current->first_commit_time = t.commit_time;
       current->server_id = server_id;
@@ -432,7 +425,7 @@ Result<std::vector<BinlogSegment>> CutBinlogFile(std::span<const uint8_t> file,
     current->last_gtid = t.gtid.ToString();
     current->last_commit_time = t.commit_time;
     ++current->transactions;
-    Advance(state, t.gtid);
+    state.Record(t.gtid);
   }
   close();
   return out;

@@ -4,7 +4,8 @@
 
 #include "binlog_test_util.h"
 #include "memory_store_test_util.h"
-#include "replboot/archive/binlog_events.h"
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/archive/histories.h"
 
 namespace replboot::archive {
@@ -19,11 +20,11 @@ constexpr char kCluster[] = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 
 BackupKey Key() { return KeyFromSecret("binlog archive test key 0123456789abcdef"); }
 
-// --- the event parser ---
+// --- binlog/file.h on the files the archive cuts ---
 
-TEST(BinlogEventsTest, ParsesTransactionsOfAFile) {
+TEST(BinlogFileTest, ParsesTransactionsOfAFile) {
   auto file = MakeBinlog({{Gtid{0, 100, 5}, 1000}, {Gtid{1, 101, 9}, 1001, 300}});
-  auto parsed = ParseBinlog(file, "test");
+  auto parsed = binlog::ParseBinlog(file, "test");
   ASSERT_TRUE(parsed) << parsed.error().message();
   EXPECT_TRUE(parsed->checksums);
   ASSERT_EQ(parsed->transactions.size(), 2u);
@@ -35,62 +36,62 @@ TEST(BinlogEventsTest, ParsesTransactionsOfAFile) {
   EXPECT_EQ(parsed->incomplete_tail, 0u);
 }
 
-TEST(BinlogEventsTest, AByteChangedFailsTheEventsCrc) {
+TEST(BinlogFileTest, AByteChangedFailsTheEventsCrc) {
   auto file = MakeBinlog({{Gtid{0, 100, 5}, 1000}, {Gtid{0, 100, 6}, 1001}});
-  auto parsed = ParseBinlog(file, "test");
+  auto parsed = binlog::ParseBinlog(file, "test");
   ASSERT_TRUE(parsed);
   const auto& second = parsed->transactions[1];
   file[second.offset + 25] ^= 1;
-  auto bad = ParseBinlog(file, "binlog file x");
+  auto bad = binlog::ParseBinlog(file, "binlog file x");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code(), StatusCode::kCorruption);
   EXPECT_NE(bad.error().message().find(fmt::format("binlog file x at offset {}", second.offset)),
             std::string::npos)
       << bad.error().message();
-  EXPECT_NE(bad.error().message().find("CRC32"), std::string::npos);
+  EXPECT_NE(bad.error().message().find("CRC-32"), std::string::npos);
 }
 
-TEST(BinlogEventsTest, ATruncatedFileIsATailOnlyWhenAllowed) {
+TEST(BinlogFileTest, ATruncatedFileIsATailOnlyWhenAllowed) {
   auto file = MakeBinlog({{Gtid{0, 100, 5}, 1000}, {Gtid{0, 100, 6}, 1001}});
   const size_t full = file.size();
   file.resize(full - 10);  // into the last XID
-  auto strict = ParseBinlog(file, "f");
+  auto strict = binlog::ParseBinlog(file, "f");
   ASSERT_FALSE(strict);
   EXPECT_EQ(strict.error().code(), StatusCode::kCorruption);
-  auto live = ParseBinlog(file, "f", /*allow_tail=*/true);
+  auto live = binlog::ParseBinlog(file, "f", /*allow_tail=*/true);
   ASSERT_TRUE(live) << live.error().message();
   EXPECT_EQ(live->transactions.size(), 1u);
   EXPECT_EQ(live->complete_end, live->transactions[0].offset + live->transactions[0].length);
   EXPECT_EQ(live->incomplete_tail, file.size() - live->complete_end);
 }
 
-TEST(BinlogEventsTest, RefusesWhatIsNotABinlog) {
+TEST(BinlogFileTest, RefusesWhatIsNotABinlog) {
   std::vector<uint8_t> junk = {'n', 'o', 'p', 'e', 0, 0, 0};
-  EXPECT_FALSE(ParseBinlog(junk, "f"));
+  EXPECT_FALSE(binlog::ParseBinlog(junk, "f"));
   auto file = MakeBinlog({});
   // An event claiming more bytes than the file holds.
   auto big = testing::MakeEvent(19, 1, 100, std::vector<uint8_t>(10));
   big[9] = 0xff;
   big[10] = 0xff;
   file.insert(file.end(), big.begin(), big.end());
-  auto parsed = ParseBinlog(file, "f");
+  auto parsed = binlog::ParseBinlog(file, "f");
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message().find("claims"), std::string::npos);
 }
 
 TEST(GtidTextTest, StrictGtidsAndPositions) {
-  EXPECT_TRUE(ParseGtid("0-100-41"));
+  EXPECT_TRUE(binlog::ParseGtid("0-100-41"));
   for (const char* bad : {"", "0-100", "0-100-41-1", "a-1-2", "01-1-2", "0--2", "-0-1-2",
                           "0-1-99999999999999999999", "4294967296-1-1", "0-1-2 "}) {
-    EXPECT_FALSE(ParseGtid(bad)) << bad;
+    EXPECT_FALSE(binlog::ParseGtid(bad)) << bad;
   }
-  auto p = ParsePosition("0-100-41, 0-101-30,1-100-7");
+  auto p = binlog::ParsePosition("0-100-41, 0-101-30,1-100-7");
   ASSERT_TRUE(p);
-  EXPECT_EQ(PositionToString(*p), "0-100-41,1-100-7");
-  EXPECT_EQ(PositionOrdinal(*p), 48u);
-  EXPECT_FALSE(ParsePosition("0-1-2,"));
-  EXPECT_TRUE(ParsePosition("")->empty());
-  EXPECT_FALSE(ParseState("0-100-1,0-100-2"));  // one (domain, server) twice
+  EXPECT_EQ(binlog::PositionToString(*p), "0-100-41,1-100-7");
+  EXPECT_EQ(binlog::PositionOrdinal(*p), 48u);
+  EXPECT_FALSE(binlog::ParsePosition("0-1-2,"));
+  EXPECT_TRUE(binlog::ParsePosition("")->empty());
+  EXPECT_FALSE(GtidState::Parse("0-100-1,0-100-2"));  // one (domain, server) twice
 }
 
 // --- the segment store ---
@@ -253,7 +254,7 @@ TEST(BinlogArchiveTest, PutRefusesASegmentThatBreaksTheContract) {
   auto cut = seg;
   cut.binlog.resize(cut.binlog.size() - 3);
   auto outside = seg;
-  auto rotate = testing::MakeEvent(kRotateEvent, 1, 100, std::vector<uint8_t>(12));
+  auto rotate = testing::MakeEvent(binlog::kRotateEvent, 1, 100, std::vector<uint8_t>(12));
   outside.binlog.insert(outside.binlog.end(), rotate.begin(), rotate.end());
   auto bad_history = seg;
   bad_history.history = "a/b";
@@ -286,14 +287,15 @@ TEST(BinlogArchiveTest, MultiDomainStatesAndPositions) {
 }
 
 TEST(CutBinlogFileTest, CutsAServersFileIntoChainedSegments) {
-  GtidState start = {{{0, 100}, 9}};
+  GtidState start;
+  start.Record(0, 100, 9);
   std::vector<TestTransaction> txns;
   for (uint64_t s = 10; s < 40; ++s) txns.push_back({Gtid{0, 100, s}, static_cast<uint32_t>(s), 500});
   auto file = MakeBinlog(txns, &start);
   CutOptions options;
   options.history = kCluster;
   options.max_segment_bytes = 4096;
-  options.skip = *ParsePosition("0-100-14");
+  options.skip = *binlog::ParsePosition("0-100-14");
   auto segments = CutBinlogFile(file, "mariadb-bin.000001", options);
   ASSERT_TRUE(segments) << segments.error().message();
   ASSERT_GT(segments->size(), 2u);
@@ -312,14 +314,14 @@ TEST(CutBinlogFileTest, CutsAServersFileIntoChainedSegments) {
   }
   // The active file: "in use" set in its Format_description after the checksum was made.
   auto active = MakeBinlog(txns, &start);
-  active[sizeof kBinlogMagic + kBinlogFlagsOffset] |= kBinlogInUseFlag;
-  ASSERT_TRUE(ParseBinlog(active, "active"));
-  active[sizeof kBinlogMagic + kBinlogEventHeaderBytes + 3] ^= 1;  // but a real change fails
-  EXPECT_FALSE(ParseBinlog(active, "active"));
-  active[sizeof kBinlogMagic + kBinlogEventHeaderBytes + 3] ^= 1;
+  active[sizeof binlog::kBinlogMagic + 17] |= binlog::kFlagInUse;
+  ASSERT_TRUE(binlog::ParseBinlog(active, "active"));
+  active[sizeof binlog::kBinlogMagic + binlog::kHeaderSize + 3] ^= 1;  // but a real change fails
+  EXPECT_FALSE(binlog::ParseBinlog(active, "active"));
+  active[sizeof binlog::kBinlogMagic + binlog::kHeaderSize + 3] ^= 1;
   auto from_active = CutBinlogFile(active, "active", options);
   ASSERT_TRUE(from_active);
-  EXPECT_EQ(from_active->front().binlog[sizeof kBinlogMagic + kBinlogFlagsOffset] & kBinlogInUseFlag, 0);
+  EXPECT_EQ(from_active->front().binlog[sizeof binlog::kBinlogMagic + 17] & binlog::kFlagInUse, 0);
   EXPECT_EQ(from_active->front().server_version, "10.11.6-MariaDB-test");
   // Without a Gtid_list the start is unknown.
   EXPECT_FALSE(CutBinlogFile(MakeBinlog(txns), "x", options));

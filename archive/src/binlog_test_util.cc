@@ -16,7 +16,7 @@ void Append(std::vector<uint8_t>& out, uint64_t v, int bytes) {
 
 std::vector<uint8_t> MakeEvent(uint8_t type, uint32_t timestamp, uint32_t server_id,
                                const std::vector<uint8_t>& payload) {
-  std::vector<uint8_t> e(kBinlogEventHeaderBytes);
+  std::vector<uint8_t> e(binlog::kHeaderSize);
   Put32(e, 0, timestamp);
   e[4] = type;
   Put32(e, 5, server_id);
@@ -24,14 +24,14 @@ std::vector<uint8_t> MakeEvent(uint8_t type, uint32_t timestamp, uint32_t server
   const uint32_t size = static_cast<uint32_t>(e.size() + 4);
   Put32(e, 9, size);
   Put32(e, 13, 0);
-  const uint32_t crc = BinlogCrc32(e);
-  Append(e, crc, 4);
+  Append(e, 0, 4);
+  binlog::Reseal(e, binlog::ChecksumAlg::kCrc32);
   return e;
 }
 
 std::vector<uint8_t> MakeBinlog(const std::vector<TestTransaction>& transactions,
                                 const GtidState* gtid_list) {
-  std::vector<uint8_t> out(std::begin(kBinlogMagic), std::end(kBinlogMagic));
+  std::vector<uint8_t> out(std::begin(binlog::kBinlogMagic), std::end(binlog::kBinlogMagic));
   std::vector<uint8_t> fde;
   Append(fde, 4, 2);                         // binlog version
   const char version[] = "10.11.6-MariaDB-test";
@@ -41,22 +41,22 @@ std::vector<uint8_t> MakeBinlog(const std::vector<TestTransaction>& transactions
   Append(fde, 1'700'000'000, 4);             // created
   fde.push_back(19);                         // header length
   std::vector<uint8_t> post(168, 0);
-  post[kQueryEvent - 1] = 13;
-  post[kGtidEvent - 1] = 19;
+  post[binlog::kQueryEvent - 1] = 13;
+  post[binlog::kGtidEvent - 1] = 19;
   fde.insert(fde.end(), post.begin(), post.end());
   fde.push_back(1);                          // CRC32
   // MakeEvent appends the checksum.
-  auto f = MakeEvent(kFormatDescriptionEvent, 1'700'000'000, 100, fde);
+  auto f = MakeEvent(binlog::kFormatDescriptionEvent, 1'700'000'000, 100, fde);
   out.insert(out.end(), f.begin(), f.end());
   if (gtid_list != nullptr) {
     std::vector<uint8_t> l;
-    Append(l, gtid_list->size(), 4);
-    for (const auto& [ds, seq] : *gtid_list) {
+    Append(l, gtid_list->entries().size(), 4);
+    for (const auto& [ds, seq] : gtid_list->entries()) {
       Append(l, ds.first, 4);
       Append(l, ds.second, 4);
       Append(l, seq, 8);
     }
-    auto e = MakeEvent(kGtidListEvent, 1'700'000'000, 100, l);
+    auto e = MakeEvent(binlog::kGtidListEvent, 1'700'000'000, 100, l);
     out.insert(out.end(), e.begin(), e.end());
   }
   for (const auto& t : transactions) {
@@ -65,14 +65,14 @@ std::vector<uint8_t> MakeBinlog(const std::vector<TestTransaction>& transactions
     Append(g, t.gtid.domain, 4);
     g.push_back(4);  // FL_TRANSACTIONAL
     g.resize(19, 0);
-    auto gtid = MakeEvent(kGtidEvent, t.commit_time, t.gtid.server_id, g);
+    auto gtid = MakeEvent(binlog::kGtidEvent, t.commit_time, t.gtid.server_id, g);
     std::vector<uint8_t> rows(t.payload_bytes);
     for (size_t i = 0; i < rows.size(); ++i)
       rows[i] = static_cast<uint8_t>(t.gtid.sequence * 31 + i);
     auto r = MakeEvent(19, t.commit_time, t.gtid.server_id, rows);
     std::vector<uint8_t> xid;
     Append(xid, t.gtid.sequence, 8);
-    auto x = MakeEvent(kXidEvent, t.commit_time, t.gtid.server_id, xid);
+    auto x = MakeEvent(binlog::kXidEvent, t.commit_time, t.gtid.server_id, xid);
     for (const auto* e : {&gtid, &r, &x}) out.insert(out.end(), e->begin(), e->end());
   }
   return out;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "replboot/archive/binlog_events.h"
-#include "replboot/archive/binlog_segment.h"
+#include "replboot/archive/binlog_archive.h"
+#include "replboot/binlog/events.h"
 
 namespace replboot::archive::testing {
 

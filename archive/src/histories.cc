@@ -8,7 +8,7 @@
 
 #include "crypto.h"
 #include "json_fields.h"
-#include "replboot/archive/binlog_events.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/archive/layout.h"
 
 namespace replboot::archive {
@@ -138,7 +138,7 @@ Result<HistoryRecord> ParseHistory(std::string_view text, std::string_view id,
   }
   if (r.ok() && h.parent == h.id) r.Fail(where + ": it is its own parent");
   if (r.ok() && !IsBackupId(h.backup_id)) r.Fail(where + ": \"backup_id\" is not a backup id");
-  if (r.ok() && !ParseState(h.branch_state)) r.Fail(where + ": \"branch_state\" is not a GTID state");
+  if (r.ok() && !binlog::GtidState::Parse(h.branch_state)) r.Fail(where + ": \"branch_state\" is not a GTID state");
   if (r.ok() && !SafeText(h.target)) r.Fail(where + ": \"target\" holds an unexpected character");
   if (!r.ok()) return Error(StatusCode::kCorruption, "{}", r.error());
   return h;
@@ -146,7 +146,7 @@ Result<HistoryRecord> ParseHistory(std::string_view text, std::string_view id,
 
 Status WriteHistory(store::ObjectStore& store, const BackupKey& key, const HistoryRecord& record) {
   if (!IsHistoryId(record.id) || !IsHistoryId(record.parent) || !IsHistoryId(record.cluster_id) ||
-      !SafeText(record.target) || !ParseState(record.branch_state)) {
+      !SafeText(record.target) || !binlog::GtidState::Parse(record.branch_state)) {
     return Status(StatusCode::kInvalidArgument,
                   fmt::format("history record {}: a field out of its form", record.id));
   }

@@ -20,7 +20,7 @@ bool Digits(std::string_view text, size_t pos, size_t count, int* value) {
 std::string TimeOrDash(int64_t seconds) { return seconds > 0 ? FormatTime(seconds) : "-"; }
 
 GtidPosition PositionOf(const std::string& text) {
-  auto p = ParsePosition(text);
+  auto p = binlog::ParsePosition(text);
   return p ? *p : GtidPosition{};
 }
 
@@ -37,7 +37,7 @@ struct Walk {
 size_t PhaseOf(const std::vector<ChainPhase>& chain, const BackupPoint& b) {
   for (size_t i = 0; i < chain.size(); ++i) {
     if (chain[i].history != b.history) continue;
-    if (chain[i].cap && !PositionCovers(*chain[i].cap, b.position)) return std::string::npos;
+    if (chain[i].cap && !binlog::PositionCovers(*chain[i].cap, b.position)) return std::string::npos;
     return i;
   }
   return std::string::npos;
@@ -51,14 +51,14 @@ Walk WalkFrom(const std::vector<ChainPhase>& chain, size_t phase, const BackupPo
   for (size_t i = phase; i < chain.size(); ++i) {
     const ChainPhase& p = chain[i];
     for (;;) {
-      if (p.cap && PositionCovers(w.reach, *p.cap)) break;  // at the branch: the child goes on
+      if (p.cap && binlog::PositionCovers(w.reach, *p.cap)) break;  // at the branch: the child goes on
       const SegmentInfo* best = nullptr;
       const SegmentInfo* after_gap = nullptr;
       for (const auto& s : p.segments) {
         const GtidPosition start = PositionOf(s.start_state);
         const GtidPosition end = PositionOf(s.end_state);
-        if (PositionCovers(w.reach, end)) continue;  // behind us
-        if (PositionCovers(w.reach, start)) {
+        if (binlog::PositionCovers(w.reach, end)) continue;  // behind us
+        if (binlog::PositionCovers(w.reach, start)) {
           if (!best || s.end_ordinal > best->end_ordinal) best = &s;
         } else if (!after_gap || s.start_ordinal < after_gap->start_ordinal) {
           after_gap = &s;
@@ -70,7 +70,7 @@ Walk WalkFrom(const std::vector<ChainPhase>& chain, size_t phase, const BackupPo
         if (after_gap || p.cap) {
           Gap g;
           g.history = p.history;
-          g.after_state = PositionToString(w.reach);
+          g.after_state = binlog::PositionToString(w.reach);
           g.after_time = w.reach_time;
           if (after_gap) {
             g.before_state = after_gap->start_state;
@@ -82,7 +82,7 @@ Walk WalkFrom(const std::vector<ChainPhase>& chain, size_t phase, const BackupPo
         if (target.kind == RestoreTarget::Kind::kTime) {
           w.reached = !w.gap && target.time <= w.reach_time;
         } else if (target.kind == RestoreTarget::Kind::kGtid) {
-          w.reached = PositionCovers(w.reach, target.gtid);
+          w.reached = binlog::PositionCovers(w.reach, target.gtid);
         }
         return w;
       }
@@ -92,12 +92,12 @@ Walk WalkFrom(const std::vector<ChainPhase>& chain, size_t phase, const BackupPo
       }
       w.steps.push_back(ChainSegment{*best, p.cap});
       GtidPosition end = PositionOf(best->end_state);
-      if (p.cap && PositionCovers(end, *p.cap)) end = *p.cap;
+      if (p.cap && binlog::PositionCovers(end, *p.cap)) end = *p.cap;
       if (target.kind == RestoreTarget::Kind::kTime && best->last_commit_time > target.time) {
         w.reached = true;  // the cut is inside this segment
         return w;
       }
-      if (target.kind == RestoreTarget::Kind::kGtid && PositionCovers(end, target.gtid)) {
+      if (target.kind == RestoreTarget::Kind::kGtid && binlog::PositionCovers(end, target.gtid)) {
         w.reached = true;
         return w;
       }
@@ -106,7 +106,7 @@ Walk WalkFrom(const std::vector<ChainPhase>& chain, size_t phase, const BackupPo
     }
   }
   if (target.kind == RestoreTarget::Kind::kTime) w.reached = target.time <= w.reach_time;
-  if (target.kind == RestoreTarget::Kind::kGtid) w.reached = PositionCovers(w.reach, target.gtid);
+  if (target.kind == RestoreTarget::Kind::kGtid) w.reached = binlog::PositionCovers(w.reach, target.gtid);
   return w;
 }
 
@@ -120,7 +120,7 @@ std::vector<std::pair<size_t, BackupPoint>> Usable(const std::vector<ChainPhase>
   // Oldest first: by phase (history order), then position, then finish.
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     if (a.first != b.first) return a.first < b.first;
-    const uint64_t oa = PositionOrdinal(a.second.position), ob = PositionOrdinal(b.second.position);
+    const uint64_t oa = binlog::PositionOrdinal(a.second.position), ob = binlog::PositionOrdinal(b.second.position);
     if (oa != ob) return oa < ob;
     if (a.second.finished_at_ms != b.second.finished_at_ms)
       return a.second.finished_at_ms < b.second.finished_at_ms;
@@ -179,7 +179,7 @@ Result<RestoreTarget> ParseTimeTarget(std::string_view text) {
 }
 
 Result<RestoreTarget> ParseGtidTarget(std::string_view text) {
-  auto position = ParsePosition(text);
+  auto position = binlog::ParsePosition(text);
   if (!position) return Error(position.error().WithContext("--gtid"));
   if (position->empty()) {
     return Error(StatusCode::kInvalidArgument, "--gtid names no GTID (e.g. --gtid 0-100-41)");
@@ -187,7 +187,7 @@ Result<RestoreTarget> ParseGtidTarget(std::string_view text) {
   RestoreTarget target;
   target.kind = RestoreTarget::Kind::kGtid;
   target.gtid = *position;
-  target.text = "gtid " + PositionToString(*position);
+  target.text = "gtid " + binlog::PositionToString(*position);
   return target;
 }
 
@@ -203,13 +203,13 @@ Result<std::vector<ChainPhase>> BuildChain(
     ChainPhase phase;
     phase.history = lineage[k].history;
     if (!lineage[k].branch_state.empty()) {
-      auto state = ParseState(lineage[k].branch_state);
+      auto state = GtidState::Parse(lineage[k].branch_state);
       if (!state) {
         return Error(StatusCode::kCorruption, "the branch point of history {} off {}: {}",
                      k > 0 ? lineage[k - 1].history : "?", lineage[k].history,
                      state.error().message());
       }
-      phase.cap = StatePosition(*state);
+      phase.cap = state->Position();
     }
     phase.segments = segments_of[k];
     chain.push_back(std::move(phase));
@@ -251,11 +251,11 @@ ChainReport CheckChain(const std::vector<ChainPhase>& chain, std::vector<BackupP
   RestoreTarget latest;
   for (auto& [phase, b] : Usable(chain, std::move(backups))) {
     Walk w = WalkFrom(chain, phase, b, latest);
-    RestorableRange r{b.id, PositionToString(b.position), b.finished_at_ms / 1000,
-                      PositionToString(w.reach), w.reach_time};
+    RestorableRange r{b.id, binlog::PositionToString(b.position), b.finished_at_ms / 1000,
+                      binlog::PositionToString(w.reach), w.reach_time};
     if (!report.ranges.empty() &&
-        PositionCovers(PositionOf(report.ranges.back().to_state), b.position) &&
-        PositionCovers(w.reach, PositionOf(report.ranges.back().to_state))) {
+        binlog::PositionCovers(PositionOf(report.ranges.back().to_state), b.position) &&
+        binlog::PositionCovers(w.reach, PositionOf(report.ranges.back().to_state))) {
       // Within the previous range: it only extends it.
       report.ranges.back().to_state = r.to_state;
       report.ranges.back().to_time = std::max(report.ranges.back().to_time, r.to_time);
@@ -292,7 +292,7 @@ Result<RestorePlan> PlanRestore(const std::vector<ChainPhase>& chain,
     const bool eligible =
         target.kind == RestoreTarget::Kind::kLatest ||
         (target.kind == RestoreTarget::Kind::kTime && b.finished_at_ms / 1000 <= target.time) ||
-        (target.kind == RestoreTarget::Kind::kGtid && PositionCovers(target.gtid, b.position));
+        (target.kind == RestoreTarget::Kind::kGtid && binlog::PositionCovers(target.gtid, b.position));
     if (eligible) {
       chosen = &u;
       break;
@@ -303,13 +303,13 @@ Result<RestorePlan> PlanRestore(const std::vector<ChainPhase>& chain,
   if (target.kind != RestoreTarget::Kind::kLatest && !w.reached) {
     return refuse(w.gap ? "it lies past " + w.gap->Describe()
                         : fmt::format("it is past the end of the archive ({} at {})",
-                                      PositionToString(w.reach), TimeOrDash(w.reach_time)));
+                                      binlog::PositionToString(w.reach), TimeOrDash(w.reach_time)));
   }
   RestorePlan plan;
   plan.backup = chosen->second;
   plan.target = target;
   plan.segments = std::move(w.steps);
-  plan.reach_state = PositionToString(w.reach);
+  plan.reach_state = binlog::PositionToString(w.reach);
   plan.reach_time = w.reach_time;
   if (target.kind == RestoreTarget::Kind::kLatest) plan.stopped_by_gap = w.gap;
   return plan;

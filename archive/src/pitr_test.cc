@@ -23,7 +23,7 @@ BackupPoint Backup(const std::string& id, const std::string& history, uint64_t s
   b.id = id;
   b.history = history;
   b.gtid_position = fmt::format("0-100-{}", seq);
-  b.position = *ParsePosition(b.gtid_position);
+  b.position = *binlog::ParsePosition(b.gtid_position);
   b.started_at_ms = (int64_t{kT0} + static_cast<int64_t>(seq)) * 1000 - 500;
   b.finished_at_ms = (int64_t{kT0} + static_cast<int64_t>(seq)) * 1000;
   return b;
@@ -148,7 +148,7 @@ TEST(PlanRestoreTest, ABranchFollowsItsParentOnlyUpToTheBranchPoint) {
   EXPECT_EQ(plan->segments[0].info.history, kRoot);
   EXPECT_EQ(plan->segments[1].info.history, kRoot);  // 11..20, capped at 12
   ASSERT_TRUE(plan->segments[1].cap);
-  EXPECT_EQ(PositionToString(*plan->segments[1].cap), "0-100-12");
+  EXPECT_EQ(binlog::PositionToString(*plan->segments[1].cap), "0-100-12");
   EXPECT_EQ(plan->segments[2].info.history, h1);
   EXPECT_EQ(plan->segments[3].info.key, segs[0][1].key);
   // In the root history the abandoned backup is the newest.

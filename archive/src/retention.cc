@@ -65,14 +65,14 @@ SegmentRetentionPlan PlanSegmentRetention(
       // The lowest branch point between ancestor k and H: a backup must lie before each.
       std::vector<GtidPosition> caps;
       for (size_t j = 1; j <= k; ++j) {
-        auto state = ParseState((*lineage)[j].branch_state);
-        if (state) caps.push_back(StatePosition(*state));
+        auto state = GtidState::Parse((*lineage)[j].branch_state);
+        if (state) caps.push_back(state->Position());
       }
       for (const auto& b : kept) {
         if (b.history != (*lineage)[k].history) continue;
         // Only the cap of ancestor k itself matters for where b lies; deeper ones are the
         // positions the walk passes on its way to H.
-        if (!caps.empty() && PositionCovers(caps.back(), b.position)) from_ancestor = true;
+        if (!caps.empty() && binlog::PositionCovers(caps.back(), b.position)) from_ancestor = true;
       }
     }
     if (from_ancestor) {
@@ -82,7 +82,7 @@ SegmentRetentionPlan PlanSegmentRetention(
     const BackupPoint* oldest = nullptr;
     for (const auto& b : kept) {
       if (b.history != history) continue;
-      if (!oldest || PositionOrdinal(b.position) < PositionOrdinal(oldest->position)) oldest = &b;
+      if (!oldest || binlog::PositionOrdinal(b.position) < binlog::PositionOrdinal(oldest->position)) oldest = &b;
     }
     if (!oldest) {
       for (const auto& s : list) plan.remove.push_back(s);
@@ -91,8 +91,8 @@ SegmentRetentionPlan PlanSegmentRetention(
     }
     size_t removed = 0;
     for (const auto& s : list) {
-      auto end = ParsePosition(s.end_state);
-      if (end && PositionCovers(oldest->position, *end)) {
+      auto end = binlog::ParsePosition(s.end_state);
+      if (end && binlog::PositionCovers(oldest->position, *end)) {
         plan.remove.push_back(s);
         ++removed;
       }

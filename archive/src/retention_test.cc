@@ -136,7 +136,7 @@ BackupPoint RBackup(const std::string& id, const std::string& history, uint64_t 
   b.id = id;
   b.history = history;
   b.gtid_position = fmt::format("0-100-{}", seq);
-  b.position = *ParsePosition(b.gtid_position);
+  b.position = *binlog::ParsePosition(b.gtid_position);
   return b;
 }
 

@@ -6,110 +6,6 @@
 
 namespace replboot::binlog {
 
-// --- GtidState --------------------------------------------------------------------------
-
-namespace {
-
-// The server never sends more; a position is a list of one entry per (domain, server).
-constexpr size_t kMaxStateText = 1 << 20;
-
-template <typename T>
-bool ParseNumber(std::string_view s, T* out) {
-  if (s.empty() || s.size() > 20) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-// For an error message: printable ASCII as it is, any other byte as \xNN (fmt's {:?} asserts
-// on bytes that are not UTF-8).
-std::string Printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += fmt::format("\\x{:02x}", c);
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-Result<GtidState> GtidState::Parse(std::string_view text) {
-  if (text.size() > kMaxStateText) {
-    return Error(StatusCode::kInvalidArgument, "GTID position of {} bytes (at most {})",
-                 text.size(), kMaxStateText);
-  }
-  std::string compact;
-  compact.reserve(text.size());
-  for (char c : text) {
-    if (!std::isspace(static_cast<unsigned char>(c))) compact.push_back(c);
-  }
-  GtidState state;
-  if (compact.empty()) return state;
-  std::string_view rest = compact;
-  while (true) {
-    const size_t comma = rest.find(',');
-    const std::string_view item = rest.substr(0, comma);
-    const size_t d1 = item.find('-');
-    const size_t d2 = d1 == std::string_view::npos ? d1 : item.find('-', d1 + 1);
-    uint32_t domain = 0, server = 0;
-    uint64_t seq = 0;
-    if (d2 == std::string_view::npos || item.find('-', d2 + 1) != std::string_view::npos ||
-        !ParseNumber(item.substr(0, d1), &domain) ||
-        !ParseNumber(item.substr(d1 + 1, d2 - d1 - 1), &server) ||
-        !ParseNumber(item.substr(d2 + 1), &seq) || seq == 0) {
-      return Error(StatusCode::kInvalidArgument,
-                   "GTID position element \"{}\" is not domain-server-sequence (numbers in "
-                   "range, sequence above 0)",
-                   Printable(item.substr(0, 64)));
-    }
-    if (!state.last_.emplace(std::make_pair(domain, server), seq).second) {
-      return Error(StatusCode::kInvalidArgument, "GTID position names {}-{} twice", domain,
-                   server);
-    }
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
-  }
-  return state;
-}
-
-std::string GtidState::ToString() const {
-  std::string out;
-  for (const auto& [key, seq] : last_) {
-    if (!out.empty()) out.push_back(',');
-    out += fmt::format("{}-{}-{}", key.first, key.second, seq);
-  }
-  return out;
-}
-
-std::string GtidState::ConnectPosition() const {
-  std::map<uint32_t, std::pair<uint32_t, uint64_t>> best;
-  for (const auto& [key, seq] : last_) {
-    auto it = best.find(key.first);
-    if (it == best.end() || seq > it->second.second) best[key.first] = {key.second, seq};
-  }
-  std::string out;
-  for (const auto& [domain, entry] : best) {
-    if (!out.empty()) out.push_back(',');
-    out += fmt::format("{}-{}-{}", domain, entry.first, entry.second);
-  }
-  return out;
-}
-
-void GtidState::Record(uint32_t domain, uint32_t server_id, uint64_t seq) {
-  last_[{domain, server_id}] = seq;
-}
-
-bool GtidState::Holds(uint32_t domain, uint32_t server_id, uint64_t seq) const {
-  auto it = last_.find({domain, server_id});
-  return it != last_.end() && it->second >= seq;
-}
-
 // --- SegmentCutter ----------------------------------------------------------------------
 
 SegmentCutter::SegmentCutter(CutterOptions options, GtidState start)
@@ -225,15 +121,9 @@ Result<std::optional<CutSegment>> SegmentCutter::Add(std::span<const uint8_t> ev
                                         group_gtid_.ToString(), options_.max_group_bytes)));
   }
   group_.insert(group_.end(), event.begin(), event.end());
-  bool ends = h->type == kXidEvent || h->type == kXaPrepareEvent;
-  if (h->type == kQueryEvent) {
-    auto q = ParseQuery(body, fd_->PostHeaderLength(kQueryEvent));
-    if (!q) return Error(Refuse(*h, q.error().message()));
-    ends = group_gtid_.standalone() || EndsGroup(q->statement);
-  } else if (h->type == kQueryCompressedEvent) {
-    ends = group_gtid_.standalone();
-  }
-  if (ends) CompleteGroup();
+  auto ends = EndsGroupOf(group_gtid_, *h, body, *fd_);
+  if (!ends) return Error(Refuse(*h, ends.error().message()));
+  if (*ends) CompleteGroup();
   return Tick(now);
 }
 
@@ -276,7 +166,7 @@ std::optional<CutSegment> SegmentCutter::Flush() {
 
 std::optional<CutSegment> SegmentCutter::Seal() {
   CutSegment out;
-  archive::BinlogSegment& s = out.segment;
+  BinlogSegment& s = out.segment;
   s.history = options_.history;
   s.binlog = std::move(binlog_);
   s.start_state = sealed_.ToString();

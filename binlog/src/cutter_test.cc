@@ -68,7 +68,7 @@ TEST(SegmentCutterTest, RecordedBinlogMakesOneSegment) {
   EXPECT_TRUE(sealed.empty());
   auto seg = cutter.Flush();
   ASSERT_TRUE(seg);
-  const archive::BinlogSegment& s = seg->segment;
+  const binlog::BinlogSegment& s = seg->segment;
   EXPECT_EQ(s.history, "h0");
   EXPECT_EQ(s.start_state, "");
   EXPECT_EQ(s.end_state, "0-100-7,1-100-1");

@@ -292,4 +292,22 @@ bool EndsGroup(std::string_view s) {
   return iequals_prefix(s, "XA COMMIT") || iequals_prefix(s, "XA ROLLBACK");
 }
 
+Result<bool> EndsGroupOf(const GtidEvent& gtid, const EventHeader& header,
+                         std::span<const uint8_t> body, const FormatDescription& fd) {
+  switch (header.type) {
+    case kXidEvent:
+    case kXaPrepareEvent:
+      return true;
+    case kQueryEvent: {
+      auto q = ParseQuery(body, fd.PostHeaderLength(kQueryEvent));
+      if (!q) return Error(q.error());
+      return gtid.standalone() || EndsGroup(q->statement);
+    }
+    case kQueryCompressedEvent:
+      return gtid.standalone();
+    default:
+      return false;
+  }
+}
+
 }  // namespace replboot::binlog

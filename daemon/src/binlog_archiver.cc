@@ -354,7 +354,7 @@ struct BinlogArchiver::Impl {
       sum += lag;
     }
     const LagWindow::Stats stats = lags.Compute(now_ms);
-    const archive::BinlogSegment& s = cut.segment;
+    const binlog::BinlogSegment& s = cut.segment;
     Publish([&](replication::BinlogArchiveStatusView& v) {
       ++v.segments;
       v.transactions += s.transactions;

@@ -128,7 +128,7 @@ struct Fixture {
   std::unique_ptr<store::ObjectStore> store = store::MakeMemoryStore();
   replication::BinlogArchiveStatus status;
   std::mutex mu;
-  std::vector<archive::BinlogSegment> put;
+  std::vector<binlog::BinlogSegment> put;
   std::vector<std::string> opened_at;
   std::atomic<int> backups{0};
   unsigned fail_first_errno = 0;
@@ -136,7 +136,7 @@ struct Fixture {
   BinlogArchiverDeps Deps() {
     BinlogArchiverDeps d;
     d.lease_store = store.get();
-    d.put_segment = [this](const archive::BinlogSegment& s) -> Result<std::string> {
+    d.put_segment = [this](const binlog::BinlogSegment& s) -> Result<std::string> {
       std::lock_guard lock(mu);
       put.push_back(s);
       return fmt::format("binlogs/{}/{}", s.history, put.size());

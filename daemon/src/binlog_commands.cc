@@ -13,6 +13,7 @@
 #include "replboot/base/exit_code.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/conf/cli_flags.h"
 #include "replboot/daemon/backups.h"
 #include "replboot/daemon/commands.h"
@@ -109,8 +110,8 @@ void AddBinlogCommands(CLI::App& app) {
       ar::BinlogArchive binlogs(*archive.store, archive.key, cluster_id);
       auto newest = binlogs.Newest(h);
       if (!newest) return Fail("binlog_archive_failed", newest.error());
-      ar::GtidPosition at;
-      if (*newest) at = *ar::ParsePosition((*newest)->end_state);
+      binlog::GtidPosition at;
+      if (*newest) at = *binlog::ParsePosition((*newest)->end_state);
       uint64_t segments = 0, transactions = 0;
       for (const auto& path : *files_in) {
         std::error_code ec;
@@ -136,16 +137,16 @@ void AddBinlogCommands(CLI::App& app) {
             "binlog file " + path, options);
         if (!cut) return Fail("binlog_archive_failed", cut.error());
         for (const auto& segment : *cut) {
-          auto start = ar::ParsePosition(segment.start_state);
-          if (start && !ar::PositionCovers(at, *start)) {
+          auto start = binlog::ParsePosition(segment.start_state);
+          if (start && !binlog::PositionCovers(at, *start)) {
             log::Get("archive")->warn(
                 "event=binlog_archive_gap history={} archived_to={} file={} starts_at={}", h,
-                log::Quote(ar::PositionToString(at)), log::Quote(path),
-                log::Quote(ar::PositionToString(*start)));
+                log::Quote(binlog::PositionToString(at)), log::Quote(path),
+                log::Quote(binlog::PositionToString(*start)));
           }
           auto put = binlogs.Put(segment);
           if (!put) return Fail("binlog_archive_failed", put.error());
-          at = *ar::ParsePosition(put->end_state);
+          at = *binlog::ParsePosition(put->end_state);
           ++segments;
           transactions += put->transactions;
           std::cout << put->key << "\n";
@@ -153,7 +154,7 @@ void AddBinlogCommands(CLI::App& app) {
       }
       log::Get("archive")->info("event=binlog_archived history={} segments={} transactions={} "
                                 "end={}",
-                                h, segments, transactions, log::Quote(ar::PositionToString(at)));
+                                h, segments, transactions, log::Quote(binlog::PositionToString(at)));
       cli::ExitCode() = cli::kExitOk;
     });
   }
@@ -226,7 +227,7 @@ void AddBinlogCommands(CLI::App& app) {
       } else {
         for (const auto& phase : view->chain) {
           std::cout << fmt::format("history {}{}: {} segments\n", phase.history,
-                                   phase.cap ? " (up to " + ar::PositionToString(*phase.cap) + ")"
+                                   phase.cap ? " (up to " + binlog::PositionToString(*phase.cap) + ")"
                                              : "",
                                    phase.segments.size());
           for (const auto& s : phase.segments) {

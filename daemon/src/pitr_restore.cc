@@ -8,7 +8,8 @@
 #include <set>
 #include <thread>
 
-#include "replboot/archive/binlog_events.h"
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/archive/catalog.h"
 #include "replboot/archive/retention.h"
 #include "replboot/base/files.h"
@@ -50,8 +51,8 @@ Status Chown(const std::string& path, const std::optional<OsUser>& owner) {
 struct RelayLogs {
   std::vector<std::string> files;
   uint64_t transactions = 0, skipped = 0;
-  ar::GtidState state;       // the binlog state after the last transaction replayed
-  ar::GtidPosition until;    // per domain, the last transaction replayed
+  binlog::GtidState state;       // the binlog state after the last transaction replayed
+  binlog::GtidPosition until;    // per domain, the last transaction replayed
   std::string last_gtid;
   int64_t last_commit_time = 0;
   std::set<uint32_t> server_ids;
@@ -63,7 +64,7 @@ Result<RelayLogs> WriteRelayLogs(ar::BinlogArchive& binlogs, const ar::RestorePl
                                  const std::string& dir, const std::optional<OsUser>& owner,
                                  const std::stop_token& stop) {
   RelayLogs out;
-  ar::GtidPosition position = plan.backup.position;
+  binlog::GtidPosition position = plan.backup.position;
   bool have_state = false;
   bool done = false;
   for (size_t i = 0; i < plan.segments.size() && !done; ++i) {
@@ -71,10 +72,10 @@ Result<RelayLogs> WriteRelayLogs(ar::BinlogArchive& binlogs, const ar::RestorePl
     const ar::ChainSegment& step = plan.segments[i];
     auto segment = binlogs.Open(step.info);
     if (!segment) return Error(segment.error());
-    auto parsed = ar::ParseBinlog(segment->binlog, "binlog segment " + step.info.key);
+    auto parsed = binlog::ParseBinlog(segment->binlog, "binlog segment " + step.info.key);
     if (!parsed) return Error(parsed.error());
     if (!have_state) {
-      auto start = ar::ParseState(segment->start_state);
+      auto start = binlog::GtidState::Parse(segment->start_state);
       if (!start) return Error(start.error().WithContext("binlog segment " + step.info.key));
       out.state = *start;
       have_state = true;
@@ -88,7 +89,7 @@ Result<RelayLogs> WriteRelayLogs(ar::BinlogArchive& binlogs, const ar::RestorePl
       }
       auto at = position.find(t.gtid.domain);
       if (at != position.end() && t.gtid.sequence <= at->second.sequence) {
-        ar::Advance(out.state, t.gtid);  // in the backup already
+        out.state.Record(t.gtid);  // in the backup already
         ++out.skipped;
         continue;
       }
@@ -97,8 +98,8 @@ Result<RelayLogs> WriteRelayLogs(ar::BinlogArchive& binlogs, const ar::RestorePl
         break;
       }
       file.append(reinterpret_cast<const char*>(segment->binlog.data()) + t.offset, t.length);
-      ar::Advance(position, t.gtid);
-      ar::Advance(out.state, t.gtid);
+      binlog::Advance(position, t.gtid);
+      out.state.Record(t.gtid);
       out.until[t.gtid.domain] = t.gtid;
       out.server_ids.insert(t.gtid.server_id);
       out.last_gtid = t.gtid.ToString();
@@ -106,7 +107,7 @@ Result<RelayLogs> WriteRelayLogs(ar::BinlogArchive& binlogs, const ar::RestorePl
       ++out.transactions;
       ++kept;
       if (plan.target.kind == ar::RestoreTarget::Kind::kGtid &&
-          ar::PositionCovers(position, plan.target.gtid)) {
+          binlog::PositionCovers(position, plan.target.gtid)) {
         done = true;
         break;
       }
@@ -121,16 +122,16 @@ Result<RelayLogs> WriteRelayLogs(ar::BinlogArchive& binlogs, const ar::RestorePl
   }
   if (!have_state) {
     // No segment: the backup's own point.
-    auto state = ar::ParseState(plan.backup.gtid_position);
+    auto state = binlog::GtidState::Parse(plan.backup.gtid_position);
     if (!state) return Error(state.error().WithContext("backup " + plan.backup.id));
     out.state = *state;
   }
   if (plan.target.kind == ar::RestoreTarget::Kind::kGtid &&
-      !ar::PositionCovers(position, plan.target.gtid)) {
+      !binlog::PositionCovers(position, plan.target.gtid)) {
     return Error(StatusCode::kInvalidArgument,
                  "{} is not in the archive: its segments go from the backup's {} to {} without "
                  "reaching it",
-                 plan.target.text, plan.backup.gtid_position, ar::PositionToString(position));
+                 plan.target.text, plan.backup.gtid_position, binlog::PositionToString(position));
   }
   return out;
 }
@@ -184,7 +185,7 @@ Result<ArchiveView> LoadArchiveView(const NodeSettings& settings, Archive& archi
   if (!entries) return Error(entries.error());
   for (const auto& e : *entries) {
     if (!e.complete || !e.manifest || e.manifest->cluster_id != view.cluster_id) continue;
-    auto position = ar::ParsePosition(e.manifest->gtid_position);
+    auto position = binlog::ParsePosition(e.manifest->gtid_position);
     if (!position) {
       Log()->warn("event=backup_position_unreadable id={} error={}", e.id,
                   log::Quote(position.error().message()));
@@ -306,7 +307,7 @@ Status ReplayRelayLogs(const NodeSettings& settings, const ReplayOptions& option
       db::QuoteLiteral(options.relay_logs.front().substr(relay_dir.size() + 1)))));
   REPLBOOT_RETURN_STATUS_IF_ERROR(db.Execute("START SLAVE SQL_THREAD"));
   Log()->info("event=pitr_replay_started files={} until={} threads={} server_id={}",
-              options.relay_logs.size(), log::Quote(ar::PositionToString(options.until)), threads,
+              options.relay_logs.size(), log::Quote(binlog::PositionToString(options.until)), threads,
               options.server_id);
   auto last_log = Clock::now();
   for (int round = 0;; ++round) {
@@ -314,8 +315,8 @@ Status ReplayRelayLogs(const NodeSettings& settings, const ReplayOptions& option
     auto pos = db.Query("SELECT @@GLOBAL.gtid_slave_pos");
     if (!pos) return pos.error().WithContext("the replay server");
     const std::string text = pos->empty() ? "" : pos->front().at(0).value_or("");
-    auto at = ar::ParsePosition(text);
-    if (at && ar::PositionCovers(*at, options.until)) break;
+    auto at = binlog::ParsePosition(text);
+    if (at && binlog::PositionCovers(*at, options.until)) break;
     if (round % 10 == 0) {
       auto status = db.Query("SHOW SLAVE STATUS");
       if (!status) return status.error().WithContext("the replay server");
@@ -335,7 +336,7 @@ Status ReplayRelayLogs(const NodeSettings& settings, const ReplayOptions& option
     if (Clock::now() - last_log > std::chrono::seconds(5)) {
       last_log = Clock::now();
       Log()->info("event=pitr_replay_progress at={} until={} seconds={:.0f}", log::Quote(text),
-                  log::Quote(ar::PositionToString(options.until)), SecondsSince(start));
+                  log::Quote(binlog::PositionToString(options.until)), SecondsSince(start));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -413,7 +414,7 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
   report.segments_seconds = SecondsSince(segments_start);
   report.transactions = relay->transactions;
   report.skipped = relay->skipped;
-  report.gtid_state = ar::StateToString(relay->state);
+  report.gtid_state = relay->state.ToString();
   report.last_gtid = relay->last_gtid;
   report.last_commit_time = relay->last_commit_time;
 

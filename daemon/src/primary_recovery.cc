@@ -12,7 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "replboot/archive/binlog_events.h"
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/archive/histories.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
@@ -660,7 +661,7 @@ Result<std::optional<archive::HistoryRecord>> MarkerHistory(const std::string& d
   }
   // The statements quote these as they are: each must be of its form.
   if (!archive::IsHistoryId(r.id) || !archive::IsHistoryId(r.parent) ||
-      !archive::ParseState(r.branch_state) || r.target.find_first_of("'\\") != std::string::npos ||
+      !binlog::GtidState::Parse(r.branch_state) || r.target.find_first_of("'\\") != std::string::npos ||
       r.backup_id.find_first_of("'\\") != std::string::npos) {
     return Error(StatusCode::kCorruption, "{}: its history is not of the form a restore writes",
                  path);

@@ -32,7 +32,8 @@
 #include "replboot/archive/manifest.h"
 #include "replboot/archive/object.h"
 #include "replboot/archive/binlog_archive.h"
-#include "replboot/archive/binlog_events.h"
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/archive/histories.h"
 #include "replboot/archive/pitr.h"
 
@@ -141,8 +142,8 @@ void FuzzSegmentKey(std::string_view text) {
 }
 
 void FuzzBinlog(std::span<const uint8_t> bytes) {
-  auto strict = replboot::archive::ParseBinlog(bytes, "fuzz");
-  auto live = replboot::archive::ParseBinlog(bytes, "fuzz", /*allow_tail=*/true);
+  auto strict = replboot::binlog::ParseBinlog(bytes, "fuzz");
+  auto live = replboot::binlog::ParseBinlog(bytes, "fuzz", /*allow_tail=*/true);
   if (strict) {
     Check(live.has_value() && live->transactions.size() == strict->transactions.size());
     for (const auto& t : strict->transactions) Check(t.offset + t.length <= bytes.size());
@@ -185,12 +186,12 @@ void FuzzHistory(std::string_view text) {
 }
 
 void FuzzTargets(std::string_view text) {
-  if (auto p = replboot::archive::ParsePosition(text); p) {
-    auto again = replboot::archive::ParsePosition(replboot::archive::PositionToString(*p));
+  if (auto p = replboot::binlog::ParsePosition(text); p) {
+    auto again = replboot::binlog::ParsePosition(replboot::binlog::PositionToString(*p));
     Check(again.has_value() && *again == *p);
   }
-  if (auto s = replboot::archive::ParseState(text); s) {
-    auto again = replboot::archive::ParseState(replboot::archive::StateToString(*s));
+  if (auto s = replboot::binlog::GtidState::Parse(text); s) {
+    auto again = replboot::binlog::GtidState::Parse(s->ToString());
     Check(again.has_value() && *again == *s);
   }
   if (auto t = replboot::archive::ParseTimeTarget(text); t) {

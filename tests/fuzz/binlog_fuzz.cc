@@ -58,7 +58,7 @@ std::vector<std::vector<uint8_t>> Split(const uint8_t* data, size_t size, bool f
   return out;
 }
 
-void CheckReadsBack(const replboot::archive::BinlogSegment& s) {
+void CheckReadsBack(const replboot::binlog::BinlogSegment& s) {
   auto start = GtidState::Parse(s.start_state);
   Check(start.has_value());
   CutterOptions o;
@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.seal_bytes = (flags & 2) != 0 ? 1 : (uint64_t{1} << 20);
   o.max_group_bytes = 1 << 20;
   SegmentCutter cutter(o, GtidState());
-  std::vector<replboot::archive::BinlogSegment> sealed;
+  std::vector<replboot::binlog::BinlogSegment> sealed;
   auto t = SegmentCutter::Clock::time_point{};
   for (const auto& e : Split(data, size, (flags & 1) != 0)) {
     auto r = cutter.Add(e, t);

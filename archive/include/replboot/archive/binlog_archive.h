@@ -1,4 +1,4 @@
-// The binlog archive in an object store: segments (binlog_segment.h) sealed, named by their
+// The binlog archive in an object store: segments (binlog/segment.h) sealed, named by their
 // GTID range and times, listed in chain order without reading them, opened authenticated.
 //
 //   binlogs/<history>/<start ordinal:020>-<end ordinal:020>_<first time>-<last time>_
@@ -32,13 +32,21 @@
 #include <string_view>
 #include <vector>
 
-#include "replboot/archive/binlog_events.h"
-#include "replboot/archive/binlog_segment.h"
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
+#include "replboot/binlog/segment.h"
 #include "replboot/archive/keys.h"
 #include "replboot/base/status.h"
 #include "replboot/store/object_store.h"
 
 namespace replboot::archive {
+
+// The binlog module's types, which the archive's interfaces take (binlog/ is the one parser of
+// binlog events and GTIDs).
+using binlog::BinlogSegment;
+using binlog::Gtid;
+using binlog::GtidPosition;
+using binlog::GtidState;
 
 inline constexpr std::string_view kBinlogsPrefix = "binlogs/";
 inline constexpr std::string_view kSegmentSuffix = ".seg";

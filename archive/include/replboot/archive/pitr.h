@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "replboot/archive/binlog_archive.h"
-#include "replboot/archive/binlog_events.h"
+#include "replboot/binlog/gtid.h"
 #include "replboot/archive/histories.h"
 #include "replboot/base/status.h"
 

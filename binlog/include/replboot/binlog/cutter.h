@@ -1,4 +1,4 @@
-// Cuts the primary's binlog stream into archive segments (archive/binlog_segment.h) at
+// Cuts the primary's binlog stream into archive segments (binlog/segment.h) at
 // transaction boundaries: a push parser (events in, sealed segments out) that the replication
 // connection, the tests and the fuzzer drive alike. No I/O and no clock of its own: the caller
 // passes the time each event arrived.
@@ -35,33 +35,12 @@
 #include <utility>
 #include <vector>
 
-#include "replboot/archive/binlog_segment.h"
 #include "replboot/base/status.h"
 #include "replboot/binlog/events.h"
+#include "replboot/binlog/gtid.h"
+#include "replboot/binlog/segment.h"
 
 namespace replboot::binlog {
-
-// A position in the @@gtid_binlog_state form: the last sequence number of every
-// (domain, server_id) pair. Printed in (domain, server_id) order.
-class GtidState {
- public:
-  // "" is the empty state. kInvalidArgument naming the element for anything but
-  // "d-s-n[,d-s-n...]" with numbers in range (domain, server < 2^32, 0 < n < 2^64) and each
-  // (domain, server) once. Whitespace is ignored.
-  static Result<GtidState> Parse(std::string_view text);
-  std::string ToString() const;
-  // One GTID per domain, the highest sequence number (what @slave_connect_state takes): the
-  // server refuses a domain named twice.
-  std::string ConnectPosition() const;
-  void Record(uint32_t domain, uint32_t server_id, uint64_t seq);
-  // This exact (domain, server) has logged `seq` or a later one.
-  bool Holds(uint32_t domain, uint32_t server_id, uint64_t seq) const;
-  bool empty() const { return last_.empty(); }
-  bool operator==(const GtidState&) const = default;
-
- private:
-  std::map<std::pair<uint32_t, uint32_t>, uint64_t> last_;
-};
 
 struct CutterOptions {
   std::string history;
@@ -76,7 +55,7 @@ struct CutterOptions {
 
 // A sealed segment and, for the lag metric, when each of its transactions arrived.
 struct CutSegment {
-  archive::BinlogSegment segment;
+  BinlogSegment segment;
   std::vector<uint32_t> commit_times;  // the GTID events' timestamps, in order
   std::chrono::steady_clock::time_point first_arrival;
 };

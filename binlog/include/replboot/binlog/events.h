@@ -151,6 +151,13 @@ Result<GtidListEvent> ParseGtidList(std::span<const uint8_t> body);
 // a Query event that ends an event group.
 bool EndsGroup(std::string_view statement);
 
+// Whether the event (`header`, `body` without the checksum) ends the event group `gtid`
+// opened: an XID, an XA_prepare, a Query EndsGroup() takes, or, after a standalone GTID (DDL),
+// its Query (or Query_compressed) event. The one rule of the cutter and of ParseBinlog.
+// kCorruption for a Query event whose body does not parse.
+Result<bool> EndsGroupOf(const GtidEvent& gtid, const EventHeader& header,
+                         std::span<const uint8_t> body, const FormatDescription& fd);
+
 }  // namespace replboot::binlog
 
 #endif  // REPLBOOT_BINLOG_EVENTS_H_

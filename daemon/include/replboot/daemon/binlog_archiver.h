@@ -51,7 +51,7 @@
 #include <string>
 #include <thread>
 
-#include "replboot/archive/binlog_segment.h"
+#include "replboot/binlog/segment.h"
 #include "replboot/base/status.h"
 #include "replboot/db/binlog_stream.h"
 #include "replboot/replication/health.h"
@@ -120,7 +120,7 @@ struct BinlogArchiverDeps {
   store::ObjectStore* lease_store = nullptr;
   // The store side: seal and upload one segment (its key), and the full end position of the
   // newest segment of a history (nullopt when it has none).
-  std::function<Result<std::string>(const archive::BinlogSegment&)> put_segment;
+  std::function<Result<std::string>(const binlog::BinlogSegment&)> put_segment;
   std::function<Result<std::optional<std::string>>(const std::string& history)> newest_end_state;
   // The primary: its history (SELECT id FROM replboot.history), its @@gtid_binlog_state, and a
   // replication connection from a position (one GTID per domain).
