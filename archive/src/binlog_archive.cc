@@ -84,18 +84,6 @@ std::optional<uint64_t> FixedDigits(std::string_view text, size_t width) {
   return v;
 }
 
-std::optional<uint64_t> Decimal(std::string_view text, uint64_t max) {
-  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (max - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
 std::string KeyOf(const SegmentInfo& i, const GtidPosition& start, const GtidPosition& end) {
   return fmt::format("{}{:020}-{:020}_{}-{}_{}_{}_{}_{}_{}{}", SegmentsPrefix(i.history),
                      i.start_ordinal, i.end_ordinal, i.first_commit_time, i.last_commit_time,
@@ -241,9 +229,9 @@ std::optional<SegmentInfo> ParseSegmentKey(std::string_view key) {
   if (ords.size() != 2 || times.size() != 2) return std::nullopt;
   auto start_ord = FixedDigits(ords[0], 20);
   auto end_ord = FixedDigits(ords[1], 20);
-  auto first_time = Decimal(times[0], kMaxCommitTime);
-  auto last_time = Decimal(times[1], kMaxCommitTime);
-  auto txns = Decimal(fields[2], UINT64_MAX);
+  auto first_time = binlog::ParseDecimal(times[0], kMaxCommitTime);
+  auto last_time = binlog::ParseDecimal(times[1], kMaxCommitTime);
+  auto txns = binlog::ParseDecimal(fields[2], UINT64_MAX);
   auto first = binlog::ParseGtid(fields[3]);
   auto last = binlog::ParseGtid(fields[4]);
   auto start = ParseKeyPosition(fields[5]);

@@ -8,19 +8,6 @@
 namespace replboot::binlog {
 namespace {
 
-// A decimal number of at most `max`: digits only, no leading zero unless it is "0".
-std::optional<uint64_t> StrictNumber(std::string_view text, uint64_t max) {
-  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    const uint64_t digit = static_cast<uint64_t>(c - '0');
-    if (v > (max - digit) / 10) return std::nullopt;
-    v = v * 10 + digit;
-  }
-  return v;
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -67,6 +54,18 @@ Status ForEachEntry(std::string_view text, F&& f) {
 
 }  // namespace
 
+std::optional<uint64_t> ParseDecimal(std::string_view text, uint64_t max) {
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (v > (max - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  return v;
+}
+
 std::string Gtid::ToString() const { return fmt::format("{}-{}-{}", domain, server_id, sequence); }
 
 Result<Gtid> ParseGtid(std::string_view text) {
@@ -80,9 +79,9 @@ Result<Gtid> ParseGtid(std::string_view text) {
   const size_t second = text.find('-', first + 1);
   if (second == std::string_view::npos || text.find('-', second + 1) != std::string_view::npos)
     return bad();
-  auto domain = StrictNumber(text.substr(0, first), UINT32_MAX);
-  auto server = StrictNumber(text.substr(first + 1, second - first - 1), UINT32_MAX);
-  auto sequence = StrictNumber(text.substr(second + 1), UINT64_MAX);
+  auto domain = ParseDecimal(text.substr(0, first), UINT32_MAX);
+  auto server = ParseDecimal(text.substr(first + 1, second - first - 1), UINT32_MAX);
+  auto sequence = ParseDecimal(text.substr(second + 1), UINT64_MAX);
   if (!domain || !server || !sequence) return bad();
   return Gtid{static_cast<uint32_t>(*domain), static_cast<uint32_t>(*server), *sequence};
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "archive_command.h"
 #include "replboot/archive/binlog_archive.h"
 #include "replboot/archive/histories.h"
 #include "replboot/archive/pitr.h"
@@ -28,35 +29,7 @@ namespace ar = archive;
 // A binlog file is at most max_binlog_size (1 GiB) plus its last transaction.
 constexpr uint64_t kMaxBinlogFileBytes = 4ull << 30;
 
-void Fail(const std::string& event, const Status& s) {
-  log::Get("archive")->error("event={} code={} error={}", event, StatusCodeName(s.code()),
-                             log::Quote(s.message()));
-  cli::ExitCode() = cli::ExitCodeFor(s);
-}
 
-struct Opened {
-  NodeSettings settings;
-  std::unique_ptr<Archive> archive;
-};
-std::optional<Opened> Open(const conf::ConfigFlags& flags) {
-  auto loaded = conf::LoadFromFlags(flags);
-  if (!loaded) {
-    Fail("config_invalid", loaded.error());
-    return std::nullopt;
-  }
-  auto settings =
-      ResolveSettings(loaded->config, {.identity = false, .flavour = false, .mysql_user = false});
-  if (!settings) {
-    Fail("config_invalid", settings.error());
-    return std::nullopt;
-  }
-  auto archive = OpenArchive(*settings);
-  if (!archive) {
-    Fail("config_invalid", archive.error());
-    return std::nullopt;
-  }
-  return Opened{std::move(*settings), std::move(*archive)};
-}
 
 std::string Time(int64_t seconds) { return seconds > 0 ? ar::FormatTime(seconds) : "-"; }
 
@@ -85,31 +58,31 @@ void AddBinlogCommands(CLI::App& app) {
     cmd->add_option("--segment-mb", *segment_mb, "binlog bytes per segment, MiB (1..64)")
         ->check(CLI::Range(1, 64));
     cmd->callback([flags, files_in, cluster, history, segment_mb] {
-      auto opened = Open(*flags);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/false);
       if (!opened) return;
       auto& archive = *opened->archive;
       std::string cluster_id = *cluster;
       if (cluster_id.empty()) {
         auto newest = ChooseBackup(archive, "latest", opened->settings.config.archive.source_cluster);
-        if (!newest) return Fail("binlog_archive_failed", newest.error().WithContext(
+        if (!newest) return FailCommand("binlog_archive_failed", newest.error().WithContext(
                                      "the cluster id (or give --cluster)"));
         cluster_id = newest->cluster_id;
       }
       auto root = ar::RootHistoryId(cluster_id);
-      if (!root) return Fail("binlog_archive_failed", root.error());
+      if (!root) return FailCommand("binlog_archive_failed", root.error());
       std::string h = *history;
       if (h.empty()) {
         auto records = ar::ListHistories(*archive.store, archive.key, cluster_id);
-        if (!records) return Fail("binlog_archive_failed", records.error());
+        if (!records) return FailCommand("binlog_archive_failed", records.error());
         h = records->empty() ? *root : records->back().id;
       }
       if (!ar::IsHistoryId(h)) {
-        return Fail("binlog_archive_failed",
+        return FailCommand("binlog_archive_failed",
                     Status(StatusCode::kInvalidArgument, fmt::format("\"{}\" is not a history id", h)));
       }
       ar::BinlogArchive binlogs(*archive.store, archive.key, cluster_id);
       auto newest = binlogs.Newest(h);
-      if (!newest) return Fail("binlog_archive_failed", newest.error());
+      if (!newest) return FailCommand("binlog_archive_failed", newest.error());
       binlog::GtidPosition at;
       if (*newest) at = *binlog::ParsePosition((*newest)->end_state);
       uint64_t segments = 0, transactions = 0;
@@ -117,17 +90,17 @@ void AddBinlogCommands(CLI::App& app) {
         std::error_code ec;
         const uintmax_t size = std::filesystem::file_size(path, ec);
         if (ec) {
-          return Fail("binlog_archive_failed",
+          return FailCommand("binlog_archive_failed",
                       Status(StatusCode::kNotFound, fmt::format("{}: {}", path, ec.message())));
         }
         if (size > kMaxBinlogFileBytes) {
-          return Fail("binlog_archive_failed",
+          return FailCommand("binlog_archive_failed",
                       Status(StatusCode::kInvalidArgument,
                              fmt::format("{} is {} bytes, more than a binlog file holds", path,
                                          size)));
         }
         auto content = files::ReadFile(path);
-        if (!content) return Fail("binlog_archive_failed", content.error());
+        if (!content) return FailCommand("binlog_archive_failed", content.error());
         ar::CutOptions options;
         options.history = h;
         options.max_segment_bytes = static_cast<uint64_t>(*segment_mb) << 20;
@@ -135,7 +108,7 @@ void AddBinlogCommands(CLI::App& app) {
         auto cut = ar::CutBinlogFile(
             std::span(reinterpret_cast<const uint8_t*>(content->data()), content->size()),
             "binlog file " + path, options);
-        if (!cut) return Fail("binlog_archive_failed", cut.error());
+        if (!cut) return FailCommand("binlog_archive_failed", cut.error());
         for (const auto& segment : *cut) {
           auto start = binlog::ParsePosition(segment.start_state);
           if (start && !binlog::PositionCovers(at, *start)) {
@@ -145,7 +118,7 @@ void AddBinlogCommands(CLI::App& app) {
                 log::Quote(binlog::PositionToString(*start)));
           }
           auto put = binlogs.Put(segment);
-          if (!put) return Fail("binlog_archive_failed", put.error());
+          if (!put) return FailCommand("binlog_archive_failed", put.error());
           at = *binlog::ParsePosition(put->end_state);
           ++segments;
           transactions += put->transactions;
@@ -171,10 +144,10 @@ void AddBinlogCommands(CLI::App& app) {
     cmd->add_option("--cluster", *cluster, "the cluster (default as `restore`)");
     cmd->add_flag("--json", *json, "one JSON object instead of text");
     cmd->callback([flags, history, cluster, json] {
-      auto opened = Open(*flags);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/false);
       if (!opened) return;
       auto view = LoadArchiveView(opened->settings, *opened->archive, *cluster, *history);
-      if (!view) return Fail("binlog_list_failed", view.error());
+      if (!view) return FailCommand("binlog_list_failed", view.error());
       const auto report = ar::CheckChain(view->chain, view->backups);
       if (*json) {
         nlohmann::json out;

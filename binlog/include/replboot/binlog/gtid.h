@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,10 @@
 #include "replboot/base/status.h"
 
 namespace replboot::binlog {
+
+// A decimal number of at most `max`: digits only, no sign, no leading zero unless it is "0".
+// The number rule of GTIDs and of the archive's segment keys.
+std::optional<uint64_t> ParseDecimal(std::string_view text, uint64_t max);
 
 struct Gtid {
   uint32_t domain = 0;
