@@ -263,7 +263,8 @@ Status ReplayRelayLogs(const NodeSettings& settings, const ReplayOptions& option
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::WriteFileAtomic(index_path, index, 0640));
   REPLBOOT_RETURN_STATUS_IF_ERROR(Chown(index_path, settings.mysql_user));
 
-  auto config = ScratchServerConfig(settings.flavour, paths, settings.config.mysql.options);
+  auto config = ScratchServerConfig(settings.flavour, paths, settings.config.mysql.options,
+                                    ScratchGrants::kRead);
   if (!config) return config.error();
   const int threads =
       options.threads > 0 ? options.threads : std::clamp(process::UsableCpus(), 2, 16);
@@ -293,7 +294,8 @@ Status ReplayRelayLogs(const NodeSettings& settings, const ReplayOptions& option
   std::stop_callback kill_on_stop(options.stop, [&server] { server.Signal(SIGKILL); });
   auto session = ConnectScratchServer(server, settings, paths,
                                       std::chrono::seconds(settings.config.mysql.startup_timeout),
-                                      std::chrono::seconds(60), options.stop);
+                                      std::chrono::seconds(60), options.stop,
+                                      settings.root_password);
   if (!session) return session.error().WithContext("the replay server");
   db::Session& db = **session;
   const auto start = Clock::now();

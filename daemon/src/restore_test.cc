@@ -177,10 +177,11 @@ std::map<std::string, std::string> ScratchServerOptions(
 }
 
 Result<std::string> ScratchServerConfig(Flavour flavour, const ScratchServerPaths& paths,
-                                        const std::map<std::string, std::string>& options) {
+                                        const std::map<std::string, std::string>& options,
+                                        ScratchGrants grants) {
   std::string out =
       "# A restore test's throwaway server (replboot backup test-restore): socket only, no\n"
-      "# binlog, no replication, no grant tables; removed with its scratch dir.\n[mysqld]\n";
+      "# binlog, no replication; removed with its scratch dir.\n[mysqld]\n";
   auto line = [&out](std::string_view name, std::string_view value) -> Status {
     auto l = option_file::Line(name, value);
     if (!l) return l.error();
@@ -200,9 +201,9 @@ Result<std::string> ScratchServerConfig(Flavour flavour, const ScratchServerPath
   REPLBOOT_RETURN_IF_ERROR(line("log-error", paths.error_log));
   REPLBOOT_RETURN_IF_ERROR(line("tmpdir", paths.tmpdir));
   out += "skip-networking\n";
-  // The backup's accounts need not be known here (a test on another machine); the socket is
-  // in a 0700 directory, so only root and mysqld's user reach the server.
-  out += "skip-grant-tables\n";
+  // A restore test: the backup's accounts need not be known here (a test on another machine);
+  // the socket is in a 0700 directory, so only root and mysqld's user reach the server.
+  if (grants == ScratchGrants::kSkip) out += "skip-grant-tables\n";
   out += "skip-log-bin\n";
   out += mariadb ? "skip-slave-start\n" : "skip-replica-start\n";
   out += "skip-name-resolve\n";

@@ -27,11 +27,13 @@ Result<std::unique_ptr<db::Session>> ConnectScratchServer(ScratchServer& server,
                                                           const ScratchServerPaths& paths,
                                                           std::chrono::seconds timeout,
                                                           std::chrono::seconds read_timeout,
-                                                          const std::stop_token& stop) {
+                                                          const std::stop_token& stop,
+                                                          const std::string& root_password) {
   const auto start = std::chrono::steady_clock::now();
   db::ConnectOptions connect;
   connect.socket = paths.socket;
   connect.user = "root";
+  connect.password = root_password;
   connect.connect_timeout = std::chrono::seconds(2);
   connect.read_timeout = read_timeout;
   std::string last_error = "no attempt yet";

@@ -178,14 +178,17 @@ class ScratchServer {
 };
 
 // Connects as root over `paths.socket` once the server accepts (SELECT 1 answers), polling
-// every 250 ms: kUnavailable naming the exit and the end of its error log when the server
+// every 250 ms; with `root_password` (a server that reads its grant tables: the password of
+// the cluster's root account, as the daemon connects to its own server; empty for unix_socket
+// or a server without grant tables): kUnavailable naming the exit and the end of its error log when the server
 // ends first, kTimeout after `timeout`, kCancelled on `stop`.
 Result<std::unique_ptr<db::Session>> ConnectScratchServer(ScratchServer& server,
                                                           const NodeSettings& settings,
                                                           const ScratchServerPaths& paths,
                                                           std::chrono::seconds timeout,
                                                           std::chrono::seconds read_timeout,
-                                                          const std::stop_token& stop);
+                                                          const std::stop_token& stop,
+                                                          const std::string& root_password = {});
 
 }  // namespace replboot::daemon
 
