@@ -232,6 +232,10 @@ const std::vector<Setting>& Settings() {
        "seconds without a heartbeat of the binlog archiver's lease before another node takes "
        "over"},
 
+      {"restore.target", REPLBOOT_FIELD(restore, target), false,
+       "what a primary bootstrapping from the store restores: latest | RFC 3339 time | GTID "
+       "position; \"\" = everything archived"},
+
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
       {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
        "open HTTP connections; more are closed at once"},

@@ -182,6 +182,12 @@ struct Config {
     int64_t binlog_lease_timeout = 30;
   } archive;
 
+  struct Restore {
+    // What a primary that bootstraps from the store restores (daemon/restore_target.h):
+    // latest | an RFC 3339 time | a GTID position; "" = everything archived (latest).
+    std::string target;
+  } restore;
+
   struct Http {
     std::string listen = "0.0.0.0:8008";
     // Open connections, overall and from one address (at most half of the overall cap: the
