@@ -108,7 +108,12 @@ class Scratch {
     }
     Status s = files::RemoveAll(path_);
     ::close(fd);
-    if (s.ok()) log::Get("archive")->info("event=scratch_leftover_removed dir={}", log::Quote(path_));
+    // The restore test's event name, as its log has always had it; the replay's its own.
+    if (s.ok()) {
+      log::Get("archive")->info("event={}_leftover_removed dir={}",
+                                marker_ == kScratchMarker ? "restore_test" : "pitr_scratch",
+                                log::Quote(path_));
+    }
     return s;
   }
 
