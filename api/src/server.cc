@@ -191,6 +191,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   RecoveryState recovery;
   replication::BootstrapStatus bootstrap;
   replication::ArchiveStatus archive;
+  replication::BinlogArchiveStatus binlog_archive;
   std::atomic<uint64_t> backups_served{0};
   std::atomic<uint64_t> backup_connections_refused{0};
   mutable std::mutex backup_source_mu;
@@ -210,6 +211,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     s.recovery = recovery.Get();
     s.bootstrap = bootstrap.Get();
     s.archive = archive.Get();
+    s.binlog_archive = binlog_archive.Get();
     s.set_up = set_up.load();
     s.backups_served = backups_served.load();
     s.backup_connections_refused = backup_connections_refused.load();
@@ -684,6 +686,7 @@ CloneProgress& Server::clone_progress() { return impl_->clone; }
 RecoveryState& Server::recovery() { return impl_->recovery; }
 replication::BootstrapStatus& Server::bootstrap_status() { return impl_->bootstrap; }
 replication::ArchiveStatus& Server::archive_status() { return impl_->archive; }
+replication::BinlogArchiveStatus& Server::binlog_archive_status() { return impl_->binlog_archive; }
 void Server::CountBackupServed() { impl_->backups_served.fetch_add(1); }
 void Server::SetBackupSource(std::function<replication::BackupServing()> source) {
   std::lock_guard lock(impl_->backup_source_mu);

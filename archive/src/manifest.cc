@@ -7,6 +7,7 @@
 #include <set>
 
 #include "crypto.h"
+#include "json_fields.h"
 #include "manifest_mac.h"
 #include "replboot/archive/layout.h"
 #include "replboot/archive/object.h"
@@ -31,112 +32,7 @@ std::string MacOfBody(const json& body, internal::MacKind kind, const BackupKey&
   return internal::HmacSha256Hex(internal::MacKey(key), text);
 }
 
-// The typed fields of one JSON object, read strictly: the first problem is kept (with the
-// name of its field) and later reads are no-ops, so a parser reads every field in a row and
-// checks once at the end.
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
-
-  bool ok() const { return error_.empty(); }
-  const std::string& error() const { return error_; }
-  void Fail(std::string message) {
-    if (error_.empty()) error_ = std::move(message);
-  }
-
-  // Every member must be one of `names`.
-  void OnlyFields(std::initializer_list<std::string_view> names) {
-    if (!ok()) return;
-    for (const auto& [name, value] : object_.items()) {
-      bool known = false;
-      for (std::string_view n : names) known = known || n == name;
-      if (!known) return Fail(fmt::format("{}: unknown field \"{}\"", where_, Printable(name)));
-    }
-  }
-
-  std::string String(const char* name, size_t max_chars, bool allow_newline = false,
-                     bool allow_empty = true) {
-    const json* value = Find(name);
-    if (value == nullptr) return {};
-    if (!value->is_string()) return Wrong(name, "a string"), std::string();
-    const auto& text = value->get_ref<const std::string&>();
-    if (text.size() > max_chars) {
-      Fail(fmt::format("{}: \"{}\" is {} characters long, at most {} allowed", where_, name,
-                       text.size(), max_chars));
-      return {};
-    }
-    if (!allow_empty && text.empty()) {
-      Fail(fmt::format("{}: \"{}\" is empty", where_, name));
-      return {};
-    }
-    for (char c : text) {
-      bool printable = c >= 0x20 && c <= 0x7e;
-      if (!printable && !(allow_newline && c == '\n')) {
-        Fail(fmt::format("{}: \"{}\" holds a byte that is not printable ASCII", where_, name));
-        return {};
-      }
-    }
-    return text;
-  }
-
-  uint64_t Unsigned(const char* name, uint64_t min, uint64_t max) {
-    const json* value = Find(name);
-    if (value == nullptr) return 0;
-    if (!value->is_number_unsigned()) return Wrong(name, "a non-negative integer"), 0;
-    uint64_t v = value->get<uint64_t>();
-    if (v < min || v > max) {
-      Fail(fmt::format("{}: \"{}\" is {}, outside {}..{}", where_, name, v, min, max));
-      return 0;
-    }
-    return v;
-  }
-
-  int64_t Time(const char* name, int64_t min) {
-    return static_cast<int64_t>(Unsigned(name, static_cast<uint64_t>(min), kMaxTimeMs));
-  }
-
-  double Seconds(const char* name) {
-    const json* value = Find(name);
-    if (value == nullptr) return 0;
-    if (!value->is_number()) return Wrong(name, "a number"), 0;
-    double v = value->get<double>();
-    // A duration: finite, not negative, under a year.
-    if (!std::isfinite(v) || v < 0 || v > 366.0 * 86400) {
-      Fail(fmt::format("{}: \"{}\" is {}, not a duration in seconds", where_, name, v));
-      return 0;
-    }
-    return v;
-  }
-
-  const json* Array(const char* name) {
-    const json* value = Find(name);
-    if (value != nullptr && !value->is_array()) return Wrong(name, "an array"), nullptr;
-    return value;
-  }
-
- private:
-  const json* Find(const char* name) {
-    if (!ok()) return nullptr;
-    auto it = object_.find(name);
-    if (it == object_.end()) {
-      Fail(fmt::format("{}: field \"{}\" is missing", where_, name));
-      return nullptr;
-    }
-    return &*it;
-  }
-  void Wrong(const char* name, const char* type) {
-    Fail(fmt::format("{}: \"{}\" is not {}", where_, name, type));
-  }
-  static std::string Printable(std::string_view text) {
-    std::string out;
-    for (char c : text.substr(0, 64)) out.push_back(c >= 0x20 && c <= 0x7e ? c : '?');
-    return out;
-  }
-
-  const json& object_;
-  std::string where_;
-  std::string error_;
-};
+using internal::FieldReader;
 
 // The parts every document shares: parse, format, key id, MAC. On success `*body` is the
 // document without its "mac" and `*backup_id` the id it names (checked later, with the rest).

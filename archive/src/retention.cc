@@ -43,4 +43,65 @@ RetentionPlan PlanRetention(std::vector<RetentionItem> items, RetentionPolicy po
   return plan;
 }
 
+SegmentRetentionPlan PlanSegmentRetention(
+    const std::vector<HistoryRecord>& histories, const std::string& root,
+    const std::map<std::string, std::vector<SegmentInfo>>& segments,
+    const std::vector<BackupPoint>& kept) {
+  SegmentRetentionPlan plan;
+  if (kept.empty()) {
+    for (const auto& [history, list] : segments)
+      plan.why[history] = "no backup is kept: every segment stays";
+    return plan;
+  }
+  for (const auto& [history, list] : segments) {
+    auto lineage = LineageOf(histories, root, history);
+    if (!lineage) {
+      plan.why[history] = "its ancestry is unknown (" + lineage.error().message() + "): kept";
+      continue;
+    }
+    // From H up: (*lineage)[k].branch_state is where (*lineage)[k-1] left (*lineage)[k].
+    bool from_ancestor = false;
+    for (size_t k = 1; k < lineage->size() && !from_ancestor; ++k) {
+      // The lowest branch point between ancestor k and H: a backup must lie before each.
+      std::vector<GtidPosition> caps;
+      for (size_t j = 1; j <= k; ++j) {
+        auto state = GtidState::Parse((*lineage)[j].branch_state);
+        if (state) caps.push_back(state->Position());
+      }
+      for (const auto& b : kept) {
+        if (b.history != (*lineage)[k].history) continue;
+        // Only the cap of ancestor k itself matters for where b lies; deeper ones are the
+        // positions the walk passes on its way to H.
+        if (!caps.empty() && binlog::PositionCovers(caps.back(), b.position)) from_ancestor = true;
+      }
+    }
+    if (from_ancestor) {
+      plan.why[history] = "a kept backup of an ancestor reaches it from its start: all kept";
+      continue;
+    }
+    const BackupPoint* oldest = nullptr;
+    for (const auto& b : kept) {
+      if (b.history != history) continue;
+      if (!oldest || binlog::PositionOrdinal(b.position) < binlog::PositionOrdinal(oldest->position)) oldest = &b;
+    }
+    if (!oldest) {
+      for (const auto& s : list) plan.remove.push_back(s);
+      plan.why[history] = "no kept backup reaches it: all removed";
+      continue;
+    }
+    size_t removed = 0;
+    for (const auto& s : list) {
+      auto end = binlog::ParsePosition(s.end_state);
+      if (end && binlog::PositionCovers(oldest->position, *end)) {
+        plan.remove.push_back(s);
+        ++removed;
+      }
+    }
+    plan.why[history] = fmt::format("the oldest kept backup {} holds {} ({} segments end at or "
+                                    "before it)",
+                                    oldest->id, oldest->gtid_position, removed);
+  }
+  return plan;
+}
+
 }  // namespace replboot::archive

@@ -118,3 +118,59 @@ TEST(Retention, EmptyAndSingle) {
 
 }  // namespace
 }  // namespace replboot::archive
+
+namespace replboot::archive {
+namespace {
+
+SegmentInfo RSeg(const std::string& history, uint64_t first, uint64_t last) {
+  SegmentInfo s;
+  s.history = history;
+  s.key = fmt::format("{}-{}-{}", history, first, last);
+  s.start_state = first > 1 ? fmt::format("0-100-{}", first - 1) : "";
+  s.end_state = fmt::format("0-100-{}", last);
+  return s;
+}
+
+BackupPoint RBackup(const std::string& id, const std::string& history, uint64_t seq) {
+  BackupPoint b;
+  b.id = id;
+  b.history = history;
+  b.gtid_position = fmt::format("0-100-{}", seq);
+  b.position = *binlog::ParsePosition(b.gtid_position);
+  return b;
+}
+
+std::vector<std::string> Keys(const SegmentRetentionPlan& plan) {
+  std::vector<std::string> out;
+  for (const auto& s : plan.remove) out.push_back(s.key);
+  return out;
+}
+
+TEST(SegmentRetentionTest, KeepsWhatTheOldestKeptBackupNeedsAndNothingOlder) {
+  std::map<std::string, std::vector<SegmentInfo>> segs = {
+      {"root", {RSeg("root", 1, 10), RSeg("root", 11, 20), RSeg("root", 21, 30)}}};
+  auto plan = PlanSegmentRetention({}, "root", segs, {RBackup("b2", "root", 15)});
+  EXPECT_EQ(Keys(plan), (std::vector<std::string>{"root-1-10"}));
+  // On a segment boundary, the segment ending there goes too.
+  plan = PlanSegmentRetention({}, "root", segs, {RBackup("b3", "root", 20), RBackup("b4", "root", 28)});
+  EXPECT_EQ(Keys(plan), (std::vector<std::string>{"root-1-10", "root-11-20"}));
+  // No backup kept: nothing goes.
+  EXPECT_TRUE(PlanSegmentRetention({}, "root", segs, {}).remove.empty());
+}
+
+TEST(SegmentRetentionTest, BranchesKeepWhatAnAncestorsBackupWalksInto) {
+  std::vector<HistoryRecord> records = {
+      {"h1", "c", "root", "0-100-12", "20261207T061500Z", "latest", 1000}};
+  std::map<std::string, std::vector<SegmentInfo>> segs = {
+      {"root", {RSeg("root", 1, 10), RSeg("root", 11, 20)}},
+      {"h1", {RSeg("h1", 13, 16), RSeg("h1", 17, 25)}}};
+  // A root backup before the branch: h1 is all kept, root before the backup goes.
+  auto plan = PlanSegmentRetention(records, "root", segs, {RBackup("b1", "root", 11)});
+  EXPECT_EQ(Keys(plan), (std::vector<std::string>{"root-1-10"}));
+  // Only an h1 backup is kept: root goes whole, h1 keeps what follows the backup.
+  plan = PlanSegmentRetention(records, "root", segs, {RBackup("b9", "h1", 17)});
+  EXPECT_EQ(Keys(plan), (std::vector<std::string>{"h1-13-16", "root-1-10", "root-11-20"}));
+}
+
+}  // namespace
+}  // namespace replboot::archive

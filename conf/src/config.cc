@@ -233,6 +233,19 @@ const std::vector<Setting>& Settings() {
        "tables), run by the node that just took a backup; 0 = off"},
       {"archive.retry_backoff", REPLBOOT_FIELD(archive, retry_backoff), false,
        "seconds before a failed scheduled backup is tried again (doubling, within its slot)"},
+      {"archive.binlog", REPLBOOT_FIELD(archive, binlog), false,
+       "stream the primary's binlog into the store (one node at a time); needs archive.store"},
+      {"archive.binlog_seal_interval_ms", REPLBOOT_FIELD(archive, binlog_seal_interval_ms), false,
+       "a binlog segment is sealed when its first transaction arrived this many ms ago"},
+      {"archive.binlog_seal_bytes", REPLBOOT_FIELD(archive, binlog_seal_bytes), false,
+       "... or once it holds this many bytes (after a whole transaction)"},
+      {"archive.binlog_lease_timeout", REPLBOOT_FIELD(archive, binlog_lease_timeout), false,
+       "seconds without a heartbeat of the binlog archiver's lease before another node takes "
+       "over"},
+
+      {"restore.target", REPLBOOT_FIELD(restore, target), false,
+       "what a primary bootstrapping from the store restores: latest | RFC 3339 time | GTID "
+       "position; \"\" = everything archived"},
 
       {"http.listen", REPLBOOT_FIELD(http, listen), false, "host:port of the health endpoint"},
       {"http.max_connections", REPLBOOT_FIELD(http, max_connections), false,
@@ -962,6 +975,13 @@ std::vector<std::string> ValidationProblems(const LoadedConfig& loaded) {
   } else if (schedule->kind != archive::Schedule::Kind::kOff && c.archive.store.empty()) {
     check.Fail("archive.schedule", Quoted(c.archive.schedule), "needs archive.store");
   }
+  if (c.archive.binlog && c.archive.store.empty())
+    check.Fail("archive.binlog", "true", "needs archive.store");
+  // Under 100 ms a segment per transaction; over a minute the archive's lag goal is lost.
+  check.Range("archive.binlog_seal_interval_ms", c.archive.binlog_seal_interval_ms, 100, 60'000);
+  // One segment is held in memory and uploaded whole: 64 KiB .. 256 MiB.
+  check.Range("archive.binlog_seal_bytes", c.archive.binlog_seal_bytes, 64 << 10, 256 << 20);
+  check.Range("archive.binlog_lease_timeout", c.archive.binlog_lease_timeout, 5, 3600);
   check.Range("archive.claim_step", c.archive.claim_step, 1, 3600);
   check.Range("archive.claim_timeout", c.archive.claim_timeout, 10, 7 * 86'400);
   check.Range("archive.retry_backoff", c.archive.retry_backoff, 1, 3600);

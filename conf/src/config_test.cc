@@ -751,6 +751,41 @@ TEST_F(ConfigTest, ArchiveScheduleIsParsedAtLoad) {
   EXPECT_THAT(loaded.error().message(), HasSubstr("unknown form"));
 }
 
+// The binlog archive's settings (issue 24): off by default, needs a store, absurd intervals,
+// sizes and lease timeouts named.
+TEST_F(ConfigTest, BinlogArchiveSettingsAreChecked) {
+  auto loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_FALSE(loaded->config.archive.binlog);
+  EXPECT_EQ(loaded->config.archive.binlog_seal_interval_ms, 2000);
+  EXPECT_EQ(loaded->config.archive.binlog_seal_bytes, 16 << 20);
+  EXPECT_EQ(loaded->config.archive.binlog_lease_timeout, 30);
+
+  options_.config_file = WriteToml(
+      "[archive]\nbinlog = true\nbinlog_seal_interval_ms = 50\nbinlog_seal_bytes = 1000\n"
+      "binlog_lease_timeout = 1\n");
+  loaded = LoadConfig(options_);
+  ASSERT_FALSE(loaded);
+  const std::string& m = loaded.error().message();
+  EXPECT_THAT(m, HasSubstr("archive.binlog = true"));
+  EXPECT_THAT(m, HasSubstr("needs archive.store"));
+  EXPECT_THAT(m, HasSubstr("archive.binlog_seal_interval_ms = 50"));
+  EXPECT_THAT(m, HasSubstr("archive.binlog_seal_bytes = 1000"));
+  EXPECT_THAT(m, HasSubstr("archive.binlog_lease_timeout = 1"));
+
+  options_.config_file = WriteToml(
+      "[archive]\nstore = \"file:///backups\"\nkey_file = \"/run/secrets/backup-key\"\n"
+      "binlog = true\nbinlog_seal_interval_ms = 1000\nbinlog_seal_bytes = 1048576\n"
+      "binlog_lease_timeout = 10\n");
+  loaded = LoadConfig(options_);
+  ASSERT_TRUE(loaded) << loaded.error().ToString();
+  EXPECT_TRUE(loaded->config.archive.binlog);
+  EXPECT_EQ(loaded->config.archive.binlog_seal_interval_ms, 1000);
+  EXPECT_EQ(loaded->config.archive.binlog_lease_timeout, 10);
+  options_.config_file = WriteToml("[archive]\nbinlog = \"yes\"\n");
+  ASSERT_FALSE(LoadConfig(options_));
+}
+
 }  // namespace
 }  // namespace replboot::conf
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "archive_command.h"
 #include "replboot/archive/catalog.h"
 #include "replboot/archive/layout.h"
 #include "replboot/archive/reader.h"
@@ -16,6 +17,8 @@
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/daemon/commands.h"
 #include "replboot/daemon/node_settings.h"
+#include "replboot/daemon/pitr_restore.h"
+#include "replboot/archive/pitr.h"
 #include "replboot/daemon/restore_test.h"
 #include "stop_on_signal.h"
 
@@ -23,11 +26,6 @@ namespace replboot::daemon {
 
 namespace {
 
-void Fail(const std::string& event, const Status& s) {
-  log::Get("archive")->error("event={} code={} error={}", event, StatusCodeName(s.code()),
-                             log::Quote(s.message()));
-  cli::ExitCode() = cli::ExitCodeFor(s);
-}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -52,29 +50,6 @@ std::string SizeText(uint64_t bytes) {
 }
 
 // Settings and the store, for every subcommand; an error is reported and ends it.
-struct Opened {
-  NodeSettings settings;
-  std::unique_ptr<Archive> archive;
-};
-std::optional<Opened> Open(const conf::ConfigFlags& flags, bool needs_flavour) {
-  auto loaded = conf::LoadFromFlags(flags);
-  if (!loaded) {
-    Fail("config_invalid", loaded.error());
-    return std::nullopt;
-  }
-  auto settings = ResolveSettings(loaded->config, {.identity = false, .flavour = needs_flavour,
-                                                   .mysql_user = needs_flavour});
-  if (!settings) {
-    Fail("config_invalid", settings.error());
-    return std::nullopt;
-  }
-  auto archive = OpenArchive(*settings);
-  if (!archive) {
-    Fail("config_invalid", archive.error());
-    return std::nullopt;
-  }
-  return Opened{std::move(*settings), std::move(*archive)};
-}
 
 nlohmann::json EntryJson(const archive::BackupEntry& e) {
   nlohmann::json j;
@@ -164,23 +139,23 @@ void AddBackupCommands(CLI::App& app) {
                     "backup.port)");
     cmd->add_option("--id", *id, "the backup's id (default the current UTC time)");
     cmd->callback([flags, from, id] {
-      auto opened = Open(*flags, /*needs_flavour=*/true);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/true);
       if (!opened) return;
       auto endpoint =
           BackupEndpoint(*from, static_cast<uint16_t>(opened->settings.config.backup.port));
-      if (!endpoint) return Fail("backup_failed", endpoint.error());
+      if (!endpoint) return FailCommand("backup_failed", endpoint.error());
       TakeBackupOptions options;
       options.backup_id =
           id->empty() ? archive::NewBackupId(std::chrono::system_clock::now()) : *id;
       if (!archive::IsBackupId(options.backup_id)) {
-        return Fail("backup_failed",
+        return FailCommand("backup_failed",
                     Status(StatusCode::kInvalidArgument,
                            fmt::format("--id {} is not a backup id like 20261207T061500Z",
                                        log::Printable(options.backup_id))));
       }
       options.from = *endpoint;
       auto manifest = TakeBackup(opened->settings, *opened->archive, options);
-      if (!manifest) return Fail("backup_failed", manifest.error());
+      if (!manifest) return FailCommand("backup_failed", manifest.error());
       std::cout << manifest->backup_id << "\n";
       cli::ExitCode() = cli::kExitOk;
     });
@@ -192,16 +167,49 @@ void AddBackupCommands(CLI::App& app) {
     conf::AddConfigFlags(cmd, flags.get());
     cmd->add_flag("--json", *json, "one JSON array instead of a table");
     cmd->callback([flags, json] {
-      auto opened = Open(*flags, /*needs_flavour=*/false);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/false);
       if (!opened) return;
       auto entries = archive::ListBackups(*opened->archive->store, opened->archive->key);
-      if (!entries) return Fail("backup_list_failed", entries.error());
+      if (!entries) return FailCommand("backup_list_failed", entries.error());
+      // The binlog archive of the newest history: what each backup reaches, and the gaps.
+      auto view = LoadArchiveView(opened->settings, *opened->archive,
+                                  opened->settings.config.archive.source_cluster, "");
+      std::map<std::string, archive::ChainReport> reach;
+      std::optional<archive::ChainReport> report;
+      if (view) {
+        report = archive::CheckChain(view->chain, view->backups);
+        for (const auto& b : view->backups) reach[b.id] = archive::CheckChain(view->chain, {b});
+      }
       if (*json) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& e : *entries) out.push_back(EntryJson(e));
+        for (const auto& e : *entries) {
+          nlohmann::json j = EntryJson(e);
+          auto it = reach.find(e.id);
+          if (view && it != reach.end() && !it->second.ranges.empty()) {
+            const auto& r = it->second.ranges.front();
+            j["history"] = [&] {
+              for (const auto& b : view->backups)
+                if (b.id == e.id) return b.history;
+              return std::string();
+            }();
+            j["restorable_from_time"] = archive::FormatTime(r.from_time);
+            j["restorable_from_gtid"] = r.from_state;
+            j["restorable_to_time"] = r.to_time > 0 ? archive::FormatTime(r.to_time) : "";
+            j["restorable_to_gtid"] = r.to_state;
+            j["gap"] = it->second.gaps.empty() ? "" : it->second.gaps.front().Describe();
+          }
+          out.push_back(std::move(j));
+        }
         std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       } else {
         PrintTable(*entries);
+        if (!view) {
+          std::cout << "binlog archive: " << view.error().message() << "\n";
+        } else {
+          std::cout << fmt::format("binlog archive: history {} ({} histories), {} segments; {}\n",
+                                   view->history, view->histories.size() + 1, report->segments,
+                                   report->Describe());
+        }
       }
       cli::ExitCode() = cli::kExitOk;
     });
@@ -217,10 +225,10 @@ void AddBackupCommands(CLI::App& app) {
     cmd->add_option("--backup", *which, "a backup id, or latest (default)");
     cmd->add_flag("--deep", *deep, "also open every object (what a restore reads)");
     cmd->callback([flags, which, deep] {
-      auto opened = Open(*flags, /*needs_flavour=*/false);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/false);
       if (!opened) return;
       auto manifest = ChooseBackup(*opened->archive, *which, opened->settings.config.archive.source_cluster);
-      if (!manifest) return Fail("backup_verify_failed", manifest.error());
+      if (!manifest) return FailCommand("backup_verify_failed", manifest.error());
       Status s = archive::VerifyBackup(*opened->archive->store, *manifest, opened->archive->key, *deep);
       auto checks = archive::LoadChecks(*opened->archive->store, opened->archive->key,
                                         manifest->backup_id);
@@ -233,7 +241,7 @@ void AddBackupCommands(CLI::App& app) {
         log::Get("archive")->warn("event=backup_checks_not_written id={} error={}",
                                   manifest->backup_id, log::Quote(w.message()));
       }
-      if (!s.ok()) return Fail("backup_verify_failed", s);
+      if (!s.ok()) return FailCommand("backup_verify_failed", s);
       log::Get("archive")->info("event=backup_verified id={} deep={} objects={}",
                                 manifest->backup_id, *deep, manifest->objects.size());
       std::cout << manifest->backup_id << " ok\n";
@@ -253,11 +261,11 @@ void AddBackupCommands(CLI::App& app) {
     cmd->add_flag("--keep-scratch", *keep,
                   "leave the scratch dir (server stopped) for a look; the next test removes it");
     cmd->callback([flags, which, keep] {
-      auto opened = Open(*flags, /*needs_flavour=*/true);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/true);
       if (!opened) return;
       auto manifest = ChooseBackup(*opened->archive, *which,
                                    opened->settings.config.archive.source_cluster);
-      if (!manifest) return Fail("restore_test_failed", manifest.error());
+      if (!manifest) return FailCommand("restore_test_failed", manifest.error());
       // Ctrl-C or SIGTERM: the server is killed and the scratch dir removed before exiting.
       StopOnSignal signals;
       RestoreTestOptions options;
@@ -265,13 +273,13 @@ void AddBackupCommands(CLI::App& app) {
       options.stop = signals.token();
       auto report = RestoreTestBackup(opened->settings, *opened->archive, *manifest, options);
       if (!report) {
-        Fail("restore_test_failed", report.error());
+        FailCommand("restore_test_failed", report.error());
         if (signals.signal() != 0) cli::ExitCode() = cli::kExitSignalBase + signals.signal();
         return;
       }
       if (!report->ok) {
         // The step decides the exit code's kind: a damaged backup (1), not a usage error.
-        return Fail("restore_test_failed",
+        return FailCommand("restore_test_failed",
                     Status(StatusCode::kCorruption,
                            fmt::format("restore test of backup {} failed at {}{}",
                                        report->backup_id, report->error,
@@ -298,15 +306,15 @@ void AddBackupCommands(CLI::App& app) {
     conf::AddConfigFlags(cmd, flags.get());
     cmd->add_option("--backup", *id, "the backup id")->required();
     cmd->callback([flags, id] {
-      auto opened = Open(*flags, /*needs_flavour=*/false);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/false);
       if (!opened) return;
       if (!archive::IsBackupId(*id)) {
-        return Fail("backup_delete_failed",
+        return FailCommand("backup_delete_failed",
                     Status(StatusCode::kInvalidArgument,
                            fmt::format("{} is not a backup id", log::Printable(*id))));
       }
       if (Status s = archive::DeleteBackup(*opened->archive->store, *id); !s.ok())
-        return Fail("backup_delete_failed", s);
+        return FailCommand("backup_delete_failed", s);
       log::Get("archive")->info("event=backup_deleted id={}", *id);
       cli::ExitCode() = cli::kExitOk;
     });
@@ -320,32 +328,72 @@ void AddBackupCommands(CLI::App& app) {
     conf::AddConfigFlags(cmd, flags.get());
     cmd->add_flag("--dry-run", *dry_run, "print what would go, delete nothing");
     cmd->callback([flags, dry_run] {
-      auto opened = Open(*flags, /*needs_flavour=*/false);
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/false);
       if (!opened) return;
       auto gone = PruneBackups(opened->settings, *opened->archive, *dry_run);
-      if (!gone) return Fail("backup_prune_failed", gone.error());
+      if (!gone) return FailCommand("backup_prune_failed", gone.error());
       for (const auto& id : *gone) std::cout << (*dry_run ? "would delete " : "deleted ") << id << "\n";
       cli::ExitCode() = cli::kExitOk;
     });
   }
   {
     auto flags = std::make_shared<conf::ConfigFlags>();
-    auto which = std::make_shared<std::string>("latest");
+    auto which = std::make_shared<std::string>();
     auto cluster = std::make_shared<std::string>();
     auto as_replica = std::make_shared<bool>(false);
+    auto time = std::make_shared<std::string>();
+    auto gtid = std::make_shared<std::string>();
+    auto history = std::make_shared<std::string>();
+    auto threads = std::make_shared<int>(0);
     CLI::App* cmd = app.add_subcommand(
-        "restore", "Restore a backup from the store into an empty datadir (staged, checked, "
-                   "prepared, committed atomically)");
+        "restore", "Restore into an empty datadir: a backup, then the archived binlog up to a "
+                   "point in time (staged, checked, prepared, replayed, committed atomically)");
     conf::AddConfigFlags(cmd, flags.get());
-    cmd->add_option("--backup", *which, "a backup id, or latest (default)");
+    cmd->add_option("--backup", *which,
+                    "this backup id only, or latest, without the binlog archive (default: the "
+                    "newest backup before the target)");
+    cmd->add_option("--time", *time,
+                    "restore to this moment, RFC 3339 (2026-12-06T10:41:59Z): every transaction "
+                    "committed at or before it; or latest: everything archived");
+    cmd->add_option("--gtid", *gtid,
+                    "restore up to and including this GTID position (0-100-41[,1-100-7])");
+    cmd->add_option("--history", *history,
+                    "the history to restore in (replboot backup list names them; default the "
+                    "newest)");
+    cmd->add_option("--replay-threads", *threads,
+                    "the replay's slave_parallel_threads (default the CPUs, 2..16)")
+        ->check(CLI::Range(1, 256));
     cmd->add_option("--cluster", *cluster,
                     "the cluster whose backups to take (default archive.source_cluster, else "
                     "the store's only cluster)");
     cmd->add_flag("--as-replica", *as_replica,
-                  "no promotion marker: the datadir will not start as the primary");
-    cmd->callback([flags, which, cluster, as_replica] {
-      auto opened = Open(*flags, /*needs_flavour=*/true);
+                  "no promotion marker and no new history: the datadir will not start as the "
+                  "primary");
+    cmd->callback([flags, which, cluster, as_replica, time, gtid, history, threads] {
+      auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/true);
       if (!opened) return;
+      if (!time->empty() && !gtid->empty()) {
+        return FailCommand("restore_failed", Status(StatusCode::kInvalidArgument,
+                                             "--time and --gtid name two targets: give one"));
+      }
+      const bool pitr_asked = !time->empty() || !gtid->empty() || !history->empty();
+      if (pitr_asked && !which->empty()) {
+        return FailCommand("restore_failed",
+                    Status(StatusCode::kInvalidArgument,
+                           "--backup restores one backup as it is; with --time, --gtid or "
+                           "--history the restore picks the backup itself"));
+      }
+      archive::RestoreTarget target;
+      target.text = "latest";
+      if (!time->empty() && *time != "latest") {
+        auto t = archive::ParseTimeTarget(*time);
+        if (!t) return FailCommand("restore_failed", t.error());
+        target = *t;
+      } else if (!gtid->empty()) {
+        auto g = archive::ParseGtidTarget(*gtid);
+        if (!g) return FailCommand("restore_failed", g.error());
+        target = *g;
+      }
       RestoreOptions options;
       // --datadir is the common flag of mysql.datadir (conf/cli_flags.h).
       options.datadir = opened->settings.config.mysql.datadir;
@@ -354,9 +402,9 @@ void AddBackupCommands(CLI::App& app) {
       // first, and a datadir with data is never replaced.
       auto action = SettleDatadir(options.datadir, conf::Role::kReplica, /*can_clone=*/true,
                                   /*force_reclone=*/false);
-      if (!action) return Fail("restore_failed", action.error());
+      if (!action) return FailCommand("restore_failed", action.error());
       if (*action != BootstrapAction::kClone) {
-        return Fail("restore_failed",
+        return FailCommand("restore_failed",
                     Status(StatusCode::kInvalidArgument,
                            fmt::format("{} already holds data ({}): a restore goes only into "
                                        "an empty or absent datadir",
@@ -364,10 +412,46 @@ void AddBackupCommands(CLI::App& app) {
       }
       const std::string& want =
           cluster->empty() ? opened->settings.config.archive.source_cluster : *cluster;
-      auto manifest = ChooseBackup(*opened->archive, *which, want);
-      if (!manifest) return Fail("restore_failed", manifest.error());
+      // Plain `restore` takes the binlog archive too when it holds segments of the chain.
+      bool pitr = pitr_asked;
+      if (!pitr && which->empty()) {
+        auto view = LoadArchiveView(opened->settings, *opened->archive, want, "");
+        if (!view) return FailCommand("restore_failed", view.error());
+        for (const auto& phase : view->chain) pitr = pitr || !phase.segments.empty();
+      }
+      if (pitr) {
+        StopOnSignal signals;
+        PitrOptions p;
+        p.target = target;
+        p.cluster = want;
+        p.history = *history;
+        p.datadir = options.datadir;
+        p.as_primary = options.as_primary;
+        p.replay_threads = *threads;
+        p.stop = signals.token();
+        auto report = PointInTimeRestore(opened->settings, *opened->archive, p);
+        if (!report) {
+          FailCommand("restore_failed", report.error());
+          if (signals.signal() != 0) cli::ExitCode() = cli::kExitSignalBase + signals.signal();
+          return;
+        }
+        std::cout << fmt::format(
+            "restored {} to {}: backup {} + {} transactions from {} segments (last {} at {}), "
+            "GTID state {}{}{}\n",
+            p.datadir, target.text, report->backup_id, report->transactions, report->segments,
+            report->last_gtid.empty() ? "-" : report->last_gtid,
+            report->last_commit_time > 0 ? archive::FormatTime(report->last_commit_time) : "-",
+            report->gtid_state.empty() ? "-" : report->gtid_state,
+            report->new_history.empty() ? "" : "; new history " + report->new_history,
+            report->stopped_by_gap.empty() ? "" : "; the archive ends early: " +
+                                                      report->stopped_by_gap);
+        cli::ExitCode() = cli::kExitOk;
+        return;
+      }
+      auto manifest = ChooseBackup(*opened->archive, which->empty() ? "latest" : *which, want);
+      if (!manifest) return FailCommand("restore_failed", manifest.error());
       auto result = RestoreBackup(opened->settings, *opened->archive, *manifest, options);
-      if (!result) return Fail("restore_failed", result.error());
+      if (!result) return FailCommand("restore_failed", result.error());
       std::cout << manifest->backup_id << "\n";
       cli::ExitCode() = cli::kExitOk;
     });

@@ -1,4 +1,5 @@
 #include "replboot/daemon/backups.h"
+#include "replboot/daemon/pitr_restore.h"
 
 #include <unistd.h>
 
@@ -272,15 +273,23 @@ Result<clone::CloneResult> RestoreBackup(const NodeSettings& settings, Archive& 
   if (options.as_primary) {
     // The backup's place in the cluster's history: the restored primary's binlog continues it
     // (primary_recovery.h, the promotion marker), so a replica cloned from it replicates on.
-    auto executed = replication::GtidSet::Parse(manifest.gtid_position, settings.flavour);
+    // After a replay, the place it reached.
+    const std::string& text = options.gtid_state ? *options.gtid_state : manifest.gtid_position;
+    auto executed = replication::GtidSet::Parse(text, settings.flavour);
     if (!executed) return Error(executed.error().WithContext("backup " + manifest.backup_id));
     const std::string gtid_state = executed->ToString();
     const auto owner = settings.mysql_user;
-    clone_options->before_commit = [gtid_state, owner, id = manifest.backup_id](
+    clone_options->before_commit = [gtid_state, owner, id = manifest.backup_id,
+                                    before = options.before_marker, extra = options.marker_extra](
                                        const std::string& staging,
                                        const clone::StreamHeader& h) -> Status {
-      return WritePromotionMarker(staging, "backup " + id, gtid_state, h.cluster_id, owner);
+      if (before) REPLBOOT_RETURN_STATUS_IF_ERROR(before(staging));
+      return WritePromotionMarker(staging, "backup " + id, gtid_state, h.cluster_id, owner, extra);
     };
+  } else if (options.before_marker) {
+    clone_options->before_commit = [before = options.before_marker](
+                                       const std::string& staging,
+                                       const clone::StreamHeader&) { return before(staging); };
   }
   const std::string source = "backup " + manifest.backup_id;
   Log()->info("event=restore_started id={} store={} datadir={} bytes={} objects={} gtid={}",
@@ -362,6 +371,10 @@ Result<std::vector<std::string>> PruneBackups(const NodeSettings& settings, Arch
     if (!dry_run) REPLBOOT_RETURN_IF_ERROR(archive::DeleteBackup(*archive.store, id));
     gone.push_back(id);
   }
+  // The binlog segments only the removed backups needed.
+  auto segments = PruneSegments(settings, archive, plan.keep, dry_run);
+  if (!segments) return Error(segments.error().WithContext("binlog retention"));
+  for (auto& key : *segments) gone.push_back(std::move(key));
   return gone;
 }
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   replboot::daemon::AddPeersCommand(app);   // peers
   replboot::daemon::AddCloneCommands(app);  // clone, serve-backup
   replboot::daemon::AddBackupCommands(app);  // backup now|list|verify|delete|prune, restore
+  replboot::daemon::AddBinlogCommands(app);  // binlog archive-file|list
   replboot::daemon::AddReplicationCommands(app);  // status, replication-agent
   try {
     app.parse(argc, argv);

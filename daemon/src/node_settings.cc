@@ -1,3 +1,4 @@
+#include "replboot/daemon/restore_target.h"
 #include "replboot/daemon/node_settings.h"
 
 #include <boost/asio/io_context.hpp>
@@ -187,6 +188,9 @@ Result<NodeSettings> ResolveSettings(const conf::Config& config, SettingsNeeds n
                                   "mysql.root_password");
   if (!root) return Error(root.error());
   s.root_password = std::move(*root);
+  auto target = ParseRestoreTarget(config.restore.target);
+  if (!target) return Error(target.error());
+  s.restore_target = std::move(*target);
   auto secret =
       conf::ResolveSecret(config.backup.secret, config.backup.secret_file, "backup.secret");
   if (!secret) return Error(secret.error());

@@ -12,6 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "replboot/binlog/file.h"
+#include "replboot/binlog/gtid.h"
+#include "replboot/archive/histories.h"
 #include "replboot/base/files.h"
 #include "replboot/base/log.h"
 #include "replboot/base/process.h"
@@ -635,6 +638,40 @@ int ServerBinaryVersion(const std::string& binary) {
 
 }  // namespace
 
+namespace {
+
+// The new history a point-in-time restore put into the marker; nullopt when none.
+Result<std::optional<archive::HistoryRecord>> MarkerHistory(const std::string& datadir) {
+  const std::string path = JoinPath(datadir, kPromotionMarker);
+  auto text = files::ReadFile(path);
+  if (!text) return Error(text.error().WithContext("promotion marker"));
+  archive::HistoryRecord r;
+  try {
+    auto j = nlohmann::json::parse(*text);
+    if (!j.contains("history")) return std::optional<archive::HistoryRecord>();
+    const auto& h = j.at("history");
+    h.at("id").get_to(r.id);
+    h.at("cluster_id").get_to(r.cluster_id);
+    h.at("parent").get_to(r.parent);
+    h.at("branch_state").get_to(r.branch_state);
+    h.at("backup_id").get_to(r.backup_id);
+    h.at("target").get_to(r.target);
+    h.at("created_at_ms").get_to(r.created_at_ms);
+  } catch (const nlohmann::json::exception& e) {
+    return Error(StatusCode::kCorruption, "{}: {}", path, e.what());
+  }
+  // The statements quote these as they are: each must be of its form.
+  if (!archive::IsHistoryId(r.id) || !archive::IsHistoryId(r.parent) ||
+      !binlog::GtidState::Parse(r.branch_state) || r.target.find_first_of("'\\") != std::string::npos ||
+      r.backup_id.find_first_of("'\\") != std::string::npos) {
+    return Error(StatusCode::kCorruption, "{}: its history is not of the form a restore writes",
+                 path);
+  }
+  return std::optional<archive::HistoryRecord>(std::move(r));
+}
+
+}  // namespace
+
 Result<std::optional<std::string>> PromotionInitSql(const NodeSettings& settings) {
   const std::string& datadir = settings.config.mysql.datadir;
   if (!PromotionPending(datadir)) return std::optional<std::string>();
@@ -673,6 +710,19 @@ Status FinishPromotion(const NodeSettings& settings) {
     return Status(StatusCode::kInternal,
                   fmt::format("after the init file the binlog state is {}, not the donor's {}",
                               log::Printable(now), log::Printable(*gtid_state)));
+  }
+  // A point-in-time restore's new history (pitr_restore.h): its row is the history's first
+  // transaction, logged before anything else can write. A kill before the marker goes runs the
+  // init file again (the row stays, its GTID is reset away) and writes it again here.
+  if (auto history = MarkerHistory(datadir); !history) {
+    return history.error();
+  } else if (*history) {
+    for (const auto& statement : archive::HistoryTableStatements(**history)) {
+      if (Status s = (*session)->Execute(statement); !s.ok())
+        return s.WithContext("promotion: recording history " + (*history)->id);
+    }
+    Log()->info("event=history_recorded history={} parent={} branch_state={}", (*history)->id,
+                (*history)->parent, log::Quote((*history)->branch_state));
   }
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::RemoveAll(JoinPath(datadir, kPromotionMarker)));
   REPLBOOT_RETURN_STATUS_IF_ERROR(files::FsyncDir(datadir));

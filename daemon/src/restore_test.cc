@@ -22,6 +22,7 @@
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/db/client.h"
 #include "replboot/replication/gtid.h"
+#include "scratch_server.h"
 
 namespace replboot::daemon {
 
@@ -58,165 +59,6 @@ fs::path Normal(const std::string& path) {
   return p.parent_path();  // "/a/b/" → "/a/b"
 }
 
-// The last `lines` lines of `text`, on one line (" | " between them).
-std::string TailLines(const std::string& text, size_t lines) {
-  size_t end = text.size();
-  while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r')) --end;
-  size_t pos = end;
-  for (size_t n = 0; n < lines && pos > 0; ++n) {
-    const size_t nl = text.rfind('\n', pos - 1);
-    pos = nl == std::string::npos ? 0 : nl;
-  }
-  std::string tail = text.substr(pos == 0 ? 0 : pos + 1, end - (pos == 0 ? 0 : pos + 1));
-  std::string out;
-  for (char c : tail) {
-    if (c == '\n') {
-      out += " | ";
-    } else if (c != '\r') {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// The scratch dir, held: a lock on the directory itself (flock, not inherited by the
-// server or the tools, which Spawn gives no descriptor) says a test is using it, so a test
-// started meanwhile (the scheduler, a hand run) neither removes it nor restores into it.
-class Scratch {
- public:
-  ~Scratch() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  // Removes a leftover (a killed run's), then makes it afresh, empty, locked and marked.
-  Status Create(const std::string& path, const std::optional<OsUser>& owner,
-                const std::string& backup_id) {
-    path_ = path;
-    REPLBOOT_RETURN_STATUS_IF_ERROR(RemoveLeftover());
-    auto parent = files::MakeDirs(files::ParentDir(path), 0755);
-    if (!parent) return parent.error().WithContext("scratch dir's parent");
-    ::close(*parent);
-    if (::mkdir(path.c_str(), 0700) != 0) return ErrnoStatus(errno, "mkdir " + path);
-    fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd_ < 0) return ErrnoStatus(errno, "open " + path);
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) return ErrnoStatus(errno, "flock " + path);
-    // The server runs as mysqld's user and writes its socket, pid file and tmp files here.
-    if (owner && ::fchown(fd_, owner->uid, owner->gid) != 0)
-      return ErrnoStatus(errno, "chown " + path);
-    nlohmann::json marker;
-    marker["backup_id"] = backup_id;
-    marker["pid"] = ::getpid();
-    marker["started_at_ms"] = NowMs();
-    return files::WriteFileAtomic(Join(kScratchMarker), marker.dump() + "\n", 0644);
-  }
-  Status Remove() {
-    if (fd_ < 0) return Status::Ok();
-    Status s = files::RemoveAll(path_);
-    ::close(fd_);
-    fd_ = -1;
-    return s;
-  }
-  void Release() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  std::string Join(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  // Only what a restore test made goes: a dir holding the marker, or an empty one (killed
-  // between mkdir and the marker). Anything else at that path is the operator's.
-  Status RemoveLeftover() {
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) != 0) {
-      if (errno == ENOENT) return Status::Ok();
-      return ErrnoStatus(errno, "stat " + path_);
-    }
-    if (!S_ISDIR(st.st_mode)) {
-      return Status(StatusCode::kInvalidArgument,
-                    fmt::format("scratch dir {} exists and is not a directory", path_));
-    }
-    auto empty = files::IsEmptyDir(path_);
-    if (!empty) return empty.error();
-    if (!*empty && ::access(Join(kScratchMarker).c_str(), F_OK) != 0) {
-      return Status(StatusCode::kInvalidArgument,
-                    fmt::format("scratch dir {} exists and was not made by a restore test (no {}"
-                                "); remove it or set archive.scratch_dir elsewhere",
-                                path_, kScratchMarker));
-    }
-    int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "open " + path_);
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd);
-      return Status(StatusCode::kUnavailable,
-                    fmt::format("another restore test is using scratch dir {}", path_));
-    }
-    Status s = files::RemoveAll(path_);
-    ::close(fd);
-    if (s.ok()) Log()->info("event=restore_test_leftover_removed dir={}", log::Quote(path_));
-    return s;
-  }
-
-  std::string path_;
-  int fd_ = -1;
-};
-
-// The throwaway server, ended when this goes out of scope (SIGKILL: what it wrote is
-// deleted next, and a clean shutdown would only flush pages to a directory about to go).
-class ScratchServer {
- public:
-  ~ScratchServer() { Kill(); }
-  Status Start(const NodeSettings& settings, const std::string& defaults_file) {
-    process::SpawnOptions options;
-    // The daemon's own command line for mysqld (bootstrap.h), with the scratch option file;
-    // started as mysqld's user rather than with --user, which would drop the parent-death
-    // signal that ends it with replboot.
-    options.argv = MysqldArgv(settings.server_binary, defaults_file, std::nullopt, std::nullopt);
-    options.env = process::ChildEnvironment();
-    options.stdout_mode = process::Stdio::kNull;
-    options.parent_death_signal = SIGKILL;
-    if (settings.mysql_user) {
-      options.run_as =
-          process::SpawnOptions::User{settings.mysql_user->uid, settings.mysql_user->gid};
-    }
-    auto child = process::Spawn(options);
-    if (!child) return child.error().WithContext("start " + settings.server_binary);
-    pid_ = child->pid;
-    return Status::Ok();
-  }
-  pid_t pid() const { return pid_.load(); }
-  // From any thread (a stop request): ends a query that would otherwise run on.
-  void Signal(int signo) const {
-    if (pid_t p = pid_.load(); p > 0) ::kill(p, signo);
-  }
-  // Waits up to `d` for it to end: its status, or nullopt while it runs.
-  Result<std::optional<process::ExitStatus>> WaitFor(std::chrono::milliseconds d) {
-    auto status = process::Wait(pid_, d);
-    if (status) {
-      pid_ = -1;
-      return std::optional<process::ExitStatus>(*status);
-    }
-    if (status.error().code() == StatusCode::kTimeout) return std::nullopt;
-    return Error(status.error());
-  }
-  // A clean shutdown (--keep-scratch): SIGTERM, SIGKILL after `grace`.
-  void Stop(std::chrono::seconds grace) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    if (auto s = process::Wait(pid_, grace); s) {
-      pid_ = -1;
-      return;
-    }
-    Kill();
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    (void)process::Wait(pid_, std::chrono::seconds(30));
-    pid_ = -1;
-  }
-
- private:
-  std::atomic<pid_t> pid_{-1};
-};
 
 // Names of options never passed to the throwaway server, as CanonicalOptionName gives them,
 // matched anywhere in the name: every option naming a path it would write (logs, tmpdir,
@@ -335,10 +177,11 @@ std::map<std::string, std::string> ScratchServerOptions(
 }
 
 Result<std::string> ScratchServerConfig(Flavour flavour, const ScratchServerPaths& paths,
-                                        const std::map<std::string, std::string>& options) {
+                                        const std::map<std::string, std::string>& options,
+                                        ScratchGrants grants) {
   std::string out =
       "# A restore test's throwaway server (replboot backup test-restore): socket only, no\n"
-      "# binlog, no replication, no grant tables; removed with its scratch dir.\n[mysqld]\n";
+      "# binlog, no replication; removed with its scratch dir.\n[mysqld]\n";
   auto line = [&out](std::string_view name, std::string_view value) -> Status {
     auto l = option_file::Line(name, value);
     if (!l) return l.error();
@@ -358,9 +201,9 @@ Result<std::string> ScratchServerConfig(Flavour flavour, const ScratchServerPath
   REPLBOOT_RETURN_IF_ERROR(line("log-error", paths.error_log));
   REPLBOOT_RETURN_IF_ERROR(line("tmpdir", paths.tmpdir));
   out += "skip-networking\n";
-  // The backup's accounts need not be known here (a test on another machine); the socket is
-  // in a 0700 directory, so only root and mysqld's user reach the server.
-  out += "skip-grant-tables\n";
+  // A restore test: the backup's accounts need not be known here (a test on another machine);
+  // the socket is in a 0700 directory, so only root and mysqld's user reach the server.
+  if (grants == ScratchGrants::kSkip) out += "skip-grant-tables\n";
   out += "skip-log-bin\n";
   out += mariadb ? "skip-slave-start\n" : "skip-replica-start\n";
   out += "skip-name-resolve\n";
@@ -584,57 +427,15 @@ Result<RestoreTestReport> RestoreTestBackup(const NodeSettings& settings, Archiv
     const auto timeout = options.startup_timeout.count() > 0
                              ? options.startup_timeout
                              : std::chrono::seconds(settings.config.mysql.startup_timeout);
-    db::ConnectOptions connect;
-    connect.socket = paths.socket;
-    connect.user = "root";
-    connect.connect_timeout = std::chrono::seconds(2);
-    connect.read_timeout = std::chrono::seconds(3600);  // CHECK TABLE of a big table
-    std::unique_ptr<db::Session> session;
-    std::string last_error = "no attempt yet";
-    auto error_log_tail = [&] {
-      auto text = files::ReadFile(paths.error_log);
-      return text ? TailLines(*text, 8) : std::string("(no error log)");
-    };
-    for (;;) {
-      if (options.stop.stop_requested()) {
-        return fail(RestoreTestStep::kServerStart,
-                    Status(StatusCode::kCancelled, "stop requested while the server started"));
-      }
-      auto s = db::Connect(connect);
-      if (s) {
-        if (auto one = (*s)->Query("SELECT 1"); one) {
-          session = std::move(*s);
-          break;
-        } else {
-          last_error = one.error().message();
-        }
-      } else {
-        last_error = s.error().message();
-      }
-      auto ended = server.WaitFor(std::chrono::milliseconds(250));
-      if (!ended) return fail(RestoreTestStep::kServerStart, ended.error());
-      if (*ended) {
-        return fail(
-            RestoreTestStep::kServerStart,
-            Status(StatusCode::kUnavailable,
-                   fmt::format("{} exited before accepting a connection: {}; its error "
-                               "log ends: {}",
-                               settings.server_binary, (*ended)->ToString(), error_log_tail())));
-      }
-      if (Clock::now() - server_start >= timeout) {
-        return fail(
-            RestoreTestStep::kServerStart,
-            Status(StatusCode::kTimeout,
-                   fmt::format("the server accepted no connection on {} within {}s ({}); "
-                               "its error log ends: {}",
-                               paths.socket, timeout.count(), last_error, error_log_tail())));
-      }
-    }
+    auto session = ConnectScratchServer(server, settings, paths, timeout,
+                                        /*read_timeout=*/std::chrono::seconds(3600),  // CHECK TABLE
+                                        options.stop);
+    if (!session) return fail(RestoreTestStep::kServerStart, session.error());
     report.start_seconds = SecondsSince(server_start);
 
     // 3. The tables, and the position.
     const auto check_start = Clock::now();
-    auto checked = CheckRestoredTables(*session, settings.flavour, options.stop);
+    auto checked = CheckRestoredTables(**session, settings.flavour, options.stop);
     report.check_seconds = SecondsSince(check_start);
     if (!checked) return fail(RestoreTestStep::kTableCheck, checked.error());
     report.schemas = checked->schemas;

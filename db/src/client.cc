@@ -1,6 +1,8 @@
 // libmariadb behind the db::Session seam.
 #include "replboot/db/client.h"
 
+#include "connect_internal.h"
+
 #include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
@@ -266,7 +268,7 @@ std::string AllowedAuthPlugins(const ConnectOptions& options) {
   return OverSocket(options) || options.tls.Verified() ? kAllPlugins : kChallengePlugins;
 }
 
-Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
+Result<MYSQL*> ConnectRaw(const ConnectOptions& options) {
   InitLibraryOnce();
   std::string where = Where(options);
   if (options.socket.empty() && options.host.empty()) {
@@ -328,7 +330,13 @@ Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
     mysql_close(mysql);
     return tl::unexpected(std::move(status));
   }
-  return std::unique_ptr<Session>(std::make_unique<MariaDbSession>(mysql, std::move(where)));
+  return mysql;
+}
+
+Result<std::unique_ptr<Session>> Connect(const ConnectOptions& options) {
+  auto mysql = ConnectRaw(options);
+  if (!mysql) return Error(mysql.error());
+  return std::unique_ptr<Session>(std::make_unique<MariaDbSession>(*mysql, Where(options)));
 }
 
 }  // namespace replboot::db

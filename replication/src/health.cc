@@ -405,6 +405,43 @@ nlohmann::json SnapshotJson(const Snapshot& s, double max_lag) {
                     {"taken", a.taken},
                     {"failures", std::move(failures)}};
   }
+  {
+    const BinlogArchiveStatusView& b = s.binlog_archive;
+    j["binlog_archive"] = {{"enabled", b.enabled},
+                           {"role", b.role},
+                           {"state", b.state},
+                           {"detail", b.detail},
+                           {"holder", b.holder},
+                           {"epoch", b.epoch},
+                           {"history", b.history},
+                           {"chain_start", b.chain_start},
+                           {"start_source", b.start_source},
+                           {"newest_gtid", b.newest_gtid},
+                           {"newest_commit_time", b.newest_commit_time},
+                           {"newest_sealed_at", b.newest_sealed_at},
+                           {"newest_segment", b.newest_segment},
+                           {"segments", b.segments},
+                           {"transactions", b.transactions},
+                           {"bytes", b.bytes},
+                           {"put_failures", b.put_failures},
+                           {"stream_errors", b.stream_errors},
+                           {"takeovers", b.takeovers},
+                           {"fenced", b.fenced},
+                           {"gaps", b.gaps},
+                           {"gap_open", b.gap_open},
+                           {"last_gap", b.last_gap},
+                           {"last_gap_at", b.last_gap_at},
+                           {"gap_backup_id", b.gap_backup_id},
+                           {"gap_backup_result", b.gap_backup_result},
+                           {"pending_seconds", b.pending_seconds},
+                           {"lag_p50_seconds", b.lag_p50},
+                           {"lag_p99_seconds", b.lag_p99},
+                           {"lag_max_seconds", b.lag_max},
+                           {"lag_window_transactions", b.lag_window_count},
+                           {"lag_window_seconds", b.lag_window_seconds},
+                           {"lag_count", b.lag_count},
+                           {"last_error", b.last_error}};
+  }
   Decision ready = DecideReady(s, max_lag);
   j["ready"] = ready.ok;
   j["ready_reason"] = ready.reason;
@@ -598,6 +635,56 @@ std::string SnapshotMetrics(const Snapshot& s) {
   gauge("replboot_backup_progress_eta_seconds",
         "Seconds left of the backup in progress, from the previous backup's size; NaN unknown.",
         a.in_progress && a.eta_seconds ? fmt::format("{:.0f}", *a.eta_seconds) : "NaN");
+  {
+    const BinlogArchiveStatusView& b = s.binlog_archive;
+    out += fmt::format(
+        "# HELP replboot_binlog_archive_lag_seconds Seconds from a transaction's commit on the "
+        "primary to the upload of its binlog segment (quantiles over the last {}s, sum and count "
+        "since the start).\n# TYPE replboot_binlog_archive_lag_seconds summary\n"
+        "replboot_binlog_archive_lag_seconds{{quantile=\"0.5\"}} {}\n"
+        "replboot_binlog_archive_lag_seconds{{quantile=\"0.99\"}} {}\n"
+        "replboot_binlog_archive_lag_seconds_sum {:.3f}\n"
+        "replboot_binlog_archive_lag_seconds_count {}\n",
+        b.lag_window_seconds, b.lag_window_count > 0 ? fmt::format("{:.3f}", b.lag_p50) : "NaN",
+        b.lag_window_count > 0 ? fmt::format("{:.3f}", b.lag_p99) : "NaN", b.lag_sum,
+        b.lag_count);
+    gauge("replboot_binlog_archive_pending_seconds",
+          "Age of the oldest transaction this archiver received and has not sealed in the store "
+          "yet; 0 none.",
+          fmt::format("{:.3f}", b.pending_seconds));
+    gauge("replboot_binlog_archive_newest_commit_timestamp_seconds",
+          "Commit time on the primary of the newest transaction this node sealed in the store; "
+          "0 none.",
+          std::to_string(b.newest_commit_time));
+    out += fmt::format(
+        "# HELP replboot_binlog_archive_newest_gtid_info The newest GTID this node sealed in the "
+        "store.\n# TYPE replboot_binlog_archive_newest_gtid_info gauge\n"
+        "replboot_binlog_archive_newest_gtid_info{{gtid=\"{}\"}} 1\n",
+        LabelValue(b.newest_gtid));
+    gauge("replboot_binlog_archiver_active",
+          "1 while this node holds the binlog archiver's lease and archives.",
+          b.role == "holder" ? "1" : "0");
+    gauge("replboot_binlog_archive_gap",
+          "1 from a gap in the archive (the primary no longer had the binlogs needed) until the "
+          "backup that starts the new chain is complete.",
+          b.gap_open ? "1" : "0");
+    auto counter = [&](const char* name, const char* help, uint64_t value) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name,
+                         value);
+    };
+    counter("replboot_binlog_archive_gaps_total",
+            "Gaps this archiver found: positions the primary no longer had binlogs for.", b.gaps);
+    counter("replboot_binlog_archive_segments_total", "Binlog segments this node sealed.",
+            b.segments);
+    counter("replboot_binlog_archive_transactions_total",
+            "Transactions in the binlog segments this node sealed.", b.transactions);
+    counter("replboot_binlog_archive_bytes_total", "Binlog bytes in the segments this node sealed.",
+            b.bytes);
+    counter("replboot_binlog_archive_put_failures_total",
+            "Segment uploads that failed (each retried).", b.put_failures);
+    counter("replboot_binlog_archive_stream_errors_total",
+            "Replication connections to the primary that failed or ended.", b.stream_errors);
+  }
   return out;
 }
 

@@ -92,6 +92,9 @@ class Server {
   // restore test run here records its time with
   // archive_status().Update([&](auto& v) { v.last_restore_test_at = unix_seconds; }).
   replication::ArchiveStatus& archive_status();
+  // The binlog archiver's view (daemon/binlog_archiver.h): /status "binlog_archive",
+  // /metrics replboot_binlog_archive_*.
+  replication::BinlogArchiveStatus& binlog_archive_status();
   void CountBackupServed();
   void CountBackupConnectionRefused();  // the backup server closed one before authentication
   // Where /status and /metrics read the donor side's runs and receivers from (the backup

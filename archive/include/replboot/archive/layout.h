@@ -6,6 +6,11 @@
 //   backups/<id>/checks.json          later records: verified, restore-tested (manifest.h)
 //   claims/<id>                       who took the backup (for a scheduled slot, the node
 //                                     whose PutIfAbsent won)
+//   binlogs/<history>/<range>.seg     the binlog archive: sealed segments of whole transactions,
+//                                     named by their GTID range, times and positions so a listing
+//                                     orders and checks the chain (binlog_archive.h)
+//   histories/<id>.json               a history a point-in-time restore began: parent, branch
+//                                     point, backup, target, time; MACed (histories.h)
 //
 // A backup id is the UTC second its slot or start names, "20261207T061500Z": ids sort in time
 // order, and every node computes the same id for the same scheduled slot (schedule.h).

@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "replboot/archive/binlog_archive.h"
+#include "replboot/archive/histories.h"
+#include "replboot/archive/pitr.h"
+
 namespace replboot::archive {
 
 struct RetentionPolicy {
@@ -35,6 +39,23 @@ struct RetentionPlan {
 
 RetentionPlan PlanRetention(std::vector<RetentionItem> items, RetentionPolicy policy,
                             int64_t now_ms);
+
+// Which binlog segments to keep once the backups to keep are known: every segment a kept
+// backup needs to reach any point after it, and nothing older. Per history H:
+//   - a kept backup in an ancestor of H, at or before the point where the path to H leaves
+//     that ancestor, walks into H from H's start: all of H is kept;
+//   - else the kept backups in H itself: what ends at or before the oldest of them goes
+//     (a backup holds it), the rest is kept;
+//   - else no kept backup can reach H: all of H goes (its branch's backups are gone).
+// With no kept backup at all nothing goes (a store being set up, or a listing gone wrong).
+struct SegmentRetentionPlan {
+  std::vector<SegmentInfo> remove;
+  std::map<std::string, std::string> why;  // per history: the rule that applied
+};
+SegmentRetentionPlan PlanSegmentRetention(
+    const std::vector<HistoryRecord>& histories, const std::string& root,
+    const std::map<std::string, std::vector<SegmentInfo>>& segments,
+    const std::vector<BackupPoint>& kept);
 
 }  // namespace replboot::archive
 

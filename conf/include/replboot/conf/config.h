@@ -179,7 +179,22 @@ struct Config {
     // Seconds between restore tests (daemon/restore_test.h) that the node which just took a
     // scheduled backup runs, when no backup passed one within this; 0 = none by schedule.
     int64_t restore_test_interval = 86'400;
+    // The binlog archive (daemon/binlog_archiver.h): one node streams the primary's binlog
+    // into the store, sealed in segments of whole transactions. Needs `store`.
+    bool binlog = false;
+    // A segment is sealed when its first transaction arrived this long ago (the archive's lag
+    // is about this plus the upload), or when it holds binlog_seal_bytes.
+    int64_t binlog_seal_interval_ms = 2000;
+    int64_t binlog_seal_bytes = 16 << 20;
+    // Seconds without a new heartbeat of the archiver's lease before another node takes over.
+    int64_t binlog_lease_timeout = 30;
   } archive;
+
+  struct Restore {
+    // What a primary that bootstraps from the store restores (daemon/restore_target.h):
+    // latest | an RFC 3339 time | a GTID position; "" = everything archived (latest).
+    std::string target;
+  } restore;
 
   struct Http {
     std::string listen = "0.0.0.0:8008";

@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -75,6 +76,13 @@ struct RestoreOptions {
   bool as_primary = true;
   std::stop_token stop;
   clone::CloneProgressCallback on_progress;
+  // A point-in-time restore (pitr_restore.h): run on the prepared staging dir before the
+  // promotion marker and the commit (the replay); an error discards the staging dir.
+  std::function<Status(const std::string& staging)> before_marker;
+  // The GTID state the promotion marker names, when not the backup's own (the replay's end).
+  std::optional<std::string> gtid_state;
+  // More fields for the promotion marker (a new history: primary_recovery.h FinishPromotion).
+  nlohmann::json marker_extra = nlohmann::json::object();
 };
 Result<clone::CloneResult> RestoreBackup(const NodeSettings& settings, Archive& archive,
                                          const archive::Manifest& manifest,

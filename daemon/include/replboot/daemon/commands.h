@@ -16,6 +16,8 @@ void AddCloneCommands(CLI::App& app);
 void AddPeersCommand(CLI::App& app);
 // backup now|list|verify|delete|prune, restore (backup_commands.cc): the store of [archive]
 void AddBackupCommands(CLI::App& app);
+// binlog archive-file|list (binlog_commands.cc): the binlog archive of [archive]
+void AddBinlogCommands(CLI::App& app);
 
 }  // namespace replboot::daemon
 

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "replboot/archive/pitr.h"
 #include "replboot/base/status.h"
 #include "replboot/clone/backup_server.h"
 #include "replboot/clone/clone.h"
@@ -49,6 +50,9 @@ struct NodeSettings {
   // pass --user); nullopt when unprivileged: mysqld runs as replboot's own user.
   std::optional<OsUser> mysql_user;
   std::string root_password;    // "" when not configured
+  // restore.target, parsed (restore_target.h): what a primary bootstrapping from the store
+  // restores.
+  archive::RestoreTarget restore_target;
   std::string backup_secret;    // "" when not configured: this node neither serves nor probes
   std::string backup_password;  // the backup account's password
   // backup.tls: one context per side, loaded once; null when backup.tls is off.

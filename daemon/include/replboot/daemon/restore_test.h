@@ -80,8 +80,14 @@ struct ScratchServerPaths {
   std::string error_log;
   std::string tmpdir;
 };
+// Whether the throwaway server reads its grant tables. A restore test skips them (the backup's
+// accounts need not be known where it runs); the replay of a point-in-time restore reads them,
+// because the binlog it applies holds account statements (CREATE USER, GRANT: replboot's own
+// accounts on a new history's first start) that a server without grant tables refuses (1290).
+enum class ScratchGrants { kSkip, kRead };
 Result<std::string> ScratchServerConfig(Flavour flavour, const ScratchServerPaths& paths,
-                                        const std::map<std::string, std::string>& options);
+                                        const std::map<std::string, std::string>& options,
+                                        ScratchGrants grants = ScratchGrants::kSkip);
 
 // The table check, on a session to the test server: every base table of every schema
 // (information_schema and performance_schema are views of the server itself) through CHECK

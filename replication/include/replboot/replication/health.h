@@ -235,6 +235,49 @@ using ArchiveStatus = SharedView<ArchiveStatusView>;
 inline constexpr const char* kBackupFailureKinds[] = {
     "store_unreachable", "store_denied", "store_full", "source", "verify", "restore_test", "other"};
 
+// The binlog archive on this node (daemon/binlog_archiver.h publishes it), for /status and
+// /metrics. Times are Unix seconds (0 never); lags are seconds from a transaction's commit on
+// the primary (its GTID event's timestamp, whole seconds, so a lag is never under-reported) to
+// the end of the upload of the segment that holds it.
+struct BinlogArchiveStatusView {
+  bool enabled = false;
+  // "holder" (this node archives), "standby" (another node does, or none yet), "off".
+  std::string role = "off";
+  // "waiting_turn", "starting", "archiving", "reconnecting", "store_unreachable", "gap",
+  // "fenced" (another node took the lease over), "off"; `detail` in words.
+  std::string state = "off";
+  std::string detail;
+  std::string holder;  // the lease's node, as last read
+  uint64_t epoch = 0;  // the lease's epoch, as last read
+  std::string history;
+  std::string chain_start;  // the position this archiver's current chain started from
+  std::string start_source;  // "archive", "backup", "primary" (a new chain)
+  std::string newest_gtid;   // the last transaction sealed in the store (by this node)
+  int64_t newest_commit_time = 0;
+  int64_t newest_sealed_at = 0;
+  std::string newest_segment;  // its key
+  uint64_t segments = 0, transactions = 0, bytes = 0;
+  uint64_t put_failures = 0, stream_errors = 0, takeovers = 0;
+  uint64_t fenced = 0;  // times this node found its lease taken over
+  uint64_t gaps = 0;
+  bool gap_open = false;  // from a gap until the backup that starts the new chain is complete
+  std::string last_gap;   // why, and where
+  int64_t last_gap_at = 0;
+  std::string gap_backup_id;  // the backup requested at the gap, and how it went
+  std::string gap_backup_result;
+  // The oldest transaction received and not yet sealed in the store: seconds (0 none).
+  double pending_seconds = 0;
+  // Lag over the last `lag_window_seconds` (quantiles of the transactions sealed in it), and
+  // since the start (sum and count, for the summary).
+  double lag_p50 = 0, lag_p99 = 0, lag_max = 0;
+  uint64_t lag_window_count = 0;
+  int64_t lag_window_seconds = 0;
+  double lag_sum = 0;
+  uint64_t lag_count = 0;
+  std::string last_error;
+};
+using BinlogArchiveStatus = SharedView<BinlogArchiveStatusView>;
+
 struct NodeInfo {
   NodeRole role = NodeRole::kReplica;
   int64_t ordinal = 0;
@@ -265,6 +308,7 @@ struct Snapshot {
   // unauthenticated connections (a stranger holding the port), counted by the backup server.
   uint64_t backup_connections_refused = 0;
   ArchiveStatusView archive;
+  BinlogArchiveStatusView binlog_archive;
   std::chrono::system_clock::time_point collected_at{};
 };
 

@@ -2,7 +2,8 @@
 // archiver (daemon/binlog_archiver) every few seconds or MiB and sealed into the store like a
 // backup's objects (compressed, AES-256-GCM, bound to its history and place in the chain).
 //
-// This header is the contract between the two sides of the archive:
+// This header is the contract between the two sides of the archive (it lives in binlog/, the
+// lower module, so that the cutter and the store side share it without a cycle):
 //   the archiver   reads the primary's binlog over a replication connection, cuts it at
 //                  transaction boundaries into BinlogSegment values and hands each to
 //                  BinlogArchive::Put, in order;
@@ -14,14 +15,14 @@
 // names repeat after a restore or on a new primary), and lives under its history: a
 // point-in-time restore starts a new history, whose sequence numbers may repeat the abandoned
 // one's, so two histories' segments are never mixed (histories.h).
-#ifndef REPLBOOT_ARCHIVE_BINLOG_SEGMENT_H_
-#define REPLBOOT_ARCHIVE_BINLOG_SEGMENT_H_
+#ifndef REPLBOOT_BINLOG_SEGMENT_H_
+#define REPLBOOT_BINLOG_SEGMENT_H_
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace replboot::archive {
+namespace replboot::binlog {
 
 // What the archiver seals. MariaDB GTIDs ("domain-server-sequence"); positions in the
 // @@gtid_binlog_state form ("0-100-41,1-101-7", every (domain, server_id) pair logged).
@@ -50,6 +51,6 @@ struct BinlogSegment {
   std::string server_version;
 };
 
-}  // namespace replboot::archive
+}  // namespace replboot::binlog
 
-#endif  // REPLBOOT_ARCHIVE_BINLOG_SEGMENT_H_
+#endif  // REPLBOOT_BINLOG_SEGMENT_H_
