@@ -17,8 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// 9999-12-31T23:59:59.999Z: later times are not dates anyone meant.
-constexpr int64_t kMaxTimeMs = 253'402'300'799'999;
 constexpr size_t kMaxNameChars = 256;
 constexpr size_t kMaxGtidChars = 1 << 20;
 
