@@ -345,6 +345,7 @@ void AddBackupCommands(CLI::App& app) {
     auto gtid = std::make_shared<std::string>();
     auto history = std::make_shared<std::string>();
     auto threads = std::make_shared<int>(0);
+    auto dry_run = std::make_shared<bool>(false);
     CLI::App* cmd = app.add_subcommand(
         "restore", "Restore into an empty datadir: a backup, then the archived binlog up to a "
                    "point in time (staged, checked, prepared, replayed, committed atomically)");
@@ -369,7 +370,10 @@ void AddBackupCommands(CLI::App& app) {
     cmd->add_flag("--as-replica", *as_replica,
                   "no promotion marker and no new history: the datadir will not start as the "
                   "primary");
-    cmd->callback([flags, which, cluster, as_replica, time, gtid, history, threads] {
+    cmd->add_flag("--dry-run", *dry_run,
+                  "print what would be restored (the backup, the segments, the GTID reached) "
+                  "or why the target cannot be, and restore nothing");
+    cmd->callback([flags, which, cluster, as_replica, time, gtid, history, threads, dry_run] {
       auto opened = OpenArchiveCommand(*flags, /*needs_flavour=*/true);
       if (!opened) return;
       if (!time->empty() && !gtid->empty()) {
@@ -394,6 +398,33 @@ void AddBackupCommands(CLI::App& app) {
         if (!g) return FailCommand("restore_failed", g.error());
         target = *g;
       }
+      const std::string& want =
+          cluster->empty() ? opened->settings.config.archive.source_cluster : *cluster;
+      // The plan first (the store asked, nothing written): `--dry-run` ends here, so a wrong
+      // target or id can be told before a cluster is stopped for the restore.
+      std::optional<ArchiveView> view;
+      std::optional<StoreRestorePlan> plan;
+      if (which->empty()) {
+        auto loaded = LoadArchiveView(opened->settings, *opened->archive, want, *history);
+        if (!loaded) return FailCommand("restore_failed", loaded.error());
+        view = std::move(*loaded);
+        auto planned = PlanStoreRestore(*view, target);
+        if (!planned) return FailCommand("restore_failed", planned.error());
+        plan = std::move(*planned);
+      }
+      if (*dry_run) {
+        if (plan) {
+          std::cout << fmt::format("would restore to {}: {}\n", target.text, plan->Describe());
+        } else {
+          auto manifest = ChooseBackup(*opened->archive, *which, want);
+          if (!manifest) return FailCommand("restore_failed", manifest.error());
+          std::cout << fmt::format("would restore backup {} alone (GTID {})\n",
+                                   manifest->backup_id,
+                                   manifest->gtid_position.empty() ? "-" : manifest->gtid_position);
+        }
+        cli::ExitCode() = cli::kExitOk;
+        return;
+      }
       RestoreOptions options;
       // --datadir is the common flag of mysql.datadir (conf/cli_flags.h).
       options.datadir = opened->settings.config.mysql.datadir;
@@ -410,16 +441,9 @@ void AddBackupCommands(CLI::App& app) {
                                        "an empty or absent datadir",
                                        options.datadir, BootstrapActionName(*action))));
       }
-      const std::string& want =
-          cluster->empty() ? opened->settings.config.archive.source_cluster : *cluster;
-      // Plain `restore` takes the binlog archive too when it holds segments of the chain.
-      bool pitr = pitr_asked;
-      if (!pitr && which->empty()) {
-        auto view = LoadArchiveView(opened->settings, *opened->archive, want, "");
-        if (!view) return FailCommand("restore_failed", view.error());
-        for (const auto& phase : view->chain) pitr = pitr || !phase.segments.empty();
-      }
-      if (pitr) {
+      if (plan) {
+        // To the target through the binlog archive, or the newest backup alone when nothing
+        // is archived (the table in pitr_restore.h).
         StopOnSignal signals;
         PitrOptions p;
         p.target = target;
@@ -429,10 +453,18 @@ void AddBackupCommands(CLI::App& app) {
         p.as_primary = options.as_primary;
         p.replay_threads = *threads;
         p.stop = signals.token();
-        auto report = PointInTimeRestore(opened->settings, *opened->archive, p);
+        auto report = RestoreFromStore(opened->settings, *opened->archive, *view, *plan, p);
         if (!report) {
           FailCommand("restore_failed", report.error());
           if (signals.signal() != 0) cli::ExitCode() = cli::kExitSignalBase + signals.signal();
+          return;
+        }
+        if (!report->point_in_time) {
+          std::cout << fmt::format(
+              "restored {} to {}: backup {} alone (no binlog segment archived), GTID state {}\n",
+              p.datadir, target.text, report->backup_id,
+              report->gtid_state.empty() ? "-" : report->gtid_state);
+          cli::ExitCode() = cli::kExitOk;
           return;
         }
         std::cout << fmt::format(
@@ -448,7 +480,7 @@ void AddBackupCommands(CLI::App& app) {
         cli::ExitCode() = cli::kExitOk;
         return;
       }
-      auto manifest = ChooseBackup(*opened->archive, which->empty() ? "latest" : *which, want);
+      auto manifest = ChooseBackup(*opened->archive, *which, want);
       if (!manifest) return FailCommand("restore_failed", manifest.error());
       auto result = RestoreBackup(opened->settings, *opened->archive, *manifest, options);
       if (!result) return FailCommand("restore_failed", result.error());

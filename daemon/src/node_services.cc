@@ -9,6 +9,7 @@
 #include "replboot/daemon/backup_scheduler.h"
 #include "replboot/daemon/backups.h"
 #include "replboot/daemon/clone_step.h"
+#include "replboot/daemon/pitr_restore.h"
 #include "replboot/daemon/primary_recovery.h"
 #include "replboot/daemon/replication_wiring.h"
 
@@ -172,23 +173,45 @@ Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
   if (!ctx.config().archive.store.empty()) {
     const NodeSettings* settings = ctx.settings;
     auto progress = ProgressInto(&node_->clone_progress());
-    options.restore_from_store = [settings, progress](std::stop_token stop) -> Result<bool> {
+    options.restore_from_store =
+        [settings, progress](std::stop_token stop) -> Result<std::optional<std::string>> {
       auto archive = OpenArchive(*settings, stop);
       if (!archive) return Error(archive.error());
-      auto manifest =
-          ChooseBackup(**archive, "latest", settings->config.archive.source_cluster);
-      if (!manifest) {
-        if (manifest.error().code() == StatusCode::kNotFound) return false;
-        return Error(manifest.error());
+      const std::string& cluster = settings->config.archive.source_cluster;
+      // Asked alone first: only "no complete backup" (kNotFound) means a new cluster. The same
+      // code from anything later (a missing object, a segment) is a failure, never "empty".
+      auto newest = ChooseBackup(**archive, "latest", cluster);
+      if (!newest) {
+        if (newest.error().code() == StatusCode::kNotFound) return std::nullopt;
+        return Error(newest.error());
       }
-      RestoreOptions restore;
+      // restore.target ("latest" by default: everything archived), as `replboot restore
+      // --time/--gtid` plans it (pitr_restore.h): the newest backup alone when no binlog is
+      // archived; a target outside the restorable range is refused, naming the range.
+      const archive::RestoreTarget& target = settings->restore_target;
+      auto view = LoadArchiveView(*settings, **archive, cluster, "");
+      if (!view) return Error(view.error());
+      auto plan = PlanStoreRestore(*view, target);
+      if (!plan) return Error(plan.error().WithContext("restore.target"));
+      log::Get("archive")->info("event=primary_store_restore_plan target={} plan={}",
+                                log::Quote(target.text), log::Quote(plan->Describe()));
+      PitrOptions restore;
+      restore.target = target;
       restore.datadir = settings->config.mysql.datadir;
       restore.as_primary = true;
       restore.stop = stop;
       restore.on_progress = progress;
-      auto restored = RestoreBackup(*settings, **archive, *manifest, restore);
-      if (!restored) return Error(restored.error());
-      return true;
+      auto report = RestoreFromStore(*settings, **archive, *view, *plan, restore);
+      if (!report) return Error(report.error());
+      if (!report->point_in_time) {
+        return fmt::format("backup {} (GTID {}); no binlog segment archived", report->backup_id,
+                           report->gtid_state.empty() ? "-" : report->gtid_state);
+      }
+      return fmt::format(
+          "backup {} + {} archived transactions to {} (GTID state {}); new history {}{}",
+          report->backup_id, report->transactions, target.text,
+          report->gtid_state.empty() ? "-" : report->gtid_state, report->new_history,
+          report->stopped_by_gap.empty() ? "" : "; the archive ends early: " + report->stopped_by_gap);
     };
   }
   return RecoverPrimary(

@@ -152,6 +152,7 @@ Result<ArchiveView> LoadArchiveView(const NodeSettings& settings, Archive& archi
   auto newest = ChooseBackup(archive, "latest", want);
   if (!newest) return Error(newest.error());
   view.cluster_id = newest->cluster_id;
+  view.newest = *newest;
   auto root = ar::RootHistoryId(view.cluster_id);
   if (!root) return Error(root.error());
   view.root = *root;
@@ -364,28 +365,31 @@ Status ReplayRelayLogs(const NodeSettings& settings, const ReplayOptions& option
                             settings.config.mysql.shutdown_grace));
 }
 
-Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& archive,
-                                      const PitrOptions& options) {
-  auto view = LoadArchiveView(settings, archive, options.cluster, options.history);
-  if (!view) return Error(view.error());
-  auto plan = ar::PlanRestore(view->chain, view->backups, options.target);
-  if (!plan) return Error(plan.error());
-  const ar::Manifest* manifest = nullptr;
-  for (size_t i = 0; i < view->backups.size(); ++i) {
-    if (view->backups[i].id == plan->backup.id) manifest = &view->manifests[i];
+namespace {
+
+// The manifest of the plan's backup, from the view.
+Result<ar::Manifest> ManifestOf(const ArchiveView& view, const ar::RestorePlan& plan) {
+  for (size_t i = 0; i < view.backups.size() && i < view.manifests.size(); ++i) {
+    if (view.backups[i].id == plan.backup.id) return view.manifests[i];
   }
-  if (manifest == nullptr) return Error(StatusCode::kInternal, "the plan's backup is not listed");
+  return Error(StatusCode::kInternal, "the plan's backup {} is not listed", plan.backup.id);
+}
+
+// PointInTimeRestore's steps for a plan made on `view`.
+Result<PitrReport> RunPitrPlan(const NodeSettings& settings, Archive& archive,
+                               const ArchiveView& view, const ar::RestorePlan& plan,
+                               const ar::Manifest& manifest, const PitrOptions& options) {
   PitrReport report;
-  report.backup_id = plan->backup.id;
-  report.history = view->history;
-  report.segments = plan->segments.size();
-  if (plan->stopped_by_gap) {
-    report.stopped_by_gap = plan->stopped_by_gap->Describe();
+  report.backup_id = plan.backup.id;
+  report.history = view.history;
+  report.segments = plan.segments.size();
+  if (plan.stopped_by_gap) {
+    report.stopped_by_gap = plan.stopped_by_gap->Describe();
     Log()->warn("event=pitr_archive_gap detail={}", log::Quote(report.stopped_by_gap));
   }
   Log()->info("event=pitr_plan target={} history={} backup={} backup_gtid={} segments={}",
-              log::Quote(options.target.text), view->history, plan->backup.id,
-              log::Quote(plan->backup.gtid_position), plan->segments.size());
+              log::Quote(plan.target.text), view.history, plan.backup.id,
+              log::Quote(plan.backup.gtid_position), plan.segments.size());
 
   // The scratch dir beside the datadir: relay logs, the replay server's socket and logs.
   std::string datadir = options.datadir;
@@ -399,7 +403,7 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
         Log()->error("event=pitr_scratch_not_removed error={}", log::Quote(s.message()));
     }
   } cleanup{scratch};
-  if (Status s = scratch.Create(scratch_dir, settings.mysql_user, plan->backup.id, kPitrMarker,
+  if (Status s = scratch.Create(scratch_dir, settings.mysql_user, plan.backup.id, kPitrMarker,
                                 "a point-in-time restore");
       !s.ok()) {
     return Error(s.WithContext("point-in-time restore scratch dir"));
@@ -410,8 +414,8 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
 
   // 1. Every segment, before anything is restored.
   const auto segments_start = Clock::now();
-  ar::BinlogArchive binlogs(*archive.store, archive.key, view->cluster_id);
-  auto relay = WriteRelayLogs(binlogs, *plan, relay_dir, settings.mysql_user, options.stop);
+  ar::BinlogArchive binlogs(*archive.store, archive.key, view.cluster_id);
+  auto relay = WriteRelayLogs(binlogs, plan, relay_dir, settings.mysql_user, options.stop);
   if (!relay) return Error(relay.error());
   report.segments_seconds = SecondsSince(segments_start);
   report.transactions = relay->transactions;
@@ -424,11 +428,11 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
   ar::HistoryRecord record;
   if (options.as_primary) {
     record.id = ar::NewHistoryId(std::chrono::system_clock::now());
-    record.cluster_id = view->cluster_id;
-    record.parent = view->history;
+    record.cluster_id = view.cluster_id;
+    record.parent = view.history;
     record.branch_state = report.gtid_state;
-    record.backup_id = plan->backup.id;
-    record.target = options.target.text;
+    record.backup_id = plan.backup.id;
+    record.target = plan.target.text;
     record.created_at_ms = NowMs();
     report.new_history = record.id;
   }
@@ -436,6 +440,7 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
   restore.datadir = options.datadir;
   restore.as_primary = options.as_primary;
   restore.stop = options.stop;
+  restore.on_progress = options.on_progress;
   restore.gtid_state = report.gtid_state;
   if (options.as_primary) {
     restore.marker_extra["history"] = {{"id", record.id},
@@ -463,7 +468,7 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
     replay_seconds = SecondsSince(replay_start);
     return s.ok() ? s : s.WithContext("replaying the archived binlog");
   };
-  auto restored = RestoreBackup(settings, archive, *manifest, restore);
+  auto restored = RestoreBackup(settings, archive, manifest, restore);
   if (!restored) return Error(restored.error());
   report.replay_seconds = replay_seconds;
   report.restore_seconds = SecondsSince(restore_start) - replay_seconds;
@@ -481,10 +486,74 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
       "event=pitr_restored datadir={} backup={} target={} transactions={} skipped={} "
       "last_gtid={} gtid_state={} new_history={} segments_s={:.2f} restore_s={:.2f} "
       "replay_s={:.2f}",
-      log::Quote(options.datadir), report.backup_id, log::Quote(options.target.text),
+      log::Quote(options.datadir), report.backup_id, log::Quote(plan.target.text),
       report.transactions, report.skipped, log::Quote(report.last_gtid),
       log::Quote(report.gtid_state), report.new_history, report.segments_seconds,
       report.restore_seconds, report.replay_seconds);
+  return report;
+}
+
+}  // namespace
+
+Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& archive,
+                                      const PitrOptions& options) {
+  auto view = LoadArchiveView(settings, archive, options.cluster, options.history);
+  if (!view) return Error(view.error());
+  auto plan = ar::PlanRestore(view->chain, view->backups, options.target);
+  if (!plan) return Error(plan.error());
+  auto manifest = ManifestOf(*view, *plan);
+  if (!manifest) return Error(manifest.error());
+  return RunPitrPlan(settings, archive, *view, *plan, *manifest, options);
+}
+
+std::string StoreRestorePlan::Describe() const {
+  if (!pitr) return fmt::format("backup {} alone (no binlog segment archived)", manifest.backup_id);
+  return fmt::format("backup {} + {} archived segments to {}{}", manifest.backup_id,
+                     pitr->segments.size(),
+                     pitr->target.kind == ar::RestoreTarget::Kind::kLatest
+                         ? (pitr->reach_state.empty() ? "the backup's point" : pitr->reach_state)
+                         : pitr->target.text,
+                     pitr->stopped_by_gap ? " (the archive ends early: " +
+                                                pitr->stopped_by_gap->Describe() + ")"
+                                          : "");
+}
+
+Result<StoreRestorePlan> PlanStoreRestore(const ArchiveView& view, const ar::RestoreTarget& target) {
+  const bool archived = std::any_of(view.chain.begin(), view.chain.end(),
+                                    [](const ar::ChainPhase& p) { return !p.segments.empty(); });
+  StoreRestorePlan out;
+  if (target.kind == ar::RestoreTarget::Kind::kLatest && !archived) {
+    // As before the binlog archive: the newest backup, continuing its own GTID history.
+    out.manifest = view.newest;
+    return out;
+  }
+  auto plan = ar::PlanRestore(view.chain, view.backups, target);
+  if (!plan) return Error(plan.error());
+  auto manifest = ManifestOf(view, *plan);
+  if (!manifest) return Error(manifest.error());
+  out.manifest = std::move(*manifest);
+  out.pitr = std::move(*plan);
+  return out;
+}
+
+Result<PitrReport> RestoreFromStore(const NodeSettings& settings, Archive& archive,
+                                    const ArchiveView& view, const StoreRestorePlan& plan,
+                                    const PitrOptions& options) {
+  if (plan.pitr) return RunPitrPlan(settings, archive, view, *plan.pitr, plan.manifest, options);
+  RestoreOptions restore;
+  restore.datadir = options.datadir;
+  restore.as_primary = options.as_primary;
+  restore.stop = options.stop;
+  restore.on_progress = options.on_progress;
+  auto restored = RestoreBackup(settings, archive, plan.manifest, restore);
+  if (!restored) return Error(restored.error());
+  PitrReport report;
+  report.point_in_time = false;
+  report.backup_id = plan.manifest.backup_id;
+  report.history = view.history;
+  report.gtid_state = plan.manifest.gtid_position;
+  Log()->info("event=store_restored datadir={} backup={} gtid={} binlog_segments=0",
+              log::Quote(options.datadir), report.backup_id, log::Quote(report.gtid_state));
   return report;
 }
 

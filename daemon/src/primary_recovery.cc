@@ -506,20 +506,29 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         options.restore_from_store) {
       auto restored = options.restore_from_store(stop);
       if (restored && *restored) {
-        Log()->info("event=primary_recovered source=store");
+        view.plan = "restore";
+        view.reason = "restored_from_store";
+        view.detail = **restored;
+        if (on_decision) on_decision(view);
+        Log()->info("event=primary_recovered source=store detail={}", log::Quote(**restored));
         return true;
       }
       if (!restored) {
         if (restored.error().code() == StatusCode::kCancelled) return Error(restored.error());
+        // Fails closed either way (never an empty writable primary beside a store holding
+        // data); the reason says whether waiting can mend it or a person must.
+        const bool refused = restored.error().code() == StatusCode::kInvalidArgument;
         view.plan = "wait";
-        view.reason = "store_unanswered";
+        view.reason = refused ? "restore_refused" : "store_unanswered";
         view.detail = restored.error().message();
         if (on_decision) on_decision(view);
         const auto retry_in = StoreRetryDelay(options, ++store_failures);
-        Log()->warn("event=primary_recovery_decision plan=wait reason=store_unanswered round={} "
-                    "failures={} retry_in_s={:.1f} detail={}",
-                    round, store_failures, static_cast<double>(retry_in.count()) / 1000,
-                    log::Quote(restored.error().message()));
+        Log()->log(refused ? spdlog::level::err : spdlog::level::warn,
+                   "event=primary_recovery_decision plan=wait reason={} round={} failures={} "
+                   "retry_in_s={:.1f} detail={}",
+                   view.reason, round, store_failures,
+                   static_cast<double>(retry_in.count()) / 1000,
+                   log::Quote(restored.error().message()));
         if (!SleepFor(retry_in, stop))
           return Error(StatusCode::kCancelled, "stopped while asking the store");
         continue;

@@ -10,6 +10,16 @@ clones the most advanced one (all equal: the lowest ordinal, mysql-1), takes ove
 the replicas'); the replicas go on replicating from it without a re-clone (same processes, same
 clone markers, no clone in their logs), and writes after the restart reach them.
 
+test_bootstrap_from_the_store_to_restore_target (issue 24): a primary alone with a file store:
+rows 1..50, a backup, rows 51..70, a second later (T) rows 71..90 (G: the GTID position then),
+rows 91..100, its binlog files archived with `replboot binlog archive-file`. Its volume lost each
+time, it bootstraps from the store:
+  - restore.target past the archive: it fails closed (no mysqld, nothing in the datadir), saying
+    why and the restorable range in /status (plan wait, reason restore_refused) and the log;
+  - restore.target = G: exactly rows 1..90, writable, in a new history (its replboot.history
+    row); restarted with another target but its datadir intact, it restores nothing;
+  - restore.target = T: exactly rows 1..70.
+
 Nodes, DNS and TLS as in cluster_test.py (its Node, ledger helpers and secrets are reused).
 """
 import json
@@ -20,8 +30,8 @@ import subprocess
 import time
 
 from cluster_test import SECRETS, Node, primary_gtid, table_state, wait_applied
-from replboot_harness import (Dnsmasq, Harness, LeakWatcher, make_pki, read_text, replboot_bin, run_tests,
-                              wait_until)
+from replboot_harness import (Dnsmasq, Harness, LeakWatcher, make_pki, node_env, read_text, replboot_bin,
+                              run_tests, wait_until, write_private)
 
 CLUSTER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -161,6 +171,111 @@ def test_day_one_then_a_lost_primary_volume():
         assert not watcher.found, f"secrets seen in processes: {watcher.found[:5]}"
         for node in (r2, r1, p0):
             assert node.stop() == 0, node.name
+
+
+def cli(node, args, settings, timeout=300):
+    """`replboot <args>` with node's own settings (its argv with `run` replaced)."""
+    argv = node.argv(settings)
+    i = argv.index("run")
+    r = subprocess.run(argv[:i] + list(args) + argv[i + 1:], capture_output=True, text=True, timeout=timeout,
+                       env=node_env(SECRETS))
+    assert r.returncode == 0, f"replboot {args[0]}: exit {r.returncode}\n{(r.stdout + r.stderr)[-4000:]}"
+    return r
+
+
+def test_bootstrap_from_the_store_to_restore_target():
+    t0 = time.time()
+
+    def step(text):
+        print(f"[{time.time() - t0:6.1f}s] {text}", flush=True)
+
+    with Harness("primary-restore-target") as H:
+        dns = Dnsmasq(H, H.addr(9), port=53)
+        dns.add_host("mysql-0.mysql", H.addr(0)).start()
+        make_pki(H.path("pki"), ["mysql-0"])
+        key_file = write_private(H.path("archive.key"), "k" + os.urandom(24).hex() + "\n")
+        store = ["--set", f"archive.store=file://{H.path('store')}", "--set", f"archive.key_file={key_file}"]
+        p0 = Node(H, 0, dns)
+
+        def ids():
+            return [int(r[0]) for r in p0.sql("SELECT id FROM app.t ORDER BY id")]
+
+        def insert(first, last):
+            r = p0.app_sql(f"INSERT INTO app.t SELECT seq, 'r' FROM app.seq_{first}_to_{last}")
+            assert r.returncode == 0, r.stderr.decode()
+
+        def lose_volume_and_start(target):
+            assert p0.stop() == 0, p0.log()[-3000:]
+            shutil.rmtree(p0.datadir, ignore_errors=True)
+            p0.start(store + ["--set", f"restore.target={target}"])
+
+        step("mysql-0 alone: the store is empty, it initializes")
+        p0.start(store)
+        p0.wait_http("/primary", 200, 120, "mysql-0 initialized")
+        assert "event=primary_recovery_store_empty action=initialize" in p0.log(), p0.log()[-3000:]
+        r = p0.app_sql("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(8) NOT NULL) ENGINE=InnoDB")
+        assert r.returncode == 0, r.stderr.decode()
+        insert(1, 50)
+        backup_id = cli(p0, ["backup", "now", "--from", p0.addr], store).stdout.split()[-1]
+        insert(51, 60)
+        insert(61, 70)
+        time.sleep(2.1)
+        target_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(time.time()) - 1))
+        insert(71, 80)
+        insert(81, 90)
+        gtid = p0.sql("SELECT @@gtid_binlog_pos")[0][0]
+        insert(91, 100)
+        p0.sql("FLUSH BINARY LOGS")
+        with open(os.path.join(p0.datadir, "mysql-bin.index")) as f:
+            binlogs = [os.path.join(p0.datadir, os.path.basename(n.strip())) for n in f if n.strip()]
+        cli(p0, ["binlog", "archive-file", *binlogs], store)
+        step(f"backup {backup_id}, archived to {gtid}; T={target_time}")
+
+        # --- A target past the archive: fails closed, naming the range, and keeps asking.
+        lose_volume_and_start("2099-01-01T00:00:00Z")
+        m = p0.wait_log(r"event=primary_recovery_decision plan=wait reason=restore_refused round=1 "
+                        r"failures=1 retry_in_s=\S+ detail=(.*)", 60, "the refusal")
+        assert "past the end of the archive" in m.group(1) and "restorable" in m.group(1), m.group(0)
+        assert backup_id in m.group(1), m.group(0)  # the range starts at the backup
+        st = p0.status()["bootstrap"]
+        assert st["plan"] == "wait" and st["reason"] == "restore_refused", st
+        assert "restore.target" in st["detail"] and "restorable" in st["detail"], st
+        assert p0.get("/primary")[0] != 200 and p0.get("/ready")[0] != 200
+        assert not os.path.exists(p0.datadir) or os.listdir(p0.datadir) == [], os.listdir(p0.datadir)
+        assert "event=mysqld_started" not in p0.log() and "action=initialize" not in p0.log(), p0.log()[-3000:]
+        step("a target past the archive: refused")
+
+        # --- restore.target = G: exactly the rows up to it, writable, in a new history.
+        lose_volume_and_start(gtid)
+        p0.wait_http("/primary", 200, 180, "mysql-0 restored to the GTID")
+        assert ids() == list(range(1, 91)), ids()
+        log0 = p0.log()
+        assert re.search(rf"event=primary_store_restore_plan target=\"gtid {gtid}\" plan=\"backup {backup_id} \+ "
+                         r"\d+ archived segments to gtid ", log0), log0[-3000:]
+        m = re.search(r"event=pitr_restored .* new_history=(\S+)", log0)
+        assert m, log0[-3000:]
+        assert p0.sql("SELECT id FROM replboot.history") == [[m.group(1)]]
+        st = p0.status()["bootstrap"]
+        assert st["plan"] == "restore" and st["reason"] == "restored_from_store", st
+        assert backup_id in st["detail"] and f"gtid {gtid}" in st["detail"], st
+        r = p0.app_sql("INSERT INTO app.t VALUES (1000, 'new')")
+        assert r.returncode == 0, r.stderr.decode()
+        step("restored to the GTID")
+
+        # Its datadir intact, a restart restores nothing, whatever restore.target says.
+        assert p0.stop() == 0, p0.log()[-3000:]
+        p0.start(store + ["--set", f"restore.target={target_time}"])
+        p0.wait_http("/primary", 200, 120, "mysql-0 restarted")
+        assert ids() == list(range(1, 91)) + [1000], ids()
+        assert "event=primary_recovery_decision" not in p0.log(), p0.log()[-3000:]
+
+        # --- restore.target = T: exactly the rows committed by then.
+        lose_volume_and_start(target_time)
+        p0.wait_http("/primary", 200, 180, "mysql-0 restored to the time")
+        assert ids() == list(range(1, 71)), ids()
+        assert f"target=\"time {target_time}\"" in p0.log(), p0.log()[-3000:]
+        step("restored to the time")
+        assert p0.stop() == 0, p0.log()[-3000:]
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@
 #include "replboot/archive/manifest.h"
 #include "replboot/archive/pitr.h"
 #include "replboot/base/status.h"
+#include "replboot/clone/clone.h"
 #include "replboot/daemon/backups.h"
 #include "replboot/daemon/node_settings.h"
 
@@ -51,6 +52,7 @@ struct ArchiveView {
   std::vector<archive::ChainPhase> chain;
   std::vector<archive::BackupPoint> backups;  // complete backups of the cluster
   std::vector<archive::Manifest> manifests;   // the same, by index
+  archive::Manifest newest;  // ChooseBackup "latest" of the cluster (what a plain restore takes)
 };
 // `cluster` "" = archive.source_cluster, else the store's only cluster; `history` "" = the
 // newest history of the cluster (the root when none was branched).
@@ -65,9 +67,11 @@ struct PitrOptions {
   bool as_primary = true;  // the promotion marker, and a new history
   int replay_threads = 0;  // slave_parallel_threads; 0 = the CPUs replboot may use, 2..16
   std::stop_token stop;
+  clone::CloneProgressCallback on_progress;  // the backup's restore (RestoreOptions)
 };
 
 struct PitrReport {
+  bool point_in_time = true;  // false: the backup alone (RestoreFromStore, no segments)
   std::string backup_id;
   std::string history;      // restored from
   std::string new_history;  // "" with as_primary false
@@ -82,6 +86,30 @@ struct PitrReport {
 };
 Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& archive,
                                       const PitrOptions& options);
+
+// A restore from the store to a target, what `replboot restore` without --backup and a primary
+// bootstrapping from the store (restore.target) share:
+//   target    segments archived in the chain   restored
+//   latest    none                             the newest backup alone, as it is: no replay
+//                                              and no new history (nothing to branch from)
+//   latest    some                             the newest backup, then every segment after it
+//                                              to the end of the chain, or to its first gap
+//                                              (named in PitrReport::stopped_by_gap)
+//   T or G    any                              PlanRestore's: exactly up to the target, or
+//                                              refused (kInvalidArgument) naming the range
+// PlanStoreRestore decides (pure: the view is listed already); RestoreFromStore carries it out
+// (PointInTimeRestore's steps for a plan with pitr, RestoreBackup for the backup alone).
+struct StoreRestorePlan {
+  archive::Manifest manifest;                 // the backup restored
+  std::optional<archive::RestorePlan> pitr;   // nullopt: the backup alone
+  std::string Describe() const;  // "backup X + 3 segments to 0-100-41" / "backup X alone"
+};
+Result<StoreRestorePlan> PlanStoreRestore(const ArchiveView& view,
+                                          const archive::RestoreTarget& target);
+// `options.target` as planned; cluster and history are the view's.
+Result<PitrReport> RestoreFromStore(const NodeSettings& settings, Archive& archive,
+                                    const ArchiveView& view, const StoreRestorePlan& plan,
+                                    const PitrOptions& options);
 
 // Binlog retention (archive/retention.h PlanSegmentRetention) once `kept` are the backups
 // retention keeps: the segments no kept backup needs, of every history of the cluster, are

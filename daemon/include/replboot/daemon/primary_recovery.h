@@ -148,11 +148,15 @@ struct RecoveryOptions {
   std::chrono::milliseconds recover_wait{60'000};   // bootstrap.recover_wait
   std::chrono::milliseconds round_interval{2'000};  // between surveys while waiting
   // [archive] configured: where the table says "initialize" (but not on the operator's
-  // override), the store is asked first. Ok(true): its newest backup of this cluster is
-  // committed in the datadir, with the promotion marker; Ok(false): the store holds no backup
-  // (a new cluster: initialize); an error (store unreachable, denied, backups of several
-  // clusters and none named) fails closed: logged, and asked again next round.
-  std::function<Result<bool>(std::stop_token)> restore_from_store;
+  // override), the store is asked first. A text: the store's backup of this cluster, and the
+  // archived binlog up to restore.target, are committed in the datadir with the promotion
+  // marker (the text says what was restored, for /status: plan "restore"); nullopt: the store
+  // holds no backup (a new cluster: initialize); an error fails closed: logged, shown in
+  // /status (plan "wait"), and asked again after StoreRetryDelay. kInvalidArgument is the
+  // store refusing what is asked of it (restore.target outside the restorable range, backups
+  // of several clusters and none named, another flavour): reason restore_refused; any other
+  // (unreachable, denied, a bad object) is store_unanswered.
+  std::function<Result<std::optional<std::string>>(std::stop_token)> restore_from_store;
   // A store that keeps failing is asked less often: the wait doubles from round_interval up
   // to this (a restore that fails late has downloaded the whole backup each time). Peers are
   // still surveyed before every attempt, so one that comes back is seen at once.

@@ -66,7 +66,8 @@ using CloneProgress = SharedView<CloneProgressView>;
 // The primary's datadir decision when it started with an empty datadir and asked its peers
 // (daemon/primary_recovery.h): set by the bootstrap (any thread), read by /status.
 struct BootstrapStatusView {
-  std::string plan;    // "" (nothing asked), "wait", "conflict", "clone", "initialize"
+  std::string plan;    // "" (nothing asked), "wait", "conflict", "clone", "initialize",
+                       // "restore" (from the store)
   std::string reason;  // a stable token, e.g. no_peers_in_dns, most_advanced_peer
   std::string detail;  // in words
   std::string donor;
