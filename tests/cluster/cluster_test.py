@@ -2,8 +2,10 @@
 read back on every replica, `up` again changes nothing, `scale` adds a node that clones itself
 from the one below, `sql` and `status` work without knowing sockets or passwords, `down` stops
 everything and keeps the datadirs, the next `up` restarts from them, `backup` and `restore` with
-the default file store (a restore over datadirs that hold data is refused without --force, which
-moves them aside), `down --purge` removes them.
+the default file store (rows after the backup archived from mysql-0's binlog; `restore --gtid G`
+has exactly the rows up to G; a target outside the archive is refused before anything stops; a
+restore over datadirs that hold data is refused without --force, which moves them aside),
+`down --purge` removes them.
 
 test_s3_backup_restore_every_datadir_lost is issue 23's acceptance: with LOCAL_CLUSTER_STORE=s3
 (a real S3 server, scripts/local-s3, on the subnet's .3): rows written, `backup`, more rows,
@@ -186,15 +188,34 @@ def test_up_scale_sql_status_down():
             assert m, r.stdout  # the highest ready replica, never the primary
             assert re.search(rf"^{m.group(1)}\s.*\scomplete$", r.stdout, re.M), r.stdout
             assert os.listdir(os.path.join(c.dir, "store")), "the file store under .cluster/store is empty"
+            # Rows after it, archived from mysql-0's binlog: a restore to the GTID position G
+            # has exactly those up to G (issue 24).
             insert_rows(c, 20, 5)
+            gtid = c.run("sql", "0", "SELECT @@gtid_binlog_pos").stdout.split()[-1]
+            insert_rows(c, 25, 5)
+            root_sql(0, "FLUSH BINARY LOGS")
+            data0 = os.path.join(c.dir, "mysql-0", "data")
+            with open(os.path.join(data0, "mysql-bin.index")) as f:
+                binlogs = [os.path.join(data0, os.path.basename(n.strip())) for n in f if n.strip()]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("REPLBOOT_")}
+            subprocess.run([replboot_bin(), "binlog", "archive-file", "--config", os.path.join(c.dir, "replboot.toml"),
+                            "--hostname", "mysql-0", "--datadir", data0, *binlogs],
+                           check=True, capture_output=True, env=env, timeout=120)
             pids = c.pids()
-            r = c.run("restore", check=False)
+            r = c.run("restore", "--gtid", gtid, check=False)
             assert r.returncode == 1 and "--force" in r.stderr, (r.returncode, r.stderr)
             assert c.pids() == pids and all(alive(p) for p in pids.values()), "a refused restore stopped nodes"
-            r = c.run("restore", "--force")
-            assert f"restored backup {m.group(1)}" in r.stdout and "demo.t: 20 rows" in r.stdout, r.stdout
+            # A target outside the archive: refused with the range before anything stops.
+            r = c.run("restore", "--force", "--time", "2099-01-01T00:00:00Z", check=False)
+            assert r.returncode == 1 and "nothing was stopped" in r.stderr and "restorable" in r.stderr, r.stderr
+            assert c.pids() == pids and all(alive(p) for p in pids.values()), "a refused target stopped nodes"
+            assert not glob.glob(os.path.join(c.dir, "mysql-*", "before-restore-*")), "a refused target moved datadirs"
+            r = c.run("restore", "--force", "--gtid", gtid)
+            assert re.search(rf"^restored backup {m.group(1)} \+ \d+ archived transactions to gtid {gtid} "
+                             rf"\(GTID [^)]+\): mysql-0 is the primary", r.stdout, re.M), r.stdout
+            assert "demo.t: 25 rows" in r.stdout, r.stdout
             for i in range(3):
-                wait_until(lambda: c.ids(i) == list(range(20)), 60, f"mysql-{i} to hold the backed-up rows")
+                wait_until(lambda: c.ids(i) == list(range(25)), 60, f"mysql-{i} to hold the rows up to the GTID")
                 aside = glob.glob(os.path.join(c.dir, f"mysql-{i}", "before-restore-*", "data", "demo"))
                 assert len(aside) == 1, f"mysql-{i}'s old datadir was not moved aside: {aside}"
 
