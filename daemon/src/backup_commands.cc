@@ -418,8 +418,7 @@ void AddBackupCommands(CLI::App& app) {
         } else {
           auto manifest = ChooseBackup(*opened->archive, *which, want);
           if (!manifest) return FailCommand("restore_failed", manifest.error());
-          std::cout << fmt::format("would restore backup {} alone (GTID {})\n",
-                                   manifest->backup_id,
+          std::cout << fmt::format("would restore backup {} alone (GTID {})\n", manifest->backup_id,
                                    manifest->gtid_position.empty() ? "-" : manifest->gtid_position);
         }
         cli::ExitCode() = cli::kExitOk;

@@ -3,9 +3,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 
 #include "replboot/api/server.h"
+#include "replboot/archive/schedule.h"
 #include "replboot/base/log.h"
 #include "replboot/clone/backup_server.h"
-#include "replboot/archive/schedule.h"
 #include "replboot/daemon/backup_scheduler.h"
 #include "replboot/daemon/backups.h"
 #include "replboot/daemon/clone_step.h"
@@ -211,7 +211,8 @@ Result<bool> NodeServices::RecoverPrimaryDatadir(NodeContext& ctx) {
           "backup {} + {} archived transactions to {} (GTID state {}); new history {}{}",
           report->backup_id, report->transactions, target.text,
           report->gtid_state.empty() ? "-" : report->gtid_state, report->new_history,
-          report->stopped_by_gap.empty() ? "" : "; the archive ends early: " + report->stopped_by_gap);
+          report->stopped_by_gap.empty() ? ""
+                                         : "; the archive ends early: " + report->stopped_by_gap);
     };
   }
   return RecoverPrimary(

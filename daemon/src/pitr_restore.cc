@@ -508,17 +508,17 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
 
 std::string StoreRestorePlan::Describe() const {
   if (!pitr) return fmt::format("backup {} alone (no binlog segment archived)", manifest.backup_id);
-  return fmt::format("backup {} + {} archived segments to {}{}", manifest.backup_id,
-                     pitr->segments.size(),
-                     pitr->target.kind == ar::RestoreTarget::Kind::kLatest
-                         ? (pitr->reach_state.empty() ? "the backup's point" : pitr->reach_state)
-                         : pitr->target.text,
-                     pitr->stopped_by_gap ? " (the archive ends early: " +
-                                                pitr->stopped_by_gap->Describe() + ")"
-                                          : "");
+  return fmt::format(
+      "backup {} + {} archived segments to {}{}", manifest.backup_id, pitr->segments.size(),
+      pitr->target.kind == ar::RestoreTarget::Kind::kLatest
+          ? (pitr->reach_state.empty() ? "the backup's point" : pitr->reach_state)
+          : pitr->target.text,
+      pitr->stopped_by_gap ? " (the archive ends early: " + pitr->stopped_by_gap->Describe() + ")"
+                           : "");
 }
 
-Result<StoreRestorePlan> PlanStoreRestore(const ArchiveView& view, const ar::RestoreTarget& target) {
+Result<StoreRestorePlan> PlanStoreRestore(const ArchiveView& view,
+                                          const ar::RestoreTarget& target) {
   const bool archived = std::any_of(view.chain.begin(), view.chain.end(),
                                     [](const ar::ChainPhase& p) { return !p.segments.empty(); });
   StoreRestorePlan out;

@@ -526,8 +526,7 @@ Result<bool> RecoverPrimary(const NodeSettings& settings, const RecoveryOptions&
         Log()->log(refused ? spdlog::level::err : spdlog::level::warn,
                    "event=primary_recovery_decision plan=wait reason={} round={} failures={} "
                    "retry_in_s={:.1f} detail={}",
-                   view.reason, round, store_failures,
-                   static_cast<double>(retry_in.count()) / 1000,
+                   view.reason, round, store_failures, static_cast<double>(retry_in.count()) / 1000,
                    log::Quote(restored.error().message()));
         if (!SleepFor(retry_in, stop))
           return Error(StatusCode::kCancelled, "stopped while asking the store");

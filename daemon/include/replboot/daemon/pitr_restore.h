@@ -100,8 +100,8 @@ Result<PitrReport> PointInTimeRestore(const NodeSettings& settings, Archive& arc
 // PlanStoreRestore decides (pure: the view is listed already); RestoreFromStore carries it out
 // (PointInTimeRestore's steps for a plan with pitr, RestoreBackup for the backup alone).
 struct StoreRestorePlan {
-  archive::Manifest manifest;                 // the backup restored
-  std::optional<archive::RestorePlan> pitr;   // nullopt: the backup alone
+  archive::Manifest manifest;                // the backup restored
+  std::optional<archive::RestorePlan> pitr;  // nullopt: the backup alone
   std::string Describe() const;  // "backup X + 3 segments to 0-100-41" / "backup X alone"
 };
 Result<StoreRestorePlan> PlanStoreRestore(const ArchiveView& view,
