@@ -8,6 +8,7 @@
 #include "replboot/clone/backup_server.h"
 #include "replboot/daemon/backup_scheduler.h"
 #include "replboot/daemon/backups.h"
+#include "replboot/daemon/binlog_archiver_wiring.h"
 #include "replboot/daemon/clone_step.h"
 #include "replboot/daemon/pitr_restore.h"
 #include "replboot/daemon/primary_recovery.h"
@@ -249,7 +250,23 @@ Status NodeServices::AfterReady(NodeContext& ctx) {
     return s.WithContext("replication");
   }
   StartBackupScheduler(ctx);
+  StartBinlogArchiver(ctx);
   return Status::Ok();
+}
+
+Result<clone::Endpoint> NodeServices::OwnBackupEndpoint(NodeContext& ctx) {
+  if (!backup_server_) {
+    return Error(StatusCode::kUnavailable,
+                 "this node's backup server is off (no backup.secret)");
+  }
+  auto listen = ListenEndpoint(ctx.config().backup.listen, "backup.listen");
+  if (!listen) return Error(listen.error());
+  auto address = listen->address();
+  if (address.is_unspecified()) {
+    address = address.is_v6() ? boost::asio::ip::address(boost::asio::ip::address_v6::loopback())
+                              : boost::asio::ip::address(boost::asio::ip::address_v4::loopback());
+  }
+  return clone::Endpoint(address, backup_server_->port());
 }
 
 void NodeServices::StartBackupScheduler(NodeContext& ctx) {
@@ -260,26 +277,14 @@ void NodeServices::StartBackupScheduler(NodeContext& ctx) {
   auto schedule = archive::ParseSchedule(a.schedule);
   if (a.store.empty() || !schedule || schedule->kind == archive::Schedule::Kind::kOff) return;
   auto log = log::Get("archive");
-  if (!backup_server_) {
-    // Scheduled backups stream from this node's own backup server, which needs backup.secret.
-    log->error("event=backup_schedule_disabled reason={}",
-               log::Quote("this node's backup server is off (no backup.secret)"));
-    node_->AddError("scheduled backups disabled: this node serves no backups");
+  // Scheduled backups stream from this node's own backup server, which needs backup.secret.
+  auto from = OwnBackupEndpoint(ctx);
+  if (!from) {
+    log->error("event=backup_schedule_disabled error={}", log::Quote(from.error().message()));
+    node_->AddError("scheduled backups disabled: " + from.error().message());
     return;
   }
-  auto listen = ListenEndpoint(ctx.config().backup.listen, "backup.listen");
-  if (!listen) {
-    log->error("event=backup_schedule_disabled error={}", log::Quote(listen.error().message()));
-    return;
-  }
-  auto address = listen->address();
-  if (address.is_unspecified()) {
-    address = address.is_v6() ? boost::asio::ip::address(boost::asio::ip::address_v6::loopback())
-                              : boost::asio::ip::address(boost::asio::ip::address_v4::loopback());
-  }
-  auto scheduler = BackupScheduler::Create(*ctx.settings,
-                                           clone::Endpoint(address, backup_server_->port()),
-                                           *node_);
+  auto scheduler = BackupScheduler::Create(*ctx.settings, *from, *node_);
   if (!scheduler) {
     log->error("event=backup_schedule_disabled error={}",
                log::Quote(scheduler.error().message()));
@@ -290,10 +295,34 @@ void NodeServices::StartBackupScheduler(NodeContext& ctx) {
   scheduler_->Start();
 }
 
+void NodeServices::StartBinlogArchiver(NodeContext& ctx) {
+  // Like the scheduler: once per run, on every node; the lease picks the one that archives.
+  if (binlog_archiver_ || !ctx.config().archive.binlog) return;
+  auto log = log::Get("binlog");
+  std::optional<clone::Endpoint> from;
+  if (auto own = OwnBackupEndpoint(ctx)) {
+    from = *own;
+  } else {
+    // The archive still runs; a gap is then reported without the backup that would start a
+    // new chain.
+    log->warn("event=binlog_gap_backups_disabled reason={}", log::Quote(own.error().message()));
+  }
+  auto archiver = LiveBinlogArchiver::Start(*ctx.settings, *node_, from);
+  if (!archiver) {
+    log->error("event=binlog_archive_disabled error={}", log::Quote(archiver.error().message()));
+    node_->AddError("binlog archive disabled: " + archiver.error().message());
+    return;
+  }
+  binlog_archiver_ = std::move(*archiver);
+}
+
 void NodeServices::Stop() {
-  // The scheduler first: a backup it is taking streams from the backup server below.
+  // The scheduler and the archiver first: a backup either is taking streams from the backup
+  // server below.
   if (scheduler_) scheduler_->Stop();
   scheduler_.reset();
+  if (binlog_archiver_) binlog_archiver_->Stop();
+  binlog_archiver_.reset();
   if (node_) node_->SetBackupSource({});  // before the backup server goes
   if (backup_server_) backup_server_->Stop();
   backup_io_.stop();

@@ -34,9 +34,15 @@ class RplStream final : public BinlogStream {
   RplStream& operator=(const RplStream&) = delete;
 
   Result<std::span<const uint8_t>> Next() override {
-    MARIADB_RPL_EVENT* ev = mariadb_rpl_fetch(rpl_, event_);
+    // The previous event is freed here and a new one fetched, never handed back for reuse:
+    // Connector/C 3.3 leaves an event passed in unusable when the fetch fails (a lost
+    // connection), and freeing it then crashed the process.
+    if (event_ != nullptr) {
+      mariadb_free_rpl_event(event_);
+      event_ = nullptr;
+    }
+    MARIADB_RPL_EVENT* ev = mariadb_rpl_fetch(rpl_, nullptr);
     if (ev == nullptr) {
-      // The event passed in stays ours on a failure (freed with the stream).
       last_errno_ = mysql_errno(mysql_) != 0 ? mysql_errno(mysql_) : mariadb_rpl_errno(rpl_);
       const char* text = mysql_errno(mysql_) != 0 ? mysql_error(mysql_) : mariadb_rpl_error(rpl_);
       const StatusCode code =

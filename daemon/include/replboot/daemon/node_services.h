@@ -13,6 +13,8 @@
 //                              most once (replica)
 //                              archive.schedule: the backup scheduler (backup_scheduler.h),
 //                              on every node, from the first time mysqld is ready
+//                              archive.binlog: the live binlog archiver
+//                              (binlog_archiver_wiring.h), on every node, likewise
 //   supervise (replica)        recovery_watcher.h: failure classes, the GTID comparison with
 //                              the primary, and the guarded automatic re-clone (the clone then
 //                              runs as prepare_datadir again, replacing the data)
@@ -28,6 +30,7 @@
 #include <thread>
 
 #include "replboot/base/status.h"
+#include "replboot/clone/clone.h"
 #include "replboot/daemon/bootstrap.h"
 #include "replboot/daemon/recovery_watcher.h"
 
@@ -41,6 +44,7 @@ class Server;
 namespace replboot::daemon {
 
 class BackupScheduler;
+class LiveBinlogArchiver;
 
 class NodeServices {
  public:
@@ -61,6 +65,10 @@ class NodeServices {
   Result<bool> RecoverPrimaryDatadir(NodeContext& ctx);
   Status AfterReady(NodeContext& ctx);
   void StartBackupScheduler(NodeContext& ctx);
+  void StartBinlogArchiver(NodeContext& ctx);
+  // This node's own backup server as a client reaches it (the listen address, loopback for a
+  // wildcard); an error when it serves none.
+  Result<clone::Endpoint> OwnBackupEndpoint(NodeContext& ctx);
   Result<bool> Supervise(NodeContext& ctx);
 
   std::unique_ptr<api::Server> node_;
@@ -69,6 +77,7 @@ class NodeServices {
   std::unique_ptr<clone::BackupServer> backup_server_;
   std::thread backup_thread_;
   std::unique_ptr<BackupScheduler> scheduler_;  // archive.schedule, from the first after_ready
+  std::unique_ptr<LiveBinlogArchiver> binlog_archiver_;  // archive.binlog, likewise
   bool backup_disabled_ = false;  // no backup.secret: said once
 };
 
